@@ -1,0 +1,161 @@
+"""The one place that adapts RecBole 1.2.1 to the current Python stack.
+
+RecBole 1.2.1 (2023) breaks on NumPy 2, setuptools >= 81, torch >= 2.6, and it switches
+on autograd anomaly detection for the whole process when its sequential models are
+imported. :func:`apply` repairs all four, once, and must run before anything imports
+``recbole``; ``import recbole_umi`` calls it. Each fix is a named function below so that
+tests can check it and a reader can see exactly what is changed and why.
+
+- :func:`restore_numpy_aliases`: NumPy 2 removed ``np.float_``, ``np.bool8``, ... that
+  RecBole (``Config.compatibility_settings``, ``layers.py``) and ray 2.6.3 use.
+- :func:`make_ray_importable`: ``recbole.quick_start`` imports ``ray`` at module load and
+  ray 2.6.3 needs ``pkg_resources``, gone from setuptools >= 81. We pin setuptools < 81 in
+  ``setup.cfg``; where that pin was overridden, a placeholder ``ray`` lets RecBole load and
+  fails with a clear message only if ray (RecBole's hyper-parameter tuning) is really used.
+- :func:`load_recbole_checkpoints_fully`: torch >= 2.6 loads with ``weights_only=True``;
+  RecBole's checkpoint pickles its ``Config`` with pickle protocol 4, whose opcodes torch's
+  weights-only unpickler rejects outright (so an allow-list of safe globals cannot work).
+  Only inside RecBole's trainer module, which reads the checkpoints its trainers wrote
+  (``resume_checkpoint``, ``evaluate(load_best_model=True)``), does ``torch.load`` default
+  to ``weights_only=False``; torch stays strict everywhere else. (RecBole's
+  ``load_data_and_model`` imports torch inside the function and is not covered: pass
+  ``weights_only=False`` to ``torch.load`` yourself for files you trust.)
+- :func:`import_sequential_models_without_anomaly_mode`: ``recbole/model/sequential_
+  recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)`` at import; we
+  import the package once here and restore the caller's anomaly setting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+import warnings
+
+import numpy as np
+import torch
+
+__all__ = [
+    "apply",
+    "restore_numpy_aliases",
+    "make_ray_importable",
+    "load_recbole_checkpoints_fully",
+    "CHECKPOINT_LOADING_MODULES",
+    "import_sequential_models_without_anomaly_mode",
+    "NUMPY_ALIASES",
+]
+
+# Aliases removed in NumPy 2.0 (and 1.24 for the bare builtins) that RecBole 1.2.1 or
+# ray 2.6.3 still reference, mapped to what they always meant.
+NUMPY_ALIASES = {
+    "float_": np.float64,
+    "complex_": np.complex128,
+    "unicode_": np.str_,
+    "string_": np.bytes_,
+    "bool8": np.bool_,
+    "int0": np.intp,
+    "uint0": np.uintp,
+    "float": float,
+    "int": int,
+    "bool": bool,
+    "complex": complex,
+    "object": object,
+    "str": str,
+    "long": int,
+    "unicode": str,
+}
+
+_applied = False
+
+
+def restore_numpy_aliases() -> list[str]:
+    """Put back the NumPy aliases RecBole and ray use; returns the names that were added."""
+    added = []
+    for name, value in NUMPY_ALIASES.items():
+        # np.bool is a real (new) scalar type again in NumPy 2: never overwrite a name
+        # numpy still defines.
+        if name not in np.__dict__:
+            setattr(np, name, value)
+            added.append(name)
+    return added
+
+
+def _ray_placeholder(reason: str) -> types.ModuleType:
+    """A stand-in ``ray`` module that raises ``ImportError(reason)`` on first real use."""
+
+    class _Unavailable(types.ModuleType):
+        def __getattr__(self, attr):
+            if attr.startswith("__"):
+                raise AttributeError(attr)
+            raise ImportError(reason)
+
+    module = _Unavailable("ray")
+    module.__path__ = []  # a package, so that `from ray import tune` reaches __getattr__
+    return module
+
+
+def make_ray_importable() -> bool:
+    """Make ``import ray`` (done by ``recbole.quick_start``) succeed; True if ray is real."""
+    if "ray" in sys.modules:
+        return hasattr(sys.modules["ray"], "__version__")
+    try:
+        with warnings.catch_warnings():
+            # setuptools 80 warns on `import pkg_resources`, which ray does at import.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            importlib.import_module("ray")
+        return True
+    except ImportError as error:
+        reason = (
+            f"ray could not be imported ({error}). RecBole needs ray only for hyper-parameter "
+            "tuning; ray 2.6.3 needs setuptools<81 (pkg_resources): "
+            "pip install 'setuptools<81'"
+        )
+        for name in [m for m in sys.modules if m == "ray" or m.startswith("ray.")]:
+            del sys.modules[name]
+        sys.modules["ray"] = _ray_placeholder(reason)
+        return False
+
+
+# RecBole modules whose `torch.load` calls read checkpoints that RecBole itself wrote.
+CHECKPOINT_LOADING_MODULES = ("recbole.trainer.trainer",)
+
+
+class _TorchWithFullCheckpointLoad(types.ModuleType):
+    """``torch`` as seen by RecBole's checkpoint-loading modules: ``load`` defaults to
+    ``weights_only=False``; every other attribute is torch's own."""
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(f, *args, **kwargs):
+        kwargs.setdefault("weights_only", False)
+        return torch.load(f, *args, **kwargs)
+
+
+def load_recbole_checkpoints_fully() -> None:
+    """Let RecBole reload the checkpoints it saves (they pickle its ``Config``)."""
+    for module_name in CHECKPOINT_LOADING_MODULES:
+        module = importlib.import_module(module_name)
+        if not isinstance(module.torch, _TorchWithFullCheckpointLoad):
+            module.torch = _TorchWithFullCheckpointLoad("torch")
+
+
+def import_sequential_models_without_anomaly_mode() -> None:
+    """Import RecBole's sequential models once, undoing sine.py's global anomaly switch."""
+    was_enabled = torch.is_anomaly_enabled()
+    importlib.import_module("recbole.model.sequential_recommender")
+    torch.autograd.set_detect_anomaly(was_enabled)
+
+
+def apply() -> None:
+    """Apply every fix, once; safe to call again."""
+    global _applied
+    if _applied:
+        return
+    restore_numpy_aliases()
+    make_ray_importable()
+    import_sequential_models_without_anomaly_mode()
+    load_recbole_checkpoints_fully()
+    _applied = True

@@ -1,0 +1,125 @@
+"""Config layering for the plugin.
+
+Priority, lowest first:
+
+1. RecBole's defaults (``overall.yaml``, its model and dataset YAML, its quick-start files);
+2. ``properties/model/<class>.yaml`` for each class of the model, base classes first
+   (``MultiInterestRecommender.yaml`` holds what all plugin models share);
+3. ``dataset_configs/<dataset>.yaml`` (this plugin's per-dataset settings);
+4. the user's ``config_file_list`` (``--config_files``);
+5. ``config_dict``;
+6. the command line (``--key=value``), passed explicitly as ``cmd_args``: a library call
+   never reads ``sys.argv`` (pytest's or a notebook's arguments are not config).
+
+Layers 2-3 are overlaid on RecBole's internal layer, so everything the user passes keeps
+beating them, exactly as it beats RecBole's own defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recbole.config import Config as RecBoleConfig
+
+from recbole_umi import registry
+
+__all__ = ["Config", "resource_dir", "model_properties_file", "dataset_config_file"]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def resource_dir(name: str) -> Path:
+    """Folder ``name`` (``properties`` or ``dataset_configs``) of the installed package.
+
+    A wheel carries it inside ``recbole_umi/``; a source checkout (and ``pip install -e``)
+    keeps it beside the package, at the repository root.
+    """
+    for candidate in (_PACKAGE_DIR / name, _PACKAGE_DIR.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"recbole-umi is installed without its {name}/ folder")
+
+
+def model_properties_file(model: str) -> Path:
+    return resource_dir("properties") / "model" / f"{model}.yaml"
+
+
+def dataset_config_file(dataset: str) -> Path:
+    return resource_dir("dataset_configs") / f"{dataset}.yaml"
+
+
+def parse_cmd_args(cmd_args: list[str]) -> dict[str, str]:
+    """``["--lr=0.1", ...]`` -> ``{"lr": "0.1"}``; anything else is an error."""
+    parsed: dict[str, str] = {}
+    for arg in cmd_args:
+        name, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if not name or not sep:
+            raise ValueError(f"command-line argument {arg!r} is not of the form --key=value")
+        if name in parsed and parsed[name] != value:
+            raise ValueError(f"--{name} is given twice with different values")
+        parsed[name] = value
+    return parsed
+
+
+class Config(RecBoleConfig):
+    """RecBole's ``Config`` that knows the plugin's models and YAML defaults.
+
+    Args:
+        model, dataset, config_file_list, config_dict: as in RecBole's ``Config``.
+        cmd_args: ``--key=value`` strings with the highest priority (the CLI's argv).
+    """
+
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None):
+        self._cmd_args = list(cmd_args or [])
+        super().__init__(model, dataset, config_file_list, config_dict)
+
+    def _load_cmd_line(self):
+        return self._convert_config_dict(parse_cmd_args(self._cmd_args))
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+            if model is None:
+                raise KeyError(
+                    "model must be given: as an argument, in a config file, in config_dict "
+                    "or on the command line (--model=UMI)"
+                )
+        if isinstance(model, str):
+            model_class = registry.get_model(model)
+        else:
+            model_class, model = model, model.__name__
+        if dataset is None:
+            dataset = self.external_config_dict.get("dataset")
+            if dataset is None:
+                raise KeyError(
+                    "dataset must be given: as an argument, in a config file, in "
+                    "config_dict or on the command line (--dataset=ml-100k)"
+                )
+        return model, model_class, dataset
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        class_layers = [model_properties_file(cls.__name__) for cls in reversed(model_class.__mro__)]
+        for layer in [*class_layers, dataset_config_file(dataset)]:
+            if layer.is_file():
+                added = self._update_internal_config_dict(str(layer)) or {}
+                if layer.parent.name == "dataset_configs":
+                    self.parameters["Dataset"] += [
+                        key for key in added if key not in self.parameters["Dataset"]
+                    ]
+
+    def _get_final_config_dict(self):
+        final = super()._get_final_config_dict()
+        _load_profile_fields(final)
+        return final
+
+
+def _load_profile_fields(final: dict) -> None:
+    """Make sure RecBole loads the configured ``profile_fields`` from the ``.user`` file."""
+    fields = final.get("profile_fields") or []
+    load_col = final.get("load_col")
+    if not fields or not isinstance(load_col, dict):
+        return  # no profile, or load_col is None (RecBole then loads every column)
+    user_columns = list(load_col.get("user") or [final.get("USER_ID_FIELD", "user_id")])
+    user_columns += [field for field in fields if field not in user_columns]
+    final["load_col"] = {**load_col, "user": user_columns}

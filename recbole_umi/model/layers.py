@@ -1,0 +1,101 @@
+"""Building blocks shared by the multi-interest models: squash, MLPs and routing."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+__all__ = ["squash", "MLP", "dynamic_routing", "SelfAttentiveExtractor", "MASKED_LOGIT"]
+
+# Logit given to padded positions so that a softmax gives them (numerically) zero weight.
+MASKED_LOGIT = -1e9
+
+
+def squash(z: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """Capsule squash (Eq 6): ``|z|^2 / (1 + |z|^2) * z / |z|`` along the last dim.
+
+    Shapes: ``... x d`` -> ``... x d``.
+    """
+    squared_norm = (z * z).sum(dim=-1, keepdim=True)
+    return squared_norm / (1.0 + squared_norm) * z / torch.sqrt(squared_norm + eps)
+
+
+class MLP(nn.Sequential):
+    """Two-layer perceptron ``Linear -> ReLU -> Linear`` with an optional output activation.
+
+    Shapes: ``... x in_size`` -> ``... x out_size``.
+    """
+
+    def __init__(self, in_size: int, hidden_size: int, out_size: int, output_activation: nn.Module | None = None):
+        layers = [nn.Linear(in_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, out_size)]
+        if output_activation is not None:
+            layers.append(output_activation)
+        super().__init__(*layers)
+
+
+def dynamic_routing(
+    votes: torch.Tensor,
+    mask: torch.Tensor,
+    initial_logits: torch.Tensor,
+    iterations: int,
+    item_weights: torch.Tensor | None = None,
+    accumulate: bool = False,
+) -> torch.Tensor:
+    """Behaviour-to-interest dynamic routing, in the three flavours the models need.
+
+    Every iteration: ``c_ij = softmax_j(b_ij)`` over the K interests (padded items get
+    c = 0), ``z_j = sum_i a_i c_ij u_ij``, ``v_j = squash(z_j)``, then the logits are
+    updated with the agreement ``u_ij . v_j``: replaced (UMI, Algorithm 1 line 8) or
+    accumulated (``accumulate=True``: MIND, ComiRec-DR). All iterations but the last see
+    the votes and item weights without gradient; the last one carries the gradient.
+
+    Args:
+        votes: u_ij, ``B x T x K x d`` (MIND's shared map is broadcast over K by the caller).
+        mask: ``B x T``, True for real items.
+        initial_logits: b_ij before the first iteration, ``B x T x K`` (no gradient).
+        iterations: t >= 1.
+        item_weights: a_i, ``B x T`` (UMI's UGANet), or None for uniform weights.
+        accumulate: ``b += u . v`` instead of ``b = u . v``.
+
+    Returns:
+        The interest capsules v, ``B x K x d``.
+    """
+    if iterations < 1:
+        raise ValueError(f"routing needs at least one iteration, got {iterations}")
+    mask = mask.to(votes.dtype).unsqueeze(-1)  # B x T x 1
+    weights = mask if item_weights is None else mask * item_weights.unsqueeze(-1)
+    logits = initial_logits.detach()
+    for iteration in range(iterations):
+        last = iteration == iterations - 1
+        u = votes if last else votes.detach()
+        w = weights if last else weights.detach()
+        coupling = torch.softmax(logits, dim=-1) * w  # B x T x K; a_i c_ij
+        capsules = squash(torch.einsum("btk,btkd->bkd", coupling, u))
+        if not last:
+            agreement = torch.einsum("btkd,bkd->btk", u, capsules)
+            logits = logits + agreement if accumulate else agreement
+    return capsules
+
+
+class SelfAttentiveExtractor(nn.Module):
+    """ComiRec-SA's multi-head self-attention over the history (Lin et al., ICLR'17).
+
+    ``A = softmax_T(W2 tanh(W1 H^T))`` with one head per interest, masked over padding;
+    ``V = A^T H``.
+
+    Shapes: ``H: B x T x d``, ``mask: B x T`` -> ``B x K x d``.
+    """
+
+    def __init__(self, embedding_size: int, hidden_size: int, n_interests: int):
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.Linear(embedding_size, hidden_size, bias=False),
+            nn.Tanh(),
+            nn.Linear(hidden_size, n_interests, bias=False),
+        )
+
+    def forward(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = self.attention(history)  # B x T x K
+        scores = scores.masked_fill(~mask.unsqueeze(-1), MASKED_LOGIT)
+        attention = torch.softmax(scores, dim=1)
+        return torch.einsum("btk,btd->bkd", attention, history)

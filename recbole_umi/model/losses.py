@@ -1,0 +1,188 @@
+"""Training objectives shared by every multi-interest model (paper, section 3.5).
+
+All losses work on the interest-candidate score tensor ``S = O_u E_c^T`` of shape
+``B x K x C`` (K interests, C candidates) and turn it into one logit per candidate:
+
+- without harder negatives (Eq 10-11) the positive picks the interest
+  ``k* = argmax_k S[:, k, pos]`` and every candidate is scored with that same interest
+  (MIND's label-aware attention with a finite power p mixes the interests instead);
+- with harder negatives (Eq 12-13) every candidate j is scored with its own best
+  interest, ``logit_j = max_k S[:, k, j]``.
+
+The logits go through softmax cross-entropy with the positive as the label (Eq 14), over
+sampled negatives (``sampled_softmax``) or over the whole catalogue (``full_softmax``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "LOSS_TYPES",
+    "NEGATIVE_SAMPLERS",
+    "LossConfigError",
+    "readout_logits",
+    "NegativeSampler",
+    "MultiInterestLoss",
+]
+
+LOSS_TYPES = ("sampled_softmax", "full_softmax")
+NEGATIVE_SAMPLERS = ("uniform", "popularity")
+_EXCLUDED = float("-inf")
+
+
+class LossConfigError(ValueError):
+    """The loss settings in the config are invalid."""
+
+
+def readout_logits(
+    scores: torch.Tensor,
+    positive_column: torch.Tensor,
+    harder_negatives: bool,
+    readout_power: float = math.inf,
+) -> torch.Tensor:
+    """One logit per candidate from the interest scores.
+
+    Args:
+        scores: ``B x K x C``, ``S[b, k, j] = o_k . e_j``.
+        positive_column: ``B``, the column of each row's positive candidate.
+        harder_negatives: each candidate takes its own best interest (Eq 12-13).
+        readout_power: without HN, ``inf`` selects the positive's best interest (Eq 10);
+            a finite p weights the interests by ``softmax_k(S[:, k, pos] ** p)`` (MIND's
+            label-aware attention).
+
+    Returns:
+        ``B x C`` logits.
+    """
+    if harder_negatives:
+        return scores.max(dim=1).values
+    positive_scores = scores.gather(
+        2, positive_column.view(-1, 1, 1).expand(-1, scores.size(1), 1)
+    ).squeeze(2)  # B x K
+    if math.isinf(readout_power):
+        chosen = positive_scores.argmax(dim=1)  # B
+        return scores.gather(1, chosen.view(-1, 1, 1).expand(-1, 1, scores.size(2))).squeeze(1)
+    weights = torch.softmax(positive_scores.pow(readout_power), dim=1)  # B x K
+    return torch.einsum("bk,bkc->bc", weights, scores)
+
+
+class NegativeSampler(nn.Module):
+    """Draws negative item ids (1 .. n_items-1; 0 is padding), with replacement.
+
+    Args:
+        n_items: RecBole's ``n_items`` (padding id 0 included).
+        distribution: ``uniform`` or ``popularity`` (proportional to training counts).
+        item_counts: ``n_items`` training counts, needed for ``popularity``.
+    """
+
+    def __init__(self, n_items: int, distribution: str = "uniform", item_counts: torch.Tensor | None = None):
+        super().__init__()
+        if distribution not in NEGATIVE_SAMPLERS:
+            raise LossConfigError(
+                f"negative_sampler must be one of {NEGATIVE_SAMPLERS}, got {distribution!r}"
+            )
+        self.n_items = n_items
+        self.distribution = distribution
+        if distribution == "popularity":
+            probabilities = item_counts.double().clone()
+            probabilities[0] = 0.0
+            if probabilities.sum() <= 0:
+                raise LossConfigError("popularity sampling needs items with training interactions")
+            self.register_buffer("probabilities", probabilities / probabilities.sum(), persistent=False)
+
+    def forward(self, batch_size: int, n_negatives: int, device=None) -> torch.Tensor:
+        """``batch_size x n_negatives`` item ids."""
+        if self.distribution == "uniform":
+            return torch.randint(1, self.n_items, (batch_size, n_negatives), device=device)
+        flat = torch.multinomial(self.probabilities, batch_size * n_negatives, replacement=True)
+        return flat.view(batch_size, n_negatives).to(device)
+
+
+class MultiInterestLoss(nn.Module):
+    """Softmax cross-entropy of the positive item against negatives, for K interests.
+
+    Args:
+        loss_type: ``sampled_softmax`` (``n_negatives`` per positive) or ``full_softmax``.
+        harder_negatives: score each candidate with its own best interest (HN).
+        n_negatives: negatives per positive for ``sampled_softmax``.
+        sampler: draws the negatives.
+        temperature: logits are divided by it (tau > 0).
+        readout_power: see :func:`readout_logits`.
+
+    A sampled negative equal to the row's positive (an accidental hit) is left out of
+    that row's softmax; in ``full_softmax`` the padding item 0 is left out.
+    """
+
+    def __init__(
+        self,
+        loss_type: str,
+        harder_negatives: bool,
+        n_negatives: int,
+        sampler: NegativeSampler,
+        temperature: float = 1.0,
+        readout_power: float = math.inf,
+    ):
+        super().__init__()
+        if loss_type not in LOSS_TYPES:
+            raise LossConfigError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+        real_items = sampler.n_items - 1
+        if loss_type == "sampled_softmax" and not 1 <= n_negatives < real_items:
+            raise LossConfigError(
+                f"n_negatives must be between 1 and the number of items - 1 ({real_items - 1}), "
+                f"got {n_negatives}"
+            )
+        if not temperature > 0:
+            raise LossConfigError(f"softmax_temperature must be > 0, got {temperature}")
+        self.loss_type = loss_type
+        self.harder_negatives = bool(harder_negatives)
+        self.n_negatives = int(n_negatives)
+        self.sampler = sampler
+        self.temperature = float(temperature)
+        self.readout_power = float(readout_power)
+
+    @classmethod
+    def from_config(cls, config, dataset) -> "MultiInterestLoss":
+        n_items = dataset.num(dataset.iid_field)
+        distribution = config["negative_sampler"]
+        counts = None
+        if distribution == "popularity":
+            counts = torch.zeros(n_items)
+            for item, count in dataset.item_counter.items():
+                counts[item] = count
+        return cls(
+            loss_type=config["loss_type"],
+            harder_negatives=config["harder_negatives"],
+            n_negatives=config["n_negatives"],
+            sampler=NegativeSampler(n_items, distribution, counts),
+            temperature=config["softmax_temperature"],
+            readout_power=config["readout_power"] if "readout_power" in config else math.inf,
+        )
+
+    def forward(self, interests: torch.Tensor, positives: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the batch.
+
+        Args:
+            interests: O_u, ``B x K x d``.
+            positives: ``B`` positive item ids.
+            item_table: ``n_items x d`` item embeddings.
+        """
+        if self.loss_type == "full_softmax":
+            scores = torch.einsum("bkd,nd->bkn", interests, item_table)
+            logits = readout_logits(scores, positives, self.harder_negatives, self.readout_power)
+            logits = logits / self.temperature
+            logits[:, 0] = _EXCLUDED
+            return F.cross_entropy(logits, positives)
+        negatives = self.sampler(positives.size(0), self.n_negatives, positives.device)
+        candidates = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # B x (1 + n)
+        scores = torch.einsum("bkd,bcd->bkc", interests, item_table[candidates])
+        first = torch.zeros_like(positives)
+        logits = readout_logits(scores, first, self.harder_negatives, self.readout_power)
+        logits = logits / self.temperature
+        accidental_hit = torch.zeros_like(candidates, dtype=torch.bool)
+        accidental_hit[:, 1:] = negatives == positives.unsqueeze(1)
+        logits = logits.masked_fill(accidental_hit, _EXCLUDED)
+        return F.cross_entropy(logits, first)

@@ -1,0 +1,98 @@
+"""User-profile embedding: the profile hook every plugin model builds on."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from recbole.utils import FeatureType
+
+__all__ = ["ProfileEmbedding", "ProfileConfigError"]
+
+
+class ProfileConfigError(ValueError):
+    """The configured profile fields do not fit the dataset."""
+
+
+class ProfileEmbedding(nn.Module):
+    """Embeds C user-profile fields, one table per field.
+
+    Token fields are embedded directly (RecBole maps tokens to ids, 0 being padding /
+    unknown). Float fields are first bucketised into ``n_float_buckets`` quantile buckets
+    of the training users' values (paper, section 3.2), then embedded like tokens.
+
+    Args:
+        dataset: a loaded RecBole dataset with user features.
+        fields: profile field names, e.g. ``["age", "gender", "occupation"]``; C >= 1.
+        embedding_size: d_f, the size of each field's embedding.
+        n_float_buckets: buckets for float fields.
+
+    Shapes: ``forward(interaction)`` returns ``(profile, per_field)`` with profile
+    ``B x (C * d_f)`` (the concatenation e_u) and per_field ``B x C x d_f``.
+    """
+
+    def __init__(self, dataset, fields: list[str], embedding_size: int, n_float_buckets: int = 10):
+        super().__init__()
+        self.fields = list(fields)
+        self.embedding_size = embedding_size
+        check_profile_fields(dataset, self.fields)
+        self.tables = nn.ModuleList()
+        self.float_fields: list[str] = []
+        for field in self.fields:
+            if dataset.field2type[field] == FeatureType.TOKEN:
+                num_embeddings = dataset.num(field)
+            else:
+                values = dataset.user_feat[field].float().flatten()
+                values = values[~torch.isnan(values)]
+                quantiles = torch.linspace(0, 1, n_float_buckets + 1)[1:-1]
+                edges = torch.quantile(values, quantiles).unique()
+                self.register_buffer(f"bucket_edges_{field}", edges)
+                self.float_fields.append(field)
+                num_embeddings = len(edges) + 2  # bucket ids 1..len+1, 0 for missing
+            self.tables.append(nn.Embedding(num_embeddings, embedding_size, padding_idx=0))
+
+    @property
+    def output_size(self) -> int:
+        """d_u = C * d_f."""
+        return len(self.fields) * self.embedding_size
+
+    def field_ids(self, interaction) -> list[torch.Tensor]:
+        """The id of each field for each user in the batch: C tensors of shape B."""
+        ids = []
+        for field in self.fields:
+            value = interaction[field]
+            if field in self.float_fields:
+                value = value.float().reshape(-1)
+                bucket = torch.bucketize(value, getattr(self, f"bucket_edges_{field}")) + 1
+                value = torch.where(torch.isnan(value), torch.zeros_like(bucket), bucket)
+            ids.append(value.long().reshape(-1))
+        return ids
+
+    def forward(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
+        per_field = torch.stack(
+            [table(ids) for table, ids in zip(self.tables, self.field_ids(interaction))], dim=1
+        )
+        return per_field.flatten(1), per_field
+
+
+def check_profile_fields(dataset, fields: list[str]) -> None:
+    """Fail at start-up, naming the field, if a configured profile field is unusable."""
+    if not fields:
+        raise ProfileConfigError("profile_fields is empty: a profile model needs at least one field")
+    available = [] if dataset.user_feat is None else list(dataset.user_feat.columns)
+    for field in fields:
+        if field not in available:
+            where = (
+                f"the dataset {dataset.dataset_name!r} has no user features loaded "
+                f"(no {dataset.dataset_name}.user file, or load_col lacks 'user')"
+                if dataset.user_feat is None
+                else f"the loaded user features are {sorted(available)}"
+            )
+            raise ProfileConfigError(
+                f"profile field {field!r} is not available: {where}. Set profile_fields to "
+                f"fields of the .user file and list them in load_col['user']."
+            )
+        if dataset.field2type[field] not in (FeatureType.TOKEN, FeatureType.FLOAT):
+            raise ProfileConfigError(
+                f"profile field {field!r} has type {dataset.field2type[field].value}; "
+                "only token and float fields can be profile fields"
+            )
