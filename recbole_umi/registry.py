@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import recbole.model
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
@@ -23,13 +26,15 @@ def get_model(model_name: str):
     """The model class called ``model_name``, looked up in the plugin, then in RecBole."""
     if model_name in PLUGIN_MODELS:
         return PLUGIN_MODELS[model_name]
-    try:
-        return recbole_get_model(model_name)
-    except ValueError:
+    # RecBole's own search imports its exlib package (lightgbm, xgboost) for any unknown
+    # name; look for the model's file first so a typo gets a clear message instead.
+    model_dir = Path(recbole.model.__file__).parent
+    if not list(model_dir.glob(f"*_recommender/{model_name.lower()}.py")):
         raise ValueError(
             f"Unknown model {model_name!r}: it is neither a recbole-umi model "
             f"({', '.join(sorted(PLUGIN_MODELS))}) nor one of RecBole's built-in models."
-        ) from None
+        )
+    return recbole_get_model(model_name)
 
 
 def get_trainer(model_type, model_name: str):

@@ -129,6 +129,8 @@ class MultiInterestLoss(nn.Module):
         super().__init__()
         if loss_type not in LOSS_TYPES:
             raise LossConfigError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+        if not isinstance(harder_negatives, bool):
+            raise LossConfigError(f"harder_negatives must be True or False, got {harder_negatives!r}")
         real_items = sampler.n_items - 1
         if loss_type == "sampled_softmax" and not 1 <= n_negatives < real_items:
             raise LossConfigError(
@@ -138,7 +140,7 @@ class MultiInterestLoss(nn.Module):
         if not temperature > 0:
             raise LossConfigError(f"softmax_temperature must be > 0, got {temperature}")
         self.loss_type = loss_type
-        self.harder_negatives = bool(harder_negatives)
+        self.harder_negatives = harder_negatives
         self.n_negatives = int(n_negatives)
         self.sampler = sampler
         self.temperature = float(temperature)

@@ -1,0 +1,168 @@
+"""Routing and losses against small examples computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing, squash
+from recbole_umi.model.losses import LossConfigError, MultiInterestLoss, NegativeSampler, readout_logits
+
+
+def test_squash_scales_length_and_keeps_direction():
+    # |z|^2 = 25 -> length 25/26, direction (0.6, 0.8)
+    out = squash(torch.tensor([[3.0, 4.0]]))
+    assert torch.allclose(out, torch.tensor([[25 / 26 * 0.6, 25 / 26 * 0.8]]), atol=1e-6)
+    assert torch.allclose(squash(torch.zeros(1, 2)), torch.zeros(1, 2))
+
+
+# One user, two items, two interests, d = 2.
+VOTES = torch.tensor([[[[2.0, 0.0], [0.0, 2.0]], [[0.0, 4.0], [4.0, 0.0]]]])  # B x T x K x d
+INITIAL = torch.tensor([[[0.0, 0.0], [math.log(3.0), 0.0]]])  # c = [.5 .5], [.75 .25]
+ITEM_WEIGHTS = torch.tensor([[1.0, 0.5]])
+
+
+def expected_capsules_after_one_iteration():
+    # z_0 = 1 * .5 * (2, 0) + .5 * .75 * (0, 4) = (1, 1.5); z_1 = .5 * (0, 2) + .5 * .25 * (4, 0) = (.5, 1)
+    z = torch.tensor([[1.0, 1.5], [0.5, 1.0]])
+    norm2 = (z * z).sum(-1, keepdim=True)  # 3.25, 1.25
+    return norm2 / (1 + norm2) * z / norm2.sqrt()
+
+
+def test_one_routing_iteration_with_known_weights():
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    capsules = dynamic_routing(VOTES, mask, INITIAL, iterations=1, item_weights=ITEM_WEIGHTS)
+    assert torch.allclose(capsules[0], expected_capsules_after_one_iteration(), atol=1e-6)
+
+
+def test_padded_item_gets_no_routing_weight():
+    mask = torch.tensor([[True, False]])
+    capsules = dynamic_routing(VOTES, mask, INITIAL, iterations=1, item_weights=ITEM_WEIGHTS)
+    # only item 0 with c = (.5, .5): z_0 = (1, 0), z_1 = (0, 1) -> squash length 1/2
+    assert torch.allclose(capsules[0], torch.tensor([[0.5, 0.0], [0.0, 0.5]]), atol=1e-6)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_second_iteration_replaces_or_accumulates_logits(accumulate):
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    v = expected_capsules_after_one_iteration()
+    agreement = torch.einsum("tkd,kd->tk", VOTES[0], v)
+    logits = INITIAL[0] + agreement if accumulate else agreement
+    c = torch.softmax(logits, dim=-1) * ITEM_WEIGHTS[0].unsqueeze(-1)
+    expected = squash(torch.einsum("tk,tkd->kd", c, VOTES[0]))
+    capsules = dynamic_routing(VOTES, mask, INITIAL, iterations=2, item_weights=ITEM_WEIGHTS, accumulate=accumulate)
+    assert torch.allclose(capsules[0], expected, atol=1e-6)
+
+
+def test_only_last_routing_iteration_carries_gradient():
+    votes = VOTES.clone().requires_grad_(True)
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    dynamic_routing(votes, mask, INITIAL, iterations=3).sum().backward()
+    grad_full = votes.grad.clone()
+    votes.grad = None
+    # the gradient equals that of one iteration started from the (detached) logits of iteration 3
+    with torch.no_grad():
+        v1 = dynamic_routing(votes, mask, INITIAL, iterations=1)
+        b2 = torch.einsum("btkd,bkd->btk", votes, v1)
+        v2 = squash(torch.einsum("btk,btkd->bkd", torch.softmax(b2, -1), votes))
+        b3 = torch.einsum("btkd,bkd->btk", votes, v2)
+    dynamic_routing(votes, mask, b3, iterations=1).sum().backward()
+    assert torch.allclose(grad_full, votes.grad, atol=1e-6)
+
+
+def test_self_attention_ignores_padding():
+    extractor = SelfAttentiveExtractor(embedding_size=2, hidden_size=3, n_interests=2)
+    history = torch.tensor([[[1.0, 2.0], [5.0, -1.0]]])
+    out = extractor(history, torch.tensor([[True, False]]))
+    assert torch.allclose(out, history[:, :1].expand(1, 2, 2))
+
+
+# Two interests, three candidates (positive first): S = O E^T = [[2, 0, 1], [1, 3, 1]].
+INTERESTS = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+ITEMS = torch.tensor([[0.0, 0.0], [2.0, 1.0], [0.0, 3.0], [1.0, 1.0]])  # id 0 = padding
+
+
+class FixedSampler(NegativeSampler):
+    def __init__(self, negatives):
+        super().__init__(n_items=4)
+        self.negatives = torch.tensor(negatives)
+
+    def forward(self, batch_size, n_negatives, device=None):
+        return self.negatives.expand(batch_size, -1)
+
+
+def test_hn_and_non_hn_logits():
+    scores = torch.einsum("bkd,cd->bkc", INTERESTS, ITEMS[1:])
+    first = torch.zeros(1, dtype=torch.long)
+    # without HN the positive picks interest 0 (2 > 1) and scores every candidate with it
+    assert readout_logits(scores, first, harder_negatives=False).tolist() == [[2.0, 0.0, 1.0]]
+    # with HN every candidate picks its own best interest
+    assert readout_logits(scores, first, harder_negatives=True).tolist() == [[2.0, 3.0, 1.0]]
+    # label-aware attention with power 1: weights softmax(2, 1)
+    w = torch.softmax(torch.tensor([2.0, 1.0]), 0)
+    mixed = readout_logits(scores, first, harder_negatives=False, readout_power=1.0)
+    assert torch.allclose(mixed, (w[0] * torch.tensor([2.0, 0, 1]) + w[1] * torch.tensor([1.0, 3, 1])).unsqueeze(0))
+
+
+@pytest.mark.parametrize(
+    "harder_negatives, expected",
+    [
+        (False, math.log(1 + math.exp(-2) + math.exp(-1))),  # -log e^2 / (e^2 + e^0 + e^1) = 0.407606
+        (True, math.log(1 + math.exp(1) + math.exp(-1))),  # -log e^2 / (e^2 + e^3 + e^1) = 1.407606
+    ],
+)
+def test_sampled_softmax_loss_value(harder_negatives, expected):
+    loss = MultiInterestLoss("sampled_softmax", harder_negatives, 2, FixedSampler([2, 3]))
+    value = loss(INTERESTS, torch.tensor([1]), ITEMS)
+    assert value.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_temperature_divides_logits():
+    loss = MultiInterestLoss("sampled_softmax", True, 2, FixedSampler([2, 3]), temperature=2.0)
+    expected = math.log(1 + math.exp(0.5) + math.exp(-0.5))  # logits (1, 1.5, .5)
+    assert loss(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_accidental_hit_is_left_out():
+    loss = MultiInterestLoss("sampled_softmax", True, 2, FixedSampler([1, 3]))
+    expected = math.log(1 + math.exp(-1))  # only the negative item 3 (logit 1) remains
+    assert loss(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_full_softmax_skips_padding_item():
+    loss = MultiInterestLoss("full_softmax", True, 1, NegativeSampler(4))
+    expected = math.log(1 + math.exp(1) + math.exp(-1))  # all items 1..3, not item 0
+    assert loss(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_popularity_sampler_follows_counts():
+    torch.manual_seed(0)
+    sampler = NegativeSampler(4, "popularity", torch.tensor([0.0, 1.0, 0.0, 3.0]))
+    draws = sampler(1000, 4)
+    assert set(draws.unique().tolist()) == {1, 3}
+    assert 0.70 < (draws == 3).float().mean().item() < 0.80
+
+
+def test_uniform_sampler_never_draws_padding():
+    draws = NegativeSampler(4)(500, 4)
+    assert draws.min().item() >= 1 and draws.max().item() <= 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"loss_type": "BPR"}, "loss_type"),
+        ({"n_negatives": 3}, "n_negatives"),  # 3 real items: at most 2 negatives besides the positive
+        ({"n_negatives": 0}, "n_negatives"),
+        ({"temperature": 0.0}, "softmax_temperature"),
+    ],
+)
+def test_invalid_loss_settings_fail_clearly(kwargs, message):
+    settings = {"loss_type": "sampled_softmax", "harder_negatives": True, "n_negatives": 1, "sampler": NegativeSampler(4)}
+    with pytest.raises(LossConfigError, match=message):
+        MultiInterestLoss(**{**settings, **kwargs})
+
+
+def test_unknown_sampler_fails_clearly():
+    with pytest.raises(LossConfigError, match="negative_sampler"):
+        NegativeSampler(4, "zipf")

@@ -1,0 +1,82 @@
+"""Contracts every plugin model must honour, run against each model and loss."""
+
+import pytest
+import torch
+
+from recbole_umi.registry import PLUGIN_MODELS
+from tests.conftest import build
+
+MODELS = sorted(PLUGIN_MODELS)
+LOSSES = {
+    "sampled": {"loss_type": "sampled_softmax", "harder_negatives": False},
+    "sampled+HN": {"loss_type": "sampled_softmax", "harder_negatives": True},
+    "full": {"loss_type": "full_softmax", "harder_negatives": False},
+}
+
+
+def first_batch(train_data):
+    return next(iter(train_data))
+
+
+@pytest.fixture(params=MODELS)
+def built(request, tiny_data):
+    return build(tiny_data, request.param, n_interests=3)
+
+
+def test_interest_and_score_shapes(built):
+    config, train_data, _, model = built
+    batch = first_batch(train_data)
+    model.eval()
+    interests = model(batch)
+    assert interests.shape == (len(batch), 3, config["embedding_size"])
+    assert model.item_embeddings().shape == (model.n_items, config["embedding_size"])
+    assert model.full_sort_predict(batch).shape == (len(batch), model.n_items)
+    assert model.predict(batch).shape == (len(batch),)
+
+
+def test_predict_equals_gathered_full_sort_predict(built):
+    _, train_data, _, model = built
+    batch = first_batch(train_data)
+    model.eval()
+    with torch.no_grad():
+        full = model.full_sort_predict(batch)
+        gathered = full.gather(1, batch[model.ITEM_ID].unsqueeze(1)).squeeze(1)
+        assert torch.allclose(model.predict(batch), gathered, atol=1e-5)
+
+
+def test_padding_item_does_not_change_interests(built):
+    _, train_data, _, model = built
+    batch = first_batch(train_data)
+    assert (batch[model.ITEM_SEQ] == 0).any(), "the batch must contain padded histories"
+    model.eval()
+    with torch.no_grad():
+        before = model(batch)
+        model.item_embedding.weight[0] = torch.randn(model.embedding_size) * 10
+        after = model(batch)
+    assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_evaluation_is_repeatable(built):
+    _, train_data, _, model = built
+    batch = first_batch(train_data)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(batch), model(batch))
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_loss_is_finite_and_decreases(tiny_data, model_name, loss):
+    _, train_data, _, model = build(tiny_data, model_name, **LOSSES[loss])
+    batch = first_batch(train_data)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    torch.manual_seed(0)
+    losses = []
+    for _ in range(30):
+        optimizer.zero_grad()
+        value = model.calculate_loss(batch)
+        assert torch.isfinite(value)
+        value.backward()
+        optimizer.step()
+        losses.append(value.item())
+    assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5, losses
