@@ -3,7 +3,8 @@
 Priority, lowest first:
 
 1. RecBole's defaults (``overall.yaml``, its model and dataset YAML, its quick-start files);
-2. ``properties/model/<class>.yaml`` for each class of the model, base classes first
+2. ``properties/overall.yaml`` (plugin-wide defaults: the evaluation protocol), then
+   ``properties/model/<class>.yaml`` for each class of the model, base classes first
    (``MultiInterestRecommender.yaml`` holds what all plugin models share);
 3. ``dataset_configs/<dataset>.yaml`` (this plugin's per-dataset settings);
 4. the user's ``config_file_list`` (``--config_files``);
@@ -100,7 +101,8 @@ class Config(RecBoleConfig):
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
         class_layers = [model_properties_file(cls.__name__) for cls in reversed(model_class.__mro__)]
-        for layer in [*class_layers, dataset_config_file(dataset)]:
+        overall = resource_dir("properties") / "overall.yaml"
+        for layer in [overall, *class_layers, dataset_config_file(dataset)]:
             if layer.is_file():
                 added = self._update_internal_config_dict(str(layer)) or {}
                 if layer.parent.name == "dataset_configs":

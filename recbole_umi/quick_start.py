@@ -6,10 +6,10 @@ import argparse
 import sys
 from logging import getLogger
 
-from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_environment, init_logger, init_seed, set_color
 
 from recbole_umi.config import Config
+from recbole_umi.data import create_dataset, data_preparation, paper_metric_names
 from recbole_umi.registry import get_model, get_trainer
 
 __all__ = ["run", "main", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
@@ -40,7 +40,6 @@ def run(
     logger.info(config)
 
     dataset_ = create_dataset(config)
-    logger.info(dataset_)
     train_data, valid_data, test_data = data_preparation(config, dataset_)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
@@ -84,4 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     for label, key in (("best valid", "best_valid_result"), ("test result", "test_result")):
         metrics = {name: round(float(value), 4) for name, value in (result[key] or {}).items()}
         print(f"{label}: {metrics}")
+    paper = paper_metric_names(result["test_result"] or {})
+    if paper:
+        print("test, the paper's names (HitRate@N = recall@N): " + ", ".join(f"{k} {v:.4f}" for k, v in paper.items()))
     return result

@@ -1,0 +1,210 @@
+"""The paper's evaluation protocol ("strong generalization") inside RecBole.
+
+``eval_protocol: user_split`` replaces RecBole's next-item leave-one-out:
+
+- users, not interactions, are split ``user_split_ratios`` (default 80/10/10) into
+  train / validation / test, with the seed ``user_split_seed``: the same split for every
+  model and every training seed;
+- training users give one sample per target position, with up to T = ``MAX_ITEM_LIST_
+  LENGTH`` preceding items as history (RecBole's usual sequence augmentation);
+- each validation / test user is ONE row: the first ``history_share`` (90%) of the user's
+  chronological sequence is the history (its last T items are fed to the model), ALL the
+  remaining items are the positives. At least one item is kept on each side; users with
+  fewer than 2 interactions cannot be evaluated and are left out (and counted in the log).
+
+RecBole's evaluator then computes the paper's metrics under RecBole's names:
+``recall@N`` is the paper's HitRate@N (Eq 15) and ``precision@N`` its Precision@N
+(Eq 16). RecBole's ``hit@N`` is a different metric (share of users with any hit).
+``eval_protocol: recbole`` keeps RecBole's own splitting (``eval_args``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from logging import getLogger
+
+import numpy as np
+import torch
+from recbole.data import create_dataset as recbole_create_dataset
+from recbole.data import data_preparation as recbole_data_preparation
+from recbole.data.dataloader import FullSortEvalDataLoader, TrainDataLoader
+from recbole.data.dataset import SequentialDataset
+from recbole.data.interaction import Interaction
+from recbole.utils import ModelType, set_color
+
+__all__ = [
+    "EVAL_PROTOCOLS",
+    "ProtocolConfigError",
+    "UserSplitDataset",
+    "UserSplitEvalDataLoader",
+    "create_dataset",
+    "data_preparation",
+    "paper_metric_names",
+    "history_cut",
+]
+
+EVAL_PROTOCOLS = ("recbole", "user_split")
+
+
+class ProtocolConfigError(ValueError):
+    """The evaluation-protocol settings are invalid."""
+
+
+def check_protocol_config(config) -> str:
+    """Validate the protocol keys; returns the protocol name."""
+    protocol = config["eval_protocol"]
+    if protocol not in EVAL_PROTOCOLS:
+        raise ProtocolConfigError(f"eval_protocol must be one of {EVAL_PROTOCOLS}, got {protocol!r}")
+    if protocol == "recbole":
+        return protocol
+    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+        raise ProtocolConfigError(
+            f"eval_protocol: user_split evaluates users never seen in training from their history, "
+            f"which needs a sequential model; {config['model']} is not one"
+        )
+    ratios = config["user_split_ratios"]
+    if not (isinstance(ratios, list) and len(ratios) == 3 and all(r > 0 for r in ratios)):
+        raise ProtocolConfigError(f"user_split_ratios must be three positive numbers, got {ratios!r}")
+    share = config["history_share"]
+    if not (isinstance(share, (int, float)) and 0 < share < 1):
+        raise ProtocolConfigError(f"history_share must be in (0, 1), got {share!r}")
+    return protocol
+
+
+def history_cut(length: np.ndarray, history_share: float) -> np.ndarray:
+    """How many of a user's ``length`` items are history: ``floor(share * length)``,
+    kept within ``[1, length - 1]``."""
+    return np.clip(np.floor(history_share * length).astype(np.int64), 1, length - 1)
+
+
+def split_users(n_users: int, ratios: list[float], seed: int) -> list[np.ndarray]:
+    """Positions 0..n_users-1 shuffled with ``seed`` and cut by ``ratios``: train, valid, test."""
+    order = np.random.default_rng(seed).permutation(n_users)
+    total = sum(ratios)
+    n_train = int(round(n_users * ratios[0] / total))
+    n_valid = int(round(n_users * ratios[1] / total))
+    return [np.sort(part) for part in (order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :])]
+
+
+class UserSplitDataset(SequentialDataset):
+    """A ``SequentialDataset`` whose ``build()`` applies the user-split protocol.
+
+    RecBole augments the whole sequence table in a Python loop over every interaction;
+    here ``build()`` creates only the training samples and evaluation rows, vectorised. Evaluation splits carry the targets
+    of each row in ``target_items`` / ``target_offsets`` (row r's targets are
+    ``target_items[target_offsets[r]:target_offsets[r + 1]]``).
+    """
+
+    def data_augmentation(self):
+        self._aug_presets()  # declare the *_list fields; rows are built in build()
+
+    def build(self):
+        self._change_feat_format()  # DataFrames -> Interactions, as RecBole's build() starts
+        self._check_field("uid_field", "time_field")
+        self.sort(by=[self.uid_field, self.time_field], ascending=True)
+        users = self.inter_feat[self.uid_field].numpy()
+        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        ends = np.r_[starts[1:], len(users)]
+        parts = split_users(len(starts), self.config["user_split_ratios"], self.config["user_split_seed"])
+
+        train_users = parts[0]
+        train_targets = np.concatenate([np.arange(starts[u] + 1, ends[u]) for u in train_users] or [np.zeros(0, np.int64)])
+        train_starts = np.repeat(starts[train_users], ends[train_users] - starts[train_users] - 1)
+        built = [self._rows(train_targets, train_starts)]
+
+        logger = getLogger()
+        for name, part in zip(("valid", "test"), parts[1:]):
+            length = ends[part] - starts[part]
+            evaluable = part[length >= 2]
+            if len(evaluable) < len(part):
+                logger.warning(f"{len(part) - len(evaluable)} {name} users have < 2 interactions and are not evaluated")
+            first_target = starts[evaluable] + history_cut(ends[evaluable] - starts[evaluable], self.config["history_share"])
+            split = self._rows(first_target, starts[evaluable])
+            items = self.inter_feat[self.iid_field].numpy()
+            counts = ends[evaluable] - first_target
+            split.target_offsets = torch.from_numpy(np.r_[0, np.cumsum(counts)])
+            split.target_items = torch.from_numpy(
+                items[np.concatenate([np.arange(a, b) for a, b in zip(first_target, ends[evaluable])] or [np.zeros(0, np.int64)])]
+            )
+            built.append(split)
+        logger.info(
+            set_color("user split", "pink")
+            + f": {len(parts[0])} / {len(parts[1])} / {len(parts[2])} users (train / valid / test), "
+            f"{len(built[0])} training samples, seed {self.config['user_split_seed']}"
+        )
+        return built
+
+    def _rows(self, target_positions: np.ndarray, user_starts: np.ndarray):
+        """A copy of the dataset with one row per target position: the target row's own
+        fields plus, for every interaction field, the list of up to T preceding values of
+        the same user, left-aligned and zero-padded as RecBole's augmentation does."""
+        max_length = self.max_item_list_len
+        lengths = np.minimum(target_positions - user_starts, max_length)
+        offsets = np.arange(max_length)
+        positions = (target_positions - lengths)[:, None] + offsets[None, :]
+        valid = torch.from_numpy(offsets[None, :] < lengths[:, None])
+        positions = torch.from_numpy(np.where(valid.numpy(), positions, 0))
+        targets = torch.from_numpy(target_positions)
+
+        rows = self.inter_feat[targets]
+        new_fields = {self.item_list_length_field: torch.from_numpy(lengths.astype(np.int64))}
+        for field in self.inter_feat.columns:
+            if field == self.uid_field:
+                continue
+            values = self.inter_feat[field][positions]
+            mask = valid.view(*valid.shape, *([1] * (values.dim() - 2)))
+            new_fields[getattr(self, f"{field}_list_field")] = values * mask.to(values.dtype)
+        rows.update(Interaction(new_fields))
+        return self.copy(rows)
+
+
+class UserSplitEvalDataLoader(FullSortEvalDataLoader):
+    """Full-sort evaluation where each row (one held-out user) has all its targets as
+    positives; RecBole's ``Recall@N`` is then the paper's HitRate@N."""
+
+    def collate_fn(self, index):
+        index = np.array(index)
+        interaction = self.transform(self._dataset, self._dataset[index])
+        offsets = self._dataset.target_offsets
+        starts, ends = offsets[index], offsets[index + 1]
+        counts = ends - starts
+        positive_u = torch.repeat_interleave(torch.arange(len(index)), counts)
+        positive_i = torch.cat([self._dataset.target_items[s:e] for s, e in zip(starts.tolist(), ends.tolist())])
+        return interaction, None, positive_u, positive_i
+
+
+def create_dataset(config):
+    """RecBole's ``create_dataset``, or a :class:`UserSplitDataset` under ``user_split``."""
+    if check_protocol_config(config) == "user_split":
+        dataset = UserSplitDataset(config)
+    else:
+        dataset = recbole_create_dataset(config)
+    getLogger().info(dataset)
+    return dataset
+
+
+def data_preparation(config, dataset):
+    """Train / validation / test loaders for the configured protocol."""
+    if check_protocol_config(config) == "recbole":
+        return recbole_data_preparation(config, dataset)
+    train, valid, test = dataset.build()
+    return (
+        TrainDataLoader(config, train, None, shuffle=config["shuffle"]),
+        UserSplitEvalDataLoader(config, valid, None, shuffle=False),
+        UserSplitEvalDataLoader(config, test, None, shuffle=False),
+    )
+
+
+_PAPER_NAMES = {"recall": "HitRate", "precision": "Precision"}
+
+
+def paper_metric_names(result: dict) -> dict:
+    """``{"recall@50": x, "precision@50": y, ...}`` -> ``{"HitRate@50": x, "Precision@50": y}``:
+    the paper's metrics under the paper's names (others, e.g. RecBole's ``hit@N``, dropped)."""
+    renamed = {}
+    for key, value in result.items():
+        match = re.fullmatch(r"(\w+)@(\d+)", key)
+        if match and match.group(1) in _PAPER_NAMES:
+            renamed[f"{_PAPER_NAMES[match.group(1)]}@{match.group(2)}"] = float(value)
+    return dict(sorted(renamed.items(), key=lambda kv: (kv[0].split("@")[0] != "HitRate", int(kv[0].split("@")[1]))))

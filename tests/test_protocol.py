@@ -1,0 +1,193 @@
+"""The paper's user-split protocol, on synthetic data whose right answer is known."""
+
+import numpy as np
+import pytest
+import torch
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.trainer import Trainer
+from recbole.utils import init_seed
+
+from recbole_umi.config import Config
+from recbole_umi.data import ProtocolConfigError, create_dataset, data_preparation, paper_metric_names
+from recbole_umi.data.protocol import history_cut
+from recbole_umi.quick_start import run
+from tests.conftest import SHARED_DATA, tiny_config, write_atomic
+
+LENGTHS = [10, 11, 20, 25]  # -> 1, 2, 2, 3 targets at a 90% history share
+N_USERS = 60
+
+
+def known_sequences(seed=0):
+    rng = np.random.default_rng(seed)
+    sequences = {}
+    for user in range(1, N_USERS + 1):
+        length = LENGTHS[user % len(LENGTHS)]
+        sequences[user] = [int(i) for i in rng.choice(np.arange(1, 101), size=length, replace=False)]
+    profiles = {u: (30.0, "M") for u in sequences}
+    return sequences, profiles
+
+
+@pytest.fixture
+def protocol_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sequences, profiles = known_sequences()
+    return write_atomic(tmp_path / "data", "known", sequences, profiles), sequences
+
+
+def prepare(data_path, model="UMI", **overrides):
+    settings = tiny_config(data_path, model, dataset="known", **{"eval_protocol": "user_split", **overrides})
+    config = Config(model, "known", config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    return config, dataset, data_preparation(config, dataset)
+
+
+def raw_user(dataset, split, row):
+    """Original user id and the (history, targets) of an evaluation row, in original item ids."""
+    user = dataset.id2token(dataset.uid_field, split.inter_feat[dataset.uid_field][row].item())
+    length = split.inter_feat[dataset.item_list_length_field][row].item()
+    history = split.inter_feat[dataset.item_id_list_field][row][:length]
+    offsets = split.target_offsets
+    targets = split.target_items[offsets[row] : offsets[row + 1]]
+    to_raw = lambda ids: [int(dataset.id2token(dataset.iid_field, i)) for i in ids.tolist()]  # noqa: E731
+    return int(user), to_raw(history), to_raw(targets)
+
+
+def test_history_cut_keeps_one_item_each_side():
+    assert history_cut(np.array([2, 10, 11, 20, 25]), 0.9).tolist() == [1, 9, 9, 18, 22]
+    assert history_cut(np.array([2, 3]), 0.1).tolist() == [1, 1]
+
+
+def test_split_is_by_user_and_cut_at_90_percent(protocol_data):
+    data_path, sequences = protocol_data
+    config, dataset, (train, valid, test) = prepare(data_path)
+    t = config["MAX_ITEM_LIST_LENGTH"]
+    uid = dataset.uid_field
+    parts = [set(split.dataset.inter_feat[uid].tolist()) for split in (train, valid, test)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sum(map(len, parts)) == N_USERS
+    assert [len(p) for p in parts] == [48, 6, 6]
+
+    # every target position of a training user is a training sample
+    train_users = [int(dataset.id2token(uid, u)) for u in parts[0]]
+    assert len(train.dataset) == sum(len(sequences[u]) - 1 for u in train_users)
+
+    for split in (valid.dataset, test.dataset):
+        assert len(split) == len(set(split.inter_feat[uid].tolist()))  # ONE row per user
+        for row in range(len(split)):
+            user, history, targets = raw_user(dataset, split, row)
+            items = sequences[user]
+            cut = int(np.floor(0.9 * len(items)))
+            assert targets == items[cut:]
+            assert history == items[max(0, cut - t) : cut]  # the last T items of the first 90%
+
+
+def test_training_samples_hold_the_preceding_items(protocol_data):
+    data_path, sequences = protocol_data
+    config, dataset, (train, _, _) = prepare(data_path)
+    t = config["MAX_ITEM_LIST_LENGTH"]
+    inter = train.dataset.inter_feat
+    for row in range(0, len(inter), 37):
+        user = int(dataset.id2token(dataset.uid_field, inter[dataset.uid_field][row].item()))
+        target = int(dataset.id2token(dataset.iid_field, inter[dataset.iid_field][row].item()))
+        length = inter[dataset.item_list_length_field][row].item()
+        history = [int(dataset.id2token(dataset.iid_field, i)) for i in inter[dataset.item_id_list_field][row][:length].tolist()]
+        position = sequences[user].index(target)
+        assert history == sequences[user][max(0, position - t) : position]
+        assert inter[dataset.item_id_list_field][row][length:].eq(0).all()
+
+
+def test_split_depends_only_on_the_split_seed(protocol_data):
+    data_path, _ = protocol_data
+
+    def test_users(**overrides):
+        _, dataset, (_, _, test) = prepare(data_path, **overrides)
+        return sorted(dataset.id2token(dataset.uid_field, test.dataset.inter_feat[dataset.uid_field]).tolist())
+
+    assert test_users(seed=1) == test_users(seed=2, model="ComiRecSA")
+    assert test_users(user_split_seed=1) != test_users(user_split_seed=2)
+
+
+class TargetOracle(SequentialRecommender):
+    """Scores each held-out user's targets 1 and everything else 0."""
+
+    def __init__(self, config, dataset, targets_by_user):
+        super().__init__(config, dataset)
+        self.targets_by_user = targets_by_user
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def full_sort_predict(self, interaction):
+        users = interaction[self.USER_ID].tolist()
+        scores = torch.zeros(len(users), self.n_items)
+        for row, user in enumerate(users):
+            scores[row, self.targets_by_user[user]] = 1.0
+        return scores
+
+
+def test_oracle_scores_hitrate_one_and_exact_precision(protocol_data):
+    data_path, sequences = protocol_data
+    config, dataset, (_, _, test) = prepare(data_path)
+    split = test.dataset
+    targets_by_user, target_counts = {}, []
+    for row in range(len(split)):
+        offsets = split.target_offsets
+        targets = split.target_items[offsets[row] : offsets[row + 1]]
+        targets_by_user[split.inter_feat[dataset.uid_field][row].item()] = targets
+        target_counts.append(len(targets))
+    model = TargetOracle(config, split, targets_by_user)
+    result = Trainer(config, model).evaluate(test, load_best_model=False)
+    assert result["recall@5"] == 1.0
+    assert result["precision@5"] == pytest.approx(round(np.mean(np.array(target_counts) / 5), 4))
+    assert set(target_counts) > {1}  # the data really has users with several targets
+
+
+def test_paper_metric_names():
+    result = {"recall@50": 0.3, "precision@10": 0.05, "hit@10": 0.9, "recall@10": 0.1, "ndcg@10": 0.2}
+    assert paper_metric_names(result) == {"HitRate@10": 0.1, "HitRate@50": 0.3, "Precision@10": 0.05}
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"eval_protocol": "loo"}, "eval_protocol"),
+        ({"user_split_ratios": [0.8, 0.2]}, "user_split_ratios"),
+        ({"history_share": 1.0}, "history_share"),
+    ],
+)
+def test_bad_protocol_config(protocol_data, overrides, message):
+    data_path, _ = protocol_data
+    with pytest.raises(ProtocolConfigError, match=message):
+        prepare(data_path, **overrides)
+
+
+def test_non_sequential_model_is_refused(protocol_data):
+    data_path, _ = protocol_data
+    with pytest.raises(ProtocolConfigError, match="sequential model"):
+        prepare(data_path, model="BPR")
+
+
+@pytest.mark.parametrize("model", ["SASRec", "GRU4Rec", "SINE", "UMI", "MIND", "ComiRec"])
+def test_models_run_under_the_protocol(protocol_data, model):
+    data_path, _ = protocol_data
+    settings = tiny_config(data_path, model, dataset="known", eval_protocol="user_split", epochs=1, train_neg_sample_args=None)
+    result = run(model, "known", config_dict=settings, saved=False)
+    assert 0.0 <= result["test_result"]["recall@5"] <= 1.0
+
+
+ML1M = SHARED_DATA / "ml-1m" / "ml-1m.inter"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ML1M.exists(), reason="../shared/data/ml-1m is not present")
+def test_ml1m_matches_paper_statistics_and_split(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = Config("UMI", "ml-1m", config_dict={"data_path": str(SHARED_DATA), "state": "ERROR"})
+    dataset = create_dataset(config)
+    assert (dataset.user_num - 1, dataset.item_num - 1, dataset.inter_num) == (6040, 3260, 998539)
+    _, _, test = data_preparation(config, dataset)
+    split = test.dataset
+    assert 600 <= len(split) <= 608
+    lengths = split.inter_feat[dataset.item_list_length_field]
+    counts = split.target_offsets[1:] - split.target_offsets[:-1]
+    assert lengths.min().item() >= 1 and counts.min().item() >= 1
+    assert lengths.max().item() == 10  # T = 10
