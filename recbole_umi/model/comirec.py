@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from recbole_umi.model.base import MultiInterestRecommender, config_value
+from recbole_umi.model.base import ModelConfigError, MultiInterestRecommender, config_value
 from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing
 
 __all__ = ["ComiRec", "ComiRecDR", "ComiRecSA", "COMIREC_VARIANTS"]
@@ -33,12 +33,17 @@ class ComiRec(MultiInterestRecommender):
     """ComiRec with the extractor chosen by ``comirec_variant`` (``DR`` or ``SA``)."""
 
     uses_profile = False
-    variant: str | None = None  # fixed by the subclasses, else read from the config
+    fixed_variant: str | None = None  # set by ComiRecDR / ComiRecSA
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         d = self.embedding_size
-        self.variant = self.variant or config_value(config, "comirec_variant", str, choices=COMIREC_VARIANTS)
+        self.variant = config_value(config, "comirec_variant", str, choices=COMIREC_VARIANTS)
+        if self.fixed_variant not in (None, self.variant):
+            raise ModelConfigError(
+                f"{type(self).__name__} is ComiRec with comirec_variant: {self.fixed_variant}, but the config "
+                f"sets {self.variant!r}; use --model=ComiRec to choose the variant by config"
+            )
         if self.variant == "DR":
             self.routing_iterations = config_value(config, "routing_iterations", int, minimum=1)
             self.interest_maps = nn.Linear(d, self.n_interests * d, bias=False)
@@ -60,10 +65,10 @@ class ComiRec(MultiInterestRecommender):
 class ComiRecDR(ComiRec):
     """ComiRec with dynamic routing (the paper's "ComiRec" row)."""
 
-    variant = "DR"
+    fixed_variant = "DR"
 
 
 class ComiRecSA(ComiRec):
     """ComiRec with the self-attentive extractor."""
 
-    variant = "SA"
+    fixed_variant = "SA"
