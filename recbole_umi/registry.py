@@ -8,12 +8,14 @@ import recbole.model
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
-from recbole_umi.model import ComiRec, ComiRecDR, ComiRecSA, MIND, UMI
+from recbole_umi.model import MIND, UMI, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN
 
 __all__ = ["PLUGIN_MODELS", "get_model", "get_trainer", "is_plugin_model"]
 
 # Every model this plugin adds, by the name users pass as `--model`.
-PLUGIN_MODELS = {cls.__name__: cls for cls in (UMI, MIND, ComiRec, ComiRecDR, ComiRecSA)}
+PLUGIN_MODELS = {
+    cls.__name__: cls for cls in (UMI, MIND, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN)
+}
 # Models with a dedicated trainer; all others use RecBole's choice for their type.
 PLUGIN_TRAINERS: dict = {}
 

@@ -37,7 +37,7 @@ def cli_args(data_path, model, *extra_files):
     return [f"--model={model}", "--dataset=tiny", f"--data_path={data_path}", f"--config_files={files}"]
 
 
-@pytest.mark.parametrize("model", ["UMI", "MIND", "ComiRec", "ComiRecSA"])
+@pytest.mark.parametrize("model", ["UMI", "MIND", "ComiRec", "ComiRecSA", "ProfileDSSM", "YoutubeDNN"])
 @pytest.mark.parametrize("loss", sorted(LOSS_ARGS))
 def test_every_model_and_loss_runs(tiny_data, model, loss, capsys):
     result = main(cli_args(tiny_data, model) + LOSS_ARGS[loss])

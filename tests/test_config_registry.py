@@ -13,6 +13,8 @@ from tests.conftest import build, random_sequences, tiny_config, write_atomic
 def test_plugin_models_first_then_recbole():
     assert get_model("UMI") is UMI
     assert get_model("SASRec").__module__.startswith("recbole.model")
+    # RecBole's context-aware DSSM keeps its name; ours is ProfileDSSM
+    assert get_model("DSSM").__module__.startswith("recbole.model.context_aware_recommender")
 
 
 def test_unknown_model_name_is_a_clear_error():
@@ -88,3 +90,22 @@ def test_dataset_without_user_file_names_the_field(tmp_path, monkeypatch):
         build(data, "UMI", dataset="nouser")
     # a model without profile runs on it
     build(data, "ComiRecSA", dataset="nouser")
+
+
+def test_every_yaml_key_has_an_inline_comment():
+    from recbole_umi.config import resource_dir
+
+    files = [*resource_dir("properties").rglob("*.yaml"), *resource_dir("dataset_configs").glob("*.yaml")]
+    assert len(files) >= 8
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip() and not line.lstrip().startswith("#") and ":" in line:
+                key_part = line.split("#")[0]
+                assert "#" in line and key_part.strip(), f"{path.name}:{number} has no inline comment"
+
+
+def test_comirec_variants(tiny_data):
+    assert build(tiny_data, "ComiRecSA")[3].variant == "SA"
+    assert build(tiny_data, "ComiRec", comirec_variant="SA")[3].variant == "SA"
+    with pytest.raises(ModelConfigError, match="use --model=ComiRec"):
+        build(tiny_data, "ComiRecDR", comirec_variant="SA")

@@ -20,7 +20,7 @@ def first_batch(train_data):
 
 @pytest.fixture(params=MODELS)
 def built(request, tiny_data):
-    return build(tiny_data, request.param, n_interests=3)
+    return build(tiny_data, request.param)
 
 
 def test_interest_and_score_shapes(built):
@@ -28,7 +28,9 @@ def test_interest_and_score_shapes(built):
     batch = first_batch(train_data)
     model.eval()
     interests = model(batch)
-    assert interests.shape == (len(batch), 3, config["embedding_size"])
+    expected_k = 1 if model.n_interests == 1 else 3  # single-interest models, else the default K
+    assert model.n_interests == expected_k
+    assert interests.shape == (len(batch), expected_k, config["embedding_size"])
     assert model.item_embeddings().shape == (model.n_items, config["embedding_size"])
     assert model.full_sort_predict(batch).shape == (len(batch), model.n_items)
     assert model.predict(batch).shape == (len(batch),)

@@ -5,6 +5,7 @@ from recbole_umi.model.comirec import ComiRec, ComiRecDR, ComiRecSA
 from recbole_umi.model.losses import LossConfigError, MultiInterestLoss
 from recbole_umi.model.mind import MIND
 from recbole_umi.model.profile import ProfileConfigError, ProfileEmbedding
+from recbole_umi.model.single_interest import ProfileDSSM, YoutubeDNN
 from recbole_umi.model.umi import UMI
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "ComiRec",
     "ComiRecDR",
     "ComiRecSA",
+    "ProfileDSSM",
+    "YoutubeDNN",
     "MultiInterestLoss",
     "ProfileEmbedding",
     "ModelConfigError",

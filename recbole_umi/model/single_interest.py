@@ -1,0 +1,61 @@
+r"""Single-interest baselines of the paper's Table 2 (K = 1; scores need no max).
+
+- ``ProfileDSSM``: Huang et al. "Learning Deep Structured Semantic Models for Web Search
+  using Clickthrough Data." CIKM 2013, as a matching two-tower model: the user tower is an
+  MLP over the profile only, the item tower an MLP over the item embedding. (Not RecBole's
+  context-aware ``DSSM``, a CTR model; hence the name.)
+- ``YoutubeDNN``: Covington et al. "Deep Neural Networks for YouTube Recommendations."
+  RecSys 2016: mean of the history item embeddings, concatenated with the profile, MLP.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from recbole_umi.model.base import ModelConfigError, MultiInterestRecommender, config_value
+from recbole_umi.model.layers import MLP
+
+__all__ = ["ProfileDSSM", "YoutubeDNN"]
+
+
+class _SingleInterest(MultiInterestRecommender):
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        if self.n_interests != 1:
+            raise ModelConfigError(f"{type(self).__name__} is a single-interest model: n_interests must be 1")
+        self.mlp_hidden_size = config_value(config, "mlp_hidden_size", int, minimum=1)
+
+
+class ProfileDSSM(_SingleInterest):
+    """Two towers: user = MLP(profile), item = MLP(item embedding)."""
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        d = self.embedding_size
+        self.user_tower = MLP(self.profile.output_size, self.mlp_hidden_size, d)
+        self.item_tower = MLP(d, self.mlp_hidden_size, d)
+        self.apply(self._init_weights)
+
+    def forward(self, interaction) -> torch.Tensor:
+        profile, _ = self.profile(interaction)
+        return self.user_tower(profile).unsqueeze(1)
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self.item_tower(self.item_embedding.weight)
+
+
+class YoutubeDNN(_SingleInterest):
+    """User = MLP([mean of history item embeddings ; profile])."""
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        d = self.embedding_size
+        self.user_tower = MLP(d + self.profile.output_size, self.mlp_hidden_size, d)
+        self.apply(self._init_weights)
+
+    def forward(self, interaction) -> torch.Tensor:
+        history, mask = self.history(interaction)
+        weights = mask.to(history.dtype).unsqueeze(-1)
+        pooled = (history * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        profile, _ = self.profile(interaction)
+        return self.user_tower(torch.cat([pooled, profile], dim=-1)).unsqueeze(1)
