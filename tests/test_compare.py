@@ -1,0 +1,113 @@
+"""The side-by-side comparison command on a tiny dataset: table contents and resuming."""
+
+import csv
+import json
+import statistics
+
+import pytest
+
+from recbole_umi import compare as compare_module
+from recbole_umi.compare import main, parse_variant
+from tests.conftest import random_sequences, write_atomic
+
+TINY_YAML = """
+load_col:
+  inter: [user_id, item_id, timestamp]
+  user: [user_id, age, gender]
+profile_fields: [age, gender]
+eval_protocol: user_split
+train_neg_sample_args: ~
+epochs: 1
+state: ERROR
+show_progress: False
+train_batch_size: 64
+MAX_ITEM_LIST_LENGTH: 5
+topk: [5, 10]
+metrics: [Recall, Precision]
+valid_metric: Recall@5
+"""
+
+
+def test_parse_variant():
+    assert parse_variant("MIND+HN") == ("MIND", {"harder_negatives": True})
+    assert parse_variant("UMI-DAR-HN") == ("UMI", {"use_dar": False, "harder_negatives": False})
+    assert parse_variant("SASRec") == ("SASRec", {})
+
+
+@pytest.fixture
+def compare_args(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sequences, profiles = random_sequences(n_users=80, n_items=40, length=14)
+    data = write_atomic(tmp_path / "data", "tiny", sequences, profiles)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_YAML)
+    out = tmp_path / "out"
+    args = ["--models=UMI,ComiRecSA+HN", "--dataset=tiny", "--seeds=1,2", f"--out={out}",
+            f"--config_files={config}", f"--data_path={data}", f"--checkpoint_dir={tmp_path / 'saved'}"]
+    return args, out
+
+
+def test_table_and_resume(compare_args, monkeypatch, capsys):
+    args, out = compare_args
+    markdown = main(args)
+
+    runs = sorted((out / "runs").glob("*.json"))
+    assert [p.name for p in runs] == ["ComiRecSA+HN__seed1.json", "ComiRecSA+HN__seed2.json", "UMI__seed1.json", "UMI__seed2.json"]
+    records = {p.name: json.loads(p.read_text()) for p in runs}
+    assert records["ComiRecSA+HN__seed1.json"]["overrides"] == {"harder_negatives": True}
+
+    # the table's numbers are the mean and std (in percent) of the runs' test metrics
+    def stats(variant, metric):
+        values = [100 * records[f"{variant}__seed{s}.json"]["test_result"][metric] for s in (1, 2)]
+        return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+    lines = markdown.splitlines()
+    header = next(line for line in lines if line.startswith("| model"))
+    assert header == "| model | HitRate@5 | Precision@5 | HitRate@10 | Precision@10 |"
+    umi_row = next(line for line in lines if line.startswith("| UMI |"))
+    comirec_row = next(line for line in lines if line.startswith("| ComiRecSA+HN |"))
+    assert stats("UMI", "recall@5") in umi_row and stats("UMI", "precision@10") in umi_row
+    assert stats("ComiRecSA+HN", "recall@10") in comirec_row
+    assert lines[-1].startswith("| ▲% |")
+    # exactly one best (bold) and one second best (italic) per column
+    cells = [row.split(" | ")[1:] for row in (umi_row, comirec_row)]
+    for column in range(4):
+        pair = [cells[0][column], cells[1][column]]
+        assert sum(c.startswith("**") for c in pair) == 1 and sum(c.startswith("_") for c in pair) == 1
+
+    assert (out / "table.md").read_text() == markdown
+    with (out / "table.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][:3] == ["model", "HitRate@5 mean", "HitRate@5 std"]
+    assert [r[0] for r in rows[1:]] == ["UMI", "ComiRecSA+HN"]
+
+    # a second invocation resumes: nothing is trained again
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(compare_module, "run", no_training)
+    assert main(args) == markdown
+    assert "already done" in capsys.readouterr().out
+
+
+def test_interrupted_comparison_redoes_only_missing_runs(compare_args, monkeypatch):
+    args, out = compare_args
+    main(args)
+    (out / "runs" / "UMI__seed2.json").unlink()
+    trained = []
+    real_run = compare_module.run
+
+    def counting_run(model, *rest, **kwargs):
+        trained.append(model)
+        return real_run(model, *rest, **kwargs)
+
+    monkeypatch.setattr(compare_module, "run", counting_run)
+    main(args)
+    assert trained == ["UMI"]
+
+
+def test_malformed_argument_fails_before_any_run(compare_args):
+    args, out = compare_args
+    with pytest.raises(ValueError, match="--key=value"):
+        main(args + ["oops"])
+    assert not (out / "runs").exists()
