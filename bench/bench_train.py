@@ -1,0 +1,124 @@
+"""Training / evaluation speed and memory of a model on a dataset under its dataset config.
+
+For each repeat it measures, on the same model and batches:
+  * end-to-end: one training epoch through RecBole's TrainDataLoader and Trainer;
+  * model-only: the same number of samples through the same module, batch size and
+    negatives, with the training tensors already in memory (no RecBole data pipeline);
+  * evaluation: Trainer.evaluate on the validation and test users.
+The pipeline overhead is model-only throughput / end-to-end throughput. Peak memory is the
+process's maximum resident set size. Run it with the machine otherwise idle: on 2 cores a
+second busy process slows torch's thread pool by an order of magnitude.
+
+    python bench/bench_train.py --model=UMI --dataset=ml-1m --data_path=../shared/data \
+        --train_batch_size=1024 --n_negatives=5 --repeats=3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import recbole_umi  # noqa: E402,F401  (compatibility fixes first)
+from recbole.data.interaction import Interaction  # noqa: E402
+from recbole.utils import init_logger, init_seed  # noqa: E402
+
+from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
+from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
+from recbole_umi.registry import get_model, get_trainer  # noqa: E402
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def in_memory_batches(train_data, batch_size: int, generator: torch.Generator):
+    """The training samples with user features joined once, cut into shuffled batches."""
+    dataset = train_data._dataset
+    everything = dataset.join(dataset.inter_feat[torch.arange(len(dataset))])
+    order = torch.randperm(len(dataset), generator=generator)
+    for start in range(0, len(order), batch_size):
+        yield everything[order[start : start + batch_size]]
+
+
+def model_only_epoch(model, optimizer, batches) -> tuple[int, float]:
+    model.train()
+    samples, began = 0, time.perf_counter()
+    for batch in batches:
+        optimizer.zero_grad()
+        loss = model.calculate_loss(batch)
+        loss.backward()
+        optimizer.step()
+        samples += len(batch)
+    return samples, time.perf_counter() - began
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="UMI")
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args, rest = parser.parse_known_args(argv)
+    settings = {"state": "WARNING", "show_progress": False, **parse_cmd_args(rest)}
+    config = Config(args.model, args.dataset, config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+
+    began = time.perf_counter()
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    load_seconds = time.perf_counter() - began
+
+    model = get_model(config["model"])(config, train_data.dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    generator = torch.Generator().manual_seed(config["seed"])
+    runs = []
+    for repeat in range(args.repeats):
+        began = time.perf_counter()
+        trainer._train_epoch(train_data, repeat, show_progress=False)
+        end_to_end = time.perf_counter() - began
+        samples, model_only = model_only_epoch(
+            model, trainer.optimizer, in_memory_batches(train_data, config["train_batch_size"], generator)
+        )
+        began = time.perf_counter()
+        trainer.evaluate(valid_data, load_best_model=False)
+        trainer.evaluate(test_data, load_best_model=False)
+        evaluation = time.perf_counter() - began
+        runs.append({"epoch_s": end_to_end, "model_only_s": model_only, "eval_s": evaluation, "samples": samples})
+        print(f"repeat {repeat}: epoch {end_to_end:.1f}s, model-only {model_only:.1f}s, eval {evaluation:.2f}s", flush=True)
+
+    median = {key: statistics.median(run[key] for run in runs) for key in ("epoch_s", "model_only_s", "eval_s")}
+    samples = runs[0]["samples"]
+    figures = {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "train_batch_size": config["train_batch_size"],
+        "n_negatives": config["n_negatives"] if "n_negatives" in config else None,
+        "torch_threads": torch.get_num_threads(),
+        "training_samples": samples,
+        "load_and_split_s": round(load_seconds, 1),
+        "epoch_s": round(median["epoch_s"], 1),
+        "samples_per_s": round(samples / median["epoch_s"]),
+        "model_only_samples_per_s": round(samples / median["model_only_s"]),
+        "pipeline_overhead": round(median["epoch_s"] / median["model_only_s"], 2),
+        "eval_s": round(median["eval_s"], 2),
+        "peak_rss_mib": round(peak_rss_mib()),
+        "repeats": args.repeats,
+    }
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
