@@ -68,6 +68,7 @@ def test_command_line_must_be_key_value():
         ({"n_negatives": 40}, LossConfigError, "n_negatives"),  # 40 items in the tiny dataset
         ({"negative_sampler": "zipf"}, LossConfigError, "negative_sampler"),
         ({"profile_fields": ["age", "income"]}, ProfileConfigError, "'income'"),
+        ({"numerical_features": ["age"]}, ProfileConfigError, "numerical_features"),
         ({"harder_negatives": "yes"}, LossConfigError, "harder_negatives must be True or False"),
         ({"train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}, ModelConfigError, "own negatives"),
     ],

@@ -166,3 +166,23 @@ def test_invalid_loss_settings_fail_clearly(kwargs, message):
 def test_unknown_sampler_fails_clearly():
     with pytest.raises(LossConfigError, match="negative_sampler"):
         NegativeSampler(4, "zipf")
+
+
+def test_shared_negatives_give_the_same_loss_as_the_same_negatives_per_row():
+    interests = torch.cat([INTERESTS, INTERESTS.flip(1)])  # two users
+    positives = torch.tensor([1, 2])
+    shared = MultiInterestLoss("sampled_softmax", True, 1, FixedSampler([3]), shared_negatives=True)
+    per_row = MultiInterestLoss("sampled_softmax", True, 1, FixedSampler([3]))
+    assert shared(interests, positives, ITEMS).item() == pytest.approx(per_row(interests, positives, ITEMS).item())
+
+
+def test_logq_correction_under_popularity_sampling():
+    sampler = NegativeSampler(4, "popularity", torch.tensor([0.0, 1.0, 1.0, 2.0]))  # q = .25, .25, .5
+    sampler.forward = lambda batch_size, n, device=None: torch.tensor([[2, 3]]).expand(batch_size, -1)
+    loss = MultiInterestLoss("sampled_softmax", True, 2, sampler)
+    # HN logits (2, 3, 1) minus log(2 q) = (log .5, log .5, log 1)
+    corrected = [2 - math.log(0.5), 3 - math.log(0.5), 1.0]
+    expected = -corrected[0] + math.log(sum(math.exp(x) for x in corrected))
+    assert loss(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(expected, abs=1e-5)
+    uncorrected = MultiInterestLoss("sampled_softmax", True, 2, sampler, logq_correction=False)
+    assert uncorrected(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(math.log(1 + math.e + math.exp(-1)), abs=1e-6)

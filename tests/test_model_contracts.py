@@ -82,3 +82,17 @@ def test_loss_is_finite_and_decreases(tiny_data, model_name, loss):
         optimizer.step()
         losses.append(value.item())
     assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5, losses
+
+
+def test_mind_label_aware_readout_with_finite_power_is_finite(tiny_data):
+    _, train_data, _, model = build(tiny_data, "MIND", readout_power=0.5, harder_negatives=False)
+    assert torch.isfinite(model.calculate_loss(first_batch(train_data)))
+
+
+def test_float_profile_buckets_come_from_training_users(tiny_data):
+    _, train_data, _, model = build(tiny_data, "UMI", float_profile_buckets=4)
+    dataset = train_data.dataset
+    users = dataset.inter_feat[dataset.uid_field].unique()
+    ages = dataset.user_feat["age"][users].float()
+    edges = model.profile.bucket_edges_age
+    assert torch.allclose(edges, torch.quantile(ages, torch.tensor([0.25, 0.5, 0.75])).unique())

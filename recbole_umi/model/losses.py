@@ -11,6 +11,11 @@ All losses work on the interest-candidate score tensor ``S = O_u E_c^T`` of shap
 
 The logits go through softmax cross-entropy with the positive as the label (Eq 14), over
 sampled negatives (``sampled_softmax``) or over the whole catalogue (``full_softmax``).
+Sampled negatives are drawn per positive, or once per batch and shared by every row
+(``shared_negatives``, the paper's industrial setting: 10,240 per batch). With popularity
+sampling every candidate's logit is corrected by ``- log(n * q_j)`` (log-Q correction, as
+TensorFlow's ``sampled_softmax_loss`` does), so that the sampled softmax estimates the full
+one; under uniform sampling the correction is a constant and changes nothing.
 """
 
 from __future__ import annotations
@@ -52,8 +57,10 @@ def readout_logits(
         positive_column: ``B``, the column of each row's positive candidate.
         harder_negatives: each candidate takes its own best interest (Eq 12-13).
         readout_power: without HN, ``inf`` selects the positive's best interest (Eq 10);
-            a finite p weights the interests by ``softmax_k(S[:, k, pos] ** p)`` (MIND's
-            label-aware attention).
+            a finite p weights the interests by ``softmax_k(p * S[:, k, pos])``: MIND's
+            label-aware attention with sharpness p. (MIND writes ``pow(S, p)``, which is
+            undefined or reverses the order for negative dot products; ``p * S`` keeps
+            the order and tends to the argmax as p grows.)
 
     Returns:
         ``B x C`` logits.
@@ -66,7 +73,7 @@ def readout_logits(
     if math.isinf(readout_power):
         chosen = positive_scores.argmax(dim=1)  # B
         return scores.gather(1, chosen.view(-1, 1, 1).expand(-1, 1, scores.size(2))).squeeze(1)
-    weights = torch.softmax(positive_scores.pow(readout_power), dim=1)  # B x K
+    weights = torch.softmax(readout_power * positive_scores, dim=1)  # B x K
     return torch.einsum("bk,bkc->bc", weights, scores)
 
 
@@ -101,6 +108,10 @@ class NegativeSampler(nn.Module):
         flat = torch.multinomial(self.probabilities, batch_size * n_negatives, replacement=True)
         return flat.view(batch_size, n_negatives).to(device)
 
+    def log_expected_count(self, items: torch.Tensor, n_negatives: int) -> torch.Tensor:
+        """``log(n * q_j)`` of each item id in ``items`` (any shape) under popularity sampling."""
+        return torch.log(n_negatives * self.probabilities[items]).to(torch.float32)
+
 
 class MultiInterestLoss(nn.Module):
     """Softmax cross-entropy of the positive item against negatives, for K interests.
@@ -112,6 +123,8 @@ class MultiInterestLoss(nn.Module):
         sampler: draws the negatives.
         temperature: logits are divided by it (tau > 0).
         readout_power: see :func:`readout_logits`.
+        shared_negatives: draw ``n_negatives`` once per batch for all rows.
+        logq_correction: subtract ``log(n * q_j)`` from the logits under popularity sampling.
 
     A sampled negative equal to the row's positive (an accidental hit) is left out of
     that row's softmax; in ``full_softmax`` the padding item 0 is left out.
@@ -125,6 +138,8 @@ class MultiInterestLoss(nn.Module):
         sampler: NegativeSampler,
         temperature: float = 1.0,
         readout_power: float = math.inf,
+        shared_negatives: bool = False,
+        logq_correction: bool = True,
     ):
         super().__init__()
         if loss_type not in LOSS_TYPES:
@@ -145,6 +160,8 @@ class MultiInterestLoss(nn.Module):
         self.sampler = sampler
         self.temperature = float(temperature)
         self.readout_power = float(readout_power)
+        self.shared_negatives = bool(shared_negatives)
+        self.logq_correction = bool(logq_correction) and sampler.distribution == "popularity"
 
     @classmethod
     def from_config(cls, config, dataset) -> "MultiInterestLoss":
@@ -162,6 +179,8 @@ class MultiInterestLoss(nn.Module):
             sampler=NegativeSampler(n_items, distribution, counts),
             temperature=config["softmax_temperature"],
             readout_power=config["readout_power"] if "readout_power" in config else math.inf,
+            shared_negatives=config["shared_negatives"],
+            logq_correction=config["logq_correction"],
         )
 
     def forward(self, interests: torch.Tensor, positives: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
@@ -178,13 +197,23 @@ class MultiInterestLoss(nn.Module):
             logits = logits / self.temperature
             logits[:, 0] = _EXCLUDED
             return F.cross_entropy(logits, positives)
-        negatives = self.sampler(positives.size(0), self.n_negatives, positives.device)
-        candidates = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # B x (1 + n)
-        scores = torch.einsum("bkd,bcd->bkc", interests, item_table[candidates])
+        batch_size = positives.size(0)
+        positive_scores = torch.einsum("bkd,bd->bk", interests, item_table[positives]).unsqueeze(2)
+        if self.shared_negatives:
+            negatives = self.sampler(1, self.n_negatives, positives.device)  # 1 x n
+            negative_scores = torch.einsum("bkd,nd->bkn", interests, item_table[negatives[0]])
+        else:
+            negatives = self.sampler(batch_size, self.n_negatives, positives.device)  # B x n
+            negative_scores = torch.einsum("bkd,bnd->bkn", interests, item_table[negatives])
+        scores = torch.cat([positive_scores, negative_scores], dim=2)  # B x K x (1 + n)
         first = torch.zeros_like(positives)
         logits = readout_logits(scores, first, self.harder_negatives, self.readout_power)
         logits = logits / self.temperature
-        accidental_hit = torch.zeros_like(candidates, dtype=torch.bool)
-        accidental_hit[:, 1:] = negatives == positives.unsqueeze(1)
+        if self.logq_correction:
+            candidates = torch.cat([positives.unsqueeze(1), negatives.expand(batch_size, -1)], dim=1)
+            logits = logits - self.sampler.log_expected_count(candidates, self.n_negatives)
+        accidental_hit = torch.cat(
+            [torch.zeros_like(positives, dtype=torch.bool).unsqueeze(1), negatives == positives.unsqueeze(1)], dim=1
+        )
         logits = logits.masked_fill(accidental_hit, _EXCLUDED)
         return F.cross_entropy(logits, first)

@@ -18,7 +18,9 @@ class ProfileEmbedding(nn.Module):
 
     Token fields are embedded directly (RecBole maps tokens to ids, 0 being padding /
     unknown). Float fields are first bucketised into ``n_float_buckets`` quantile buckets
-    of the training users' values (paper, section 3.2), then embedded like tokens.
+    of the values of the users in ``dataset`` (the training split the model is built on,
+    so held-out users do not shape the buckets), then embedded like tokens (paper,
+    section 3.2). RecBole has already filled missing float values with the field's mean.
 
     Args:
         dataset: a loaded RecBole dataset with user features.
@@ -41,13 +43,13 @@ class ProfileEmbedding(nn.Module):
             if dataset.field2type[field] == FeatureType.TOKEN:
                 num_embeddings = dataset.num(field)
             else:
-                values = dataset.user_feat[field].float().flatten()
-                values = values[~torch.isnan(values)]
+                training_users = dataset.inter_feat[dataset.uid_field].unique()
+                values = dataset.user_feat[field][training_users].float()
                 quantiles = torch.linspace(0, 1, n_float_buckets + 1)[1:-1]
                 edges = torch.quantile(values, quantiles).unique()
                 self.register_buffer(f"bucket_edges_{field}", edges)
                 self.float_fields.append(field)
-                num_embeddings = len(edges) + 2  # bucket ids 1..len+1, 0 for missing
+                num_embeddings = len(edges) + 2  # bucket ids 1..len+1; 0 stays the padding row
             self.tables.append(nn.Embedding(num_embeddings, embedding_size, padding_idx=0))
 
     @property
@@ -62,8 +64,7 @@ class ProfileEmbedding(nn.Module):
             value = interaction[field]
             if field in self.float_fields:
                 value = value.float().reshape(-1)
-                bucket = torch.bucketize(value, getattr(self, f"bucket_edges_{field}")) + 1
-                value = torch.where(torch.isnan(value), torch.zeros_like(bucket), bucket)
+                value = torch.bucketize(value, getattr(self, f"bucket_edges_{field}")) + 1
             ids.append(value.long().reshape(-1))
         return ids
 
@@ -95,4 +96,9 @@ def check_profile_fields(dataset, fields: list[str]) -> None:
             raise ProfileConfigError(
                 f"profile field {field!r} has type {dataset.field2type[field].value}; "
                 "only token and float fields can be profile fields"
+            )
+        if field in (dataset.config["numerical_features"] or []):
+            raise ProfileConfigError(
+                f"profile field {field!r} is in numerical_features, which RecBole stores as "
+                "(value, 1) pairs; profile float fields are bucketised instead: remove it there"
             )
