@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 import recbole_umi  # noqa: F401  (applies the compatibility fixes first)
 from recbole.data import create_dataset, data_preparation
@@ -33,6 +34,12 @@ TINY_SETTINGS = {
     "profile_fields": ["age", "gender"],
     "reproducibility": True,
 }
+
+
+def write_config(path: Path, **overrides) -> Path:
+    """A YAML config file of ``TINY_SETTINGS`` with ``overrides`` (for command-line tests)."""
+    path.write_text(yaml.safe_dump({**TINY_SETTINGS, **overrides}))
+    return path
 
 
 def write_atomic(folder: Path, name: str, sequences: dict[int, list[int]], profiles: dict[int, tuple] | None):

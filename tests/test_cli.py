@@ -6,33 +6,15 @@ import sys
 import pytest
 
 from recbole_umi.quick_start import main
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, write_config
 
 LOSS_ARGS = {
     "sampled": ["--loss_type=sampled_softmax", "--harder_negatives=False"],
     "sampled+HN": ["--loss_type=sampled_softmax", "--harder_negatives=True"],
     "full": ["--loss_type=full_softmax"],
 }
-TINY_YAML = """
-load_col:
-  inter: [user_id, item_id, timestamp]
-  user: [user_id, age, gender]
-profile_fields: [age, gender]
-train_neg_sample_args: ~
-epochs: 1
-state: ERROR
-show_progress: False
-train_batch_size: 64
-MAX_ITEM_LIST_LENGTH: 5
-topk: [5]
-metrics: [Recall, Precision]
-valid_metric: Recall@5
-"""
-
-
 def cli_args(data_path, model, *extra_files):
-    config_file = data_path / "tiny.yaml"
-    config_file.write_text(TINY_YAML)
+    config_file = write_config(data_path / "tiny.yaml", epochs=1, train_neg_sample_args=None)
     files = ",".join(str(f) for f in (config_file, *extra_files))
     return [f"--model={model}", "--dataset=tiny", f"--data_path={data_path}", f"--config_files={files}"]
 

@@ -8,25 +8,7 @@ import pytest
 
 from recbole_umi import compare as compare_module
 from recbole_umi.compare import main, parse_variant
-from tests.conftest import random_sequences, write_atomic
-
-TINY_YAML = """
-load_col:
-  inter: [user_id, item_id, timestamp]
-  user: [user_id, age, gender]
-profile_fields: [age, gender]
-eval_protocol: user_split
-train_neg_sample_args: ~
-epochs: 1
-state: ERROR
-show_progress: False
-train_batch_size: 64
-MAX_ITEM_LIST_LENGTH: 5
-topk: [5, 10]
-metrics: [Recall, Precision]
-valid_metric: Recall@5
-"""
-
+from tests.conftest import random_sequences, write_atomic, write_config
 
 def test_parse_variant():
     assert parse_variant("MIND+HN") == ("MIND", {"harder_negatives": True})
@@ -39,8 +21,9 @@ def compare_args(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     sequences, profiles = random_sequences(n_users=80, n_items=40, length=14)
     data = write_atomic(tmp_path / "data", "tiny", sequences, profiles)
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY_YAML)
+    config = write_config(
+        tmp_path / "tiny.yaml", eval_protocol="user_split", epochs=1, train_neg_sample_args=None, topk=[5, 10]
+    )
     out = tmp_path / "out"
     args = ["--models=UMI,ComiRecSA+HN", "--dataset=tiny", "--seeds=1,2", f"--out={out}",
             f"--config_files={config}", f"--data_path={data}", f"--checkpoint_dir={tmp_path / 'saved'}"]

@@ -191,3 +191,10 @@ def test_ml1m_matches_paper_statistics_and_split(tmp_path, monkeypatch):
     counts = split.target_offsets[1:] - split.target_offsets[:-1]
     assert lengths.min().item() >= 1 and counts.min().item() >= 1
     assert lengths.max().item() == 10  # T = 10
+
+
+def test_concat_ranges():
+    from recbole_umi.data.protocol import concat_ranges
+
+    assert concat_ranges(np.array([0, 5, 9]), np.array([2, 5, 12])).tolist() == [0, 1, 9, 10, 11]
+    assert concat_ranges(np.array([], dtype=np.int64), np.array([], dtype=np.int64)).tolist() == []

@@ -78,6 +78,13 @@ def history_cut(length: np.ndarray, history_share: float) -> np.ndarray:
     return np.clip(np.floor(history_share * length).astype(np.int64), 1, length - 1)
 
 
+def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(a, b) for a, b in zip(starts, ends)])``, vectorised."""
+    lengths = ends - starts
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + offsets
+
+
 def split_users(n_users: int, ratios: list[float], seed: int) -> list[np.ndarray]:
     """Positions 0..n_users-1 shuffled with ``seed`` and cut by ``ratios``: train, valid, test."""
     order = np.random.default_rng(seed).permutation(n_users)
@@ -109,11 +116,12 @@ class UserSplitDataset(SequentialDataset):
         parts = split_users(len(starts), self.config["user_split_ratios"], self.config["user_split_seed"])
 
         train_users = parts[0]
-        train_targets = np.concatenate([np.arange(starts[u] + 1, ends[u]) for u in train_users] or [np.zeros(0, np.int64)])
+        train_targets = concat_ranges(starts[train_users] + 1, ends[train_users])
         train_starts = np.repeat(starts[train_users], ends[train_users] - starts[train_users] - 1)
         built = [self._rows(train_targets, train_starts)]
 
         logger = getLogger()
+        items = self.inter_feat[self.iid_field].numpy()
         for name, part in zip(("valid", "test"), parts[1:]):
             length = ends[part] - starts[part]
             evaluable = part[length >= 2]
@@ -121,12 +129,8 @@ class UserSplitDataset(SequentialDataset):
                 logger.warning(f"{len(part) - len(evaluable)} {name} users have < 2 interactions and are not evaluated")
             first_target = starts[evaluable] + history_cut(ends[evaluable] - starts[evaluable], self.config["history_share"])
             split = self._rows(first_target, starts[evaluable])
-            items = self.inter_feat[self.iid_field].numpy()
-            counts = ends[evaluable] - first_target
-            split.target_offsets = torch.from_numpy(np.r_[0, np.cumsum(counts)])
-            split.target_items = torch.from_numpy(
-                items[np.concatenate([np.arange(a, b) for a, b in zip(first_target, ends[evaluable])] or [np.zeros(0, np.int64)])]
-            )
+            split.target_offsets = torch.from_numpy(np.r_[0, np.cumsum(ends[evaluable] - first_target)])
+            split.target_items = torch.from_numpy(items[concat_ranges(first_target, ends[evaluable])])
             built.append(split)
         logger.info(
             set_color("user split", "pink")
