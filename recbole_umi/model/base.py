@@ -24,7 +24,8 @@ def config_value(config, key: str, kind: type, minimum=None, choices=None):
     value = config[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if kind is bool and not isinstance(value, bool) or kind is not bool and not isinstance(value, kind):
+    # bool is an int subclass: True must not pass for an int setting, nor 1 for a bool one
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise ModelConfigError(f"{key} must be of type {kind.__name__}, got {value!r}")
     if minimum is not None and value < minimum:
         raise ModelConfigError(f"{key} must be >= {minimum}, got {value!r}")
