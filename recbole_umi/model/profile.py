@@ -39,11 +39,11 @@ class ProfileEmbedding(nn.Module):
         check_profile_fields(dataset, self.fields)
         self.tables = nn.ModuleList()
         self.float_fields: list[str] = []
+        training_users = dataset.inter_feat[dataset.uid_field].unique()
         for field in self.fields:
             if dataset.field2type[field] == FeatureType.TOKEN:
                 num_embeddings = dataset.num(field)
             else:
-                training_users = dataset.inter_feat[dataset.uid_field].unique()
                 values = dataset.user_feat[field][training_users].float()
                 quantiles = torch.linspace(0, 1, n_float_buckets + 1)[1:-1]
                 edges = torch.quantile(values, quantiles).unique()
