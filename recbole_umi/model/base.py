@@ -103,12 +103,12 @@ class MultiInterestRecommender(SequentialRecommender):
         """``B`` scores ``max_k o_k . e_t`` of each row's item."""
         interests = self.forward(interaction)
         items = self.item_embeddings()[interaction[self.ITEM_ID]]
-        return torch.einsum("bkd,bd->bk", interests, items).max(dim=1).values
+        return (interests * items.unsqueeze(1)).sum(dim=-1).max(dim=1).values
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
         """``B x n_items`` scores ``max_k o_k . e_t`` for every item."""
         interests = self.forward(interaction)
-        return torch.einsum("bkd,nd->bkn", interests, self.item_embeddings()).max(dim=1).values
+        return torch.matmul(interests, self.item_embeddings().t()).max(dim=1).values
 
     def initial_routing_logits(self, batch_size: int, length: int, std: float) -> torch.Tensor:
         """b_ij before routing, ``B x T x K``: fresh N(0, std^2) draws while training; in

@@ -74,7 +74,7 @@ def readout_logits(
         chosen = positive_scores.argmax(dim=1)  # B
         return scores.gather(1, chosen.view(-1, 1, 1).expand(-1, 1, scores.size(2))).squeeze(1)
     weights = torch.softmax(readout_power * positive_scores, dim=1)  # B x K
-    return torch.einsum("bk,bkc->bc", weights, scores)
+    return (weights.unsqueeze(2) * scores).sum(dim=1)
 
 
 class NegativeSampler(nn.Module):
@@ -192,20 +192,24 @@ class MultiInterestLoss(nn.Module):
             item_table: ``n_items x d`` item embeddings.
         """
         if self.loss_type == "full_softmax":
-            scores = torch.einsum("bkd,nd->bkn", interests, item_table)
+            scores = torch.matmul(interests, item_table.t())  # B x K x n_items
             logits = readout_logits(scores, positives, self.harder_negatives, self.readout_power)
             logits = logits / self.temperature
             logits[:, 0] = _EXCLUDED
             return F.cross_entropy(logits, positives)
         batch_size = positives.size(0)
-        positive_scores = torch.einsum("bkd,bd->bk", interests, item_table[positives]).unsqueeze(2)
         if self.shared_negatives:
             negatives = self.sampler(1, self.n_negatives, positives.device)  # 1 x n
-            negative_scores = torch.einsum("bkd,nd->bkn", interests, item_table[negatives[0]])
+            positive_scores = (interests * item_table[positives].unsqueeze(1)).sum(dim=-1)  # B x K
+            negative_scores = torch.matmul(interests, item_table[negatives[0]].t())  # B x K x n
+            scores = torch.cat([positive_scores.unsqueeze(2), negative_scores], dim=2)
         else:
             negatives = self.sampler(batch_size, self.n_negatives, positives.device)  # B x n
-            negative_scores = torch.einsum("bkd,bnd->bkn", interests, item_table[negatives])
-        scores = torch.cat([positive_scores, negative_scores], dim=2)  # B x K x (1 + n)
+            candidates = item_table[torch.cat([positives.unsqueeze(1), negatives], dim=1)]  # B x (1+n) x d
+            # a broadcast product, not einsum/bmm: B tiny (K x d) @ (d x 1+n) products
+            # run about 10x faster this way on CPU
+            scores = (interests.unsqueeze(2) * candidates.unsqueeze(1)).sum(dim=-1)
+        # scores: B x K x (1 + n), column 0 the positive
         first = torch.zeros_like(positives)
         logits = readout_logits(scores, first, self.harder_negatives, self.readout_power)
         logits = logits / self.temperature
