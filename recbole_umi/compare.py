@@ -11,6 +11,10 @@ Precision @N in percent, mean ± std over seeds, best in bold, second best under
 the relative improvement of the first model over the best other one), is printed and
 written to ``<out>/table.md`` and ``<out>/table.csv``.
 
+Each run file keeps the settings it was made with; resuming with other settings (another
+batch size, say) fails instead of mixing runs. Several tables can share one ``--out`` and
+so its finished runs: ``--table=ablation`` writes ``ablation.md`` and ``ablation.csv``.
+
 Model names take variant suffixes: ``+HN`` / ``-HN`` set ``harder_negatives``, ``-DAR``
 and ``-IR`` switch off UMI's dual-attention routing and interest refinement
 (``UMI-IR`` is "UMI w/o IR").
@@ -27,11 +31,13 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from recbole_umi.config import parse_cmd_args
 from recbole_umi.data import paper_metric_names
 from recbole_umi.quick_start import run
 
-__all__ = ["VARIANT_SUFFIXES", "parse_variant", "compare", "summarise", "render_markdown", "main"]
+__all__ = ["VARIANT_SUFFIXES", "SettingsMismatchError", "parse_variant", "run_settings", "compare", "summarise", "render_markdown", "main"]
 
 VARIANT_SUFFIXES = {
     "+HN": {"harder_negatives": True},
@@ -53,6 +59,25 @@ def parse_variant(name: str) -> tuple[str, dict]:
             return model, overrides
 
 
+# Settings that say where things live or what is printed, not what a run computes: a
+# comparison may resume with them changed.
+_PLACE_SETTINGS = {"data_path", "checkpoint_dir", "show_progress", "state", "gpu_id", "use_gpu"}
+
+
+class SettingsMismatchError(ValueError):
+    """A finished run in the output folder was made with other settings than this comparison."""
+
+
+def run_settings(config_file_list=None, config_dict=None) -> dict:
+    """What a comparison's runs are made with: its YAML files' keys under its ``--key=value``
+    ones, less the :data:`_PLACE_SETTINGS`; stored with each run and checked on resume."""
+    settings = {}
+    for name in config_file_list or []:
+        settings.update(yaml.safe_load(Path(name).read_text()) or {})
+    settings.update(config_dict or {})
+    return {key: value for key, value in sorted(settings.items()) if key not in _PLACE_SETTINGS}
+
+
 def run_file(out: Path, variant: str, seed: int) -> Path:
     return out / "runs" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', variant)}__seed{seed}.json"
 
@@ -64,12 +89,20 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     jobs = [(variant, seed) for variant in variants for seed in seeds]
+    # JSON round trip, so that the settings compare equal to those read back from disk
+    settings_here = json.loads(json.dumps(run_settings(config_file_list, config_dict)))
     results: dict[str, list] = {variant: [] for variant in variants}
     began = time.perf_counter()
     done_here = 0
     for number, (variant, seed) in enumerate(jobs, 1):
         path = run_file(out, variant, seed)
         if path.exists():
+            stored = json.loads(path.read_text()).get("settings")
+            if stored != settings_here:
+                raise SettingsMismatchError(
+                    f"{path} was run with the settings {stored}, this comparison has {settings_here}: "
+                    "use another --out, or delete that file to run it again"
+                )
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: already done ({path.name})")
         else:
             model, overrides = parse_variant(variant)
@@ -82,6 +115,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
                 "model": model,
                 "seed": seed,
                 "overrides": overrides,
+                "settings": settings_here,
                 "wall_s": round(time.perf_counter() - started, 1),
                 "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
                 "test_result": {k: float(v) for k, v in result["test_result"].items()},
@@ -171,6 +205,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seeds", default="2020,2021,2022", help="comma-separated training seeds")
     parser.add_argument("--out", required=True, help="folder for runs/, table.md and table.csv")
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files")
+    parser.add_argument("--table", default="table", help="name of the table files in --out (default: table.md, table.csv)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = parse_cmd_args(rest)  # fails now, not after hours of runs, on a malformed argument
     if "seed" in settings:
@@ -182,8 +217,8 @@ def main(argv: list[str] | None = None) -> str:
     columns, table = summarise(results)
     markdown = render_markdown(columns, table, len(seeds))
     out = Path(args.out)
-    (out / "table.md").write_text(markdown)
-    write_csv(out / "table.csv", columns, table)
+    (out / f"{args.table}.md").write_text(markdown)
+    write_csv(out / f"{args.table}.csv", columns, table)
     print(markdown)
     return markdown
 

@@ -7,7 +7,7 @@ import statistics
 import pytest
 
 from recbole_umi import compare as compare_module
-from recbole_umi.compare import main, parse_variant
+from recbole_umi.compare import SettingsMismatchError, main, parse_variant
 from tests.conftest import random_sequences, write_atomic, write_config
 
 def test_parse_variant():
@@ -94,3 +94,25 @@ def test_malformed_argument_fails_before_any_run(compare_args):
     with pytest.raises(ValueError, match="--key=value"):
         main(args + ["oops"])
     assert not (out / "runs").exists()
+
+
+def test_resuming_with_other_settings_fails_and_tables_share_runs(compare_args, monkeypatch):
+    args, out = compare_args
+    main(args)
+    record = json.loads((out / "runs" / "UMI__seed1.json").read_text())
+    assert record["settings"]["epochs"] == 1 and "data_path" not in record["settings"]
+    with pytest.raises(SettingsMismatchError, match="UMI__seed1.json"):
+        main(args + ["--learning_rate=0.1"])
+
+    # a second table over a subset of the finished runs trains nothing and keeps table.md
+    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("trained again"))
+    first_table = (out / "table.md").read_text()
+    subset = [a if not a.startswith("--models=") else "--models=UMI" for a in args]
+    main(subset + ["--table=umi_only"])
+    assert (out / "table.md").read_text() == first_table
+
+    def umi_cells(markdown):
+        row = next(line for line in markdown.splitlines() if line.startswith("| UMI |"))
+        return [cell.strip("*_ ") for cell in row.split("|")[2:-1]]
+
+    assert umi_cells((out / "umi_only.md").read_text()) == umi_cells(first_table)

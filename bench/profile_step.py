@@ -1,0 +1,87 @@
+"""Where a training step's time goes: forward, loss, backward, optimizer, and the top ops.
+
+Builds the model on the dataset's training split (the dataset config's protocol), joins the
+user features of the first batches once, and then times training steps on them alone, so
+that only the model's own work is measured (bench_train.py measures the data pipeline
+around it). Prints the median milliseconds per step and its split, and torch.profiler's
+table of the ops with the most self CPU time. Run it with the machine otherwise idle.
+
+    python bench/profile_step.py --model=UMI --dataset=ml-1m --data_path=../shared/data \
+        --train_batch_size=1024 --n_negatives=5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import recbole_umi  # noqa: E402,F401  (compatibility fixes first)
+from recbole.utils import init_seed  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
+
+from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
+from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
+from recbole_umi.registry import get_model  # noqa: E402
+
+
+def timed_step(model, optimizer, batch) -> dict[str, float]:
+    """One training step, split into its phases (seconds)."""
+    marks = [time.perf_counter()]
+    optimizer.zero_grad()
+    interests = model.forward(batch)
+    marks.append(time.perf_counter())
+    loss = model.loss_fct(interests, batch[model.POS_ITEM_ID], model.item_embeddings())
+    marks.append(time.perf_counter())
+    loss.backward()
+    marks.append(time.perf_counter())
+    optimizer.step()
+    marks.append(time.perf_counter())
+    phases = ("forward", "loss", "backward", "optimizer")
+    return {phase: marks[i + 1] - marks[i] for i, phase in enumerate(phases)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="UMI")
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--steps", type=int, default=100, help="timed steps (after 10 warm-up steps)")
+    parser.add_argument("--top", type=int, default=15, help="rows of the profiler table")
+    args, rest = parser.parse_known_args(argv)
+    settings = {"state": "WARNING", "show_progress": False, **parse_cmd_args(rest)}
+    config = Config(args.model, args.dataset, config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, _, _ = data_preparation(config, dataset)
+    model = get_model(config["model"])(config, train_data.dataset)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
+
+    training = train_data._dataset
+    size, n_batches = config["train_batch_size"], 20
+    rows = torch.randperm(len(training), generator=torch.Generator().manual_seed(0))[: size * n_batches]
+    joined = training.join(training.inter_feat[rows])
+    batches = [joined[torch.arange(i * size, (i + 1) * size)] for i in range(n_batches)]
+
+    for i in range(10):
+        timed_step(model, optimizer, batches[i % n_batches])
+    steps = [timed_step(model, optimizer, batches[i % n_batches]) for i in range(args.steps)]
+    total = statistics.median(sum(step.values()) for step in steps)
+    split = ", ".join(f"{phase} {1e3 * statistics.median(s[phase] for s in steps):.1f}" for phase in steps[0])
+    print(f"{config['model']}, batch {size}, {torch.get_num_threads()} threads: "
+          f"{1e3 * total:.1f} ms per step (median of {args.steps}; {split} ms)")
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for i in range(30):
+            timed_step(model, optimizer, batches[i % n_batches])
+    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
+
+
+if __name__ == "__main__":
+    main()
