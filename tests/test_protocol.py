@@ -198,3 +198,19 @@ def test_concat_ranges():
 
     assert concat_ranges(np.array([0, 5, 9]), np.array([2, 5, 12])).tolist() == [0, 1, 9, 10, 11]
     assert concat_ranges(np.array([], dtype=np.int64), np.array([], dtype=np.int64)).tolist() == []
+
+
+def test_batch_rows_equal_recboles_indexing(protocol_data):
+    """The tensor-indexed __getitem__ gives what RecBole's Dataset.__getitem__ gives."""
+    from recbole.data.dataset import Dataset
+
+    data_path, _ = protocol_data
+    _, dataset, (train, _, _) = prepare(data_path)
+    split = train.dataset
+    index = np.array([5, 0, 17, 5, len(split) - 1])
+    ours, recboles = split[index], Dataset.__getitem__(split, index)
+    assert sorted(ours.interaction) == sorted(recboles.interaction)
+    assert "gender" in ours.interaction  # the user features are joined
+    for field in recboles.interaction:
+        assert torch.equal(ours[field], recboles[field]), field
+    assert sorted(split.__getitem__(index, join=False).interaction) == sorted(split.inter_feat.interaction)
