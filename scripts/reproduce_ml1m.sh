@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Regenerates docs/results.md's tables: the paper's Table 2 rows and the UMI ablations on
+# MovieLens-1M under the paper's protocol, 3 training seeds, batch 1024 (docs/results.md
+# says why), into results/ml-1m/{table2,ablation}.{md,csv} and results/ml-1m/runs/.
+#
+#   bash scripts/reproduce_ml1m.sh [DATA_PATH]     # DATA_PATH holds ml-1m/; omit it to let
+#                                                  # RecBole download ml-1m
+#
+# The runs go in two streams of one torch thread each, which on 2 cores gets about 1.4x
+# more done than one 2-thread stream (docs/benchmarks.md). Interrupted? Run it again: every
+# finished run is kept in results/ml-1m/runs/ and skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+common=(--dataset=ml-1m --seeds=2020,2021,2022 --out=results/ml-1m --train_batch_size=1024 --show_progress=False)
+if [[ $# -ge 1 ]]; then common+=("--data_path=$1"); fi
+table2=UMI,ProfileDSSM,YoutubeDNN,MIND,MIND+HN,ComiRec,ComiRec+HN
+ablation=UMI,UMI-DAR,UMI-IR,UMI-HN
+
+export OMP_NUM_THREADS=1
+python -m recbole_umi.compare --models=UMI,ComiRec,UMI-DAR,UMI-IR "${common[@]}" --table=stream_a &
+stream_a=$!
+python -m recbole_umi.compare --models=ProfileDSSM,YoutubeDNN,MIND,MIND+HN,ComiRec+HN,UMI-HN "${common[@]}" --table=stream_b &
+stream_b=$!
+failed=0
+wait $stream_a || failed=1
+wait $stream_b || failed=1
+if [[ $failed -ne 0 ]]; then echo "a stream failed (its log is above); finished runs are kept" >&2; exit 1; fi
+# every run is on disk now: these only read them and write the two tables
+python -m recbole_umi.compare --models=$table2 "${common[@]}" --table=table2
+python -m recbole_umi.compare --models=$ablation "${common[@]}" --table=ablation
