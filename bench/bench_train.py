@@ -40,17 +40,18 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def in_memory_batches(train_data, batch_size: int, generator: torch.Generator):
-    """The training samples with user features joined once, cut into shuffled batches.
-
-    Each field is indexed with a tensor: ``Interaction[index]`` would turn the index into
-    a Python list first, which is the very cost the plugin's dataset avoids."""
+def joined_training_rows(train_data) -> dict[str, torch.Tensor]:
+    """Every training sample with its user features, as field -> tensor (built once)."""
     dataset = train_data._dataset
-    everything = dataset.join(dataset.inter_feat[torch.arange(len(dataset))]).interaction
-    order = torch.randperm(len(dataset), generator=generator)
+    return dataset[torch.arange(len(dataset))].interaction
+
+
+def in_memory_batches(rows: dict[str, torch.Tensor], batch_size: int, generator: torch.Generator):
+    """``rows`` cut into shuffled batches, each field indexed with a tensor."""
+    order = torch.randperm(len(next(iter(rows.values()))), generator=generator)
     for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        yield Interaction({field: values[rows] for field, values in everything.items()})
+        index = order[start : start + batch_size]
+        yield Interaction({field: values[index] for field, values in rows.items()})
 
 
 def model_only_epoch(model, optimizer, batches) -> tuple[int, float]:
@@ -85,13 +86,14 @@ def main(argv=None):
     model = get_model(config["model"])(config, train_data.dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     generator = torch.Generator().manual_seed(config["seed"])
+    rows = joined_training_rows(train_data)  # outside the timed loops
     runs = []
     for repeat in range(args.repeats):
         began = time.perf_counter()
         trainer._train_epoch(train_data, repeat, show_progress=False)
         end_to_end = time.perf_counter() - began
         samples, model_only = model_only_epoch(
-            model, trainer.optimizer, in_memory_batches(train_data, config["train_batch_size"], generator)
+            model, trainer.optimizer, in_memory_batches(rows, config["train_batch_size"], generator)
         )
         began = time.perf_counter()
         trainer.evaluate(valid_data, load_best_model=False)

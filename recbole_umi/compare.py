@@ -11,8 +11,10 @@ Precision @N in percent, mean ± std over seeds, best in bold, second best in it
 the relative improvement of the first model over the best other one), is printed and
 written to ``<out>/table.md`` and ``<out>/table.csv``.
 
-Each run file keeps the settings it was made with; resuming with other settings (another
-batch size, say) fails instead of mixing runs. Several tables can share one ``--out`` and
+Each run file keeps the dataset and the settings given to the comparison (its YAML files and
+``--key=value`` arguments); resuming with another dataset or other settings (another batch
+size, say) fails before anything trains, instead of mixing runs. (Changes to the plugin's
+own defaults or code are not detected.) Several tables can share one ``--out`` and
 so its finished runs: ``--table=ablation`` writes ``ablation.md`` and ``ablation.csv``.
 
 Model names take variant suffixes: ``+HN`` / ``-HN`` set ``harder_negatives``, ``-DAR``
@@ -78,6 +80,41 @@ def run_settings(config_file_list=None, config_dict=None) -> dict:
     return {key: value for key, value in sorted(settings.items()) if key not in _PLACE_SETTINGS}
 
 
+def _comparable(settings: dict | None) -> dict | None:
+    """Settings with command-line strings read as YAML, so ``"1024"`` equals ``1024``."""
+    if settings is None:
+        return None
+    readable = {}
+    for key, value in settings.items():
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                pass
+        readable[key] = value
+    return readable
+
+
+def check_finished_runs(out: Path, jobs, dataset: str, settings: dict) -> None:
+    """Fail, before anything trains, if a finished run of ``jobs`` in ``out`` was made on
+    another dataset or with other settings than ``settings``."""
+    for variant, seed in jobs:
+        path = run_file(out, variant, seed)
+        if not path.exists():
+            continue
+        record = json.loads(path.read_text())
+        if record.get("dataset", dataset) != dataset:
+            raise SettingsMismatchError(
+                f"{path} was run on the dataset {record['dataset']!r}, this comparison is on {dataset!r}: "
+                "use another --out"
+            )
+        if _comparable(record.get("settings")) != _comparable(settings):
+            raise SettingsMismatchError(
+                f"{path} was run with the settings {record.get('settings')}, this comparison has {settings}: "
+                "use another --out, or delete that file to run it again"
+            )
+
+
 def run_file(out: Path, variant: str, seed: int) -> Path:
     return out / "runs" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', variant)}__seed{seed}.json"
 
@@ -91,18 +128,13 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
     jobs = [(variant, seed) for variant in variants for seed in seeds]
     # JSON round trip, so that the settings compare equal to those read back from disk
     settings_here = json.loads(json.dumps(run_settings(config_file_list, config_dict)))
+    check_finished_runs(out, jobs, dataset, settings_here)
     results: dict[str, list] = {variant: [] for variant in variants}
     began = time.perf_counter()
     done_here = 0
     for number, (variant, seed) in enumerate(jobs, 1):
         path = run_file(out, variant, seed)
         if path.exists():
-            stored = json.loads(path.read_text()).get("settings")
-            if stored != settings_here:
-                raise SettingsMismatchError(
-                    f"{path} was run with the settings {stored}, this comparison has {settings_here}: "
-                    "use another --out, or delete that file to run it again"
-                )
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: already done ({path.name})")
         else:
             model, overrides = parse_variant(variant)
@@ -113,6 +145,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             record = {
                 "variant": variant,
                 "model": model,
+                "dataset": dataset,
                 "seed": seed,
                 "overrides": overrides,
                 "settings": settings_here,

@@ -1,8 +1,9 @@
 """The one place that adapts RecBole 1.2.1 to the current Python stack.
 
-RecBole 1.2.1 (2023) breaks on NumPy 2, setuptools >= 81, torch >= 2.6, and it switches
-on autograd anomaly detection for the whole process when its sequential models are
-imported. :func:`apply` repairs all four, once, and must run before anything imports
+RecBole 1.2.1 (2023) breaks on NumPy 2, setuptools >= 81, torch >= 2.6, switches on
+autograd anomaly detection for the whole process when its sequential models are imported,
+and cannot finish downloading a dataset outside distributed training. :func:`apply`
+repairs all five, once, and must run before anything imports
 ``recbole``; ``import recbole_umi`` calls it. Each fix is a named function below so that
 tests can check it and a reader can see exactly what is changed and why.
 
@@ -23,6 +24,11 @@ tests can check it and a reader can see exactly what is changed and why.
 - :func:`import_sequential_models_without_anomaly_mode`: ``recbole/model/sequential_
   recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)`` at import; we
   import the package once here and restore the caller's anomaly setting.
+- :func:`download_datasets_without_process_group`: ``Dataset._download`` ends with
+  ``torch.distributed.barrier()``, which raises "Default process group has not been
+  initialized" in every ordinary (single-process) run, right after the download, so
+  ``--dataset=ml-1m`` without a local copy failed. Inside RecBole's dataset module the
+  barrier is skipped when no process group exists; in distributed runs it still waits.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ __all__ = [
     "load_recbole_checkpoints_fully",
     "CHECKPOINT_LOADING_MODULES",
     "import_sequential_models_without_anomaly_mode",
+    "download_datasets_without_process_group",
     "NUMPY_ALIASES",
 ]
 
@@ -149,6 +156,35 @@ def import_sequential_models_without_anomaly_mode() -> None:
     torch.autograd.set_detect_anomaly(was_enabled)
 
 
+class _DistributedOutsideProcessGroups(types.ModuleType):
+    """``torch.distributed`` whose ``barrier`` is a no-op when no process group exists."""
+
+    def __getattr__(self, name):
+        return getattr(torch.distributed, name)
+
+    @staticmethod
+    def barrier(*args, **kwargs):
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.barrier(*args, **kwargs)
+        return None
+
+
+class _TorchForDatasetDownload(types.ModuleType):
+    """``torch`` as seen by RecBole's dataset module: only ``distributed`` differs."""
+
+    distributed = _DistributedOutsideProcessGroups("torch.distributed")
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+
+def download_datasets_without_process_group() -> None:
+    """Let RecBole's dataset download finish in a single-process run."""
+    module = importlib.import_module("recbole.data.dataset.dataset")
+    if not isinstance(module.torch, _TorchForDatasetDownload):
+        module.torch = _TorchForDatasetDownload("torch")
+
+
 def apply() -> None:
     """Apply every fix, once; safe to call again."""
     global _applied
@@ -158,4 +194,5 @@ def apply() -> None:
     make_ray_importable()
     import_sequential_models_without_anomaly_mode()
     load_recbole_checkpoints_fully()
+    download_datasets_without_process_group()
     _applied = True

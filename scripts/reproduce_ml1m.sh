@@ -10,9 +10,16 @@
 # more done than one 2-thread stream (docs/benchmarks.md). Interrupted? Run it again: every
 # finished run is kept in results/ml-1m/runs/ and skipped.
 set -euo pipefail
+data_path=""
+if [[ $# -ge 1 ]]; then data_path=$(realpath "$1"); fi
 cd "$(dirname "$0")/.."
 common=(--dataset=ml-1m --seeds=2020,2021,2022 --out=results/ml-1m --train_batch_size=1024 --show_progress=False)
-if [[ $# -ge 1 ]]; then common+=("--data_path=$1"); fi
+if [[ -n $data_path ]]; then
+    common+=("--data_path=$data_path")
+else
+    # download ml-1m once, here, rather than in both streams at the same time
+    python -c "import recbole_umi; from recbole_umi.config import Config; from recbole_umi.data import create_dataset; create_dataset(Config('UMI', 'ml-1m', config_dict={'state': 'WARNING'}))"
+fi
 table2=UMI,ProfileDSSM,YoutubeDNN,MIND,MIND+HN,ComiRec,ComiRec+HN
 ablation=UMI,UMI-DAR,UMI-IR,UMI-HN
 
@@ -21,6 +28,7 @@ python -m recbole_umi.compare --models=UMI,ComiRec,UMI-DAR,UMI-IR "${common[@]}"
 stream_a=$!
 python -m recbole_umi.compare --models=ProfileDSSM,YoutubeDNN,MIND,MIND+HN,ComiRec+HN,UMI-HN "${common[@]}" --table=stream_b &
 stream_b=$!
+trap 'kill $stream_a $stream_b 2>/dev/null' INT TERM
 failed=0
 wait $stream_a || failed=1
 wait $stream_b || failed=1

@@ -101,11 +101,19 @@ def test_resuming_with_other_settings_fails_and_tables_share_runs(compare_args, 
     main(args)
     record = json.loads((out / "runs" / "UMI__seed1.json").read_text())
     assert record["settings"]["epochs"] == 1 and "data_path" not in record["settings"]
-    with pytest.raises(SettingsMismatchError, match="UMI__seed1.json"):
+    assert record["dataset"] == "tiny"
+    # the mismatch is found before anything trains, even with the first run missing
+    (out / "runs" / "UMI__seed1.json").unlink()
+    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("trained despite a mismatch"))
+    with pytest.raises(SettingsMismatchError, match="UMI__seed2.json"):
         main(args + ["--learning_rate=0.1"])
+    with pytest.raises(SettingsMismatchError, match="dataset 'tiny'"):
+        main([a if not a.startswith("--dataset=") else "--dataset=other" for a in args])
+    # the same value written on the command line instead of the YAML file is no mismatch
+    (out / "runs" / "UMI__seed1.json").write_text(json.dumps(record))
+    assert main(args + ["--epochs=1"])
 
     # a second table over a subset of the finished runs trains nothing and keeps table.md
-    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("trained again"))
     first_table = (out / "table.md").read_text()
     subset = [a if not a.startswith("--models=") else "--models=UMI" for a in args]
     main(subset + ["--table=umi_only"])

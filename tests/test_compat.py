@@ -65,3 +65,55 @@ def test_trained_model_checkpoint_reloads_and_evaluates(tiny_data):
     result = run("UMI", "tiny", config_dict=tiny_config(tiny_data, "UMI", epochs=1), saved=True)
     assert set(result["test_result"]) == {"recall@5", "precision@5"}
     assert list((tiny_data.parent / "saved").glob("UMI-*.pth"))
+
+
+def _offline_download(monkeypatch, tmp_path):
+    """RecBole's download path with the network replaced by a local zip of a tiny dataset
+    (files named ``tinydl-src.*``, as RecBole's zips use another name than the dataset)."""
+    import shutil
+    import zipfile
+
+    from recbole.data.dataset import dataset as dataset_module
+
+    from tests.conftest import random_sequences, write_atomic
+
+    sequences, profiles = random_sequences(n_users=20, n_items=15, length=6)
+    source = write_atomic(tmp_path / "source", "tinydl-src", sequences, profiles) / "tinydl-src"
+    archive = tmp_path / "tinydl-src.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for file in source.iterdir():
+            handle.write(file, file.name)
+
+    def local_download(url, folder):
+        return shutil.copy(archive, folder)
+
+    monkeypatch.setattr(dataset_module.Dataset, "_get_download_url", lambda self, *a, **k: "file://tinydl-src.zip")
+    monkeypatch.setattr(dataset_module, "decide_download", lambda url: True)
+    monkeypatch.setattr(dataset_module, "download_url", local_download)
+    monkeypatch.chdir(tmp_path)
+    settings = tiny_config(tmp_path / "data", "UMI", dataset="tinydl")
+    return sum(len(items) for items in sequences.values()), settings
+
+
+def test_dataset_download_finishes_without_a_process_group(monkeypatch, tmp_path):
+    from recbole.data import create_dataset
+
+    from recbole_umi.config import Config
+
+    n_interactions, settings = _offline_download(monkeypatch, tmp_path)
+    dataset = create_dataset(Config("UMI", "tinydl", config_dict=settings))
+    assert dataset.inter_num == n_interactions
+    assert (tmp_path / "data" / "tinydl" / "tinydl.inter").exists()
+
+
+def test_dataset_download_fails_without_the_fix(monkeypatch, tmp_path):
+    """The check above can fail: with RecBole's own torch the download ends in an error."""
+    from recbole.data import create_dataset
+    from recbole.data.dataset import dataset as dataset_module
+
+    from recbole_umi.config import Config
+
+    _, settings = _offline_download(monkeypatch, tmp_path)
+    monkeypatch.setattr(dataset_module, "torch", torch)
+    with pytest.raises((RuntimeError, ValueError), match="process group"):
+        create_dataset(Config("UMI", "tinydl", config_dict=settings))

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing, squash
-from recbole_umi.model.losses import LossConfigError, MultiInterestLoss, NegativeSampler, readout_logits
+from recbole_umi.model.losses import (
+    BROADCAST_MAX_CANDIDATES,
+    LossConfigError,
+    MultiInterestLoss,
+    NegativeSampler,
+    candidate_scores,
+    readout_logits,
+)
 
 
 def test_squash_scales_length_and_keeps_direction():
@@ -186,3 +193,15 @@ def test_logq_correction_under_popularity_sampling():
     assert loss(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(expected, abs=1e-5)
     uncorrected = MultiInterestLoss("sampled_softmax", True, 2, sampler, logq_correction=False)
     assert uncorrected(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(math.log(1 + math.e + math.exp(-1)), abs=1e-6)
+
+
+@pytest.mark.parametrize("n_candidates", [1, 6, BROADCAST_MAX_CANDIDATES, BROADCAST_MAX_CANDIDATES + 1, 300])
+def test_candidate_scores_are_dot_products_on_both_paths(n_candidates):
+    generator = torch.Generator().manual_seed(n_candidates)
+    interests = torch.randn(4, 3, 5, generator=generator, dtype=torch.float64)
+    candidates = torch.randn(4, n_candidates, 5, generator=generator, dtype=torch.float64)
+    scores = candidate_scores(interests, candidates)
+    assert scores.shape == (4, 3, n_candidates)
+    b, k, c = 2, 1, n_candidates - 1
+    assert scores[b, k, c].item() == pytest.approx(float(interests[b, k] @ candidates[b, c]), abs=1e-12)
+    assert torch.allclose(scores, torch.einsum("bkd,bcd->bkc", interests, candidates))
