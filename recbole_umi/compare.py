@@ -39,7 +39,17 @@ from recbole_umi.config import parse_cmd_args
 from recbole_umi.data import paper_metric_names
 from recbole_umi.quick_start import run
 
-__all__ = ["VARIANT_SUFFIXES", "SettingsMismatchError", "parse_variant", "run_settings", "compare", "summarise", "render_markdown", "main"]
+__all__ = [
+    "VARIANT_SUFFIXES",
+    "SettingsMismatchError",
+    "parse_variant",
+    "run_settings",
+    "check_finished_runs",
+    "compare",
+    "summarise",
+    "render_markdown",
+    "main",
+]
 
 VARIANT_SUFFIXES = {
     "+HN": {"harder_negatives": True},

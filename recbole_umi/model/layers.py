@@ -64,7 +64,7 @@ def dynamic_routing(
         raise ValueError(f"routing needs at least one iteration, got {iterations}")
     # The contractions below are broadcast products summed over one axis, not einsum: with
     # K, T and d this small, einsum becomes a bmm over B tiny matrices plus permuting
-    # copies, about 4x slower on CPU (docs/benchmarks.md, "Profile").
+    # copies, about 4x slower on CPU (docs/benchmarks.md).
     mask = mask.to(votes.dtype).unsqueeze(-1)  # B x T x 1
     weights = mask if item_weights is None else mask * item_weights.unsqueeze(-1)
     logits = initial_logits.detach()
