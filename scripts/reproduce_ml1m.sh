@@ -36,3 +36,4 @@ if [[ $failed -ne 0 ]]; then echo "a stream failed (its log is above); finished 
 # every run is on disk now: these only read them and write the two tables
 python -m recbole_umi.compare --models=$table2 "${common[@]}" --table=table2
 python -m recbole_umi.compare --models=$ablation "${common[@]}" --table=ablation
+rm -f results/ml-1m/stream_a.md results/ml-1m/stream_a.csv results/ml-1m/stream_b.md results/ml-1m/stream_b.csv
