@@ -24,9 +24,9 @@ table2=UMI,ProfileDSSM,YoutubeDNN,MIND,MIND+HN,ComiRec,ComiRec+HN
 ablation=UMI,UMI-DAR,UMI-IR,UMI-HN
 
 export OMP_NUM_THREADS=1
-python -m recbole_umi.compare --models=UMI,ComiRec,UMI-DAR,UMI-IR "${common[@]}" --table=stream_a &
+python -m recbole_umi.compare --models=UMI,ComiRec,ComiRec+HN,UMI-DAR,UMI-IR "${common[@]}" --table=stream_a &
 stream_a=$!
-python -m recbole_umi.compare --models=ProfileDSSM,YoutubeDNN,MIND,MIND+HN,ComiRec+HN,UMI-HN "${common[@]}" --table=stream_b &
+python -m recbole_umi.compare --models=ProfileDSSM,YoutubeDNN,MIND,MIND+HN,UMI-HN "${common[@]}" --table=stream_b &
 stream_b=$!
 trap 'kill $stream_a $stream_b 2>/dev/null' INT TERM
 failed=0
