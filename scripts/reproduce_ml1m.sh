@@ -35,7 +35,7 @@ stream_a=$!
         --refine_hidden_size=64 --table=table
 ) &
 stream_b=$!
-trap 'kill $stream_a $stream_b 2>/dev/null' INT TERM
+trap 'kill 0' INT TERM  # Ctrl-C stops both streams and their python processes
 failed=0
 wait $stream_a || failed=1
 wait $stream_b || failed=1
