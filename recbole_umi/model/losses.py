@@ -217,22 +217,22 @@ class MultiInterestLoss(nn.Module):
         batch_size = positives.size(0)
         if self.shared_negatives:
             negatives = self.sampler(1, self.n_negatives, positives.device)  # 1 x n
+        else:
+            negatives = self.sampler(batch_size, self.n_negatives, positives.device)  # B x n
+        candidate_ids = torch.cat([positives.unsqueeze(1), negatives.expand(batch_size, -1)], dim=1)  # B x (1 + n)
+        if self.shared_negatives:
             positive_scores = (interests * item_table[positives].unsqueeze(1)).sum(dim=-1)  # B x K
             negative_scores = torch.matmul(interests, item_table[negatives[0]].t())  # B x K x n
             scores = torch.cat([positive_scores.unsqueeze(2), negative_scores], dim=2)
         else:
-            negatives = self.sampler(batch_size, self.n_negatives, positives.device)  # B x n
-            candidate_ids = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # B x (1 + n)
             scores = candidate_scores(interests, item_table[candidate_ids])
         # scores: B x K x (1 + n), column 0 the positive
         first = torch.zeros_like(positives)
         logits = readout_logits(scores, first, self.harder_negatives, self.readout_power)
         logits = logits / self.temperature
         if self.logq_correction:
-            candidate_ids = torch.cat([positives.unsqueeze(1), negatives.expand(batch_size, -1)], dim=1)
             logits = logits - self.sampler.log_expected_count(candidate_ids, self.n_negatives)
-        accidental_hit = torch.cat(
-            [torch.zeros_like(positives, dtype=torch.bool).unsqueeze(1), negatives == positives.unsqueeze(1)], dim=1
-        )
+        accidental_hit = candidate_ids == positives.unsqueeze(1)
+        accidental_hit[:, 0] = False  # the positive itself
         logits = logits.masked_fill(accidental_hit, _EXCLUDED)
         return F.cross_entropy(logits, first)
