@@ -27,13 +27,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import recbole_umi  # noqa: E402,F401  (compatibility fixes first)
+from recbole_umi import compat  # noqa: E402
+
+compat.apply()  # before anything imports RecBole
 from recbole.data.interaction import Interaction  # noqa: E402
-from recbole.utils import init_logger, init_seed  # noqa: E402
+from recbole.utils import get_trainer, init_logger, init_seed  # noqa: E402
 
 from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
-from recbole_umi.registry import get_model, get_trainer  # noqa: E402
+from recbole_umi.registry import get_model  # noqa: E402
 
 
 def peak_rss_mib() -> float:

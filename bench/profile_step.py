@@ -22,7 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import recbole_umi  # noqa: E402,F401  (compatibility fixes first)
+from recbole_umi import compat  # noqa: E402
+
+compat.apply()  # before anything imports RecBole
 from recbole.utils import init_seed  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 

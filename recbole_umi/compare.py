@@ -36,7 +36,7 @@ from pathlib import Path
 import yaml
 
 from recbole_umi.config import parse_cmd_args
-from recbole_umi.data import paper_metric_names
+from recbole_umi.metrics import paper_metric_names
 from recbole_umi.quick_start import run
 
 __all__ = [

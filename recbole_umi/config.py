@@ -13,18 +13,28 @@ Priority, lowest first:
    never reads ``sys.argv`` (pytest's or a notebook's arguments are not config).
 
 Layers 2-3 are overlaid on RecBole's internal layer, so everything the user passes keeps
-beating them, exactly as it beats RecBole's own defaults.
+beating them, exactly as it beats RecBole's own defaults. A dataset config may start from a
+shared file (``base_config: _movielens.yaml``, loaded first, from the same folder).
+
+Every recbole-umi setting of the final config is validated (:mod:`recbole_umi.settings`)
+before anything else happens: a bad value stops a run before any data is loaded.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from recbole_umi import compat
 
-from recbole.config import Config as RecBoleConfig
+compat.apply()  # before anything imports RecBole
 
-from recbole_umi import registry
+from pathlib import Path  # noqa: E402
 
-__all__ = ["Config", "resource_dir", "model_properties_file", "dataset_config_file"]
+import yaml  # noqa: E402
+from recbole.config import Config as RecBoleConfig  # noqa: E402
+
+from recbole_umi import registry, settings  # noqa: E402
+from recbole_umi.model import MultiInterestRecommender  # noqa: E402
+
+__all__ = ["Config", "resource_dir", "model_properties_file", "dataset_config_file", "dataset_config_layers", "parse_cmd_args"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -47,6 +57,28 @@ def model_properties_file(model: str) -> Path:
 
 def dataset_config_file(dataset: str) -> Path:
     return resource_dir("dataset_configs") / f"{dataset}.yaml"
+
+
+# The key by which a dataset config names the shared file it starts from.
+BASE_CONFIG_KEY = "base_config"
+
+
+def dataset_config_layers(dataset: str) -> list[Path]:
+    """``dataset_configs/<dataset>.yaml`` preceded by the files it names, recursively, as
+    ``base_config`` (lowest priority first); empty if the dataset has no config here."""
+    layers: list[Path] = []
+    path = dataset_config_file(dataset)
+    while path.is_file():
+        if path in layers:
+            raise ValueError(f"{path} is its own {BASE_CONFIG_KEY}, through {[p.name for p in layers]}")
+        layers.insert(0, path)
+        base = (yaml.safe_load(path.read_text()) or {}).get(BASE_CONFIG_KEY)
+        if base is None:
+            break
+        path = path.parent / base
+        if not path.is_file():
+            raise FileNotFoundError(f"{layers[0]} names {BASE_CONFIG_KEY}: {base}, which is not in {path.parent}")
+    return layers
 
 
 def parse_cmd_args(cmd_args: list[str]) -> dict[str, str]:
@@ -73,6 +105,7 @@ class Config(RecBoleConfig):
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None):
         self._cmd_args = list(cmd_args or [])
         super().__init__(model, dataset, config_file_list, config_dict)
+        settings.validate(self, plugin_model=issubclass(self.model_class, MultiInterestRecommender))
 
     def _load_cmd_line(self):
         return self._convert_config_dict(parse_cmd_args(self._cmd_args))
@@ -101,14 +134,15 @@ class Config(RecBoleConfig):
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
         class_layers = [model_properties_file(cls.__name__) for cls in reversed(model_class.__mro__)]
-        overall = resource_dir("properties") / "overall.yaml"
-        for layer in [overall, *class_layers, dataset_config_file(dataset)]:
+        for layer in [resource_dir("properties") / "overall.yaml", *class_layers]:
             if layer.is_file():
-                added = self._update_internal_config_dict(str(layer)) or {}
-                if layer.parent.name == "dataset_configs":
-                    self.parameters["Dataset"] += [
-                        key for key in added if key not in self.parameters["Dataset"]
-                    ]
+                self._update_internal_config_dict(str(layer))
+        for layer in dataset_config_layers(dataset):
+            added = self._update_internal_config_dict(str(layer)) or {}
+            self.parameters["Dataset"] += [key for key in added if key not in self.parameters["Dataset"]]
+        self.internal_config_dict.pop(BASE_CONFIG_KEY, None)
+        if BASE_CONFIG_KEY in self.parameters["Dataset"]:
+            self.parameters["Dataset"].remove(BASE_CONFIG_KEY)
 
     def _get_final_config_dict(self):
         final = super()._get_final_config_dict()

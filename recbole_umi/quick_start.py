@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-from logging import getLogger
+from recbole_umi import compat
 
-from recbole.utils import get_environment, init_logger, init_seed, set_color
+compat.apply()  # before anything imports RecBole
 
-from recbole_umi.config import Config
-from recbole_umi.data import create_dataset, data_preparation, paper_metric_names
-from recbole_umi.registry import get_model, get_trainer
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from logging import getLogger  # noqa: E402
+
+from recbole.utils import get_environment, get_trainer, init_logger, init_seed, set_color  # noqa: E402
+
+from recbole_umi.config import Config  # noqa: E402
+from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
+from recbole_umi.metrics import paper_metric_names  # noqa: E402
+from recbole_umi.registry import get_model  # noqa: E402
 
 __all__ = ["run", "main", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
 

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from recbole_umi import compat
 
-import recbole.model
-from recbole.utils import get_model as recbole_get_model
-from recbole.utils import get_trainer as recbole_get_trainer
+compat.apply()  # before anything imports RecBole
 
-from recbole_umi.model import MIND, UMI, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN
+from pathlib import Path  # noqa: E402
 
-__all__ = ["PLUGIN_MODELS", "get_model", "get_trainer", "is_plugin_model"]
+import recbole.model  # noqa: E402
+from recbole.utils import get_model as recbole_get_model  # noqa: E402
+
+from recbole_umi.model import (  # noqa: E402
+    MIND,
+    UMI,
+    ComiRec,
+    ComiRecDR,
+    ComiRecSA,
+    ProfileDSSM,
+    YoutubeDNN,
+)
+
+__all__ = ["PLUGIN_MODELS", "get_model"]
 
 # Every model this plugin adds, by the name users pass as `--model`.
 PLUGIN_MODELS = {
     cls.__name__: cls for cls in (UMI, MIND, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN)
 }
-# Models with a dedicated trainer; all others use RecBole's choice for their type.
-PLUGIN_TRAINERS: dict = {}
-
-
-def is_plugin_model(model_name: str) -> bool:
-    return model_name in PLUGIN_MODELS
 
 
 def get_model(model_name: str):
@@ -38,9 +43,3 @@ def get_model(model_name: str):
         )
     return recbole_get_model(model_name)
 
-
-def get_trainer(model_type, model_name: str):
-    """The trainer class for ``model_name``: the plugin's own, else RecBole's choice."""
-    if model_name in PLUGIN_TRAINERS:
-        return PLUGIN_TRAINERS[model_name]
-    return recbole_get_trainer(model_type, model_name)

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
-import recbole_umi  # noqa: F401  (applies the compatibility fixes first)
+from recbole_umi import compat
+
+compat.apply()  # before anything imports RecBole
+
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_seed
 
@@ -76,13 +79,14 @@ def tiny_data(tmp_path, monkeypatch) -> Path:
     return write_atomic(tmp_path / "data", "tiny", sequences, profiles)
 
 
-def tiny_config(data_path: Path, model: str, dataset: str = "tiny", **overrides) -> dict:
+def tiny_config(data_path: Path, **overrides) -> dict:
+    """``TINY_SETTINGS`` for a dataset under ``data_path`` (checkpoints beside it), with ``overrides``."""
     return {**TINY_SETTINGS, "data_path": str(data_path), "checkpoint_dir": str(data_path.parent / "saved"), **overrides}
 
 
 def build(data_path: Path, model: str, dataset: str = "tiny", **overrides):
     """Config, train loader and a freshly built model, as ``run`` builds them."""
-    config = Config(model, dataset, config_dict=tiny_config(data_path, model, dataset, **overrides))
+    config = Config(model, dataset, config_dict=tiny_config(data_path, **overrides))
     init_seed(config["seed"], config["reproducibility"])
     data = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, data)

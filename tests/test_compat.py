@@ -1,9 +1,11 @@
 """Each RecBole 1.2.1 breakage on the current stack is handled by recbole_umi.compat."""
 
+import ast
 import pickle
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -12,30 +14,93 @@ import torch
 
 from recbole_umi import compat
 from recbole_umi.quick_start import run
-from tests.conftest import tiny_config
+from tests.conftest import REPO_ROOT, tiny_config
 
 
-def test_numpy_aliases_restored():
-    assert np.float_ is np.float64 and np.bool8 is np.bool_ and np.unicode_ is np.str_
-    from recbole.config import Config  # its compatibility_settings uses np.float_ etc.
-
-    assert Config is not None
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter: nothing imported yet, no fix applied yet."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
-def test_anomaly_mode_stays_off_after_importing_models():
-    import recbole.model.sequential_recommender  # noqa: F401  (sine.py switched it on)
-    import recbole_umi.model  # noqa: F401
+# RecBole's Config sets np.float = np.float_ (gone in NumPy 2); importing its sequential
+# models switches autograd's anomaly mode on for the whole process.
+RECBOLE_BREAKAGES = """
+import torch, recbole.model.sequential_recommender
+from recbole.config import Config
+try:
+    Config('Pop', 'ml-100k', config_dict={'state': 'ERROR'})
+    built = 'built'
+except AttributeError as error:
+    built = 'failed: ' + str(error)
+print(torch.is_anomaly_enabled(), built)
+"""
 
-    assert not torch.is_anomaly_enabled()
+
+@pytest.mark.parametrize(
+    "first, expected",
+    [
+        ("", "True failed: `np.float_` was removed"),  # control: RecBole alone
+        ("import recbole_umi.quick_start, recbole_umi.compat as c; assert c._applied", "False built"),
+    ],
+)
+def test_fixes_in_a_fresh_process(first, expected):
+    """numpy aliases and anomaly mode, in an interpreter where nothing was imported before."""
+    out = run_python(first + "\n" + RECBOLE_BREAKAGES)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stdout.strip().splitlines()[-1].startswith(expected)
 
 
-def test_fresh_process_imports_recbole_quick_start_without_anomaly_mode():
-    code = (
-        "import recbole_umi, torch, recbole.quick_start, recbole.model.sequential_recommender;"
-        "print(torch.is_anomaly_enabled())"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+LIGHT_MODULES = ["recbole_umi", "recbole_umi.settings", "recbole_umi.metrics", "recbole_umi.retrieval", "recbole_umi.compat"]
+
+
+def test_light_modules_import_neither_recbole_nor_ray():
+    code = "import importlib, sys\n"
+    for module in LIGHT_MODULES:
+        code += (
+            f"importlib.import_module({module!r})\n"
+            f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & {{'recbole', 'ray'}})\n"
+            f"assert not heavy, ({module!r}, heavy)\n"
+        )
+    out = run_python(code + "print('light')")
+    assert out.returncode == 0 and out.stdout.strip() == "light", out.stderr[-1500:]
+
+
+def _module_level_imports(path: Path) -> list[tuple[int, str]]:
+    """``(line, what)`` of each module-level import and ``compat.apply()`` call, in order."""
+    events = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            events += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            events.append((node.lineno, node.module))
+        elif isinstance(node, ast.Expr) and ast.unparse(node.value) == "compat.apply()":
+            events.append((node.lineno, "compat.apply()"))
+    return events
+
+
+def test_every_module_applies_the_fixes_before_importing_recbole():
+    """Statically: in every module, a module-level RecBole import comes after
+    ``compat.apply()``, in the module itself or in the package ``__init__`` above it."""
+    package = REPO_ROOT / "recbole_umi"
+    for path in sorted(package.rglob("*.py")):
+        events = _module_level_imports(path)
+        applied_by_package = path.name != "__init__.py" and path.parent != package and any(
+            what == "compat.apply()" for _, what in _module_level_imports(path.parent / "__init__.py")
+        )
+        first_recbole = next((line for line, what in events if what.split(".")[0] == "recbole"), None)
+        first_apply = next((line for line, what in events if what == "compat.apply()"), None)
+        if first_recbole is not None and not applied_by_package:
+            assert first_apply is not None and first_apply < first_recbole, f"{path.relative_to(REPO_ROOT)}:{first_recbole}"
+
+
+def test_lazy_package_attributes():
+    import recbole_umi
+    from recbole_umi.config import Config
+    from recbole_umi.quick_start import run as quick_run
+
+    assert recbole_umi.Config is Config and recbole_umi.run is quick_run
+    with pytest.raises(AttributeError, match="no attribute 'Conf'"):
+        recbole_umi.Conf
 
 
 def test_ray_placeholder_fails_only_on_use(monkeypatch):
@@ -62,7 +127,7 @@ def test_torch_stays_strict_outside_recbole_trainer(tmp_path):
 
 def test_trained_model_checkpoint_reloads_and_evaluates(tiny_data):
     """Trainer.evaluate(load_best_model=True) reads the checkpoint RecBole just saved."""
-    result = run("UMI", "tiny", config_dict=tiny_config(tiny_data, "UMI", epochs=1), saved=True)
+    result = run("UMI", "tiny", config_dict=tiny_config(tiny_data, epochs=1), saved=True)
     assert set(result["test_result"]) == {"recall@5", "precision@5"}
     assert list((tiny_data.parent / "saved").glob("UMI-*.pth"))
 
@@ -91,7 +156,7 @@ def _offline_download(monkeypatch, tmp_path):
     monkeypatch.setattr(dataset_module, "decide_download", lambda url: True)
     monkeypatch.setattr(dataset_module, "download_url", local_download)
     monkeypatch.chdir(tmp_path)
-    settings = tiny_config(tmp_path / "data", "UMI", dataset="tinydl")
+    settings = tiny_config(tmp_path / "data")
     return sum(len(items) for items in sequences.values()), settings
 
 

@@ -1,12 +1,16 @@
 """Registry lookup, config layering and start-up errors."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
 from recbole_umi.config import Config, parse_cmd_args
+from recbole_umi.data import ProtocolConfigError
 from recbole_umi.model import LossConfigError, ModelConfigError, ProfileConfigError
 from recbole_umi.model.umi import UMI
 from recbole_umi.registry import get_model
+from recbole_umi.settings import SETTINGS, SettingsError
 from tests.conftest import build, random_sequences, tiny_config, write_atomic
 
 
@@ -63,23 +67,70 @@ def test_command_line_must_be_key_value():
 @pytest.mark.parametrize(
     "overrides, error, message",
     [
-        ({"n_interests": 0}, ModelConfigError, "n_interests must be >= 1"),
-        ({"loss_type": "BPR"}, LossConfigError, "loss_type"),
-        ({"n_negatives": 40}, LossConfigError, "n_negatives"),  # 40 items in the tiny dataset
-        ({"negative_sampler": "zipf"}, LossConfigError, "negative_sampler"),
-        ({"profile_fields": ["age", "income"]}, ProfileConfigError, "'income'"),
+        ({"n_interests": 0}, SettingsError, r"'n_interests' = 0: must be an integer in \[1, inf\)"),
+        ({"loss_type": "BPR"}, SettingsError, "'loss_type' = 'BPR': must be one of 'sampled_softmax', 'full_softmax'"),
+        ({"n_negatives": 40}, LossConfigError, r"'n_negatives' = 40: must be below the number of items \(40\)"),
+        ({"negative_sampler": "zipf"}, SettingsError, "'negative_sampler' = 'zipf': must be one of"),
+        ({"profile_fields": ["age", "income"]}, ProfileConfigError, "the field 'income' is not available"),
         ({"numerical_features": ["age"]}, ProfileConfigError, "numerical_features"),
-        ({"harder_negatives": "yes"}, LossConfigError, "harder_negatives must be True or False"),
+        ({"harder_negatives": "yes"}, SettingsError, "'harder_negatives' = 'yes': must be True or False"),
         ({"train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}, ModelConfigError, "own negatives"),
+        # empty values (a YAML key with nothing after the colon)
+        ({"n_negatives": None}, SettingsError, "'n_negatives' = empty: must be an integer in"),
+        ({"softmax_temperature": None}, SettingsError, "'softmax_temperature' = empty: must be a number in"),
+        ({"shared_negatives": None}, SettingsError, "'shared_negatives' = empty: must be True or False"),
+        ({"softmax_temperature": 0}, SettingsError, r"'softmax_temperature' = 0: must be a number in \(0, inf\)"),
+        ({"readout_power": -1.0}, SettingsError, r"'readout_power' = -1.0: must be a number in \[0, inf\]"),
+        ({"history_share": 1.0}, SettingsError, r"'history_share' = 1.0: must be a number in \(0, 1\)"),
+        ({"user_split_ratios": [0.8, 0.2]}, SettingsError, "'user_split_ratios' = \\[0.8, 0.2\\]: must be a list of 3"),
     ],
 )
 def test_bad_config_fails_at_start_up(tiny_data, overrides, error, message):
-    with pytest.raises(error, match=message):
+    with pytest.raises(error, match=message) as raised:
         build(tiny_data, "UMI", **overrides)
+    # the error names the key and its value (a profile field's problems name profile_fields)
+    key = raised.value.key
+    assert key in overrides or key == "profile_fields"
+    assert raised.value.value == (overrides[key] if key in overrides else ["age", "gender"])
+
+
+@pytest.mark.parametrize("error", [ModelConfigError, LossConfigError, ProfileConfigError, ProtocolConfigError])
+def test_one_error_base_class(error):
+    assert issubclass(error, SettingsError)
+
+
+def test_settings_are_checked_before_any_data_is_loaded(tmp_path):
+    # no dataset exists under this data_path: the config alone must fail
+    with pytest.raises(SettingsError, match="'n_interests' = -2"):
+        Config("UMI", "nowhere", config_dict={"data_path": str(tmp_path), "n_interests": -2})
+
+
+def test_recbole_models_keep_their_own_meaning_of_shared_names():
+    # SASRec's loss_type is 'CE': plugin model settings are not checked for RecBole models
+    assert Config("SASRec", "ml-100k")["loss_type"] == "CE"
+    with pytest.raises(SettingsError, match="history_share"):  # the protocol's are
+        Config("SASRec", "ml-100k", config_dict={"history_share": 2})
+
+
+def test_every_plugin_yaml_key_is_validated():
+    """Each key the plugin's YAML files set is RecBole's own or has a type and range in
+    recbole_umi.settings: no plugin setting bypasses validation."""
+    import recbole
+
+    from recbole_umi.config import resource_dir
+
+    recbole_keys = set()
+    for path in (Path(recbole.__file__).parent / "properties").rglob("*.yaml"):
+        recbole_keys |= set(yaml.safe_load(path.read_text()) or {})
+    files = [*resource_dir("properties").rglob("*.yaml"), *resource_dir("dataset_configs").glob("*.yaml")]
+    plugin_keys = set().union(*(set(yaml.safe_load(p.read_text()) or {}) for p in files))
+    unchecked = plugin_keys - recbole_keys - set(SETTINGS) - {"base_config", "profile_fields"}
+    assert not unchecked, f"keys without a Setting in recbole_umi/settings.py: {sorted(unchecked)}"
+    assert "profile_fields" in SETTINGS
 
 
 def test_comirec_variant_is_validated(tiny_data):
-    with pytest.raises(ModelConfigError, match="comirec_variant"):
+    with pytest.raises(SettingsError, match="comirec_variant"):
         build(tiny_data, "ComiRec", comirec_variant="XX")
 
 
@@ -87,7 +138,7 @@ def test_dataset_without_user_file_names_the_field(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     sequences, _ = random_sequences()
     data = write_atomic(tmp_path / "data", "nouser", sequences, profiles=None)
-    with pytest.raises(ProfileConfigError, match="'age'.*no user features"):
+    with pytest.raises(ProfileConfigError, match="the field 'age' is not available.*no user features"):
         build(data, "UMI", dataset="nouser")
     # a model without profile runs on it
     build(data, "ComiRecSA", dataset="nouser")

@@ -5,15 +5,15 @@ import math
 import pytest
 import torch
 
-from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing, squash
+from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing, mask_logits, squash
 from recbole_umi.model.losses import (
     BROADCAST_MAX_CANDIDATES,
-    LossConfigError,
     MultiInterestLoss,
     NegativeSampler,
     candidate_scores,
     readout_logits,
 )
+from recbole_umi.settings import SettingsError
 
 
 def test_squash_scales_length_and_keeps_direction():
@@ -89,6 +89,11 @@ INTERESTS = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
 ITEMS = torch.tensor([[0.0, 0.0], [2.0, 1.0], [0.0, 3.0], [1.0, 1.0]])  # id 0 = padding
 
 
+def item_vectors(ids=None):
+    """A model's ``item_embeddings`` over the table ``ITEMS``."""
+    return ITEMS if ids is None else ITEMS[ids]
+
+
 class FixedSampler(NegativeSampler):
     def __init__(self, negatives):
         super().__init__(n_items=4)
@@ -120,26 +125,26 @@ def test_hn_and_non_hn_logits():
 )
 def test_sampled_softmax_loss_value(harder_negatives, expected):
     loss = MultiInterestLoss("sampled_softmax", harder_negatives, 2, FixedSampler([2, 3]))
-    value = loss(INTERESTS, torch.tensor([1]), ITEMS)
+    value = loss(INTERESTS, torch.tensor([1]), item_vectors)
     assert value.item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_temperature_divides_logits():
     loss = MultiInterestLoss("sampled_softmax", True, 2, FixedSampler([2, 3]), temperature=2.0)
     expected = math.log(1 + math.exp(0.5) + math.exp(-0.5))  # logits (1, 1.5, .5)
-    assert loss(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(expected, abs=1e-6)
+    assert loss(INTERESTS, torch.tensor([1]), item_vectors).item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_accidental_hit_is_left_out():
     loss = MultiInterestLoss("sampled_softmax", True, 2, FixedSampler([1, 3]))
     expected = math.log(1 + math.exp(-1))  # only the negative item 3 (logit 1) remains
-    assert loss(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(expected, abs=1e-6)
+    assert loss(INTERESTS, torch.tensor([1]), item_vectors).item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_full_softmax_skips_padding_item():
     loss = MultiInterestLoss("full_softmax", True, 1, NegativeSampler(4))
     expected = math.log(1 + math.exp(1) + math.exp(-1))  # all items 1..3, not item 0
-    assert loss(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(expected, abs=1e-6)
+    assert loss(INTERESTS, torch.tensor([1]), item_vectors).item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_popularity_sampler_follows_counts():
@@ -166,12 +171,12 @@ def test_uniform_sampler_never_draws_padding():
 )
 def test_invalid_loss_settings_fail_clearly(kwargs, message):
     settings = {"loss_type": "sampled_softmax", "harder_negatives": True, "n_negatives": 1, "sampler": NegativeSampler(4)}
-    with pytest.raises(LossConfigError, match=message):
+    with pytest.raises(SettingsError, match=message):
         MultiInterestLoss(**{**settings, **kwargs})
 
 
 def test_unknown_sampler_fails_clearly():
-    with pytest.raises(LossConfigError, match="negative_sampler"):
+    with pytest.raises(SettingsError, match="negative_sampler"):
         NegativeSampler(4, "zipf")
 
 
@@ -180,7 +185,7 @@ def test_shared_negatives_give_the_same_loss_as_the_same_negatives_per_row():
     positives = torch.tensor([1, 2])
     shared = MultiInterestLoss("sampled_softmax", True, 1, FixedSampler([3]), shared_negatives=True)
     per_row = MultiInterestLoss("sampled_softmax", True, 1, FixedSampler([3]))
-    assert shared(interests, positives, ITEMS).item() == pytest.approx(per_row(interests, positives, ITEMS).item())
+    assert shared(interests, positives, item_vectors).item() == pytest.approx(per_row(interests, positives, item_vectors).item())
 
 
 def test_logq_correction_under_popularity_sampling():
@@ -190,9 +195,9 @@ def test_logq_correction_under_popularity_sampling():
     # HN logits (2, 3, 1) minus log(2 q) = (log .5, log .5, log 1)
     corrected = [2 - math.log(0.5), 3 - math.log(0.5), 1.0]
     expected = -corrected[0] + math.log(sum(math.exp(x) for x in corrected))
-    assert loss(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(expected, abs=1e-5)
+    assert loss(INTERESTS, torch.tensor([1]), item_vectors).item() == pytest.approx(expected, abs=1e-5)
     uncorrected = MultiInterestLoss("sampled_softmax", True, 2, sampler, logq_correction=False)
-    assert uncorrected(INTERESTS, torch.tensor([1]), ITEMS).item() == pytest.approx(math.log(1 + math.e + math.exp(-1)), abs=1e-6)
+    assert uncorrected(INTERESTS, torch.tensor([1]), item_vectors).item() == pytest.approx(math.log(1 + math.e + math.exp(-1)), abs=1e-6)
 
 
 @pytest.mark.parametrize("n_candidates", [1, 6, BROADCAST_MAX_CANDIDATES, BROADCAST_MAX_CANDIDATES + 1, 300])
@@ -205,3 +210,34 @@ def test_candidate_scores_are_dot_products_on_both_paths(n_candidates):
     b, k, c = 2, 1, n_candidates - 1
     assert scores[b, k, c].item() == pytest.approx(float(interests[b, k] @ candidates[b, c]), abs=1e-12)
     assert torch.allclose(scores, torch.einsum("bkd,bcd->bkc", interests, candidates))
+
+
+@pytest.mark.parametrize(
+    "loss_type, shared, asked",
+    [
+        ("sampled_softmax", False, [(1, 3)]),  # one call: the B x (1 + n) candidate ids
+        ("sampled_softmax", True, [(1,), (2,)]),  # the positives, then the shared negatives
+        ("full_softmax", False, [None]),  # every item
+    ],
+)
+def test_loss_asks_only_for_the_candidates_vectors(loss_type, shared, asked):
+    calls = []
+
+    def recording_item_vectors(ids=None):
+        calls.append(None if ids is None else tuple(ids.shape))
+        return item_vectors(ids)
+
+    loss = MultiInterestLoss(loss_type, True, 2, FixedSampler([2, 3]), shared_negatives=shared)
+    value = loss(INTERESTS, torch.tensor([1]), recording_item_vectors)
+    assert calls == asked
+    # the value is the one computed from the whole table (hand-computed above: 1.407606)
+    assert value.item() == pytest.approx(math.log(1 + math.exp(1) + math.exp(-1)), abs=1e-6)
+
+
+def test_masked_logits_get_no_weight_and_no_nan():
+    logits = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    keep = torch.tensor([[True, False, True], [False, False, False]])
+    weights = torch.softmax(mask_logits(logits, keep), dim=1)
+    expected_first = torch.softmax(torch.tensor([1.0, 3.0]), 0)
+    assert torch.allclose(weights[0], torch.tensor([expected_first[0], 0.0, expected_first[1]]))
+    assert torch.allclose(weights[1], torch.full((3,), 1 / 3))  # nothing kept: uniform, not NaN

@@ -18,9 +18,13 @@ def first_batch(train_data):
     return next(iter(train_data))
 
 
+SINGLE_INTEREST = {"ProfileDSSM", "YoutubeDNN"}
+
+
 @pytest.fixture(params=MODELS)
 def built(request, tiny_data):
-    return build(tiny_data, request.param)
+    # K = 2, not the YAML default of 3, so that the shape checks see the configured K
+    return build(tiny_data, request.param, **({} if request.param in SINGLE_INTEREST else {"n_interests": 2}))
 
 
 def test_interest_and_score_shapes(built):
@@ -28,10 +32,11 @@ def test_interest_and_score_shapes(built):
     batch = first_batch(train_data)
     model.eval()
     interests = model(batch)
-    expected_k = 1 if model.n_interests == 1 else 3  # single-interest models, else the default K
-    assert model.n_interests == expected_k
-    assert interests.shape == (len(batch), expected_k, config["embedding_size"])
-    assert model.item_embeddings().shape == (model.n_items, config["embedding_size"])
+    expected_k = 1 if type(model).__name__ in SINGLE_INTEREST else 2
+    assert interests.shape == (len(batch), expected_k, 8)  # embedding_size 8 (TINY_SETTINGS)
+    assert model.item_embeddings().shape == (model.n_items, 8)
+    ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    assert torch.equal(model.item_embeddings(ids), model.item_embeddings()[ids])
     assert model.full_sort_predict(batch).shape == (len(batch), model.n_items)
     assert model.predict(batch).shape == (len(batch),)
 
@@ -96,3 +101,24 @@ def test_float_profile_buckets_come_from_training_users(tiny_data):
     ages = dataset.user_feat["age"][users].float()
     edges = model.profile.bucket_edges_age
     assert torch.allclose(edges, torch.quantile(ages, torch.tensor([0.25, 0.5, 0.75])).unique())
+
+
+def test_profile_dssm_item_tower_sees_only_the_candidates(tiny_data):
+    """Sampled softmax must not run the item tower over the whole catalogue."""
+    _, train_data, _, model = build(tiny_data, "ProfileDSSM", n_negatives=3)
+    batch = first_batch(train_data)
+    rows = []
+    model.item_tower.register_forward_hook(lambda module, inputs, output: rows.append(inputs[0].shape[:-1].numel()))
+    model.calculate_loss(batch)
+    assert rows == [len(batch) * (1 + 3)]
+
+
+@pytest.mark.parametrize("switch, absent", [("use_dar", "uganet"), ("use_ir", "field_relevance")])
+def test_ablation_builds_no_switched_off_network(tiny_data, switch, absent):
+    full = build(tiny_data, "UMI")[3]
+    ablated = build(tiny_data, "UMI", **{switch: False})[3]
+    assert getattr(full, absent) is not None
+    assert getattr(ablated, absent) is None
+    assert not any(name.startswith(absent) for name, _ in ablated.named_parameters())
+    ablated.eval()
+    assert torch.isfinite(ablated.full_sort_predict(first_batch(build(tiny_data, "UMI")[1]))).all()

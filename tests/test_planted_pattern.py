@@ -36,7 +36,7 @@ def popularity_recall_at_5(sequences):
 
 def trained_recall_at_5(model, data):
     config = tiny_config(
-        data, model, dataset="planted",
+        data,
         epochs=25, stopping_step=25, train_batch_size=128, learning_rate=0.01,
         embedding_size=16, n_negatives=20, float_profile_buckets=N_GROUPS,
     )

@@ -8,7 +8,9 @@ from recbole.trainer import Trainer
 from recbole.utils import init_seed
 
 from recbole_umi.config import Config
-from recbole_umi.data import ProtocolConfigError, create_dataset, data_preparation, paper_metric_names
+from recbole_umi.data import ProtocolConfigError, create_dataset, data_preparation
+from recbole_umi.metrics import paper_metric_names
+from recbole_umi.settings import SettingsError
 from recbole_umi.data.protocol import history_cut
 from recbole_umi.quick_start import run
 from tests.conftest import SHARED_DATA, tiny_config, write_atomic
@@ -35,7 +37,7 @@ def protocol_data(tmp_path, monkeypatch):
 
 
 def prepare(data_path, model="UMI", **overrides):
-    settings = tiny_config(data_path, model, dataset="known", **{"eval_protocol": "user_split", **overrides})
+    settings = tiny_config(data_path, **{"eval_protocol": "user_split", **overrides})
     config = Config(model, "known", config_dict=settings)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
@@ -146,18 +148,10 @@ def test_paper_metric_names():
     assert paper_metric_names(result) == {"HitRate@10": 0.1, "HitRate@50": 0.3, "Precision@10": 0.05}
 
 
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        ({"eval_protocol": "loo"}, "eval_protocol"),
-        ({"user_split_ratios": [0.8, 0.2]}, "user_split_ratios"),
-        ({"history_share": 1.0}, "history_share"),
-    ],
-)
-def test_bad_protocol_config(protocol_data, overrides, message):
+def test_unknown_protocol_is_refused(protocol_data):
     data_path, _ = protocol_data
-    with pytest.raises(ProtocolConfigError, match=message):
-        prepare(data_path, **overrides)
+    with pytest.raises(SettingsError, match="'eval_protocol' = 'loo': must be one of 'recbole', 'user_split'"):
+        prepare(data_path, eval_protocol="loo")
 
 
 def test_non_sequential_model_is_refused(protocol_data):
@@ -166,12 +160,15 @@ def test_non_sequential_model_is_refused(protocol_data):
         prepare(data_path, model="BPR")
 
 
-@pytest.mark.parametrize("model", ["SASRec", "GRU4Rec", "SINE", "UMI", "MIND", "ComiRec"])
-def test_models_run_under_the_protocol(protocol_data, model):
+@pytest.mark.parametrize("model", ["GRU4Rec", "SINE"])
+def test_other_recbole_sequential_models_run_under_the_protocol(protocol_data, model):
+    """Smoke: they train and are evaluated on the protocol's rows. Their scores are checked
+    nowhere; the protocol's metrics are checked with the oracle above, and the plugin's
+    models and SASRec against known answers in test_known_answers.py."""
     data_path, _ = protocol_data
-    settings = tiny_config(data_path, model, dataset="known", eval_protocol="user_split", epochs=1, train_neg_sample_args=None)
+    settings = tiny_config(data_path, eval_protocol="user_split", epochs=1, train_neg_sample_args=None)
     result = run(model, "known", config_dict=settings, saved=False)
-    assert 0.0 <= result["test_result"]["recall@5"] <= 1.0
+    assert set(result["test_result"]) == {"recall@5", "precision@5"}
 
 
 ML1M = SHARED_DATA / "ml-1m" / "ml-1m.inter"

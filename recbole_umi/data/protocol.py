@@ -20,8 +20,6 @@ RecBole's evaluator then computes the paper's metrics under RecBole's names:
 
 from __future__ import annotations
 
-import math
-import re
 from logging import getLogger
 
 import numpy as np
@@ -33,42 +31,35 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import ModelType, set_color
 
+from recbole_umi.settings import SettingsError, setting
+
 __all__ = [
-    "EVAL_PROTOCOLS",
     "ProtocolConfigError",
     "UserSplitDataset",
     "UserSplitEvalDataLoader",
     "create_dataset",
     "data_preparation",
-    "paper_metric_names",
     "history_cut",
 ]
 
-EVAL_PROTOCOLS = ("recbole", "user_split")
 
-
-class ProtocolConfigError(ValueError):
-    """The evaluation-protocol settings are invalid."""
+class ProtocolConfigError(SettingsError):
+    """The evaluation protocol does not fit the model."""
 
 
 def check_protocol_config(config) -> str:
-    """Validate the protocol keys; returns the protocol name."""
-    protocol = config["eval_protocol"]
-    if protocol not in EVAL_PROTOCOLS:
-        raise ProtocolConfigError(f"eval_protocol must be one of {EVAL_PROTOCOLS}, got {protocol!r}")
+    """Validate the protocol's settings; returns the protocol name."""
+    protocol = setting(config, "eval_protocol")
     if protocol == "recbole":
         return protocol
     if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         raise ProtocolConfigError(
-            f"eval_protocol: user_split evaluates users never seen in training from their history, "
-            f"which needs a sequential model; {config['model']} is not one"
+            "eval_protocol", protocol,
+            "evaluates users never seen in training from their history, which needs a "
+            f"sequential model; {config['model']} is not one: use eval_protocol: recbole",
         )
-    ratios = config["user_split_ratios"]
-    if not (isinstance(ratios, list) and len(ratios) == 3 and all(r > 0 for r in ratios)):
-        raise ProtocolConfigError(f"user_split_ratios must be three positive numbers, got {ratios!r}")
-    share = config["history_share"]
-    if not (isinstance(share, (int, float)) and 0 < share < 1):
-        raise ProtocolConfigError(f"history_share must be in (0, 1), got {share!r}")
+    for key in ("user_split_ratios", "user_split_seed", "history_share"):
+        setting(config, key)
     return protocol
 
 
@@ -218,17 +209,3 @@ def data_preparation(config, dataset):
         UserSplitEvalDataLoader(config, valid, None, shuffle=False),
         UserSplitEvalDataLoader(config, test, None, shuffle=False),
     )
-
-
-_PAPER_NAMES = {"recall": "HitRate", "precision": "Precision"}
-
-
-def paper_metric_names(result: dict) -> dict:
-    """``{"recall@50": x, "precision@50": y, ...}`` -> ``{"HitRate@50": x, "Precision@50": y}``:
-    the paper's metrics under the paper's names (others, e.g. RecBole's ``hit@N``, dropped)."""
-    renamed = {}
-    for key, value in result.items():
-        match = re.fullmatch(r"(\w+)@(\d+)", key)
-        if match and match.group(1) in _PAPER_NAMES:
-            renamed[f"{_PAPER_NAMES[match.group(1)]}@{match.group(2)}"] = float(value)
-    return dict(sorted(renamed.items(), key=lambda kv: (kv[0].split("@")[0] != "HitRate", int(kv[0].split("@")[1]))))

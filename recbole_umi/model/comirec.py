@@ -4,7 +4,7 @@ r"""ComiRec
 Reference:
     Yukuo Cen et al. "Controllable Multi-Interest Framework for Recommendation." In KDD 2020.
 
-Two interest extractors, as in the official code (``shared/docs/umi-spec.md``):
+Two interest extractors, as in the official code (``docs/design.md``):
 
 - ``DR`` (dynamic routing): per-interest maps, routing logits start at zero and
   accumulate, softmax over the interests, stop-gradient on all but the last iteration.
@@ -21,12 +21,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from recbole_umi.model.base import ModelConfigError, MultiInterestRecommender, config_value
+from recbole_umi.model.base import ModelConfigError, MultiInterestRecommender
 from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing
+from recbole_umi.settings import setting
 
-__all__ = ["ComiRec", "ComiRecDR", "ComiRecSA", "COMIREC_VARIANTS"]
-
-COMIREC_VARIANTS = ("DR", "SA")
+__all__ = ["ComiRec", "ComiRecDR", "ComiRecSA"]
 
 
 class ComiRec(MultiInterestRecommender):
@@ -38,17 +37,17 @@ class ComiRec(MultiInterestRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         d = self.embedding_size
-        self.variant = config_value(config, "comirec_variant", str, choices=COMIREC_VARIANTS)
+        self.variant = setting(config, "comirec_variant")
         if self.fixed_variant not in (None, self.variant):
             raise ModelConfigError(
-                f"{type(self).__name__} is ComiRec with comirec_variant: {self.fixed_variant}, but the config "
-                f"sets {self.variant!r}; use --model=ComiRec to choose the variant by config"
+                "comirec_variant", self.variant,
+                f"must be {self.fixed_variant!r} for {type(self).__name__}; use --model=ComiRec to choose the variant by config",
             )
         if self.variant == "DR":
-            self.routing_iterations = config_value(config, "routing_iterations", int, minimum=1)
+            self.routing_iterations = setting(config, "routing_iterations")
             self.interest_maps = nn.Linear(d, self.n_interests * d, bias=False)
         else:
-            hidden = config_value(config, "attention_hidden_size", int, minimum=1)
+            hidden = setting(config, "attention_hidden_size")
             self.extractor = SelfAttentiveExtractor(d, hidden, self.n_interests)
         self.apply(self._init_weights)
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["squash", "MLP", "dynamic_routing", "SelfAttentiveExtractor", "MASKED_LOGIT"]
+__all__ = ["mask_logits", "squash", "MLP", "RoutingLogits", "dynamic_routing", "SelfAttentiveExtractor"]
 
-# Logit given to padded positions so that a softmax gives them (numerically) zero weight.
-MASKED_LOGIT = -1e9
+
+def mask_logits(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``logits`` with every position where ``keep`` is False set to the dtype's lowest
+    finite value: zero weight under a softmax, and no NaN even where a row keeps nothing
+    (``-inf`` would give one).
+
+    Shapes: ``keep`` broadcasts to ``logits``; the result has the shape of ``logits``.
+    """
+    return logits.masked_fill(~keep, torch.finfo(logits.dtype).min)
 
 
 def squash(z: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
@@ -31,6 +38,32 @@ class MLP(nn.Sequential):
         if output_activation is not None:
             layers.append(output_activation)
         super().__init__(*layers)
+
+
+class RoutingLogits(nn.Module):
+    """The routing logits b_ij before the first iteration, drawn from N(0, std^2) (UMI,
+    MIND): fresh draws while training; in evaluation one fixed draw, kept as a buffer and
+    saved with the model, so that a user's interests (and so ``predict`` and
+    ``full_sort_predict``) are the same on every call and after reloading.
+
+    Args:
+        max_length: T, the longest history.
+        n_interests: K.
+        std: sigma.
+
+    Shapes: ``forward(batch_size, length)`` -> ``B x length x K`` (no gradient).
+    """
+
+    def __init__(self, max_length: int, n_interests: int, std: float):
+        super().__init__()
+        self.std = std
+        self.register_buffer("eval_logits", torch.randn(max_length, n_interests) * std)
+
+    def forward(self, batch_size: int, length: int) -> torch.Tensor:
+        if self.training:
+            shape = (batch_size, length, self.eval_logits.size(1))
+            return torch.randn(shape, device=self.eval_logits.device) * self.std
+        return self.eval_logits[:length].unsqueeze(0).expand(batch_size, -1, -1)
 
 
 def dynamic_routing(
@@ -98,7 +131,6 @@ class SelfAttentiveExtractor(nn.Module):
         )
 
     def forward(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        scores = self.attention(history)  # B x T x K
-        scores = scores.masked_fill(~mask.unsqueeze(-1), MASKED_LOGIT)
+        scores = mask_logits(self.attention(history), mask.unsqueeze(-1))  # B x T x K
         attention = torch.softmax(scores, dim=1)
         return torch.matmul(attention.transpose(1, 2), history)

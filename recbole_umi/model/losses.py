@@ -21,28 +21,34 @@ one; under uniform sampling the correction is a constant and changes nothing.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from recbole_umi.model.layers import mask_logits
+from recbole_umi.settings import LOSS_TYPES, NEGATIVE_SAMPLERS, SettingsError, check, setting
+
 __all__ = [
     "LOSS_TYPES",
     "NEGATIVE_SAMPLERS",
     "LossConfigError",
+    "ItemVectors",
     "readout_logits",
     "candidate_scores",
     "NegativeSampler",
     "MultiInterestLoss",
 ]
 
-LOSS_TYPES = ("sampled_softmax", "full_softmax")
-NEGATIVE_SAMPLERS = ("uniform", "popularity")
-_EXCLUDED = float("-inf")
+# The model's item vectors: ``item_vectors()`` gives every item's (``n_items x d``, row 0
+# the padding item), ``item_vectors(ids)`` those of the ids (shape ``S`` -> ``S x d``), so
+# that a sampled softmax computes the vectors of its candidates only.
+ItemVectors = Callable[..., torch.Tensor]
 
 
-class LossConfigError(ValueError):
-    """The loss settings in the config are invalid."""
+class LossConfigError(SettingsError):
+    """The loss settings do not fit the dataset (more negatives than items, say)."""
 
 
 def readout_logits(
@@ -105,17 +111,14 @@ class NegativeSampler(nn.Module):
 
     def __init__(self, n_items: int, distribution: str = "uniform", item_counts: torch.Tensor | None = None):
         super().__init__()
-        if distribution not in NEGATIVE_SAMPLERS:
-            raise LossConfigError(
-                f"negative_sampler must be one of {NEGATIVE_SAMPLERS}, got {distribution!r}"
-            )
+        check("negative_sampler", distribution)
         self.n_items = n_items
         self.distribution = distribution
         if distribution == "popularity":
             probabilities = item_counts.double().clone()
             probabilities[0] = 0.0
             if probabilities.sum() <= 0:
-                raise LossConfigError("popularity sampling needs items with training interactions")
+                raise LossConfigError("negative_sampler", distribution, "needs items with training interactions")
             self.register_buffer("probabilities", probabilities / probabilities.sum(), persistent=False)
 
     def forward(self, batch_size: int, n_negatives: int, device=None) -> torch.Tensor:
@@ -143,8 +146,10 @@ class MultiInterestLoss(nn.Module):
         shared_negatives: draw ``n_negatives`` once per batch for all rows.
         logq_correction: subtract ``log(n * q_j)`` from the logits under popularity sampling.
 
-    A sampled negative equal to the row's positive (an accidental hit) is left out of
-    that row's softmax; in ``full_softmax`` the padding item 0 is left out.
+    Each argument is checked as the setting of the same name (``temperature`` as
+    ``softmax_temperature``) in :mod:`recbole_umi.settings`. A sampled negative equal to
+    the row's positive (an accidental hit) is left out of that row's softmax; in
+    ``full_softmax`` the padding item 0 is left out.
     """
 
     def __init__(
@@ -159,80 +164,73 @@ class MultiInterestLoss(nn.Module):
         logq_correction: bool = True,
     ):
         super().__init__()
-        if loss_type not in LOSS_TYPES:
-            raise LossConfigError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
-        if not isinstance(harder_negatives, bool):
-            raise LossConfigError(f"harder_negatives must be True or False, got {harder_negatives!r}")
+        self.loss_type = check("loss_type", loss_type)
+        self.harder_negatives = check("harder_negatives", harder_negatives)
+        self.n_negatives = check("n_negatives", n_negatives)
+        self.temperature = check("softmax_temperature", temperature)
+        self.readout_power = check("readout_power", readout_power)
+        self.shared_negatives = check("shared_negatives", shared_negatives)
         real_items = sampler.n_items - 1
-        if loss_type == "sampled_softmax" and not 1 <= n_negatives < real_items:
+        if self.loss_type == "sampled_softmax" and not n_negatives < real_items:
             raise LossConfigError(
-                f"n_negatives must be between 1 and the number of items - 1 ({real_items - 1}), "
-                f"got {n_negatives}"
+                "n_negatives", n_negatives, f"must be below the number of items ({real_items}) for sampled_softmax"
             )
-        if not temperature > 0:
-            raise LossConfigError(f"softmax_temperature must be > 0, got {temperature}")
-        self.loss_type = loss_type
-        self.harder_negatives = harder_negatives
-        self.n_negatives = int(n_negatives)
         self.sampler = sampler
-        self.temperature = float(temperature)
-        self.readout_power = float(readout_power)
-        self.shared_negatives = bool(shared_negatives)
-        self.logq_correction = bool(logq_correction) and sampler.distribution == "popularity"
+        self.logq_correction = check("logq_correction", logq_correction) and sampler.distribution == "popularity"
 
     @classmethod
-    def from_config(cls, config, dataset) -> "MultiInterestLoss":
+    def from_config(cls, config, dataset, readout_power: float = math.inf) -> "MultiInterestLoss":
+        """The loss a model's config describes; ``readout_power`` is the model's (MIND's
+        label-aware attention), ``inf`` for the others."""
         n_items = dataset.num(dataset.iid_field)
-        distribution = config["negative_sampler"]
+        distribution = setting(config, "negative_sampler")
         counts = None
         if distribution == "popularity":
             counts = torch.zeros(n_items)
             for item, count in dataset.item_counter.items():
                 counts[item] = count
         return cls(
-            loss_type=config["loss_type"],
-            harder_negatives=config["harder_negatives"],
-            n_negatives=config["n_negatives"],
+            loss_type=setting(config, "loss_type"),
+            harder_negatives=setting(config, "harder_negatives"),
+            n_negatives=setting(config, "n_negatives"),
             sampler=NegativeSampler(n_items, distribution, counts),
-            temperature=config["softmax_temperature"],
-            readout_power=config["readout_power"] if "readout_power" in config else math.inf,
-            shared_negatives=config["shared_negatives"],
-            logq_correction=config["logq_correction"],
+            temperature=setting(config, "softmax_temperature"),
+            readout_power=readout_power,
+            shared_negatives=setting(config, "shared_negatives"),
+            logq_correction=setting(config, "logq_correction"),
         )
 
-    def forward(self, interests: torch.Tensor, positives: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
+    def forward(self, interests: torch.Tensor, positives: torch.Tensor, item_vectors: ItemVectors) -> torch.Tensor:
         """Mean loss over the batch.
 
         Args:
             interests: O_u, ``B x K x d``.
             positives: ``B`` positive item ids.
-            item_table: ``n_items x d`` item embeddings.
+            item_vectors: the model's item vectors (:data:`ItemVectors`); asked for the
+                candidates' only, except by ``full_softmax``.
         """
         if self.loss_type == "full_softmax":
-            scores = torch.matmul(interests, item_table.t())  # B x K x n_items
+            scores = torch.matmul(interests, item_vectors().t())  # B x K x n_items
             logits = readout_logits(scores, positives, self.harder_negatives, self.readout_power)
-            logits = logits / self.temperature
-            logits[:, 0] = _EXCLUDED
-            return F.cross_entropy(logits, positives)
+            not_padding = torch.arange(logits.size(1), device=logits.device) != 0
+            return F.cross_entropy(mask_logits(logits / self.temperature, not_padding), positives)
         batch_size = positives.size(0)
         if self.shared_negatives:
             negatives = self.sampler(1, self.n_negatives, positives.device)  # 1 x n
+            positive_scores = (interests * item_vectors(positives).unsqueeze(1)).sum(dim=-1)  # B x K
+            negative_scores = torch.matmul(interests, item_vectors(negatives[0]).t())  # B x K x n
+            scores = torch.cat([positive_scores.unsqueeze(2), negative_scores], dim=2)
+            candidate_ids = torch.cat([positives.unsqueeze(1), negatives.expand(batch_size, -1)], dim=1)
         else:
             negatives = self.sampler(batch_size, self.n_negatives, positives.device)  # B x n
-        candidate_ids = torch.cat([positives.unsqueeze(1), negatives.expand(batch_size, -1)], dim=1)  # B x (1 + n)
-        if self.shared_negatives:
-            positive_scores = (interests * item_table[positives].unsqueeze(1)).sum(dim=-1)  # B x K
-            negative_scores = torch.matmul(interests, item_table[negatives[0]].t())  # B x K x n
-            scores = torch.cat([positive_scores.unsqueeze(2), negative_scores], dim=2)
-        else:
-            scores = candidate_scores(interests, item_table[candidate_ids])
-        # scores: B x K x (1 + n), column 0 the positive
-        first = torch.zeros_like(positives)
-        logits = readout_logits(scores, first, self.harder_negatives, self.readout_power)
+            candidate_ids = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # B x (1 + n)
+            scores = candidate_scores(interests, item_vectors(candidate_ids))
+        # scores: B x K x (1 + n); column 0 holds each row's positive
+        positive_column = torch.zeros_like(positives)
+        logits = readout_logits(scores, positive_column, self.harder_negatives, self.readout_power)
         logits = logits / self.temperature
         if self.logq_correction:
             logits = logits - self.sampler.log_expected_count(candidate_ids, self.n_negatives)
-        accidental_hit = candidate_ids == positives.unsqueeze(1)
-        accidental_hit[:, 0] = False  # the positive itself
-        logits = logits.masked_fill(accidental_hit, _EXCLUDED)
-        return F.cross_entropy(logits, first)
+        not_accidental_hit = candidate_ids != positives.unsqueeze(1)
+        not_accidental_hit[:, 0] = True  # the positive itself
+        return F.cross_entropy(mask_logits(logits, not_accidental_hit), positive_column)

@@ -5,7 +5,7 @@ Reference:
     Chao Li et al. "Multi-Interest Network with Dynamic Routing for Recommendation at
     Tmall." In CIKM 2019.
 
-As fixed in ``shared/docs/umi-spec.md``: one shared bilinear map for all interests,
+As decided in ``docs/design.md``: one shared bilinear map for all interests,
 routing logits from N(0, sigma^2) that accumulate (``b += u . v``) over 3 iterations with a
 softmax over the interests, the profile concatenated to every capsule, then an MLP. The
 training readout is label-aware attention with power ``readout_power`` (``inf``: the
@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from recbole_umi.model.base import MultiInterestRecommender, config_value
-from recbole_umi.model.layers import MLP, dynamic_routing
+from recbole_umi.model.base import MultiInterestRecommender
+from recbole_umi.model.layers import MLP, RoutingLogits, dynamic_routing
+from recbole_umi.settings import setting
 
 __all__ = ["MIND"]
 
@@ -29,15 +30,17 @@ class MIND(MultiInterestRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         d = self.embedding_size
-        self.routing_iterations = config_value(config, "routing_iterations", int, minimum=1)
-        self.routing_init_std = config_value(config, "routing_init_std", float, minimum=0.0)
-        config_value(config, "readout_power", float, minimum=0.0)
+        self.routing_iterations = setting(config, "routing_iterations")
         self.shared_map = torch.nn.Linear(d, d, bias=False)
-        self.interest_mlp = MLP(
-            d + self.profile.output_size, config_value(config, "mlp_hidden_size", int, minimum=1), d
+        self.routing_logits = RoutingLogits(
+            self.max_seq_length, self.n_interests, setting(config, "routing_init_std")
         )
-        self.register_eval_routing_logits(self.routing_init_std)
+        self.interest_mlp = MLP(d + self.profile.output_size, setting(config, "mlp_hidden_size"), d)
         self.apply(self._init_weights)
+
+    def readout_power(self, config) -> float:
+        """p of the label-aware attention readout (``readout_power``; ``inf`` is Eq 10)."""
+        return setting(config, "readout_power")
 
     def forward(self, interaction) -> torch.Tensor:
         history, mask = self.history(interaction)
@@ -46,7 +49,7 @@ class MIND(MultiInterestRecommender):
         capsules = dynamic_routing(
             votes,
             mask,
-            self.initial_routing_logits(batch_size, length, self.routing_init_std),
+            self.routing_logits(batch_size, length),
             self.routing_iterations,
             accumulate=True,
         )

@@ -6,10 +6,12 @@ import torch
 import torch.nn as nn
 from recbole.utils import FeatureType
 
+from recbole_umi.settings import SettingsError
+
 __all__ = ["ProfileEmbedding", "ProfileConfigError"]
 
 
-class ProfileConfigError(ValueError):
+class ProfileConfigError(SettingsError):
     """The configured profile fields do not fit the dataset."""
 
 
@@ -78,7 +80,7 @@ class ProfileEmbedding(nn.Module):
 def check_profile_fields(dataset, fields: list[str]) -> None:
     """Fail at start-up, naming the field, if a configured profile field is unusable."""
     if not fields:
-        raise ProfileConfigError("profile_fields is empty: a profile model needs at least one field")
+        raise ProfileConfigError("profile_fields", fields, "must name at least one field: this model uses the profile")
     available = [] if dataset.user_feat is None else list(dataset.user_feat.columns)
     for field in fields:
         if field not in available:
@@ -89,16 +91,19 @@ def check_profile_fields(dataset, fields: list[str]) -> None:
                 else f"the loaded user features are {sorted(available)}"
             )
             raise ProfileConfigError(
-                f"profile field {field!r} is not available: {where}. Set profile_fields to "
-                f"fields of the .user file and list them in load_col['user']."
+                "profile_fields", fields,
+                f"the field {field!r} is not available: {where}. Set profile_fields to "
+                f"fields of the .user file and list them in load_col['user'].",
             )
         if dataset.field2type[field] not in (FeatureType.TOKEN, FeatureType.FLOAT):
             raise ProfileConfigError(
-                f"profile field {field!r} has type {dataset.field2type[field].value}; "
-                "only token and float fields can be profile fields"
+                "profile_fields", fields,
+                f"the field {field!r} has type {dataset.field2type[field].value}; "
+                "only token and float fields can be profile fields",
             )
         if field in (dataset.config["numerical_features"] or []):
             raise ProfileConfigError(
-                f"profile field {field!r} is in numerical_features, which RecBole stores as "
-                "(value, 1) pairs; profile float fields are bucketised instead: remove it there"
+                "profile_fields", fields,
+                f"the field {field!r} is in numerical_features, which RecBole stores as "
+                "(value, 1) pairs; profile float fields are bucketised instead: remove it there",
             )

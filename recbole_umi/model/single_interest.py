@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from recbole_umi.model.base import ModelConfigError, MultiInterestRecommender, config_value
+from recbole_umi.model.base import ModelConfigError, MultiInterestRecommender
 from recbole_umi.model.layers import MLP
+from recbole_umi.settings import setting
 
 __all__ = ["ProfileDSSM", "YoutubeDNN"]
 
@@ -22,8 +23,10 @@ class _SingleInterest(MultiInterestRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         if self.n_interests != 1:
-            raise ModelConfigError(f"{type(self).__name__} is a single-interest model: n_interests must be 1")
-        self.mlp_hidden_size = config_value(config, "mlp_hidden_size", int, minimum=1)
+            raise ModelConfigError(
+                "n_interests", self.n_interests, f"must be 1: {type(self).__name__} is a single-interest model"
+            )
+        self.mlp_hidden_size = setting(config, "mlp_hidden_size")
 
 
 class ProfileDSSM(_SingleInterest):
@@ -40,8 +43,9 @@ class ProfileDSSM(_SingleInterest):
         profile, _ = self.profile(interaction)
         return self.user_tower(profile).unsqueeze(1)
 
-    def item_embeddings(self) -> torch.Tensor:
-        return self.item_tower(self.item_embedding.weight)
+    def item_embeddings(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The item tower's output for every item, or for the ids ``items`` only."""
+        return self.item_tower(super().item_embeddings(items))
 
 
 class YoutubeDNN(_SingleInterest):

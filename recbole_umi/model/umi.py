@@ -5,10 +5,10 @@ Reference:
     Zheng Chai et al. "User-Aware Multi-Interest Learning for Candidate Matching in
     Recommenders." In SIGIR 2022.
 
-Details the paper leaves open follow ``shared/docs/umi-spec.md`` (the authors' released
-code as tie-breaker): per-interest maps are one bias-free ``d -> K*d`` layer, routing logits
-start from N(0, sigma^2) and are replaced (not accumulated) each iteration, all routing
-iterations but the last are stop-gradient, and the refinement MLP's hidden size is d/2.
+The details the paper leaves open are decided in ``docs/design.md``: per-interest maps are
+one bias-free ``d -> K*d`` layer, routing logits start from N(0, sigma^2) and are replaced
+(not accumulated) each iteration, all routing iterations but the last are stop-gradient,
+and the refinement MLP's hidden size is 32 on MovieLens, as the paper states.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from recbole_umi.model.base import MultiInterestRecommender, config_value
-from recbole_umi.model.layers import MLP, dynamic_routing
+from recbole_umi.model.base import MultiInterestRecommender
+from recbole_umi.model.layers import MLP, RoutingLogits, dynamic_routing
+from recbole_umi.settings import setting
 
 __all__ = ["UMI"]
 
@@ -26,8 +27,8 @@ class UMI(MultiInterestRecommender):
     """User-aware multi-interest network: UGANet, dual-attention routing, interest refinement.
 
     Ablations (paper, Table 3): ``use_dar: False`` routes without the UGANet weights
-    (a_i = 1); ``use_ir: False`` drops the per-interest field weights d_k, so every
-    interest is refined with the same, static profile (``o_k = MLP([e_u ; v_k])``);
+    (a_i = 1) and builds no UGANet; ``use_ir: False`` builds no field-relevance MLP and
+    refines every interest with the same, static profile (``o_k = MLP([e_u ; v_k])``);
     ``harder_negatives: False`` trains with Eq 10-11.
     """
 
@@ -35,19 +36,20 @@ class UMI(MultiInterestRecommender):
         super().__init__(config, dataset)
         d, n_fields = self.embedding_size, len(self.profile.fields)
         profile_size = self.profile.output_size
-        attention_hidden = config_value(config, "attention_hidden_size", int, minimum=1)
-        self.routing_iterations = config_value(config, "routing_iterations", int, minimum=1)
-        self.routing_init_std = config_value(config, "routing_init_std", float, minimum=0.0)
-        self.use_dar = config_value(config, "use_dar", bool)
-        self.use_ir = config_value(config, "use_ir", bool)
+        attention_hidden = setting(config, "attention_hidden_size")
+        self.routing_iterations = setting(config, "routing_iterations")
+        self.use_dar = setting(config, "use_dar")
+        self.use_ir = setting(config, "use_ir")
 
-        self.uganet = MLP(d + profile_size, attention_hidden, 1, nn.Sigmoid())
+        self.uganet = MLP(d + profile_size, attention_hidden, 1, nn.Sigmoid()) if self.use_dar else None
         self.interest_maps = nn.Linear(d, self.n_interests * d, bias=False)
-        self.field_relevance = MLP(profile_size + d, attention_hidden, n_fields, nn.Sigmoid())
-        self.refinement = MLP(
-            profile_size + d, config_value(config, "refine_hidden_size", int, minimum=1), d
+        self.routing_logits = RoutingLogits(
+            self.max_seq_length, self.n_interests, setting(config, "routing_init_std")
         )
-        self.register_eval_routing_logits(self.routing_init_std)
+        self.field_relevance = (
+            MLP(profile_size + d, attention_hidden, n_fields, nn.Sigmoid()) if self.use_ir else None
+        )
+        self.refinement = MLP(profile_size + d, setting(config, "refine_hidden_size"), d)
         self.apply(self._init_weights)
 
     def item_attention(self, history: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
@@ -72,7 +74,7 @@ class UMI(MultiInterestRecommender):
         capsules = dynamic_routing(
             votes,
             mask,
-            self.initial_routing_logits(batch_size, length, self.routing_init_std),
+            self.routing_logits(batch_size, length),
             self.routing_iterations,
             item_weights=attention,
         )

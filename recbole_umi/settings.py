@@ -1,0 +1,207 @@
+"""Every recbole-umi setting, with its type and allowed range, validated in one place.
+
+The defaults live in ``properties/`` and ``dataset_configs/`` (every key commented there);
+this module says what each plugin key may hold. :func:`setting` is the one way plugin code
+reads a setting: it returns the value, checked, or raises :class:`SettingsError` naming the
+key, the value and what is allowed. :func:`validate` checks every plugin key of a config at
+once, when the config is built, so that a bad value stops a run before any data is loaded.
+
+Light on purpose: no torch, no RecBole.
+
+Example::
+
+    n_interests = setting(config, "n_interests")          # an int >= 1, or SettingsError
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "SettingsError",
+    "Setting",
+    "SETTINGS",
+    "PROTOCOL_SETTINGS",
+    "MODEL_SETTINGS",
+    "EVAL_PROTOCOLS",
+    "LOSS_TYPES",
+    "NEGATIVE_SAMPLERS",
+    "COMIREC_VARIANTS",
+    "setting",
+    "check",
+    "validate",
+]
+
+EVAL_PROTOCOLS = ("recbole", "user_split")
+LOSS_TYPES = ("sampled_softmax", "full_softmax")
+NEGATIVE_SAMPLERS = ("uniform", "popularity")
+COMIREC_VARIANTS = ("DR", "SA")
+
+
+class SettingsError(ValueError):
+    """A setting is missing, of the wrong type, out of range, or does not fit the data.
+
+    Attributes:
+        key: the config key.
+        value: the value it had.
+        requirement: what the value must be (e.g. "must be an integer in [1, inf)").
+    """
+
+    def __init__(self, key: str, value: Any, requirement: str):
+        self.key, self.value, self.requirement = key, value, requirement
+        shown = "empty" if value is None else f"{value!r}"
+        super().__init__(f"setting {key!r} = {shown}: {requirement}")
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "True or False", str: "a string", list: "a list"}
+_PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "booleans", None: "values"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Type and range of one setting.
+
+    Args:
+        kind: ``int``, ``float``, ``bool``, ``str`` or ``list``.
+        low, high: bounds for numbers (``None``: unbounded); ``math.inf`` may be a closed bound.
+        low_open, high_open: exclude the bound itself.
+        choices: the allowed values (strings).
+        item_kind, length: for lists, the type of every item and the required length.
+    """
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple | None = None
+    item_kind: type | None = None
+    length: int | None = None
+
+    def describe(self) -> str:
+        """What a valid value is, in words: ``"an integer in [1, inf)"``."""
+        if self.choices is not None:
+            return f"one of {', '.join(map(repr, self.choices))}"
+        if self.kind is list:
+            count = f"{self.length} " if self.length else ""
+            noun = _PLURALS[self.item_kind]
+            bounds = f", each in {self._interval()}" if self.low is not None or self.high is not None else ""
+            return f"a list of {count}{noun}{bounds}"
+        if self.low is None and self.high is None:
+            return _KIND_NAMES[self.kind]
+        return f"{_KIND_NAMES[self.kind]} in {self._interval()}"
+
+    def _interval(self) -> str:
+        low = "-inf" if self.low is None else _number(self.low)
+        high = "inf" if self.high is None else _number(self.high)
+        opening = "(" if self.low_open or self.low is None or self.low == -math.inf else "["
+        closing = ")" if self.high_open or self.high is None else "]"
+        return f"{opening}{low}, {high}{closing}"
+
+    def check(self, key: str, value: Any) -> Any:
+        """``value`` if it is valid for ``key`` (ints become floats for float settings), else
+        :class:`SettingsError`."""
+        if self.kind is list:
+            if not isinstance(value, (list, tuple)) or (self.length is not None and len(value) != self.length):
+                raise SettingsError(key, value, f"must be {self.describe()}")
+            if self.item_kind is None:
+                return list(value)
+            item = Setting(self.item_kind, self.low, self.high, self.low_open, self.high_open)
+            try:
+                return [item.check(key, v) for v in value]
+            except SettingsError:
+                raise SettingsError(key, value, f"must be {self.describe()}") from None
+        converted = _of_kind(self, key, value)
+        if self.choices is not None and converted not in self.choices:
+            raise SettingsError(key, value, f"must be {self.describe()}")
+        if self.kind in (int, float) and not self._in_range(converted):
+            raise SettingsError(key, value, f"must be {self.describe()}")
+        return converted
+
+    def _in_range(self, value) -> bool:
+        if math.isnan(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or not (value > self.high or (self.high_open and value == self.high))
+
+
+def _number(bound: float) -> str:
+    return "inf" if bound == math.inf else f"{bound:g}"
+
+
+def _of_kind(spec: Setting, key: str, value: Any) -> Any:
+    """``value`` converted to ``spec.kind`` where that loses nothing (an int for a float
+    setting), else :class:`SettingsError`. ``True`` is no integer and ``1`` no bool."""
+    kind = spec.kind
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+        return value
+    raise SettingsError(key, value, f"must be {spec.describe()}")
+
+
+# Settings every run has, plugin and RecBole models alike (properties/overall.yaml).
+PROTOCOL_SETTINGS: dict[str, Setting] = {
+    "eval_protocol": Setting(str, choices=EVAL_PROTOCOLS),
+    "user_split_ratios": Setting(list, item_kind=float, low=0.0, low_open=True, length=3),
+    "user_split_seed": Setting(int),
+    "history_share": Setting(float, low=0.0, high=1.0, low_open=True, high_open=True),
+}
+
+# Settings of the plugin's models (properties/model/*.yaml). RecBole's own models may use
+# some of these names differently (SASRec's loss_type is 'CE'), so they are checked for the
+# plugin's models only.
+MODEL_SETTINGS: dict[str, Setting] = {
+    "embedding_size": Setting(int, low=1),
+    "n_interests": Setting(int, low=1),
+    "profile_fields": Setting(list, item_kind=str),
+    "profile_embedding_size": Setting(int, low=1),
+    "float_profile_buckets": Setting(int, low=1),
+    "loss_type": Setting(str, choices=LOSS_TYPES),
+    "harder_negatives": Setting(bool),
+    "n_negatives": Setting(int, low=1),
+    "negative_sampler": Setting(str, choices=NEGATIVE_SAMPLERS),
+    "shared_negatives": Setting(bool),
+    "logq_correction": Setting(bool),
+    "softmax_temperature": Setting(float, low=0.0, low_open=True),
+    "readout_power": Setting(float, low=0.0, high=math.inf),
+    "routing_iterations": Setting(int, low=1),
+    "routing_init_std": Setting(float, low=0.0),
+    "attention_hidden_size": Setting(int, low=1),
+    "refine_hidden_size": Setting(int, low=1),
+    "mlp_hidden_size": Setting(int, low=1),
+    "use_dar": Setting(bool),
+    "use_ir": Setting(bool),
+    "comirec_variant": Setting(str, choices=COMIREC_VARIANTS),
+}
+
+SETTINGS: dict[str, Setting] = {**PROTOCOL_SETTINGS, **MODEL_SETTINGS}
+
+
+def check(key: str, value: Any) -> Any:
+    """``value`` validated as the setting ``key`` (see :data:`SETTINGS`)."""
+    return SETTINGS[key].check(key, value)
+
+
+def setting(config, key: str) -> Any:
+    """``config[key]``, validated; a missing or empty key is a :class:`SettingsError`."""
+    value = config[key] if key in config else None
+    if value is None:
+        raise SettingsError(key, None, f"must be {SETTINGS[key].describe()} (set it in a config file or as --{key}=...)")
+    return check(key, value)
+
+
+def validate(config, plugin_model: bool) -> None:
+    """Check every setting ``config`` holds: the protocol's always (where not empty), and
+    the models' when ``plugin_model`` (a recbole-umi model). Keys a config does not hold are
+    left to the code that needs them."""
+    for key in PROTOCOL_SETTINGS:
+        if key in config and config[key] is not None:  # the protocol in use needs them
+            check(key, config[key])
+    if plugin_model:
+        for key in MODEL_SETTINGS:
+            if key in config:
+                setting(config, key)  # an empty value is an error too
