@@ -17,7 +17,7 @@ from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.metrics import paper_metric_names  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 
-__all__ = ["run", "main", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
+__all__ = ["run", "main", "console_main", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
 
 DEFAULT_MODEL = "UMI"
 # Ships inside the recbole package, so the default run needs no network.
@@ -92,3 +92,12 @@ def main(argv: list[str] | None = None) -> dict:
     if paper:
         print("test, the paper's names (HitRate@N = recall@N): " + ", ".join(f"{k} {v:.4f}" for k, v in paper.items()))
     return result
+
+
+def console_main() -> None:
+    """The ``recbole-umi`` console script: ``main`` without its result.
+
+    The script wrapper calls ``sys.exit(console_main())``; ``main``'s dict there would be
+    printed to stderr and end the process with exit status 1.
+    """
+    main()

@@ -1,0 +1,9 @@
+"""``python -m recbole_umi``: the command line of run_recbole_umi.py, for an installed package.
+
+    python -m recbole_umi --model=UMI --dataset=ml-100k
+"""
+
+from recbole_umi.quick_start import main
+
+if __name__ == "__main__":
+    main()
