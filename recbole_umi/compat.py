@@ -4,7 +4,8 @@ RecBole 1.2.1 (2023) breaks on NumPy 2, setuptools >= 81, torch >= 2.6, switches
 autograd anomaly detection for the whole process when its sequential models are imported,
 and cannot finish downloading a dataset outside distributed training. :func:`apply`
 repairs all five, once, and must run before anything imports
-``recbole``; ``import recbole_umi`` calls it. Each fix is a named function below so that
+``recbole``: every plugin module that imports RecBole calls it first (``import recbole_umi``
+alone stays light and does not). Each fix is a named function below so that
 tests can check it and a reader can see exactly what is changed and why.
 
 - :func:`restore_numpy_aliases`: NumPy 2 removed ``np.float_``, ``np.bool8``, ... that
