@@ -42,6 +42,7 @@ from recbole_umi.quick_start import run
 __all__ = [
     "VARIANT_SUFFIXES",
     "SettingsMismatchError",
+    "comparable",
     "parse_variant",
     "run_settings",
     "check_finished_runs",
@@ -90,7 +91,7 @@ def run_settings(config_file_list=None, config_dict=None) -> dict:
     return {key: value for key, value in sorted(settings.items()) if key not in _PLACE_SETTINGS}
 
 
-def _comparable(settings: dict | None) -> dict | None:
+def comparable(settings: dict | None) -> dict | None:
     """Settings with command-line strings read as YAML, so ``"1024"`` equals ``1024``."""
     if settings is None:
         return None
@@ -118,7 +119,7 @@ def check_finished_runs(out: Path, jobs, dataset: str, settings: dict) -> None:
                 f"{path} was run on the dataset {record['dataset']!r}, this comparison is on {dataset!r}: "
                 "use another --out"
             )
-        if _comparable(record.get("settings")) != _comparable(settings):
+        if comparable(record.get("settings")) != comparable(settings):
             raise SettingsMismatchError(
                 f"{path} was run with the settings {record.get('settings')}, this comparison has {settings}: "
                 "use another --out, or delete that file to run it again"

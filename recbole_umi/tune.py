@@ -1,0 +1,302 @@
+"""Hyper-parameter search on validation users, through RecBole's ``HyperTuning``.
+
+    python -m recbole_umi.tune --model=UMI --dataset=ml-1m --params_file=tuning/ml-1m/UMI.hyper \\
+        --out=results/tuning/ml-1m/UMI [--algo=bayes|random|exhaustive] [--max_evals=N] \\
+        [--seed=S] [--config_files=a.yaml,...] [--key=value ...]
+
+The params file has RecBole's format, one setting a line: ``learning_rate loguniform
+-8,-4``, ``n_interests choice [2,3,4]``, ``softmax_temperature uniform 0.5,1.5`` (also
+``quniform low,high,q``; give integer settings as ``choice``). Plugin and RecBole models
+alike. Each trial trains once through :func:`recbole_umi.run` with the searched values
+over the fixed settings (``--config_files``, ``--key=value``) and is written to
+``<out>/trials/<n>.json`` as soon as it ends: its settings, its best validation score and
+result, and its test result. Test results are recorded, never used: the best trial is the
+one with the best validation score (``valid_metric``), written as ``<out>/best.yaml``, a
+file ``--config_files`` accepts. ``<out>/trials.md`` lists every trial.
+
+An interrupted search resumes where it stopped: the finished trials are read back into
+hyperopt, and its random state is advanced past them, so the resumed search proposes
+what the uninterrupted one would have. Resuming with another model, dataset, params file,
+algorithm, seed or fixed settings fails before anything trains.
+
+hyperopt is pinned to 0.2.5 (setup.cfg says why).
+"""
+
+from __future__ import annotations
+
+from recbole_umi import compat
+
+compat.apply()  # before anything imports RecBole
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+from recbole.trainer.hyper_tuning import HyperTuning  # noqa: E402
+
+from recbole_umi.compare import SettingsMismatchError, comparable, run_settings  # noqa: E402
+from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
+from recbole_umi.quick_start import run  # noqa: E402
+
+__all__ = ["ALGORITHMS", "ParamsFileError", "read_params_file", "Tuning", "tune", "main"]
+
+ALGORITHMS = ("bayes", "random", "exhaustive")
+_SPACE_TYPES = ("choice", "uniform", "quniform", "loguniform")
+
+
+class ParamsFileError(ValueError):
+    """A params file line that RecBole's HyperTuning would misread or that names no setting."""
+
+
+def read_params_file(path) -> dict[str, tuple[str, object]]:
+    """``{name: (type, values)}`` of a RecBole params file: a ``choice``'s list, the
+    numbers of the other types. Blank lines and ``#`` comments are skipped."""
+    space = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split(" ")
+        if len(parts) < 3 or parts[1] not in _SPACE_TYPES:
+            raise ParamsFileError(f"{path}:{number}: expected 'name {'|'.join(_SPACE_TYPES)} values', got {line!r}")
+        name, kind, text = parts[0], parts[1], "".join(parts[2:])
+        try:
+            values = yaml.safe_load(text) if kind == "choice" else [float(v) for v in text.split(",")]
+        except (yaml.YAMLError, ValueError) as error:
+            raise ParamsFileError(f"{path}:{number}: cannot read the values {text!r} ({error})") from None
+        expected = {"uniform": 2, "loguniform": 2, "quniform": 3}.get(kind)
+        if kind == "choice" and not (isinstance(values, list) and values):
+            raise ParamsFileError(f"{path}:{number}: a choice needs a non-empty list like [1,2,3], got {text!r}")
+        if expected and len(values) != expected:
+            raise ParamsFileError(f"{path}:{number}: {kind} needs {expected} comma-separated numbers, got {text!r}")
+        if name in space:
+            raise ParamsFileError(f"{path}:{number}: {name} is searched twice")
+        space[name] = (kind, values)
+    if not space:
+        raise ParamsFileError(f"{path} names no setting to search")
+    return space
+
+
+def _hyperopt_vals(space: dict, params: dict) -> dict:
+    """hyperopt's internal record of a trial's values: a choice's index, else the value."""
+    vals = {}
+    for name, (kind, values) in space.items():
+        vals[name] = [values.index(params[name]) if kind == "choice" else params[name]]
+    return vals
+
+
+class Tuning(HyperTuning):
+    """RecBole's ``HyperTuning`` that writes every trial to disk and resumes from it.
+
+    Args:
+        model, dataset: what is tuned.
+        params_file: RecBole's params-file format.
+        out: the output folder.
+        algo: ``bayes`` (TPE), ``random`` or ``exhaustive``.
+        max_evals: trials in all, the finished ones included (exhaustive: the grid's size).
+        seed: the search's random seed.
+        config_file_list, config_dict: fixed settings of every trial.
+        log: where progress lines go.
+    """
+
+    def __init__(self, model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
+                 config_file_list=None, config_dict=None, log=print):
+        if algo not in ALGORITHMS:
+            raise ValueError(f"--algo must be one of {ALGORITHMS}, got {algo!r}")
+        self.space_spec = read_params_file(params_file)
+        self.model_name, self.dataset_name = model, dataset
+        self.out = Path(out)
+        self.seed = seed
+        self.config_file_list = list(config_file_list or [])
+        self.fixed_settings = dict(config_dict or {})
+        self.log = log
+        super().__init__(self._objective, params_file=str(params_file), algo=algo, max_evals=max_evals,
+                         early_stop=max_evals + 1)  # no early stop: every model gets the same number of trials
+        self.record = json.loads(json.dumps({
+            "model": model,
+            "dataset": dataset,
+            "algo": algo,
+            "seed": seed,
+            "space": self.space_spec,
+            "settings": run_settings(config_file_list, config_dict),
+        }))
+        self._check_searched_names()
+
+    def _check_searched_names(self) -> None:
+        """Every searched name must be a setting of the model: fail now, not after hours."""
+        config = Config(self.model_name, self.dataset_name, self.config_file_list,
+                        {**self.fixed_settings, "state": "ERROR"})
+        unknown = [name for name in self.space_spec if name not in config.final_config_dict]
+        if unknown:
+            raise ParamsFileError(f"{', '.join(unknown)}: not a setting of {self.model_name} (check the params file's names)")
+        for name, (kind, values) in self.space_spec.items():  # each value must pass validation
+            for value in values if kind == "choice" else []:
+                Config(self.model_name, self.dataset_name, self.config_file_list,
+                       {**self.fixed_settings, name: value, "state": "ERROR"})
+
+    # -- files -------------------------------------------------------------------------
+    def trial_file(self, number: int) -> Path:
+        return self.out / "trials" / f"{number:03d}.json"
+
+    def finished_trials(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted((self.out / "trials").glob("*.json"))]
+
+    def _check_or_write_record(self) -> None:
+        path = self.out / "tuning.json"
+        if path.exists():
+            stored = json.loads(path.read_text())
+
+            def same(key):
+                if key == "settings":  # command-line strings read as YAML, as compare does
+                    return comparable(stored.get(key)) == comparable(self.record[key])
+                return stored.get(key) == self.record[key]
+
+            changed = [key for key in self.record if not same(key)]
+            if changed:
+                raise SettingsMismatchError(
+                    f"{self.out} holds a search with another {', '.join(changed)}: use another --out, "
+                    "or delete the folder to start again"
+                )
+        else:
+            path.write_text(json.dumps(self.record, indent=2) + "\n")
+
+    # -- one trial ---------------------------------------------------------------------
+    def _objective(self, params: dict, _fixed_files) -> dict:
+        settings = {**self.fixed_settings, **params}
+        with tempfile.TemporaryDirectory() as checkpoints:  # the best epoch's model, for the test result
+            result = run(self.model_name, self.dataset_name, self.config_file_list,
+                         {**settings, "checkpoint_dir": checkpoints}, saved=True)
+        return {"model": self.model_name, **result}
+
+    def trial(self, params):
+        number = len(self.finished_trials()) + 1
+        started = time.perf_counter()
+        params = {name: _plain(value) for name, value in params.items()}
+        self.log(f"[{number}/{self.max_evals}] {self.model_name}: {params} ...")
+        outcome = super().trial(params)
+        result = self.params2result[self.params2str(params)]
+        record = {
+            "trial": number,
+            "params": params,
+            "best_valid_score": float(result["best_valid_score"]),
+            "valid_score_bigger": bool(result["valid_score_bigger"]),
+            "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
+            "test_result": {k: float(v) for k, v in result["test_result"].items()},
+            "wall_s": round(time.perf_counter() - started, 1),
+        }
+        self.trial_file(number).write_text(json.dumps(record, indent=2) + "\n")
+        self._report(record)
+        return outcome
+
+    def _report(self, record: dict) -> None:
+        trials = self.finished_trials()
+        best = best_trial(trials)
+        left = self.max_evals - len(trials)
+        mean_s = sum(t["wall_s"] for t in trials) / len(trials)
+        self.log(
+            f"[{record['trial']}/{self.max_evals}] valid {record['best_valid_score']:.4f} in {record['wall_s']:.0f}s; "
+            f"best so far {best['best_valid_score']:.4f} (trial {best['trial']}); about {left * mean_s / 60:.0f} min left"
+        )
+
+    # -- the search --------------------------------------------------------------------
+    def run(self) -> dict:
+        """Run the trials still missing; returns the best finished trial (by validation)."""
+        from hyperopt import STATUS_OK, JOB_STATE_DONE, Trials, fmin
+
+        (self.out / "trials").mkdir(parents=True, exist_ok=True)
+        self._check_or_write_record()
+        finished = self.finished_trials()
+        trials = Trials()
+        for tid, record in zip(trials.new_trial_ids(len(finished)), finished):
+            loss = -record["best_valid_score"] if record["valid_score_bigger"] else record["best_valid_score"]
+            vals = _hyperopt_vals(self.space_spec, record["params"])
+            misc = {"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"), "workdir": None,
+                    "idxs": {name: [tid] for name in vals}, "vals": vals}
+            doc = trials.new_trial_docs([tid], [None], [{"loss": loss, "status": STATUS_OK}], [misc])[0]
+            doc["state"] = JOB_STATE_DONE
+            trials.insert_trial_docs([doc])
+        trials.refresh()
+        rstate = np.random.RandomState(self.seed)
+        for _ in finished:  # hyperopt draws one seed per trial: skip those already used
+            rstate.randint(2**31 - 1)
+        if finished:
+            self.log(f"{len(finished)} of {self.max_evals} trials already done in {self.out / 'trials'}")
+        if len(finished) < self.max_evals:
+            fmin(self.trial, self.space, algo=self.algo, max_evals=self.max_evals, trials=trials,
+                 rstate=rstate, early_stop_fn=self.early_stop_fn, show_progressbar=False)
+        finished = self.finished_trials()
+        best = best_trial(finished)
+        write_best(self.out / "best.yaml", best, self)
+        (self.out / "trials.md").write_text(trials_table(finished, best))
+        return best
+
+
+def _plain(value):
+    """A JSON- and YAML-friendly Python value (hyperopt hands out numpy scalars)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def best_trial(trials: list[dict]) -> dict:
+    """The trial with the best validation score (ties: the earlier)."""
+    sign = 1 if trials[0]["valid_score_bigger"] else -1
+    return max(trials, key=lambda t: (sign * t["best_valid_score"], -t["trial"]))
+
+
+def write_best(path: Path, best: dict, tuning: Tuning) -> None:
+    header = (
+        f"# Best of {len(tuning.finished_trials())} {tuning.record['algo']} trials for {tuning.model_name} on "
+        f"{tuning.dataset_name}, chosen on validation users: trial {best['trial']}, valid score "
+        f"{best['best_valid_score']:.4f}.\n# Written by python -m recbole_umi.tune; use with --config_files.\n"
+    )
+    path.write_text(header + yaml.safe_dump(best["params"], sort_keys=True))
+
+
+def trials_table(trials: list[dict], best: dict) -> str:
+    names = list(trials[0]["params"])
+    metrics = list(trials[0]["best_valid_result"])
+    lines = [
+        "Every trial; the best validation score is in bold. Test results are recorded, never used to choose.",
+        "",
+        "| trial | " + " | ".join(names) + " | valid score | " + " | ".join(f"test {m}" for m in metrics) + " | s |",
+        "| --- |" + " --- |" * (len(names) + len(metrics) + 2),
+    ]
+    for t in trials:
+        score = f"{t['best_valid_score']:.4f}"
+        score = f"**{score}**" if t["trial"] == best["trial"] else score
+        values = " | ".join(f"{t['params'][n]:.4g}" if isinstance(t["params"][n], float) else str(t["params"][n]) for n in names)
+        tests = " | ".join(f"{t['test_result'][m]:.4f}" for m in metrics)
+        lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {t['wall_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def tune(model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
+         config_file_list=None, config_dict=None, log=print) -> dict:
+    """Run (or resume) a search; returns the best trial's record."""
+    return Tuning(model, dataset, params_file, out, algo, max_evals, seed, config_file_list, config_dict, log).run()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Further --key=value arguments set fixed config keys.")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--params_file", required=True, help="RecBole's params-file format")
+    parser.add_argument("--out", required=True, help="folder for trials/, best.yaml, trials.md")
+    parser.add_argument("--algo", default="bayes", choices=ALGORITHMS)
+    parser.add_argument("--max_evals", type=int, default=10, help="trials in all (exhaustive: the grid)")
+    parser.add_argument("--seed", type=int, default=2020, help="the search's seed (training uses --key seed)")
+    parser.add_argument("--config_files", default=None, help="comma-separated YAML files of fixed settings")
+    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    files = [f for f in args.config_files.split(",") if f] if args.config_files else None
+    best = tune(args.model, args.dataset, args.params_file, args.out, args.algo, args.max_evals, args.seed,
+                files, parse_cmd_args(rest))
+    print(f"best trial {best['trial']}: valid {best['best_valid_score']:.4f} with {best['params']} -> {Path(args.out) / 'best.yaml'}")
+    return best
+
+
+if __name__ == "__main__":
+    main()

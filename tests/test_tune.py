@@ -1,0 +1,120 @@
+"""The tuning command on a tiny dataset: resuming, choosing on validation, bad input."""
+
+import json
+
+import pytest
+
+from recbole_umi import tune as tune_module
+from recbole_umi.compare import SettingsMismatchError
+from recbole_umi.config import Config
+from recbole_umi.tune import ParamsFileError, best_trial, read_params_file, tune
+from tests.conftest import random_sequences, tiny_config, write_atomic
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sequences, profiles = random_sequences(n_users=80, n_items=40, length=14)
+    data = write_atomic(tmp_path / "data", "tiny", sequences, profiles)
+    settings = tiny_config(data, eval_protocol="user_split", epochs=2, train_neg_sample_args=None)
+    params = tmp_path / "umi.hyper"
+    params.write_text("learning_rate loguniform -6,-3\nn_interests choice [1,2,3]  # K\n")
+    return tmp_path, settings, params
+
+
+def quiet(*_):
+    pass
+
+
+def test_interrupted_search_resumes_as_if_uninterrupted(setup):
+    tmp_path, settings, params = setup
+    whole = tune("UMI", "tiny", params, tmp_path / "whole", "bayes", 2, 7, config_dict=settings, log=quiet)
+
+    tune("UMI", "tiny", params, tmp_path / "split", "bayes", 1, 7, config_dict=settings, log=quiet)
+    first = (tmp_path / "split" / "trials" / "001.json").read_text()
+    lines = []
+    tune("UMI", "tiny", params, tmp_path / "split", "bayes", 2, 7, config_dict=settings, log=lines.append)
+    assert (tmp_path / "split" / "trials" / "001.json").read_text() == first  # not run again
+    assert lines[0] == f"1 of 2 trials already done in {tmp_path / 'split' / 'trials'}"
+
+    def trials(out):
+        return [json.loads(p.read_text()) for p in sorted((tmp_path / out / "trials").glob("*.json"))]
+
+    # the resumed search proposed and measured what the uninterrupted one did
+    assert [t["params"] for t in trials("split")] == [t["params"] for t in trials("whole")]
+    assert [t["best_valid_score"] for t in trials("split")] == [t["best_valid_score"] for t in trials("whole")]
+    assert len({json.dumps(t["params"]) for t in trials("whole")}) == 2
+
+    # best.yaml holds the best validation trial's settings, and --config_files reads it
+    assert whole == best_trial(trials("whole"))
+    config = Config("UMI", "tiny", config_file_list=[str(tmp_path / "whole" / "best.yaml")], config_dict=settings)
+    assert config["n_interests"] == whole["params"]["n_interests"]
+    assert config["learning_rate"] == pytest.approx(whole["params"]["learning_rate"])
+    table = (tmp_path / "whole" / "trials.md").read_text()
+    assert f"**{whole['best_valid_score']:.4f}**" in table
+
+
+def test_best_trial_is_chosen_on_validation_never_on_test():
+    records = [
+        {"trial": 1, "best_valid_score": 0.30, "valid_score_bigger": True, "test_result": {"recall@5": 0.9}},
+        {"trial": 2, "best_valid_score": 0.35, "valid_score_bigger": True, "test_result": {"recall@5": 0.1}},
+        {"trial": 3, "best_valid_score": 0.35, "valid_score_bigger": True, "test_result": {"recall@5": 0.5}},
+    ]
+    assert best_trial(records)["trial"] == 2  # ties: the earlier trial
+    smaller = [{**r, "valid_score_bigger": False} for r in records]
+    assert best_trial(smaller)["trial"] == 1
+
+
+def test_resuming_with_another_search_fails_before_training(setup, monkeypatch):
+    tmp_path, settings, params = setup
+    tune("UMI", "tiny", params, tmp_path / "out", "random", 1, 7, config_dict=settings, log=quiet)
+    monkeypatch.setattr(tune_module, "run", lambda *a, **k: pytest.fail("trained before checking the folder"))
+    with pytest.raises(SettingsMismatchError, match="another algo"):
+        tune("UMI", "tiny", params, tmp_path / "out", "bayes", 2, 7, config_dict=settings, log=quiet)
+    with pytest.raises(SettingsMismatchError, match="another settings"):
+        tune("UMI", "tiny", params, tmp_path / "out", "random", 2, 7, config_dict={**settings, "embedding_size": 4}, log=quiet)
+    params.write_text("learning_rate loguniform -6,-2\n")
+    with pytest.raises(SettingsMismatchError, match="another space"):
+        tune("UMI", "tiny", params, tmp_path / "out", "random", 2, 7, config_dict=settings, log=quiet)
+
+
+def test_recbole_model_with_exhaustive_search(setup):
+    """SASRec through the same command; exhaustive search runs the whole grid (it broke
+    with hyperopt >= 0.2.7)."""
+    tmp_path, settings, params = setup
+    params.write_text("learning_rate choice [0.001,0.01]\n")
+    small = {**settings, "epochs": 1, "hidden_size": 16, "inner_size": 32, "n_layers": 1}
+    tune("SASRec", "tiny", params, tmp_path / "out", "exhaustive", 99, 7, config_dict=small, log=quiet)
+    tried = sorted(json.loads(p.read_text())["params"]["learning_rate"] for p in (tmp_path / "out" / "trials").glob("*.json"))
+    assert tried == [0.001, 0.01]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("n_interest choice [1,2]\n", "n_interest: not a setting of UMI"),
+        ("n_interests choice [0,2]\n", "'n_interests' = 0: must be an integer"),
+        ("learning_rate loguniform -6\n", "loguniform needs 2 comma-separated numbers"),
+        ("learning_rate normal 0,1\n", "expected 'name choice|uniform|quniform|loguniform values'"),
+        ("# only a comment\n", "names no setting"),
+    ],
+)
+def test_bad_params_file_fails_before_training(setup, monkeypatch, text, message):
+    tmp_path, settings, params = setup
+    params.write_text(text)
+    monkeypatch.setattr(tune_module, "run", lambda *a, **k: pytest.fail("trained a bad search"))
+    with pytest.raises(Exception, match=message):
+        tune("UMI", "tiny", params, tmp_path / "out", "random", 2, 7, config_dict=settings, log=quiet)
+
+
+def test_read_params_file(tmp_path):
+    path = tmp_path / "p.hyper"
+    path.write_text("learning_rate loguniform -8, -4\n\nn_interests choice [2, 3]\nsoftmax_temperature quniform 0.5,1.5,0.25\n")
+    assert read_params_file(path) == {
+        "learning_rate": ("loguniform", [-8.0, -4.0]),
+        "n_interests": ("choice", [2, 3]),
+        "softmax_temperature": ("quniform", [0.5, 1.5, 0.25]),
+    }
+    path.write_text("a choice [1]\na choice [2]\n")
+    with pytest.raises(ParamsFileError, match="searched twice"):
+        read_params_file(path)
