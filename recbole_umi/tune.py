@@ -2,12 +2,12 @@
 
     python -m recbole_umi.tune --model=UMI --dataset=ml-1m --params_file=tuning/ml-1m/UMI.hyper \\
         --out=results/tuning/ml-1m/UMI [--algo=bayes|random|exhaustive] [--max_evals=N] \\
-        [--seed=S] [--config_files=a.yaml,...] [--key=value ...]
+        [--search_seed=S] [--config_files=a.yaml,...] [--key=value ...]
 
 The params file has RecBole's format, one setting a line: ``learning_rate loguniform
 -8,-4``, ``n_interests choice [2,3,4]``, ``softmax_temperature uniform 0.5,1.5`` (also
 ``quniform low,high,q``; give integer settings as ``choice``). Plugin and RecBole models
-alike. Each trial trains once through :func:`recbole_umi.run` with the searched values
+alike, and the variants of ``compare`` (``MIND+HN``, ``UMI-IR``, ...). Each trial trains once through :func:`recbole_umi.run` with the searched values
 over the fixed settings (``--config_files``, ``--key=value``) and is written to
 ``<out>/trials/<n>.json`` as soon as it ends: its settings, its best validation score and
 result, and its test result. Test results are recorded, never used: the best trial is the
@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from recbole.trainer.hyper_tuning import HyperTuning  # noqa: E402
 
-from recbole_umi.compare import SettingsMismatchError, comparable, run_settings  # noqa: E402
+from recbole_umi.compare import SettingsMismatchError, comparable, parse_variant, run_settings  # noqa: E402
 from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
@@ -109,13 +109,18 @@ class Tuning(HyperTuning):
         if algo not in ALGORITHMS:
             raise ValueError(f"--algo must be one of {ALGORITHMS}, got {algo!r}")
         self.space_spec = read_params_file(params_file)
-        self.model_name, self.dataset_name = model, dataset
+        self.model_name, variant_settings = parse_variant(model)
+        self.dataset_name = dataset
         self.out = Path(out)
         self.seed = seed
         self.config_file_list = list(config_file_list or [])
-        self.fixed_settings = dict(config_dict or {})
+        self.fixed_settings = {**(config_dict or {}), **variant_settings}
         self.log = log
-        super().__init__(self._objective, params_file=str(params_file), algo=algo, max_evals=max_evals,
+        # RecBole's own space builder, fed from our reader (which allows comments)
+        space = {}
+        for name, (kind, values) in self.space_spec.items():
+            space.setdefault(kind, {})[name] = values
+        super().__init__(self._objective, params_dict=space, algo=algo, max_evals=max_evals,
                          early_stop=max_evals + 1)  # no early stop: every model gets the same number of trials
         self.record = json.loads(json.dumps({
             "model": model,
@@ -123,7 +128,7 @@ class Tuning(HyperTuning):
             "algo": algo,
             "seed": seed,
             "space": self.space_spec,
-            "settings": run_settings(config_file_list, config_dict),
+            "settings": run_settings(config_file_list, self.fixed_settings),
         }))
         self._check_searched_names()
 
@@ -288,11 +293,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", required=True, help="folder for trials/, best.yaml, trials.md")
     parser.add_argument("--algo", default="bayes", choices=ALGORITHMS)
     parser.add_argument("--max_evals", type=int, default=10, help="trials in all (exhaustive: the grid)")
-    parser.add_argument("--seed", type=int, default=2020, help="the search's seed (training uses --key seed)")
+    parser.add_argument("--search_seed", type=int, default=2020, help="the search's seed (the training seed is --seed)")
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files of fixed settings")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     files = [f for f in args.config_files.split(",") if f] if args.config_files else None
-    best = tune(args.model, args.dataset, args.params_file, args.out, args.algo, args.max_evals, args.seed,
+    best = tune(args.model, args.dataset, args.params_file, args.out, args.algo, args.max_evals, args.search_seed,
                 files, parse_cmd_args(rest))
     print(f"best trial {best['trial']}: valid {best['best_valid_score']:.4f} with {best['params']} -> {Path(args.out) / 'best.yaml'}")
     return best

@@ -78,6 +78,13 @@ def test_resuming_with_another_search_fails_before_training(setup, monkeypatch):
         tune("UMI", "tiny", params, tmp_path / "out", "random", 2, 7, config_dict=settings, log=quiet)
 
 
+def test_variant_names_as_in_compare(setup):
+    tmp_path, settings, params = setup
+    tune("UMI-IR", "tiny", params, tmp_path / "out", "random", 1, 7, config_dict=settings, log=quiet)
+    stored = json.loads((tmp_path / "out" / "tuning.json").read_text())
+    assert stored["model"] == "UMI-IR" and stored["settings"]["use_ir"] is False
+
+
 def test_recbole_model_with_exhaustive_search(setup):
     """SASRec through the same command; exhaustive search runs the whole grid (it broke
     with hyperopt >= 0.2.7)."""
