@@ -11,6 +11,13 @@ Precision @N in percent, mean ± std over seeds, best in bold, second best in it
 the relative improvement of the first model over the best other one), is printed and
 written to ``<out>/table.md`` and ``<out>/table.csv``.
 
+Each run also keeps every test user's metrics, so the first model is tested against each
+other one without retraining: a paired test over the test users (each user's metric
+averaged over the seeds; ``--significance=ttest`` or ``wilcoxon``), with the mean
+difference and its 95% confidence interval, appended to the table and written to
+``<out>/table_tests.csv``; the ▲% row marks the columns where the first model's gain over
+the best other one is significant (p < 0.05), as the paper does.
+
 Each run file keeps the dataset and the settings given to the comparison (its YAML files and
 ``--key=value`` arguments); resuming with another dataset or other settings (another batch
 size, say) fails before anything trains, instead of mixing runs. (Changes to the plugin's
@@ -33,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from recbole_umi.config import parse_cmd_args
@@ -48,7 +56,10 @@ __all__ = [
     "check_finished_runs",
     "compare",
     "summarise",
+    "paired_test",
+    "significance",
     "render_markdown",
+    "render_significance",
     "main",
 ]
 
@@ -163,6 +174,10 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
                 "wall_s": round(time.perf_counter() - started, 1),
                 "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
                 "test_result": {k: float(v) for k, v in result["test_result"].items()},
+                # each test user's metrics, for the paired tests (rounded: JSON size)
+                "test_per_user": {
+                    k: v if k == "user" else [round(float(x), 6) for x in v] for k, v in result["test_per_user"].items()
+                },
             }
             path.write_text(json.dumps(record, indent=2) + "\n")
             done_here += 1
@@ -208,10 +223,98 @@ def improvement(table: dict, column: str) -> float | None:
     return 100 * (first - best_other) / best_other if best_other else None
 
 
-def render_markdown(columns: list[str], table: dict, n_seeds: int) -> str:
+SIGNIFICANCE_TESTS = {"ttest": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test"}
+SIGNIFICANCE_LEVEL = 0.05
+
+
+def paired_test(first, other, test: str = "ttest") -> dict:
+    """The paired comparison of two models over the same users.
+
+    Args:
+        first, other: per-user values of one metric, the same users in the same order.
+        test: ``ttest`` (scipy's ``ttest_rel``) or ``wilcoxon`` (``wilcoxon``).
+
+    Returns:
+        ``{"delta", "low", "high", "p"}``: the mean of ``first - other``, its 95%
+        t-interval, and the two-sided p-value of the test (1.0 where every difference is 0).
+    """
+    from scipy import stats
+
+    first, other = np.asarray(first, dtype=float), np.asarray(other, dtype=float)
+    if first.shape != other.shape or first.size < 2:
+        raise ValueError(f"paired_test needs two equally long arrays of at least 2 users, got {first.shape} and {other.shape}")
+    difference = first - other
+    mean, sem = difference.mean(), stats.sem(difference)
+    half = stats.t.ppf(0.975, difference.size - 1) * sem
+    if not difference.any():
+        p = 1.0
+    elif test == "ttest":
+        p = float(stats.ttest_rel(first, other).pvalue)
+    elif test == "wilcoxon":
+        p = float(stats.wilcoxon(first, other).pvalue)
+    else:
+        raise ValueError(f"test must be one of {tuple(SIGNIFICANCE_TESTS)}, got {test!r}")
+    return {"delta": float(mean), "low": float(mean - half), "high": float(mean + half), "p": p}
+
+
+def seed_averaged_users(runs: list[dict], metric: str) -> tuple[list[str], np.ndarray] | None:
+    """Each test user's ``metric`` averaged over the runs (seeds); None where a run lacks
+    per-user results (made before they were kept)."""
+    if not all("test_per_user" in r for r in runs):
+        return None
+    users = runs[0]["test_per_user"]["user"]
+    for r in runs[1:]:
+        if r["test_per_user"]["user"] != users:
+            raise ValueError(f"{r['variant']} seed {r['seed']} was tested on other users than seed {runs[0]['seed']}")
+    return users, np.mean([r["test_per_user"][metric] for r in runs], axis=0)
+
+
+def significance(results: dict, columns: list[str], test: str = "ttest") -> dict | None:
+    """``{other variant: {column: paired_test(first, other)}}`` in percentage points, the
+    first variant against each other one over the test users, each user's metric averaged
+    over seeds; None if some run has no per-user results."""
+    recbole_names = {"HitRate": "recall", "Precision": "precision"}
+    variants = list(results)
+    tests = {}
+    for other in variants[1:]:
+        tests[other] = {}
+        for column in columns:
+            name, k = column.split("@")
+            metric = f"{recbole_names[name]}@{k}"
+            first_users = seed_averaged_users(results[variants[0]], metric)
+            other_users = seed_averaged_users(results[other], metric)
+            if first_users is None or other_users is None:
+                return None
+            if first_users[0] != other_users[0]:
+                raise ValueError(f"{variants[0]} and {other} were tested on other users: not the same split")
+            tests[other][column] = paired_test(100 * first_users[1], 100 * other_users[1], test)
+    return tests
+
+
+def render_significance(tests: dict, columns: list[str], first: str, n_users: int, test: str) -> str:
+    lines = [
+        f"{SIGNIFICANCE_TESTS[test].capitalize()} of {first} against each model over the {n_users} test users "
+        "(each user's metric averaged over the seeds): difference in points, its 95% confidence interval, "
+        f"p-value; * p < {SIGNIFICANCE_LEVEL} (not corrected for the number of comparisons).",
+        "",
+        f"| {first} vs | " + " | ".join(columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for other, row in tests.items():
+        cells = []
+        for column in columns:
+            t = row[column]
+            star = "*" if t["p"] < SIGNIFICANCE_LEVEL else ""
+            cells.append(f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] p={t['p']:.3g}{star}")
+        lines.append(f"| {other} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(columns: list[str], table: dict, n_seeds: int, tests: dict | None = None) -> str:
     lines = [
         f"Test metrics in percent, mean ± std over {n_seeds} seed(s); **best**, _second best_; "
-        f"▲% = relative improvement of {next(iter(table))} over the best other model.",
+        f"▲% = relative improvement of {next(iter(table))} over the best other model"
+        + (f", * where the paired test below gives p < {SIGNIFICANCE_LEVEL}." if tests else "."),
         "",
         "| model | " + " | ".join(columns) + " |",
         "| --- |" + " --- |" * len(columns),
@@ -228,7 +331,13 @@ def render_markdown(columns: list[str], table: dict, n_seeds: int) -> str:
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     gains = [improvement(table, column) for column in columns]
     if any(g is not None for g in gains):
-        lines.append("| ▲% | " + " | ".join("" if g is None else f"{g:+.2f}" for g in gains) + " |")
+        cells = []
+        for column, gain in zip(columns, gains):
+            others = list(table)[1:]
+            best_other = max(others, key=lambda v: table[v][column][0]) if others else None
+            star = "*" if tests and tests[best_other][column]["p"] < SIGNIFICANCE_LEVEL else ""
+            cells.append("" if gain is None else f"{gain:+.2f}{star}")
+        lines.append("| ▲% | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -238,6 +347,14 @@ def write_csv(path: Path, columns: list[str], table: dict) -> None:
         writer.writerow(["model", *[f"{c} {stat}" for c in columns for stat in ("mean", "std")]])
         for variant, row in table.items():
             writer.writerow([variant, *[f"{v:.4f}" for c in columns for v in row[c]]])
+
+
+def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["vs", *[f"{c} {stat}" for c in columns for stat in ("delta", "low", "high", "p")]])
+        for other, row in tests.items():
+            writer.writerow([other, *[f"{row[c][stat]:.6g}" for c in columns for stat in ("delta", "low", "high", "p")]])
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -250,6 +367,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--out", required=True, help="folder for runs/, table.md and table.csv")
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files")
     parser.add_argument("--table", default="table", help="name of the table files in --out (default: table.md, table.csv)")
+    parser.add_argument("--significance", default="ttest", choices=tuple(SIGNIFICANCE_TESTS),
+                        help="paired test of the first model against each other one (default: ttest)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = parse_cmd_args(rest)  # fails now, not after hours of runs, on a malformed argument
     if "seed" in settings:
@@ -259,8 +378,15 @@ def main(argv: list[str] | None = None) -> str:
     files = [f for f in args.config_files.split(",") if f] if args.config_files else None
     results = compare(variants, args.dataset, seeds, args.out, files, config_dict=settings)
     columns, table = summarise(results)
-    markdown = render_markdown(columns, table, len(seeds))
+    tests = significance(results, columns, args.significance) if len(variants) > 1 else None
+    markdown = render_markdown(columns, table, len(seeds), tests)
     out = Path(args.out)
+    if tests:
+        n_users = len(results[variants[0]][0]["test_per_user"]["user"])
+        markdown += "\n" + render_significance(tests, columns, variants[0], n_users, args.significance)
+        write_tests_csv(out / f"{args.table}_tests.csv", columns, tests)
+    elif len(variants) > 1:
+        markdown += "\nNo paired test: some runs were made before per-user results were kept.\n"
     (out / f"{args.table}.md").write_text(markdown)
     write_csv(out / f"{args.table}.csv", columns, table)
     print(markdown)

@@ -14,6 +14,7 @@ from recbole.utils import get_environment, get_trainer, init_logger, init_seed, 
 
 from recbole_umi.config import Config  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
+from recbole_umi.evaluation import PerUserEvaluator, evaluated_users  # noqa: E402
 from recbole_umi.metrics import paper_metric_names  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 
@@ -36,7 +37,9 @@ def run(
 
     Returns:
         ``{"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}``
-        as RecBole's ``run_recbole`` does.
+        as RecBole's ``run_recbole`` does, and ``test_per_user``: the test users' original
+        ids (``"user"``) and each one's value of every top-k metric (``"recall@50"``, ...),
+        in the same order, for paired significance tests.
     """
     config = Config(model, dataset, config_file_list, config_dict, cmd_args)
     init_seed(config["seed"], config["reproducibility"])
@@ -55,9 +58,12 @@ def run(
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
+    trainer.evaluator = PerUserEvaluator(trainer.evaluator, config)
     test_result = trainer.evaluate(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
     )
+    test_per_user = {"user": evaluated_users(test_data)}
+    test_per_user.update({name: values.tolist() for name, values in trainer.evaluator.last.items()})
     logger.info("The running environment:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -66,6 +72,7 @@ def run(
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
         "test_result": test_result,
+        "test_per_user": test_per_user,
     }
 
 

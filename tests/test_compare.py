@@ -51,7 +51,24 @@ def test_table_and_resume(compare_args, monkeypatch, capsys):
     comirec_row = next(line for line in lines if line.startswith("| ComiRecSA+HN |"))
     assert stats("UMI", "recall@5") in umi_row and stats("UMI", "precision@10") in umi_row
     assert stats("ComiRecSA+HN", "recall@10") in comirec_row
-    assert lines[-1].startswith("| ▲% |")
+    gain_row = next(line for line in lines if line.startswith("| ▲% |"))
+
+    # the paired test: UMI against ComiRecSA+HN over the same test users, averaged over seeds
+    from scipy import stats
+
+    users = records["UMI__seed1.json"]["test_per_user"]["user"]
+    assert all(r["test_per_user"]["user"] == users for r in records.values())
+
+    def averaged(variant, metric):
+        return [100 * (a + b) / 2 for a, b in zip(*(records[f"{variant}__seed{s}.json"]["test_per_user"][metric] for s in (1, 2)))]
+
+    umi, other = averaged("UMI", "recall@10"), averaged("ComiRecSA+HN", "recall@10")
+    p = stats.ttest_rel(umi, other).pvalue if umi != other else 1.0
+    tests_row = next(line for line in lines if line.startswith("| ComiRecSA+HN | ") and "p=" in line)
+    assert f"{sum(umi) / len(umi) - sum(other) / len(other):+.2f} [" in tests_row.split(" | ")[3]
+    assert f"p={p:.3g}" in tests_row.split(" | ")[3]
+    assert gain_row.split(" | ")[3].endswith("*") == (p < 0.05)
+    assert (out / "table_tests.csv").exists()
     # exactly one best (bold) and one second best (italic) per column
     cells = [row.split(" | ")[1:] for row in (umi_row, comirec_row)]
     for column in range(4):
@@ -124,3 +141,24 @@ def test_resuming_with_other_settings_fails_and_tables_share_runs(compare_args, 
         return [cell.strip("*_ ") for cell in row.split("|")[2:-1]]
 
     assert umi_cells((out / "umi_only.md").read_text()) == umi_cells(first_table)
+
+
+def test_paired_test_against_hand_computed_values_and_scipy():
+    from scipy import stats
+
+    from recbole_umi.compare import paired_test
+
+    first = [0.2, 0.5, 0.1, 0.9, 0.4]
+    other = [0.1, 0.5, 0.0, 0.6, 0.5]
+    # differences 0.1, 0, 0.1, 0.3, -0.1: mean 0.08, sd sqrt(0.088 / 4), sem sd / sqrt(5)
+    sem = (0.088 / 4) ** 0.5 / 5**0.5
+    t = paired_test(first, other, "ttest")
+    assert t["delta"] == pytest.approx(0.08)
+    assert (t["low"], t["high"]) == pytest.approx((0.08 - 2.776445 * sem, 0.08 + 2.776445 * sem), abs=1e-6)
+    assert t["p"] == pytest.approx(stats.ttest_rel(first, other).pvalue)
+    assert t["p"] == pytest.approx(2 * stats.t.sf(0.08 / sem, 4))  # t = 1.206, 4 degrees of freedom
+    w = paired_test(first, other, "wilcoxon")
+    assert w["p"] == pytest.approx(stats.wilcoxon(first, other).pvalue)
+    assert paired_test([0.3, 0.4], [0.3, 0.4])["p"] == 1.0  # no difference at all
+    with pytest.raises(ValueError, match="equally long"):
+        paired_test([0.1, 0.2], [0.1])

@@ -211,3 +211,21 @@ def test_batch_rows_equal_recboles_indexing(protocol_data):
     for field in recboles.interaction:
         assert torch.equal(ours[field], recboles[field]), field
     assert sorted(split.__getitem__(index, join=False).interaction) == sorted(split.inter_feat.interaction)
+
+
+def test_per_user_test_metrics_average_to_recboles(protocol_data):
+    data_path, sequences = protocol_data
+    settings = tiny_config(data_path, eval_protocol="user_split", epochs=1, train_neg_sample_args=None,
+                           metrics=["Recall", "Precision", "NDCG"], topk=[3, 5])
+    result = run("UMI", "known", config_dict=settings, saved=False)
+    per_user = result["test_per_user"]
+    _, dataset, (_, _, test) = prepare(data_path)
+    expected_users = dataset.id2token(dataset.uid_field, test.dataset.inter_feat[dataset.uid_field]).tolist()
+    assert per_user["user"] == [str(u) for u in expected_users] and len(expected_users) == 6
+    assert set(per_user) == {"user", "recall@3", "recall@5", "precision@3", "precision@5", "ndcg@3", "ndcg@5"}
+    for metric, value in result["test_result"].items():
+        assert np.mean(per_user[metric]) == pytest.approx(value, abs=1e-4)  # RecBole rounds to 4 places
+    # precision@5 = hits / 5 and recall@5 = hits / |targets| for the same hits
+    targets = {str(u): len(items) - int(np.floor(0.9 * len(items))) for u, items in sequences.items()}
+    for user, recall, precision in zip(per_user["user"], per_user["recall@5"], per_user["precision@5"]):
+        assert recall * targets[user] == pytest.approx(precision * 5)
