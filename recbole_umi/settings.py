@@ -26,6 +26,7 @@ __all__ = [
     "PROTOCOL_SETTINGS",
     "MODEL_SETTINGS",
     "EVAL_PROTOCOLS",
+    "TRAIN_SAMPLINGS",
     "LOSS_TYPES",
     "NEGATIVE_SAMPLERS",
     "COMIREC_VARIANTS",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 EVAL_PROTOCOLS = ("recbole", "user_split")
+TRAIN_SAMPLINGS = ("all_positions", "one_per_user")
 LOSS_TYPES = ("sampled_softmax", "full_softmax")
 NEGATIVE_SAMPLERS = ("uniform", "popularity")
 COMIREC_VARIANTS = ("DR", "SA")
@@ -149,6 +151,7 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
     "user_split_ratios": Setting(list, item_kind=float, low=0.0, low_open=True, length=3),
     "user_split_seed": Setting(int),
     "history_share": Setting(float, low=0.0, high=1.0, low_open=True, high_open=True),
+    "train_sampling": Setting(str, choices=TRAIN_SAMPLINGS),
 }
 
 # Settings of the plugin's models (properties/model/*.yaml). RecBole's own models may use

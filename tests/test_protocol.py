@@ -229,3 +229,39 @@ def test_per_user_test_metrics_average_to_recboles(protocol_data):
     targets = {str(u): len(items) - int(np.floor(0.9 * len(items))) for u, items in sequences.items()}
     for user, recall, precision in zip(per_user["user"], per_user["recall@5"], per_user["precision@5"]):
         assert recall * targets[user] == pytest.approx(precision * 5)
+
+
+def test_one_per_user_draws_one_fresh_sample_per_training_user_each_epoch(protocol_data):
+    data_path, sequences = protocol_data
+    config, dataset, (train, _, _) = prepare(data_path, train_sampling="one_per_user", train_batch_size=1000)
+    t = config["MAX_ITEM_LIST_LENGTH"]
+    uid, iid = dataset.uid_field, dataset.iid_field
+    epochs = [next(iter(train)) for _ in range(3)]  # one batch holds the whole epoch here
+    n_train_users = 48
+    for batch in epochs:
+        users = batch[uid].tolist()
+        assert len(users) == len(set(users)) == n_train_users  # every training user once
+        for row in range(len(batch)):
+            user = int(dataset.id2token(uid, batch[uid][row].item()))
+            target = int(dataset.id2token(iid, batch[iid][row].item()))
+            length = batch[dataset.item_list_length_field][row].item()
+            history = [int(dataset.id2token(iid, i)) for i in batch[dataset.item_id_list_field][row][:length].tolist()]
+            position = sequences[user].index(target)
+            assert position >= 1 and history == sequences[user][max(0, position - t) : position]
+
+    def targets(batch):
+        return dict(zip(batch[uid].tolist(), batch[iid].tolist()))
+
+    # fresh draws: the epochs' targets differ, and over them a user gets different targets
+    assert targets(epochs[0]) != targets(epochs[1])
+    # and the same seed gives the same draws
+    _, _, (again, _, _) = prepare(data_path, train_sampling="one_per_user", train_batch_size=1000)
+    assert targets(next(iter(again))) == targets(epochs[0])
+
+
+def test_one_per_user_needs_the_user_split(protocol_data):
+    data_path, _ = protocol_data
+    settings = tiny_config(data_path, eval_protocol="recbole", train_sampling="one_per_user")
+    config = Config("UMI", "known", config_dict=settings)
+    with pytest.raises(ProtocolConfigError, match="'train_sampling' = 'one_per_user': needs eval_protocol: user_split"):
+        data_preparation(config, create_dataset(config))

@@ -6,7 +6,9 @@
   train / validation / test, with the seed ``user_split_seed``: the same split for every
   model and every training seed;
 - training users give one sample per target position, with up to T = ``MAX_ITEM_LIST_
-  LENGTH`` preceding items as history (RecBole's usual sequence augmentation);
+  LENGTH`` preceding items as history (RecBole's usual sequence augmentation;
+  ``train_sampling: all_positions``), or, with ``train_sampling: one_per_user``, one
+  randomly drawn target per user, drawn afresh every epoch (the paper's);
 - each validation / test user is ONE row: the first ``history_share`` (90%) of the user's
   chronological sequence is the history (its last T items are fed to the model), ALL the
   remaining items are the positives. At least one item is kept on each side; users with
@@ -37,6 +39,7 @@ __all__ = [
     "ProtocolConfigError",
     "UserSplitDataset",
     "UserSplitEvalDataLoader",
+    "OnePerUserTrainDataLoader",
     "create_dataset",
     "data_preparation",
     "history_cut",
@@ -58,7 +61,7 @@ def check_protocol_config(config) -> str:
             "evaluates users never seen in training from their history, which needs a "
             f"sequential model; {config['model']} is not one: use eval_protocol: recbole",
         )
-    for key in ("user_split_ratios", "user_split_seed", "history_share"):
+    for key in ("user_split_ratios", "user_split_seed", "history_share", "train_sampling"):
         setting(config, key)
     return protocol
 
@@ -110,6 +113,9 @@ class UserSplitDataset(SequentialDataset):
         train_targets = concat_ranges(starts[train_users] + 1, ends[train_users])
         train_starts = np.repeat(starts[train_users], ends[train_users] - starts[train_users] - 1)
         built = [self._rows(train_targets, train_starts)]
+        # row r of user u's samples: built[0] rows user_offsets[u] .. user_offsets[u + 1] - 1
+        samples_per_user = ends[train_users] - starts[train_users] - 1
+        built[0].user_offsets = torch.from_numpy(np.r_[0, np.cumsum(samples_per_user)])
 
         logger = getLogger()
         items = self.inter_feat[self.iid_field].numpy()
@@ -199,13 +205,45 @@ def create_dataset(config):
     return dataset
 
 
+class OnePerUserTrainDataLoader(TrainDataLoader):
+    """Training batches of users, each with ONE of its samples drawn afresh every time the
+    user is drawn (so every epoch): the paper's "a random item from the user interacted
+    items is selected as the target item, and the sequence before the target item is
+    selected as user historical behaviors" (``train_sampling: one_per_user``). An epoch is
+    one sample per training user; heavy users no longer dominate the loss."""
+
+    def __init__(self, config, dataset, sampler, shuffle=False):
+        self.user_offsets = dataset.user_offsets
+        self.target_generator = torch.Generator().manual_seed(config["seed"])
+        super().__init__(config, dataset, sampler, shuffle=shuffle)
+
+    def _init_batch_size_and_step(self):
+        # runs inside RecBole's __init__ before the index list is built: index users, not rows
+        self.sample_size = len(self.user_offsets) - 1
+        super()._init_batch_size_and_step()
+
+    def collate_fn(self, index):
+        users = torch.as_tensor(np.array(index))
+        first, count = self.user_offsets[users], self.user_offsets[users + 1] - self.user_offsets[users]
+        rows = first + (torch.rand(len(users), generator=self.target_generator) * count).long()
+        return super().collate_fn(rows.numpy())
+
+
+TRAIN_LOADERS = {"all_positions": TrainDataLoader, "one_per_user": OnePerUserTrainDataLoader}
+
+
 def data_preparation(config, dataset):
     """Train / validation / test loaders for the configured protocol."""
     if check_protocol_config(config) == "recbole":
+        if setting(config, "train_sampling") != "all_positions":
+            raise ProtocolConfigError(
+                "train_sampling", config["train_sampling"], "needs eval_protocol: user_split (RecBole's protocol builds its own samples)"
+            )
         return recbole_data_preparation(config, dataset)
     train, valid, test = dataset.build()
+    train_loader = TRAIN_LOADERS[setting(config, "train_sampling")]
     return (
-        TrainDataLoader(config, train, None, shuffle=config["shuffle"]),
+        train_loader(config, train, None, shuffle=config["shuffle"]),
         UserSplitEvalDataLoader(config, valid, None, shuffle=False),
         UserSplitEvalDataLoader(config, test, None, shuffle=False),
     )
