@@ -175,6 +175,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
                 "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
                 "test_result": {k: float(v) for k, v in result["test_result"].items()},
                 # each test user's metrics, for the paired tests (rounded: JSON size)
+                "interest_diagnostics": result["interest_diagnostics"],
                 "test_per_user": {
                     k: v if k == "user" else [round(float(x), 6) for x in v] for k, v in result["test_per_user"].items()
                 },

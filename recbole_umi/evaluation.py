@@ -4,6 +4,9 @@ RecBole's evaluator averages every top-k metric over users. :class:`PerUserEvalu
 wraps it and keeps, from the evaluation it last ran, each user's value of every top-k
 metric (RecBole's metric classes compute them; the mean over users is RecBole's figure),
 so that two models can be compared user by user without retraining.
+
+:func:`interest_diagnostics` measures how distinct a multi-interest model's interests are
+on the evaluated users (routing collapse makes them near-duplicates).
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from recbole_umi import compat
 compat.apply()  # before anything imports RecBole
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from recbole.evaluator.base_metric import TopkMetric  # noqa: E402
 from recbole.evaluator.register import metrics_dict  # noqa: E402
 
-__all__ = ["PerUserEvaluator", "per_user_topk", "evaluated_users"]
+from recbole_umi.model import MultiInterestRecommender  # noqa: E402
+from recbole_umi.model.layers import routing_overlap  # noqa: E402
+
+__all__ = ["PerUserEvaluator", "per_user_topk", "evaluated_users", "interest_diagnostics"]
 
 
 def per_user_topk(struct, config) -> dict[str, np.ndarray]:
@@ -58,3 +66,49 @@ class PerUserEvaluator:
 
     def __getattr__(self, name):
         return getattr(self.evaluator, name)
+
+
+@torch.no_grad()
+def interest_diagnostics(model, eval_data) -> dict | None:
+    """How distinct a model's K interests are, over the users of ``eval_data``:
+
+    - ``interest_cosine``: the mean cosine between two of a user's interest vectors (over
+      users and pairs k != l); near 1, the interests are near-duplicates;
+    - ``routing_overlap``: :func:`recbole_umi.model.layers.routing_overlap` of the routing;
+    - ``routing_share``: the share of a user's history items whose largest routing weight
+      is on an interest, the interests sorted from the largest share down, averaged over
+      users (``[1, 0, 0]``: every item goes to one interest).
+
+    None for RecBole's models and models with one interest; the routing entries are None
+    for a model without routing.
+    """
+    if not isinstance(model, MultiInterestRecommender) or model.n_interests < 2:
+        return None
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    k = model.n_interests
+    cosine_sum = overlap_sum = 0.0
+    share_sum = torch.zeros(k)
+    users = 0
+    for batch in eval_data:
+        interaction = batch[0].to(device)
+        interests, routing = model.interests_and_routing(interaction)
+        unit = F.normalize(interests, dim=-1)
+        cosine = torch.matmul(unit, unit.transpose(1, 2))  # B x K x K
+        off_diagonal = cosine.sum(dim=(1, 2)) - cosine.diagonal(dim1=1, dim2=2).sum(dim=1)
+        cosine_sum += (off_diagonal / (k * (k - 1))).sum().item()
+        if routing is not None:
+            overlap_sum += routing_overlap(routing).item() * len(interests)
+            real = (interaction[model.ITEM_SEQ] != 0).float()  # B x T
+            winners = F.one_hot(routing.argmax(dim=-1), k).float() * real.unsqueeze(-1)  # B x T x K
+            shares = winners.sum(dim=1) / real.sum(dim=1, keepdim=True).clamp(min=1)
+            share_sum += shares.sort(dim=1, descending=True).values.sum(dim=0).cpu()
+        users += len(interests)
+    model.train(was_training)
+    has_routing = routing is not None
+    return {
+        "interest_cosine": cosine_sum / users,
+        "routing_overlap": overlap_sum / users if has_routing else None,
+        "routing_share": (share_sum / users).tolist() if has_routing else None,
+    }

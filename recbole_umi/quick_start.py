@@ -14,7 +14,7 @@ from recbole.utils import get_environment, get_trainer, init_logger, init_seed, 
 
 from recbole_umi.config import Config  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
-from recbole_umi.evaluation import PerUserEvaluator, evaluated_users  # noqa: E402
+from recbole_umi.evaluation import PerUserEvaluator, evaluated_users, interest_diagnostics  # noqa: E402
 from recbole_umi.metrics import paper_metric_names  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 
@@ -39,7 +39,10 @@ def run(
         ``{"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}``
         as RecBole's ``run_recbole`` does, and ``test_per_user``: the test users' original
         ids (``"user"``) and each one's value of every top-k metric (``"recall@50"``, ...),
-        in the same order, for paired significance tests.
+        in the same order, for paired significance tests; ``interest_diagnostics``: how
+        distinct the interests of the test users are (see
+        :func:`recbole_umi.evaluation.interest_diagnostics`; None for single-interest and
+        RecBole models).
     """
     config = Config(model, dataset, config_file_list, config_dict, cmd_args)
     init_seed(config["seed"], config["reproducibility"])
@@ -64,6 +67,9 @@ def run(
     )
     test_per_user = {"user": evaluated_users(test_data)}
     test_per_user.update({name: values.tolist() for name, values in trainer.evaluator.last.items()})
+    diagnostics = interest_diagnostics(trainer.model, test_data)  # the model just tested
+    if diagnostics:
+        logger.info(set_color("interests", "yellow") + f": {diagnostics}")
     logger.info("The running environment:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -73,6 +79,7 @@ def run(
         "best_valid_result": best_valid_result,
         "test_result": test_result,
         "test_per_user": test_per_user,
+        "interest_diagnostics": diagnostics,
     }
 
 

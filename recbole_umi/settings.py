@@ -173,6 +173,7 @@ MODEL_SETTINGS: dict[str, Setting] = {
     "readout_power": Setting(float, low=0.0, high=math.inf),
     "routing_iterations": Setting(int, low=1),
     "routing_init_std": Setting(float, low=0.0),
+    "routing_regularization": Setting(float, low=0.0),
     "attention_hidden_size": Setting(int, low=1),
     "refine_hidden_size": Setting(int, low=1),
     "mlp_hidden_size": Setting(int, low=1),

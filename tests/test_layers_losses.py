@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing, mask_logits, squash
+from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing, mask_logits, routing_overlap, squash
 from recbole_umi.model.losses import (
     BROADCAST_MAX_CANDIDATES,
     MultiInterestLoss,
@@ -38,13 +38,13 @@ def expected_capsules_after_one_iteration():
 
 def test_one_routing_iteration_with_known_weights():
     mask = torch.ones(1, 2, dtype=torch.bool)
-    capsules = dynamic_routing(VOTES, mask, INITIAL, iterations=1, item_weights=ITEM_WEIGHTS)
+    capsules, _ = dynamic_routing(VOTES, mask, INITIAL, iterations=1, item_weights=ITEM_WEIGHTS)
     assert torch.allclose(capsules[0], expected_capsules_after_one_iteration(), atol=1e-6)
 
 
 def test_padded_item_gets_no_routing_weight():
     mask = torch.tensor([[True, False]])
-    capsules = dynamic_routing(VOTES, mask, INITIAL, iterations=1, item_weights=ITEM_WEIGHTS)
+    capsules, _ = dynamic_routing(VOTES, mask, INITIAL, iterations=1, item_weights=ITEM_WEIGHTS)
     # only item 0 with c = (.5, .5): z_0 = (1, 0), z_1 = (0, 1) -> squash length 1/2
     assert torch.allclose(capsules[0], torch.tensor([[0.5, 0.0], [0.0, 0.5]]), atol=1e-6)
 
@@ -57,30 +57,31 @@ def test_second_iteration_replaces_or_accumulates_logits(accumulate):
     logits = INITIAL[0] + agreement if accumulate else agreement
     c = torch.softmax(logits, dim=-1) * ITEM_WEIGHTS[0].unsqueeze(-1)
     expected = squash(torch.einsum("tk,tkd->kd", c, VOTES[0]))
-    capsules = dynamic_routing(VOTES, mask, INITIAL, iterations=2, item_weights=ITEM_WEIGHTS, accumulate=accumulate)
+    capsules, _ = dynamic_routing(VOTES, mask, INITIAL, iterations=2, item_weights=ITEM_WEIGHTS, accumulate=accumulate)
     assert torch.allclose(capsules[0], expected, atol=1e-6)
 
 
 def test_only_last_routing_iteration_carries_gradient():
     votes = VOTES.clone().requires_grad_(True)
     mask = torch.ones(1, 2, dtype=torch.bool)
-    dynamic_routing(votes, mask, INITIAL, iterations=3).sum().backward()
+    dynamic_routing(votes, mask, INITIAL, iterations=3)[0].sum().backward()
     grad_full = votes.grad.clone()
     votes.grad = None
     # the gradient equals that of one iteration started from the (detached) logits of iteration 3
     with torch.no_grad():
-        v1 = dynamic_routing(votes, mask, INITIAL, iterations=1)
+        v1 = dynamic_routing(votes, mask, INITIAL, iterations=1)[0]
         b2 = torch.einsum("btkd,bkd->btk", votes, v1)
         v2 = squash(torch.einsum("btk,btkd->bkd", torch.softmax(b2, -1), votes))
         b3 = torch.einsum("btkd,bkd->btk", votes, v2)
-    dynamic_routing(votes, mask, b3, iterations=1).sum().backward()
+    dynamic_routing(votes, mask, b3, iterations=1)[0].sum().backward()
     assert torch.allclose(grad_full, votes.grad, atol=1e-6)
 
 
 def test_self_attention_ignores_padding():
     extractor = SelfAttentiveExtractor(embedding_size=2, hidden_size=3, n_interests=2)
     history = torch.tensor([[[1.0, 2.0], [5.0, -1.0]]])
-    out = extractor(history, torch.tensor([[True, False]]))
+    out, attention = extractor(history, torch.tensor([[True, False]]))
+    assert torch.equal(attention[0, 1], torch.zeros(2))  # the padded item gets no attention
     assert torch.allclose(out, history[:, :1].expand(1, 2, 2))
 
 
@@ -241,3 +242,35 @@ def test_masked_logits_get_no_weight_and_no_nan():
     expected_first = torch.softmax(torch.tensor([1.0, 3.0]), 0)
     assert torch.allclose(weights[0], torch.tensor([expected_first[0], 0.0, expected_first[1]]))
     assert torch.allclose(weights[1], torch.full((3,), 1 / 3))  # nothing kept: uniform, not NaN
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_routing_is_the_assignment_an_iteration_more_would_use(accumulate):
+    mask = torch.tensor([[True, True]])
+    capsules, routing = dynamic_routing(VOTES, mask, INITIAL, iterations=2, item_weights=ITEM_WEIGHTS, accumulate=accumulate)
+    v1, _ = dynamic_routing(VOTES, mask, INITIAL, iterations=1, item_weights=ITEM_WEIGHTS)
+    b2 = torch.einsum("tkd,kd->tk", VOTES[0], v1[0]) + (INITIAL[0] if accumulate else 0)
+    b3 = torch.einsum("tkd,kd->tk", VOTES[0], capsules[0]) + (b2 if accumulate else 0)
+    assert torch.allclose(routing[0], torch.softmax(b3, dim=-1), atol=1e-6)
+    padded = dynamic_routing(VOTES, torch.tensor([[True, False]]), INITIAL, iterations=2)[1]
+    assert torch.equal(padded[0, 1], torch.zeros(2))
+
+
+def test_routing_overlap_by_hand():
+    # user 1: both interests take both items equally (collapse): cosine 1
+    # user 2: interest 0 takes item 0, interest 1 item 1: cosine 0
+    # user 3: columns (1, 1) and (1, 0): cosine 1/sqrt(2)
+    routing = torch.tensor([
+        [[0.5, 0.5], [0.5, 0.5]],
+        [[1.0, 0.0], [0.0, 1.0]],
+        [[0.5, 1.0], [0.5, 0.0]],
+    ])
+    assert routing_overlap(routing).item() == pytest.approx((1 + 0 + 2**-0.5) / 3)
+    assert routing_overlap(routing[:, :, :1]).item() == 0.0  # K = 1: no pair
+
+
+def test_routing_overlap_has_gradient_through_the_last_iteration():
+    votes = VOTES.clone().requires_grad_(True)
+    _, routing = dynamic_routing(votes, torch.ones(1, 2, dtype=torch.bool), INITIAL, iterations=3)
+    routing_overlap(routing).backward()
+    assert votes.grad is not None and votes.grad.abs().sum() > 0

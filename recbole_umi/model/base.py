@@ -9,6 +9,7 @@ import torch.nn as nn
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
+from recbole_umi.model.layers import routing_overlap
 from recbole_umi.model.losses import MultiInterestLoss
 from recbole_umi.model.profile import ProfileEmbedding
 from recbole_umi.settings import SettingsError, setting
@@ -24,7 +25,8 @@ class ModelConfigError(SettingsError):
 class MultiInterestRecommender(SequentialRecommender):
     """A user tower producing K interest vectors, scored by max over interests (Eq 1).
 
-    Subclasses implement :meth:`forward` (``B x K x d`` interests). This class reads the
+    Subclasses implement :meth:`interests_and_routing` (``B x K x d`` interests and, for
+    models that route items to interests, the ``B x T x K`` routing). This class reads the
     history (``ITEM_SEQ``, padded with 0), embeds the configured profile fields
     (``profile_fields``) when ``uses_profile`` is set, and owns the item embeddings and the
     shared loss (``recbole_umi.model.losses``), so ``calculate_loss``, ``predict`` and
@@ -57,6 +59,15 @@ class MultiInterestRecommender(SequentialRecommender):
                 setting(config, "float_profile_buckets"),
             )
         self.loss_fct = MultiInterestLoss.from_config(config, dataset, self.readout_power(config))
+        self.routing_regularization = setting(config, "routing_regularization")
+        if self.routing_regularization > 0 and not self.routes_items:
+            raise ModelConfigError(
+                "routing_regularization", self.routing_regularization,
+                f"must be 0: {config['model']} routes no items to interests",
+            )
+
+    # Whether interests_and_routing gives a routing (models with K > 1 interests over items).
+    routes_items = True
 
     def readout_power(self, config) -> float:
         """p of the training readout without harder negatives
@@ -80,9 +91,15 @@ class MultiInterestRecommender(SequentialRecommender):
         item_seq = interaction[self.ITEM_SEQ]
         return self.item_embedding(item_seq), item_seq != 0
 
+    def interests_and_routing(self, interaction) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The K interest vectors O_u of each user, ``B x K x d``, and how the history items
+        are routed to them, ``B x T x K`` (a weight per item and interest, 0 for padding;
+        None for models without routing)."""
+        raise NotImplementedError
+
     def forward(self, interaction) -> torch.Tensor:
         """The K interest vectors O_u of each user in the batch, ``B x K x d``."""
-        raise NotImplementedError
+        return self.interests_and_routing(interaction)[0]
 
     def item_embeddings(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """Item vectors e_t: of every item, ``n_items x d`` (row 0 is the padding item), or
@@ -90,8 +107,12 @@ class MultiInterestRecommender(SequentialRecommender):
         return self.item_embedding.weight if items is None else self.item_embedding(items)
 
     def calculate_loss(self, interaction) -> torch.Tensor:
+        interests, routing = self.interests_and_routing(interaction)
         # The loss asks for the vectors of its candidates only (all items for full_softmax).
-        return self.loss_fct(self.forward(interaction), interaction[self.POS_ITEM_ID], self.item_embeddings)
+        loss = self.loss_fct(interests, interaction[self.POS_ITEM_ID], self.item_embeddings)
+        if self.routing_regularization > 0:  # against routing collapse: docs/design.md
+            loss = loss + self.routing_regularization * routing_overlap(routing)
+        return loss
 
     def predict(self, interaction) -> torch.Tensor:
         """``B`` scores ``max_k o_k . e_t`` of each row's item."""

@@ -51,7 +51,8 @@ class ComiRec(MultiInterestRecommender):
             self.extractor = SelfAttentiveExtractor(d, hidden, self.n_interests)
         self.apply(self._init_weights)
 
-    def forward(self, interaction) -> torch.Tensor:
+    def interests_and_routing(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
+        """DR: the routing of dynamic routing; SA: the attention of each head over the items."""
         history, mask = self.history(interaction)
         if self.variant == "SA":
             return self.extractor(history, mask)

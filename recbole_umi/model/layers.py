@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-__all__ = ["mask_logits", "squash", "MLP", "RoutingLogits", "dynamic_routing", "SelfAttentiveExtractor"]
+__all__ = ["mask_logits", "squash", "MLP", "RoutingLogits", "dynamic_routing", "routing_overlap", "SelfAttentiveExtractor"]
 
 
 def mask_logits(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -91,7 +92,10 @@ def dynamic_routing(
         accumulate: ``b += u . v`` instead of ``b = u . v``.
 
     Returns:
-        The interest capsules v, ``B x K x d``.
+        The interest capsules v, ``B x K x d``, and the routing of the items to them,
+        ``B x T x K``: ``softmax_j`` of the logits an iteration after the last would use
+        (each item's assignment to the final capsules; 0 for padded items), with gradient
+        through the last iteration, for diagnostics and routing regularisation.
     """
     if iterations < 1:
         raise ValueError(f"routing needs at least one iteration, got {iterations}")
@@ -107,10 +111,28 @@ def dynamic_routing(
         w = weights if last else weights.detach()
         coupling = torch.softmax(logits, dim=-1) * w  # B x T x K; a_i c_ij
         capsules = squash((coupling.unsqueeze(-1) * u).sum(dim=1))  # B x K x d
+        agreement = (u * capsules.unsqueeze(1)).sum(dim=-1)  # B x T x K
+        logits = logits + agreement if accumulate else agreement
         if not last:
-            agreement = (u * capsules.unsqueeze(1)).sum(dim=-1)  # B x T x K
-            logits = logits + agreement if accumulate else agreement
-    return capsules
+            logits = logits.detach()
+    return capsules, torch.softmax(logits, dim=-1) * mask
+
+
+def routing_overlap(routing: torch.Tensor) -> torch.Tensor:
+    """How alike the K interests' routings are: the mean cosine, over users and pairs of
+    interests k != l, of the columns ``routing[:, :, k]`` (each a weight per history item).
+    1 when every interest takes the same items in the same proportions (routing collapse),
+    0 when no two interests share an item. A user with K = 1 has no pair: 0.
+
+    Shapes: ``B x T x K`` -> scalar.
+    """
+    n_interests = routing.size(-1)
+    if n_interests < 2:
+        return routing.new_zeros(())
+    columns = F.normalize(routing, dim=1)  # unit length over the items
+    cosine = torch.matmul(columns.transpose(1, 2), columns)  # B x K x K
+    off_diagonal = cosine.sum(dim=(1, 2)) - cosine.diagonal(dim1=1, dim2=2).sum(dim=1)
+    return (off_diagonal / (n_interests * (n_interests - 1))).mean()
 
 
 class SelfAttentiveExtractor(nn.Module):
@@ -119,7 +141,7 @@ class SelfAttentiveExtractor(nn.Module):
     ``A = softmax_T(W2 tanh(W1 H^T))`` with one head per interest, masked over padding;
     ``V = A^T H``.
 
-    Shapes: ``H: B x T x d``, ``mask: B x T`` -> ``B x K x d``.
+    Shapes: ``H: B x T x d``, ``mask: B x T`` -> ``V: B x K x d`` and ``A: B x T x K``.
     """
 
     def __init__(self, embedding_size: int, hidden_size: int, n_interests: int):
@@ -130,7 +152,7 @@ class SelfAttentiveExtractor(nn.Module):
             nn.Linear(hidden_size, n_interests, bias=False),
         )
 
-    def forward(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, history: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scores = mask_logits(self.attention(history), mask.unsqueeze(-1))  # B x T x K
         attention = torch.softmax(scores, dim=1)
-        return torch.matmul(attention.transpose(1, 2), history)
+        return torch.matmul(attention.transpose(1, 2), history), attention

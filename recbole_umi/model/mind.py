@@ -42,11 +42,11 @@ class MIND(MultiInterestRecommender):
         """p of the label-aware attention readout (``readout_power``; ``inf`` is Eq 10)."""
         return setting(config, "readout_power")
 
-    def forward(self, interaction) -> torch.Tensor:
+    def interests_and_routing(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
         history, mask = self.history(interaction)
         batch_size, length, d = history.shape
         votes = self.shared_map(history).unsqueeze(2).expand(-1, -1, self.n_interests, -1)
-        capsules = dynamic_routing(
+        capsules, routing = dynamic_routing(
             votes,
             mask,
             self.routing_logits(batch_size, length),
@@ -55,4 +55,4 @@ class MIND(MultiInterestRecommender):
         )
         profile, _ = self.profile(interaction)
         profile = profile.unsqueeze(1).expand(-1, self.n_interests, -1)
-        return self.interest_mlp(torch.cat([capsules, profile], dim=-1))
+        return self.interest_mlp(torch.cat([capsules, profile], dim=-1)), routing

@@ -20,6 +20,7 @@ __all__ = ["ProfileDSSM", "YoutubeDNN"]
 
 
 class _SingleInterest(MultiInterestRecommender):
+    routes_items = False
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         if self.n_interests != 1:
@@ -39,9 +40,9 @@ class ProfileDSSM(_SingleInterest):
         self.item_tower = MLP(d, self.mlp_hidden_size, d)
         self.apply(self._init_weights)
 
-    def forward(self, interaction) -> torch.Tensor:
+    def interests_and_routing(self, interaction) -> tuple[torch.Tensor, None]:
         profile, _ = self.profile(interaction)
-        return self.user_tower(profile).unsqueeze(1)
+        return self.user_tower(profile).unsqueeze(1), None
 
     def item_embeddings(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """The item tower's output for every item, or for the ids ``items`` only."""
@@ -57,9 +58,9 @@ class YoutubeDNN(_SingleInterest):
         self.user_tower = MLP(d + self.profile.output_size, self.mlp_hidden_size, d)
         self.apply(self._init_weights)
 
-    def forward(self, interaction) -> torch.Tensor:
+    def interests_and_routing(self, interaction) -> tuple[torch.Tensor, None]:
         history, mask = self.history(interaction)
         weights = mask.to(history.dtype).unsqueeze(-1)
         pooled = (history * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         profile, _ = self.profile(interaction)
-        return self.user_tower(torch.cat([pooled, profile], dim=-1)).unsqueeze(1)
+        return self.user_tower(torch.cat([pooled, profile], dim=-1)).unsqueeze(1), None

@@ -65,17 +65,17 @@ class UMI(MultiInterestRecommender):
             profile = (field_weights.unsqueeze(-1) * per_field.unsqueeze(1)).flatten(2)
         return self.refinement(torch.cat([profile, capsules], dim=-1))
 
-    def forward(self, interaction) -> torch.Tensor:
+    def interests_and_routing(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
         history, mask = self.history(interaction)
         batch_size, length, d = history.shape
         profile, per_field = self.profile(interaction)
         attention = self.item_attention(history, profile) if self.use_dar else None
         votes = self.interest_maps(history).view(batch_size, length, self.n_interests, d)
-        capsules = dynamic_routing(
+        capsules, routing = dynamic_routing(
             votes,
             mask,
             self.routing_logits(batch_size, length),
             self.routing_iterations,
             item_weights=attention,
         )
-        return self.refine(capsules, profile, per_field)
+        return self.refine(capsules, profile, per_field), routing
