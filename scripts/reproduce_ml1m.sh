@@ -24,22 +24,18 @@ fi
 table2=UMI,ProfileDSSM,YoutubeDNN,MIND,MIND+HN,ComiRec,ComiRec+HN
 ablation=UMI,UMI-DAR,UMI-IR,UMI-HN
 
-export OMP_NUM_THREADS=1
-python -m recbole_umi.compare --models=UMI,ComiRec,ComiRec+HN,UMI-DAR,UMI-IR "${common[@]}" --table=stream_a &
-stream_a=$!
-(
+stream_a() {
+    python -m recbole_umi.compare --models=UMI,ComiRec,ComiRec+HN,UMI-DAR,UMI-IR "${common[@]}" --table=stream_a
+}
+stream_b() {
     python -m recbole_umi.compare --models=ProfileDSSM,YoutubeDNN,MIND,MIND+HN,UMI-HN "${common[@]}" --table=stream_b
     # UMI with the refinement width chosen on validation (docs/results.md): its own folder,
     # since its settings differ from the other runs'
     python -m recbole_umi.compare --models=UMI "${common[@]/--out=results\/ml-1m/--out=results/ml-1m-refine64}" \
         --refine_hidden_size=64 --table=table
-) &
-stream_b=$!
-trap 'kill 0' INT TERM  # Ctrl-C stops both streams and their python processes
-failed=0
-wait $stream_a || failed=1
-wait $stream_b || failed=1
-if [[ $failed -ne 0 ]]; then echo "a stream failed (its log is above); finished runs are kept" >&2; exit 1; fi
+}
+source scripts/two_streams.sh
+two_streams stream_a stream_b
 # every run is on disk now: these only read them and write the two tables
 python -m recbole_umi.compare --models=$table2 "${common[@]}" --table=table2
 python -m recbole_umi.compare --models=$ablation "${common[@]}" --table=ablation

@@ -26,13 +26,7 @@ tune_models() {
     done
 }
 
-export OMP_NUM_THREADS=1
-tune_models UMI MIND+HN SASRec ComiRec &
-stream_a=$!
-tune_models YoutubeDNN ComiRec+HN MIND ProfileDSSM &
-stream_b=$!
-trap 'kill 0' INT TERM  # Ctrl-C stops both streams and their python processes
-failed=0
-wait $stream_a || failed=1
-wait $stream_b || failed=1
-if [[ $failed -ne 0 ]]; then echo "a stream failed (its log is above); finished trials are kept" >&2; exit 1; fi
+stream_a() { tune_models UMI MIND+HN SASRec ComiRec; }
+stream_b() { tune_models YoutubeDNN ComiRec+HN MIND ProfileDSSM; }
+source scripts/two_streams.sh
+two_streams stream_a stream_b

@@ -1,0 +1,20 @@
+# Sourced by the experiment scripts: run two shell functions side by side, one torch thread
+# each (on 2 cores about 1.4x the work of one 2-thread stream, docs/benchmarks.md).
+#
+#   two_streams stream_a stream_b    # returns 1 if either failed; Ctrl-C stops both
+
+two_streams() {
+    export OMP_NUM_THREADS=1
+    "$1" &
+    local first=$!
+    "$2" &
+    local second=$!
+    trap 'kill 0' INT TERM  # Ctrl-C stops both streams and their python processes
+    local failed=0
+    wait "$first" || failed=1
+    wait "$second" || failed=1
+    if [[ $failed -ne 0 ]]; then
+        echo "a stream failed (its log is above); what finished is kept on disk" >&2
+        return 1
+    fi
+}
