@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import statistics
 
 import pytest
@@ -16,23 +17,36 @@ def test_parse_variant():
     assert parse_variant("SASRec") == ("SASRec", {})
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One finished comparison (2 models x 2 seeds) on a tiny dataset, made once; the tests
+    work on copies of its output folder."""
+    base = tmp_path_factory.mktemp("compare")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(base)  # RecBole writes log/ into the working directory
+        sequences, profiles = random_sequences(n_users=80, n_items=40, length=14)
+        data = write_atomic(base / "data", "tiny", sequences, profiles)
+        config = write_config(
+            base / "tiny.yaml", eval_protocol="user_split", epochs=1, train_neg_sample_args=None, topk=[5, 10]
+        )
+        args = ["--models=UMI,ComiRecSA+HN", "--dataset=tiny", "--seeds=1,2", f"--config_files={config}",
+                f"--data_path={data}", f"--checkpoint_dir={base / 'saved'}"]
+        markdown = main([*args, f"--out={base / 'out'}"])
+    return args, base / "out", markdown
+
+
 @pytest.fixture
-def compare_args(tmp_path, monkeypatch):
+def compare_args(finished, tmp_path, monkeypatch):
+    """Arguments of the finished comparison, with a copy of its output folder as --out."""
     monkeypatch.chdir(tmp_path)
-    sequences, profiles = random_sequences(n_users=80, n_items=40, length=14)
-    data = write_atomic(tmp_path / "data", "tiny", sequences, profiles)
-    config = write_config(
-        tmp_path / "tiny.yaml", eval_protocol="user_split", epochs=1, train_neg_sample_args=None, topk=[5, 10]
-    )
-    out = tmp_path / "out"
-    args = ["--models=UMI,ComiRecSA+HN", "--dataset=tiny", "--seeds=1,2", f"--out={out}",
-            f"--config_files={config}", f"--data_path={data}", f"--checkpoint_dir={tmp_path / 'saved'}"]
-    return args, out
+    args, out, _ = finished
+    shutil.copytree(out, tmp_path / "out")
+    return [*args, f"--out={tmp_path / 'out'}"], tmp_path / "out"
 
 
-def test_table_and_resume(compare_args, monkeypatch, capsys):
+def test_table_and_resume(compare_args, finished, monkeypatch, capsys):
     args, out = compare_args
-    markdown = main(args)
+    markdown = finished[2]
 
     runs = sorted((out / "runs").glob("*.json"))
     assert [p.name for p in runs] == ["ComiRecSA+HN__seed1.json", "ComiRecSA+HN__seed2.json", "UMI__seed1.json", "UMI__seed2.json"]
@@ -92,7 +106,6 @@ def test_table_and_resume(compare_args, monkeypatch, capsys):
 
 def test_interrupted_comparison_redoes_only_missing_runs(compare_args, monkeypatch):
     args, out = compare_args
-    main(args)
     (out / "runs" / "UMI__seed2.json").unlink()
     trained = []
     real_run = compare_module.run
@@ -106,16 +119,16 @@ def test_interrupted_comparison_redoes_only_missing_runs(compare_args, monkeypat
     assert trained == ["UMI"]
 
 
-def test_malformed_argument_fails_before_any_run(compare_args):
-    args, out = compare_args
+def test_malformed_argument_fails_before_any_run(compare_args, tmp_path):
+    args, _ = compare_args
+    fresh = tmp_path / "fresh"
     with pytest.raises(ValueError, match="--key=value"):
-        main(args + ["oops"])
-    assert not (out / "runs").exists()
+        main([a if not a.startswith("--out=") else f"--out={fresh}" for a in args] + ["oops"])
+    assert not fresh.exists()
 
 
 def test_resuming_with_other_settings_fails_and_tables_share_runs(compare_args, monkeypatch):
     args, out = compare_args
-    main(args)
     record = json.loads((out / "runs" / "UMI__seed1.json").read_text())
     assert record["settings"]["epochs"] == 1 and "data_path" not in record["settings"]
     assert record["dataset"] == "tiny"

@@ -22,15 +22,18 @@ import numpy as np
 import pytest
 import torch
 
-import recbole_umi  # noqa: F401  (applies the compatibility fixes first)
-from recbole.data.interaction import Interaction
+from recbole_umi import compat
+
+compat.apply()  # before anything imports RecBole
+
+from recbole.data.interaction import Interaction  # noqa: E402
 
 from recbole_umi.registry import PLUGIN_MODELS
 from tests.conftest import REPO_ROOT, build, write_atomic
 
 MODELS = sorted(PLUGIN_MODELS)
 # The models with a user-profile tower; the others (ComiRec*) have no profile at all.
-PROFILE_MODELS = {"UMI", "MIND", "YoutubeDNN", "ProfileDSSM"}
+PROFILE_MODELS = {name for name, model_class in PLUGIN_MODELS.items() if model_class.uses_profile}
 # The models that draw initial routing logits from N(0, sigma^2), fixed in eval mode.
 RANDOM_ROUTING_MODELS = {"UMI", "MIND"}
 SAVE_SEED, RELOAD_SEED = 2020, 2021
@@ -85,7 +88,7 @@ def rebuild_and_score(data_path: str, work: str, *models: str) -> None:
     """In the fresh process: per model, scores before and after loading the saved state,
     and the state-dict entries in which the fresh model differed from the saved one."""
     work_ = Path(work)
-    results = {"recbole_umi": recbole_umi.__file__}
+    results = {"recbole_umi": compat.__file__}
     for model_name in models:
         _, _, _, model = build(Path(data_path), model_name, seed=RELOAD_SEED)
         tensors = torch.load(work_ / f"{model_name}.batch.pt", weights_only=True)
