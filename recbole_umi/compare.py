@@ -23,6 +23,8 @@ Each run file keeps the dataset and the settings given to the comparison (its YA
 size, say) fails before anything trains, instead of mixing runs. (Changes to the plugin's
 own defaults or code are not detected.) Several tables can share one ``--out`` and
 so its finished runs: ``--table=ablation`` writes ``ablation.md`` and ``ablation.csv``.
+``--variant_files=plan.yaml`` gives variants settings of their own (``UMI:
+[results/tuning/ml-1m/UMI/best.yaml]``), stored and checked with each run like the rest.
 
 Model names take variant suffixes: ``+HN`` / ``-HN`` set ``harder_negatives``, ``-DAR``
 and ``-IR`` switch off UMI's dual-attention routing and interest refinement
@@ -117,10 +119,11 @@ def comparable(settings: dict | None) -> dict | None:
     return readable
 
 
-def check_finished_runs(out: Path, jobs, dataset: str, settings: dict) -> None:
+def check_finished_runs(out: Path, jobs, dataset: str, settings_of: dict) -> None:
     """Fail, before anything trains, if a finished run of ``jobs`` in ``out`` was made on
-    another dataset or with other settings than ``settings``."""
+    another dataset or with other settings than ``settings_of[variant]``."""
     for variant, seed in jobs:
+        settings = settings_of[variant]
         path = run_file(out, variant, seed)
         if not path.exists():
             continue
@@ -141,16 +144,20 @@ def run_file(out: Path, variant: str, seed: int) -> Path:
     return out / "runs" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', variant)}__seed{seed}.json"
 
 
-def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=None, log=print) -> dict:
+def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,
+            variant_files: dict[str, list[str]] | None = None) -> dict:
     """Run every variant with every seed (skipping runs already on disk); returns
     ``{variant: [run record per seed]}``. A variant's own settings and the seed override
-    ``config_dict``, which overrides ``config_file_list``."""
+    ``config_dict``, which overrides ``variant_files[variant]`` (that variant's YAML files,
+    e.g. its tuned ``best.yaml``), which override ``config_file_list``."""
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     jobs = [(variant, seed) for variant in variants for seed in seeds]
+    variant_files = variant_files or {}
+    files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
     # JSON round trip, so that the settings compare equal to those read back from disk
-    settings_here = json.loads(json.dumps(run_settings(config_file_list, config_dict)))
-    check_finished_runs(out, jobs, dataset, settings_here)
+    settings_of = {v: json.loads(json.dumps(run_settings(files_of[v], config_dict))) for v in variants}
+    check_finished_runs(out, jobs, dataset, settings_of)
     results: dict[str, list] = {variant: [] for variant in variants}
     began = time.perf_counter()
     done_here = 0
@@ -163,14 +170,14 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: training ...")
             started = time.perf_counter()
             settings = {**(config_dict or {}), **overrides, "seed": seed}
-            result = run(model, dataset, config_file_list, settings, saved=True)
+            result = run(model, dataset, files_of[variant], settings, saved=True)
             record = {
                 "variant": variant,
                 "model": model,
                 "dataset": dataset,
                 "seed": seed,
                 "overrides": overrides,
-                "settings": settings_here,
+                "settings": settings_of[variant],
                 "wall_s": round(time.perf_counter() - started, 1),
                 "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
                 "test_result": {k: float(v) for k, v in result["test_result"].items()},
@@ -350,6 +357,23 @@ def write_csv(path: Path, columns: list[str], table: dict) -> None:
             writer.writerow([variant, *[f"{v:.4f}" for c in columns for v in row[c]]])
 
 
+def read_variant_files(path, variants: list[str]) -> dict[str, list[str]]:
+    """``{variant: [yaml file, ...]}`` from a YAML mapping; every name must be one of
+    ``variants`` and every file must exist (relative paths: from the working directory)."""
+    mapping = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{path} must map variant names to lists of YAML files")
+    for variant, files in mapping.items():
+        if variant not in variants:
+            raise ValueError(f"{path} names {variant!r}, which is not among --models ({', '.join(variants)})")
+        files = [files] if isinstance(files, str) else files
+        missing = [f for f in files if not Path(f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{path}: {variant}'s files {missing} do not exist")
+        mapping[variant] = list(files)
+    return mapping
+
+
 def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -367,6 +391,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seeds", default="2020,2021,2022", help="comma-separated training seeds")
     parser.add_argument("--out", required=True, help="folder for runs/, table.md and table.csv")
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files")
+    parser.add_argument("--variant_files", default=None,
+                        help="a YAML file mapping variant names to lists of YAML files for that variant only "
+                             "(e.g. each model's tuned best.yaml), above --config_files")
     parser.add_argument("--table", default="table", help="name of the table files in --out (default: table.md, table.csv)")
     parser.add_argument("--significance", default="ttest", choices=tuple(SIGNIFICANCE_TESTS),
                         help="paired test of the first model against each other one (default: ttest)")
@@ -377,7 +404,8 @@ def main(argv: list[str] | None = None) -> str:
     variants = [m for m in args.models.split(",") if m]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     files = [f for f in args.config_files.split(",") if f] if args.config_files else None
-    results = compare(variants, args.dataset, seeds, args.out, files, config_dict=settings)
+    variant_files = read_variant_files(args.variant_files, variants) if args.variant_files else None
+    results = compare(variants, args.dataset, seeds, args.out, files, config_dict=settings, variant_files=variant_files)
     columns, table = summarise(results)
     tests = significance(results, columns, args.significance) if len(variants) > 1 else None
     markdown = render_markdown(columns, table, len(seeds), tests)

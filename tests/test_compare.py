@@ -175,3 +175,33 @@ def test_paired_test_against_hand_computed_values_and_scipy():
     assert paired_test([0.3, 0.4], [0.3, 0.4])["p"] == 1.0  # no difference at all
     with pytest.raises(ValueError, match="equally long"):
         paired_test([0.1, 0.2], [0.1])
+
+
+def test_variant_files_give_a_variant_its_own_settings(compare_args, tmp_path, monkeypatch):
+    args, out = compare_args
+    tuned = tmp_path / "umi_best.yaml"
+    tuned.write_text("n_interests: 2\n")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"UMI: [{tuned}]\n")
+    fresh = tmp_path / "tuned"
+    seen = {}
+    real_run = compare_module.run
+
+    def recording_run(model, dataset, files, settings, **kwargs):
+        seen.setdefault(model, files)
+        return real_run(model, dataset, files, settings, **kwargs)
+
+    monkeypatch.setattr(compare_module, "run", recording_run)
+    tuned_args = [a if not a.startswith("--out=") else f"--out={fresh}" for a in args]
+    tuned_args = [a if not a.startswith("--seeds=") else "--seeds=1" for a in tuned_args]
+    main(tuned_args + [f"--variant_files={plan}"])
+    assert seen["UMI"][-1] == str(tuned) and str(tuned) not in seen["ComiRecSA"]
+    umi = json.loads((fresh / "runs" / "UMI__seed1.json").read_text())
+    other = json.loads((fresh / "runs" / "ComiRecSA+HN__seed1.json").read_text())
+    assert umi["settings"]["n_interests"] == 2 and "n_interests" not in other["settings"]
+    # resuming without the plan is another set of settings for UMI
+    with pytest.raises(SettingsMismatchError, match="UMI__seed1.json"):
+        main(tuned_args)
+    plan.write_text("MIDN: [x.yaml]\n")
+    with pytest.raises(ValueError, match="'MIDN', which is not among --models"):
+        main(tuned_args + [f"--variant_files={plan}"])
