@@ -19,8 +19,9 @@ common=(--dataset=ml-1m "--data_path=$data_path" --algo=random --max_evals=8
 tune_models() {
     for model in "$@"; do
         extra=()
-        # SASRec's hidden size is its d: the paper's d = 32, as every other model has
-        if [[ $model == SASRec ]]; then extra=(--hidden_size=32); fi
+        # a model's fixed settings, if any (SASRec's d = 32, as every other model has)
+        fixed="tuning/ml-1m/${model%+HN}.yaml"
+        if [[ -f $fixed ]]; then extra=("--config_files=$fixed"); fi
         python -m recbole_umi.tune "--model=$model" "--params_file=tuning/ml-1m/${model%+HN}.hyper" \
             "--out=results/tuning/ml-1m/$model" "${common[@]}" "${extra[@]}"
     done
