@@ -18,6 +18,7 @@ from recbole_umi.model import (  # noqa: E402
     ComiRecDR,
     ComiRecSA,
     ProfileDSSM,
+    SASRecMatching,
     YoutubeDNN,
 )
 
@@ -25,7 +26,7 @@ __all__ = ["PLUGIN_MODELS", "get_model"]
 
 # Every model this plugin adds, by the name users pass as `--model`.
 PLUGIN_MODELS = {
-    cls.__name__: cls for cls in (UMI, MIND, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN)
+    cls.__name__: cls for cls in (UMI, MIND, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN, SASRecMatching)
 }
 
 

@@ -53,6 +53,7 @@ CASES = {
     "YoutubeDNN": ("YoutubeDNN", {}),  # 1.0 / 1.0 / 1.0 / 1.0
     "ProfileDSSM": ("ProfileDSSM", {"profile_fields": ["age", "gender"]}),  # 1.0 / 1.0 / 1.0 / 1.0
     "SASRec": ("SASRec", {}),  # RecBole's own model and loss (CE); 1.0 / 1.0 / 1.0 / 1.0
+    "SASRecMatching": ("SASRecMatching", {}),  # the same encoder, the plugin's sampled softmax
 }
 # Broken on purpose (scores replaced by random ones, the history items all replaced by
 # item 1, ProfileDSSM's profile ids all set to 1) the same runs scored 0.15 - 0.325.

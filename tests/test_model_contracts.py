@@ -18,7 +18,7 @@ def first_batch(train_data):
     return next(iter(train_data))
 
 
-SINGLE_INTEREST = {"ProfileDSSM", "YoutubeDNN"}
+SINGLE_INTEREST = {name for name, model_class in PLUGIN_MODELS.items() if not model_class.routes_items}
 
 
 @pytest.fixture(params=MODELS)
@@ -74,7 +74,9 @@ def test_evaluation_is_repeatable(built):
 @pytest.mark.parametrize("model_name", MODELS)
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_loss_is_finite_and_decreases(tiny_data, model_name, loss):
-    _, train_data, _, model = build(tiny_data, model_name, **LOSSES[loss])
+    # SASRec's default dropout of 0.5 makes one batch's loss too noisy to watch it fall
+    no_dropout = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0} if model_name == "SASRecMatching" else {}
+    _, train_data, _, model = build(tiny_data, model_name, **LOSSES[loss], **no_dropout)
     batch = first_batch(train_data)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     torch.manual_seed(0)

@@ -9,7 +9,7 @@ from recbole_umi.model.comirec import ComiRec, ComiRecDR, ComiRecSA  # noqa: E40
 from recbole_umi.model.losses import LossConfigError, MultiInterestLoss  # noqa: E402
 from recbole_umi.model.mind import MIND  # noqa: E402
 from recbole_umi.model.profile import ProfileConfigError, ProfileEmbedding  # noqa: E402
-from recbole_umi.model.single_interest import ProfileDSSM, YoutubeDNN  # noqa: E402
+from recbole_umi.model.single_interest import ProfileDSSM, SASRecMatching, YoutubeDNN  # noqa: E402
 from recbole_umi.model.umi import UMI  # noqa: E402
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "ComiRecSA",
     "ProfileDSSM",
     "YoutubeDNN",
+    "SASRecMatching",
     "MultiInterestLoss",
     "ProfileEmbedding",
     "ModelConfigError",
