@@ -14,7 +14,10 @@ result, and its test result. Test results are recorded, never used: the best tri
 one with the best validation score (``valid_metric``), written as ``<out>/best.yaml``, a
 file ``--config_files`` accepts. ``<out>/trials.md`` lists every trial.
 
-An interrupted search resumes where it stopped: the finished trials are read back into
+The first trial is the model's current settings of the searched names (its YAML defaults
+under the fixed settings; ``--start_from_defaults=False`` to leave it out), so the chosen
+settings are never worse on validation than the untuned ones. An interrupted search
+resumes where it stopped: the finished trials are read back into
 hyperopt, and its random state is advanced past them, so the resumed search proposes
 what the uninterrupted one would have. Resuming with another model, dataset, params file,
 algorithm, seed or fixed settings fails before anything trains.
@@ -30,6 +33,7 @@ compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -105,7 +109,7 @@ class Tuning(HyperTuning):
     """
 
     def __init__(self, model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
-                 config_file_list=None, config_dict=None, log=print):
+                 config_file_list=None, config_dict=None, log=print, start_from_defaults=True):
         if algo not in ALGORITHMS:
             raise ValueError(f"--algo must be one of {ALGORITHMS}, got {algo!r}")
         self.space_spec = read_params_file(params_file)
@@ -116,6 +120,7 @@ class Tuning(HyperTuning):
         self.config_file_list = list(config_file_list or [])
         self.fixed_settings = {**(config_dict or {}), **variant_settings}
         self.log = log
+        self.start_from_defaults = start_from_defaults
         # RecBole's own space builder, fed from our reader (which allows comments)
         space = {}
         for name, (kind, values) in self.space_spec.items():
@@ -129,11 +134,13 @@ class Tuning(HyperTuning):
             "seed": seed,
             "space": self.space_spec,
             "settings": run_settings(config_file_list, self.fixed_settings),
+            "start_from_defaults": start_from_defaults,
         }))
-        self._check_searched_names()
+        self.defaults = self._check_searched_names()
 
-    def _check_searched_names(self) -> None:
-        """Every searched name must be a setting of the model: fail now, not after hours."""
+    def _check_searched_names(self) -> dict:
+        """Every searched name must be a setting of the model: fail now, not after hours.
+        Returns the model's current values of the searched names (the defaults trial)."""
         config = Config(self.model_name, self.dataset_name, self.config_file_list,
                         {**self.fixed_settings, "state": "ERROR"})
         unknown = [name for name in self.space_spec if name not in config.final_config_dict]
@@ -143,6 +150,17 @@ class Tuning(HyperTuning):
             for value in values if kind == "choice" else []:
                 Config(self.model_name, self.dataset_name, self.config_file_list,
                        {**self.fixed_settings, name: value, "state": "ERROR"})
+        defaults = {name: config[name] for name in self.space_spec}
+        if self.start_from_defaults:
+            for name, (kind, values) in self.space_spec.items():
+                low, high = (math.exp(values[0]), math.exp(values[1])) if kind == "loguniform" else values[:2]
+                inside = defaults[name] in values if kind == "choice" else low <= defaults[name] <= high
+                if not inside:
+                    raise ParamsFileError(
+                        f"{name}: the current value {defaults[name]!r} is outside the searched {kind} {values}; "
+                        "widen the space, or leave the defaults trial out (--start_from_defaults=False)"
+                    )
+        return defaults
 
     # -- files -------------------------------------------------------------------------
     def trial_file(self, number: int) -> Path:
@@ -185,8 +203,10 @@ class Tuning(HyperTuning):
         self.log(f"[{number}/{self.max_evals}] {self.model_name}: {params} ...")
         outcome = super().trial(params)
         result = self.params2result[self.params2str(params)]
+        defaults_trial = self.start_from_defaults and number == 1
         record = {
             "trial": number,
+            "proposed_by": "defaults" if defaults_trial else self.record["algo"],
             "params": params,
             "best_valid_score": float(result["best_valid_score"]),
             "valid_score_bigger": bool(result["valid_score_bigger"]),
@@ -215,6 +235,11 @@ class Tuning(HyperTuning):
 
         (self.out / "trials").mkdir(parents=True, exist_ok=True)
         self._check_or_write_record()
+        already = len(self.finished_trials())
+        if already:
+            self.log(f"{already} of {self.max_evals} trials already done in {self.out / 'trials'}")
+        elif self.start_from_defaults:
+            self.trial(dict(self.defaults))  # the first trial, proposed by no algorithm
         finished = self.finished_trials()
         trials = Trials()
         for tid, record in zip(trials.new_trial_ids(len(finished)), finished):
@@ -227,10 +252,9 @@ class Tuning(HyperTuning):
             trials.insert_trial_docs([doc])
         trials.refresh()
         rstate = np.random.RandomState(self.seed)
-        for _ in finished:  # hyperopt draws one seed per trial: skip those already used
-            rstate.randint(2**31 - 1)
-        if finished:
-            self.log(f"{len(finished)} of {self.max_evals} trials already done in {self.out / 'trials'}")
+        for record in finished:  # hyperopt draws one seed per proposed trial: skip those used
+            if record.get("proposed_by") != "defaults":
+                rstate.randint(2**31 - 1)
         if len(finished) < self.max_evals:
             fmin(self.trial, self.space, algo=self.algo, max_evals=self.max_evals, trials=trials,
                  rstate=rstate, early_stop_fn=self.early_stop_fn, show_progressbar=False)
@@ -280,9 +304,10 @@ def trials_table(trials: list[dict], best: dict) -> str:
 
 
 def tune(model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
-         config_file_list=None, config_dict=None, log=print) -> dict:
+         config_file_list=None, config_dict=None, log=print, start_from_defaults=True) -> dict:
     """Run (or resume) a search; returns the best trial's record."""
-    return Tuning(model, dataset, params_file, out, algo, max_evals, seed, config_file_list, config_dict, log).run()
+    return Tuning(model, dataset, params_file, out, algo, max_evals, seed, config_file_list, config_dict, log,
+                  start_from_defaults).run()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -295,10 +320,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max_evals", type=int, default=10, help="trials in all (exhaustive: the grid)")
     parser.add_argument("--search_seed", type=int, default=2020, help="the search's seed (the training seed is --seed)")
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files of fixed settings")
+    parser.add_argument("--start_from_defaults", default="True", choices=("True", "False"),
+                        help="make the model's current settings the first trial (default True)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     files = [f for f in args.config_files.split(",") if f] if args.config_files else None
     best = tune(args.model, args.dataset, args.params_file, args.out, args.algo, args.max_evals, args.search_seed,
-                files, parse_cmd_args(rest))
+                files, parse_cmd_args(rest), start_from_defaults=args.start_from_defaults == "True")
     print(f"best trial {best['trial']}: valid {best['best_valid_score']:.4f} with {best['params']} -> {Path(args.out) / 'best.yaml'}")
     return best
 

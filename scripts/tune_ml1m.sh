@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Equal-budget tuning of the paper's Table 2 models and SASRec on MovieLens-1M validation
-# users: 8 random-search trials each over the same kinds of knobs (tuning/ml-1m/*.hyper:
-# learning rate, softmax temperature, K for the multi-interest models, tower width), with
-# the paper's loss (5 uniform negatives) and T = 10, batch 1024, early stopping after 3
-# validations without gain. Each model's trials, best.yaml and trials.md go to
-# results/tuning/ml-1m/<model>/.
+# users: 8 trials each, the model's default settings first, then 7 random-search trials over
+# the same kinds of knobs (tuning/ml-1m/*.hyper: learning rate, softmax temperature, K for
+# the multi-interest models, tower width), with the paper's loss (5 uniform negatives) and
+# T = 10, batch 1024, and the same early stopping as the final runs (5 validations without
+# gain). Each model's trials, best.yaml and trials.md go to results/tuning/ml-1m/<model>/.
 #
 #   bash scripts/tune_ml1m.sh [DATA_PATH]     # DATA_PATH holds ml-1m/ (default ../shared/data)
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 data_path=$(realpath "${1:-../shared/data}")
 cd "$(dirname "$0")/.."
 common=(--dataset=ml-1m "--data_path=$data_path" --algo=random --max_evals=8
-        --train_batch_size=1024 --stopping_step=3 --show_progress=False --state=WARNING)
+        --train_batch_size=1024 --show_progress=False --state=WARNING)
 
 tune_models() {
     for model in "$@"; do

@@ -28,22 +28,26 @@ def quiet(*_):
 
 def test_interrupted_search_resumes_as_if_uninterrupted(setup):
     tmp_path, settings, params = setup
-    whole = tune("UMI", "tiny", params, tmp_path / "whole", "bayes", 2, 7, config_dict=settings, log=quiet)
+    whole = tune("UMI", "tiny", params, tmp_path / "whole", "bayes", 3, 7, config_dict=settings, log=quiet)
 
-    tune("UMI", "tiny", params, tmp_path / "split", "bayes", 1, 7, config_dict=settings, log=quiet)
+    # the same search, interrupted after the defaults trial and one proposed trial
+    tune("UMI", "tiny", params, tmp_path / "split", "bayes", 2, 7, config_dict=settings, log=quiet)
     first = (tmp_path / "split" / "trials" / "001.json").read_text()
     lines = []
-    tune("UMI", "tiny", params, tmp_path / "split", "bayes", 2, 7, config_dict=settings, log=lines.append)
+    tune("UMI", "tiny", params, tmp_path / "split", "bayes", 3, 7, config_dict=settings, log=lines.append)
     assert (tmp_path / "split" / "trials" / "001.json").read_text() == first  # not run again
-    assert lines[0] == f"1 of 2 trials already done in {tmp_path / 'split' / 'trials'}"
+    assert lines[0] == f"2 of 3 trials already done in {tmp_path / 'split' / 'trials'}"
 
     def trials(out):
         return [json.loads(p.read_text()) for p in sorted((tmp_path / out / "trials").glob("*.json"))]
 
+    # the first trial is the model's current settings (UMI's defaults under the fixed ones)
+    assert trials("whole")[0]["params"] == {"learning_rate": 0.005, "n_interests": 3}
+    assert [t["proposed_by"] for t in trials("whole")] == ["defaults", "bayes", "bayes"]
     # the resumed search proposed and measured what the uninterrupted one did
     assert [t["params"] for t in trials("split")] == [t["params"] for t in trials("whole")]
     assert [t["best_valid_score"] for t in trials("split")] == [t["best_valid_score"] for t in trials("whole")]
-    assert len({json.dumps(t["params"]) for t in trials("whole")}) == 2
+    assert len({json.dumps(t["params"]) for t in trials("whole")}) == 3
 
     # best.yaml holds the best validation trial's settings, and --config_files reads it
     assert whole == best_trial(trials("whole"))
@@ -104,6 +108,7 @@ def test_recbole_model_with_exhaustive_search(setup):
         ("learning_rate loguniform -6\n", "loguniform needs 2 comma-separated numbers"),
         ("learning_rate normal 0,1\n", "expected 'name choice|uniform|quniform|loguniform values'"),
         ("# only a comment\n", "names no setting"),
+        ("n_interests choice [4,5]\n", r"the current value 3 is outside the searched choice \[4, 5\]"),
     ],
 )
 def test_bad_params_file_fails_before_training(setup, monkeypatch, text, message):
