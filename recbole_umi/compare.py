@@ -28,7 +28,14 @@ so its finished runs: ``--table=ablation`` writes ``ablation.md`` and ``ablation
 
 Model names take variant suffixes: ``+HN`` / ``-HN`` set ``harder_negatives``, ``-DAR``
 and ``-IR`` switch off UMI's dual-attention routing and interest refinement
-(``UMI-IR`` is "UMI w/o IR").
+(``UMI-IR`` is "UMI w/o IR"). A suffix is allowed only where it changes the model (the
+model class's ``variant_settings``): ``-DAR`` / ``-IR`` for UMI, ``+HN`` / ``-HN`` for the
+plugin's multi-interest models (with one interest, harder negatives change nothing, so
+``YoutubeDNN+HN`` would be YoutubeDNN). Every name, and every variant's settings, are
+checked before the first run trains.
+
+Under ``eval_protocol: user_split`` the table has the paper's names (HitRate@N); under
+RecBole's protocol, RecBole's (recall@N), which are not the paper's metrics there.
 """
 
 from __future__ import annotations
@@ -45,15 +52,20 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from recbole_umi.config import parse_cmd_args
-from recbole_umi.metrics import paper_metric_names
+from recbole_umi.config import Config, parse_cmd_args
+from recbole_umi.metrics import metric_columns, recbole_metric_name
 from recbole_umi.quick_start import run
+from recbole_umi.registry import get_model
+from recbole_umi.settings import SettingsError
 
 __all__ = [
     "VARIANT_SUFFIXES",
     "SettingsMismatchError",
+    "VariantError",
     "comparable",
     "parse_variant",
+    "resolve_variant",
+    "check_variants",
     "run_settings",
     "check_finished_runs",
     "compare",
@@ -83,6 +95,40 @@ def parse_variant(name: str) -> tuple[str, dict]:
                 break
         else:
             return model, overrides
+
+
+class VariantError(SettingsError):
+    """A name in ``--models`` that names no model, or a suffix its model does not have."""
+
+
+def resolve_variant(name: str) -> tuple[str, dict]:
+    """:func:`parse_variant`, checked: the model exists (plugin or RecBole) and each suffix
+    switches a setting the model has (its class's ``variant_settings``); else
+    :class:`VariantError` naming the variant, the suffix and the suffixes the model takes."""
+    model, overrides = parse_variant(name)
+    try:
+        model_class = get_model(model)
+    except ValueError as error:
+        raise VariantError("models", name, f"names no model: {error}") from None
+    supported = set(getattr(model_class, "variant_settings", ()))
+    allowed = [suffix for suffix, switched in VARIANT_SUFFIXES.items() if set(switched) <= supported]
+    for key, value in overrides.items():
+        if key not in supported:
+            suffix = next(s for s, switched in VARIANT_SUFFIXES.items() if switched == {key: value})
+            raise VariantError(
+                "models", name,
+                f"the suffix {suffix} sets {key}, which does not change {model} (a variant must differ from its "
+                f"model); {model} takes {', '.join(allowed) if allowed else 'no suffix'}",
+            )
+    return model, overrides
+
+
+def check_variants(variants, dataset, config_file_list=None, config_dict=None) -> None:
+    """Before anything trains: every variant names a model with its suffixes, and its
+    config (the comparison's settings, the variant's) passes validation."""
+    for variant in variants:
+        model, overrides = resolve_variant(variant)
+        Config(model, dataset, config_file_list, {**(config_dict or {}), **overrides})
 
 
 # Settings that say where things live or what is printed, not what a run computes: a
@@ -150,11 +196,13 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
     ``{variant: [run record per seed]}``. A variant's own settings and the seed override
     ``config_dict``, which overrides ``variant_files[variant]`` (that variant's YAML files,
     e.g. its tuned ``best.yaml``), which override ``config_file_list``."""
+    variant_files = variant_files or {}
+    files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
+    for variant in variants:  # now, not hours later when its first run would start
+        check_variants([variant], dataset, files_of[variant], config_dict)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     jobs = [(variant, seed) for variant in variants for seed in seeds]
-    variant_files = variant_files or {}
-    files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
     # JSON round trip, so that the settings compare equal to those read back from disk
     settings_of = {v: json.loads(json.dumps(run_settings(files_of[v], config_dict))) for v in variants}
     check_finished_runs(out, jobs, dataset, settings_of)
@@ -166,7 +214,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
         if path.exists():
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: already done ({path.name})")
         else:
-            model, overrides = parse_variant(variant)
+            model, overrides = resolve_variant(variant)
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: training ...")
             started = time.perf_counter()
             settings = {**(config_dict or {}), **overrides, "seed": seed}
@@ -176,6 +224,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
                 "model": model,
                 "dataset": dataset,
                 "seed": seed,
+                "eval_protocol": result["eval_protocol"],
                 "overrides": overrides,
                 "settings": settings_of[variant],
                 "wall_s": round(time.perf_counter() - started, 1),
@@ -199,12 +248,19 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
     return results
 
 
+def run_protocol(record: dict) -> str:
+    """The evaluation protocol of a run record; records made before it was stored are all
+    from the dataset configs' user_split (the paper's)."""
+    return record.get("eval_protocol", "user_split")
+
+
 def summarise(results: dict) -> tuple[list[str], dict]:
-    """Columns (paper's metric names) and ``{variant: {column: (mean %, std %)}}``."""
+    """Columns (the paper's metric names under user_split, else RecBole's:
+    :func:`recbole_umi.metrics.metric_columns`) and ``{variant: {column: (mean %, std %)}}``."""
     columns: list[str] = []
     table = {}
     for variant, runs in results.items():
-        per_run = [paper_metric_names(r["test_result"]) for r in runs]
+        per_run = [metric_columns(r["test_result"], run_protocol(r)) for r in runs]
         for name in per_run[0]:
             if name not in columns:
                 columns.append(name)
@@ -212,7 +268,7 @@ def summarise(results: dict) -> tuple[list[str], dict]:
         for name in per_run[0]:
             values = [100 * r[name] for r in per_run]
             table[variant][name] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
-    columns.sort(key=lambda c: (int(c.split("@")[1]), c.split("@")[0] != "HitRate"))
+    columns.sort(key=lambda c: (int(c.split("@")[1]), c.split("@")[0] not in ("HitRate", "recall")))
     return columns, table
 
 
@@ -281,14 +337,12 @@ def significance(results: dict, columns: list[str], test: str = "ttest") -> dict
     """``{other variant: {column: paired_test(first, other)}}`` in percentage points, the
     first variant against each other one over the test users, each user's metric averaged
     over seeds; None if some run has no per-user results."""
-    recbole_names = {"HitRate": "recall", "Precision": "precision"}
     variants = list(results)
     tests = {}
     for other in variants[1:]:
         tests[other] = {}
         for column in columns:
-            name, k = column.split("@")
-            metric = f"{recbole_names[name]}@{k}"
+            metric = recbole_metric_name(column)
             first_users = seed_averaged_users(results[variants[0]], metric)
             other_users = seed_averaged_users(results[other], metric)
             if first_users is None or other_users is None:

@@ -17,7 +17,9 @@ beating them, exactly as it beats RecBole's own defaults. A dataset config may s
 shared file (``base_config: _movielens.yaml``, loaded first, from the same folder).
 
 Every recbole-umi setting of the final config is validated (:mod:`recbole_umi.settings`)
-before anything else happens: a bad value stops a run before any data is loaded.
+before anything else happens: a bad value stops a run before any data is loaded. So does a
+key the user gives that nothing knows but that is close to a known key (``n_interest``):
+see :func:`known_keys`.
 """
 
 from __future__ import annotations
@@ -26,15 +28,27 @@ from recbole_umi import compat
 
 compat.apply()  # before anything imports RecBole
 
+import functools  # noqa: E402
+import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import recbole  # noqa: E402
 import yaml  # noqa: E402
 from recbole.config import Config as RecBoleConfig  # noqa: E402
+from recbole.utils import argument_list  # noqa: E402
 
 from recbole_umi import registry, settings  # noqa: E402
 from recbole_umi.model import MultiInterestRecommender  # noqa: E402
 
-__all__ = ["Config", "resource_dir", "model_properties_file", "dataset_config_file", "dataset_config_layers", "parse_cmd_args"]
+__all__ = [
+    "Config",
+    "resource_dir",
+    "model_properties_file",
+    "dataset_config_file",
+    "dataset_config_layers",
+    "parse_cmd_args",
+    "known_keys",
+]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -105,7 +119,11 @@ class Config(RecBoleConfig):
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None):
         self._cmd_args = list(cmd_args or [])
         super().__init__(model, dataset, config_file_list, config_dict)
-        settings.validate(self, plugin_model=issubclass(self.model_class, MultiInterestRecommender))
+        settings.check_known_keys(self.external_config_dict, known_keys(self))
+        restrictions = {}
+        for cls in reversed(self.model_class.__mro__):  # a subclass's narrowing wins
+            restrictions.update(getattr(cls, "setting_restrictions", {}))
+        settings.validate(self, issubclass(self.model_class, MultiInterestRecommender), restrictions)
 
     def _load_cmd_line(self):
         return self._convert_config_dict(parse_cmd_args(self._cmd_args))
@@ -159,3 +177,48 @@ def _load_profile_fields(final: dict) -> None:
     user_columns = list(load_col.get("user") or [final.get("USER_ID_FIELD", "user_id")])
     user_columns += [field for field in fields if field not in user_columns]
     final["load_col"] = {**load_col, "user": user_columns}
+
+
+def _yaml_keys(paths) -> set[str]:
+    keys: set[str] = set()
+    for path in paths:
+        keys |= set(yaml.safe_load(Path(path).read_text()) or {})
+    return keys
+
+
+@functools.lru_cache(maxsize=1)
+def _recbole_and_plugin_keys() -> frozenset[str]:
+    """Every key of RecBole's property YAML files, its argument lists, and the ``config[...]``
+    reads in its source (keys some models read without a YAML default), with the plugin's
+    YAML keys and :data:`recbole_umi.settings.SETTINGS`. About 0.2 s, once per process."""
+    root = Path(recbole.__file__).parent
+    keys = _yaml_keys((root / "properties").rglob("*.yaml"))
+    for name in ("general_arguments", "training_arguments", "evaluation_arguments", "dataset_arguments"):
+        keys |= set(getattr(argument_list, name))
+    read = re.compile(r"config\[\s*['\"](\w+)['\"]\s*\]")
+    for path in root.rglob("*.py"):
+        keys |= set(read.findall(path.read_text(encoding="utf-8", errors="replace")))
+    plugin_files = [*resource_dir("properties").rglob("*.yaml"), *resource_dir("dataset_configs").glob("*.yaml")]
+    # model, dataset, config_files: what RecBole's own command line takes besides the YAML keys
+    keys |= _yaml_keys(plugin_files) | set(settings.SETTINGS) | {"model", "dataset", "config_files", BASE_CONFIG_KEY}
+    return frozenset(keys)
+
+
+def dataset_field_names(config) -> set[str]:
+    """The field names in the headers of the dataset's atomic files (``user_id`` of
+    ``user_id:token``); empty where the dataset is not on disk yet (RecBole downloads it)."""
+    folder = Path(config["data_path"])
+    separator = config["field_separator"] or "\t"
+    names: set[str] = set()
+    for path in folder.glob(f"{config['dataset']}.*") if folder.is_dir() else []:
+        with path.open(encoding=config["encoding"] or "utf-8", errors="replace") as handle:
+            header = handle.readline().rstrip("\n")
+        names |= {column.split(":")[0] for column in header.split(separator) if column}
+    return names
+
+
+def known_keys(config) -> set[str]:
+    """The keys a config may hold without being taken for a typo: RecBole's (its YAML files,
+    argument lists and the keys its code reads), the plugin's (YAML files and settings), and
+    the dataset's field names."""
+    return set(_recbole_and_plugin_keys()) | dataset_field_names(config)

@@ -10,13 +10,14 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from logging import getLogger  # noqa: E402
 
-from recbole.utils import get_environment, get_trainer, init_logger, init_seed, set_color  # noqa: E402
+from recbole.utils import get_environment, get_trainer, init_seed, set_color  # noqa: E402
 
 from recbole_umi.config import Config  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, evaluated_users, interest_diagnostics  # noqa: E402
 from recbole_umi.metrics import paper_metric_names  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
+from recbole_umi.run_log import init_run_logger  # noqa: E402
 
 __all__ = ["run", "main", "console_main", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
 
@@ -42,11 +43,11 @@ def run(
         in the same order, for paired significance tests; ``interest_diagnostics``: how
         distinct the interests of the test users are (see
         :func:`recbole_umi.evaluation.interest_diagnostics`; None for single-interest and
-        RecBole models).
+        RecBole models); ``eval_protocol``: the protocol the metrics were computed under.
     """
     config = Config(model, dataset, config_file_list, config_dict, cmd_args)
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    init_run_logger(config)  # this run's own log file, also when a process makes several runs
     logger = getLogger()
     logger.info(config)
 
@@ -80,6 +81,7 @@ def run(
         "test_result": test_result,
         "test_per_user": test_per_user,
         "interest_diagnostics": diagnostics,
+        "eval_protocol": config["eval_protocol"],
     }
 
 
@@ -102,7 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
     for label, key in (("best valid", "best_valid_result"), ("test result", "test_result")):
         metrics = {name: round(float(value), 4) for name, value in (result[key] or {}).items()}
         print(f"{label}: {metrics}")
-    paper = paper_metric_names(result["test_result"] or {})
+    # recall@N is the paper's HitRate@N under the paper's protocol only (not leave-one-out)
+    paper = paper_metric_names(result["test_result"] or {}) if result.get("eval_protocol") == "user_split" else {}
     if paper:
         print("test, the paper's names (HitRate@N = recall@N): " + ", ".join(f"{k} {v:.4f}" for k, v in paper.items()))
     return result

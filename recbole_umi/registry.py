@@ -6,6 +6,7 @@ from recbole_umi import compat
 
 compat.apply()  # before anything imports RecBole
 
+import difflib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import recbole.model  # noqa: E402
@@ -38,9 +39,12 @@ def get_model(model_name: str):
     # name; look for the model's file first so a typo gets a clear message instead.
     model_dir = Path(recbole.model.__file__).parent
     if not list(model_dir.glob(f"*_recommender/{model_name.lower()}.py")):
+        by_lower = {name.lower(): name for name in PLUGIN_MODELS}
+        close = [by_lower[n] for n in difflib.get_close_matches(model_name.lower(), list(by_lower), n=2, cutoff=0.6)]
         raise ValueError(
             f"Unknown model {model_name!r}: it is neither a recbole-umi model "
             f"({', '.join(sorted(PLUGIN_MODELS))}) nor one of RecBole's built-in models."
+            + (f" Did you mean {' or '.join(map(repr, close))}?" if close else "")
         )
     return recbole_get_model(model_name)
 

@@ -15,16 +15,20 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "SettingsError",
+    "UnknownSettingError",
     "Setting",
     "SETTINGS",
     "PROTOCOL_SETTINGS",
+    "RUN_SETTINGS",
     "MODEL_SETTINGS",
+    "MODEL_RESTRICTIONS",
     "EVAL_PROTOCOLS",
     "TRAIN_SAMPLINGS",
     "LOSS_TYPES",
@@ -33,6 +37,8 @@ __all__ = [
     "setting",
     "check",
     "validate",
+    "check_known_keys",
+    "check_topk",
 ]
 
 EVAL_PROTOCOLS = ("recbole", "user_split")
@@ -71,6 +77,7 @@ class Setting:
         low_open, high_open: exclude the bound itself.
         choices: the allowed values (strings).
         item_kind, length: for lists, the type of every item and the required length.
+        note: why the range is what it is, appended to an error's requirement.
     """
 
     kind: type
@@ -81,6 +88,7 @@ class Setting:
     choices: tuple | None = None
     item_kind: type | None = None
     length: int | None = None
+    note: str | None = None
 
     def describe(self) -> str:
         """What a valid value is, in words: ``"an integer in [1, inf)"``."""
@@ -95,6 +103,10 @@ class Setting:
             return _KIND_NAMES[self.kind]
         return f"{_KIND_NAMES[self.kind]} in {self._interval()}"
 
+    def requirement(self) -> str:
+        """What an error says is required: ``"must be an integer in [1, inf)"``, and why."""
+        return f"must be {self.describe()}" + (f": {self.note}" if self.note else "")
+
     def _interval(self) -> str:
         low = "-inf" if self.low is None else _number(self.low)
         high = "inf" if self.high is None else _number(self.high)
@@ -107,19 +119,19 @@ class Setting:
         :class:`SettingsError`."""
         if self.kind is list:
             if not isinstance(value, (list, tuple)) or (self.length is not None and len(value) != self.length):
-                raise SettingsError(key, value, f"must be {self.describe()}")
+                raise SettingsError(key, value, self.requirement())
             if self.item_kind is None:
                 return list(value)
             item = Setting(self.item_kind, self.low, self.high, self.low_open, self.high_open)
             try:
                 return [item.check(key, v) for v in value]
             except SettingsError:
-                raise SettingsError(key, value, f"must be {self.describe()}") from None
+                raise SettingsError(key, value, self.requirement()) from None
         converted = _of_kind(self, key, value)
         if self.choices is not None and converted not in self.choices:
-            raise SettingsError(key, value, f"must be {self.describe()}")
+            raise SettingsError(key, value, self.requirement())
         if self.kind in (int, float) and not self._in_range(converted):
-            raise SettingsError(key, value, f"must be {self.describe()}")
+            raise SettingsError(key, value, self.requirement())
         return converted
 
     def _in_range(self, value) -> bool:
@@ -142,7 +154,7 @@ def _of_kind(spec: Setting, key: str, value: Any) -> Any:
         return float(value)
     if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
         return value
-    raise SettingsError(key, value, f"must be {spec.describe()}")
+    raise SettingsError(key, value, spec.requirement())
 
 
 # Settings every run has, plugin and RecBole models alike (properties/overall.yaml).
@@ -154,9 +166,27 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
     "train_sampling": Setting(str, choices=TRAIN_SAMPLINGS),
 }
 
+_ONE_PROCESS = "multi-process training is not supported yet; run a single process"
+
+# RecBole's own settings whose ranges the plugin's YAML files promise, and the arguments of
+# RecBole's multi-process runs, which the plugin does not support (a key nothing reads would
+# silently run one process). They mean the same for every model, so they are checked for
+# RecBole's models too.
+RUN_SETTINGS: dict[str, Setting] = {
+    "MAX_ITEM_LIST_LENGTH": Setting(int, low=1, note="T, the history length (0 would feed the models no history)"),
+    "epochs": Setting(int, low=1),
+    "stopping_step": Setting(int, low=1),
+    "train_batch_size": Setting(int, low=1),
+    "eval_batch_size": Setting(int, low=1),
+    "learning_rate": Setting(float, low=0.0, low_open=True),
+    "nproc": Setting(int, low=1, high=1, note=_ONE_PROCESS),
+    "world_size": Setting(int, high=1, note=_ONE_PROCESS),
+}
+
 # Settings of the plugin's models (properties/model/*.yaml). RecBole's own models may use
 # some of these names differently (SASRec's loss_type is 'CE'), so they are checked for the
-# plugin's models only.
+# plugin's models only. A model class narrows some of them in its ``setting_restrictions``
+# (the single-interest models' n_interests, ComiRecDR's comirec_variant).
 MODEL_SETTINGS: dict[str, Setting] = {
     "embedding_size": Setting(int, low=1),
     "n_interests": Setting(int, low=1),
@@ -180,9 +210,18 @@ MODEL_SETTINGS: dict[str, Setting] = {
     "use_dar": Setting(bool),
     "use_ir": Setting(bool),
     "comirec_variant": Setting(str, choices=COMIREC_VARIANTS),
+    # SASRecMatching's encoder (RecBole's SASRec)
+    "n_layers": Setting(int, low=1),
+    "n_heads": Setting(int, low=1),
+    "inner_size": Setting(int, low=1),
+    "hidden_dropout_prob": Setting(float, low=0.0, high=1.0, high_open=True),
+    "attn_dropout_prob": Setting(float, low=0.0, high=1.0, high_open=True),
+    "hidden_act": Setting(str, choices=("gelu", "relu", "swish", "tanh", "sigmoid")),
+    "layer_norm_eps": Setting(float, low=0.0, low_open=True),
+    "initializer_range": Setting(float, low=0.0, low_open=True),
 }
 
-SETTINGS: dict[str, Setting] = {**PROTOCOL_SETTINGS, **MODEL_SETTINGS}
+SETTINGS: dict[str, Setting] = {**PROTOCOL_SETTINGS, **RUN_SETTINGS, **MODEL_SETTINGS}
 
 
 def check(key: str, value: Any) -> Any:
@@ -198,14 +237,59 @@ def setting(config, key: str) -> Any:
     return check(key, value)
 
 
-def validate(config, plugin_model: bool) -> None:
-    """Check every setting ``config`` holds: the protocol's always (where not empty), and
-    the models' when ``plugin_model`` (a recbole-umi model). Keys a config does not hold are
-    left to the code that needs them."""
-    for key in PROTOCOL_SETTINGS:
+def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None = None) -> None:
+    """Check every setting ``config`` holds: the protocol's and the run's always (where not
+    empty), and the models' when ``plugin_model`` (a recbole-umi model), each also against
+    the model's narrower ``restrictions``. Keys a config does not hold are left to the code
+    that needs them."""
+    for key in (*PROTOCOL_SETTINGS, *RUN_SETTINGS):
         if key in config and config[key] is not None:  # the protocol in use needs them
             check(key, config[key])
     if plugin_model:
         for key in MODEL_SETTINGS:
             if key in config:
                 setting(config, key)  # an empty value is an error too
+    for key, narrower in (restrictions or {}).items():
+        if key in config and config[key] is not None:
+            narrower.check(key, config[key])
+
+
+class UnknownSettingError(SettingsError):
+    """A key no part of the run knows that is close to one it knows: taken for a typo."""
+
+
+# How alike (difflib's ratio, after lower-casing) an unknown key and a known one must be for
+# the unknown one to be taken for a typo: 'n_interest' / 'n_interests' is 0.95,
+# 'MAX_ITEM_LIST_LEN' / 'MAX_ITEM_LIST_LENGTH' 0.92, 'epoch' / 'epochs' 0.91.
+TYPO_SIMILARITY = 0.85
+
+
+def check_known_keys(given: dict, known) -> None:
+    """Refuse a key of ``given`` that is not in ``known`` but close to a known key (a typo,
+    ``n_interest`` for ``n_interests``, which RecBole would carry along unread): an
+    :class:`UnknownSettingError` with the close keys. An unknown key close to none passes:
+    RecBole configs legitimately carry extra keys of their own."""
+    known = set(known)
+    by_lower: dict[str, list[str]] = {}
+    for name in sorted(known):
+        by_lower.setdefault(name.lower(), []).append(name)
+    for key, value in given.items():
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key.lower(), list(by_lower), n=3, cutoff=TYPO_SIMILARITY)
+        if close:
+            names = " or ".join(repr(name) for lower in close for name in by_lower[lower])
+            raise UnknownSettingError(
+                key, value, f"is not a setting of RecBole, of recbole-umi or of the dataset; did you mean {names}?"
+            )
+
+
+def check_topk(topk, n_items: int, dataset: str) -> None:
+    """Refuse cut-offs ``topk`` longer than the ``n_items`` items of the dataset (found once
+    the dataset is loaded, before anything trains; RecBole would fail after training)."""
+    if any(k > n_items for k in topk):
+        raise SettingsError(
+            "topk", topk,
+            f"must be at most the number of items of the dataset {dataset!r} ({n_items}): "
+            "a top-N list over the whole catalogue cannot be longer than the catalogue",
+        )

@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from recbole.trainer.hyper_tuning import HyperTuning  # noqa: E402
 
-from recbole_umi.compare import SettingsMismatchError, comparable, parse_variant, run_settings  # noqa: E402
+from recbole_umi.compare import SettingsMismatchError, comparable, resolve_variant, run_settings  # noqa: E402
 from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
@@ -113,7 +113,7 @@ class Tuning(HyperTuning):
         if algo not in ALGORITHMS:
             raise ValueError(f"--algo must be one of {ALGORITHMS}, got {algo!r}")
         self.space_spec = read_params_file(params_file)
-        self.model_name, variant_settings = parse_variant(model)
+        self.model_name, variant_settings = resolve_variant(model)  # a suffix the model lacks: refused
         self.dataset_name = dataset
         self.out = Path(out)
         self.seed = seed

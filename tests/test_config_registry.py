@@ -159,5 +159,6 @@ def test_every_yaml_key_has_an_inline_comment():
 def test_comirec_variants(tiny_data):
     assert build(tiny_data, "ComiRecSA")[3].variant == "SA"
     assert build(tiny_data, "ComiRec", comirec_variant="SA")[3].variant == "SA"
-    with pytest.raises(ModelConfigError, match="use --model=ComiRec"):
-        build(tiny_data, "ComiRecDR", comirec_variant="SA")
+    # refused when the config is built, before any data is loaded
+    with pytest.raises(SettingsError, match="'comirec_variant' = 'SA': must be one of 'DR': fixed for ComiRecDR; use --model=ComiRec"):
+        Config("ComiRecDR", "nowhere", config_dict={"comirec_variant": "SA"})

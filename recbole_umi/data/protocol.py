@@ -4,7 +4,9 @@
 
 - users, not interactions, are split ``user_split_ratios`` (default 80/10/10) into
   train / validation / test, with the seed ``user_split_seed``: the same split for every
-  model and every training seed;
+  model and every training seed. The split depends on the users' original ids (tokens) and
+  the seed only, not on the order of the rows in the ``.inter`` file (RecBole numbers users
+  in order of appearance);
 - training users give one sample per target position, with up to T = ``MAX_ITEM_LIST_
   LENGTH`` preceding items as history (RecBole's usual sequence augmentation;
   ``train_sampling: all_positions``), or, with ``train_sampling: one_per_user``, one
@@ -18,10 +20,18 @@ RecBole's evaluator then computes the paper's metrics under RecBole's names:
 ``recall@N`` is the paper's HitRate@N (Eq 15) and ``precision@N`` its Precision@N
 (Eq 16). RecBole's ``hit@N`` is a different metric (share of users with any hit).
 ``eval_protocol: recbole`` keeps RecBole's own splitting (``eval_args``).
+
+Under both protocols, :func:`create_dataset` warns with a count when users of the
+``.inter`` file have no row in the ``.user`` file (RecBole drops them, or keeps them with
+unknown profile values under ``filter_inter_by_user_or_item: False``), and refuses cut-offs
+``topk`` longer than the catalogue; :func:`data_preparation` refuses a split with no
+training samples. All of this happens before anything trains.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 from logging import getLogger
 
 import numpy as np
@@ -29,14 +39,17 @@ import torch
 from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation as recbole_data_preparation
 from recbole.data.dataloader import FullSortEvalDataLoader, TrainDataLoader
-from recbole.data.dataset import SequentialDataset
+from recbole.data.dataset import Dataset, SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import ModelType, set_color
 
-from recbole_umi.settings import SettingsError, setting
+from recbole_umi.settings import SettingsError, check_topk, setting
 
 __all__ = [
     "ProtocolConfigError",
+    "DataChecks",
+    "CheckedDataset",
+    "CheckedSequentialDataset",
     "UserSplitDataset",
     "UserSplitEvalDataLoader",
     "OnePerUserTrainDataLoader",
@@ -79,16 +92,72 @@ def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.repeat(starts, lengths) + offsets
 
 
-def split_users(n_users: int, ratios: list[float], seed: int) -> list[np.ndarray]:
-    """Positions 0..n_users-1 shuffled with ``seed`` and cut by ``ratios``: train, valid, test."""
-    order = np.random.default_rng(seed).permutation(n_users)
+def canonical_order(tokens) -> np.ndarray:
+    """The positions of ``tokens`` (original user ids, strings) in a fixed order: numeric
+    order when every token is a decimal number (ml-1m's "1" < "2" < "10"), else string
+    order. It depends on the set of tokens only, never on the order they came in."""
+    tokens = np.asarray(tokens, dtype=str)
+    if tokens.size and np.char.isdigit(tokens).all():
+        # numbers of any length, without int64 overflow: shorter first, then digit by digit
+        return np.lexsort((tokens, np.char.str_len(np.char.lstrip(tokens, "0"))))
+    return np.argsort(tokens, kind="stable")
+
+
+def split_users(tokens, ratios: list[float], seed: int) -> list[np.ndarray]:
+    """Positions into ``tokens`` (one original user id each) in train, valid and test, by
+    ``ratios``: the users in :func:`canonical_order` are shuffled with ``seed`` and cut, so
+    the split depends on the user ids and the seed only."""
+    order = canonical_order(tokens)[np.random.default_rng(seed).permutation(len(tokens))]
+    n_users = len(order)
     total = sum(ratios)
     n_train = int(round(n_users * ratios[0] / total))
     n_valid = int(round(n_users * ratios[1] / total))
     return [np.sort(part) for part in (order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :])]
 
 
-class UserSplitDataset(SequentialDataset):
+class DataChecks:
+    """Dataset mixin: says how many users of the ``.inter`` file have no row in the
+    ``.user`` file, and what becomes of them; refuses a split without training samples.
+
+    RecBole (``filter_inter_by_user_or_item: True``, the default of every dataset) drops
+    such users with all their interactions, without a word; with ``False`` it keeps them,
+    their token profile fields set to the padding id 0 (unknown) and their float fields to
+    the mean of the other users. Either way this is now a warning with the count.
+    """
+
+    def build(self):
+        """RecBole's split (``eval_args``), refused when it leaves nothing to train on
+        (RecBole's loader would fail with ``num_samples=0``)."""
+        built = super().build()
+        if len(built[0]) == 0:
+            raise ProtocolConfigError(
+                "eval_args", self.config["eval_args"],
+                f"leaves no training samples on the dataset {self.dataset_name!r} (its {self.user_num - 1} users, "
+                "after RecBole's filters): its users need more interactions than the evaluation takes from them",
+            )
+        return built
+
+    def _filter_inter_by_user_or_item(self):
+        if self.user_feat is not None and self.uid_field in self.user_feat:
+            users = self.inter_feat[self.uid_field]
+            missing = ~users.isin(self.user_feat[self.uid_field].values)
+            if missing.any():
+                counted = f"{users[missing].nunique()} users ({int(missing.sum())} interactions) of {self.dataset_name}.inter"
+                if self.config["filter_inter_by_user_or_item"] is True:
+                    fate = (
+                        "are dropped with all their interactions (RecBole's filter_inter_by_user_or_item: True); "
+                        "set filter_inter_by_user_or_item: False to keep them with unknown profile values"
+                    )
+                else:
+                    fate = (
+                        "are kept (filter_inter_by_user_or_item: False) with unknown profile values: token fields "
+                        "get the padding id 0, float fields the mean of the other users"
+                    )
+                self.logger.warning(f"{counted} have no row in {self.dataset_name}.user and {fate}")
+        super()._filter_inter_by_user_or_item()
+
+
+class UserSplitDataset(DataChecks, SequentialDataset):
     """A ``SequentialDataset`` whose ``build()`` applies the user-split protocol.
 
     RecBole augments the whole sequence table in a Python loop over every interaction;
@@ -107,7 +176,8 @@ class UserSplitDataset(SequentialDataset):
         users = self.inter_feat[self.uid_field].numpy()
         starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
         ends = np.r_[starts[1:], len(users)]
-        parts = split_users(len(starts), self.config["user_split_ratios"], self.config["user_split_seed"])
+        tokens = self.id2token(self.uid_field, users[starts])
+        parts = split_users(tokens, self.config["user_split_ratios"], self.config["user_split_seed"])
 
         train_users = parts[0]
         train_targets = concat_ranges(starts[train_users] + 1, ends[train_users])
@@ -195,13 +265,44 @@ class UserSplitEvalDataLoader(FullSortEvalDataLoader):
         return interaction, None, positive_u, positive_i
 
 
+class CheckedDataset(DataChecks, Dataset):
+    """RecBole's ``Dataset`` with :class:`DataChecks`'s warning."""
+
+
+class CheckedSequentialDataset(DataChecks, SequentialDataset):
+    """RecBole's ``SequentialDataset`` with :class:`DataChecks`'s warning."""
+
+
+def _recbole_dataset(config):
+    """The dataset RecBole's ``create_dataset`` builds, with :class:`DataChecks`'s warning
+    where RecBole would build a plain ``Dataset`` or ``SequentialDataset`` from the files.
+
+    RecBole picks the class by model (``<model>Dataset``, e.g. knowledge-aware ones) or by
+    model type; those, and datasets RecBole saves or loads from a saved file
+    (``save_dataset``, ``dataset_save_path``), are left to RecBole."""
+    if hasattr(importlib.import_module("recbole.data.dataset"), config["model"] + "Dataset"):
+        return recbole_create_dataset(config)
+    checked = {ModelType.SEQUENTIAL: CheckedSequentialDataset, ModelType.GENERAL: CheckedDataset,
+               ModelType.CONTEXT: CheckedDataset, ModelType.TRADITIONAL: CheckedDataset}.get(config["MODEL_TYPE"])
+    if checked is None:
+        return recbole_create_dataset(config)
+    recbole_class = checked.__mro__[2]  # the class RecBole would build, and name its saved file after
+    saved = os.path.join(config["checkpoint_dir"], f"{config['dataset']}-{recbole_class.__name__}.pth")
+    if config["save_dataset"] or config["dataset_save_path"] or os.path.exists(saved):
+        return recbole_create_dataset(config)
+    return checked(config)
+
+
 def create_dataset(config):
-    """RecBole's ``create_dataset``, or a :class:`UserSplitDataset` under ``user_split``."""
+    """RecBole's ``create_dataset``, or a :class:`UserSplitDataset` under ``user_split``;
+    cut-offs ``topk`` longer than the dataset's catalogue are refused here, before training."""
     if check_protocol_config(config) == "user_split":
         dataset = UserSplitDataset(config)
     else:
-        dataset = recbole_create_dataset(config)
+        dataset = _recbole_dataset(config)
     getLogger().info(dataset)
+    if config["topk"]:
+        check_topk(config["topk"], dataset.item_num - 1, config["dataset"])  # item_num counts the padding item
     return dataset
 
 
@@ -241,6 +342,13 @@ def data_preparation(config, dataset):
             )
         return recbole_data_preparation(config, dataset)
     train, valid, test = dataset.build()
+    if len(train) == 0:
+        raise ProtocolConfigError(
+            "user_split_ratios", config["user_split_ratios"],
+            f"leaves no training samples on the dataset {config['dataset']!r}: a sample is a training user's "
+            f"interaction after at least one other, and its {len(train.user_offsets) - 1} training users have "
+            "at most one interaction each (after RecBole's filters); the dataset needs users with 2 or more",
+        )
     train_loader = TRAIN_LOADERS[setting(config, "train_sampling")]
     return (
         train_loader(config, train, None, shuffle=config["shuffle"]),

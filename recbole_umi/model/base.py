@@ -12,7 +12,7 @@ from recbole.utils import InputType
 from recbole_umi.model.layers import routing_overlap
 from recbole_umi.model.losses import MultiInterestLoss
 from recbole_umi.model.profile import ProfileEmbedding
-from recbole_umi.settings import SettingsError, setting
+from recbole_umi.settings import Setting, SettingsError, setting
 
 __all__ = ["MultiInterestRecommender", "ModelConfigError"]
 
@@ -38,6 +38,11 @@ class MultiInterestRecommender(SequentialRecommender):
 
     input_type = InputType.POINTWISE
     uses_profile = True
+    # The boolean settings whose variants compare and tune may name by suffix (MIND+HN):
+    # the ones that change what this model computes.
+    variant_settings: tuple[str, ...] = ("harder_negatives",)
+    # Narrower ranges than recbole_umi.settings gives, checked when the config is built.
+    setting_restrictions: dict[str, Setting] = {}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

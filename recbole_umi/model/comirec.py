@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from recbole_umi.model.base import ModelConfigError, MultiInterestRecommender
+from recbole_umi.model.base import MultiInterestRecommender
 from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing
-from recbole_umi.settings import setting
+from recbole_umi.settings import Setting, setting
 
 __all__ = ["ComiRec", "ComiRecDR", "ComiRecSA"]
 
@@ -32,17 +32,11 @@ class ComiRec(MultiInterestRecommender):
     """ComiRec with the extractor chosen by ``comirec_variant`` (``DR`` or ``SA``)."""
 
     uses_profile = False
-    fixed_variant: str | None = None  # set by ComiRecDR / ComiRecSA
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         d = self.embedding_size
-        self.variant = setting(config, "comirec_variant")
-        if self.fixed_variant not in (None, self.variant):
-            raise ModelConfigError(
-                "comirec_variant", self.variant,
-                f"must be {self.fixed_variant!r} for {type(self).__name__}; use --model=ComiRec to choose the variant by config",
-            )
+        self.variant = setting(config, "comirec_variant")  # ComiRecDR / ComiRecSA: setting_restrictions
         if self.variant == "DR":
             self.routing_iterations = setting(config, "routing_iterations")
             self.interest_maps = nn.Linear(d, self.n_interests * d, bias=False)
@@ -65,10 +59,14 @@ class ComiRec(MultiInterestRecommender):
 class ComiRecDR(ComiRec):
     """ComiRec with dynamic routing (the paper's "ComiRec" row)."""
 
-    fixed_variant = "DR"
+    setting_restrictions = {
+        "comirec_variant": Setting(str, choices=("DR",), note="fixed for ComiRecDR; use --model=ComiRec to choose the variant by config")
+    }
 
 
 class ComiRecSA(ComiRec):
     """ComiRec with the self-attentive extractor."""
 
-    fixed_variant = "SA"
+    setting_restrictions = {
+        "comirec_variant": Setting(str, choices=("SA",), note="fixed for ComiRecSA; use --model=ComiRec to choose the variant by config")
+    }

@@ -19,10 +19,14 @@ class ProfileEmbedding(nn.Module):
     """Embeds C user-profile fields, one table per field.
 
     Token fields are embedded directly (RecBole maps tokens to ids, 0 being padding /
-    unknown). Float fields are first bucketised into ``n_float_buckets`` quantile buckets
-    of the values of the users in ``dataset`` (the training split the model is built on,
-    so held-out users do not shape the buckets), then embedded like tokens (paper,
-    section 3.2). RecBole has already filled missing float values with the field's mean.
+    unknown). A token value that no user in ``dataset`` has (the training split the model
+    is built on: a value only held-out users have) maps to the unknown row 0 too, not to
+    a row that training never touched; which values were seen is a buffer saved with the
+    model (``seen_<field>``), so a reloaded model maps the same. Float fields are first
+    bucketised into ``n_float_buckets`` quantile buckets of the values of the users in
+    ``dataset`` (so held-out users do not shape the buckets), then embedded like tokens
+    (paper, section 3.2). RecBole has already filled missing float values with the field's
+    mean; a field with no value at all among those users is refused.
 
     Args:
         dataset: a loaded RecBole dataset with user features.
@@ -45,6 +49,10 @@ class ProfileEmbedding(nn.Module):
         for field in self.fields:
             if dataset.field2type[field] == FeatureType.TOKEN:
                 num_embeddings = dataset.num(field)
+                seen = torch.zeros(num_embeddings, dtype=torch.bool)
+                seen[dataset.user_feat[field][training_users].long()] = True
+                seen[0] = False  # 0 is the unknown value itself
+                self.register_buffer(f"seen_{field}", seen)
             else:
                 values = dataset.user_feat[field][training_users].float()
                 quantiles = torch.linspace(0, 1, n_float_buckets + 1)[1:-1]
@@ -67,8 +75,20 @@ class ProfileEmbedding(nn.Module):
             if field in self.float_fields:
                 value = value.float().reshape(-1)
                 value = torch.bucketize(value, getattr(self, f"bucket_edges_{field}")) + 1
+            else:  # values no training user has: the unknown row 0
+                value = value.long().reshape(-1)
+                value = torch.where(getattr(self, f"seen_{field}")[value], value, torch.zeros_like(value))
             ids.append(value.long().reshape(-1))
         return ids
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        """Models saved before ``seen_<field>`` existed load too: they keep the mask this
+        model computed from the training users it was built on (the same users)."""
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        for field in self.fields:
+            key = f"{prefix}seen_{field}"
+            if key in missing_keys and field not in self.float_fields:
+                missing_keys.remove(key)
 
     def forward(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
         per_field = torch.stack(
@@ -106,4 +126,14 @@ def check_profile_fields(dataset, fields: list[str]) -> None:
                 "profile_fields", fields,
                 f"the field {field!r} is in numerical_features, which RecBole stores as "
                 "(value, 1) pairs; profile float fields are bucketised instead: remove it there",
+            )
+        users = dataset.inter_feat[dataset.uid_field].unique()  # the users the model learns from
+        values = dataset.user_feat[field][users]
+        missing = values.isnan() if dataset.field2type[field] == FeatureType.FLOAT else values == 0
+        if len(users) and missing.all():
+            raise ProfileConfigError(
+                "profile_fields", fields,
+                f"the field {field!r} has no value for any of the {len(users)} training users (all missing "
+                f"in {dataset.dataset_name}.user): every user would get the same embedding. Fill it in or "
+                "leave it out of profile_fields",
             )

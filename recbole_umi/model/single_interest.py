@@ -18,22 +18,19 @@ from __future__ import annotations
 import torch
 from recbole.model.sequential_recommender.sasrec import SASRec
 
-from recbole_umi.model.base import ModelConfigError, MultiInterestRecommender
+from recbole_umi.model.base import MultiInterestRecommender
 from recbole_umi.model.layers import MLP
-from recbole_umi.settings import setting
+from recbole_umi.settings import Setting, setting
 
 __all__ = ["ProfileDSSM", "YoutubeDNN", "SASRecMatching"]
 
 
 class _SingleInterest(MultiInterestRecommender):
     routes_items = False
-
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
-        if self.n_interests != 1:
-            raise ModelConfigError(
-                "n_interests", self.n_interests, f"must be 1: {type(self).__name__} is a single-interest model"
-            )
+    # With one interest, harder negatives score every candidate with the interest the
+    # positive uses anyway (Eq 12-13 equal Eq 10-11): +HN / -HN would name the base model.
+    variant_settings = ()
+    setting_restrictions = {"n_interests": Setting(int, low=1, high=1, note="this is a single-interest model")}
 
 
 class ProfileDSSM(_SingleInterest):

@@ -32,6 +32,8 @@ class UMI(MultiInterestRecommender):
     ``harder_negatives: False`` trains with Eq 10-11.
     """
 
+    variant_settings = ("harder_negatives", "use_dar", "use_ir")
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         d, n_fields = self.embedding_size, len(self.profile.fields)
