@@ -4,9 +4,9 @@ One module fixture trains UMI for 4 epochs on a tiny user-split dataset (one ran
 per user and epoch, so both the shuffling generator and the target generator of the
 training loader matter) and keeps its best and ``-last`` checkpoints. The tests then
   - read both files with ``torch.load(weights_only=True)`` and check what they hold;
-  - interrupt the same run after 2 epochs and resume it to 4: the same results and the
-    same final weights, optimizer and random states, bit for bit; control: resuming
-    without restoring the random states ends elsewhere;
+  - kill the same run in its third epoch and resume it from its ``-last`` file: the same
+    results and the same final weights, optimizer and random states, bit for bit;
+    control: resuming without restoring the random states ends elsewhere;
   - load the best file in a fresh process (torch.load may not be called with
     weights_only=False there) with ``recbole_umi.load`` and the CLI's ``--evaluate``: the
     same scores as the in-process model and the same test result as the run;
@@ -108,14 +108,28 @@ def _same_tensors(a, b) -> bool:
     return a == b
 
 
+class _Killed(Exception):
+    """Stands for the end of a process in the middle of an epoch."""
+
+
 def test_resumed_run_ends_as_the_uninterrupted_one(trained, monkeypatch):
     monkeypatch.chdir(trained.work)
-    run("UMI", "tiny", config_dict={**trained.settings, "epochs": CUT, "checkpoint_dir": str(trained.work / "cut")})
+    train_epoch = RecBoleTrainer._train_epoch
+
+    def killed_in_epoch_cut(self, train_data, epoch_idx, *args, **kwargs):
+        if epoch_idx == CUT:
+            raise _Killed
+        return train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RecBoleTrainer, "_train_epoch", killed_in_epoch_cut)
+        with pytest.raises(_Killed):
+            run("UMI", "tiny", config_dict={**trained.settings, "checkpoint_dir": str(trained.work / "cut")})
     cut_last = last_checkpoint_path(best_file(trained.work / "cut"))
-    assert torch.load(cut_last, weights_only=True)["epoch"] == CUT - 1
+    assert torch.load(cut_last, weights_only=True)["epoch"] == CUT - 1  # the last finished epoch
     control = shutil.copytree(trained.work / "cut", trained.work / "control")  # resuming rewrites the files
 
-    resumed = run(resume=str(cut_last), config_dict={"epochs": EPOCHS})
+    resumed = run(resume=str(cut_last))
     full = trained.result
     assert resumed["best_valid_result"] == full["best_valid_result"]
     assert resumed["test_result"] == full["test_result"]
@@ -131,9 +145,18 @@ def test_resumed_run_ends_as_the_uninterrupted_one(trained, monkeypatch):
 
     # Control: the same resume without the saved random states ends with other weights.
     monkeypatch.setattr(checkpoint, "restore_rng_state", lambda state, loaders: None)
-    run(resume=str(last_checkpoint_path(best_file(control))), config_dict={"epochs": EPOCHS})
+    run(resume=str(last_checkpoint_path(best_file(control))))
     unrestored = torch.load(last_checkpoint_path(best_file(control)), weights_only=True)
     assert not _same_tensors(unrestored["state_dict"], expected["state_dict"])
+
+
+def test_resume_settings_override_the_saved_ones(trained):
+    """``run(resume=..., config_dict={"epochs": 8})`` trains on to epoch 8: the checkpoint's
+    settings are the lowest user layer."""
+    assert checkpoint.checkpoint_config(trained.last)["epochs"] == EPOCHS
+    assert checkpoint.checkpoint_config(trained.last, config_dict={"epochs": 8})["epochs"] == 8
+    with pytest.raises(CheckpointError, match="holds a model 'UMI', not 'MIND'"):
+        checkpoint.checkpoint_config(trained.last, model="MIND")
 
 
 # The fresh process: argv = repo root, checkpoint, batch file, output file. torch.load may
