@@ -95,6 +95,7 @@ def test_checkpoints_hold_plain_data_only(trained):
     assert last["best_file"] == trained.best.name
     # the rebuilt config is the saved one
     assert checkpoint.plain_config(checkpoint.checkpoint_config(trained.last)) == config
+    assert recbole_umi.load is checkpoint.load and recbole_umi.CheckpointError is CheckpointError
 
 
 def _same_tensors(a, b) -> bool:
