@@ -4,8 +4,9 @@ Every module that uses RecBole (``config``, ``registry``, ``quick_start``, ``com
 ``model``, ``data``) applies the RecBole 1.2.1 compatibility fixes
 (:mod:`recbole_umi.compat`) before it imports RecBole. The light modules (``settings``,
 ``metrics``, ``retrieval``, ``compat``) import neither RecBole nor ray, and neither does
-``import recbole_umi``: ``Config``, ``run``, ``get_model`` and ``PLUGIN_MODELS`` are loaded
-on first use. Code that calls RecBole directly, before any of those, calls
+``import recbole_umi``: ``Config``, ``run``, ``load`` (a saved model, see
+:mod:`recbole_umi.checkpoint`), ``CheckpointError``, ``get_model`` and ``PLUGIN_MODELS`` are
+loaded on first use. Code that calls RecBole directly, before any of those, calls
 ``recbole_umi.compat.apply()`` first.
 """
 
@@ -14,11 +15,13 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-__all__ = ["Config", "run", "get_model", "PLUGIN_MODELS", "__version__"]
+__all__ = ["Config", "run", "load", "CheckpointError", "get_model", "PLUGIN_MODELS", "__version__"]
 
 _LAZY_ATTRIBUTES = {
     "Config": "recbole_umi.config",
     "run": "recbole_umi.quick_start",
+    "load": "recbole_umi.checkpoint",
+    "CheckpointError": "recbole_umi.checkpoint",
     "get_model": "recbole_umi.registry",
     "PLUGIN_MODELS": "recbole_umi.registry",
 }

@@ -1,12 +1,12 @@
 """The one place that adapts RecBole 1.2.1 to the current Python stack.
 
-RecBole 1.2.1 (2023) breaks on NumPy 2, setuptools >= 81, torch >= 2.6, switches on
-autograd anomaly detection for the whole process when its sequential models are imported,
-and cannot finish downloading a dataset outside distributed training. :func:`apply`
-repairs all five, once, and must run before anything imports
-``recbole``: every plugin module that imports RecBole calls it first (``import recbole_umi``
-alone stays light and does not). Each fix is a named function below so that
-tests can check it and a reader can see exactly what is changed and why.
+RecBole 1.2.1 (2023) breaks on NumPy 2 and setuptools >= 81, switches on autograd anomaly
+detection for the whole process when its sequential models are imported, and cannot
+finish downloading a dataset outside distributed training. :func:`apply` repairs all four,
+once, and must run before anything imports ``recbole``: every plugin module that imports
+RecBole calls it first (``import recbole_umi`` alone stays light and does not). Each fix is
+a named function below so that tests can check it and a reader can see exactly what is
+changed and why.
 
 - :func:`restore_numpy_aliases`: NumPy 2 removed ``np.float_``, ``np.bool8``, ... that
   RecBole (``Config.compatibility_settings``, ``layers.py``) and ray 2.6.3 use.
@@ -14,14 +14,6 @@ tests can check it and a reader can see exactly what is changed and why.
   ray 2.6.3 needs ``pkg_resources``, gone from setuptools >= 81. We pin setuptools < 81 in
   ``setup.cfg``; where that pin was overridden, a placeholder ``ray`` lets RecBole load and
   fails with a clear message only if ray (RecBole's hyper-parameter tuning) is really used.
-- :func:`load_recbole_checkpoints_fully`: torch >= 2.6 loads with ``weights_only=True``;
-  RecBole's checkpoint pickles its ``Config`` with pickle protocol 4, whose opcodes torch's
-  weights-only unpickler rejects outright (so an allow-list of safe globals cannot work).
-  Only inside RecBole's trainer module, which reads the checkpoints its trainers wrote
-  (``resume_checkpoint``, ``evaluate(load_best_model=True)``), does ``torch.load`` default
-  to ``weights_only=False``; torch stays strict everywhere else. (RecBole's
-  ``load_data_and_model`` imports torch inside the function and is not covered: pass
-  ``weights_only=False`` to ``torch.load`` yourself for files you trust.)
 - :func:`import_sequential_models_without_anomaly_mode`: ``recbole/model/sequential_
   recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)`` at import; we
   import the package once here and restore the caller's anomaly setting.
@@ -30,6 +22,13 @@ tests can check it and a reader can see exactly what is changed and why.
   initialized" in every ordinary (single-process) run, right after the download, so
   ``--dataset=ml-1m`` without a local copy failed. Inside RecBole's dataset module the
   barrier is skipped when no process group exists; in distributed runs it still waits.
+
+Not a fix here, on purpose: torch >= 2.6 loads with ``weights_only=True``, so RecBole's own
+``Trainer.evaluate(model_file=...)``, ``resume_checkpoint`` and ``load_data_and_model``
+refuse RecBole's checkpoints, which pickle its ``Config`` (reading them would run code from
+the file). Loading them fully is what this module once did; instead the plugin's trainers
+write checkpoints of plain data that load weights-only (:mod:`recbole_umi.checkpoint`),
+and RecBole's own code stays strict.
 """
 
 from __future__ import annotations
@@ -46,8 +45,6 @@ __all__ = [
     "apply",
     "restore_numpy_aliases",
     "make_ray_importable",
-    "load_recbole_checkpoints_fully",
-    "CHECKPOINT_LOADING_MODULES",
     "import_sequential_models_without_anomaly_mode",
     "download_datasets_without_process_group",
     "NUMPY_ALIASES",
@@ -125,31 +122,6 @@ def make_ray_importable() -> bool:
         return False
 
 
-# RecBole modules whose `torch.load` calls read checkpoints that RecBole itself wrote.
-CHECKPOINT_LOADING_MODULES = ("recbole.trainer.trainer",)
-
-
-class _TorchWithFullCheckpointLoad(types.ModuleType):
-    """``torch`` as seen by RecBole's checkpoint-loading modules: ``load`` defaults to
-    ``weights_only=False``; every other attribute is torch's own."""
-
-    def __getattr__(self, name):
-        return getattr(torch, name)
-
-    @staticmethod
-    def load(f, *args, **kwargs):
-        kwargs.setdefault("weights_only", False)
-        return torch.load(f, *args, **kwargs)
-
-
-def load_recbole_checkpoints_fully() -> None:
-    """Let RecBole reload the checkpoints it saves (they pickle its ``Config``)."""
-    for module_name in CHECKPOINT_LOADING_MODULES:
-        module = importlib.import_module(module_name)
-        if not isinstance(module.torch, _TorchWithFullCheckpointLoad):
-            module.torch = _TorchWithFullCheckpointLoad("torch")
-
-
 def import_sequential_models_without_anomaly_mode() -> None:
     """Import RecBole's sequential models once, undoing sine.py's global anomaly switch."""
     was_enabled = torch.is_anomaly_enabled()
@@ -194,6 +166,5 @@ def apply() -> None:
     restore_numpy_aliases()
     make_ray_importable()
     import_sequential_models_without_anomaly_mode()
-    load_recbole_checkpoints_fully()
     download_datasets_without_process_group()
     _applied = True

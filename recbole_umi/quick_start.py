@@ -1,4 +1,8 @@
-"""Running an experiment: RecBole's pipeline with the plugin's config and registry."""
+"""Running an experiment: RecBole's pipeline with the plugin's config and registry.
+
+Trainers come from :func:`recbole_umi.checkpoint.get_trainer`: RecBole's, writing checkpoints
+that hold plain data only, which ``run(resume=...)`` and ``--evaluate`` read weights-only.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from logging import getLogger  # noqa: E402
 
-from recbole.utils import get_environment, get_trainer, init_seed, set_color  # noqa: E402
+from recbole.utils import get_environment, init_seed, set_color  # noqa: E402
 
+from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer  # noqa: E402
 from recbole_umi.config import Config  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, evaluated_users, interest_diagnostics  # noqa: E402
@@ -33,8 +38,18 @@ def run(
     config_dict: dict | None = None,
     cmd_args: list[str] | None = None,
     saved: bool = True,
+    resume: str | None = None,
 ) -> dict:
     """Train, validate and test one model on one dataset; plugin and RecBole models alike.
+
+    With ``saved``, the best epoch is saved to ``<checkpoint_dir>/<model>-<time>.pth`` and
+    the end of every epoch to ``<model>-<time>-last.pth`` (:mod:`recbole_umi.checkpoint`).
+    ``resume``: such a checkpoint (normally the ``-last`` one) to continue from. Its saved
+    settings are the config, below ``config_file_list``, ``config_dict`` and ``cmd_args``
+    (a larger ``epochs``, say); ``model`` and ``dataset`` may be left out. Training goes on
+    with the epoch after the saved one, with its optimizer, early-stopping and random
+    states, so that the run ends as the uninterrupted run would have, and keeps writing to
+    the checkpoint's two files.
 
     Returns:
         ``{"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}``
@@ -45,7 +60,10 @@ def run(
         :func:`recbole_umi.evaluation.interest_diagnostics`; None for single-interest and
         RecBole models); ``eval_protocol``: the protocol the metrics were computed under.
     """
-    config = Config(model, dataset, config_file_list, config_dict, cmd_args)
+    if resume is None:
+        config = Config(model, dataset, config_file_list, config_dict, cmd_args)
+    else:
+        config = checkpoint_config(resume, model, dataset, config_file_list, config_dict, cmd_args)
     init_seed(config["seed"], config["reproducibility"])
     init_run_logger(config)  # this run's own log file, also when a process makes several runs
     logger = getLogger()
@@ -59,6 +77,8 @@ def run(
     logger.info(model_)
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model_)
+    if resume is not None:
+        trainer.resume_checkpoint(resume)
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
@@ -90,17 +110,34 @@ def build_arg_parser() -> argparse.ArgumentParser:
         description="Train and evaluate a recbole-umi or RecBole model. Any further "
         "--key=value sets that config key (highest priority).",
     )
-    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
-    parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET, help=f"dataset name (default {DEFAULT_DATASET})")
+    parser.add_argument("--model", "-m", default=None, help=f"model name (default {DEFAULT_MODEL}, or the checkpoint's)")
+    parser.add_argument("--dataset", "-d", default=None, help=f"dataset name (default {DEFAULT_DATASET}, or the checkpoint's)")
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files, later ones win")
+    checkpoint = parser.add_mutually_exclusive_group()
+    checkpoint.add_argument(
+        "--evaluate", metavar="CHECKPOINT", default=None,
+        help="test a saved model instead of training (its saved settings; --key=value overrides them, e.g. --data_path)",
+    )
+    checkpoint.add_argument(
+        "--resume", metavar="CHECKPOINT", default=None,
+        help="continue an interrupted run from its checkpoint (normally <model>-<time>-last.pth)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """The command line: ``run_recbole_umi.py [--model=M] [--dataset=D] [--key=value ...]``."""
+    """The command line: ``run_recbole_umi.py [--model=M] [--dataset=D] [--key=value ...]``,
+    ``--evaluate=CHECKPOINT`` or ``--resume=CHECKPOINT``."""
     args, rest = build_arg_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
     config_files = [f for f in args.config_files.split(",") if f] if args.config_files else None
-    result = run(args.model, args.dataset, config_files, cmd_args=rest)
+    if args.evaluate:
+        result = evaluate_checkpoint(
+            args.evaluate, config_file_list=config_files, cmd_args=rest, model=args.model, dataset=args.dataset
+        )
+    elif args.resume:
+        result = run(args.model, args.dataset, config_files, cmd_args=rest, resume=args.resume)
+    else:
+        result = run(args.model or DEFAULT_MODEL, args.dataset or DEFAULT_DATASET, config_files, cmd_args=rest)
     for label, key in (("best valid", "best_valid_result"), ("test result", "test_result")):
         metrics = {name: round(float(value), 4) for name, value in (result[key] or {}).items()}
         print(f"{label}: {metrics}")

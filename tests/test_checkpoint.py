@@ -1,0 +1,337 @@
+"""Checkpoints: plain data only, loaded weights-only everywhere, resumed bit-identically.
+
+One module fixture trains UMI for 4 epochs on a tiny user-split dataset (one random target
+per user and epoch, so both the shuffling generator and the target generator of the
+training loader matter) and keeps its best and ``-last`` checkpoints. The tests then
+  - read both files with ``torch.load(weights_only=True)`` and check what they hold;
+  - kill the same run in its third epoch and resume it from its ``-last`` file: the same
+    results and the same final weights, optimizer and random states, bit for bit;
+    control: resuming without restoring the random states ends elsewhere;
+  - load the best file in a fresh process (torch.load may not be called with
+    weights_only=False there) with ``recbole_umi.load`` and the CLI's ``--evaluate``: the
+    same scores as the in-process model and the same test result as the run;
+  - damage the file (truncated, bytes flipped): one CheckpointError naming it, never a
+    silently different model; control: torch alone loads some flips as other weights;
+  - try a pickle whose ``__reduce__`` writes a marker file on every entry point: refused,
+    no marker; control: ``weights_only=False`` does write it;
+  - refuse RecBole's own format with a pointer to the trusted conversion, and convert;
+  - refuse data whose ids differ; save SASRec (a RecBole model) in the same format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+
+from recbole_umi import compat
+
+compat.apply()  # before anything imports RecBole
+
+from recbole.data.interaction import Interaction  # noqa: E402
+from recbole.trainer import Trainer as RecBoleTrainer  # noqa: E402
+
+import recbole_umi  # noqa: E402
+from recbole_umi import checkpoint  # noqa: E402
+from recbole_umi.checkpoint import CheckpointError, get_trainer, last_checkpoint_path  # noqa: E402
+from recbole_umi.quick_start import main, run  # noqa: E402
+from tests.conftest import REPO_ROOT, build, random_sequences, tiny_config, write_atomic  # noqa: E402
+
+# lr 0.02: the best validation epoch on this data is the last, after the interruption
+SETTINGS = {"eval_protocol": "user_split", "train_sampling": "one_per_user", "learning_rate": 0.02}
+EPOCHS, CUT = 4, 2
+
+
+def best_file(folder: Path) -> Path:
+    (best,) = [p for p in folder.glob("UMI-*.pth") if not p.stem.endswith("-last")]
+    return best
+
+
+def first_batch(loader) -> dict[str, torch.Tensor]:
+    return dict(next(iter(loader))[0].interaction)
+
+
+def scores_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model.full_sort_predict(Interaction(dict(batch)))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The uninterrupted 4-epoch run: its folders, settings, result and checkpoints."""
+    work = tmp_path_factory.mktemp("checkpoint")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(work)  # RecBole writes log/ and log_tensorboard/ into the working directory
+        sequences, profiles = random_sequences()
+        data = write_atomic(work / "data", "tiny", sequences, profiles)
+        settings = tiny_config(data, epochs=EPOCHS, **SETTINGS)
+        result = run("UMI", "tiny", config_dict={**settings, "checkpoint_dir": str(work / "full")})
+        best = best_file(work / "full")
+        yield SimpleNamespace(work=work, data=data, settings=settings, result=result, best=best, last=last_checkpoint_path(best))
+
+
+def test_checkpoints_hold_plain_data_only(trained):
+    best = torch.load(trained.best, weights_only=True)
+    last = torch.load(trained.last, weights_only=True)
+    assert (best["kind"], last["kind"], last["epoch"]) == ("best", "last", EPOCHS - 1)
+    assert best["best_valid_result"] == {k: float(v) for k, v in trained.result["best_valid_result"].items()}
+    config = last["config"]
+    assert yaml.safe_load(yaml.safe_dump(config)) == config and json.loads(json.dumps(config)) == config
+    assert config["n_interests"] == 3 and config["MODEL_TYPE"] == "SEQUENTIAL"
+    assert not {"device", "checkpoint_dir", "local_rank"} & config.keys()
+    assert last["ids"]["item_id"][0] == "[PAD]" and len(last["ids"]["item_id"]) == 41
+    assert {"user_id", "item_id", "gender"} <= last["ids"].keys()  # gender: a profile token field
+    assert set(last["rng"]["loaders"]["train"]) == {"generator", "target_generator"}
+    assert last["best_file"] == trained.best.name
+    # the rebuilt config is the saved one
+    assert checkpoint.plain_config(checkpoint.checkpoint_config(trained.last)) == config
+    assert recbole_umi.load is checkpoint.load and recbole_umi.CheckpointError is CheckpointError
+
+
+def _same_tensors(a, b) -> bool:
+    """Equal nested data, tensors compared exactly."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_tensors(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_tensors(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+class _Killed(Exception):
+    """Stands for the end of a process in the middle of an epoch."""
+
+
+def test_resumed_run_ends_as_the_uninterrupted_one(trained, monkeypatch):
+    monkeypatch.chdir(trained.work)
+    train_epoch = RecBoleTrainer._train_epoch
+
+    def killed_in_epoch_cut(self, train_data, epoch_idx, *args, **kwargs):
+        if epoch_idx == CUT:
+            raise _Killed
+        return train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RecBoleTrainer, "_train_epoch", killed_in_epoch_cut)
+        with pytest.raises(_Killed):
+            run("UMI", "tiny", config_dict={**trained.settings, "checkpoint_dir": str(trained.work / "cut")})
+    cut_last = last_checkpoint_path(best_file(trained.work / "cut"))
+    assert torch.load(cut_last, weights_only=True)["epoch"] == CUT - 1  # the last finished epoch
+    control = shutil.copytree(trained.work / "cut", trained.work / "control")  # resuming rewrites the files
+
+    resumed = run(resume=str(cut_last))
+    full = trained.result
+    assert resumed["best_valid_result"] == full["best_valid_result"]
+    assert resumed["test_result"] == full["test_result"]
+    assert resumed["best_valid_score"] == full["best_valid_score"]
+    # bit for bit: weights, optimizer moments, early stopping, every random state
+    ended, expected = torch.load(cut_last, weights_only=True), torch.load(trained.last, weights_only=True)
+    for key in ("epoch", "cur_step", "best_valid_score", "state_dict", "optimizer", "rng"):
+        assert _same_tensors(ended[key], expected[key]), key
+    # the best epoch, which the test scores, came after the interruption: the same weights
+    resumed_best, full_best = (torch.load(best_file(f), weights_only=True) for f in (trained.work / "cut", trained.work / "full"))
+    assert resumed_best["epoch"] == full_best["epoch"] >= CUT
+    assert _same_tensors(resumed_best["state_dict"], full_best["state_dict"])
+
+    # Control: the same resume without the saved random states ends with other weights.
+    monkeypatch.setattr(checkpoint, "restore_rng_state", lambda state, loaders: None)
+    run(resume=str(last_checkpoint_path(best_file(control))))
+    unrestored = torch.load(last_checkpoint_path(best_file(control)), weights_only=True)
+    assert not _same_tensors(unrestored["state_dict"], expected["state_dict"])
+
+
+def test_resume_settings_override_the_saved_ones(trained):
+    """``run(resume=..., config_dict={"epochs": 8})`` trains on to epoch 8: the checkpoint's
+    settings are the lowest user layer."""
+    assert checkpoint.checkpoint_config(trained.last)["epochs"] == EPOCHS
+    assert checkpoint.checkpoint_config(trained.last, config_dict={"epochs": 8})["epochs"] == 8
+    with pytest.raises(CheckpointError, match="holds a model 'UMI', not 'MIND'"):
+        checkpoint.checkpoint_config(trained.last, model="MIND")
+
+
+# The fresh process: argv = repo root, checkpoint, batch file, output file. torch.load may
+# only be called weights-only there.
+CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch
+_torch_load = torch.load
+def weights_only_load(*args, **kwargs):
+    if kwargs.get("weights_only") is False:
+        raise AssertionError("torch.load(weights_only=False) was called")
+    return _torch_load(*args, **{**kwargs, "weights_only": True})
+torch.load = weights_only_load
+import recbole_umi
+from recbole.data.interaction import Interaction
+from recbole_umi.quick_start import main
+loaded = recbole_umi.load(sys.argv[2])
+batch = torch.load(sys.argv[3])
+with torch.no_grad():
+    scores = loaded.model.full_sort_predict(Interaction(batch))
+result = main(["--evaluate=" + sys.argv[2]])
+torch.save({"scores": scores, "training": loaded.model.training, "package": recbole_umi.__file__,
+            "test_result": {k: float(v) for k, v in result["test_result"].items()}}, sys.argv[4])
+"""
+
+
+def test_load_in_a_fresh_process_scores_like_the_trained_model(trained, monkeypatch):
+    monkeypatch.chdir(trained.work)
+    # In this process: the model rebuilt as the tests build models, given the saved weights.
+    _, _, valid_data, model = build(trained.data, "UMI", epochs=EPOCHS, **SETTINGS)
+    batch = first_batch(valid_data)
+    before = scores_of(model, batch)
+    model.load_state_dict(torch.load(trained.best, weights_only=True)["state_dict"])
+    expected = scores_of(model, batch)
+    torch.save(batch, trained.work / "batch.pt")
+
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(REPO_ROOT), str(trained.best), str(trained.work / "batch.pt"), str(trained.work / "child.pt")],
+        capture_output=True, text=True, cwd=trained.work, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    child = torch.load(trained.work / "child.pt", weights_only=True)
+    assert Path(child["package"]).resolve().is_relative_to(REPO_ROOT)
+    assert child["training"] is False
+    torch.testing.assert_close(child["scores"], expected, rtol=0, atol=0)
+    assert (before - expected).abs().max() > 1e-3  # control: other weights score otherwise
+    assert child["test_result"] == {k: float(v) for k, v in trained.result["test_result"].items()}
+    assert "test result: {'recall@5'" in out.stdout
+
+
+def test_damaged_files_give_one_clear_error(trained, tmp_path):
+    """Every truncation, and every byte flip that changes what the file holds, is one
+    CheckpointError naming the file. A flip in bytes torch never uses (the zip's duplicate
+    header fields and alignment padding, a pickle memo slot) loads the saved content
+    exactly, which is checked too: nothing loads as another model."""
+    data = trained.best.read_bytes()
+    saved = torch.load(trained.best, weights_only=True)
+    damaged = {f"cut{n}": data[:n] for n in (0, 10, len(data) // 3, len(data) // 2, len(data) - 1)}
+    positions = range(0, len(data), max(1, len(data) // 80))
+    damaged.update({f"flip{i}": data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :] for i in positions})
+    refused = changed_by_torch_alone = 0
+    for name, content in damaged.items():
+        path = tmp_path / f"{name}.pth"
+        path.write_bytes(content)
+        try:
+            intact = _same_tensors(checkpoint.read_checkpoint(path), saved)
+            assert name.startswith("flip") and intact, name
+        except CheckpointError as error:
+            assert str(path) in str(error) and error.path == path
+            assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)  # no chain
+            refused += 1
+        try:
+            changed_by_torch_alone += not _same_tensors(torch.load(path, weights_only=True), saved)
+        except Exception:  # noqa: BLE001
+            pass
+    assert refused > len(damaged) // 2
+    # Control: torch alone loads some damaged files as other content (a flipped weight byte
+    # goes unnoticed without the digest).
+    assert changed_by_torch_alone > 0
+    with pytest.raises(CheckpointError, match="no such file"):
+        checkpoint.read_checkpoint(tmp_path / "absent.pth")
+
+
+class _WritesMarker:
+    """Unpickled, it creates (opens for writing) the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture(scope="module")
+def malicious(trained):
+    """A file in RecBole's checkpoint layout whose config writes a marker when unpickled."""
+    marker = trained.work / "marker"
+    path = trained.work / "malicious.pth"
+    plain = torch.load(trained.best, weights_only=True)
+    torch.save({**plain, "config": _WritesMarker(marker)}, path)
+    # Control: loading it fully does write the marker.
+    opened = torch.load(path, weights_only=False)["config"]
+    opened.close()
+    assert marker.exists()
+    marker.unlink()
+    return SimpleNamespace(path=path, marker=marker)
+
+
+def _recbole_trainer(trained, safe: bool):
+    config, _, valid_data, model = build(trained.data, "UMI", epochs=EPOCHS, **SETTINGS)
+    trainer_class = get_trainer(config["MODEL_TYPE"], config["model"]) if safe else RecBoleTrainer
+    return trainer_class(config, model), valid_data
+
+
+def _entry_points():
+    from recbole.quick_start import load_data_and_model
+
+    return {
+        "recbole_umi.load": (lambda t, p: recbole_umi.load(p), CheckpointError),
+        "cli --evaluate": (lambda t, p: main([f"--evaluate={p}"]), CheckpointError),
+        "run(resume=...)": (lambda t, p: run(resume=p), CheckpointError),
+        "plugin trainer resume_checkpoint": (lambda t, p: _recbole_trainer(t, True)[0].resume_checkpoint(p), CheckpointError),
+        "plugin trainer evaluate(model_file)": (
+            lambda t, p: (lambda tr, v: tr.evaluate(v, model_file=p))(*_recbole_trainer(t, True)), CheckpointError),
+        "RecBole Trainer.resume_checkpoint": (lambda t, p: _recbole_trainer(t, False)[0].resume_checkpoint(p), pickle.UnpicklingError),
+        "RecBole Trainer.evaluate(model_file)": (
+            lambda t, p: (lambda tr, v: tr.evaluate(v, model_file=p))(*_recbole_trainer(t, False)), pickle.UnpicklingError),
+        "RecBole load_data_and_model": (lambda t, p: load_data_and_model(str(p)), pickle.UnpicklingError),
+    }
+
+
+@pytest.mark.parametrize("entry", list(_entry_points()))
+def test_malicious_pickle_is_refused_everywhere(trained, malicious, monkeypatch, entry):
+    monkeypatch.chdir(trained.work)
+    call, error = _entry_points()[entry]
+    with pytest.raises(error) as caught:
+        call(trained, malicious.path)
+    assert not malicious.marker.exists()
+    if error is CheckpointError:
+        assert "refused" in str(caught.value) and "io.open" in str(caught.value)
+
+
+def test_recbole_format_is_refused_with_the_way_to_convert_it(trained, tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(trained.work)
+    config, _, valid_data, model = build(trained.data, "UMI", epochs=EPOCHS, **SETTINGS)
+    old = tmp_path / "recbole.pth"
+    RecBoleTrainer(config, model)._save_checkpoint(0, verbose=False, saved_model_file=str(old))
+    with pytest.raises(CheckpointError, match="RecBole's own format.*convert_trusted_recbole_checkpoint"):
+        recbole_umi.load(old)
+
+    converted = checkpoint.convert_trusted_recbole_checkpoint(old, tmp_path / "converted.pth")
+    assert torch.load(converted, weights_only=True)["ids"] is None
+    with caplog.at_level(logging.WARNING):
+        loaded = recbole_umi.load(converted)
+    assert "records no id mappings" in caplog.text
+    batch = first_batch(valid_data)
+    torch.testing.assert_close(scores_of(loaded.model, batch), scores_of(model, batch), rtol=0, atol=0)
+
+
+def test_other_data_are_refused(trained, tmp_path):
+    sequences, profiles = random_sequences(seed=1)
+    other = write_atomic(tmp_path / "other", "tiny", sequences, profiles)
+    with pytest.raises(CheckpointError, match="the data differ from those the model was trained on"):
+        recbole_umi.load(trained.best, data_path=other)
+
+
+def test_recbole_models_save_the_same_format(trained, monkeypatch):
+    monkeypatch.chdir(trained.work)
+    settings = {**trained.settings, "epochs": 1, "train_neg_sample_args": None, "checkpoint_dir": str(trained.work / "sasrec")}
+    result = run("SASRec", "tiny", config_dict=settings)
+    (best,) = [p for p in (trained.work / "sasrec").glob("SASRec-*.pth") if not p.stem.endswith("-last")]
+    assert torch.load(best, weights_only=True)["format"] == checkpoint.FORMAT
+    assert checkpoint.evaluate_checkpoint(best)["test_result"] == result["test_result"]
+    # RecBole's own Trainer reads the file too (weights-only): the entries keep its names.
+    loaded = recbole_umi.load(best)
+    assert RecBoleTrainer(loaded.config, loaded.model).evaluate(loaded.test_data, model_file=str(best)) == result["test_result"]
