@@ -75,10 +75,10 @@ from recbole.utils import get_trainer as recbole_get_trainer  # noqa: E402
 from recbole.utils import init_seed, set_color  # noqa: E402
 
 from recbole_umi import __version__  # noqa: E402
-from recbole_umi.run_log import init_run_logger  # noqa: E402
 from recbole_umi.config import Config  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
+from recbole_umi.run_log import init_run_logger  # noqa: E402
 
 __all__ = [
     "CheckpointError",
