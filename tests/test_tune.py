@@ -16,7 +16,7 @@ def setup(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     sequences, profiles = random_sequences(n_users=80, n_items=40, length=14)
     data = write_atomic(tmp_path / "data", "tiny", sequences, profiles)
-    settings = tiny_config(data, eval_protocol="user_split", epochs=2, train_neg_sample_args=None)
+    settings = tiny_config(data, eval_protocol="user_split", epochs=1, train_neg_sample_args=None)
     params = tmp_path / "umi.hyper"
     params.write_text("learning_rate loguniform -6,-3\nn_interests choice [1,2,3]  # K\n")
     return tmp_path, settings, params
