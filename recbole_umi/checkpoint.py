@@ -369,7 +369,10 @@ def plain_config(config) -> dict:
 def _rebuild_settings(saved_config: dict) -> dict:
     """The saved settings as input for a new Config: without what RecBole derives, and with
     the two values RecBole rewrites while building put back in their input form."""
-    settings = {key: copy.deepcopy(value) for key, value in saved_config.items() if key not in _DERIVED}
+    # _NOT_SAVED too: a crafted file must not bring back local_rank, paths of pickles, ...
+    settings = {
+        key: copy.deepcopy(value) for key, value in saved_config.items() if key not in _DERIVED | _NOT_SAVED
+    }
     negatives = settings.get("train_neg_sample_args")
     if isinstance(negatives, dict) and negatives.get("distribution") == "none":
         settings["train_neg_sample_args"] = None  # RecBole's spelling of "no negative sampling"
@@ -636,7 +639,11 @@ class SafeCheckpointTrainer:
                 )
             else:
                 restore_rng_state(checkpoint["rng"], self._loaders)
-            resumed_finished_run = self.start_epoch >= self.epochs
+            # finished: every epoch done, or early stopping ended the run (its last file is
+            # written in the callback, before RecBole's loop breaks)
+            resumed_finished_run = self.start_epoch >= self.epochs or self.cur_step > self.stopping_step
+            if resumed_finished_run:
+                self.start_epoch = max(self.start_epoch, self.epochs)  # train no further epoch
 
         def end_of_epoch(epoch_idx, valid_score):  # RecBole calls it after each validation
             self._save_last(epoch_idx)
@@ -658,7 +665,8 @@ class SafeCheckpointTrainer:
         if checkpoint["model"].lower() != self.config["model"].lower():
             raise CheckpointError(path, f"holds a {checkpoint['model']} model; this trainer trains {self.config['model']}")
         best_file = path.with_name(checkpoint["best_file"])
-        if not best_file.is_file():
+        # before the first validation (eval_step > 1) no best file has been written yet
+        if not best_file.is_file() and checkpoint["best_valid_result"] is not None:
             raise CheckpointError(path, f"resuming needs the run's best checkpoint {best_file.name} beside it")
         _load_model_state(self.model, checkpoint, path)
         try:
@@ -789,6 +797,23 @@ def evaluate_checkpoint(path, data_path=None, config_file_list=None, config_dict
     }
 
 
+def _migrate_state_dict(state_dict: dict, config) -> dict:
+    """A state dict written by recbole-umi before its renovation, in today's names: the
+    evaluation routing logits moved into ``routing_logits`` (UMI, MIND), and the ablations
+    no longer build the network they switch off (UGANet without DAR, the field-relevance
+    MLP without IR). Other state dicts pass unchanged."""
+    migrated = {}
+    for key, value in state_dict.items():
+        if key == "eval_routing_logits":
+            key = "routing_logits.eval_logits"
+        switched_off = (key.startswith("uganet.") and config["use_dar"] is False) or (
+            key.startswith("field_relevance.") and config["use_ir"] is False
+        )
+        if not switched_off:
+            migrated[key] = value
+    return migrated
+
+
 def convert_trusted_recbole_checkpoint(src, dst) -> Path:
     """Rewrite a checkpoint in RecBole's own format (a pickled Config) as a safe one.
 
@@ -818,7 +843,7 @@ def convert_trusted_recbole_checkpoint(src, dst) -> Path:
         "cur_step": old["cur_step"],
         "best_valid_score": float(old["best_valid_score"]),
         "best_valid_result": None,
-        "state_dict": old["state_dict"],
+        "state_dict": _migrate_state_dict(old["state_dict"], config),
         "other_parameter": _encode_other_parameter(old.get("other_parameter")),
         "optimizer": old["optimizer"],
         "rng": None,

@@ -2,8 +2,9 @@
 
 RecBole 1.2.1 (2023) breaks on NumPy 2 and setuptools >= 81, switches on autograd anomaly
 detection for the whole process when its sequential models are imported, and cannot
-finish downloading a dataset outside distributed training. :func:`apply` repairs all four,
-once, and must run before anything imports ``recbole``: every plugin module that imports
+finish downloading a dataset outside distributed training; and its data module reads
+pickled caches of datasets and data loaders from ``checkpoint_dir`` whenever a file of the
+right name is there. :func:`apply` repairs all five, once, and must run before anything imports ``recbole``: every plugin module that imports
 RecBole calls it first (``import recbole_umi`` alone stays light and does not). Each fix is
 a named function below so that tests can check it and a reader can see exactly what is
 changed and why.
@@ -22,6 +23,13 @@ changed and why.
   initialized" in every ordinary (single-process) run, right after the download, so
   ``--dataset=ml-1m`` without a local copy failed. Inside RecBole's dataset module the
   barrier is skipped when no process group exists; in distributed runs it still waits.
+- :func:`read_no_recbole_pickles`: ``recbole.data.utils`` unpickles
+  ``<checkpoint_dir>/<dataset>-<class>.pth`` (``create_dataset``) and
+  ``<dataset>-for-<model>-dataloader.pth`` (``data_preparation``) whenever they exist, or
+  the files ``dataset_save_path`` / ``dataloaders_save_path`` name: unpickling runs any code
+  the file was made to run. There, ``pickle.load`` now refuses with a clear message, and the
+  data-loader cache is never looked for (the loaders are built from the dataset). Saving
+  them is refused in :mod:`recbole_umi.settings`.
 
 Not a fix here, on purpose: torch >= 2.6 loads with ``weights_only=True``, so RecBole's own
 ``Trainer.evaluate(model_file=...)``, ``resume_checkpoint`` and ``load_data_and_model``
@@ -34,6 +42,7 @@ and RecBole's own code stays strict.
 from __future__ import annotations
 
 import importlib
+import pickle
 import sys
 import types
 import warnings
@@ -47,6 +56,7 @@ __all__ = [
     "make_ray_importable",
     "import_sequential_models_without_anomaly_mode",
     "download_datasets_without_process_group",
+    "read_no_recbole_pickles",
     "NUMPY_ALIASES",
 ]
 
@@ -158,6 +168,34 @@ def download_datasets_without_process_group() -> None:
         module.torch = _TorchForDatasetDownload("torch")
 
 
+class _PickleWithoutLoad(types.ModuleType):
+    """``pickle`` as RecBole's data module sees it: ``load`` refuses, the rest is pickle's."""
+
+    def __getattr__(self, name):
+        return getattr(pickle, name)
+
+    @staticmethod
+    def load(file, *args, **kwargs):
+        name = getattr(file, "name", file)
+        raise pickle.UnpicklingError(
+            f"recbole-umi reads no pickled files, since unpickling can run code from the file: RecBole's "
+            f"cache {name} is not read. Delete it; the dataset is built from its atomic files."
+        )
+
+
+def _no_split_dataloaders(config):
+    """RecBole's ``load_split_dataloaders``, which unpickles a cache: there is none to read."""
+    return None
+
+
+def read_no_recbole_pickles() -> None:
+    """Let RecBole's data module read no pickled dataset or data-loader caches."""
+    module = importlib.import_module("recbole.data.utils")
+    if not isinstance(module.pickle, _PickleWithoutLoad):
+        module.pickle = _PickleWithoutLoad("pickle")
+        module.load_split_dataloaders = _no_split_dataloaders
+
+
 def apply() -> None:
     """Apply every fix, once; safe to call again."""
     global _applied
@@ -167,4 +205,5 @@ def apply() -> None:
     make_ray_importable()
     import_sequential_models_without_anomaly_mode()
     download_datasets_without_process_group()
+    read_no_recbole_pickles()
     _applied = True

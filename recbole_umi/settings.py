@@ -92,6 +92,8 @@ class Setting:
 
     def describe(self) -> str:
         """What a valid value is, in words: ``"an integer in [1, inf)"``."""
+        if self.choices == ():
+            return "empty (~)"
         if self.choices is not None:
             return f"one of {', '.join(map(repr, self.choices))}"
         if self.kind is list:
@@ -167,6 +169,8 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
 }
 
 _ONE_PROCESS = "multi-process training is not supported yet; run a single process"
+_NO_PICKLE = ("RecBole writes these files with pickle and reads them back with pickle, which can run "
+              "code from the file; recbole-umi builds datasets and loaders from the atomic files instead")
 
 # RecBole's own settings whose ranges the plugin's YAML files promise, and the arguments of
 # RecBole's multi-process runs, which the plugin does not support (a key nothing reads would
@@ -181,6 +185,11 @@ RUN_SETTINGS: dict[str, Setting] = {
     "learning_rate": Setting(float, low=0.0, low_open=True),
     "nproc": Setting(int, low=1, high=1, note=_ONE_PROCESS),
     "world_size": Setting(int, high=1, note=_ONE_PROCESS),
+    "local_rank": Setting(int, low=0, high=0, note=_ONE_PROCESS),
+    "save_dataset": Setting(bool, choices=(False,), note=_NO_PICKLE),
+    "save_dataloaders": Setting(bool, choices=(False,), note=_NO_PICKLE),
+    "dataset_save_path": Setting(str, choices=(), note=_NO_PICKLE),
+    "dataloaders_save_path": Setting(str, choices=(), note=_NO_PICKLE),
 }
 
 # Settings of the plugin's models (properties/model/*.yaml). RecBole's own models may use

@@ -125,8 +125,12 @@ class Tuning(HyperTuning):
         space = {}
         for name, (kind, values) in self.space_spec.items():
             space.setdefault(kind, {})[name] = values
-        super().__init__(self._objective, params_dict=space, algo=algo, max_evals=max_evals,
-                         early_stop=max_evals + 1)  # no early stop: every model gets the same number of trials
+        super().__init__(self._objective, params_dict=space, algo=algo, max_evals=max_evals)
+        # no early stop: every model gets the same number of trials (RecBole's HyperTuning
+        # stops after 10 trials without gain, and sets max_evals to the grid for exhaustive)
+        from hyperopt.early_stop import no_progress_loss
+
+        self.early_stop_fn = no_progress_loss(self.max_evals + 1)
         self.record = json.loads(json.dumps({
             "model": model,
             "dataset": dataset,
@@ -146,8 +150,14 @@ class Tuning(HyperTuning):
         unknown = [name for name in self.space_spec if name not in config.final_config_dict]
         if unknown:
             raise ParamsFileError(f"{', '.join(unknown)}: not a setting of {self.model_name} (check the params file's names)")
-        for name, (kind, values) in self.space_spec.items():  # each value must pass validation
-            for value in values if kind == "choice" else []:
+        for name, (kind, values) in self.space_spec.items():  # every value, or both ends, must pass
+            if kind == "choice":
+                candidates = values
+            elif kind == "loguniform":
+                candidates = [math.exp(values[0]), math.exp(values[1])]
+            else:  # uniform, quniform: hyperopt hands out floats (3.0 is no integer setting)
+                candidates = [float(values[0]), float(values[1])]
+            for value in candidates:
                 Config(self.model_name, self.dataset_name, self.config_file_list,
                        {**self.fixed_settings, name: value, "state": "ERROR"})
         defaults = {name: config[name] for name in self.space_spec}

@@ -404,3 +404,48 @@ def test_each_run_in_one_process_has_its_own_complete_log(two_runs):
         assert f"eval_protocol = {protocol}" in text and f"eval_protocol = {other}" not in text, path.name
         assert text.count("test result") == 1 and text.count("best valid") == 1, path.name
     assert "user split" in logs[1].read_text() and "user split" not in logs[0].read_text()
+
+
+class _WritesMarker:
+    """Unpickled, it creates (opens for writing) the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_recboles_pickled_caches_are_never_read(tiny_data, tmp_path):
+    """RecBole unpickles <checkpoint_dir>/<dataset>-<class>.pth and
+    <dataset>-for-<model>-dataloader.pth whenever they exist: planted there, they are ignored
+    (the run builds its data from the atomic files) and their code never runs."""
+    import pickle
+
+    from recbole.data.utils import create_dataset as recbole_create_dataset
+
+    from recbole_umi.quick_start import run
+
+    checkpoints = tmp_path / "saved"
+    checkpoints.mkdir(exist_ok=True)
+    marker = tmp_path / "marker"
+    for name in ("tiny-SequentialDataset.pth", "tiny-for-SASRec-dataloader.pth"):
+        (checkpoints / name).write_bytes(pickle.dumps(_WritesMarker(marker)))
+    settings = tiny_config(tiny_data, eval_protocol="recbole", epochs=1, checkpoint_dir=str(checkpoints),
+                           train_neg_sample_args=None)
+    result = run("SASRec", "tiny", config_dict=settings)
+    assert result["test_result"] and not marker.exists()
+    # RecBole's own create_dataset refuses the cache instead of running it
+    with pytest.raises(pickle.UnpicklingError, match="reads no pickled files"):
+        recbole_create_dataset(Config("SASRec", "tiny", config_dict=settings))
+    assert not marker.exists()
+    # Control: the planted file does run code when unpickled.
+    pickle.loads((checkpoints / "tiny-SequentialDataset.pth").read_bytes()).close()
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("key, value", [("save_dataset", True), ("save_dataloaders", True),
+                                        ("dataset_save_path", "d.pth"), ("dataloaders_save_path", "l.pth")])
+def test_settings_that_make_recbole_pickle_are_refused(key, value):
+    with pytest.raises(SettingsError, match=f"'{key}' = .*RecBole writes these files with pickle"):
+        Config("UMI", "ml-100k", config_dict={key: value})

@@ -335,3 +335,48 @@ def test_recbole_models_save_the_same_format(trained, monkeypatch):
     # RecBole's own Trainer reads the file too (weights-only): the entries keep its names.
     loaded = recbole_umi.load(best)
     assert RecBoleTrainer(loaded.config, loaded.model).evaluate(loaded.test_data, model_file=str(best)) == result["test_result"]
+
+
+def test_resuming_an_early_stopped_run_trains_no_further_epoch(trained, monkeypatch, tmp_path):
+    """The -last file of the epoch early stopping ended is written before RecBole's loop
+    breaks: resuming it must not train on."""
+    monkeypatch.chdir(trained.work)
+    settings = {**trained.settings, "epochs": 40, "stopping_step": 1, "checkpoint_dir": str(tmp_path / "stopped")}
+    result = run("UMI", "tiny", config_dict=settings)
+    last = last_checkpoint_path(best_file(tmp_path / "stopped"))
+    saved = torch.load(last, weights_only=True)
+    assert saved["epoch"] < 39 and saved["cur_step"] > 1  # early stopping ended it
+    monkeypatch.setattr(RecBoleTrainer, "_train_epoch", lambda *a, **k: pytest.fail("trained after early stopping"))
+    resumed = run(resume=str(last))
+    assert resumed["test_result"] == result["test_result"]
+
+
+def test_resume_before_the_first_validation(trained, monkeypatch, tmp_path):
+    """With eval_step 3 a run killed in epoch 1 has a -last file but no best file yet."""
+    monkeypatch.chdir(trained.work)
+    train_epoch = RecBoleTrainer._train_epoch
+
+    def killed_in_epoch_1(self, train_data, epoch_idx, *args, **kwargs):
+        if epoch_idx == 1:
+            raise _Killed
+        return train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+
+    settings = {**trained.settings, "eval_step": 3, "checkpoint_dir": str(tmp_path / "early")}
+    with monkeypatch.context() as patch:
+        patch.setattr(RecBoleTrainer, "_train_epoch", killed_in_epoch_1)
+        with pytest.raises(_Killed):
+            run("UMI", "tiny", config_dict=settings)
+    (last,) = (tmp_path / "early").glob("*-last.pth")
+    assert torch.load(last, weights_only=True)["best_valid_result"] is None
+    assert not list((tmp_path / "early").glob("UMI-*[0-9].pth"))  # no best file yet
+    resumed = run(resume=str(last))
+    assert resumed["best_valid_result"] and resumed["test_result"]
+
+
+def test_a_checkpoint_cannot_bring_back_settings_that_read_pickles(trained, tmp_path):
+    crafted = torch.load(trained.best, weights_only=True)
+    crafted["config"]["dataloaders_save_path"] = str(tmp_path / "evil.pkl")
+    crafted["config"]["local_rank"] = 1
+    assert "local_rank" not in checkpoint._rebuild_settings(crafted["config"])
+    with pytest.raises(Exception, match="dataloaders_save_path"):
+        checkpoint.Config("UMI", "tiny", config_dict=checkpoint._rebuild_settings(crafted["config"]))

@@ -265,3 +265,26 @@ def test_one_per_user_needs_the_user_split(protocol_data):
     config = Config("UMI", "known", config_dict=settings)
     with pytest.raises(ProtocolConfigError, match="'train_sampling' = 'one_per_user': needs eval_protocol: user_split"):
         data_preparation(config, create_dataset(config))
+
+
+def test_one_per_user_with_one_interaction_users(tmp_path, monkeypatch):
+    """Training users with one interaction have no sample: every drawn row must still be the
+    drawn user's own (a zero-sample user once shifted the next user's rows, or overran)."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(3)
+    sequences = {u: [int(i) for i in rng.choice(np.arange(1, 41), size=1 if u % 4 == 0 else 8, replace=False)]
+                 for u in range(1, 81)}
+    data = write_atomic(tmp_path / "data", "ones", sequences, {u: (30.0, "M") for u in sequences})
+    settings = tiny_config(data, eval_protocol="user_split", train_sampling="one_per_user", train_batch_size=1000)
+    config = Config("UMI", "ones", config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train, _, _ = data_preparation(config, dataset)
+    users_with_samples = len(set(train.dataset.inter_feat[dataset.uid_field].tolist()))
+    for _ in range(5):
+        batch = next(iter(train))
+        assert len(batch) == users_with_samples
+        for row in range(len(batch)):
+            user = int(dataset.id2token(dataset.uid_field, batch[dataset.uid_field][row].item()))
+            target = int(dataset.id2token(dataset.iid_field, batch[dataset.iid_field][row].item()))
+            assert target in sequences[user][1:]

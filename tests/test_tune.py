@@ -109,6 +109,8 @@ def test_recbole_model_with_exhaustive_search(setup):
         ("learning_rate normal 0,1\n", "expected 'name choice|uniform|quniform|loguniform values'"),
         ("# only a comment\n", "names no setting"),
         ("n_interests choice [4,5]\n", r"the current value 3 is outside the searched choice \[4, 5\]"),
+        ("n_interests quniform 2,6,1\n", "'n_interests' = 2.0: must be an integer"),  # use choice for ints
+        ("softmax_temperature uniform -1,1\n", r"'softmax_temperature' = -1.0: must be a number in \(0, inf\)"),
     ],
 )
 def test_bad_params_file_fails_before_training(setup, monkeypatch, text, message):

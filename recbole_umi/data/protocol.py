@@ -31,7 +31,6 @@ training samples. All of this happens before anything trains.
 from __future__ import annotations
 
 import importlib
-import os
 from logging import getLogger
 
 import numpy as np
@@ -185,7 +184,9 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         built = [self._rows(train_targets, train_starts)]
         # row r of user u's samples: built[0] rows user_offsets[u] .. user_offsets[u + 1] - 1
         samples_per_user = ends[train_users] - starts[train_users] - 1
+        samples_per_user = samples_per_user[samples_per_user > 0]  # a one-interaction user has none
         built[0].user_offsets = torch.from_numpy(np.r_[0, np.cumsum(samples_per_user)])
+        built[0].n_training_users = len(train_users)
 
         logger = getLogger()
         items = self.inter_feat[self.iid_field].numpy()
@@ -278,17 +279,15 @@ def _recbole_dataset(config):
     where RecBole would build a plain ``Dataset`` or ``SequentialDataset`` from the files.
 
     RecBole picks the class by model (``<model>Dataset``, e.g. knowledge-aware ones) or by
-    model type; those, and datasets RecBole saves or loads from a saved file
-    (``save_dataset``, ``dataset_save_path``), are left to RecBole."""
+    model type; the model-specific classes are left to RecBole. RecBole's pickled dataset
+    caches are never read (``save_dataset`` and ``dataset_save_path`` are refused in
+    :mod:`recbole_umi.settings`; a cache file left in ``checkpoint_dir`` is ignored here and
+    refused by :func:`recbole_umi.compat.read_no_recbole_pickles` on RecBole's own path)."""
     if hasattr(importlib.import_module("recbole.data.dataset"), config["model"] + "Dataset"):
         return recbole_create_dataset(config)
     checked = {ModelType.SEQUENTIAL: CheckedSequentialDataset, ModelType.GENERAL: CheckedDataset,
                ModelType.CONTEXT: CheckedDataset, ModelType.TRADITIONAL: CheckedDataset}.get(config["MODEL_TYPE"])
     if checked is None:
-        return recbole_create_dataset(config)
-    recbole_class = checked.__mro__[2]  # the class RecBole would build, and name its saved file after
-    saved = os.path.join(config["checkpoint_dir"], f"{config['dataset']}-{recbole_class.__name__}.pth")
-    if config["save_dataset"] or config["dataset_save_path"] or os.path.exists(saved):
         return recbole_create_dataset(config)
     return checked(config)
 
@@ -315,7 +314,8 @@ class OnePerUserTrainDataLoader(TrainDataLoader):
 
     def __init__(self, config, dataset, sampler, shuffle=False):
         self.user_offsets = dataset.user_offsets
-        self.target_generator = torch.Generator().manual_seed(config["seed"])
+        # its own stream, not a copy of RecBole's shuffling generator (seeded with `seed`)
+        self.target_generator = torch.Generator().manual_seed(config["seed"] + 1)
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
     def _init_batch_size_and_step(self):
@@ -346,7 +346,7 @@ def data_preparation(config, dataset):
         raise ProtocolConfigError(
             "user_split_ratios", config["user_split_ratios"],
             f"leaves no training samples on the dataset {config['dataset']!r}: a sample is a training user's "
-            f"interaction after at least one other, and its {len(train.user_offsets) - 1} training users have "
+            f"interaction after at least one other, and its {train.n_training_users} training users have "
             "at most one interaction each (after RecBole's filters); the dataset needs users with 2 or more",
         )
     train_loader = TRAIN_LOADERS[setting(config, "train_sampling")]
