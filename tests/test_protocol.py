@@ -58,6 +58,7 @@ def raw_user(dataset, split, row):
 def test_history_cut_keeps_one_item_each_side():
     assert history_cut(np.array([2, 10, 11, 20, 25]), 0.9).tolist() == [1, 9, 9, 18, 22]
     assert history_cut(np.array([2, 3]), 0.1).tolist() == [1, 1]
+    assert history_cut(np.array([90, 10]), 0.7).tolist() == [63, 7]  # 0.7 * 90 = 62.99... in floats
 
 
 def test_split_is_by_user_and_cut_at_90_percent(protocol_data):
