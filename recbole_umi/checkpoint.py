@@ -72,12 +72,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from recbole.trainer import Trainer  # noqa: E402
 from recbole.utils import get_trainer as recbole_get_trainer  # noqa: E402
-from recbole.utils import init_seed, set_color  # noqa: E402
+from recbole.utils import set_color  # noqa: E402
 
 from recbole_umi import __version__  # noqa: E402
 from recbole_umi.config import Config  # noqa: E402
-from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
-from recbole_umi.registry import get_model  # noqa: E402
+from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
 
 __all__ = [
@@ -763,12 +762,10 @@ def load(path, data_path=None, config_file_list=None, config_dict=None, cmd_args
     if data_path is not None:
         overrides["data_path"] = str(data_path)
     config = _config_from(checkpoint, path, model, dataset, config_file_list, overrides, cmd_args)
-    init_seed(config["seed"], config["reproducibility"])  # as run: the same split
-    dataset_ = create_dataset(config)
-    check_dataset_ids(checkpoint["ids"], dataset_, path)
-    train_data, valid_data, test_data = data_preparation(config, dataset_)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model_ = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    # as run builds: the same split and loaders
+    dataset_, train_data, valid_data, test_data, model_ = build(
+        config, check_dataset=lambda dataset: check_dataset_ids(checkpoint["ids"], dataset, path)
+    )
     _load_model_state(model_, checkpoint, path)
     model_.eval()
     info = {"path": str(path), **{key: checkpoint[key] for key in ("kind", "epoch", "best_valid_score", "best_valid_result")}}

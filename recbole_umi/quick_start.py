@@ -14,14 +14,13 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from logging import getLogger  # noqa: E402
 
-from recbole.utils import get_environment, init_seed, set_color  # noqa: E402
+from recbole.utils import get_environment, set_color  # noqa: E402
 
 from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer  # noqa: E402
 from recbole_umi.config import Config  # noqa: E402
-from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, evaluated_users, interest_diagnostics  # noqa: E402
 from recbole_umi.metrics import paper_metric_names  # noqa: E402
-from recbole_umi.registry import get_model  # noqa: E402
+from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
 
 __all__ = ["run", "main", "console_main", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
@@ -64,16 +63,10 @@ def run(
         config = Config(model, dataset, config_file_list, config_dict, cmd_args)
     else:
         config = checkpoint_config(resume, model, dataset, config_file_list, config_dict, cmd_args)
-    init_seed(config["seed"], config["reproducibility"])
     init_run_logger(config)  # this run's own log file, also when a process makes several runs
     logger = getLogger()
     logger.info(config)
-
-    dataset_ = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset_)
-
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model_ = get_model(config["model"])(config, train_data.dataset).to(config["device"])
+    _, train_data, valid_data, test_data, model_ = build(config)
     logger.info(model_)
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model_)

@@ -8,8 +8,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-
-import numpy as np
 import torch
 
 from recbole_umi import compat

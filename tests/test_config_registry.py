@@ -11,7 +11,7 @@ from recbole_umi.model import LossConfigError, ModelConfigError, ProfileConfigEr
 from recbole_umi.model.umi import UMI
 from recbole_umi.registry import get_model
 from recbole_umi.settings import SETTINGS, SettingsError
-from tests.conftest import build, random_sequences, tiny_config, write_atomic
+from tests.conftest import build, random_sequences, write_atomic
 
 
 def test_plugin_models_first_then_recbole():
