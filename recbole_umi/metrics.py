@@ -24,10 +24,11 @@ def paper_metric_names(result: dict) -> dict:
         match = re.fullmatch(r"(\w+)@(\d+)", key)
         if match and match.group(1) in _PAPER_NAMES:
             renamed[f"{_PAPER_NAMES[match.group(1)]}@{match.group(2)}"] = float(value)
-    return dict(sorted(renamed.items(), key=lambda kv: (kv[0].split("@")[0] != "HitRate", int(kv[0].split("@")[1]))))
+    return dict(sorted(renamed.items(), key=_by_n))
 
 
 def _by_n(item) -> tuple:
+    """Sort key of ``(column, value)``: HitRate (recall) before the others, then by N."""
     name, n = item[0].split("@")
     return name not in ("HitRate", "recall"), int(n)
 
