@@ -212,6 +212,8 @@ MODEL_SETTINGS: dict[str, Setting] = {
     "routing_iterations": Setting(int, low=1),
     "routing_init_std": Setting(float, low=0.0),
     "routing_regularization": Setting(float, low=0.0),
+    "profile_noise": Setting(float, low=0.0, high=1.0),
+    "profile_noise_seed": Setting(int),
     "attention_hidden_size": Setting(int, low=1),
     "refine_hidden_size": Setting(int, low=1),
     "mlp_hidden_size": Setting(int, low=1),

@@ -289,3 +289,32 @@ def test_one_per_user_with_one_interaction_users(tmp_path, monkeypatch):
             user = int(dataset.id2token(dataset.uid_field, batch[dataset.uid_field][row].item()))
             target = int(dataset.id2token(dataset.iid_field, batch[dataset.iid_field][row].item()))
             assert target in sequences[user][1:]
+
+
+def test_profile_noise_changes_the_stated_share_and_nothing_else(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sequences, profiles = random_sequences_with_profiles()
+    data = write_atomic(tmp_path / "data", "noisy", sequences, profiles)
+
+    def users(noise, seed=2022):
+        settings = tiny_config(data, eval_protocol="user_split", profile_noise=noise, profile_noise_seed=seed)
+        return create_dataset(Config("UMI", "noisy", config_dict=settings)).user_feat.copy()
+
+    clean, noisy = users(0.0), users(0.25)
+    n_users = len(clean) - 1  # row 0: the padding user
+    assert n_users == 60
+    for field in ("age", "gender"):
+        changed = (clean[field] != noisy[field]).to_numpy()
+        assert changed.sum() == 15 and not changed[0]  # round(0.25 * 60), never the padding row
+        assert set(noisy[field][1:]) <= set(clean[field][1:])  # valid values only
+    assert (clean["user_id"] == noisy["user_id"]).all()
+    assert noisy.equals(users(0.25))  # seeded
+    assert not noisy.equals(users(0.25, seed=7))
+
+
+def random_sequences_with_profiles():
+    """60 users; age a float of 8 values, gender a token of 3."""
+    rng = np.random.default_rng(11)
+    sequences = {u: [int(i) for i in rng.choice(np.arange(1, 41), size=12, replace=False)] for u in range(1, 61)}
+    profiles = {u: (float(20 + 5 * rng.integers(8)), "MFX"[int(rng.integers(3))]) for u in sequences}
+    return sequences, profiles

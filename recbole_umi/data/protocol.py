@@ -42,6 +42,7 @@ from recbole.data.dataset import Dataset, SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import ModelType, set_color
 
+from recbole_umi.data.profile_noise import corrupt_profiles
 from recbole_umi.settings import SettingsError, check_topk, setting
 
 __all__ = [
@@ -304,6 +305,9 @@ def create_dataset(config):
     getLogger().info(dataset)
     if config["topk"]:
         check_topk(config["topk"], dataset.item_num - 1, config["dataset"])  # item_num counts the padding item
+    if config["profile_noise"]:  # plugin models only: RecBole's have no profile_noise
+        corrupt_profiles(dataset, setting(config, "profile_fields"), setting(config, "profile_noise"),
+                         setting(config, "profile_noise_seed"))
     return dataset
 
 
