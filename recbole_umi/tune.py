@@ -288,7 +288,7 @@ def best_trial(trials: list[dict]) -> dict:
 
 def write_best(path: Path, best: dict, tuning: Tuning) -> None:
     header = (
-        f"# Best of {len(tuning.finished_trials())} {tuning.record['algo']} trials for {tuning.model_name} on "
+        f"# Best of {len(tuning.finished_trials())} {tuning.record['algo']} trials for {tuning.record['model']} on "
         f"{tuning.dataset_name}, chosen on validation users: trial {best['trial']}, valid score "
         f"{best['best_valid_score']:.4f}.\n# Written by python -m recbole_umi.tune; use with --config_files.\n"
     )

@@ -87,6 +87,7 @@ def test_variant_names_as_in_compare(setup):
     tune("UMI-IR", "tiny", params, tmp_path / "out", "random", 1, 7, config_dict=settings, log=quiet)
     stored = json.loads((tmp_path / "out" / "tuning.json").read_text())
     assert stored["model"] == "UMI-IR" and stored["settings"]["use_ir"] is False
+    assert "1 random trials for UMI-IR on tiny" in (tmp_path / "out" / "best.yaml").read_text()
 
 
 def test_recbole_model_with_exhaustive_search(setup):
