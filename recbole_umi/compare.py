@@ -277,14 +277,19 @@ def _ranks(table: dict, column: str) -> tuple[str | None, str | None]:
     return ordered[0], ordered[1] if len(ordered) > 1 else None
 
 
+def best_other(table: dict, column: str) -> str | None:
+    """The variant after the first with the best mean in ``column`` (None: only one)."""
+    others = list(table)[1:]
+    return max(others, key=lambda v: table[v][column][0]) if others else None
+
+
 def improvement(table: dict, column: str) -> float | None:
     """Relative improvement (%) of the first variant over the best of the others."""
-    variants = list(table)
-    if len(variants) < 2:
+    other = best_other(table, column)
+    if other is None:
         return None
-    first = table[variants[0]][column][0]
-    best_other = max(table[v][column][0] for v in variants[1:])
-    return 100 * (first - best_other) / best_other if best_other else None
+    first, best = table[next(iter(table))][column][0], table[other][column][0]
+    return 100 * (first - best) / best if best else None
 
 
 SIGNIFICANCE_TESTS = {"ttest": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test"}
@@ -338,13 +343,13 @@ def significance(results: dict, columns: list[str], test: str = "ttest") -> dict
     first variant against each other one over the test users, each user's metric averaged
     over seeds; None if some run has no per-user results."""
     variants = list(results)
+    first = {column: seed_averaged_users(results[variants[0]], recbole_metric_name(column)) for column in columns}
     tests = {}
     for other in variants[1:]:
         tests[other] = {}
         for column in columns:
-            metric = recbole_metric_name(column)
-            first_users = seed_averaged_users(results[variants[0]], metric)
-            other_users = seed_averaged_users(results[other], metric)
+            first_users = first[column]
+            other_users = seed_averaged_users(results[other], recbole_metric_name(column))
             if first_users is None or other_users is None:
                 return None
             if first_users[0] != other_users[0]:
@@ -395,9 +400,7 @@ def render_markdown(columns: list[str], table: dict, n_seeds: int, tests: dict |
     if any(g is not None for g in gains):
         cells = []
         for column, gain in zip(columns, gains):
-            others = list(table)[1:]
-            best_other = max(others, key=lambda v: table[v][column][0]) if others else None
-            star = "*" if tests and tests[best_other][column]["p"] < SIGNIFICANCE_LEVEL else ""
+            star = "*" if tests and tests[best_other(table, column)][column]["p"] < SIGNIFICANCE_LEVEL else ""
             cells.append("" if gain is None else f"{gain:+.2f}{star}")
         lines.append("| ▲% | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ from recbole.evaluator.base_metric import TopkMetric  # noqa: E402
 from recbole.evaluator.register import metrics_dict  # noqa: E402
 
 from recbole_umi.model import MultiInterestRecommender  # noqa: E402
-from recbole_umi.model.layers import routing_overlap  # noqa: E402
+from recbole_umi.model.layers import mean_pairwise_cosine, routing_overlap  # noqa: E402
 
 __all__ = ["PerUserEvaluator", "per_user_topk", "evaluated_users", "interest_diagnostics"]
 
@@ -94,10 +94,7 @@ def interest_diagnostics(model, eval_data) -> dict | None:
     for batch in eval_data:
         interaction = batch[0].to(device)
         interests, routing = model.interests_and_routing(interaction)
-        unit = F.normalize(interests, dim=-1)
-        cosine = torch.matmul(unit, unit.transpose(1, 2))  # B x K x K
-        off_diagonal = cosine.sum(dim=(1, 2)) - cosine.diagonal(dim1=1, dim2=2).sum(dim=1)
-        cosine_sum += (off_diagonal / (k * (k - 1))).sum().item()
+        cosine_sum += mean_pairwise_cosine(interests).sum().item()
         if routing is not None:
             overlap_sum += routing_overlap(routing).item() * len(interests)
             real = (interaction[model.ITEM_SEQ] != 0).float()  # B x T

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["mask_logits", "squash", "MLP", "RoutingLogits", "dynamic_routing", "routing_overlap", "SelfAttentiveExtractor"]
+__all__ = ["mask_logits", "squash", "MLP", "RoutingLogits", "dynamic_routing", "mean_pairwise_cosine", "routing_overlap", "SelfAttentiveExtractor"]
 
 
 def mask_logits(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -118,6 +118,20 @@ def dynamic_routing(
     return capsules, torch.softmax(logits, dim=-1) * mask
 
 
+def mean_pairwise_cosine(vectors: torch.Tensor) -> torch.Tensor:
+    """Each user's mean cosine over the pairs k != l of its K vectors (0 where K = 1).
+
+    Shapes: ``B x K x n`` -> ``B``.
+    """
+    k = vectors.size(1)
+    if k < 2:
+        return vectors.new_zeros(vectors.size(0))
+    unit = F.normalize(vectors, dim=-1)
+    cosine = torch.matmul(unit, unit.transpose(1, 2))  # B x K x K
+    off_diagonal = cosine.sum(dim=(1, 2)) - cosine.diagonal(dim1=1, dim2=2).sum(dim=1)
+    return off_diagonal / (k * (k - 1))
+
+
 def routing_overlap(routing: torch.Tensor) -> torch.Tensor:
     """How alike the K interests' routings are: the mean cosine, over users and pairs of
     interests k != l, of the columns ``routing[:, :, k]`` (each a weight per history item).
@@ -126,13 +140,7 @@ def routing_overlap(routing: torch.Tensor) -> torch.Tensor:
 
     Shapes: ``B x T x K`` -> scalar.
     """
-    n_interests = routing.size(-1)
-    if n_interests < 2:
-        return routing.new_zeros(())
-    columns = F.normalize(routing, dim=1)  # unit length over the items
-    cosine = torch.matmul(columns.transpose(1, 2), columns)  # B x K x K
-    off_diagonal = cosine.sum(dim=(1, 2)) - cosine.diagonal(dim1=1, dim2=2).sum(dim=1)
-    return (off_diagonal / (n_interests * (n_interests - 1))).mean()
+    return mean_pairwise_cosine(routing.transpose(1, 2)).mean()
 
 
 class SelfAttentiveExtractor(nn.Module):
