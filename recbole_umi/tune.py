@@ -102,7 +102,8 @@ class Tuning(HyperTuning):
         params_file: RecBole's params-file format.
         out: the output folder.
         algo: ``bayes`` (TPE), ``random`` or ``exhaustive``.
-        max_evals: trials in all, the finished ones included (exhaustive: the grid's size).
+        max_evals: trials in all, the finished ones included (exhaustive: the grid's size);
+            the best is chosen from the first max_evals trials on disk.
         seed: the search's random seed.
         config_file_list, config_dict: fixed settings of every trial.
         log: where progress lines go.
@@ -269,9 +270,11 @@ class Tuning(HyperTuning):
             fmin(self.trial, self.space, algo=self.algo, max_evals=self.max_evals, trials=trials,
                  rstate=rstate, early_stop_fn=self.early_stop_fn, show_progressbar=False)
         finished = self.finished_trials()
-        best = best_trial(finished)
+        # the budget decides: a folder that holds more trials (a search cut short to a
+        # smaller max_evals later) is chosen from among its first max_evals only
+        best = best_trial(finished[: self.max_evals])
         write_best(self.out / "best.yaml", best, self)
-        (self.out / "trials.md").write_text(trials_table(finished, best))
+        (self.out / "trials.md").write_text(trials_table(finished, best, self.max_evals))
         return best
 
 
@@ -288,18 +291,21 @@ def best_trial(trials: list[dict]) -> dict:
 
 def write_best(path: Path, best: dict, tuning: Tuning) -> None:
     header = (
-        f"# Best of {len(tuning.finished_trials())} {tuning.record['algo']} trials for {tuning.record['model']} on "
+        f"# Best of {min(len(tuning.finished_trials()), tuning.max_evals)} {tuning.record['algo']} trials for {tuning.record['model']} on "
         f"{tuning.dataset_name}, chosen on validation users: trial {best['trial']}, valid score "
         f"{best['best_valid_score']:.4f}.\n# Written by python -m recbole_umi.tune; use with --config_files.\n"
     )
     path.write_text(header + yaml.safe_dump(best["params"], sort_keys=True))
 
 
-def trials_table(trials: list[dict], best: dict) -> str:
+def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> str:
     names = list(trials[0]["params"])
     metrics = list(trials[0]["best_valid_result"])
-    lines = [
-        "Every trial; the best validation score is in bold. Test results are recorded, never used to choose.",
+    lines = ["Every trial; the best validation score is in bold. Test results are recorded, never used to choose."]
+    if budget is not None and len(trials) > budget:
+        lines.append(f"The budget is {budget} trials: the best is chosen from trials 1-{budget}; "
+                     f"trials {budget + 1}-{len(trials)} ran before the budget was cut and are listed, not chosen from.")
+    lines += [
         "",
         "| trial | " + " | ".join(names) + " | valid score | " + " | ".join(f"test {m}" for m in metrics) + " | s |",
         "| --- |" + " --- |" * (len(names) + len(metrics) + 2),

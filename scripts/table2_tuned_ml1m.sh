@@ -19,8 +19,8 @@ plan="$out/plan.yaml"
 for model in "${models[@]}"; do
     best="results/tuning/ml-1m/$model/best.yaml"
     trials=$(ls "results/tuning/ml-1m/$model/trials/" 2>/dev/null | wc -l)
-    if [[ ! -f $best || $trials -lt 8 ]]; then
-        echo "$model's search is not finished ($trials of 8 trials): run scripts/tune_ml1m.sh first" >&2
+    if [[ ! -f $best || $trials -lt 5 ]]; then
+        echo "$model's search is not finished ($trials of 5 trials): run scripts/tune_ml1m.sh first" >&2
         exit 1
     fi
     fixed="tuning/ml-1m/${model%+HN}.yaml"  # the model's fixed settings of the search, if any

@@ -58,6 +58,23 @@ def test_interrupted_search_resumes_as_if_uninterrupted(setup):
     assert f"**{whole['best_valid_score']:.4f}**" in table
 
 
+def test_a_smaller_budget_chooses_among_the_first_trials_only(setup, monkeypatch):
+    tmp_path, settings, params = setup
+    tune("UMI", "tiny", params, tmp_path / "cut", "random", 3, 7, config_dict=settings, log=quiet)
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "cut" / "trials").glob("*.json"))]
+    # make the third trial the best on validation, then cut the budget to two trials
+    records[2]["best_valid_score"] = max(r["best_valid_score"] for r in records) + 0.1
+    (tmp_path / "cut" / "trials" / "003.json").write_text(json.dumps(records[2]))
+    monkeypatch.setattr(tune_module, "run", lambda *a, **k: pytest.fail("nothing should train"))
+    best = tune("UMI", "tiny", params, tmp_path / "cut", "random", 2, 7, config_dict=settings, log=quiet)
+    assert best == best_trial(records[:2])
+    assert (tmp_path / "cut" / "best.yaml").read_text().startswith("# Best of 2 random trials for UMI")
+    table = (tmp_path / "cut" / "trials.md").read_text()
+    assert "The budget is 2 trials: the best is chosen from trials 1-2; trials 3-3" in table
+    assert [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:] == [
+        "| 1", "| 2", "| 3"]  # the third trial is still listed
+
+
 def test_best_trial_is_chosen_on_validation_never_on_test():
     records = [
         {"trial": 1, "best_valid_score": 0.30, "valid_score_bigger": True, "test_result": {"recall@5": 0.9}},
