@@ -365,7 +365,7 @@ def plain_config(config) -> dict:
     return plain
 
 
-def _rebuild_settings(saved_config: dict) -> dict:
+def rebuild_settings(saved_config: dict) -> dict:
     """The saved settings as input for a new Config: without what RecBole derives, and with
     the two values RecBole rewrites while building put back in their input form."""
     # _NOT_SAVED too: a crafted file must not bring back local_rank, paths of pickles, ...
@@ -398,7 +398,7 @@ def _config_from(checkpoint: dict, path, model=None, dataset=None, config_file_l
         if given is not None and given != checkpoint[what]:
             raise CheckpointError(path, f"holds a {what} {checkpoint[what]!r}, not {given!r}")
     return _CheckpointConfig(
-        _rebuild_settings(checkpoint["config"]), checkpoint["model"], checkpoint["dataset"],
+        rebuild_settings(checkpoint["config"]), checkpoint["model"], checkpoint["dataset"],
         config_file_list, config_dict, cmd_args,
     )
 

@@ -33,6 +33,7 @@ __all__ = [
     "LOSS_TYPES",
     "NEGATIVE_SAMPLERS",
     "COMIREC_VARIANTS",
+    "RETRIEVAL_MODES",
     "setting",
     "check",
     "validate",
@@ -45,6 +46,9 @@ TRAIN_SAMPLINGS = ("all_positions", "one_per_user")
 LOSS_TYPES = ("sampled_softmax", "full_softmax")
 NEGATIVE_SAMPLERS = ("uniform", "popularity")
 COMIREC_VARIANTS = ("DR", "SA")
+# How evaluation finds a user's top N (recbole_umi.retrieval): every item scored, or a faiss
+# index searched, as a deployment would.
+RETRIEVAL_MODES = ("full_sort", "faiss_exact", "faiss_ivf", "faiss_hnsw")
 
 
 class SettingsError(ValueError):
@@ -220,6 +224,12 @@ MODEL_SETTINGS: dict[str, Setting] = {
     "use_dar": Setting(bool),
     "use_ir": Setting(bool),
     "comirec_variant": Setting(str, choices=COMIREC_VARIANTS),
+    "retrieval": Setting(str, choices=RETRIEVAL_MODES),
+    "retrieval_nlist": Setting(int, low=0, note="0 chooses about 4 sqrt(#items) cells"),
+    "retrieval_nprobe": Setting(int, low=1),
+    "retrieval_hnsw_m": Setting(int, low=2),
+    "retrieval_ef_construction": Setting(int, low=1),
+    "retrieval_ef_search": Setting(int, low=1),
     # SASRecMatching's encoder (RecBole's SASRec)
     "n_layers": Setting(int, low=1),
     "n_heads": Setting(int, low=1),
@@ -259,6 +269,9 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
         for key in MODEL_SETTINGS:
             if key in config:
                 setting(config, key)  # an empty value is an error too
+    if not plugin_model and "retrieval" in config and config["retrieval"] not in (None, "full_sort"):
+        raise SettingsError("retrieval", config["retrieval"],
+                            "must be 'full_sort' for RecBole's own models: only recbole-umi models search a faiss index")
     for key, narrower in (restrictions or {}).items():
         if key in config and config[key] is not None:
             narrower.check(key, config[key])

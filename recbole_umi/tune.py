@@ -211,7 +211,7 @@ class Tuning(HyperTuning):
         number = len(self.finished_trials()) + 1
         started = time.perf_counter()
         params = {name: _plain(value) for name, value in params.items()}
-        self.log(f"[{number}/{self.max_evals}] {self.model_name}: {params} ...")
+        self.log(f"[{number}/{self.max_evals}] {self.record['model']}: {params} ...")
         outcome = super().trial(params)
         result = self.params2result[self.params2str(params)]
         defaults_trial = self.start_from_defaults and number == 1

@@ -377,6 +377,6 @@ def test_a_checkpoint_cannot_bring_back_settings_that_read_pickles(trained, tmp_
     crafted = torch.load(trained.best, weights_only=True)
     crafted["config"]["dataloaders_save_path"] = str(tmp_path / "evil.pkl")
     crafted["config"]["local_rank"] = 1
-    assert "local_rank" not in checkpoint._rebuild_settings(crafted["config"])
+    assert "local_rank" not in checkpoint.rebuild_settings(crafted["config"])
     with pytest.raises(Exception, match="dataloaders_save_path"):
-        checkpoint.Config("UMI", "tiny", config_dict=checkpoint._rebuild_settings(crafted["config"]))
+        checkpoint.Config("UMI", "tiny", config_dict=checkpoint.rebuild_settings(crafted["config"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from logging import getLogger
 
 import torch
 import torch.nn as nn
@@ -64,6 +65,15 @@ class MultiInterestRecommender(SequentialRecommender):
                 setting(config, "float_profile_buckets"),
             )
         self.loss_fct = MultiInterestLoss.from_config(config, dataset, self.readout_power(config))
+        # evaluation's top N through a faiss index instead of scoring every item
+        self.retrieval = setting(config, "retrieval")
+        self._index_spec = None
+        if self.retrieval != "full_sort":
+            from recbole_umi.retrieval import IndexSpec  # faiss only where it is used
+
+            self._index_spec = IndexSpec.from_config(config)
+        self._retrieval_n = max(config["topk"])
+        self._retriever_cache = None
         self.routing_regularization = setting(config, "routing_regularization")
         if self.routing_regularization > 0 and not self.routes_items:
             raise ModelConfigError(
@@ -126,6 +136,37 @@ class MultiInterestRecommender(SequentialRecommender):
         return (interests * items.unsqueeze(1)).sum(dim=-1).max(dim=1).values
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        """``B x n_items`` scores ``max_k o_k . e_t`` for every item."""
+        """``B x n_items`` scores ``max_k o_k . e_t`` for every item.
+
+        With ``retrieval`` other than ``full_sort``, only the top ``max(topk)`` items that a
+        faiss search of every interest returns (:mod:`recbole_umi.retrieval`) get their
+        scores; every other item gets ``-inf``, so RecBole's evaluator ranks what a
+        deployment would return. The index is built from the current item vectors and
+        rebuilt whenever a parameter has changed (a training step, loaded weights)."""
         interests = self.forward(interaction)
-        return torch.matmul(interests, self.item_embeddings().t()).max(dim=1).values
+        if self._index_spec is None:
+            return torch.matmul(interests, self.item_embeddings().t()).max(dim=1).values
+        scores, item_ids = self._retriever().search(interests, self._retrieval_n)
+        found = torch.from_numpy(item_ids >= 0)
+        if not found.all() and not self._retriever_cache[2]:
+            self._retriever_cache[2] = True
+            getLogger().warning(
+                f"retrieval {self.retrieval}: {int((~found).any(dim=1).sum())} of {len(found)} users got fewer "
+                f"than {self._retrieval_n} items from the index (raise retrieval_nprobe); their empty places are "
+                "filled with arbitrary items that count for the metrics"
+            )
+        dense = torch.full((len(interests), self.n_items), -torch.inf, device=interests.device)
+        rows = torch.arange(len(interests)).unsqueeze(1).expand_as(found)
+        dense[rows[found], torch.from_numpy(item_ids)[found]] = torch.from_numpy(scores)[found].to(dense)
+        return dense
+
+    def _retriever(self):
+        """The faiss retriever over the current item vectors (built again after any change
+        of a parameter: torch counts in-place changes in ``_version``)."""
+        from recbole_umi.retrieval import InterestRetriever
+
+        state = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if self._retriever_cache is None or self._retriever_cache[0] != state:
+            retriever = InterestRetriever(self.item_embeddings().detach(), self._index_spec)
+            self._retriever_cache = [state, retriever, False]  # False: no short lists warned of yet
+        return self._retriever_cache[1]

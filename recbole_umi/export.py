@@ -1,0 +1,215 @@
+"""Export a trained model for serving: the item index, the id mapping, the user tower.
+
+    python -m recbole_umi.export CHECKPOINT OUT [--data_path=DIR] [--category_field=genre]
+        [--title_field=movie_title] [--retrieval=faiss_ivf --retrieval_nprobe=32 ...]
+
+reads a checkpoint with :func:`recbole_umi.load` (weights only, the dataset rebuilt from its
+files and checked) and writes to ``OUT``:
+
+- ``items.faiss``: a faiss index of the item vectors (row ``i`` is item id ``i + 1``), of the
+  kind the ``retrieval`` settings name (``full_sort`` exports an exact index); faiss's own
+  binary format;
+- ``model.safetensors``: the model's weights (safetensors: tensors only, no code);
+- ``arrays.npz`` (read with ``allow_pickle=False``): every user's whole history (item ids in
+  order), every user's profile values, the training users and the items' training counts
+  (what the model's constructor reads), and the items' categories if asked for;
+- ``export.json``: the model and its settings, the original item and user ids (tokens) in
+  id order, the profile fields' vocabularies, item titles, the index's parameters.
+
+:mod:`recommend <recbole_umi.recommend>` serves from these files in a fresh process, with
+neither the dataset nor pickled code.
+"""
+
+from __future__ import annotations
+
+from recbole_umi import compat
+
+compat.apply()  # before anything imports RecBole
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from recbole.utils import FeatureType  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+from recbole_umi.checkpoint import load, plain_config  # noqa: E402
+from recbole_umi.config import parse_cmd_args  # noqa: E402
+from recbole_umi.model import MultiInterestRecommender  # noqa: E402
+from recbole_umi.retrieval import IndexSpec, build_index  # noqa: E402
+
+__all__ = ["EXPORT_FORMAT", "ExportError", "export", "main"]
+
+EXPORT_FORMAT = {"format": "recbole-umi-export", "version": 1}
+# Item-file columns taken for titles when --title_field is not given, in this order.
+TITLE_FIELDS = ("movie_title", "title", "name")
+
+
+class ExportError(ValueError):
+    """The checkpoint's model cannot be exported, or an asked-for item field is missing."""
+
+
+def _item_file_columns(config) -> dict[str, list[str]] | None:
+    """The ``.item`` atomic file's columns by name, each a list of raw strings (one per row);
+    None when the dataset has no ``.item`` file. Read directly, so titles and categories
+    need not be in ``load_col``."""
+    path = Path(config["data_path"]) / f"{config['dataset']}.item"
+    if not path.is_file():
+        return None
+    separator = config["field_separator"] or "\t"
+    lines = path.read_text(encoding=config["encoding"] or "utf-8").splitlines()
+    names = [column.split(":")[0] for column in lines[0].split(separator)]
+    rows = [line.split(separator) for line in lines[1:] if line]
+    return {name: [row[i] if i < len(row) else "" for row in rows] for i, name in enumerate(names)}
+
+
+def _by_item_id(columns, config, item_tokens: list[str], field: str) -> list[str]:
+    """The ``.item`` file's ``field`` value of every item id ('' for ids it lacks)."""
+    iid = config["ITEM_ID_FIELD"]
+    values = dict(zip(columns[iid], columns[field]))
+    return [values.get(token, "") for token in item_tokens]
+
+
+def _interactions(dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Every interaction's user and item id, by user and then in the user's order.
+
+    Under ``eval_protocol: recbole`` RecBole has replaced the table by its augmented rows,
+    one per target (an item after the first): the first item of each user is put back from
+    the history of the user's first row."""
+    features = dataset.inter_feat
+    users, items = features[dataset.uid_field].numpy(), features[dataset.iid_field].numpy()
+    time_field = dataset.time_field
+    times = features[time_field].numpy().astype(np.float64) if time_field in features else np.arange(len(users), dtype=np.float64)
+    list_field = getattr(dataset, "item_id_list_field", None)
+    if list_field in features and dataset.item_list_length_field in features:
+        first = features[dataset.item_list_length_field].numpy() == 1
+        users = np.r_[users[first], users]
+        items = np.r_[features[list_field][first, 0].numpy(), items]
+        times = np.r_[np.full(first.sum(), -np.inf), times]
+    order = np.lexsort((np.arange(len(users)), times, users))  # by user, then time, then row
+    return users[order], items[order]
+
+
+def export(checkpoint, out, data_path=None, category_field: str | None = None, title_field: str | None = None,
+           cmd_args: list[str] | None = None) -> Path:
+    """Write the serving files of a plugin model's checkpoint to ``out`` (see the module).
+
+    Args:
+        checkpoint: a checkpoint written by a run (best or ``-last``).
+        out: the folder to write (created; files in it are replaced).
+        data_path: where the dataset is, if not where it was in training.
+        category_field: an item field (token or token_seq, e.g. ``genre``) whose values are
+            the items' categories, for diversity re-ranking; read from the ``.item`` file.
+        title_field: the item field shown as a title; default the first of
+            :data:`TITLE_FIELDS` in the ``.item`` file, if any.
+        cmd_args: ``--key=value`` settings over the saved ones (the ``retrieval*`` settings
+            choose the index).
+    """
+    loaded = load(checkpoint, data_path=data_path, cmd_args=cmd_args)
+    config, model, dataset = loaded.config, loaded.model, loaded.dataset
+    if not isinstance(model, MultiInterestRecommender):
+        raise ExportError(f"{config['model']} is a RecBole model: only recbole-umi models can be exported")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    uid, iid = dataset.uid_field, dataset.iid_field
+    item_tokens = [str(t) for t in dataset.field2id_token[iid]]
+    user_tokens = [str(t) for t in dataset.field2id_token[uid]]
+
+    # the index
+    spec = IndexSpec() if config["retrieval"] == "full_sort" else IndexSpec.from_config(config)
+    with torch.no_grad():
+        vectors = model.item_embeddings().detach().cpu().numpy()[1:]
+    faiss.write_index(build_index(vectors, spec), str(out / "items.faiss"))
+
+    # the weights: copies, so that tensors shared by two modules are written twice
+    save_file({k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()},
+              str(out / "model.safetensors"))
+
+    # every user's whole history, in order, and profile; the training users and item counts
+    users, items = _interactions(dataset)
+    offsets = np.searchsorted(users, np.arange(len(user_tokens) + 1))
+    arrays = {
+        "history_items": items.astype(np.int64),
+        "history_offsets": offsets.astype(np.int64),
+        "training_users": np.unique(loaded.train_data.dataset.inter_feat[uid].numpy()).astype(np.int64),
+        "item_counts": np.bincount(
+            loaded.train_data.dataset.inter_feat[iid].numpy(), minlength=len(item_tokens)
+        ).astype(np.int64),
+    }
+    profile_fields = list(model.profile.fields) if model.profile is not None else []
+    profile = {"fields": profile_fields, "types": {}, "vocab": {}}
+    for field in profile_fields:
+        kind = dataset.field2type[field]
+        values = dataset.user_feat[field]
+        if kind == FeatureType.TOKEN:
+            profile["types"][field] = "token"
+            profile["vocab"][field] = [str(t) for t in dataset.field2id_token[field]]
+            arrays[f"profile_{field}"] = values.numpy().astype(np.int64)
+        else:
+            profile["types"][field] = "float"
+            arrays[f"profile_{field}"] = values.numpy().astype(np.float32)
+
+    columns = _item_file_columns(config)
+    titles, categories = None, None
+    if title_field is None and columns is not None:
+        title_field = next((name for name in TITLE_FIELDS if name in columns), None)
+    for asked, name in ((title_field, "title_field"), (category_field, "category_field")):
+        if asked is not None and (columns is None or asked not in columns):
+            raise ExportError(f"--{name}={asked}: the dataset's .item file has no such column")
+    if title_field is not None:
+        titles = _by_item_id(columns, config, item_tokens, title_field)
+    if category_field is not None:
+        separator = config["seq_separator"] or " "
+        per_item = [value.split(separator) if value else [] for value in _by_item_id(columns, config, item_tokens, category_field)]
+        categories = sorted({c for values in per_item for c in values})
+        column = {c: i for i, c in enumerate(categories)}
+        multi_hot = np.zeros((len(item_tokens), len(categories)), dtype=bool)
+        for item, values in enumerate(per_item):
+            multi_hot[item, [column[c] for c in values]] = True
+        arrays["categories"] = multi_hot
+    np.savez(out / "arrays.npz", **arrays)
+
+    meta = {
+        **EXPORT_FORMAT,
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "settings": plain_config(config),
+        "index": {"kind": spec.kind, "nlist": spec.nlist, "nprobe": spec.nprobe, "hnsw_m": spec.hnsw_m,
+                  "ef_construction": spec.ef_construction, "ef_search": spec.ef_search},
+        "fields": {"user": uid, "item": iid},
+        "num": {field: int(dataset.num(field)) for field in [uid, iid, *profile_fields]},
+        "item_tokens": item_tokens,
+        "user_tokens": user_tokens,
+        "profile": profile,
+        "titles": titles,
+        "category_field": category_field,
+        "categories": categories,
+        "checkpoint": {key: loaded.info[key] for key in ("path", "kind", "epoch", "best_valid_score")},
+    }
+    (out / "export.json").write_text(json.dumps(meta) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(
+        description="Export a trained recbole-umi model for serving (python -m recbole_umi.recommend). "
+        "Further --key=value settings override the saved ones (e.g. --retrieval=faiss_ivf)."
+    )
+    parser.add_argument("checkpoint", help="a checkpoint written by a run")
+    parser.add_argument("out", help="the folder to write")
+    parser.add_argument("--data_path", default=None, help="where the dataset is, if not where it was in training")
+    parser.add_argument("--category_field", default=None, help="item field of categories, for diversity (e.g. genre)")
+    parser.add_argument("--title_field", default=None, help=f"item field shown as a title (default: {', '.join(TITLE_FIELDS)})")
+    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    parse_cmd_args(rest)  # a malformed --key=value fails here, before anything loads
+    out = export(args.checkpoint, args.out, args.data_path, args.category_field, args.title_field, rest)
+    print(f"exported to {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
