@@ -42,7 +42,7 @@ from recbole_umi.config import parse_cmd_args  # noqa: E402
 from recbole_umi.model import MultiInterestRecommender  # noqa: E402
 from recbole_umi.retrieval import IndexSpec, build_index  # noqa: E402
 
-__all__ = ["EXPORT_FORMAT", "ExportError", "export", "main"]
+__all__ = ["EXPORT_FORMAT", "ExportError", "export", "item_file_columns", "item_categories", "main"]
 
 EXPORT_FORMAT = {"format": "recbole-umi-export", "version": 1}
 # Item-file columns taken for titles when --title_field is not given, in this order.
@@ -53,7 +53,7 @@ class ExportError(ValueError):
     """The checkpoint's model cannot be exported, or an asked-for item field is missing."""
 
 
-def _item_file_columns(config) -> dict[str, list[str]] | None:
+def item_file_columns(config) -> dict[str, list[str]] | None:
     """The ``.item`` atomic file's columns by name, each a list of raw strings (one per row);
     None when the dataset has no ``.item`` file. Read directly, so titles and categories
     need not be in ``load_col``."""
@@ -72,6 +72,20 @@ def _by_item_id(columns, config, item_tokens: list[str], field: str) -> list[str
     iid = config["ITEM_ID_FIELD"]
     values = dict(zip(columns[iid], columns[field]))
     return [values.get(token, "") for token in item_tokens]
+
+
+def item_categories(columns, config, item_tokens: list[str], field: str) -> tuple[list[str], np.ndarray]:
+    """The categories named in the ``.item`` file's ``field`` (a token or token_seq
+    column; ``columns`` from :func:`item_file_columns`), sorted, and every item id's
+    ``n_items x C`` multi-hot row (none for the padding item and items the file lacks)."""
+    separator = config["seq_separator"] or " "
+    per_item = [value.split(separator) if value else [] for value in _by_item_id(columns, config, item_tokens, field)]
+    names = sorted({c for values in per_item for c in values})
+    column = {c: i for i, c in enumerate(names)}
+    multi_hot = np.zeros((len(item_tokens), len(names)), dtype=bool)
+    for item, values in enumerate(per_item):
+        multi_hot[item, [column[c] for c in values]] = True
+    return names, multi_hot
 
 
 def _interactions(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +167,7 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
             profile["types"][field] = "float"
             arrays[f"profile_{field}"] = values.numpy().astype(np.float32)
 
-    columns = _item_file_columns(config)
+    columns = item_file_columns(config)
     titles, categories = None, None
     if title_field is None and columns is not None:
         title_field = next((name for name in TITLE_FIELDS if name in columns), None)
@@ -163,14 +177,7 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
     if title_field is not None:
         titles = _by_item_id(columns, config, item_tokens, title_field)
     if category_field is not None:
-        separator = config["seq_separator"] or " "
-        per_item = [value.split(separator) if value else [] for value in _by_item_id(columns, config, item_tokens, category_field)]
-        categories = sorted({c for values in per_item for c in values})
-        column = {c: i for i, c in enumerate(categories)}
-        multi_hot = np.zeros((len(item_tokens), len(categories)), dtype=bool)
-        for item, values in enumerate(per_item):
-            multi_hot[item, [column[c] for c in values]] = True
-        arrays["categories"] = multi_hot
+        categories, arrays["categories"] = item_categories(columns, config, item_tokens, category_field)
     np.savez(out / "arrays.npz", **arrays)
 
     meta = {
