@@ -1,0 +1,1 @@
+"""Datasets the plugin generates: :mod:`recbole_umi.datasets.synth`, a profile-rich benchmark."""
