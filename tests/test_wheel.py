@@ -106,6 +106,13 @@ def test_wheel_carries_every_yaml_file(wheel):
     assert not missing, f"not in the wheel: {sorted(missing)}"
 
 
+def test_wheel_carries_every_module(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / "recbole_umi").rglob("*.py")}
+    missing = modules - names
+    assert not missing, f"not in the wheel (add the package to setup.cfg's packages): {sorted(missing)}"
+
+
 def test_sdist_carries_every_yaml_file(sdist):
     with tarfile.open(sdist) as archive:
         names = {member.name.partition("/")[2] for member in archive.getmembers()}  # drop recbole_umi-<version>/
