@@ -59,15 +59,22 @@ class UMI(MultiInterestRecommender):
         profile = profile.unsqueeze(1).expand(-1, history.size(1), -1)
         return self.uganet(torch.cat([history, profile], dim=-1)).squeeze(-1)
 
-    def refine(self, capsules: torch.Tensor, profile: torch.Tensor, per_field: torch.Tensor) -> torch.Tensor:
-        """Interest refinement (Eq 7-9): ``B x K x d`` capsules -> ``B x K x d`` interests."""
+    def refine(self, capsules: torch.Tensor, profile: torch.Tensor, per_field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Interest refinement (Eq 7-9): ``B x K x d`` capsules -> ``B x K x d`` interests,
+        and the field weights d_k of Eq 7, ``B x K x C`` (None without IR)."""
         profile = profile.unsqueeze(1).expand(-1, self.n_interests, -1)  # B x K x d_u
+        field_weights = None
         if self.use_ir:
             field_weights = self.field_relevance(torch.cat([profile, capsules], dim=-1))  # B x K x C
             profile = (field_weights.unsqueeze(-1) * per_field.unsqueeze(1)).flatten(2)
-        return self.refinement(torch.cat([profile, capsules], dim=-1))
+        return self.refinement(torch.cat([profile, capsules], dim=-1)), field_weights
 
-    def interests_and_routing(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
+    def explain(self, interaction) -> dict[str, torch.Tensor | None]:
+        """What UMI computes on the way to the interests, for interpretation (the paper's
+        Figures 3b to 5): ``interests`` (``B x K x d``), ``item_attention`` (the UGANet
+        weight a_i of each history item, Eq 2, ``B x T``; None without DAR), ``routing``
+        (``B x T x K``) and ``field_weights`` (d_k of Eq 7 per interest and profile field,
+        ``B x K x C``; None without IR)."""
         history, mask = self.history(interaction)
         batch_size, length, d = history.shape
         profile, per_field = self.profile(interaction)
@@ -80,4 +87,11 @@ class UMI(MultiInterestRecommender):
             self.routing_iterations,
             item_weights=attention,
         )
-        return self.refine(capsules, profile, per_field), routing
+        interests, field_weights = self.refine(capsules, profile, per_field)
+        if attention is not None:
+            attention = attention * mask  # padding has no weight
+        return {"interests": interests, "item_attention": attention, "routing": routing, "field_weights": field_weights}
+
+    def interests_and_routing(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = self.explain(interaction)
+        return parts["interests"], parts["routing"]
