@@ -76,6 +76,7 @@ from recbole.utils import set_color  # noqa: E402
 
 from recbole_umi import __version__  # noqa: E402
 from recbole_umi.config import Config  # noqa: E402
+from recbole_umi.evaluation import attach_item_categories  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
 
@@ -783,6 +784,7 @@ def evaluate_checkpoint(path, data_path=None, config_file_list=None, config_dict
     config = loaded.config
     init_run_logger(config)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, loaded.model)
+    attach_item_categories(trainer.eval_collector, config, loaded.dataset)
     trainer.eval_collector.data_collect(loaded.train_data)  # as fit does, for popularity-based metrics
     test_result = trainer.evaluate(loaded.test_data, load_best_model=False, show_progress=config["show_progress"])
     getLogger().info(set_color("test result", "yellow") + f": {test_result}")

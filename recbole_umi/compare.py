@@ -441,6 +441,7 @@ def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
         description=__doc__.split("\n\n")[0] + " Further --key=value arguments set config keys.",
     )
     parser.add_argument("--models", required=True, help="comma-separated, first is the one compared, e.g. UMI,MIND,MIND+HN")

@@ -37,8 +37,10 @@ import yaml  # noqa: E402
 from recbole.config import Config as RecBoleConfig  # noqa: E402
 from recbole.utils import argument_list  # noqa: E402
 
-from recbole_umi import registry, settings  # noqa: E402
+from recbole_umi import evaluation, registry, settings  # noqa: E402
 from recbole_umi.model import MultiInterestRecommender  # noqa: E402
+
+evaluation.register_metrics()  # the plugin's metrics (CategoryCoverage) known to RecBole's Config
 
 __all__ = [
     "Config",

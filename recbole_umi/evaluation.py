@@ -7,6 +7,11 @@ so that two models can be compared user by user without retraining.
 
 :func:`interest_diagnostics` measures how distinct a multi-interest model's interests are
 on the evaluated users (routing collapse makes them near-duplicates).
+
+:class:`CategoryCoverage` is a metric RecBole's evaluator computes like its own
+(``metrics: [..., CategoryCoverage]`` with ``category_field`` naming an item field of
+categories): the share of all categories that a user's top N covers, the paper's online
+diversity metric, averaged over users.
 """
 
 from __future__ import annotations
@@ -18,13 +23,18 @@ compat.apply()  # before anything imports RecBole
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from recbole.evaluator.base_metric import TopkMetric  # noqa: E402
+from recbole.evaluator import register  # noqa: E402
+from recbole.evaluator.base_metric import AbstractMetric, TopkMetric  # noqa: E402
 from recbole.evaluator.register import metrics_dict  # noqa: E402
+from recbole.utils import EvaluatorType  # noqa: E402
 
+from recbole_umi.item_file import item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model import MultiInterestRecommender  # noqa: E402
+from recbole_umi.settings import SettingsError  # noqa: E402
 from recbole_umi.model.layers import mean_pairwise_cosine, routing_overlap  # noqa: E402
 
-__all__ = ["PerUserEvaluator", "per_user_topk", "evaluated_users", "interest_diagnostics"]
+__all__ = ["PerUserEvaluator", "per_user_topk", "evaluated_users", "interest_diagnostics", "CategoryCoverage",
+           "register_metrics", "attach_item_categories"]
 
 
 def per_user_topk(struct, config) -> dict[str, np.ndarray]:
@@ -109,3 +119,50 @@ def interest_diagnostics(model, eval_data) -> dict | None:
         "routing_overlap": overlap_sum / users if has_routing else None,
         "routing_share": (share_sum / users).tolist() if has_routing else None,
     }
+
+
+class CategoryCoverage(AbstractMetric):
+    """``categorycoverage@N``: the share of all item categories that a user's top N covers
+    (an item may have several), averaged over the users."""
+
+    metric_type = EvaluatorType.RANKING
+    metric_need = ["rec.items", "data.item_categories"]
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.topk = config["topk"]
+
+    def calculate_metric(self, dataobject):
+        items = dataobject.get("rec.items").long()  # users x max(topk), best first
+        categories = dataobject.get("data.item_categories").bool()  # n_items x C
+        result = {}
+        for k in self.topk:
+            covered = categories[items[:, :k]].any(dim=1)  # users x C
+            share = covered.float().sum(dim=1) / categories.shape[1]
+            result[f"categorycoverage@{k}"] = round(share.mean().item(), self.decimal_place)
+        return result
+
+
+def register_metrics() -> None:
+    """Make the plugin's metrics known to RecBole's config and evaluator (idempotent)."""
+    name = CategoryCoverage.__name__.lower()
+    register.metrics_dict[name] = CategoryCoverage
+    register.metric_information[name] = CategoryCoverage.metric_need
+    register.metric_types[name] = CategoryCoverage.metric_type
+
+
+def attach_item_categories(collector, config, dataset) -> None:
+    """Give RecBole's evaluation collector the items' categories (``category_field``, read
+    from the ``.item`` file) when a metric needs them; SettingsError if the field is not there."""
+    if not collector.register.need("data.item_categories"):
+        return
+    field = config["category_field"]
+    columns = item_file_columns(config)
+    if columns is None or field not in columns:
+        raise SettingsError("category_field", field, f"must be a column of {config['dataset']}.item (categories of items)")
+    tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
+    _, multi_hot = item_categories(columns, config, tokens, field)
+    collector.data_struct.set("data.item_categories", torch.from_numpy(multi_hot))
+
+
+register_metrics()

@@ -39,53 +39,17 @@ from safetensors.torch import save_file  # noqa: E402
 
 from recbole_umi.checkpoint import load, plain_config  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
+from recbole_umi.item_file import TITLE_FIELDS, by_item_id, item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model import MultiInterestRecommender  # noqa: E402
 from recbole_umi.retrieval import IndexSpec, build_index  # noqa: E402
 
-__all__ = ["EXPORT_FORMAT", "ExportError", "export", "item_file_columns", "item_categories", "main"]
+__all__ = ["EXPORT_FORMAT", "ExportError", "export", "main"]
 
 EXPORT_FORMAT = {"format": "recbole-umi-export", "version": 1}
-# Item-file columns taken for titles when --title_field is not given, in this order.
-TITLE_FIELDS = ("movie_title", "title", "name")
 
 
 class ExportError(ValueError):
     """The checkpoint's model cannot be exported, or an asked-for item field is missing."""
-
-
-def item_file_columns(config) -> dict[str, list[str]] | None:
-    """The ``.item`` atomic file's columns by name, each a list of raw strings (one per row);
-    None when the dataset has no ``.item`` file. Read directly, so titles and categories
-    need not be in ``load_col``."""
-    path = Path(config["data_path"]) / f"{config['dataset']}.item"
-    if not path.is_file():
-        return None
-    separator = config["field_separator"] or "\t"
-    lines = path.read_text(encoding=config["encoding"] or "utf-8").splitlines()
-    names = [column.split(":")[0] for column in lines[0].split(separator)]
-    rows = [line.split(separator) for line in lines[1:] if line]
-    return {name: [row[i] if i < len(row) else "" for row in rows] for i, name in enumerate(names)}
-
-
-def _by_item_id(columns, config, item_tokens: list[str], field: str) -> list[str]:
-    """The ``.item`` file's ``field`` value of every item id ('' for ids it lacks)."""
-    iid = config["ITEM_ID_FIELD"]
-    values = dict(zip(columns[iid], columns[field]))
-    return [values.get(token, "") for token in item_tokens]
-
-
-def item_categories(columns, config, item_tokens: list[str], field: str) -> tuple[list[str], np.ndarray]:
-    """The categories named in the ``.item`` file's ``field`` (a token or token_seq
-    column; ``columns`` from :func:`item_file_columns`), sorted, and every item id's
-    ``n_items x C`` multi-hot row (none for the padding item and items the file lacks)."""
-    separator = config["seq_separator"] or " "
-    per_item = [value.split(separator) if value else [] for value in _by_item_id(columns, config, item_tokens, field)]
-    names = sorted({c for values in per_item for c in values})
-    column = {c: i for i, c in enumerate(names)}
-    multi_hot = np.zeros((len(item_tokens), len(names)), dtype=bool)
-    for item, values in enumerate(per_item):
-        multi_hot[item, [column[c] for c in values]] = True
-    return names, multi_hot
 
 
 def _interactions(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +139,7 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
         if asked is not None and (columns is None or asked not in columns):
             raise ExportError(f"--{name}={asked}: the dataset's .item file has no such column")
     if title_field is not None:
-        titles = _by_item_id(columns, config, item_tokens, title_field)
+        titles = by_item_id(columns, config, item_tokens, title_field)
     if category_field is not None:
         categories, arrays["categories"] = item_categories(columns, config, item_tokens, category_field)
     np.savez(out / "arrays.npz", **arrays)
@@ -203,6 +167,7 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
 
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
         description="Export a trained recbole-umi model for serving (python -m recbole_umi.recommend). "
         "Further --key=value settings override the saved ones (e.g. --retrieval=faiss_ivf)."
     )

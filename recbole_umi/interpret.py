@@ -40,7 +40,7 @@ import torch  # noqa: E402
 
 from recbole_umi.checkpoint import load  # noqa: E402
 from recbole_umi.evaluation import evaluated_users  # noqa: E402
-from recbole_umi.export import item_categories, item_file_columns, TITLE_FIELDS  # noqa: E402
+from recbole_umi.item_file import TITLE_FIELDS, item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model.umi import UMI  # noqa: E402
 from recbole_umi.retrieval import InterestRetriever  # noqa: E402
 

@@ -18,7 +18,7 @@ from recbole.utils import get_environment, set_color  # noqa: E402
 
 from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer  # noqa: E402
 from recbole_umi.config import Config  # noqa: E402
-from recbole_umi.evaluation import PerUserEvaluator, evaluated_users, interest_diagnostics  # noqa: E402
+from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, evaluated_users, interest_diagnostics  # noqa: E402
 from recbole_umi.metrics import paper_metric_names  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
@@ -66,10 +66,11 @@ def run(
     init_run_logger(config)  # this run's own log file, also when a process makes several runs
     logger = getLogger()
     logger.info(config)
-    _, train_data, valid_data, test_data, model_ = build(config)
+    dataset, train_data, valid_data, test_data, model_ = build(config)
     logger.info(model_)
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model_)
+    attach_item_categories(trainer.eval_collector, config, dataset)  # before training: a bad field fails now
     if resume is not None:
         trainer.resume_checkpoint(resume)
     best_valid_score, best_valid_result = trainer.fit(
@@ -100,6 +101,7 @@ def run(
 
 def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
         description="Train and evaluate a recbole-umi or RecBole model. Any further "
         "--key=value sets that config key (highest priority).",
     )

@@ -193,6 +193,7 @@ RUN_SETTINGS: dict[str, Setting] = {
     "save_dataloaders": Setting(bool, choices=(False,), note=_NO_PICKLE),
     "dataset_save_path": Setting(str, choices=(), note=_NO_PICKLE),
     "dataloaders_save_path": Setting(str, choices=(), note=_NO_PICKLE),
+    "category_field": Setting(str, note="an item field of the .item file holding each item's categories"),
 }
 
 # Settings of the plugin's models (properties/model/*.yaml). RecBole's own models may use
@@ -269,6 +270,9 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
         for key in MODEL_SETTINGS:
             if key in config:
                 setting(config, key)  # an empty value is an error too
+    metrics = [str(m).lower() for m in (config["metrics"] if "metrics" in config and config["metrics"] else [])]
+    if "categorycoverage" in metrics and not ("category_field" in config and config["category_field"]):
+        raise SettingsError("category_field", None, "must name the item field of categories when metrics include CategoryCoverage")
     if not plugin_model and "retrieval" in config and config["retrieval"] not in (None, "full_sort"):
         raise SettingsError("retrieval", config["retrieval"],
                             "must be 'full_sort' for RecBole's own models: only recbole-umi models search a faiss index")

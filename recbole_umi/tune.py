@@ -327,7 +327,8 @@ def tune(model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Further --key=value arguments set fixed config keys.")
+    parser = argparse.ArgumentParser(allow_abbrev=False,  # no abbreviated options: --key=value settings pass through
+                                     description=__doc__.split("\n\n")[0] + " Further --key=value arguments set fixed config keys.")
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--params_file", required=True, help="RecBole's params-file format")

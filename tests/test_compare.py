@@ -205,3 +205,11 @@ def test_variant_files_give_a_variant_its_own_settings(compare_args, tmp_path, m
     plan.write_text("MIDN: [x.yaml]\n")
     with pytest.raises(ValueError, match="'MIDN', which is not among --models"):
         main(tuned_args + [f"--variant_files={plan}"])
+
+
+def test_seed_is_not_taken_for_seeds(tmp_path):
+    # argparse would read --seed=3 as an abbreviation of --seeds: refused instead
+    from recbole_umi.compare import main
+
+    with pytest.raises(ValueError, match="--seeds"):
+        main(["--models=UMI", f"--out={tmp_path}", "--seed=3"])

@@ -1,0 +1,113 @@
+"""One setting swept over values, with a figure (the paper's Figure 2: the number of interests).
+
+    python -m recbole_umi.sweep --model=UMI --setting=n_interests --values=2,3,4,5,6,7 \\
+        --dataset=ml-1m --seeds=2020,2021,2022 --out=results/ml-1m-interests [--config_files=...]
+        [--key=value ...]
+
+For each value the model is trained and tested with every seed through
+:func:`recbole_umi.compare.compare` (``OUT/<setting>=<value>/``; finished runs are kept, so
+an interrupted sweep resumes). ``OUT/sweep.csv`` holds every test metric's mean and
+standard deviation over the seeds per value, and ``OUT/sweep.png`` draws them against the
+value, one panel per metric family (HitRate@N, Precision@N under the paper's protocol).
+Values are chosen by the user; the figure reports test metrics, so use it to describe
+sensitivity, not to choose the setting (choose on validation: ``python -m recbole_umi.tune``).
+"""
+
+from __future__ import annotations
+
+from recbole_umi import compat
+
+compat.apply()  # before anything imports RecBole
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+from recbole_umi.compare import compare, summarise  # noqa: E402
+from recbole_umi.config import parse_cmd_args  # noqa: E402
+
+__all__ = ["sweep", "plot", "main"]
+
+
+def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, config_dict=None, log=print) -> dict:
+    """``{value: (columns, {column: (mean %, std %)})}`` over the runs of every value."""
+    out = Path(out)
+    summary = {}
+    for value in values:
+        results = compare([model], dataset, seeds, out / f"{setting}={value}", config_file_list,
+                          {**(config_dict or {}), setting: value}, log=log)
+        columns, table = summarise(results)
+        summary[value] = (columns, table[model])
+    return summary
+
+
+def write_csv(summary: dict, setting: str, path: Path) -> None:
+    columns = next(iter(summary.values()))[0]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([setting, *(f"{c} {stat}" for c in columns for stat in ("mean", "std"))])
+        for value, (_, row) in summary.items():
+            writer.writerow([value, *(f"{x:.4f}" for c in columns for x in row[c])])
+
+
+def plot(summary: dict, setting: str, title: str, path: Path) -> None:
+    """One panel per metric family (the name before '@'), one line per cut-off, error bars
+    of one standard deviation over the seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = next(iter(summary.values()))[0]
+    families = list(dict.fromkeys(c.split("@")[0] for c in columns))
+    values = list(summary)
+    figure, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.6), squeeze=False)
+    for axis, family in zip(axes[0], families):
+        for column in (c for c in columns if c.split("@")[0] == family):
+            means = [summary[v][1][column][0] for v in values]
+            stds = [summary[v][1][column][1] for v in values]
+            axis.errorbar(range(len(values)), means, yerr=stds, marker="o", capsize=3, label=column)
+        axis.set_xticks(range(len(values)), [str(v) for v in values])
+        axis.set_xlabel(setting)
+        axis.set_ylabel(f"{family} (%)")
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
+        description=__doc__.split("\n\n")[0] + " Further --key=value arguments set config keys.",
+    )
+    parser.add_argument("--model", required=True, help="a model or compare variant, e.g. UMI or MIND+HN")
+    parser.add_argument("--setting", required=True, help="the config key swept, e.g. n_interests")
+    parser.add_argument("--values", required=True, help="comma-separated values (read as YAML: 2, 0.5, True)")
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--seeds", default="2020,2021,2022")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--config_files", default=None)
+    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    settings = parse_cmd_args(rest)
+    if args.setting in settings or "seed" in settings:
+        raise ValueError(f"set {args.setting} with --values and the seeds with --seeds")
+    values = [yaml.safe_load(v) for v in args.values.split(",") if v]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    files = [f for f in args.config_files.split(",") if f] if args.config_files else None
+    summary = sweep(args.model, args.setting, values, args.dataset, seeds, args.out, files, settings)
+    out = Path(args.out)
+    write_csv(summary, args.setting, out / "sweep.csv")
+    plot(summary, args.setting, f"{args.model} on {args.dataset}: test metrics against {args.setting} "
+         f"(mean ± std over {len(seeds)} seeds)", out / "sweep.png")
+    print(f"written: {out / 'sweep.csv'}, {out / 'sweep.png'}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

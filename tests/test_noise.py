@@ -1,0 +1,41 @@
+"""The noise-immunity command (Table 5) on tiny data: both runs, the table, resuming."""
+
+import csv
+
+import pytest
+
+from recbole_umi import noise
+from tests.conftest import write_config
+
+
+def test_noise_table_and_resume(tiny_data, tmp_path, monkeypatch):
+    config = write_config(tmp_path / "tiny.yaml", epochs=1, eval_protocol="user_split", data_path=str(tiny_data),
+                          checkpoint_dir=str(tmp_path / "saved"))
+    argv = ["--models=UMI,MIND", "--dataset=tiny", "--profile_noise=0.5", "--seeds=1,2", f"--out={tmp_path / 'out'}",
+            f"--config_files={config}"]
+    markdown = noise.main(argv)
+    with (tmp_path / "out" / "table5.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][:2] == ["model", "profiles"] and [r[:2] for r in rows[1:]] == [
+        ["UMI", "clean"], ["UMI", "noisy"], ["UMI", "relative drop %"],
+        ["MIND", "clean"], ["MIND", "noisy"], ["MIND", "relative drop %"]]
+    for start in (1, 4):  # the drop is (clean - noisy) / clean, in percent
+        for clean, noisy, drop in zip(*(rows[start + i][2:] for i in range(3))):
+            if float(clean):
+                assert float(drop) == pytest.approx(100 * (float(clean) - float(noisy)) / float(clean), abs=1e-3)
+    assert "| UMI (noise) |" in markdown and "| drop of UMI - drop of MIND |" in markdown
+    assert "| UMI: clean - noisy |" in markdown
+    assert len(list((tmp_path / "out" / "clean" / "runs").glob("*.json"))) == 4
+    assert len(list((tmp_path / "out" / "noisy" / "runs").glob("*.json"))) == 4
+    # run again: every run is on disk, nothing trains, the same table
+    monkeypatch.setattr("recbole_umi.compare.run", lambda *a, **k: pytest.fail("nothing should train"))
+    assert noise.main(argv) == markdown
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="above 0"):
+        noise.main(["--models=UMI", "--profile_noise=0", f"--out={tmp_path}"])
+    with pytest.raises(ValueError, match="profile_noise"):
+        noise.main(["--models=UMI", "--profile_noise=1.5", f"--out={tmp_path}"])
+    with pytest.raises(ValueError, match="--seeds"):
+        noise.main(["--models=UMI", f"--out={tmp_path}", "--seed=3"])

@@ -1,0 +1,35 @@
+"""The sweep command (Figure 2) on tiny data: a run per value and seed, the CSV, the figure."""
+
+import csv
+
+import pytest
+
+from recbole_umi import sweep
+from tests.conftest import write_config
+
+
+def test_sweep_writes_csv_and_figure_and_resumes(tiny_data, tmp_path, monkeypatch):
+    config = write_config(tmp_path / "tiny.yaml", epochs=1, eval_protocol="user_split", data_path=str(tiny_data),
+                          checkpoint_dir=str(tmp_path / "saved"), topk=[5, 10])
+    argv = ["--model=UMI", "--setting=n_interests", "--values=2,3", "--dataset=tiny", "--seeds=1,2",
+            f"--out={tmp_path / 'out'}", f"--config_files={config}"]
+    summary = sweep.main(argv)
+    assert list(summary) == [2, 3]
+    with (tmp_path / "out" / "sweep.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][0] == "n_interests" and sorted(rows[0][1:]) == sorted(
+        f"{m}@{n} {stat}" for m in ("HitRate", "Precision") for n in (5, 10) for stat in ("mean", "std"))
+    column = rows[0].index("HitRate@5 mean")
+    assert [r[0] for r in rows[1:]] == ["2", "3"]
+    assert float(rows[1][column]) == pytest.approx(summary[2][1]["HitRate@5"][0], abs=1e-4)
+    assert (tmp_path / "out" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    for k in (2, 3):  # each value's runs carry its setting
+        runs = sorted((tmp_path / "out" / f"n_interests={k}" / "runs").glob("*.json"))
+        assert len(runs) == 2 and f'"n_interests": {k}' in runs[0].read_text()
+    monkeypatch.setattr("recbole_umi.compare.run", lambda *a, **k: pytest.fail("nothing should train"))
+    assert sweep.main(argv) == summary
+
+
+def test_the_swept_setting_is_not_also_given(tmp_path):
+    with pytest.raises(ValueError, match="with --values"):
+        sweep.main(["--model=UMI", "--setting=n_interests", "--values=2", f"--out={tmp_path}", "--n_interests=3"])
