@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.checkpoint import evaluate_checkpoint, load  # noqa: E402
-from recbole_umi.export import item_categories, item_file_columns  # noqa: E402
+from recbole_umi.item_file import item_categories, item_file_columns  # noqa: E402
 from recbole_umi.retrieval import InterestRetriever, category_coverage, diversify  # noqa: E402
 
 
