@@ -415,20 +415,24 @@ def write_csv(path: Path, columns: list[str], table: dict) -> None:
 
 
 def read_variant_files(path, variants: list[str]) -> dict[str, list[str]]:
-    """``{variant: [yaml file, ...]}`` from a YAML mapping; every name must be one of
-    ``variants`` and every file must exist (relative paths: from the working directory)."""
+    """``{variant: [yaml file, ...]}`` from a YAML mapping, for the ``variants`` run. The
+    file may also name variants not run now (one plan for several ``compare`` calls), but
+    every name must be a variant (:func:`resolve_variant`: a typo fails) and every file of a
+    variant run must exist (relative paths: from the working directory)."""
     mapping = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(mapping, dict):
         raise ValueError(f"{path} must map variant names to lists of YAML files")
+    chosen = {}
     for variant, files in mapping.items():
+        resolve_variant(str(variant))  # VariantError for a name that is no model or variant
         if variant not in variants:
-            raise ValueError(f"{path} names {variant!r}, which is not among --models ({', '.join(variants)})")
+            continue
         files = [files] if isinstance(files, str) else files
         missing = [f for f in files if not Path(f).is_file()]
         if missing:
             raise FileNotFoundError(f"{path}: {variant}'s files {missing} do not exist")
-        mapping[variant] = list(files)
-    return mapping
+        chosen[variant] = list(files)
+    return chosen
 
 
 def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:

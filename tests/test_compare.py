@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from recbole_umi import compare as compare_module
-from recbole_umi.compare import SettingsMismatchError, main, parse_variant
+from recbole_umi.compare import SettingsMismatchError, main, parse_variant, read_variant_files
 from tests.conftest import random_sequences, write_atomic, write_config
 
 def test_parse_variant():
@@ -203,8 +203,13 @@ def test_variant_files_give_a_variant_its_own_settings(compare_args, tmp_path, m
     with pytest.raises(SettingsMismatchError, match="UMI__seed1.json"):
         main(tuned_args)
     plan.write_text("MIDN: [x.yaml]\n")
-    with pytest.raises(ValueError, match="'MIDN', which is not among --models"):
+    with pytest.raises(ValueError, match="'MIDN'.*names no model"):
         main(tuned_args + [f"--variant_files={plan}"])
+    # one plan for several compare calls: a variant not run now is skipped (its files unread)
+    plan.write_text(f"UMI: [{tuned}]\nMIND+HN: [not-there.yaml]\n")
+    assert read_variant_files(plan, ["UMI", "ComiRecSA+HN"]) == {"UMI": [str(tuned)]}
+    with pytest.raises(FileNotFoundError, match="MIND\\+HN's files"):
+        read_variant_files(plan, ["MIND+HN"])
 
 
 def test_seed_is_not_taken_for_seeds(tmp_path):
