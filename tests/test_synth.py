@@ -87,12 +87,19 @@ def test_files_config_and_ideal_rates(tmp_path, capsys):
     assert ideal_hit_rates(folder, topk=(50,))["rankings"]["truth"]["hit_rate@50"] == rates["truth"]["hit_rate@50"]
 
 
-def test_a_model_runs_on_it(tmp_path, monkeypatch):
+def test_a_model_runs_on_it_and_the_ideal_rates_use_its_test_users(tmp_path, monkeypatch):
+    from recbole_umi.config import Config
+    from recbole_umi.evaluation import evaluated_users
+    from recbole_umi.pipeline import build
     from recbole_umi.quick_start import run
 
     monkeypatch.chdir(tmp_path)
     spec = {**SMALL, "users": 300, "items": 200}
-    main([str(tmp_path / "data"), *[f"--{k}={v}" for k, v in spec.items()]])
+    folder = main([str(tmp_path / "data"), *[f"--{k}={v}" for k, v in spec.items()]])
+    config = Config("UMI", "synth", config_file_list=[str(tmp_path / "data" / "synth.yaml")],
+                    config_dict={"data_path": str(tmp_path / "data"), "state": "ERROR", "n_negatives": 50})
+    _, _, _, test_data, _ = build(config)
+    assert ideal_hit_rates(folder, topk=(10,))["users"] == evaluated_users(test_data)
     result = run("UMI", "synth", config_file_list=[str(tmp_path / "data" / "synth.yaml")], config_dict={
         "data_path": str(tmp_path / "data"), "epochs": 1, "state": "ERROR", "show_progress": False,
         "n_negatives": 50, "n_interests": 3, "checkpoint_dir": str(tmp_path / "saved")}, saved=False)

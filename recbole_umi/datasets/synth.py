@@ -346,7 +346,8 @@ def ideal_hit_rates(folder, topk=(10, 50, 100), ratios=(0.8, 0.1, 0.1), split_se
             hits = [np.isin(items[starts[u] + c : starts[u + 1]], top[row, :n]).mean() for row, (u, c) in enumerate(zip(test, cut))]
             rates[f"hit_rate@{n}"] = float(np.mean(hits))
         results[label] = rates
-    return {"test_users": int(len(test)), "topk": list(topk), "rankings": results}
+    return {"test_users": int(len(test)), "topk": list(topk), "rankings": results,
+            "users": [str(u + 1) for u in test]}
 
 
 def main(argv=None) -> Path:
