@@ -44,11 +44,17 @@ def prepare(data_path, model="UMI", **overrides):
     return config, dataset, data_preparation(config, dataset)
 
 
+def all_rows(split):
+    """Every row of a split as a batch gathers it: with its history lists."""
+    return split.__getitem__(np.arange(len(split)), join=False)
+
+
 def raw_user(dataset, split, row):
     """Original user id and the (history, targets) of an evaluation row, in original item ids."""
-    user = dataset.id2token(dataset.uid_field, split.inter_feat[dataset.uid_field][row].item())
-    length = split.inter_feat[dataset.item_list_length_field][row].item()
-    history = split.inter_feat[dataset.item_id_list_field][row][:length]
+    rows = all_rows(split)
+    user = dataset.id2token(dataset.uid_field, rows[dataset.uid_field][row].item())
+    length = rows[dataset.item_list_length_field][row].item()
+    history = rows[dataset.item_id_list_field][row][:length]
     offsets = split.target_offsets
     targets = split.target_items[offsets[row] : offsets[row + 1]]
     to_raw = lambda ids: [int(dataset.id2token(dataset.iid_field, i)) for i in ids.tolist()]  # noqa: E731
@@ -89,7 +95,7 @@ def test_training_samples_hold_the_preceding_items(protocol_data):
     data_path, sequences = protocol_data
     config, dataset, (train, _, _) = prepare(data_path)
     t = config["MAX_ITEM_LIST_LENGTH"]
-    inter = train.dataset.inter_feat
+    inter = all_rows(train.dataset)
     for row in range(0, len(inter), 37):
         user = int(dataset.id2token(dataset.uid_field, inter[dataset.uid_field][row].item()))
         target = int(dataset.id2token(dataset.iid_field, inter[dataset.iid_field][row].item()))
@@ -185,7 +191,7 @@ def test_ml1m_matches_paper_statistics_and_split(tmp_path, monkeypatch):
     _, _, test = data_preparation(config, dataset)
     split = test.dataset
     assert 600 <= len(split) <= 608
-    lengths = split.inter_feat[dataset.item_list_length_field]
+    lengths = all_rows(split)[dataset.item_list_length_field]
     counts = split.target_offsets[1:] - split.target_offsets[:-1]
     assert lengths.min().item() >= 1 and counts.min().item() >= 1
     assert lengths.max().item() == 10  # T = 10
@@ -207,11 +213,15 @@ def test_batch_rows_equal_recboles_indexing(protocol_data):
     split = train.dataset
     index = np.array([5, 0, 17, 5, len(split) - 1])
     ours, recboles = split[index], Dataset.__getitem__(split, index)
-    assert sorted(ours.interaction) == sorted(recboles.interaction)
+    # RecBole's rows hold the internal history columns; ours hold the history lists instead
+    internal = {"_history_target", "_history_user_start"}
+    lists = {dataset.item_id_list_field, dataset.item_list_length_field}
+    assert sorted(ours.interaction) == sorted((set(recboles.interaction) - internal) | lists)
     assert "gender" in ours.interaction  # the user features are joined
-    for field in recboles.interaction:
+    for field in set(recboles.interaction) - internal:
         assert torch.equal(ours[field], recboles[field]), field
-    assert sorted(split.__getitem__(index, join=False).interaction) == sorted(split.inter_feat.interaction)
+    assert sorted(split.__getitem__(index, join=False).interaction) == sorted(
+        (set(split.inter_feat.interaction) - internal) | lists)
 
 
 def test_per_user_test_metrics_average_to_recboles(protocol_data):

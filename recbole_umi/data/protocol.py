@@ -219,6 +219,8 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         indexed with one tensor."""
         index = torch.as_tensor(index)
         rows = _gather(self.inter_feat, index)
+        if _TARGET in rows:  # a row of _rows: its history lists, gathered now
+            rows = self._with_history(rows)
         if join and self.user_feat is not None and self.uid_field in rows:
             rows.update(_gather(self.user_feat, rows[self.uid_field]))
         if join and self.item_feat is not None and self.iid_field in rows:
@@ -227,26 +229,50 @@ class UserSplitDataset(DataChecks, SequentialDataset):
 
     def _rows(self, target_positions: np.ndarray, user_starts: np.ndarray):
         """A copy of the dataset with one row per target position: the target row's own
-        fields plus, for every interaction field, the list of up to T preceding values of
-        the same user, left-aligned and zero-padded as RecBole's augmentation does."""
-        max_length = self.max_item_list_len
-        lengths = np.minimum(target_positions - user_starts, max_length)
-        offsets = np.arange(max_length)
-        positions = (target_positions - lengths)[:, None] + offsets[None, :]
-        valid = torch.from_numpy(offsets[None, :] < lengths[:, None])
-        positions = torch.from_numpy(np.where(valid.numpy(), positions, 0))
-        targets = torch.from_numpy(target_positions)
+        fields, and where its history lies (the target's position and its user's first
+        position, in two internal columns). The T-long list fields of the history (up to T
+        preceding values of the same user, left-aligned and zero-padded, as RecBole's
+        augmentation makes them) are gathered for each batch when it is drawn
+        (:meth:`__getitem__`), never stored: a row costs its own fields and 16 bytes, not
+        T values of every list field (about 800 bytes a row at T = 50)."""
+        targets = torch.from_numpy(np.asarray(target_positions, dtype=np.int64))
+        rows = _gather(self.inter_feat, targets)
+        rows.update(Interaction({_TARGET: targets, _USER_START: torch.from_numpy(np.asarray(user_starts, dtype=np.int64))}))
+        copy = self.copy(rows)
+        # the whole sequence table's columns the windows read: the sorted table is kept once
+        copy._window_source = {field: self.inter_feat[field] for field in self._history_fields()}
+        return copy
 
-        rows = self.inter_feat[targets]
-        new_fields = {self.item_list_length_field: torch.from_numpy(lengths.astype(np.int64))}
-        for field in self.inter_feat.columns:
-            if field == self.uid_field:
-                continue
-            values = self.inter_feat[field][positions]
-            mask = valid.view(*valid.shape, *([1] * (values.dim() - 2)))
-            new_fields[getattr(self, f"{field}_list_field")] = values * mask.to(values.dtype)
-        rows.update(Interaction(new_fields))
-        return self.copy(rows)
+    def _history_fields(self) -> list[str]:
+        """The interaction fields whose history lists are built: the item ids only for the
+        plugin's models (they read nothing else), every field but the user for RecBole's."""
+        from recbole_umi.model import MultiInterestRecommender  # the data module must not need the models
+        from recbole_umi.registry import get_model
+
+        if issubclass(get_model(self.config["model"]), MultiInterestRecommender):
+            return [self.iid_field]
+        return [field for field in self.inter_feat.columns if field not in (self.uid_field, _TARGET, _USER_START)]
+
+    def _with_history(self, rows: Interaction) -> Interaction:
+        """``rows`` with their history lists and lengths gathered, the internal columns gone."""
+        targets, starts = rows[_TARGET], rows[_USER_START]
+        max_length = self.max_item_list_len
+        lengths = torch.clamp(targets - starts, max=max_length)
+        offsets = torch.arange(max_length)
+        valid = offsets.unsqueeze(0) < lengths.unsqueeze(1)
+        positions = torch.where(valid, (targets - lengths).unsqueeze(1) + offsets.unsqueeze(0), 0)
+        fields = {k: v for k, v in rows.interaction.items() if k not in (_TARGET, _USER_START)}
+        fields[self.item_list_length_field] = lengths
+        for field, values in self._window_source.items():
+            gathered = values[positions]
+            mask = valid.view(*valid.shape, *([1] * (gathered.dim() - 2)))
+            fields[getattr(self, f"{field}_list_field")] = gathered * mask.to(gathered.dtype)
+        return Interaction(fields)
+
+
+# Internal columns of the training and evaluation rows: where each row's history window lies.
+_TARGET = "_history_target"
+_USER_START = "_history_user_start"
 
 
 def _gather(features: Interaction, index: torch.Tensor) -> Interaction:
