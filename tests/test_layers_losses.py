@@ -217,7 +217,7 @@ def test_candidate_scores_are_dot_products_on_both_paths(n_candidates):
     "loss_type, shared, asked",
     [
         ("sampled_softmax", False, [(1, 3)]),  # one call: the B x (1 + n) candidate ids
-        ("sampled_softmax", True, [(1,), (2,)]),  # the positives, then the shared negatives
+        ("sampled_softmax", True, [(3,)]),  # one call: the positives and the shared negatives
         ("full_softmax", False, [None]),  # every item
     ],
 )
@@ -274,3 +274,40 @@ def test_routing_overlap_has_gradient_through_the_last_iteration():
     _, routing = dynamic_routing(votes, torch.ones(1, 2, dtype=torch.bool), INITIAL, iterations=3)
     routing_overlap(routing).backward()
     assert votes.grad is not None and votes.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("harder_negatives, power", [(True, math.inf), (False, math.inf), (False, 2.0)])
+def test_shared_negatives_path_equals_the_per_row_path(harder_negatives, power):
+    # the shared path skips the B x K x (1 + n) copies: same loss and gradients as the
+    # per-row path given the same negatives, with log-Q correction and an accidental hit
+    torch.manual_seed(0)
+    table = torch.randn(30, 4, requires_grad=True)
+    interests = torch.randn(6, 3, 4, requires_grad=True)
+    positives = torch.tensor([1, 5, 7, 7, 2, 9])
+    negatives = torch.tensor([7, 11, 3, 29, 5])  # 7 and 5 are some rows' positives
+    counts = torch.arange(30, dtype=torch.float64)
+
+    def loss_of(shared):
+        sampler = NegativeSampler(30, "popularity", counts)
+        sampler.forward = lambda batch_size, n, device=None: negatives.unsqueeze(0).expand(batch_size, -1)
+        loss = MultiInterestLoss("sampled_softmax", harder_negatives, 5, sampler, temperature=0.5,
+                                 readout_power=power, shared_negatives=shared)
+        value = loss(interests, positives, lambda ids=None: table if ids is None else table[ids])
+        grads = torch.autograd.grad(value, [table, interests])
+        return value, grads
+
+    (shared, shared_grads), (per_row, per_row_grads) = loss_of(True), loss_of(False)
+    assert shared.item() == pytest.approx(per_row.item(), rel=1e-6)
+    for a, b in zip(shared_grads, per_row_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_popularity_sampler_matches_the_distribution_on_many_items():
+    torch.manual_seed(0)
+    counts = torch.zeros(1001, dtype=torch.float64)
+    counts[1:] = 1.0 / torch.arange(1, 1001)  # Zipf
+    draws = NegativeSampler(1001, "popularity", counts)(200, 1000).flatten()
+    assert draws.min().item() >= 1 and draws.max().item() <= 1000
+    observed = torch.bincount(draws, minlength=1001)[1:11].double() / draws.numel()
+    expected = counts[1:11] / counts.sum()
+    torch.testing.assert_close(observed, expected, rtol=0.05, atol=0.002)

@@ -84,6 +84,27 @@ def readout_logits(
     return (weights.unsqueeze(2) * scores).sum(dim=1)
 
 
+def split_readout(
+    positive_scores: torch.Tensor,
+    negative_scores: torch.Tensor,
+    harder_negatives: bool,
+    readout_power: float = math.inf,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`readout_logits` of scores whose first column is the positive, given apart
+    (``B x K`` for the positives, ``B x K x n`` for the negatives), so that no
+    ``B x K x (1 + n)`` copy is made: with 10,240 shared negatives it is 250 MB a batch.
+    Returns the positives' ``B`` logits and the negatives' ``B x n``."""
+    if harder_negatives:
+        return positive_scores.max(dim=1).values, negative_scores.max(dim=1).values
+    if math.isinf(readout_power):
+        chosen = positive_scores.argmax(dim=1)  # B
+        positive = positive_scores.gather(1, chosen.unsqueeze(1)).squeeze(1)
+        negative = negative_scores.gather(1, chosen.view(-1, 1, 1).expand(-1, 1, negative_scores.size(2))).squeeze(1)
+        return positive, negative
+    weights = torch.softmax(readout_power * positive_scores, dim=1)  # B x K
+    return (weights * positive_scores).sum(dim=1), (weights.unsqueeze(2) * negative_scores).sum(dim=1)
+
+
 # Up to this many candidates per row, scores are a broadcast product summed over d: for
 # B tiny (K x d) @ (d x C) products that is about 10x faster on CPU than bmm
 # (docs/benchmarks.md). Beyond it the B x K x C x d intermediate grows too large.
@@ -120,12 +141,17 @@ class NegativeSampler(nn.Module):
             if probabilities.sum() <= 0:
                 raise LossConfigError("negative_sampler", distribution, "needs items with training interactions")
             self.register_buffer("probabilities", probabilities / probabilities.sum(), persistent=False)
+            # inverse-CDF sampling: a binary search per draw (torch.multinomial walks the
+            # whole distribution on every call, slow for millions of items)
+            self.register_buffer("cumulative", torch.cumsum(self.probabilities, dim=0), persistent=False)
 
     def forward(self, batch_size: int, n_negatives: int, device=None) -> torch.Tensor:
         """``batch_size x n_negatives`` item ids."""
         if self.distribution == "uniform":
             return torch.randint(1, self.n_items, (batch_size, n_negatives), device=device)
-        flat = torch.multinomial(self.probabilities, batch_size * n_negatives, replacement=True)
+        draws = torch.rand(batch_size * n_negatives, dtype=torch.float64, device=self.cumulative.device)
+        flat = torch.searchsorted(self.cumulative, draws * self.cumulative[-1], right=True)
+        flat = flat.clamp(1, self.n_items - 1)  # P(item) = its probability; 0 (padding) has none
         return flat.view(batch_size, n_negatives).to(device)
 
     def log_expected_count(self, items: torch.Tensor, n_negatives: int) -> torch.Tensor:
@@ -214,17 +240,11 @@ class MultiInterestLoss(nn.Module):
             logits = readout_logits(scores, positives, self.harder_negatives, self.readout_power)
             not_padding = torch.arange(logits.size(1), device=logits.device) != 0
             return F.cross_entropy(mask_logits(logits / self.temperature, not_padding), positives)
-        batch_size = positives.size(0)
         if self.shared_negatives:
-            negatives = self.sampler(1, self.n_negatives, positives.device)  # 1 x n
-            positive_scores = (interests * item_vectors(positives).unsqueeze(1)).sum(dim=-1)  # B x K
-            negative_scores = torch.matmul(interests, item_vectors(negatives[0]).t())  # B x K x n
-            scores = torch.cat([positive_scores.unsqueeze(2), negative_scores], dim=2)
-            candidate_ids = torch.cat([positives.unsqueeze(1), negatives.expand(batch_size, -1)], dim=1)
-        else:
-            negatives = self.sampler(batch_size, self.n_negatives, positives.device)  # B x n
-            candidate_ids = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # B x (1 + n)
-            scores = candidate_scores(interests, item_vectors(candidate_ids))
+            return self._shared_negatives_loss(interests, positives, item_vectors)
+        negatives = self.sampler(positives.size(0), self.n_negatives, positives.device)  # B x n
+        candidate_ids = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # B x (1 + n)
+        scores = candidate_scores(interests, item_vectors(candidate_ids))
         # scores: B x K x (1 + n); column 0 holds each row's positive
         positive_column = torch.zeros_like(positives)
         logits = readout_logits(scores, positive_column, self.harder_negatives, self.readout_power)
@@ -234,3 +254,24 @@ class MultiInterestLoss(nn.Module):
         not_accidental_hit = candidate_ids != positives.unsqueeze(1)
         not_accidental_hit[:, 0] = True  # the positive itself
         return F.cross_entropy(mask_logits(logits, not_accidental_hit), positive_column)
+
+    def _shared_negatives_loss(self, interests: torch.Tensor, positives: torch.Tensor, item_vectors: ItemVectors) -> torch.Tensor:
+        """The loss with one set of negatives for the whole batch, as :meth:`forward` computes
+        it per row, without the per-row copies of the shared columns (``B x K x (1 + n)``
+        scores, ``B x (1 + n)`` candidate ids): the paper's 10,240 negatives over millions
+        of items (bench/bench_industrial_loss.py)."""
+        batch_size = positives.size(0)
+        negatives = self.sampler(1, self.n_negatives, positives.device)[0]  # n
+        # one lookup: an embedding's backward writes a dense table-sized gradient per lookup
+        vectors = item_vectors(torch.cat([positives, negatives]))
+        positive_scores = (interests * vectors[:batch_size].unsqueeze(1)).sum(dim=-1)  # B x K
+        negative_scores = torch.matmul(interests, vectors[batch_size:].t())  # B x K x n
+        positive, negative = split_readout(positive_scores, negative_scores, self.harder_negatives, self.readout_power)
+        logits = torch.cat([positive.unsqueeze(1), negative], dim=1) / self.temperature  # B x (1 + n)
+        if self.logq_correction:
+            logq = torch.cat([self.sampler.log_expected_count(positives, self.n_negatives).unsqueeze(1),
+                              self.sampler.log_expected_count(negatives, self.n_negatives).expand(batch_size, -1)], dim=1)
+            logits = logits - logq
+        not_accidental_hit = torch.ones_like(logits, dtype=torch.bool)
+        not_accidental_hit[:, 1:] = negatives.unsqueeze(0) != positives.unsqueeze(1)
+        return F.cross_entropy(mask_logits(logits, not_accidental_hit), torch.zeros_like(positives))
