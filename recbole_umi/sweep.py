@@ -6,11 +6,11 @@
 
 For each value the model is trained and tested with every seed through
 :func:`recbole_umi.compare.compare` (``OUT/<setting>=<value>/``; finished runs are kept, so
-an interrupted sweep resumes). ``OUT/sweep.csv`` holds every test metric's mean and
-standard deviation over the seeds per value, and ``OUT/sweep.png`` draws them against the
-value, one panel per metric family (HitRate@N, Precision@N under the paper's protocol).
-Values are chosen by the user; the figure reports test metrics, so use it to describe
-sensitivity, not to choose the setting (choose on validation: ``python -m recbole_umi.tune``).
+an interrupted sweep resumes). ``OUT/sweep.csv`` holds, per value, the mean and standard
+deviation over the seeds of every test metric, of every best validation metric (``valid
+...``: choose a value by these, never by the test columns) and of the interest cosine of a
+multi-interest model; ``OUT/sweep.png`` draws the test metrics against the value, one panel
+per metric family (HitRate@N, Precision@N under the paper's protocol).
 """
 
 from __future__ import annotations
@@ -21,27 +21,48 @@ compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
 
-from recbole_umi.compare import compare, summarise  # noqa: E402
+from recbole_umi.compare import compare, run_protocol, summarise  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
+from recbole_umi.metrics import metric_columns  # noqa: E402
 
 __all__ = ["sweep", "plot", "main"]
 
 
 def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, config_dict=None, log=print) -> dict:
-    """``{value: (columns, {column: (mean %, std %)})}`` over the runs of every value."""
+    """``{value: (columns, {column: (mean, std)})}`` over the runs of every value: the test
+    metrics (percent), the best validation metrics (``valid HitRate@50``, ..., percent: the
+    ones to choose a value by) and, for multi-interest models, the test users' mean interest
+    cosine (``interest cosine``, :func:`recbole_umi.evaluation.interest_diagnostics`)."""
     out = Path(out)
     summary = {}
     for value in values:
         results = compare([model], dataset, seeds, out / f"{setting}={value}", config_file_list,
                           {**(config_dict or {}), setting: value}, log=log)
         columns, table = summarise(results)
-        summary[value] = (columns, table[model])
+        row = dict(table[model])
+        runs = results[model]
+        valid = [metric_columns(r["best_valid_result"], run_protocol(r)) for r in runs]
+        for name in valid[0]:
+            row[f"valid {name}"] = _mean_std([100 * v[name] for v in valid])
+        cosines = [r["interest_diagnostics"]["interest_cosine"] for r in runs if r.get("interest_diagnostics")]
+        if len(cosines) == len(runs):
+            row["interest cosine"] = _mean_std(cosines)
+        summary[value] = (list(row), row)
     return summary
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _test_columns(columns: list[str]) -> list[str]:
+    return [c for c in columns if "@" in c and not c.startswith("valid ")]
 
 
 def write_csv(summary: dict, setting: str, path: Path) -> None:
@@ -61,7 +82,7 @@ def plot(summary: dict, setting: str, title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = next(iter(summary.values()))[0]
+    columns = _test_columns(next(iter(summary.values()))[0])
     families = list(dict.fromkeys(c.split("@")[0] for c in columns))
     values = list(summary)
     figure, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.6), squeeze=False)

@@ -1,6 +1,7 @@
 """The sweep command (Figure 2) on tiny data: a run per value and seed, the CSV, the figure."""
 
 import csv
+import json
 
 import pytest
 
@@ -18,7 +19,12 @@ def test_sweep_writes_csv_and_figure_and_resumes(tiny_data, tmp_path, monkeypatc
     with (tmp_path / "out" / "sweep.csv").open() as handle:
         rows = list(csv.reader(handle))
     assert rows[0][0] == "n_interests" and sorted(rows[0][1:]) == sorted(
-        f"{m}@{n} {stat}" for m in ("HitRate", "Precision") for n in (5, 10) for stat in ("mean", "std"))
+        [f"{prefix}{m}@{n} {stat}" for prefix in ("", "valid ") for m in ("HitRate", "Precision") for n in (5, 10)
+         for stat in ("mean", "std")] + ["interest cosine mean", "interest cosine std"])
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "n_interests=2" / "runs").glob("*.json")]
+    valid_column = rows[0].index("valid HitRate@5 mean")
+    assert float(rows[1][valid_column]) == pytest.approx(
+        100 * sum(r["best_valid_result"]["recall@5"] for r in runs) / 2, abs=1e-3)
     column = rows[0].index("HitRate@5 mean")
     assert [r[0] for r in rows[1:]] == ["2", "3"]
     assert float(rows[1][column]) == pytest.approx(summary[2][1]["HitRate@5"][0], abs=1e-4)
