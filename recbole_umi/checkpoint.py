@@ -563,7 +563,23 @@ class SafeCheckpointTrainer:
     """
 
     def __init__(self, config, model):
-        super().__init__(config, model)
+        distributed = not config["single_spec"]
+        if distributed:  # RecBole wraps the model for GPUs only (device_ids): wrapped below
+            config["single_spec"] = True
+        try:
+            super().__init__(config, model)
+        finally:
+            config["single_spec"] = not distributed
+        if distributed:
+            import torch.distributed as dist
+            from torch.nn.parallel import DistributedDataParallel
+
+            on_gpu = config["device"].type == "cuda"
+            self.distributed_model = DistributedDataParallel(self.model, device_ids=[config["local_rank"]] if on_gpu else None)
+            # one best file for all processes: the first process's name (its start time)
+            names = [self.saved_model_file]
+            dist.broadcast_object_list(names, src=0)
+            self.saved_model_file = names[0]
         self._saving = False  # fit(saved=...): set per fit
         self._loaders: dict = {}
         self._ids = None
@@ -682,6 +698,10 @@ class SafeCheckpointTrainer:
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if eval_data and load_best_model and not self.config["single_spec"]:
+            import torch.distributed as dist
+
+            dist.barrier()  # the first process has written the best file before any reads it
         if eval_data and load_best_model:
             path = model_file or self.saved_model_file
             checkpoint = read_checkpoint(path)

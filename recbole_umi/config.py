@@ -29,6 +29,7 @@ from recbole_umi import compat
 compat.apply()  # before anything imports RecBole
 
 import functools  # noqa: E402
+import os  # noqa: E402
 import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -44,6 +45,7 @@ evaluation.register_metrics()  # the plugin's metrics (CategoryCoverage) known t
 
 __all__ = [
     "Config",
+    "DistributedError",
     "resource_dir",
     "model_properties_file",
     "dataset_config_file",
@@ -110,6 +112,10 @@ def parse_cmd_args(cmd_args: list[str]) -> dict[str, str]:
     return parsed
 
 
+class DistributedError(RuntimeError):
+    """A process of a distributed run could not reach its peers in time."""
+
+
 class Config(RecBoleConfig):
     """RecBole's ``Config`` that knows the plugin's models and YAML defaults.
 
@@ -126,6 +132,52 @@ class Config(RecBoleConfig):
         for cls in reversed(self.model_class.__mro__):  # a subclass's narrowing wins
             restrictions.update(getattr(cls, "setting_restrictions", {}))
         settings.validate(self, issubclass(self.model_class, MultiInterestRecommender), restrictions)
+
+    def _init_device(self):
+        """RecBole's device setup for one process; for a process of a distributed run (one
+        that :func:`recbole_umi.quick_start.run` started, with its ``local_rank``) the
+        process group: ``dist_backend`` (auto: NCCL with GPUs, else gloo, which RecBole's
+        NCCL-only setup lacks), failing after ``dist_timeout`` seconds without its peers."""
+        final = self.final_config_dict
+        if "local_rank" not in final:
+            return super()._init_device()
+        import datetime
+
+        import torch
+        import torch.distributed as dist
+
+        final["gpu_id"] = ",".join(map(str, final["gpu_id"])) if isinstance(final["gpu_id"], tuple) else str(final["gpu_id"])
+        os.environ["CUDA_VISIBLE_DEVICES"] = final["gpu_id"]
+        use_cuda = bool(final["use_gpu"]) and torch.cuda.is_available()
+        backend = settings.check("dist_backend", final["dist_backend"])
+        if backend == "auto":
+            backend = "nccl" if use_cuda else "gloo"
+        if backend == "nccl" and not use_cuda:
+            raise settings.SettingsError("dist_backend", backend, "needs GPUs (use_gpu and CUDA); gloo runs on CPUs")
+        nproc, world_size, offset = settings.processes(final)
+        local_rank = final["local_rank"]
+        timeout = settings.check("dist_timeout", final["dist_timeout"])
+        if not dist.is_initialized():
+            address = f"tcp://{final['ip']}:{final['port']}"
+            try:
+                dist.init_process_group(backend, init_method=address, rank=offset + local_rank, world_size=world_size,
+                                        timeout=datetime.timedelta(seconds=timeout))
+            except Exception as error:  # the store's timeout, a refused connection, ...
+                raise DistributedError(
+                    f"process {offset + local_rank} of {world_size} could not join the others at {address} within "
+                    f"{timeout:g} s (dist_timeout): {error}"
+                ) from None
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+            final["device"] = torch.device("cuda", local_rank)
+        else:
+            final["device"] = torch.device("cpu")
+        final["single_spec"] = False
+        final["world_size"] = world_size
+        if local_rank != 0 or offset != 0:  # only the first process reports
+            final["state"] = "error"
+            final["show_progress"] = False
+            final["verbose"] = False
 
     def _load_cmd_line(self):
         return self._convert_config_dict(parse_cmd_args(self._cmd_args))

@@ -22,6 +22,7 @@ from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, eva
 from recbole_umi.metrics import paper_metric_names  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
+from recbole_umi.settings import SettingsError, processes  # noqa: E402
 
 __all__ = ["run", "main", "console_main", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
 
@@ -63,6 +64,10 @@ def run(
         config = Config(model, dataset, config_file_list, config_dict, cmd_args)
     else:
         config = checkpoint_config(resume, model, dataset, config_file_list, config_dict, cmd_args)
+    if config["single_spec"] and processes(config)[1] > 1:  # world_size > 1: this process starts them
+        if resume is not None:
+            raise SettingsError("nproc", config["nproc"], "must be 1 with --resume (resuming runs one process)")
+        return run_processes(config, model, dataset, config_file_list, config_dict, cmd_args, saved)
     init_run_logger(config)  # this run's own log file, also when a process makes several runs
     logger = getLogger()
     logger.info(config)
@@ -99,6 +104,52 @@ def run(
     }
 
 
+def run_processes(config, model, dataset, config_file_list, config_dict, cmd_args, saved) -> dict | None:
+    """:func:`run` in ``nproc`` processes of this machine (``torch.multiprocessing.spawn``),
+    each the rank ``offset + i`` of ``world_size``: RecBole's distributed training (each
+    process trains on its share of the samples, gradients are averaged), gloo on CPUs and
+    NCCL on GPUs (``dist_backend``). Every process evaluates every validation and test user
+    (the results are the same on each); only the first process logs at ``state`` and writes
+    checkpoints. Each process gets ``cpu_count // nproc`` torch threads unless
+    ``OMP_NUM_THREADS`` is set. Returns the first process's result (None on a machine
+    without rank 0). A process that fails ends the run with its error; one that waits for
+    missing peers fails after ``dist_timeout`` seconds."""
+    import torch.multiprocessing as mp
+
+    nproc, world_size, offset = processes(config)
+    port = config["port"] or _free_port()  # 0: one machine (validated), a port nobody uses
+    overrides = {**(config_dict or {}), "port": port}
+    queue = mp.get_context("spawn").SimpleQueue()
+    getLogger().info(f"starting {nproc} processes (ranks {offset}-{offset + nproc - 1} of {world_size}), port {port}")
+    mp.spawn(_process, args=(model, dataset, config_file_list, overrides, cmd_args, saved, queue), nprocs=nproc, join=True)
+    return None if queue.empty() else queue.get()
+
+
+def _process(local_rank, model, dataset, config_file_list, config_dict, cmd_args, saved, queue) -> None:
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, int((config_dict or {}).get("nproc", 1) or 1))))
+    try:
+        result = run(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank}, cmd_args, saved)
+        if dist.get_rank() == 0:
+            queue.put(result)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
 def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
@@ -133,6 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
         result = run(args.model, args.dataset, config_files, cmd_args=rest, resume=args.resume)
     else:
         result = run(args.model or DEFAULT_MODEL, args.dataset or DEFAULT_DATASET, config_files, cmd_args=rest)
+    if result is None:  # a machine of a distributed run without its first process: it reports
+        print("this machine's processes finished; the machine with rank 0 reports the results")
+        return result
     for label, key in (("best valid", "best_valid_result"), ("test result", "test_result")):
         metrics = {name: round(float(value), 4) for name, value in (result[key] or {}).items()}
         print(f"{label}: {metrics}")

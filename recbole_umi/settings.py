@@ -34,6 +34,7 @@ __all__ = [
     "NEGATIVE_SAMPLERS",
     "COMIREC_VARIANTS",
     "RETRIEVAL_MODES",
+    "DIST_BACKENDS",
     "setting",
     "check",
     "validate",
@@ -171,7 +172,7 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
     "train_sampling": Setting(str, choices=TRAIN_SAMPLINGS),
 }
 
-_ONE_PROCESS = "multi-process training is not supported yet; run a single process"
+DIST_BACKENDS = ("auto", "gloo", "nccl")
 _NO_PICKLE = ("RecBole writes these files with pickle and reads them back with pickle, which can run "
               "code from the file; recbole-umi builds datasets and loaders from the atomic files instead")
 
@@ -186,9 +187,14 @@ RUN_SETTINGS: dict[str, Setting] = {
     "train_batch_size": Setting(int, low=1),
     "eval_batch_size": Setting(int, low=1),
     "learning_rate": Setting(float, low=0.0, low_open=True),
-    "nproc": Setting(int, low=1, high=1, note=_ONE_PROCESS),
-    "world_size": Setting(int, high=1, note=_ONE_PROCESS),
-    "local_rank": Setting(int, low=0, high=0, note=_ONE_PROCESS),
+    "nproc": Setting(int, low=1, note="training processes on this machine"),
+    "world_size": Setting(int, low=-1, note="processes on all machines; -1 is nproc (one machine)"),
+    "local_rank": Setting(int, low=0, note="set by recbole_umi for the processes it starts"),
+    "offset": Setting(int, low=0, note="global rank of this machine's first process"),
+    "ip": Setting(str),
+    "port": Setting(int, low=0, high=65535, note="0 picks a free port (one machine only)"),
+    "dist_backend": Setting(str, choices=DIST_BACKENDS),
+    "dist_timeout": Setting(float, low=0.0, low_open=True, note="seconds a process waits for its peers"),
     "save_dataset": Setting(bool, choices=(False,), note=_NO_PICKLE),
     "save_dataloaders": Setting(bool, choices=(False,), note=_NO_PICKLE),
     "dataset_save_path": Setting(str, choices=(), note=_NO_PICKLE),
@@ -270,6 +276,7 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
         for key in MODEL_SETTINGS:
             if key in config:
                 setting(config, key)  # an empty value is an error too
+    _check_processes(config)
     metrics = [str(m).lower() for m in (config["metrics"] if "metrics" in config and config["metrics"] else [])]
     if "categorycoverage" in metrics and not ("category_field" in config and config["category_field"]):
         raise SettingsError("category_field", None, "must name the item field of categories when metrics include CategoryCoverage")
@@ -279,6 +286,28 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
     for key, narrower in (restrictions or {}).items():
         if key in config and config[key] is not None:
             narrower.check(key, config[key])
+
+
+def processes(config) -> tuple[int, int, int]:
+    """``(nproc, world_size, offset)`` of a run: this machine's processes, all machines'
+    processes (``world_size`` -1 is ``nproc``) and the global rank of this machine's first."""
+    def get(key, default):
+        return config[key] if key in config and config[key] is not None else default
+
+    nproc = get("nproc", 1)
+    world_size = get("world_size", -1)
+    return nproc, nproc if world_size == -1 else world_size, get("offset", 0)
+
+
+def _check_processes(config) -> None:
+    nproc, world_size, offset = processes(config)
+    if offset + nproc > world_size:
+        raise SettingsError("world_size", world_size,
+                            f"must be at least offset + nproc ({offset} + {nproc}): the processes of every machine")
+    if "local_rank" in config and config["local_rank"] is not None and config["local_rank"] >= nproc:
+        raise SettingsError("local_rank", config["local_rank"], f"must be below nproc ({nproc})")
+    if world_size > nproc and "port" in config and config["port"] == 0:
+        raise SettingsError("port", 0, "must be given on several machines: every machine needs the first one's port")
 
 
 class UnknownSettingError(SettingsError):

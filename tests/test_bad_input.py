@@ -107,8 +107,8 @@ def test_unknown_key_close_to_nothing_and_dataset_fields_are_allowed(data, in_tm
 
 
 @pytest.mark.parametrize("key, value, requirement", [
-    ("nproc", 2, r"must be an integer in \[1, 1\]: multi-process training is not supported yet"),
-    ("world_size", 4, r"must be an integer in \(-inf, 1\]: multi-process training is not supported yet"),
+    ("nproc", 0, r"must be an integer in \[1, inf\): training processes on this machine"),
+    ("world_size", -2, r"must be an integer in \[-1, inf\): processes on all machines"),
 ])
 def test_multi_process_training_is_refused(tmp_path, key, value, requirement):
     with raises_setting(SettingsError, key, value, requirement):
@@ -278,7 +278,7 @@ def test_profile_field_without_values_is_refused(data, in_tmp, field, profiles):
 
 def _rows(dataset, split, evaluation: bool) -> set:
     """Every row of a split in original ids: (user, history, target(s))."""
-    inter = split.inter_feat
+    inter = split.__getitem__(np.arange(len(split)), join=False)  # with the history lists
     uid, iid = dataset.uid_field, dataset.iid_field
     users = dataset.id2token(uid, inter[uid]).tolist()
     rows = set()

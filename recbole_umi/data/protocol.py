@@ -382,8 +382,16 @@ def data_preparation(config, dataset):
             "at most one interaction each (after RecBole's filters); the dataset needs users with 2 or more",
         )
     train_loader = TRAIN_LOADERS[setting(config, "train_sampling")]
-    return (
-        train_loader(config, train, None, shuffle=config["shuffle"]),
-        UserSplitEvalDataLoader(config, valid, None, shuffle=False),
-        UserSplitEvalDataLoader(config, test, None, shuffle=False),
-    )
+    # In a distributed run each process trains on its share of the samples (RecBole's
+    # DistributedSampler), but evaluates every user: RecBole's sampler would pad the users
+    # to a multiple of the processes (some counted twice) and the per-user results would be
+    # split across processes. Every process then computes the same metrics.
+    train_data = train_loader(config, train, None, shuffle=config["shuffle"])
+    distributed = not config["single_spec"]
+    config["single_spec"] = True
+    try:
+        valid_data = UserSplitEvalDataLoader(config, valid, None, shuffle=False)
+        test_data = UserSplitEvalDataLoader(config, test, None, shuffle=False)
+    finally:
+        config["single_spec"] = not distributed
+    return train_data, valid_data, test_data
