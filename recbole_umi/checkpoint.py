@@ -575,7 +575,10 @@ class SafeCheckpointTrainer:
             from torch.nn.parallel import DistributedDataParallel
 
             on_gpu = config["device"].type == "cuda"
-            self.distributed_model = DistributedDataParallel(self.model, device_ids=[config["local_rank"]] if on_gpu else None)
+            # the buffers (profile masks, bucket edges) never change: no broadcast at every step
+            self.distributed_model = DistributedDataParallel(
+                self.model, device_ids=[config["local_rank"]] if on_gpu else None, broadcast_buffers=False
+            )
             # one best file for all processes: the first process's name (its start time)
             names = [self.saved_model_file]
             dist.broadcast_object_list(names, src=0)
