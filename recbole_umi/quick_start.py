@@ -118,7 +118,7 @@ def run_processes(config, model, dataset, config_file_list, config_dict, cmd_arg
 
     nproc, world_size, offset = processes(config)
     port = config["port"] or _free_port()  # 0: one machine (validated), a port nobody uses
-    overrides = {**(config_dict or {}), "port": port}
+    overrides = {**(config_dict or {}), "port": port, "nproc": nproc}  # nproc also when given as --nproc
     queue = mp.get_context("spawn").SimpleQueue()
     getLogger().info(f"starting {nproc} processes (ranks {offset}-{offset + nproc - 1} of {world_size}), port {port}")
     mp.spawn(_process, args=(model, dataset, config_file_list, overrides, cmd_args, saved, queue), nprocs=nproc, join=True)
@@ -132,7 +132,7 @@ def _process(local_rank, model, dataset, config_file_list, config_dict, cmd_args
     import torch.distributed as dist
 
     if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, int((config_dict or {}).get("nproc", 1) or 1))))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // config_dict["nproc"]))
     try:
         result = run(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank}, cmd_args, saved)
         if dist.get_rank() == 0:

@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SynthSpec", "generate", "write", "ideal_hit_rates", "main"]
+__all__ = ["SynthSpec", "generate", "profile_affinity", "write", "ideal_hit_rates", "main"]
 
 
 @dataclass(frozen=True)
@@ -169,18 +169,25 @@ def generate(spec: SynthSpec) -> dict:
     for c in range(n_cats):
         relevant[c, rng.choice(n_signal, spec.fields_per_category, replace=False)] = True
     preferences = [rng.normal(size=(n, n_cats)) for n in n_levels]
-    profile_affinity = np.log(category_share)[None, :].repeat(n_users, axis=0)
-    for s in range(n_signal):
-        profile_affinity += spec.profile_strength * preferences[s][levels[s]] * relevant[:, s] / np.sqrt(spec.fields_per_category)
-    affinity = profile_affinity + spec.user_noise * rng.normal(size=(n_users, n_cats))
+    level_matrix = np.stack(levels, axis=1).astype(np.int32)  # users x signal fields
 
-    # 4. interests: Gumbel top-k draws categories without replacement by softmax(affinity)
+    # 4. interests: Gumbel top-k draws categories without replacement by softmax(affinity),
+    # users in chunks (a users x categories matrix at once would not fit at scale); the
+    # noise and the Gumbel draws have streams of their own, so chunking changes nothing
     n_interests = rng.integers(spec.min_interests, spec.max_interests + 1, n_users)
-    gumbel = -np.log(-np.log(rng.random((n_users, n_cats))))
-    interests = np.argsort(-(affinity + gumbel), axis=1)[:, : spec.max_interests]
     active = np.arange(spec.max_interests)[None, :] < n_interests[:, None]
     weights = rng.gamma(1.0, size=(n_users, spec.max_interests)) * active
     weights /= weights.sum(axis=1, keepdims=True)
+    noise_rng, gumbel_rng = np.random.default_rng([spec.seed, 1]), np.random.default_rng([spec.seed, 2])
+    interests = np.empty((n_users, spec.max_interests), dtype=np.int64)
+    for start in range(0, n_users, _CHUNK):
+        rows = slice(start, min(n_users, start + _CHUNK))
+        size = (rows.stop - rows.start, n_cats)
+        affinity = profile_affinity(level_matrix[rows], category_share, preferences, relevant, spec)
+        affinity += spec.user_noise * noise_rng.normal(size=size)
+        affinity -= np.log(-np.log(gumbel_rng.random(size)))  # + Gumbel noise
+        top = np.argpartition(-affinity, spec.max_interests - 1, axis=1)[:, : spec.max_interests]
+        interests[rows] = np.take_along_axis(top, np.argsort(-np.take_along_axis(affinity, top, axis=1), axis=1), axis=1)
     interests = np.where(active, interests, -1)
 
     # 5. histories, one step for every user at a time
@@ -220,10 +227,26 @@ def generate(spec: SynthSpec) -> dict:
     position = np.arange(len(users_all)) - starts[users_all]
     return {
         "spec": spec, "item_category": item_category, "popularity": popularity, "within": within,
-        "vocab": vocab, "tokens": tokens, "floats": floats, "relevant": relevant, "preferences": preferences,
-        "profile_affinity": profile_affinity, "affinity": affinity, "interests": interests, "weights": weights,
+        "category_share": category_share, "vocab": vocab, "tokens": tokens, "floats": floats, "levels": level_matrix,
+        "relevant": relevant, "preferences": preferences, "interests": interests, "weights": weights,
         "users": users_all, "items": items_all, "positions": position, "noise": noise_all,
     }
+
+
+# Users per chunk of the users x categories computations.
+_CHUNK = 50_000
+
+
+def profile_affinity(levels: np.ndarray, category_share: np.ndarray, preferences: list[np.ndarray],
+                     relevant: np.ndarray, spec: SynthSpec) -> np.ndarray:
+    """``users x categories``: the log base share of each category plus ``profile_strength``
+    times the summed preference values of the category's relevant signal fields at the
+    users' values (``levels``: users x signal fields), over the square root of their number;
+    what the profile tells, without the user's own noise."""
+    affinity = np.repeat(np.log(category_share)[None, :], len(levels), axis=0)
+    for s, table in enumerate(preferences):
+        affinity += spec.profile_strength * table[levels[:, s]] * relevant[:, s] / np.sqrt(spec.fields_per_category)
+    return affinity
 
 
 def _zipf_skew(n: int) -> np.ndarray:
@@ -245,21 +268,15 @@ def write(data: dict, out) -> Path:
     folder = Path(out) / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     n_users = spec.users
-    inter = np.char.add(np.char.add(np.char.add((data["users"] + 1).astype(str), "\t"),
-                                    np.char.add((data["items"] + 1).astype(str), "\t")),
-                        data["positions"].astype(str))
-    (folder / f"{spec.name}.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "\n".join(inter) + "\n")
+    _write_tsv(folder / f"{spec.name}.inter", ["user_id:token", "item_id:token", "timestamp:float"],
+               [data["users"] + 1, data["items"] + 1, data["positions"]])
     header = ["user_id:token", *(f"{n}:token" for n in spec.token_names), *(f"{n}:float" for n in spec.float_names)]
-    columns = [np.arange(1, n_users + 1).astype(str)]
-    columns += [(data["tokens"][:, i] + 1).astype(str) for i in range(spec.token_fields)]
-    columns += [np.char.mod("%.4f", data["floats"][:, i]) for i in range(spec.float_fields)]
-    rows = columns[0]
-    for column in columns[1:]:
-        rows = np.char.add(np.char.add(rows, "\t"), column)
-    (folder / f"{spec.name}.user").write_text("\t".join(header) + "\n" + "\n".join(rows) + "\n")
-    items = np.char.add(np.char.add(np.arange(1, spec.items + 1).astype(str), "\tc"), np.char.zfill((data["item_category"] + 1).astype(str), 3))
-    (folder / f"{spec.name}.item").write_text("item_id:token\tcategory:token\n" + "\n".join(items) + "\n")
-    truth = {key: data[key] for key in ("item_category", "popularity", "within", "relevant", "profile_affinity",
+    _write_tsv(folder / f"{spec.name}.user", header,
+               [np.arange(1, n_users + 1), *(data["tokens"][:, i] + 1 for i in range(spec.token_fields)),
+                *(data["floats"][:, i] for i in range(spec.float_fields))])
+    categories = np.char.add("c", np.char.zfill((data["item_category"] + 1).astype(str), 3))
+    _write_tsv(folder / f"{spec.name}.item", ["item_id:token", "category:token"], [np.arange(1, spec.items + 1), categories])
+    truth = {key: data[key] for key in ("item_category", "popularity", "within", "category_share", "relevant", "levels",
                                        "interests", "weights", "noise")}
     truth.update({f"preferences_{name}": p for name, p in zip(spec.signal_names, data["preferences"])})
     np.savez_compressed(folder / "truth.npz", **truth)
@@ -280,6 +297,20 @@ def write(data: dict, out) -> Path:
               f"profile_fields: [{', '.join(fields)}]\n")
     (Path(out) / f"{spec.name}.yaml").write_text(config)
     return folder
+
+
+def _write_tsv(path: Path, header: list[str], columns: list[np.ndarray], chunk: int = 500_000) -> None:
+    """A tab-separated file, a million rows at a time at most (whole columns of strings
+    would take gigabytes at scale); floats with 4 decimals."""
+    with open(path, "w") as handle:
+        handle.write("\t".join(header) + "\n")
+        for start in range(0, len(columns[0]), chunk):
+            parts = [c[start : start + chunk] for c in columns]
+            text = [np.char.mod("%.4f", part) if part.dtype.kind == "f" else part.astype(str) for part in parts]
+            rows = text[0]
+            for column in text[1:]:
+                rows = np.char.add(np.char.add(rows, "\t"), column)
+            handle.write("\n".join(rows.tolist()) + "\n")
 
 
 def ideal_hit_rates(folder, topk=(10, 50, 100), ratios=(0.8, 0.1, 0.1), split_seed=2022, history_share=0.9,
@@ -322,7 +353,8 @@ def ideal_hit_rates(folder, topk=(10, 50, 100), ratios=(0.8, 0.1, 0.1), split_se
               weights.ravel() * (interests.ravel() >= 0))
     rng = np.random.default_rng(seed)
     expected = np.zeros((len(test), spec.categories))
-    affinity = truth["profile_affinity"][test]
+    preferences = [truth[f"preferences_{name}"] for name in spec.signal_names]
+    affinity = profile_affinity(truth["levels"][test], truth["category_share"], preferences, truth["relevant"], spec)
     for _ in range(samples):  # interests as drawn in generate(), without the user's own noise
         k = rng.integers(spec.min_interests, spec.max_interests + 1, len(test))
         drawn = np.argsort(-(affinity - np.log(-np.log(rng.random(affinity.shape)))), axis=1)[:, : spec.max_interests]
