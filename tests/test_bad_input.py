@@ -110,7 +110,7 @@ def test_unknown_key_close_to_nothing_and_dataset_fields_are_allowed(data, in_tm
     ("nproc", 0, r"must be an integer in \[1, inf\): training processes on this machine"),
     ("world_size", -2, r"must be an integer in \[-1, inf\): processes on all machines"),
 ])
-def test_multi_process_training_is_refused(tmp_path, key, value, requirement):
+def test_process_counts_are_checked(tmp_path, key, value, requirement):
     with raises_setting(SettingsError, key, value, requirement):
         Config("UMI", "nowhere", config_dict={"data_path": str(tmp_path)}, cmd_args=[f"--{key}={value}"])
     assert Config("UMI", "nowhere", config_dict={"data_path": str(tmp_path), key: 1})[key] == 1
