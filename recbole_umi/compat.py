@@ -4,7 +4,7 @@ RecBole 1.2.1 (2023) breaks on NumPy 2 and setuptools >= 81, switches on autogra
 detection for the whole process when its sequential models are imported, and cannot
 finish downloading a dataset outside distributed training; and its data module reads
 pickled caches of datasets and data loaders from ``checkpoint_dir`` whenever a file of the
-right name is there. :func:`apply` repairs all five, once, and must run before anything imports ``recbole``: every plugin module that imports
+right name is there; and it reads atomic files with pandas' slowest parser. :func:`apply` repairs all six, once, and must run before anything imports ``recbole``: every plugin module that imports
 RecBole calls it first (``import recbole_umi`` alone stays light and does not). Each fix is
 a named function below so that tests can check it and a reader can see exactly what is
 changed and why.
@@ -30,6 +30,10 @@ changed and why.
   the file was made to run. There, ``pickle.load`` now refuses with a clear message, and the
   data-loader cache is never looked for (the loaders are built from the dataset). Saving
   them is refused in :mod:`recbole_umi.settings`.
+- :func:`read_atomic_files_with_the_c_parser`: ``Dataset._load_feat`` reads every atomic
+  file with ``pandas.read_csv(engine="python")``, several times slower and larger in memory
+  than the C parser, which reads the same with a one-character separator (floats parsed
+  exactly): RecBole's dataset module gets the C parser there.
 
 Not a fix here, on purpose: torch >= 2.6 loads with ``weights_only=True``, so RecBole's own
 ``Trainer.evaluate(model_file=...)``, ``resume_checkpoint`` and ``load_data_and_model``
@@ -57,6 +61,7 @@ __all__ = [
     "import_sequential_models_without_anomaly_mode",
     "download_datasets_without_process_group",
     "read_no_recbole_pickles",
+    "read_atomic_files_with_the_c_parser",
     "NUMPY_ALIASES",
 ]
 
@@ -196,6 +201,37 @@ def read_no_recbole_pickles() -> None:
         module.load_split_dataloaders = _no_split_dataloaders
 
 
+class _PandasWithTheCParser(types.ModuleType):
+    """``pandas`` as RecBole's dataset module sees it: ``read_csv`` with the C parser where
+    RecBole asks for the Python one and a one-character separator lets the C parser read the
+    same (floats parsed exactly, ``float_precision="round_trip"``, as Python's ``float``
+    parses them); everything else is pandas'."""
+
+    def __getattr__(self, name):
+        return getattr(_pandas(), name)
+
+    @staticmethod
+    def read_csv(*args, **kwargs):
+        separator = kwargs.get("delimiter", kwargs.get("sep"))
+        if kwargs.get("engine") == "python" and isinstance(separator, str) and len(separator) == 1:
+            kwargs = {**kwargs, "engine": "c", "float_precision": "round_trip"}
+        return _pandas().read_csv(*args, **kwargs)
+
+
+def _pandas():
+    import pandas
+
+    return pandas
+
+
+def read_atomic_files_with_the_c_parser() -> None:
+    """Let RecBole read atomic files with pandas' C parser (it asks for the Python parser,
+    several times slower and larger in memory on large files)."""
+    module = importlib.import_module("recbole.data.dataset.dataset")
+    if not isinstance(module.pd, _PandasWithTheCParser):
+        module.pd = _PandasWithTheCParser("pandas")
+
+
 def apply() -> None:
     """Apply every fix, once; safe to call again."""
     global _applied
@@ -206,4 +242,5 @@ def apply() -> None:
     import_sequential_models_without_anomaly_mode()
     download_datasets_without_process_group()
     read_no_recbole_pickles()
+    read_atomic_files_with_the_c_parser()
     _applied = True
