@@ -59,6 +59,8 @@ def run(
         distinct the interests of the test users are (see
         :func:`recbole_umi.evaluation.interest_diagnostics`; None for single-interest and
         RecBole models); ``eval_protocol``: the protocol the metrics were computed under.
+        With ``world_size`` above 1 (``nproc`` processes here), the run is made by
+        :func:`run_processes` and this is its first process's result.
     """
     if resume is None:
         config = Config(model, dataset, config_file_list, config_dict, cmd_args)
