@@ -75,7 +75,7 @@ from recbole.utils import get_trainer as recbole_get_trainer  # noqa: E402
 from recbole.utils import set_color  # noqa: E402
 
 from recbole_umi import __version__  # noqa: E402
-from recbole_umi.config import Config  # noqa: E402
+from recbole_umi.config import Config, one_process_view  # noqa: E402
 from recbole_umi.evaluation import attach_item_categories  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
@@ -563,13 +563,8 @@ class SafeCheckpointTrainer:
     """
 
     def __init__(self, config, model):
-        distributed = not config["single_spec"]
-        if distributed:  # RecBole wraps the model for GPUs only (device_ids): wrapped below
-            config["single_spec"] = True
-        try:
+        with one_process_view(config) as distributed:  # RecBole wraps for GPUs only: wrapped below
             super().__init__(config, model)
-        finally:
-            config["single_spec"] = not distributed
         if distributed:
             import torch.distributed as dist
             from torch.nn.parallel import DistributedDataParallel

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from recbole_umi.config import Config, parse_cmd_args
+from recbole_umi.config import Config, comma_list, parse_cmd_args
 from recbole_umi.metrics import metric_columns, recbole_metric_name
 from recbole_umi.quick_start import run
 from recbole_umi.registry import get_model
@@ -463,9 +463,9 @@ def main(argv: list[str] | None = None) -> str:
     settings = parse_cmd_args(rest)  # fails now, not after hours of runs, on a malformed argument
     if "seed" in settings:
         raise ValueError("set the training seeds with --seeds, not --seed")
-    variants = [m for m in args.models.split(",") if m]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
-    files = [f for f in args.config_files.split(",") if f] if args.config_files else None
+    variants = comma_list(args.models)
+    seeds = comma_list(args.seeds, int)
+    files = comma_list(args.config_files) or None
     variant_files = read_variant_files(args.variant_files, variants) if args.variant_files else None
     results = compare(variants, args.dataset, seeds, args.out, files, config_dict=settings, variant_files=variant_files)
     columns, table = summarise(results)

@@ -28,6 +28,7 @@ from recbole_umi import compat
 
 compat.apply()  # before anything imports RecBole
 
+import contextlib  # noqa: E402
 import functools  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
@@ -46,6 +47,8 @@ evaluation.register_metrics()  # the plugin's metrics (CategoryCoverage) known t
 __all__ = [
     "Config",
     "DistributedError",
+    "comma_list",
+    "one_process_view",
     "resource_dir",
     "model_properties_file",
     "dataset_config_file",
@@ -97,6 +100,25 @@ def dataset_config_layers(dataset: str) -> list[Path]:
         if not path.is_file():
             raise FileNotFoundError(f"{layers[0]} names {BASE_CONFIG_KEY}: {base}, which is not in {path.parent}")
     return layers
+
+
+def comma_list(text: str | None, kind=str) -> list:
+    """The parts of a comma-separated command-line value, each through ``kind``, empty parts
+    skipped (``"a,b,"`` -> ``["a", "b"]``); ``[]`` for None or an empty value."""
+    return [kind(part) for part in (text or "").split(",") if part]
+
+
+@contextlib.contextmanager
+def one_process_view(config):
+    """``config`` seen as a single-process run while the block runs, for RecBole code that
+    would otherwise shard the work (its samplers) or wrap the model for GPUs (its trainer);
+    in a distributed run the caller then does its own share."""
+    distributed = not config["single_spec"]
+    config["single_spec"] = True
+    try:
+        yield distributed
+    finally:
+        config["single_spec"] = not distributed
 
 
 def parse_cmd_args(cmd_args: list[str]) -> dict[str, str]:

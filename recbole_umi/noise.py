@@ -27,7 +27,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from recbole_umi.compare import compare, paired_test, read_variant_files, seed_averaged_users, summarise  # noqa: E402
-from recbole_umi.config import parse_cmd_args  # noqa: E402
+from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.metrics import recbole_metric_name  # noqa: E402
 from recbole_umi.settings import check  # noqa: E402
 
@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> str:
     settings = parse_cmd_args(rest)
     if "profile_noise" in settings or "seed" in settings:
         raise ValueError("set the noise with --profile_noise and the seeds with --seeds")
-    variants = [m for m in args.models.split(",") if m]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
-    files = [f for f in args.config_files.split(",") if f] if args.config_files else None
+    variants = comma_list(args.models)
+    seeds = comma_list(args.seeds, int)
+    files = comma_list(args.config_files) or None
     variant_files = read_variant_files(args.variant_files, variants) if args.variant_files else None
     out = Path(args.out)
     results = {

@@ -17,7 +17,7 @@ from logging import getLogger  # noqa: E402
 from recbole.utils import get_environment, set_color  # noqa: E402
 
 from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer  # noqa: E402
-from recbole_umi.config import Config  # noqa: E402
+from recbole_umi.config import Config, comma_list  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, evaluated_users, interest_diagnostics  # noqa: E402
 from recbole_umi.metrics import paper_metric_names  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
     """The command line: ``run_recbole_umi.py [--model=M] [--dataset=D] [--key=value ...]``,
     ``--evaluate=CHECKPOINT`` or ``--resume=CHECKPOINT``."""
     args, rest = build_arg_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
-    config_files = [f for f in args.config_files.split(",") if f] if args.config_files else None
+    config_files = comma_list(args.config_files) or None
     if args.evaluate:
         result = evaluate_checkpoint(
             args.evaluate, config_file_list=config_files, cmd_args=rest, model=args.model, dataset=args.dataset

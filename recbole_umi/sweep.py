@@ -28,7 +28,7 @@ from pathlib import Path  # noqa: E402
 import yaml  # noqa: E402
 
 from recbole_umi.compare import compare, run_protocol, summarise  # noqa: E402
-from recbole_umi.config import parse_cmd_args  # noqa: E402
+from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
 
 __all__ = ["sweep", "plot", "main"]
@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
     settings = parse_cmd_args(rest)
     if args.setting in settings or "seed" in settings:
         raise ValueError(f"set {args.setting} with --values and the seeds with --seeds")
-    values = [yaml.safe_load(v) for v in args.values.split(",") if v]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
-    files = [f for f in args.config_files.split(",") if f] if args.config_files else None
+    values = comma_list(args.values, yaml.safe_load)
+    seeds = comma_list(args.seeds, int)
+    files = comma_list(args.config_files) or None
     summary = sweep(args.model, args.setting, values, args.dataset, seeds, args.out, files, settings)
     out = Path(args.out)
     write_csv(summary, args.setting, out / "sweep.csv")

@@ -44,7 +44,7 @@ import yaml  # noqa: E402
 from recbole.trainer.hyper_tuning import HyperTuning  # noqa: E402
 
 from recbole_umi.compare import SettingsMismatchError, comparable, resolve_variant, run_settings  # noqa: E402
-from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
+from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
 __all__ = ["ALGORITHMS", "ParamsFileError", "read_params_file", "Tuning", "tune", "main"]
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--start_from_defaults", default="True", choices=("True", "False"),
                         help="make the model's current settings the first trial (default True)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    files = [f for f in args.config_files.split(",") if f] if args.config_files else None
+    files = comma_list(args.config_files) or None
     best = tune(args.model, args.dataset, args.params_file, args.out, args.algo, args.max_evals, args.search_seed,
                 files, parse_cmd_args(rest), start_from_defaults=args.start_from_defaults == "True")
     print(f"best trial {best['trial']}: valid {best['best_valid_score']:.4f} with {best['params']} -> {Path(args.out) / 'best.yaml'}")

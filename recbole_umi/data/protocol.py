@@ -42,6 +42,7 @@ from recbole.data.dataset import Dataset, SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import ModelType, set_color
 
+from recbole_umi.config import one_process_view
 from recbole_umi.data.profile_noise import corrupt_profiles
 from recbole_umi.settings import SettingsError, check_topk, setting
 
@@ -387,11 +388,7 @@ def data_preparation(config, dataset):
     # to a multiple of the processes (some counted twice) and the per-user results would be
     # split across processes. Every process then computes the same metrics.
     train_data = train_loader(config, train, None, shuffle=config["shuffle"])
-    distributed = not config["single_spec"]
-    config["single_spec"] = True
-    try:
+    with one_process_view(config):
         valid_data = UserSplitEvalDataLoader(config, valid, None, shuffle=False)
         test_data = UserSplitEvalDataLoader(config, test, None, shuffle=False)
-    finally:
-        config["single_spec"] = not distributed
     return train_data, valid_data, test_data
