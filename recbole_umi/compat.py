@@ -4,7 +4,9 @@ RecBole 1.2.1 (2023) breaks on NumPy 2 and setuptools >= 81, switches on autogra
 detection for the whole process when its sequential models are imported, and cannot
 finish downloading a dataset outside distributed training; and its data module reads
 pickled caches of datasets and data loaders from ``checkpoint_dir`` whenever a file of the
-right name is there; and it reads atomic files with pandas' slowest parser. :func:`apply` repairs all six, once, and must run before anything imports ``recbole``: every plugin module that imports
+right name is there; it reads atomic files with pandas' slowest parser; it fills missing
+values by chained assignment, which pandas 3 ignores; and its trainer calls torch's
+deprecated ``torch.cuda.amp.GradScaler``. :func:`apply` repairs all eight, once, and must run before anything imports ``recbole``: every plugin module that imports
 RecBole calls it first (``import recbole_umi`` alone stays light and does not). Each fix is
 a named function below so that tests can check it and a reader can see exactly what is
 changed and why.
@@ -34,6 +36,14 @@ changed and why.
   file with ``pandas.read_csv(engine="python")``, several times slower and larger in memory
   than the C parser, which reads the same with a one-character separator (floats parsed
   exactly): RecBole's dataset module gets the C parser there.
+- :func:`fill_missing_values_by_assignment`: ``Dataset._fill_nan`` writes
+  ``feat[field].fillna(value, inplace=True)``, a chained assignment: pandas 2 warns on every
+  dataset load ("will never work" in pandas 3) and pandas 3 would leave the missing values
+  in place, silently. The method now assigns the filled column (same values; ``setup.cfg``
+  still keeps pandas < 3 for the rest of RecBole).
+- :func:`scale_gradients_without_deprecated_amp`: ``Trainer._train_epoch`` builds
+  ``torch.cuda.amp.GradScaler(...)``, deprecated in torch 2.4 (a FutureWarning in every run);
+  RecBole's trainer module gets ``torch.amp.GradScaler("cuda", ...)``, the same object.
 
 Not a fix here, on purpose: torch >= 2.6 loads with ``weights_only=True``, so RecBole's own
 ``Trainer.evaluate(model_file=...)``, ``resume_checkpoint`` and ``load_data_and_model``
@@ -62,6 +72,8 @@ __all__ = [
     "download_datasets_without_process_group",
     "read_no_recbole_pickles",
     "read_atomic_files_with_the_c_parser",
+    "fill_missing_values_by_assignment",
+    "scale_gradients_without_deprecated_amp",
     "NUMPY_ALIASES",
 ]
 
@@ -232,6 +244,56 @@ def read_atomic_files_with_the_c_parser() -> None:
         module.pd = _PandasWithTheCParser("pandas")
 
 
+def _fill_nan(self):
+    """RecBole's ``Dataset._fill_nan`` with the filled columns assigned, not filled in place
+    through a chained assignment: a token field's missing values become 0 (``[PAD]``), a
+    float field's its mean, a sequence field's an empty array."""
+    from recbole.utils import FeatureType
+
+    for feat_name in self.feat_name_list:
+        feat = getattr(self, feat_name)
+        for field in feat:
+            field_type = self.field2type[field]
+            if field_type == FeatureType.TOKEN:
+                feat[field] = feat[field].fillna(value=0)
+            elif field_type == FeatureType.FLOAT:
+                feat[field] = feat[field].fillna(value=feat[field].mean())
+            else:
+                dtype = np.int64 if field_type == FeatureType.TOKEN_SEQ else np.float64
+                feat[field] = feat[field].apply(lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x)
+
+
+def fill_missing_values_by_assignment() -> None:
+    """Let RecBole fill missing values in a way pandas 3 keeps and pandas 2 does not warn about."""
+    module = importlib.import_module("recbole.data.dataset.dataset")
+    if module.Dataset._fill_nan is not _fill_nan:
+        _fill_nan.replaced = module.Dataset._fill_nan  # RecBole's own, for the tests
+        module.Dataset._fill_nan = _fill_nan
+
+
+class _AmpWithoutDeprecation(types.ModuleType):
+    """``torch.cuda.amp`` as RecBole's trainer module sees it: ``GradScaler`` and ``autocast``
+    are torch's current ``torch.amp`` versions for CUDA, everything else is the module's."""
+
+    def __getattr__(self, name):
+        return getattr(torch.cuda.amp, name)
+
+    @staticmethod
+    def GradScaler(*args, **kwargs):  # noqa: N802 (torch's name)
+        return torch.amp.GradScaler("cuda", *args, **kwargs)
+
+    @staticmethod
+    def autocast(*args, **kwargs):
+        return torch.autocast("cuda", *args, **kwargs)
+
+
+def scale_gradients_without_deprecated_amp() -> None:
+    """Let RecBole's trainer build its gradient scaler without torch's deprecation warning."""
+    module = importlib.import_module("recbole.trainer.trainer")
+    if not isinstance(module.amp, _AmpWithoutDeprecation):
+        module.amp = _AmpWithoutDeprecation("torch.cuda.amp")
+
+
 def apply() -> None:
     """Apply every fix, once; safe to call again."""
     global _applied
@@ -243,4 +305,6 @@ def apply() -> None:
     download_datasets_without_process_group()
     read_no_recbole_pickles()
     read_atomic_files_with_the_c_parser()
+    fill_missing_values_by_assignment()
+    scale_gradients_without_deprecated_amp()
     _applied = True

@@ -4,6 +4,7 @@ import ast
 import pickle
 import subprocess
 import sys
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -228,3 +229,71 @@ def test_atomic_files_read_by_the_c_parser_equal_the_python_parsers(tmp_path, mo
             for column in ours.columns:
                 assert torch.equal(ours[column], theirs[column]), (config["dataset"], name, column)
     monkeypatch.setattr(dataset_module, "pd", fixed)
+
+
+
+MISSING_VALUES = {
+    "tinynan.inter": "user_id:token\titem_id:token\ttimestamp:float\n"
+    + "".join(f"{u}\t{i}\t{t}\n" for u in range(1, 7) for t, i in enumerate(range(1, 6))),
+    "tinynan.user": "user_id:token\tgender:token\tincome:float\n1\tF\t1.0\n2\t\t3.0\n3\tM\t\n4\tF\t8.0\n5\t\t\n6\tM\t0.0\n",
+}
+
+
+
+def test_missing_values_filled_by_assignment(tmp_path, monkeypatch):
+    """RecBole fills a token field's blanks with [PAD] and a float field's with its mean,
+    without pandas' FutureWarning; under copy-on-write (pandas 3's only mode) the fix still
+    fills them, where RecBole's own chained in-place ``fillna`` leaves them missing."""
+    import pandas
+    import recbole.data.dataset.dataset as dataset_module
+
+    from recbole_umi.compat import _fill_nan
+    from recbole_umi.config import Config
+    from recbole_umi.data import create_dataset
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tinynan").mkdir()
+    for name, text in MISSING_VALUES.items():
+        (tmp_path / "tinynan" / name).write_text(text)
+    config = Config("UMI", "tinynan", config_dict={
+        "state": "ERROR", "data_path": str(tmp_path), "load_col": None, "profile_fields": ["gender", "income"],
+        "n_negatives": 2, "MAX_ITEM_LIST_LENGTH": 3, "topk": [2]})
+    assert dataset_module.Dataset._fill_nan is _fill_nan  # the fix is in place
+
+    def profiles(fill_nan, copy_on_write: bool) -> list[tuple]:
+        """Raw users 1-6's (gender, income) as the dataset holds them."""
+        monkeypatch.setattr(dataset_module.Dataset, "_fill_nan", fill_nan)
+        monkeypatch.setattr(pandas.options.mode, "copy_on_write", copy_on_write)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            dataset = create_dataset(config)
+        table, tokens = dataset.user_feat, dataset.field2id_token
+        row_of = {tokens["user_id"][user]: row for row, user in enumerate(table["user_id"])}
+        return [(tokens["gender"][int(table["gender"][row_of[str(u)]])], float(table["income"][row_of[str(u)]]))
+                for u in range(1, 7)]
+
+    # blanks: users 2's and 5's gender, 3's and 5's income (the mean of 1, 3, 8, 0 is 3)
+    expected = [("F", 1.0), ("[PAD]", 3.0), ("M", 3.0), ("F", 8.0), ("[PAD]", 3.0), ("M", 0.0)]
+    assert profiles(_fill_nan, copy_on_write=False) == expected
+    assert profiles(_fill_nan, copy_on_write=True) == expected
+    with pytest.raises(FutureWarning, match="chained assignment"):  # control: RecBole's own method
+        profiles(_fill_nan.replaced, copy_on_write=False)
+    monkeypatch.setattr(pandas.options.mode, "copy_on_write", True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monkeypatch.setattr(dataset_module.Dataset, "_fill_nan", _fill_nan.replaced)
+        left = create_dataset(config).user_feat
+    # users 3's and 5's income (and the padding user's profile) left missing, silently
+    assert left["income"].isna().tolist() == [True, False, False, True, False, True, False]
+
+
+def test_trainer_builds_its_scaler_without_a_deprecation_warning():
+    import recbole.trainer.trainer as trainer_module
+
+    from recbole_umi.compat import _AmpWithoutDeprecation
+
+    assert isinstance(trainer_module.amp, _AmpWithoutDeprecation)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        scaler = trainer_module.amp.GradScaler(enabled=False)
+    assert isinstance(scaler, torch.amp.GradScaler) and not scaler.is_enabled()
