@@ -150,3 +150,28 @@ def test_read_params_file(tmp_path):
     path.write_text("a choice [1]\na choice [2]\n")
     with pytest.raises(ParamsFileError, match="searched twice"):
         read_params_file(path)
+
+
+def test_tuning_summary_script(tmp_path):
+    """scripts/tuning_summary.py: one line per model, chosen from the budget's first trials."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def write(model, scores, walls):
+        folder = tmp_path / model / "trials"
+        folder.mkdir(parents=True)
+        for number, (score, wall) in enumerate(zip(scores, walls), 1):
+            record = {"trial": number, "proposed_by": "defaults" if number == 1 else "random",
+                      "params": {"learning_rate": 0.001 * number, "n_interests": number},
+                      "best_valid_score": score, "valid_score_bigger": True, "wall_s": wall, "test_result": {}}
+            (folder / f"{number:03d}.json").write_text(json.dumps(record))
+
+    write("UMI", [0.30, 0.33, 0.31, 0.50], [1800, 1800, 1800, 1800])  # trial 4: beyond the budget of 3
+    write("SASRec", [0.37], [3600])
+    script = Path(__file__).resolve().parent.parent / "scripts" / "tuning_summary.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path), "--budget=3"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[2] == "| SASRec (unfinished) | 1 of 3 | 1 | 0.3700 | 0.3700 | learning_rate 0.001, n_interests 1 | 1.0 |"
+    assert lines[3] == "| UMI | 3 (+1) | 2 | 0.3300 | 0.3000 | learning_rate 0.002, n_interests 2 | 2.0 |"
