@@ -16,7 +16,9 @@ other one without retraining: a paired test over the test users (each user's met
 averaged over the seeds; ``--significance=ttest`` or ``wilcoxon``), with the mean
 difference and its 95% confidence interval, appended to the table and written to
 ``<out>/table_tests.csv``; the ▲% row marks the columns where the first model's gain over
-the best other one is significant (p < 0.05), as the paper does.
+the best other one is significant (p < 0.05), as the paper does. For the multi-interest
+models the table ends with their interest diagnostics (how alike a user's interests are
+and how the routing spreads the history over them), mean ± std over the seeds.
 
 Each run file keeps the dataset and the settings given to the comparison (its YAML files and
 ``--key=value`` arguments); resuming with another dataset or other settings (another batch
@@ -406,6 +408,39 @@ def render_markdown(columns: list[str], table: dict, n_seeds: int, tests: dict |
     return "\n".join(lines) + "\n"
 
 
+def render_diagnostics(results: dict) -> str | None:
+    """The interest diagnostics of the multi-interest variants (:func:`recbole_umi.evaluation.
+    interest_diagnostics`), mean ± std over seeds; None if no run has any."""
+    lines = []
+    for variant, runs in results.items():
+        found = [r["interest_diagnostics"] for r in runs if r.get("interest_diagnostics")]
+        if not found:
+            continue
+
+        def spread(values):
+            if any(v is None for v in values):
+                return "-"
+            return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
+
+        shares = [d["routing_share"] for d in found]
+        routed = not any(s is None for s in shares)
+        share = " / ".join(f"{v:.2f}" for v in np.mean(shares, axis=0)) if routed else "-"
+        lines.append(f"| {variant} | {len(shares[0]) if routed else '-'} | "
+                     f"{spread([d['interest_cosine'] for d in found])} | "
+                     f"{spread([d['routing_overlap'] for d in found])} | {share} |")
+    if not lines:
+        return None
+    return "\n".join([
+        "Interest diagnostics on the test users, mean ± std over the seeds: the mean cosine between two of a "
+        "user's interests (near 1: near-duplicates), the routing overlap, and the share of history items "
+        "routed mostly to each interest, largest first.",
+        "",
+        "| model | K | interest cosine | routing overlap | routing share |",
+        "| --- | --- | --- | --- | --- |",
+        *lines,
+    ]) + "\n"
+
+
 def write_csv(path: Path, columns: list[str], table: dict) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -478,6 +513,9 @@ def main(argv: list[str] | None = None) -> str:
         write_tests_csv(out / f"{args.table}_tests.csv", columns, tests)
     elif len(variants) > 1:
         markdown += "\nNo paired test: some runs were made before per-user results were kept.\n"
+    diagnostics = render_diagnostics(results)
+    if diagnostics:
+        markdown += "\n" + diagnostics
     (out / f"{args.table}.md").write_text(markdown)
     write_csv(out / f"{args.table}.csv", columns, table)
     print(markdown)

@@ -89,6 +89,11 @@ def test_table_and_resume(compare_args, finished, monkeypatch, capsys):
         pair = [cells[0][column], cells[1][column]]
         assert sum(c.startswith("**") for c in pair) == 1 and sum(c.startswith("_") for c in pair) == 1
 
+    # the interest diagnostics: each model's seeds' means
+    diagnostics_row = next(line for line in lines if line.startswith("| UMI | 3 | "))
+    cosines = [records[f"UMI__seed{s}.json"]["interest_diagnostics"]["interest_cosine"] for s in (1, 2)]
+    assert diagnostics_row.split(" | ")[2] == f"{statistics.mean(cosines):.3f} ± {statistics.stdev(cosines):.3f}"
+
     assert (out / "table.md").read_text() == markdown
     with (out / "table.csv").open() as handle:
         rows = list(csv.reader(handle))
@@ -210,6 +215,23 @@ def test_variant_files_give_a_variant_its_own_settings(compare_args, tmp_path, m
     assert read_variant_files(plan, ["UMI", "ComiRecSA+HN"]) == {"UMI": [str(tuned)]}
     with pytest.raises(FileNotFoundError, match="MIND\\+HN's files"):
         read_variant_files(plan, ["MIND+HN"])
+
+
+def test_diagnostics_table_from_hand_made_runs():
+    def record(cosine, overlap, share):
+        return {"interest_diagnostics": {"interest_cosine": cosine, "routing_overlap": overlap, "routing_share": share}}
+
+    results = {
+        "UMI": [record(0.6, 0.9, [0.8, 0.2]), record(0.8, 0.7, [0.6, 0.4])],
+        "YoutubeDNN": [{"interest_diagnostics": None}, {"interest_diagnostics": None}],  # one interest
+        "ComiRecSA": [record(0.5, None, None)],  # no routing
+    }
+    lines = compare_module.render_diagnostics(results).splitlines()
+    assert lines[-2:] == [
+        "| UMI | 2 | 0.700 ± 0.141 | 0.800 ± 0.141 | 0.70 / 0.30 |",  # std of (0.6, 0.8): 0.1414
+        "| ComiRecSA | - | 0.500 ± 0.000 | - | - |",
+    ]
+    assert compare_module.render_diagnostics({"YoutubeDNN": results["YoutubeDNN"]}) is None
 
 
 def test_seed_is_not_taken_for_seeds(tmp_path):
