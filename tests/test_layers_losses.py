@@ -5,9 +5,11 @@ import math
 import pytest
 import torch
 
+from recbole_umi.model import losses as losses_module
 from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing, mask_logits, routing_overlap, squash
 from recbole_umi.model.losses import (
     BROADCAST_MAX_CANDIDATES,
+    BestInterestScores,
     MultiInterestLoss,
     NegativeSampler,
     candidate_scores,
@@ -277,7 +279,9 @@ def test_routing_overlap_has_gradient_through_the_last_iteration():
 
 
 @pytest.mark.parametrize("harder_negatives, power", [(True, math.inf), (False, math.inf), (False, 2.0)])
-def test_shared_negatives_path_equals_the_per_row_path(harder_negatives, power):
+@pytest.mark.parametrize("block", [128, 2])  # the shared scores in one block, in blocks of 2 columns
+def test_shared_negatives_path_equals_the_per_row_path(harder_negatives, power, block, monkeypatch):
+    monkeypatch.setattr(losses_module, "SHARED_SCORE_BLOCK", block)
     # the shared path skips the B x K x (1 + n) copies: same loss and gradients as the
     # per-row path given the same negatives, with log-Q correction and an accidental hit
     torch.manual_seed(0)
@@ -300,6 +304,33 @@ def test_shared_negatives_path_equals_the_per_row_path(harder_negatives, power):
     assert shared.item() == pytest.approx(per_row.item(), rel=1e-6)
     for a, b in zip(shared_grads, per_row_grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_best_interest_scores_equal_torch_max_with_its_gradient_and_ties():
+    """Values and gradients of the blockwise max over interests equal those of
+    ``(interests @ vectors.T).max(dim=1)``, in blocks that do not divide the columns,
+    with exact ties between interests (the gradient goes to the first, as torch.max's)."""
+    torch.manual_seed(0)
+    interests = torch.randn(5, 4, 3)
+    interests[1, 2] = interests[1, 0]  # row 1: interests 0 and 2 tie on every column
+    interests[3, 1:] = interests[3, 0]  # row 3: all four tie
+    vectors = torch.randn(7, 3)
+    grad_out = torch.randn(5, 7)
+
+    def value_and_grads(function):
+        a, b = interests.clone().requires_grad_(True), vectors.clone().requires_grad_(True)
+        out = function(a, b)
+        out.backward(grad_out)
+        return out.detach(), a.grad, b.grad
+
+    expected = value_and_grads(lambda a, b: torch.matmul(a, b.t()).max(dim=1).values)
+    for block in (1, 3, 7, 100):
+        got = value_and_grads(lambda a, b: BestInterestScores.apply(a, b, block))
+        for g, e in zip(got, expected):
+            torch.testing.assert_close(g, e, rtol=1e-6, atol=1e-6)
+    # the tie check is real: row 3's gradient is all on interest 0, rows 1's never on interest 2
+    assert expected[1][3, 1:].abs().sum() == 0 and expected[1][3, 0].abs().sum() > 0
+    assert expected[1][1, 2].abs().sum() == 0
 
 
 def test_popularity_sampler_matches_the_distribution_on_many_items():

@@ -84,25 +84,74 @@ def readout_logits(
     return (weights.unsqueeze(2) * scores).sum(dim=1)
 
 
-def split_readout(
+# Columns of shared candidates scored per block by :class:`BestInterestScores`: a block's
+# K x B x 128 scores (3 MB at B = 1024, K = 6) stay in cache (docs/benchmarks.md).
+SHARED_SCORE_BLOCK = 128
+
+
+class BestInterestScores(torch.autograd.Function):
+    """``max_k interests[b, k] . vectors[j]`` for candidates shared by the batch (``B x K x
+    d`` and ``n x d`` -> ``B x n``), with the gradient of ``torch.max``, without the ``B x K
+    x n`` score tensor: scores are made ``block`` columns at a time and kept only as their
+    maximum; the backward pass makes each block again and sends each gradient to the first
+    best interest, as ``torch.max`` does. With 10,240 shared negatives the full tensor is 250 MB,
+    and its max, zero-filled gradient and scatter cost about as much as the matmuls."""
+
+    @staticmethod
+    def forward(ctx, interests: torch.Tensor, vectors: torch.Tensor, block: int = SHARED_SCORE_BLOCK) -> torch.Tensor:
+        batch_size, k, d = interests.shape
+        by_interest = interests.transpose(0, 1).reshape(k * batch_size, d)  # rows k * B + b
+        best = interests.new_empty(batch_size, vectors.size(0))
+        for start in range(0, vectors.size(0), block):
+            scores = (by_interest @ vectors[start:start + block].t()).view(k, batch_size, -1)
+            torch.amax(scores, dim=0, out=best[:, start:start + block])
+        ctx.save_for_backward(by_interest, vectors)
+        ctx.block, ctx.k = block, k
+        return best
+
+    @staticmethod
+    def backward(ctx, grad_best: torch.Tensor):
+        by_interest, vectors = ctx.saved_tensors
+        k, block = ctx.k, ctx.block
+        batch_size = by_interest.size(0) // k
+        grad_interests = torch.zeros_like(by_interest)
+        grad_vectors = torch.empty_like(vectors)
+        for start in range(0, vectors.size(0), block):
+            block_vectors = vectors[start:start + block]
+            scores = (by_interest @ block_vectors.t()).view(k, batch_size, -1)  # made again
+            chosen = scores == scores.amax(dim=0)  # K x B x c
+            if torch.count_nonzero(chosen) != chosen[0].numel():  # ties: the first best interest takes it, as in torch.max
+                chosen &= chosen.cumsum(dim=0) == 1
+            grad_scores = chosen.to(grad_best.dtype).mul_(grad_best[:, start:start + block])
+            grad_scores = grad_scores.view(k * batch_size, -1)
+            grad_interests.addmm_(grad_scores, block_vectors)
+            torch.mm(grad_scores.t(), by_interest, out=grad_vectors[start:start + block])
+        return grad_interests.view(k, batch_size, -1).transpose(0, 1), grad_vectors, None
+
+
+def shared_readout(
+    interests: torch.Tensor,
     positive_scores: torch.Tensor,
-    negative_scores: torch.Tensor,
+    negative_vectors: torch.Tensor,
     harder_negatives: bool,
     readout_power: float = math.inf,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`readout_logits` of scores whose first column is the positive, given apart
-    (``B x K`` for the positives, ``B x K x n`` for the negatives), so that no
-    ``B x K x (1 + n)`` copy is made: with 10,240 shared negatives it is 250 MB a batch.
-    Returns the positives' ``B`` logits and the negatives' ``B x n``."""
+    """:func:`readout_logits` for a positive per row (``B x K`` scores) and negatives shared
+    by the batch (``n x d`` vectors), without a ``B x K x n`` tensor: with harder negatives
+    through :class:`BestInterestScores`; otherwise each row's readout is one vector (its
+    positive's best interest, or MIND's mixture of interests, linear in the scores), scored
+    by one ``B x d`` by ``d x n`` product. Returns the positives' ``B`` logits and the
+    negatives' ``B x n``."""
     if harder_negatives:
-        return positive_scores.max(dim=1).values, negative_scores.max(dim=1).values
+        return positive_scores.max(dim=1).values, BestInterestScores.apply(interests, negative_vectors, SHARED_SCORE_BLOCK)
     if math.isinf(readout_power):
         chosen = positive_scores.argmax(dim=1)  # B
         positive = positive_scores.gather(1, chosen.unsqueeze(1)).squeeze(1)
-        negative = negative_scores.gather(1, chosen.view(-1, 1, 1).expand(-1, 1, negative_scores.size(2))).squeeze(1)
-        return positive, negative
+        readout = interests.gather(1, chosen.view(-1, 1, 1).expand(-1, 1, interests.size(2))).squeeze(1)  # B x d
+        return positive, readout @ negative_vectors.t()
     weights = torch.softmax(readout_power * positive_scores, dim=1)  # B x K
-    return (weights * positive_scores).sum(dim=1), (weights.unsqueeze(2) * negative_scores).sum(dim=1)
+    readout = (weights.unsqueeze(2) * interests).sum(dim=1)  # B x d
+    return (weights * positive_scores).sum(dim=1), readout @ negative_vectors.t()
 
 
 # Up to this many candidates per row, scores are a broadcast product summed over d: for
@@ -265,13 +314,18 @@ class MultiInterestLoss(nn.Module):
         # one lookup: an embedding's backward writes a dense table-sized gradient per lookup
         vectors = item_vectors(torch.cat([positives, negatives]))
         positive_scores = (interests * vectors[:batch_size].unsqueeze(1)).sum(dim=-1)  # B x K
-        negative_scores = torch.matmul(interests, vectors[batch_size:].t())  # B x K x n
-        positive, negative = split_readout(positive_scores, negative_scores, self.harder_negatives, self.readout_power)
-        logits = torch.cat([positive.unsqueeze(1), negative], dim=1) / self.temperature  # B x (1 + n)
+        positive, negative = shared_readout(interests, positive_scores, vectors[batch_size:],
+                                            self.harder_negatives, self.readout_power)
+        # the B x n negative logits change in place: a new tensor of that size costs a pass and,
+        # allocated afresh each batch, the page faults of its first writes
+        if self.temperature != 1.0:
+            positive = positive / self.temperature  # B
+            negative = negative.div_(self.temperature)  # B x n
         if self.logq_correction:
-            logq = torch.cat([self.sampler.log_expected_count(positives, self.n_negatives).unsqueeze(1),
-                              self.sampler.log_expected_count(negatives, self.n_negatives).expand(batch_size, -1)], dim=1)
-            logits = logits - logq
-        not_accidental_hit = torch.ones_like(logits, dtype=torch.bool)
-        not_accidental_hit[:, 1:] = negatives.unsqueeze(0) != positives.unsqueeze(1)
-        return F.cross_entropy(mask_logits(logits, not_accidental_hit), torch.zeros_like(positives))
+            positive = positive - self.sampler.log_expected_count(positives, self.n_negatives)
+            negative = negative.sub_(self.sampler.log_expected_count(negatives, self.n_negatives))
+        accidental_hit = negatives.unsqueeze(0) == positives.unsqueeze(1)  # left out of the softmax
+        negative = negative.masked_fill_(accidental_hit, torch.finfo(negative.dtype).min)
+        # softmax cross-entropy with the positive as the label, without concatenating the
+        # B x (1 + n) logits: log(e^pos + sum_j e^neg_j) - pos
+        return (torch.logaddexp(positive, torch.logsumexp(negative, dim=1)) - positive).mean()
