@@ -16,6 +16,7 @@ from logging import getLogger  # noqa: E402
 
 from recbole.utils import get_environment, set_color  # noqa: E402
 
+from recbole_umi.allocator import keep_freed_memory  # noqa: E402
 from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer  # noqa: E402
 from recbole_umi.config import Config, comma_list  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, evaluated_users, interest_diagnostics  # noqa: E402
@@ -78,6 +79,8 @@ def run(
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model_)
     attach_item_categories(trainer.eval_collector, config, dataset)  # before training: a bad field fails now
+    if config["keep_freed_memory"] and not keep_freed_memory():
+        logger.info("keep_freed_memory: this C library is not glibc; memory is handled as it does by default")
     if resume is not None:
         trainer.resume_checkpoint(resume)
     best_valid_score, best_valid_result = trainer.fit(

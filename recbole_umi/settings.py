@@ -195,6 +195,7 @@ RUN_SETTINGS: dict[str, Setting] = {
     "port": Setting(int, low=0, high=65535, note="0 picks a free port (one machine only)"),
     "dist_backend": Setting(str, choices=DIST_BACKENDS),
     "dist_timeout": Setting(float, low=0.0, low_open=True, note="seconds a process waits for its peers"),
+    "keep_freed_memory": Setting(bool, note="keep freed memory in the process (recbole_umi.allocator)"),
     "save_dataset": Setting(bool, choices=(False,), note=_NO_PICKLE),
     "save_dataloaders": Setting(bool, choices=(False,), note=_NO_PICKLE),
     "dataset_save_path": Setting(str, choices=(), note=_NO_PICKLE),
