@@ -340,10 +340,26 @@ def seed_averaged_users(runs: list[dict], metric: str) -> tuple[list[str], np.nd
     return users, np.mean([r["test_per_user"][metric] for r in runs], axis=0)
 
 
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for testing them all at once (in the given
+    order): the i-th smallest is multiplied by ``m - i + 1`` (i from 1), then made no
+    smaller than the one before it, and capped at 1. An adjusted p below the level rejects
+    with the family-wise error rate held at that level."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
 def significance(results: dict, columns: list[str], test: str = "ttest") -> dict | None:
     """``{other variant: {column: paired_test(first, other)}}`` in percentage points, the
     first variant against each other one over the test users, each user's metric averaged
-    over seeds; None if some run has no per-user results."""
+    over seeds; each test also holds ``p_holm``, its p-value adjusted (:func:`holm`) for the
+    comparisons with every other variant on the same metric. None if some run has no
+    per-user results."""
     variants = list(results)
     first = {column: seed_averaged_users(results[variants[0]], recbole_metric_name(column)) for column in columns}
     tests = {}
@@ -357,6 +373,10 @@ def significance(results: dict, columns: list[str], test: str = "ttest") -> dict
             if first_users[0] != other_users[0]:
                 raise ValueError(f"{variants[0]} and {other} were tested on other users: not the same split")
             tests[other][column] = paired_test(100 * first_users[1], 100 * other_users[1], test)
+    for column in columns:
+        adjusted = holm([tests[other][column]["p"] for other in tests])
+        for other, p_holm in zip(tests, adjusted):
+            tests[other][column]["p_holm"] = p_holm
     return tests
 
 
@@ -364,7 +384,8 @@ def render_significance(tests: dict, columns: list[str], first: str, n_users: in
     lines = [
         f"{SIGNIFICANCE_TESTS[test].capitalize()} of {first} against each model over the {n_users} test users "
         "(each user's metric averaged over the seeds): difference in points, its 95% confidence interval, "
-        f"p-value; * p < {SIGNIFICANCE_LEVEL} (not corrected for the number of comparisons).",
+        f"p-value; * p < {SIGNIFICANCE_LEVEL}; † also below {SIGNIFICANCE_LEVEL} after Holm's correction for the "
+        f"{len(tests)} comparison(s) on each metric.",
         "",
         f"| {first} vs | " + " | ".join(columns) + " |",
         "| --- |" + " --- |" * len(columns),
@@ -374,6 +395,7 @@ def render_significance(tests: dict, columns: list[str], first: str, n_users: in
         for column in columns:
             t = row[column]
             star = "*" if t["p"] < SIGNIFICANCE_LEVEL else ""
+            star += "†" if t["p_holm"] < SIGNIFICANCE_LEVEL else ""
             cells.append(f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] p={t['p']:.3g}{star}")
         lines.append(f"| {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -473,9 +495,10 @@ def read_variant_files(path, variants: list[str]) -> dict[str, list[str]]:
 def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["vs", *[f"{c} {stat}" for c in columns for stat in ("delta", "low", "high", "p")]])
+        stats = ("delta", "low", "high", "p", "p_holm")
+        writer.writerow(["vs", *[f"{c} {stat}" for c in columns for stat in stats]])
         for other, row in tests.items():
-            writer.writerow([other, *[f"{row[c][stat]:.6g}" for c in columns for stat in ("delta", "low", "high", "p")]])
+            writer.writerow([other, *[f"{row[c][stat]:.6g}" for c in columns for stat in stats]])
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -82,6 +82,8 @@ def test_table_and_resume(compare_args, finished, monkeypatch, capsys):
     assert f"{sum(umi) / len(umi) - sum(other) / len(other):+.2f} [" in tests_row.split(" | ")[3]
     assert f"p={p:.3g}" in tests_row.split(" | ")[3]
     assert gain_row.split(" | ")[3].endswith("*") == (p < 0.05)
+    # one comparison: Holm's correction leaves p as it is, so the dagger goes with the star
+    assert tests_row.split(" | ")[3].endswith("*†") == (p < 0.05)
     assert (out / "table_tests.csv").exists()
     # exactly one best (bold) and one second best (italic) per column
     cells = [row.split(" | ")[1:] for row in (umi_row, comirec_row)]
@@ -180,6 +182,16 @@ def test_paired_test_against_hand_computed_values_and_scipy():
     assert paired_test([0.3, 0.4], [0.3, 0.4])["p"] == 1.0  # no difference at all
     with pytest.raises(ValueError, match="equally long"):
         paired_test([0.1, 0.2], [0.1])
+
+
+def test_holm_adjustment_by_hand():
+    from recbole_umi.compare import holm
+
+    # sorted 0.01, 0.02, 0.03, 0.5 times 4, 3, 2, 1: 0.04, 0.06, 0.06, 0.5, in the given order
+    assert holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
+    # never below an earlier one: 0.012 * 2 = 0.024 is raised to 0.01 * 3 = 0.03; capped at 1
+    assert holm([0.012, 0.5, 0.01]) == pytest.approx([0.03, 0.5, 0.03])
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])
 
 
 def test_variant_files_give_a_variant_its_own_settings(compare_args, tmp_path, monkeypatch):
