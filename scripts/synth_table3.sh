@@ -10,7 +10,9 @@
 #
 #   bash scripts/synth_table3.sh [SYNTH_DIR]     # where the data go (default /tmp/recbole-umi-synth)
 #
-# Interrupted? Run it again: finished runs are kept and skipped.
+# Interrupted? Run it again: finished runs are kept and skipped. The runs go seed by seed
+# (every model with seed 2020 first), so an interrupted table is complete for its first
+# seeds: `--seeds=2020` in the last command below makes the table of those.
 set -euo pipefail
 synth=${1:-/tmp/recbole-umi-synth}
 cd "$(dirname "$0")/.."
@@ -23,12 +25,18 @@ plan="$out/plan.yaml"
     for variant in UMI UMI-DAR UMI-IR UMI-HN MIND+HN; do echo "$variant: [tuning/synth/multi_interest.yaml]"; done
 } > "$plan"
 models=(UMI UMI-DAR UMI-IR UMI-HN MIND+HN YoutubeDNN)
-common=(--dataset=synth "--data_path=$synth" --seeds=2020,2021,2022 "--out=$out" "--variant_files=$plan"
+common=(--dataset=synth "--data_path=$synth" "--out=$out" "--variant_files=$plan"
         --show_progress=False --state=WARNING)
 join() { local IFS=,; echo "$*"; }
-stream_a() { python -m recbole_umi.compare "--models=$(join UMI UMI-IR MIND+HN)" "${common[@]}" --table=stream_a; }
-stream_b() { python -m recbole_umi.compare "--models=$(join UMI-DAR UMI-HN YoutubeDNN)" "${common[@]}" --table=stream_b; }
+by_seed() {  # one stream's models, seed by seed
+    local models=$1 table=$2
+    for seed in 2020 2021 2022; do
+        python -m recbole_umi.compare "--models=$models" "${common[@]}" "--seeds=$seed" "--table=$table"
+    done
+}
+stream_a() { by_seed "$(join UMI UMI-IR MIND+HN)" stream_a; }
+stream_b() { by_seed "$(join UMI-DAR UMI-HN YoutubeDNN)" stream_b; }
 source scripts/two_streams.sh
 two_streams stream_a stream_b
-python -m recbole_umi.compare "--models=$(join "${models[@]}")" "${common[@]}" --table=table3
+python -m recbole_umi.compare "--models=$(join "${models[@]}")" "${common[@]}" --seeds=2020,2021,2022 --table=table3
 rm -f "$out"/stream_[ab].md "$out"/stream_[ab].csv "$out"/stream_[ab]_tests.csv
