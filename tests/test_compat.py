@@ -263,8 +263,7 @@ def test_missing_values_filled_by_assignment(tmp_path, monkeypatch):
     def profiles(fill_nan, copy_on_write: bool) -> list[tuple]:
         """Raw users 1-6's (gender, income) as the dataset holds them."""
         monkeypatch.setattr(dataset_module.Dataset, "_fill_nan", fill_nan)
-        monkeypatch.setattr(pandas.options.mode, "copy_on_write", copy_on_write)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), pandas.option_context("mode.copy_on_write", copy_on_write):
             warnings.simplefilter("error", FutureWarning)
             dataset = create_dataset(config)
         table, tokens = dataset.user_feat, dataset.field2id_token
@@ -278,11 +277,11 @@ def test_missing_values_filled_by_assignment(tmp_path, monkeypatch):
     assert profiles(_fill_nan, copy_on_write=True) == expected
     with pytest.raises(FutureWarning, match="chained assignment"):  # control: RecBole's own method
         profiles(_fill_nan.replaced, copy_on_write=False)
-    monkeypatch.setattr(pandas.options.mode, "copy_on_write", True)
-    with warnings.catch_warnings():
+    monkeypatch.setattr(dataset_module.Dataset, "_fill_nan", _fill_nan.replaced)
+    with warnings.catch_warnings(), pandas.option_context("mode.copy_on_write", True):
         warnings.simplefilter("ignore")
-        monkeypatch.setattr(dataset_module.Dataset, "_fill_nan", _fill_nan.replaced)
         left = create_dataset(config).user_feat
+    assert pandas.options.mode.copy_on_write is False  # restored for the other tests
     # users 3's and 5's income (and the padding user's profile) left missing, silently
     assert left["income"].isna().tolist() == [True, False, False, True, False, True, False]
 
