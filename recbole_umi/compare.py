@@ -250,6 +250,11 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
     return results
 
 
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation over seeds (0 for a single seed)."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def run_protocol(record: dict) -> str:
     """The evaluation protocol of a run record; records made before it was stored are all
     from the dataset configs' user_split (the paper's)."""
@@ -269,7 +274,7 @@ def summarise(results: dict) -> tuple[list[str], dict]:
         table[variant] = {}
         for name in per_run[0]:
             values = [100 * r[name] for r in per_run]
-            table[variant][name] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+            table[variant][name] = mean_std(values)
     columns.sort(key=lambda c: (int(c.split("@")[1]), c.split("@")[0] not in ("HitRate", "recall")))
     return columns, table
 
@@ -433,17 +438,14 @@ def render_markdown(columns: list[str], table: dict, n_seeds: int, tests: dict |
 def render_diagnostics(results: dict) -> str | None:
     """The interest diagnostics of the multi-interest variants (:func:`recbole_umi.evaluation.
     interest_diagnostics`), mean ± std over seeds; None if no run has any."""
+    def spread(values):
+        return "-" if any(v is None for v in values) else "{:.3f} ± {:.3f}".format(*mean_std(values))
+
     lines = []
     for variant, runs in results.items():
         found = [r["interest_diagnostics"] for r in runs if r.get("interest_diagnostics")]
         if not found:
             continue
-
-        def spread(values):
-            if any(v is None for v in values):
-                return "-"
-            return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
-
         shares = [d["routing_share"] for d in found]
         routed = not any(s is None for s in shares)
         share = " / ".join(f"{v:.2f}" for v in np.mean(shares, axis=0)) if routed else "-"

@@ -21,13 +21,12 @@ compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
 
-from recbole_umi.compare import compare, run_protocol, summarise  # noqa: E402
+from recbole_umi.compare import compare, mean_std, run_protocol, summarise  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
 
@@ -49,16 +48,12 @@ def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, co
         runs = results[model]
         valid = [metric_columns(r["best_valid_result"], run_protocol(r)) for r in runs]
         for name in valid[0]:
-            row[f"valid {name}"] = _mean_std([100 * v[name] for v in valid])
+            row[f"valid {name}"] = mean_std([100 * v[name] for v in valid])
         cosines = [r["interest_diagnostics"]["interest_cosine"] for r in runs if r.get("interest_diagnostics")]
         if len(cosines) == len(runs):
-            row["interest cosine"] = _mean_std(cosines)
+            row["interest cosine"] = mean_std(cosines)
         summary[value] = (list(row), row)
     return summary
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _test_columns(columns: list[str]) -> list[str]:
