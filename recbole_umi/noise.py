@@ -8,7 +8,10 @@ Each model is trained and tested with every seed twice through :func:`recbole_um
 with the profiles as they are (``OUT/clean``) and with a share ``profile_noise`` of each
 profile field's values replaced by other valid values, in training and evaluation alike
 (``OUT/noisy``, :mod:`recbole_umi.data.profile_noise`). Finished runs are kept and skipped,
-so an interrupted command resumes. ``OUT/table5.md`` (and ``.csv``) holds, per model, the
+so an interrupted command resumes. ``--clean_from=DIR`` takes the clean runs from an earlier
+``compare`` folder instead of ``OUT/clean`` (e.g. Table 2's, made with the same settings and
+seeds): ``compare`` checks that its runs have this command's settings, and trains any that are
+missing there. ``OUT/table5.md`` (and ``.csv``) holds, per model, the
 clean and noisy test metrics (mean ± std over the seeds, percent) and the relative drop,
 as the paper lays it out; then, over the test users (each user's metric averaged over the
 seeds), a paired test of each model's clean against its noisy runs, and of the first
@@ -98,6 +101,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--out", required=True)
     parser.add_argument("--config_files", default=None)
     parser.add_argument("--variant_files", default=None, help="as in compare")
+    parser.add_argument("--clean_from", default=None,
+                        help="a compare folder whose runs (same models, seeds and settings) are the clean ones")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     share = check("profile_noise", args.profile_noise)
     if share == 0:
@@ -110,10 +115,13 @@ def main(argv: list[str] | None = None) -> str:
     files = comma_list(args.config_files) or None
     variant_files = read_variant_files(args.variant_files, variants) if args.variant_files else None
     out = Path(args.out)
+    # the clean runs leave profile_noise at its default (off), so their settings are those of
+    # a plain comparison and --clean_from can name one
+    clean_out = Path(args.clean_from) if args.clean_from else out / "clean"
     results = {
-        label: compare(variants, args.dataset, seeds, out / label, files, {**settings, "profile_noise": value},
-                       variant_files=variant_files)
-        for label, value in (("clean", 0.0), ("noisy", share))
+        "clean": compare(variants, args.dataset, seeds, clean_out, files, settings, variant_files=variant_files),
+        "noisy": compare(variants, args.dataset, seeds, out / "noisy", files, {**settings, "profile_noise": share},
+                         variant_files=variant_files),
     }
     markdown, rows = noise_table(results["clean"], results["noisy"], share)
     (out / "table5.md").write_text(markdown)

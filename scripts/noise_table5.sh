@@ -3,8 +3,10 @@
 # profile field's values replaced (training and evaluation alike), 3 seeds, relative drops
 # and paired tests of the drops (python -m recbole_umi.noise), on
 #   synth: the synthetic benchmark (scripts/synth_table3.sh's data and settings, K = 6);
-#   ml-1m: MovieLens-1M with each model's tuned settings (results/tuning/ml-1m/*/best.yaml).
-# Writes results/<dataset>-noise/ (clean/, noisy/, table5.md, table5.csv).
+#   ml-1m: MovieLens-1M with each model's tuned settings (results/tuning/ml-1m/*/best.yaml);
+#          the clean runs are Table 2's (results/ml-1m-tuned, the same settings and seeds),
+#          so only the noisy ones train.
+# Writes results/<dataset>-noise/ (clean/ unless taken from Table 2, noisy/, table5.md, table5.csv).
 #
 #   bash scripts/noise_table5.sh synth|ml-1m [DATA_PATH]
 #       synth: DATA_PATH is where the synthetic data are (default /tmp/recbole-umi-synth)
@@ -30,7 +32,7 @@ case $dataset in
             if [[ ! -f $best ]]; then echo "$model's search is not finished: run scripts/tune_ml1m.sh first" >&2; exit 1; fi
         done
         printf 'UMI: [results/tuning/ml-1m/UMI/best.yaml]\nMIND: [results/tuning/ml-1m/MIND/best.yaml]\n' > "$plan"
-        extra=(--train_batch_size=1024) ;;
+        extra=(--train_batch_size=1024 --clean_from=results/ml-1m-tuned) ;;
     *) echo "dataset must be synth or ml-1m" >&2; exit 2 ;;
 esac
 OMP_NUM_THREADS=2 python -m recbole_umi.noise --models=UMI,MIND "--dataset=$dataset" "--data_path=$data_path" \

@@ -1,6 +1,7 @@
 """The noise-immunity command (Table 5) on tiny data: both runs, the table, resuming."""
 
 import csv
+import json
 
 import pytest
 
@@ -39,3 +40,32 @@ def test_bad_arguments(tmp_path):
         noise.main(["--models=UMI", "--profile_noise=1.5", f"--out={tmp_path}"])
     with pytest.raises(ValueError, match="--seeds"):
         noise.main(["--models=UMI", f"--out={tmp_path}", "--seed=3"])
+
+
+def test_clean_runs_from_an_earlier_comparison(tiny_data, tmp_path, monkeypatch):
+    from recbole_umi import compare
+
+    config = write_config(tmp_path / "tiny.yaml", epochs=1, eval_protocol="user_split", data_path=str(tiny_data),
+                          checkpoint_dir=str(tmp_path / "saved"))
+    table2 = tmp_path / "table2"
+    compare.main(["--models=UMI", "--dataset=tiny", "--seeds=1", f"--out={table2}", f"--config_files={config}",
+                  "--learning_rate=0.01"])
+    earlier = (table2 / "runs" / "UMI__seed1.json").read_text()
+    trained = []
+    real_run = compare.run
+    monkeypatch.setattr("recbole_umi.compare.run", lambda *a, **k: trained.append(a[3]) or real_run(*a, **k))
+    argv = ["--models=UMI", "--dataset=tiny", "--profile_noise=0.5", "--seeds=1", f"--out={tmp_path / 'out'}",
+            f"--config_files={config}", f"--clean_from={table2}"]
+    noise.main([*argv, "--learning_rate=0.01"])
+    # only the noisy run trained; the clean one is the comparison's, untouched
+    assert [settings["profile_noise"] for settings in trained] == [0.5]
+    assert (table2 / "runs" / "UMI__seed1.json").read_text() == earlier
+    assert not (tmp_path / "out" / "clean").exists()
+    with (tmp_path / "out" / "table5.csv").open() as handle:
+        header, *rows = csv.reader(handle)
+    clean_row = next(row for row in rows if row[:2] == ["UMI", "clean"])
+    recall = json.loads(earlier)["test_result"]["recall@5"]  # the table is in percent
+    assert float(clean_row[header.index("HitRate@5")]) == pytest.approx(100 * recall, abs=1e-4)
+    # a comparison made with other settings is refused before anything trains
+    with pytest.raises(compare.SettingsMismatchError, match="UMI__seed1.json"):
+        noise.main([*argv, "--learning_rate=0.02"])
