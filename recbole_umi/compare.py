@@ -20,6 +20,14 @@ the best other one is significant (p < 0.05), as the paper does. For the multi-i
 models the table ends with their interest diagnostics (how alike a user's interests are
 and how the routing spreads the history over them), mean ± std over the seeds.
 
+A run cut short (a session that ends, Ctrl-C) is not lost either: each run writes its
+checkpoints to a folder of its own, ``<checkpoint_dir>/compare-<out>-<hash>/<model>__seed<seed>/``
+(``checkpoint_dir`` defaults to ``saved``), and the next ``compare`` with the same ``--out``
+continues it from the end of its last finished epoch (:func:`recbole_umi.run`'s ``resume``),
+with the optimizer, early-stopping and random states, so that it ends as the uninterrupted
+run would have. A checkpoint there made with other settings is left alone and the run
+starts afresh.
+
 Each run file keeps the dataset and the settings given to the comparison (its YAML files and
 ``--key=value`` arguments); resuming with another dataset or other settings (another batch
 size, say) fails before anything trains, instead of mixing runs. (Changes to the plugin's
@@ -44,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import re
 import statistics
@@ -54,6 +63,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from recbole_umi.checkpoint import CheckpointError, read_checkpoint, rebuild_settings
 from recbole_umi.config import Config, comma_list, parse_cmd_args
 from recbole_umi.metrics import metric_columns, recbole_metric_name
 from recbole_umi.quick_start import run
@@ -69,6 +79,8 @@ __all__ = [
     "resolve_variant",
     "check_variants",
     "run_settings",
+    "run_checkpoint_dir",
+    "interrupted_run",
     "check_finished_runs",
     "compare",
     "summarise",
@@ -192,6 +204,41 @@ def run_file(out: Path, variant: str, seed: int) -> Path:
     return out / "runs" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', variant)}__seed{seed}.json"
 
 
+def run_checkpoint_dir(out: Path, variant: str, seed: int, files: list[str], config_dict: dict | None) -> Path:
+    """Where the run of ``variant`` with ``seed`` in the comparison ``out`` keeps its
+    checkpoints: ``<checkpoint_dir>/compare-<out's name>-<hash of its path>/<run name>``, so
+    that an interrupted run is found again and no two comparisons share a folder."""
+    place: dict = {}
+    for name in files:
+        place.update(yaml.safe_load(Path(name).read_text()) or {})
+    place.update(config_dict or {})
+    digest = hashlib.sha1(str(Path(out).resolve()).encode()).hexdigest()[:8]
+    root = Path(str(place.get("checkpoint_dir") or "saved")) / f"compare-{Path(out).resolve().name}-{digest}"
+    return root / run_file(out, variant, seed).stem
+
+
+def interrupted_run(folder: Path, settings: dict, seed: int, log=print) -> Path | None:
+    """The newest ``-last`` checkpoint in ``folder`` if it was made with ``settings`` and
+    ``seed`` (a run to continue), else None."""
+
+    candidates = sorted(folder.glob("*-last.pth"), key=lambda path: path.stat().st_mtime)
+    if not candidates:
+        return None
+    last = candidates[-1]
+    try:
+        saved = read_checkpoint(last)
+    except CheckpointError as error:
+        log(f"  {last} cannot be read ({error}); the run starts afresh")
+        return None
+    config = rebuild_settings(saved["config"])  # the settings in the form they are given
+    wanted = {**comparable(settings), "seed": seed}
+    differ = sorted(key for key, value in wanted.items() if key in config and comparable({key: config[key]})[key] != value)
+    if differ:
+        log(f"  {last} was made with another {', '.join(differ)}; the run starts afresh")
+        return None
+    return last
+
+
 def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,
             variant_files: dict[str, list[str]] | None = None) -> dict:
     """Run every variant with every seed (skipping runs already on disk); returns
@@ -217,10 +264,16 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: already done ({path.name})")
         else:
             model, overrides = resolve_variant(variant)
-            log(f"[{number}/{len(jobs)}] {variant} seed {seed}: training ...")
+            checkpoints = run_checkpoint_dir(out, variant, seed, files_of[variant], config_dict)
+            resume = interrupted_run(checkpoints, settings_of[variant], seed, log) if checkpoints.is_dir() else None
+            if resume is None:
+                log(f"[{number}/{len(jobs)}] {variant} seed {seed}: training ...")
+            else:
+                log(f"[{number}/{len(jobs)}] {variant} seed {seed}: continuing the interrupted run from {resume} ...")
             started = time.perf_counter()
-            settings = {**(config_dict or {}), **overrides, "seed": seed}
-            result = run(model, dataset, files_of[variant], settings, saved=True)
+            settings = {**(config_dict or {}), **overrides, "seed": seed, "checkpoint_dir": str(checkpoints)}
+            result = run(model, dataset, files_of[variant], settings, saved=True,
+                         **({} if resume is None else {"resume": str(resume)}))
             record = {
                 "variant": variant,
                 "model": model,
@@ -229,7 +282,8 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
                 "eval_protocol": result["eval_protocol"],
                 "overrides": overrides,
                 "settings": settings_of[variant],
-                "wall_s": round(time.perf_counter() - started, 1),
+                "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
+                "resumed_from": None if resume is None else str(resume),
                 "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
                 "test_result": {k: float(v) for k, v in result["test_result"].items()},
                 # each test user's metrics, for the paired tests (rounded: JSON size)

@@ -252,3 +252,70 @@ def test_seed_is_not_taken_for_seeds(tmp_path):
 
     with pytest.raises(ValueError, match="--seeds"):
         main(["--models=UMI", f"--out={tmp_path}", "--seed=3"])
+
+
+def test_an_interrupted_run_continues_and_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, capsys):
+    from recbole_umi.checkpoint import SafeCheckpointTrainer
+
+    monkeypatch.chdir(tmp_path)
+    sequences, profiles = random_sequences(n_users=60, n_items=30, length=12)
+    data = write_atomic(tmp_path / "data", "tiny", sequences, profiles)
+    config = write_config(tmp_path / "tiny.yaml", eval_protocol="user_split", epochs=3, stopping_step=5,
+                          train_neg_sample_args=None, topk=[5])
+    args = ["--models=UMI", "--dataset=tiny", "--seeds=1", f"--config_files={config}", f"--data_path={data}",
+            f"--checkpoint_dir={tmp_path / 'saved'}"]
+    main([*args, f"--out={tmp_path / 'whole'}"])
+
+    real_train_epoch = SafeCheckpointTrainer._train_epoch
+    cut = []
+
+    def train_epoch_cut_at_the_second(self, train_data, epoch_idx, *rest, **kwargs):
+        if epoch_idx == 1 and not cut:
+            cut.append(epoch_idx)
+            raise KeyboardInterrupt  # the session ends during the second epoch
+        return real_train_epoch(self, train_data, epoch_idx, *rest, **kwargs)
+
+    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", train_epoch_cut_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        main([*args, f"--out={tmp_path / 'cut'}"])
+    assert not (tmp_path / "cut" / "runs" / "UMI__seed1.json").exists()
+    capsys.readouterr()
+    main([*args, f"--out={tmp_path / 'cut'}"])
+    assert cut == [1] and "seed 1: continuing the interrupted run from" in capsys.readouterr().out
+
+    whole = json.loads((tmp_path / "whole" / "runs" / "UMI__seed1.json").read_text())
+    resumed = json.loads((tmp_path / "cut" / "runs" / "UMI__seed1.json").read_text())
+    assert whole["resumed_from"] is None and resumed["resumed_from"].endswith("-last.pth")
+    for key in ("best_valid_result", "test_result", "test_per_user", "interest_diagnostics"):
+        assert resumed[key] == whole[key], key
+    # each comparison keeps its runs' checkpoints in a folder of its own
+    folders = sorted(path.name.rsplit("-", 1)[0] for path in (tmp_path / "saved").glob("compare-*"))
+    assert folders == ["compare-cut", "compare-whole"]
+
+
+def test_a_checkpoint_made_with_other_settings_is_not_continued(tmp_path, monkeypatch, capsys):
+    from recbole_umi.checkpoint import SafeCheckpointTrainer
+
+    monkeypatch.chdir(tmp_path)
+    sequences, profiles = random_sequences(n_users=60, n_items=30, length=12)
+    data = write_atomic(tmp_path / "data", "tiny", sequences, profiles)
+    config = write_config(tmp_path / "tiny.yaml", eval_protocol="user_split", epochs=2, train_neg_sample_args=None,
+                          topk=[5])
+    args = ["--models=UMI", "--dataset=tiny", "--seeds=1", f"--config_files={config}", f"--data_path={data}",
+            f"--checkpoint_dir={tmp_path / 'saved'}", f"--out={tmp_path / 'out'}"]
+    real_train_epoch = SafeCheckpointTrainer._train_epoch
+
+    def cut_at_the_second(self, train_data, epoch_idx, *rest, **kwargs):
+        if epoch_idx == 1:
+            raise KeyboardInterrupt
+        return real_train_epoch(self, train_data, epoch_idx, *rest, **kwargs)
+
+    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", cut_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", real_train_epoch)
+    capsys.readouterr()
+    main([*args, "--learning_rate=0.02"])
+    assert "made with another learning_rate; the run starts afresh" in capsys.readouterr().out
+    record = json.loads((tmp_path / "out" / "runs" / "UMI__seed1.json").read_text())
+    assert record["resumed_from"] is None and float(record["settings"]["learning_rate"]) == 0.02
