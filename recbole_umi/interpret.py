@@ -18,7 +18,9 @@ On the test users of the checkpoint's split:
 - on a dataset made by :mod:`recbole_umi.datasets.synth` (``truth.npz`` beside the
   atomic files), ``truth_recovery.json``: for each category, whether UMI's weights rank the
   fields that category truly depends on above the others (the AUC of the true relevant
-  fields against the rest, 0.5 being chance), and the mean over categories.
+  fields against the rest, 0.5 being chance), and the mean over categories; and the same
+  with each field's weights centred on its mean over the categories (does a field's weight
+  rise where it matters?), with a permutation p-value (:func:`field_recovery`).
 
 Needs a UMI with interest refinement (``use_ir: True``) and matplotlib for the picture.
 """
@@ -51,14 +53,7 @@ class InterpretError(ValueError):
     """The checkpoint or the data cannot be interpreted (not UMI, no IR, no category field)."""
 
 
-def field_recovery(weights_by_category: np.ndarray, relevant: np.ndarray) -> dict:
-    """Per category, the AUC of its truly relevant fields' weights against the other
-    fields' (1: every relevant field weighted above every other, 0.5: chance).
-
-    Args:
-        weights_by_category: ``categories x fields`` mean weights (NaN rows are skipped).
-        relevant: ``categories x fields`` bool, the truth.
-    """
+def _aucs(weights_by_category: np.ndarray, relevant: np.ndarray) -> list[float]:
     aucs = []
     for weights, truth in zip(weights_by_category, relevant):
         if np.isnan(weights).any() or truth.all() or not truth.any():
@@ -66,7 +61,44 @@ def field_recovery(weights_by_category: np.ndarray, relevant: np.ndarray) -> dic
             continue
         pos, neg = weights[truth], weights[~truth]
         aucs.append(float(((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())))
-    return {"auc_by_category": aucs, "mean_auc": float(np.nanmean(aucs))}
+    return aucs
+
+
+def field_recovery(weights_by_category: np.ndarray, relevant: np.ndarray, permutations: int = 2000,
+                   seed: int = 0) -> dict:
+    """Whether the weights find each category's truly relevant fields, two ways.
+
+    ``auc_by_category`` / ``mean_auc``: per category, the AUC of its relevant fields' weights
+    against the other fields' (1: every relevant field weighted above every other, 0.5:
+    chance). A field the model weights high everywhere counts against it here, although a
+    weight that multiplies an embedding the model learns says nothing by its level alone.
+
+    ``centred_auc_by_category`` / ``centred_mean_auc``: the same on each field's weights less
+    their mean over the categories: does a field's weight rise for the categories that depend
+    on it (the paper's reading of Figure 3b)? ``centred_p`` is its one-sided permutation
+    p-value: the share of ``permutations`` draws, the categories' truth rows shuffled among
+    them (seeded), with a mean at least as high (``(hits + 1) / (permutations + 1)``).
+
+    Args:
+        weights_by_category: ``categories x fields`` mean weights (NaN rows are skipped).
+        relevant: ``categories x fields`` bool, the truth.
+    """
+    aucs = _aucs(weights_by_category, relevant)
+    rows = ~np.isnan(weights_by_category).any(axis=1)
+    centred = np.full_like(weights_by_category, np.nan, dtype=float)
+    centred[rows] = weights_by_category[rows] - weights_by_category[rows].mean(axis=0)
+    centred_aucs = _aucs(centred, relevant)
+    observed = float(np.nanmean(centred_aucs))
+    rng = np.random.default_rng(seed)
+    kept = np.flatnonzero(rows)
+    hits = 0
+    for _ in range(permutations):
+        shuffled = relevant.copy()
+        shuffled[kept] = relevant[rng.permutation(kept)]
+        hits += np.nanmean(_aucs(centred, shuffled)) >= observed - 1e-12
+    return {"auc_by_category": aucs, "mean_auc": float(np.nanmean(aucs)),
+            "centred_auc_by_category": centred_aucs, "centred_mean_auc": observed,
+            "centred_p": (hits + 1) / (permutations + 1), "permutations": permutations}
 
 
 def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5, top: int = 10,

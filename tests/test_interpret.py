@@ -75,3 +75,25 @@ def test_field_recovery_hand_computed():
     assert result["auc_by_category"][:2] == [1.0, 0.5] and np.isnan(result["auc_by_category"][2])
     assert result["mean_auc"] == 0.75
     assert field_recovery(np.array([[0.5, 0.5]]), np.array([[True, False]]))["mean_auc"] == 0.5  # ties
+
+
+def test_centred_field_recovery_hand_computed():
+    # field 0 is weighted high everywhere; field 1 rises for the category that depends on it
+    weights = np.array([[0.9, 0.3], [0.9, 0.1]])
+    relevant = np.array([[False, True], [True, False]])
+    result = field_recovery(weights, relevant, permutations=2000)
+    assert result["auc_by_category"] == [0.0, 1.0] and result["mean_auc"] == 0.5
+    # centred on the field means (0.9, 0.2): [[0, 0.1], [0, -0.1]] -> both categories 1
+    assert result["centred_auc_by_category"] == [1.0, 1.0] and result["centred_mean_auc"] == 1.0
+    # two categories: half the shuffles keep the truth (mean 1), half swap it (mean 0)
+    assert 0.45 < result["centred_p"] < 0.55
+
+
+def test_centred_field_recovery_is_significant_only_when_the_weights_follow_the_truth():
+    categories, fields = 20, 4
+    relevant = np.zeros((categories, fields), dtype=bool)
+    relevant[np.arange(categories), np.arange(categories) % fields] = True
+    following = 0.5 + 0.1 * relevant  # each category's own field a little higher
+    assert field_recovery(following, relevant, permutations=500)["centred_p"] == 1 / 501
+    unrelated = np.random.default_rng(3).random((categories, fields))
+    assert field_recovery(unrelated, relevant, permutations=500)["centred_p"] > 0.05
