@@ -79,6 +79,7 @@ __all__ = [
     "resolve_variant",
     "check_variants",
     "run_settings",
+    "checkpoint_root",
     "run_checkpoint_dir",
     "interrupted_run",
     "check_finished_runs",
@@ -204,24 +205,28 @@ def run_file(out: Path, variant: str, seed: int) -> Path:
     return out / "runs" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', variant)}__seed{seed}.json"
 
 
-def run_checkpoint_dir(out: Path, variant: str, seed: int, files: list[str], config_dict: dict | None) -> Path:
-    """Where the run of ``variant`` with ``seed`` in the comparison ``out`` keeps its
-    checkpoints: ``<checkpoint_dir>/compare-<out's name>-<hash of its path>/<run name>``, so
-    that an interrupted run is found again and no two comparisons share a folder."""
+def checkpoint_root(out, kind: str, files: list[str], config_dict: dict | None) -> Path:
+    """``<checkpoint_dir>/<kind>-<out's name>-<hash of its path>``: where the runs of the
+    command (``kind``: compare, tune) writing to ``out`` keep their checkpoints, so that an
+    interrupted run is found again and no two output folders share one."""
     place: dict = {}
     for name in files:
         place.update(yaml.safe_load(Path(name).read_text()) or {})
     place.update(config_dict or {})
-    digest = hashlib.sha1(str(Path(out).resolve()).encode()).hexdigest()[:8]
-    root = Path(str(place.get("checkpoint_dir") or "saved")) / f"compare-{Path(out).resolve().name}-{digest}"
-    return root / run_file(out, variant, seed).stem
+    resolved = Path(out).resolve()
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    return Path(str(place.get("checkpoint_dir") or "saved")) / f"{kind}-{resolved.name}-{digest}"
 
 
-def interrupted_run(folder: Path, settings: dict, seed: int, log=print) -> Path | None:
-    """The newest ``-last`` checkpoint in ``folder`` if it was made with ``settings`` and
-    ``seed`` (a run to continue), else None."""
+def run_checkpoint_dir(out: Path, variant: str, seed: int, files: list[str], config_dict: dict | None) -> Path:
+    """Where the run of ``variant`` with ``seed`` in the comparison ``out`` keeps its checkpoints."""
+    return checkpoint_root(out, "compare", files, config_dict) / run_file(out, variant, seed).stem
 
-    candidates = sorted(folder.glob("*-last.pth"), key=lambda path: path.stat().st_mtime)
+
+def interrupted_run(folder: Path, settings: dict, log=print) -> Path | None:
+    """The newest ``-last`` checkpoint in ``folder`` if it was made with ``settings`` (a
+    run to continue), else None."""
+    candidates = sorted(folder.glob("*-last.pth"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
     if not candidates:
         return None
     last = candidates[-1]
@@ -231,7 +236,7 @@ def interrupted_run(folder: Path, settings: dict, seed: int, log=print) -> Path 
         log(f"  {last} cannot be read ({error}); the run starts afresh")
         return None
     config = rebuild_settings(saved["config"])  # the settings in the form they are given
-    wanted = {**comparable(settings), "seed": seed}
+    wanted = comparable(settings)
     differ = sorted(key for key, value in wanted.items() if key in config and comparable({key: config[key]})[key] != value)
     if differ:
         log(f"  {last} was made with another {', '.join(differ)}; the run starts afresh")
@@ -265,7 +270,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
         else:
             model, overrides = resolve_variant(variant)
             checkpoints = run_checkpoint_dir(out, variant, seed, files_of[variant], config_dict)
-            resume = interrupted_run(checkpoints, settings_of[variant], seed, log) if checkpoints.is_dir() else None
+            resume = interrupted_run(checkpoints, {**settings_of[variant], "seed": seed}, log)
             if resume is None:
                 log(f"[{number}/{len(jobs)}] {variant} seed {seed}: training ...")
             else:

@@ -19,7 +19,9 @@ under the fixed settings; ``--start_from_defaults=False`` to leave it out), so t
 settings are never worse on validation than the untuned ones. An interrupted search
 resumes where it stopped: the finished trials are read back into
 hyperopt, and its random state is advanced past them, so the resumed search proposes
-what the uninterrupted one would have. Resuming with another model, dataset, params file,
+what the uninterrupted one would have; a trial cut short mid-training continues from its
+last finished epoch (its checkpoints are kept in
+``<checkpoint_dir>/tune-<out>-<hash>/<trial>/`` until it ends). Resuming with another model, dataset, params file,
 algorithm, seed or fixed settings fails before anything trains.
 
 hyperopt is pinned to 0.2.5 (setup.cfg says why).
@@ -34,8 +36,8 @@ compat.apply()  # before anything imports RecBole
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -43,7 +45,14 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from recbole.trainer.hyper_tuning import HyperTuning  # noqa: E402
 
-from recbole_umi.compare import SettingsMismatchError, comparable, resolve_variant, run_settings  # noqa: E402
+from recbole_umi.compare import (  # noqa: E402
+    SettingsMismatchError,
+    checkpoint_root,
+    comparable,
+    interrupted_run,
+    resolve_variant,
+    run_settings,
+)
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
@@ -200,15 +209,25 @@ class Tuning(HyperTuning):
             path.write_text(json.dumps(self.record, indent=2) + "\n")
 
     # -- one trial ---------------------------------------------------------------------
+    def trial_checkpoints(self, number: int) -> Path:
+        """Where trial ``number`` keeps its checkpoints while it trains (removed when it ends)."""
+        return checkpoint_root(self.out, "tune", self.config_file_list, self.fixed_settings) / f"{number:03d}"
+
     def _objective(self, params: dict, _fixed_files) -> dict:
         settings = {**self.fixed_settings, **params}
-        with tempfile.TemporaryDirectory() as checkpoints:  # the best epoch's model, for the test result
-            result = run(self.model_name, self.dataset_name, self.config_file_list,
-                         {**settings, "checkpoint_dir": checkpoints}, saved=True)
-        return {"model": self.model_name, **result}
+        checkpoints = self.trial_checkpoints(self._number)
+        # a trial cut short continues: the resumed search proposes the same values again
+        resume = interrupted_run(checkpoints, run_settings(self.config_file_list, settings), self.log)
+        if resume is not None:
+            self.log(f"  continuing the interrupted trial from {resume}")
+        result = run(self.model_name, self.dataset_name, self.config_file_list,
+                     {**settings, "checkpoint_dir": str(checkpoints)}, saved=True,
+                     **({} if resume is None else {"resume": str(resume)}))
+        return {"model": self.model_name, "resumed_from": None if resume is None else str(resume), **result}
 
     def trial(self, params):
         number = len(self.finished_trials()) + 1
+        self._number = number
         started = time.perf_counter()
         params = {name: _plain(value) for name, value in params.items()}
         self.log(f"[{number}/{self.max_evals}] {self.record['model']}: {params} ...")
@@ -223,9 +242,11 @@ class Tuning(HyperTuning):
             "valid_score_bigger": bool(result["valid_score_bigger"]),
             "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
             "test_result": {k: float(v) for k, v in result["test_result"].items()},
-            "wall_s": round(time.perf_counter() - started, 1),
+            "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
+            "resumed_from": result.get("resumed_from"),
         }
         self.trial_file(number).write_text(json.dumps(record, indent=2) + "\n")
+        shutil.rmtree(self.trial_checkpoints(number), ignore_errors=True)  # the record holds what counts
         self._report(record)
         return outcome
 

@@ -58,6 +58,38 @@ def test_interrupted_search_resumes_as_if_uninterrupted(setup):
     assert f"**{whole['best_valid_score']:.4f}**" in table
 
 
+def test_a_trial_cut_short_continues_and_ends_as_the_uninterrupted_one(setup, monkeypatch):
+    from recbole_umi.checkpoint import SafeCheckpointTrainer
+
+    tmp_path, settings, params = setup
+    settings = {**settings, "epochs": 3, "stopping_step": 5}
+    tune("UMI", "tiny", params, tmp_path / "whole", "random", 2, 7, config_dict=settings, log=quiet)
+
+    real_train_epoch = SafeCheckpointTrainer._train_epoch
+
+    def cut_in_the_second_trial(self, train_data, epoch_idx, *rest, **kwargs):
+        if epoch_idx == 1 and (tmp_path / "cut" / "trials" / "001.json").exists():
+            raise KeyboardInterrupt  # the session ends in the second epoch of trial 2
+        return real_train_epoch(self, train_data, epoch_idx, *rest, **kwargs)
+
+    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", cut_in_the_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        tune("UMI", "tiny", params, tmp_path / "cut", "random", 2, 7, config_dict=settings, log=quiet)
+    assert not (tmp_path / "cut" / "trials" / "002.json").exists()
+    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", real_train_epoch)
+    lines = []
+    tune("UMI", "tiny", params, tmp_path / "cut", "random", 2, 7, config_dict=settings, log=lines.append)
+    assert any("continuing the interrupted trial from" in line for line in lines)
+
+    whole, cut = (json.loads((tmp_path / out / "trials" / "002.json").read_text()) for out in ("whole", "cut"))
+    assert whole["resumed_from"] is None and cut["resumed_from"].endswith("-last.pth")
+    for key in ("params", "best_valid_score", "best_valid_result", "test_result"):
+        assert cut[key] == whole[key], key
+    # a finished trial's checkpoints are removed: its record holds what counts
+    [root] = (tmp_path / "saved").glob("tune-cut-*")
+    assert list(root.iterdir()) == []
+
+
 def test_a_smaller_budget_chooses_among_the_first_trials_only(setup, monkeypatch):
     tmp_path, settings, params = setup
     tune("UMI", "tiny", params, tmp_path / "cut", "random", 3, 7, config_dict=settings, log=quiet)
