@@ -10,12 +10,18 @@
 # encoder under the plugin's losses, with SASRec's tuned settings). One folder per objective,
 # results/ml-1m-objectives/<objective>/ (runs/, table.md with the paired tests of UMI).
 #
-#   bash scripts/objectives_ml1m.sh [DATA_PATH] [OBJECTIVES]   # default ../shared/data, all five
+#   bash scripts/objectives_ml1m.sh [DATA_PATH] [OBJECTIVES] [MODELS]
+#       defaults: ../shared/data, all five objectives, all five models
+#       (e.g. `bash scripts/objectives_ml1m.sh ../shared/data full UMI,MIND+HN,YoutubeDNN,ComiRec+HN`)
 #
-# Interrupted? Run it again: finished runs are kept and skipped.
+# Each objective's runs go seed by seed, so a table cut short is complete for its first
+# seeds. Interrupted? Run it again: finished runs are kept and skipped, and a run cut short
+# continues from its last finished epoch. (Full softmax on one thread: UMI about 80 min a
+# run, measured 2026-11-29.)
 set -euo pipefail
 data_path=$(realpath "${1:-../shared/data}")
 objectives=${2:-paper,neg50,neg500,pop50,full}
+models=${3:-UMI,MIND+HN,ComiRec+HN,YoutubeDNN,SASRec}
 cd "$(dirname "$0")/.."
 declare -A objective_args=(
     [paper]=""
@@ -27,21 +33,27 @@ declare -A objective_args=(
 plan=results/ml-1m-objectives/plan.yaml
 mkdir -p results/ml-1m-objectives
 : > "$plan"
-for model in UMI MIND+HN ComiRec+HN YoutubeDNN SASRec; do
+names=()
+IFS=, read -ra chosen_models <<< "$models"
+for model in "${chosen_models[@]}"; do
     best="results/tuning/ml-1m/$model/best.yaml"
     if [[ ! -f $best ]]; then echo "$model's search is not finished: run scripts/tune_ml1m.sh first" >&2; exit 1; fi
-    name=$model
-    if [[ $model == SASRec ]]; then name=SASRecMatching; fi
-    echo "$name: [$best]" >> "$plan"
+    name=$model files=$best
+    if [[ $model == SASRec ]]; then name=SASRecMatching files="tuning/ml-1m/SASRec.yaml, $best"; fi
+    names+=("$name")
+    echo "$name: [$files]" >> "$plan"
 done
+model_list=$(IFS=,; echo "${names[*]}")
 
 run_objective() {
-    local objective=$1
-    # shellcheck disable=SC2086  # the objective's arguments are words
-    python -m recbole_umi.compare --models=UMI,MIND+HN,ComiRec+HN,YoutubeDNN,SASRecMatching \
-        --dataset=ml-1m "--data_path=$data_path" --seeds=2020,2021,2022 \
-        "--out=results/ml-1m-objectives/$objective" "--variant_files=$plan" \
-        --train_batch_size=1024 --show_progress=False --state=WARNING ${objective_args[$objective]}
+    local objective=$1 seeds
+    for seeds in 2020 2021 2022 2020,2021,2022; do  # seed by seed, then the table of all three
+        # shellcheck disable=SC2086  # the objective's arguments are words
+        python -m recbole_umi.compare "--models=$model_list" \
+            --dataset=ml-1m "--data_path=$data_path" "--seeds=$seeds" \
+            "--out=results/ml-1m-objectives/$objective" "--variant_files=$plan" \
+            --train_batch_size=1024 --show_progress=False --state=WARNING ${objective_args[$objective]}
+    done
 }
 IFS=, read -ra chosen <<< "$objectives"
 half=$(( (${#chosen[@]} + 1) / 2 ))
