@@ -39,7 +39,7 @@ def timed_step(model, optimizer, batch) -> dict[str, float]:
     optimizer.zero_grad()
     interests = model.forward(batch)
     marks.append(time.perf_counter())
-    loss = model.loss_fct(interests, batch[model.POS_ITEM_ID], model.item_embeddings())
+    loss = model.loss_fct(interests, batch[model.POS_ITEM_ID], model.item_embeddings)  # the candidates' vectors on demand
     marks.append(time.perf_counter())
     loss.backward()
     marks.append(time.perf_counter())
@@ -49,6 +49,24 @@ def timed_step(model, optimizer, batch) -> dict[str, float]:
     return {phase: marks[i + 1] - marks[i] for i, phase in enumerate(phases)}
 
 
+def build(model_name: str, dataset_name: str, settings: dict, n_batches: int = 20):
+    """Config, model (in training mode), Adam and ``n_batches`` training batches with their
+    user features joined, drawn once from the training split (seeded)."""
+    settings = {"state": "WARNING", "show_progress": False, **settings}
+    config = Config(model_name, dataset_name, config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, _, _ = data_preparation(config, dataset)
+    model = get_model(config["model"])(config, train_data.dataset)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
+    training = train_data._dataset
+    size = config["train_batch_size"]
+    rows = torch.randperm(len(training), generator=torch.Generator().manual_seed(0))[: size * n_batches]
+    batches = [training[rows[i * size : (i + 1) * size]] for i in range(n_batches)]  # user features joined
+    return config, model, optimizer, batches
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="UMI")
@@ -56,20 +74,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=100, help="timed steps (after 10 warm-up steps)")
     parser.add_argument("--top", type=int, default=15, help="rows of the profiler table")
     args, rest = parser.parse_known_args(argv)
-    settings = {"state": "WARNING", "show_progress": False, **parse_cmd_args(rest)}
-    config = Config(args.model, args.dataset, config_dict=settings)
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, _, _ = data_preparation(config, dataset)
-    model = get_model(config["model"])(config, train_data.dataset)
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
-
-    training = train_data._dataset
-    size, n_batches = config["train_batch_size"], 20
-    rows = torch.randperm(len(training), generator=torch.Generator().manual_seed(0))[: size * n_batches]
-    batches = [training[rows[i * size : (i + 1) * size]] for i in range(n_batches)]  # user features joined
-
+    config, model, optimizer, batches = build(args.model, args.dataset, parse_cmd_args(rest))
+    size, n_batches = config["train_batch_size"], len(batches)
     for i in range(10):
         timed_step(model, optimizer, batches[i % n_batches])
     steps = [timed_step(model, optimizer, batches[i % n_batches]) for i in range(args.steps)]

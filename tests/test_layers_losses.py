@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from recbole_umi.model import losses as losses_module
-from recbole_umi.model.layers import SelfAttentiveExtractor, dynamic_routing, mask_logits, routing_overlap, squash
+from recbole_umi.model.layers import MLP, SelfAttentiveExtractor, dynamic_routing, mask_logits, routing_overlap, squash
 from recbole_umi.model.losses import (
     BROADCAST_MAX_CANDIDATES,
     BestInterestScores,
@@ -342,3 +342,58 @@ def test_popularity_sampler_matches_the_distribution_on_many_items():
     observed = torch.bincount(draws, minlength=1001)[1:11].double() / draws.numel()
     expected = counts[1:11] / counts.sum()
     torch.testing.assert_close(observed, expected, rtol=0.05, atol=0.002)
+
+
+@pytest.mark.parametrize("shared_first", [False, True])
+def test_mlp_on_a_shared_input_equals_the_mlp_of_the_concatenation(shared_first):
+    torch.manual_seed(0)
+    mlp = MLP(3 + 5, 4, 2, torch.nn.Sigmoid())
+    rows, shared = torch.randn(6, 7, 3, requires_grad=True), torch.randn(6, 5, requires_grad=True)
+    expanded = shared.unsqueeze(1).expand(-1, 7, -1)
+    parts = [expanded, rows] if shared_first else [rows, expanded]
+    expected = mlp(torch.cat(parts, dim=-1))
+    expected_grads = torch.autograd.grad(expected.square().sum(), [rows, shared, *mlp.parameters()])
+    got = mlp.forward_shared(rows, shared, shared_first=shared_first)
+    got_grads = torch.autograd.grad(got.square().sum(), [rows, shared, *mlp.parameters()])
+    assert got.shape == (6, 7, 2)
+    torch.testing.assert_close(got, expected)
+    for a, b in zip(got_grads, expected_grads):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("shared_votes", [False, True])
+def test_routing_by_matmuls_equals_routing_by_broadcast_products(accumulate, shared_votes, monkeypatch):
+    from recbole_umi.model import layers
+
+    torch.manual_seed(0)
+    batch, length, k, d = 4, 6, 3, 5
+    if shared_votes:  # MIND: one vote per item, broadcast over the interests
+        source = torch.randn(batch, length, d, requires_grad=True)
+        make_votes = lambda: source.unsqueeze(2).expand(-1, -1, k, -1)  # noqa: E731
+    else:
+        source = torch.randn(batch, length, k, d, requires_grad=True)
+        make_votes = lambda: source * 1.0  # noqa: E731
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    mask[0, 4:] = False  # padding
+    item_weights = torch.rand(batch, length, requires_grad=True)
+    initial = torch.randn(batch, length, k)
+    outputs = {}
+    for path, contractions in (("broadcast", layers.broadcast_contractions), ("matmul", layers.matmul_contractions)):
+        monkeypatch.setattr(layers, "routing_contractions", contractions)
+        capsules, routing = dynamic_routing(make_votes(), mask, initial, 3, item_weights=item_weights,
+                                            accumulate=accumulate)
+        grads = torch.autograd.grad((capsules.sin().sum() + routing.square().sum()), [source, item_weights])
+        outputs[path] = (capsules, routing, *grads)
+    for a, b in zip(outputs["matmul"], outputs["broadcast"]):
+        torch.testing.assert_close(a, b)
+
+
+def test_routing_takes_matmuls_for_shared_votes_and_from_the_threshold():
+    from recbole_umi.model import layers
+
+    small, large = torch.zeros(2, 10, 3, 32), torch.zeros(2, 50, 3, 64)  # T * d 320 and 3200
+    shared = torch.zeros(2, 10, 1, 32).expand(-1, -1, 3, -1)
+    assert layers.routing_contractions(small).__qualname__.startswith("broadcast_contractions")
+    assert layers.routing_contractions(large).__qualname__.startswith("matmul_contractions")
+    assert layers.routing_contractions(shared).__qualname__.startswith("matmul_contractions")

@@ -40,6 +40,24 @@ class MLP(nn.Sequential):
             layers.append(output_activation)
         super().__init__(*layers)
 
+    def forward_shared(self, rows: torch.Tensor, shared: torch.Tensor, shared_first: bool = False) -> torch.Tensor:
+        """The MLP of ``[rows_t ; shared]`` (``[shared ; rows_t]`` with ``shared_first``) for
+        every position t, without building that concatenation: the first layer's share of
+        ``shared`` is computed once per row and added to every position (a user's profile
+        beside each of T history items costs T times less). The same function as
+        ``self(torch.cat(...))``, with the same weights, up to float rounding.
+
+        Shapes: ``rows`` ``B x T x a``, ``shared`` ``B x b`` -> ``B x T x out_size``.
+        """
+        first = self[0]
+        a, b = rows.size(-1), shared.size(-1)
+        weight_rows, weight_shared = (first.weight[:, b:], first.weight[:, :b]) if shared_first else (
+            first.weight[:, :a], first.weight[:, a:])
+        hidden = F.linear(rows, weight_rows) + F.linear(shared, weight_shared, first.bias).unsqueeze(-2)
+        for layer in list(self)[1:]:
+            hidden = layer(hidden)
+        return hidden
+
 
 class RoutingLogits(nn.Module):
     """The routing logits b_ij before the first iteration, drawn from N(0, std^2) (UMI,
@@ -99,23 +117,70 @@ def dynamic_routing(
     """
     if iterations < 1:
         raise ValueError(f"routing needs at least one iteration, got {iterations}")
-    # The contractions below are broadcast products summed over one axis, not einsum: with
-    # K, T and d this small, einsum becomes a bmm over B tiny matrices plus permuting
-    # copies, about 4x slower on CPU (docs/benchmarks.md).
     mask = mask.to(votes.dtype).unsqueeze(-1)  # B x T x 1
     weights = mask if item_weights is None else mask * item_weights.unsqueeze(-1)
+    contract = routing_contractions(votes)
     logits = initial_logits.detach()
     for iteration in range(iterations):
         last = iteration == iterations - 1
-        u = votes if last else votes.detach()
         w = weights if last else weights.detach()
         coupling = torch.softmax(logits, dim=-1) * w  # B x T x K; a_i c_ij
-        capsules = squash((coupling.unsqueeze(-1) * u).sum(dim=1))  # B x K x d
-        agreement = (u * capsules.unsqueeze(1)).sum(dim=-1)  # B x T x K
+        capsules, agreement = contract(coupling, last)  # B x K x d, B x T x K
         logits = logits + agreement if accumulate else agreement
         if not last:
             logits = logits.detach()
     return capsules, torch.softmax(logits, dim=-1) * mask
+
+
+# T * d from which the routing's two contractions over votes of their own per interest run
+# as batched matmuls over (B, K), on the votes laid out B x K x T x d (one copy per
+# forward), rather than as broadcast products summed over one axis: below it (ml-1m, T = 10
+# and d = 32) the broadcast products are a little faster on CPU, above it (T = 50, d = 64)
+# the matmuls are 1.6x faster (bench/bench_routing.py, docs/benchmarks.md). Votes shared by
+# the interests (MIND) are always contracted by matmuls, 1.8-3.9x faster at both sizes.
+ROUTING_MATMUL_MIN = 1024
+
+
+def broadcast_contractions(votes: torch.Tensor):
+    """The routing's contractions as broadcast products summed over one axis (the fastest
+    for small T * d). Returns ``contract(coupling, last) -> (squash(z), agreement)`` for
+    ``votes`` ``B x T x K x d``: ``z_j = sum_i coupling_ij u_ij`` (``B x K x d``) and
+    ``agreement_ij = u_ij . v_j`` (``B x T x K``), with the votes' gradient only when ``last``."""
+    def contract(coupling, last):
+        u = votes if last else votes.detach()
+        capsules = squash((coupling.unsqueeze(-1) * u).sum(dim=1))  # B x K x d
+        return capsules, (u * capsules.unsqueeze(1)).sum(dim=-1)  # B x T x K
+    return contract
+
+
+def matmul_contractions(votes: torch.Tensor):
+    """The same as :func:`broadcast_contractions`, as batched matmuls: over B on the
+    ``B x T x d`` votes where every interest has the same ones (a view broadcast over K, as
+    MIND's), else over (B, K) on the votes laid out ``B x K x T x d`` (one copy)."""
+    if votes.stride(2) == 0:  # one vote per item for every interest
+        shared = votes[:, :, 0]  # B x T x d
+
+        def contract_shared(coupling, last):
+            u = shared if last else shared.detach()
+            capsules = squash(torch.bmm(coupling.transpose(1, 2), u))  # B x K x d
+            return capsules, torch.bmm(u, capsules.transpose(1, 2))  # B x T x K
+        return contract_shared
+    by_interest = votes.transpose(1, 2).contiguous()  # B x K x T x d
+
+    def contract(coupling, last):
+        u = by_interest if last else by_interest.detach()
+        capsules = squash(torch.matmul(coupling.transpose(1, 2).unsqueeze(-2), u).squeeze(-2))  # B x K x d
+        return capsules, torch.matmul(u, capsules.unsqueeze(-1)).squeeze(-1).transpose(1, 2)  # B x T x K
+    return contract
+
+
+def routing_contractions(votes: torch.Tensor):
+    """The faster of the two on this machine's CPU: matmuls for votes shared by the
+    interests, and for votes of their own from ``T * d >= ROUTING_MATMUL_MIN``."""
+    _, length, _, d = votes.shape
+    if votes.stride(2) == 0 or length * d >= ROUTING_MATMUL_MIN:
+        return matmul_contractions(votes)
+    return broadcast_contractions(votes)
 
 
 def mean_pairwise_cosine(vectors: torch.Tensor) -> torch.Tensor:

@@ -54,5 +54,4 @@ class MIND(MultiInterestRecommender):
             accumulate=True,
         )
         profile, _ = self.profile(interaction)
-        profile = profile.unsqueeze(1).expand(-1, self.n_interests, -1)
-        return self.interest_mlp(torch.cat([capsules, profile], dim=-1)), routing
+        return self.interest_mlp.forward_shared(capsules, profile), routing

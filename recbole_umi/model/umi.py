@@ -56,18 +56,16 @@ class UMI(MultiInterestRecommender):
 
     def item_attention(self, history: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
         """UGANet (Eq 2): a_i from ``[e_i ; e_u]``; ``B x T x d``, ``B x d_u`` -> ``B x T``."""
-        profile = profile.unsqueeze(1).expand(-1, history.size(1), -1)
-        return self.uganet(torch.cat([history, profile], dim=-1)).squeeze(-1)
+        return self.uganet.forward_shared(history, profile).squeeze(-1)
 
     def refine(self, capsules: torch.Tensor, profile: torch.Tensor, per_field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Interest refinement (Eq 7-9): ``B x K x d`` capsules -> ``B x K x d`` interests,
         and the field weights d_k of Eq 7, ``B x K x C`` (None without IR)."""
-        profile = profile.unsqueeze(1).expand(-1, self.n_interests, -1)  # B x K x d_u
-        field_weights = None
-        if self.use_ir:
-            field_weights = self.field_relevance(torch.cat([profile, capsules], dim=-1))  # B x K x C
-            profile = (field_weights.unsqueeze(-1) * per_field.unsqueeze(1)).flatten(2)
-        return self.refinement(torch.cat([profile, capsules], dim=-1)), field_weights
+        if not self.use_ir:  # the same profile for every interest
+            return self.refinement.forward_shared(capsules, profile, shared_first=True), None
+        field_weights = self.field_relevance.forward_shared(capsules, profile, shared_first=True)  # B x K x C
+        weighted = (field_weights.unsqueeze(-1) * per_field.unsqueeze(1)).flatten(2)  # B x K x d_u
+        return self.refinement(torch.cat([weighted, capsules], dim=-1)), field_weights
 
     def explain(self, interaction) -> dict[str, torch.Tensor | None]:
         """What UMI computes on the way to the interests, for interpretation (the paper's
