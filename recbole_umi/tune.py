@@ -20,9 +20,9 @@ settings are never worse on validation than the untuned ones. An interrupted sea
 resumes where it stopped: the finished trials are read back into
 hyperopt, and its random state is advanced past them, so the resumed search proposes
 what the uninterrupted one would have; a trial cut short mid-training continues from its
-last finished epoch (its checkpoints are kept in
-``<checkpoint_dir>/tune-<out>-<hash>/<trial>/`` until it ends). Resuming with another model, dataset, params file,
-algorithm, seed or fixed settings fails before anything trains.
+last finished epoch (its checkpoints are kept in ``<checkpoint_dir>/tune-<out>-<hash>/<trial>/``
+until it ends). Resuming with another model, dataset, params file, algorithm, seed or fixed
+settings fails before anything trains.
 
 hyperopt is pinned to 0.2.5 (setup.cfg says why).
 """

@@ -136,8 +136,8 @@ def dynamic_routing(
 # as batched matmuls over (B, K), on the votes laid out B x K x T x d (one copy per
 # forward), rather than as broadcast products summed over one axis: below it (ml-1m, T = 10
 # and d = 32) the broadcast products are a little faster on CPU, above it (T = 50, d = 64)
-# the matmuls are 1.6x faster (bench/bench_routing.py, docs/benchmarks.md). Votes shared by
-# the interests (MIND) are always contracted by matmuls, 1.8-3.9x faster at both sizes.
+# the matmuls are 1.5x faster (bench/bench_routing.py, docs/benchmarks.md). Votes shared by
+# the interests (MIND) are always contracted by matmuls, 2-4x faster at both sizes.
 ROUTING_MATMUL_MIN = 1024
 
 
