@@ -79,6 +79,25 @@ def tiny_data(tmp_path, monkeypatch) -> Path:
     return write_atomic(tmp_path / "data", "tiny", sequences, profiles)
 
 
+def cut_training(monkeypatch, when) -> list[int]:
+    """Make training stop with a KeyboardInterrupt (a session that ends) at the start of
+    the first epoch ``epoch_idx`` for which ``when(epoch_idx)`` holds; returns the list the
+    cut epoch is appended to. ``monkeypatch.undo()`` or the test's end lifts it."""
+    from recbole_umi.checkpoint import SafeCheckpointTrainer
+
+    real_train_epoch = SafeCheckpointTrainer._train_epoch
+    cut: list[int] = []
+
+    def train_epoch(self, train_data, epoch_idx, *rest, **kwargs):
+        if not cut and when(epoch_idx):
+            cut.append(epoch_idx)
+            raise KeyboardInterrupt
+        return real_train_epoch(self, train_data, epoch_idx, *rest, **kwargs)
+
+    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", train_epoch)
+    return cut
+
+
 def tiny_config(data_path: Path, **overrides) -> dict:
     """``TINY_SETTINGS`` for a dataset under ``data_path`` (checkpoints beside it), with ``overrides``."""
     return {**TINY_SETTINGS, "data_path": str(data_path), "checkpoint_dir": str(data_path.parent / "saved"), **overrides}

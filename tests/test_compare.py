@@ -9,7 +9,7 @@ import pytest
 
 from recbole_umi import compare as compare_module
 from recbole_umi.compare import SettingsMismatchError, main, parse_variant, read_variant_files
-from tests.conftest import random_sequences, write_atomic, write_config
+from tests.conftest import cut_training, random_sequences, write_atomic, write_config
 
 def test_parse_variant():
     assert parse_variant("MIND+HN") == ("MIND", {"harder_negatives": True})
@@ -255,8 +255,6 @@ def test_seed_is_not_taken_for_seeds(tmp_path):
 
 
 def test_an_interrupted_run_continues_and_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, capsys):
-    from recbole_umi.checkpoint import SafeCheckpointTrainer
-
     monkeypatch.chdir(tmp_path)
     sequences, profiles = random_sequences(n_users=60, n_items=30, length=12)
     data = write_atomic(tmp_path / "data", "tiny", sequences, profiles)
@@ -266,16 +264,7 @@ def test_an_interrupted_run_continues_and_ends_as_the_uninterrupted_one(tmp_path
             f"--checkpoint_dir={tmp_path / 'saved'}"]
     main([*args, f"--out={tmp_path / 'whole'}"])
 
-    real_train_epoch = SafeCheckpointTrainer._train_epoch
-    cut = []
-
-    def train_epoch_cut_at_the_second(self, train_data, epoch_idx, *rest, **kwargs):
-        if epoch_idx == 1 and not cut:
-            cut.append(epoch_idx)
-            raise KeyboardInterrupt  # the session ends during the second epoch
-        return real_train_epoch(self, train_data, epoch_idx, *rest, **kwargs)
-
-    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", train_epoch_cut_at_the_second)
+    cut = cut_training(monkeypatch, lambda epoch: epoch == 1)  # the session ends in the second epoch
     with pytest.raises(KeyboardInterrupt):
         main([*args, f"--out={tmp_path / 'cut'}"])
     assert not (tmp_path / "cut" / "runs" / "UMI__seed1.json").exists()
@@ -294,8 +283,6 @@ def test_an_interrupted_run_continues_and_ends_as_the_uninterrupted_one(tmp_path
 
 
 def test_a_checkpoint_made_with_other_settings_is_not_continued(tmp_path, monkeypatch, capsys):
-    from recbole_umi.checkpoint import SafeCheckpointTrainer
-
     monkeypatch.chdir(tmp_path)
     sequences, profiles = random_sequences(n_users=60, n_items=30, length=12)
     data = write_atomic(tmp_path / "data", "tiny", sequences, profiles)
@@ -303,17 +290,9 @@ def test_a_checkpoint_made_with_other_settings_is_not_continued(tmp_path, monkey
                           topk=[5])
     args = ["--models=UMI", "--dataset=tiny", "--seeds=1", f"--config_files={config}", f"--data_path={data}",
             f"--checkpoint_dir={tmp_path / 'saved'}", f"--out={tmp_path / 'out'}"]
-    real_train_epoch = SafeCheckpointTrainer._train_epoch
-
-    def cut_at_the_second(self, train_data, epoch_idx, *rest, **kwargs):
-        if epoch_idx == 1:
-            raise KeyboardInterrupt
-        return real_train_epoch(self, train_data, epoch_idx, *rest, **kwargs)
-
-    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", cut_at_the_second)
+    cut_training(monkeypatch, lambda epoch: epoch == 1)
     with pytest.raises(KeyboardInterrupt):
         main(args)
-    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", real_train_epoch)
     capsys.readouterr()
     main([*args, "--learning_rate=0.02"])
     assert "made with another learning_rate; the run starts afresh" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from recbole_umi import tune as tune_module
 from recbole_umi.compare import SettingsMismatchError
 from recbole_umi.config import Config
 from recbole_umi.tune import ParamsFileError, best_trial, read_params_file, tune
-from tests.conftest import random_sequences, tiny_config, write_atomic
+from tests.conftest import cut_training, random_sequences, tiny_config, write_atomic
 
 
 @pytest.fixture
@@ -59,24 +59,15 @@ def test_interrupted_search_resumes_as_if_uninterrupted(setup):
 
 
 def test_a_trial_cut_short_continues_and_ends_as_the_uninterrupted_one(setup, monkeypatch):
-    from recbole_umi.checkpoint import SafeCheckpointTrainer
-
     tmp_path, settings, params = setup
     settings = {**settings, "epochs": 3, "stopping_step": 5}
     tune("UMI", "tiny", params, tmp_path / "whole", "random", 2, 7, config_dict=settings, log=quiet)
 
-    real_train_epoch = SafeCheckpointTrainer._train_epoch
-
-    def cut_in_the_second_trial(self, train_data, epoch_idx, *rest, **kwargs):
-        if epoch_idx == 1 and (tmp_path / "cut" / "trials" / "001.json").exists():
-            raise KeyboardInterrupt  # the session ends in the second epoch of trial 2
-        return real_train_epoch(self, train_data, epoch_idx, *rest, **kwargs)
-
-    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", cut_in_the_second_trial)
+    # the session ends in the second epoch of trial 2
+    cut_training(monkeypatch, lambda epoch: epoch == 1 and (tmp_path / "cut" / "trials" / "001.json").exists())
     with pytest.raises(KeyboardInterrupt):
         tune("UMI", "tiny", params, tmp_path / "cut", "random", 2, 7, config_dict=settings, log=quiet)
     assert not (tmp_path / "cut" / "trials" / "002.json").exists()
-    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", real_train_epoch)
     lines = []
     tune("UMI", "tiny", params, tmp_path / "cut", "random", 2, 7, config_dict=settings, log=lines.append)
     assert any("continuing the interrupted trial from" in line for line in lines)
