@@ -78,6 +78,7 @@ __all__ = [
     "parse_variant",
     "resolve_variant",
     "check_variants",
+    "given_settings",
     "run_settings",
     "checkpoint_root",
     "run_checkpoint_dir",
@@ -155,13 +156,19 @@ class SettingsMismatchError(ValueError):
     """A finished run in the output folder was made with other settings than this comparison."""
 
 
-def run_settings(config_file_list=None, config_dict=None) -> dict:
-    """What a comparison's runs are made with: its YAML files' keys under its ``--key=value``
-    ones, less the :data:`_PLACE_SETTINGS`; stored with each run and checked on resume."""
+def given_settings(config_file_list=None, config_dict=None) -> dict:
+    """The YAML files' keys under the ``--key=value`` ones, as given (nothing resolved)."""
     settings = {}
     for name in config_file_list or []:
         settings.update(yaml.safe_load(Path(name).read_text()) or {})
     settings.update(config_dict or {})
+    return settings
+
+
+def run_settings(config_file_list=None, config_dict=None) -> dict:
+    """What a comparison's runs are made with: :func:`given_settings` less the
+    :data:`_PLACE_SETTINGS`; stored with each run and checked on resume."""
+    settings = given_settings(config_file_list, config_dict)
     return {key: value for key, value in sorted(settings.items()) if key not in _PLACE_SETTINGS}
 
 
@@ -209,13 +216,10 @@ def checkpoint_root(out, kind: str, files: list[str], config_dict: dict | None) 
     """``<checkpoint_dir>/<kind>-<out's name>-<hash of its path>``: where the runs of the
     command (``kind``: compare, tune) writing to ``out`` keep their checkpoints, so that an
     interrupted run is found again and no two output folders share one."""
-    place: dict = {}
-    for name in files:
-        place.update(yaml.safe_load(Path(name).read_text()) or {})
-    place.update(config_dict or {})
+    base = given_settings(files, config_dict).get("checkpoint_dir") or "saved"
     resolved = Path(out).resolve()
     digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
-    return Path(str(place.get("checkpoint_dir") or "saved")) / f"{kind}-{resolved.name}-{digest}"
+    return Path(str(base)) / f"{kind}-{resolved.name}-{digest}"
 
 
 def run_checkpoint_dir(out: Path, variant: str, seed: int, files: list[str], config_dict: dict | None) -> Path:
@@ -237,7 +241,8 @@ def interrupted_run(folder: Path, settings: dict, log=print) -> Path | None:
         return None
     config = rebuild_settings(saved["config"])  # the settings in the form they are given
     wanted = comparable(settings)
-    differ = sorted(key for key, value in wanted.items() if key in config and comparable({key: config[key]})[key] != value)
+    made = comparable({key: config[key] for key in wanted if key in config})
+    differ = sorted(key for key, value in made.items() if value != wanted[key])
     if differ:
         log(f"  {last} was made with another {', '.join(differ)}; the run starts afresh")
         return None
@@ -278,7 +283,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             started = time.perf_counter()
             settings = {**(config_dict or {}), **overrides, "seed": seed, "checkpoint_dir": str(checkpoints)}
             result = run(model, dataset, files_of[variant], settings, saved=True,
-                         **({} if resume is None else {"resume": str(resume)}))
+                         resume=None if resume is None else str(resume))
             record = {
                 "variant": variant,
                 "model": model,

@@ -222,7 +222,7 @@ class Tuning(HyperTuning):
             self.log(f"  continuing the interrupted trial from {resume}")
         result = run(self.model_name, self.dataset_name, self.config_file_list,
                      {**settings, "checkpoint_dir": str(checkpoints)}, saved=True,
-                     **({} if resume is None else {"resume": str(resume)}))
+                     resume=None if resume is None else str(resume))
         return {"model": self.model_name, "resumed_from": None if resume is None else str(resume), **result}
 
     def trial(self, params):
