@@ -48,7 +48,7 @@ def main(argv=None):
             source = torch.randn(args.batch, length, *(() if shared else (k,)), d, requires_grad=True)
             mask = torch.ones(args.batch, length, dtype=torch.bool)
             initial = torch.randn(args.batch, length, k)
-            weights = torch.rand(args.batch, length, requires_grad=not shared) if not shared else None
+            weights = None if shared else torch.rand(args.batch, length, requires_grad=True)
             times = {"broadcast": [], "matmul": []}
             for repeat in range(args.repeats + 2):
                 for path, contractions in (("broadcast", layers.broadcast_contractions),
