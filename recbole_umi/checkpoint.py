@@ -585,6 +585,7 @@ class SafeCheckpointTrainer:
         self._last_saved_epoch = None
         self._epoch_valid_result = None  # this epoch's validation, before fit records it as best
         self._resumed = None  # (path, checkpoint) until fit applies its ids and random states
+        self.epochs_trained = 0  # epochs finished, a resumed run's included
 
     def _is_writer(self) -> bool:
         # as RecBole: in distributed training only the first process writes
@@ -630,7 +631,9 @@ class SafeCheckpointTrainer:
         self._save_last(self._current_epoch)  # an epoch without validation ends when the next begins
         self._current_epoch = epoch_idx
         self._epoch_valid_result = None
-        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self.epochs_trained = epoch_idx + 1
+        return loss
 
     def _valid_epoch(self, valid_data, show_progress=False):
         valid_score, valid_result = super()._valid_epoch(valid_data, show_progress=show_progress)
@@ -673,6 +676,18 @@ class SafeCheckpointTrainer:
         self._save_last(self._current_epoch)
         return result
 
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch (numbered from 0, as RecBole's log does) of the best validation so far;
+        None before the first validation. RecBole's own rule: the last validated epoch less
+        ``cur_step`` validations of ``eval_step`` epochs each, so it also holds for a run
+        resumed from a ``-last`` checkpoint."""
+        if self.best_valid_result is None or self.eval_step <= 0 or self.epochs_trained == 0:
+            return None
+        last = self.epochs_trained - 1
+        validated = last - (last + 1) % self.eval_step  # the last epoch that ended with a validation
+        return validated - self.cur_step * self.eval_step
+
     def resume_checkpoint(self, resume_file):
         path = Path(resume_file)
         checkpoint = read_checkpoint(path)
@@ -687,7 +702,7 @@ class SafeCheckpointTrainer:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
         except (ValueError, KeyError) as error:
             raise CheckpointError(path, f"its optimizer state does not fit this optimizer ({_summary(error)})") from None
-        self.start_epoch = checkpoint["epoch"] + 1
+        self.start_epoch = self.epochs_trained = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint["best_valid_result"]

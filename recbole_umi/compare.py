@@ -4,8 +4,9 @@
         --seeds=1,2,3 --out=results/ml-1m [--key=value ...]
 
 Every (model, seed) run trains and evaluates once through :func:`recbole_umi.run`; its full
-result is written to ``<out>/runs/<model>__seed<seed>.json`` as soon as it ends, so an
-interrupted comparison resumes where it stopped. All runs share the user split (it depends
+result (with the epochs it trained and its best validation epoch) is written to
+``<out>/runs/<model>__seed<seed>.json`` as soon as it ends, so an interrupted comparison
+resumes where it stopped. All runs share the user split (it depends
 on ``user_split_seed`` only, never on ``seed``). The table, in the paper's layout (HitRate and
 Precision @N in percent, mean ± std over seeds, best in bold, second best in italics, and
 the relative improvement of the first model over the best other one), is printed and
@@ -294,6 +295,8 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
                 "settings": settings_of[variant],
                 "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
                 "resumed_from": None if resume is None else str(resume),
+                "epochs": result["epochs"],
+                "best_epoch": result["best_epoch"],
                 "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
                 "test_result": {k: float(v) for k, v in result["test_result"].items()},
                 # each test user's metrics, for the paired tests (rounded: JSON size)
@@ -307,7 +310,8 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             elapsed = time.perf_counter() - began
             remaining = sum(not run_file(out, v, s).exists() for v, s in jobs)
             log(
-                f"[{number}/{len(jobs)}] {variant} seed {seed}: done in {record['wall_s']:.0f}s; "
+                f"[{number}/{len(jobs)}] {variant} seed {seed}: done in {record['wall_s']:.0f}s "
+                f"({record['epochs']} epochs, best {record['best_epoch']}); "
                 f"about {elapsed / done_here * remaining / 60:.0f} min left"
             )
         results[variant].append(json.loads(path.read_text()))

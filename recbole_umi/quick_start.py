@@ -54,7 +54,10 @@ def run(
 
     Returns:
         ``{"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}``
-        as RecBole's ``run_recbole`` does, and ``test_per_user``: the test users' original
+        as RecBole's ``run_recbole`` does; ``epochs``: the epochs trained (a resumed run's
+        earlier ones included), ``best_epoch``: the epoch of the best validation, whose weights
+        are tested when ``saved`` (numbered from 0 as in RecBole's log; None without
+        validation); ``test_per_user``: the test users' original
         ids (``"user"``) and each one's value of every top-k metric (``"recall@50"``, ...),
         in the same order, for paired significance tests; ``interest_diagnostics``: how
         distinct the interests of the test users are (see
@@ -103,6 +106,8 @@ def run(
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
         "test_result": test_result,
+        "epochs": trainer.epochs_trained,
+        "best_epoch": trainer.best_epoch,
         "test_per_user": test_per_user,
         "interest_diagnostics": diagnostics,
         "eval_protocol": config["eval_protocol"],

@@ -244,6 +244,8 @@ class Tuning(HyperTuning):
             "test_result": {k: float(v) for k, v in result["test_result"].items()},
             "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
             "resumed_from": result.get("resumed_from"),
+            "epochs": result["epochs"],
+            "best_epoch": result["best_epoch"],
         }
         self.trial_file(number).write_text(json.dumps(record, indent=2) + "\n")
         shutil.rmtree(self.trial_checkpoints(number), ignore_errors=True)  # the record holds what counts
@@ -256,7 +258,8 @@ class Tuning(HyperTuning):
         left = self.max_evals - len(trials)
         mean_s = sum(t["wall_s"] for t in trials) / len(trials)
         self.log(
-            f"[{record['trial']}/{self.max_evals}] valid {record['best_valid_score']:.4f} in {record['wall_s']:.0f}s; "
+            f"[{record['trial']}/{self.max_evals}] valid {record['best_valid_score']:.4f} in {record['wall_s']:.0f}s "
+            f"({record['epochs']} epochs, best {record['best_epoch']}); "
             f"best so far {best['best_valid_score']:.4f} (trial {best['trial']}); about {left * mean_s / 60:.0f} min left"
         )
 

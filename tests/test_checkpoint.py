@@ -142,6 +142,7 @@ def test_resumed_run_ends_as_the_uninterrupted_one(trained, monkeypatch):
     # the best epoch, which the test scores, came after the interruption: the same weights
     resumed_best, full_best = (torch.load(best_file(f), weights_only=True) for f in (trained.work / "cut", trained.work / "full"))
     assert resumed_best["epoch"] == full_best["epoch"] >= CUT
+    assert (resumed["epochs"], resumed["best_epoch"]) == (full["epochs"], full["best_epoch"]) == (EPOCHS, full_best["epoch"])
     assert _same_tensors(resumed_best["state_dict"], full_best["state_dict"])
 
     # Control: the same resume without the saved random states ends with other weights.
@@ -346,9 +347,27 @@ def test_resuming_an_early_stopped_run_trains_no_further_epoch(trained, monkeypa
     last = last_checkpoint_path(best_file(tmp_path / "stopped"))
     saved = torch.load(last, weights_only=True)
     assert saved["epoch"] < 39 and saved["cur_step"] > 1  # early stopping ended it
+    best_epoch = torch.load(best_file(tmp_path / "stopped"), weights_only=True)["epoch"]
+    assert (result["epochs"], result["best_epoch"]) == (saved["epoch"] + 1, best_epoch)
     monkeypatch.setattr(RecBoleTrainer, "_train_epoch", lambda *a, **k: pytest.fail("trained after early stopping"))
     resumed = run(resume=str(last))
     assert resumed["test_result"] == result["test_result"]
+    assert (resumed["epochs"], resumed["best_epoch"]) == (result["epochs"], result["best_epoch"])
+
+
+@pytest.mark.parametrize("eval_step, epochs, best_epoch", [(1, 5, 1), (2, 10, 3)])
+def test_epochs_trained_and_best_epoch_known_answer(trained, monkeypatch, tmp_path, eval_step, epochs, best_epoch):
+    """Validation scores 0.1, 0.3, 0.2, 0.2, ... with stopping_step 2: the second
+    validation is the best and the fifth ends the run (three without gain). Validated
+    every epoch: 5 epochs, best epoch 1; every second epoch (1, 3, 5, ...): 10 and 3."""
+    monkeypatch.chdir(trained.work)
+    scores = iter([0.1, 0.3, 0.2, 0.2, 0.2, 0.2])
+    monkeypatch.setattr(RecBoleTrainer, "_valid_epoch", lambda self, *a, **k: (s := next(scores), {"recall@5": s}))
+    settings = {**trained.settings, "epochs": 40, "stopping_step": 2, "eval_step": eval_step,
+                "checkpoint_dir": str(tmp_path / "scripted")}
+    result = run("UMI", "tiny", config_dict=settings)
+    assert (result["epochs"], result["best_epoch"], result["best_valid_score"]) == (epochs, best_epoch, 0.3)
+    assert torch.load(best_file(tmp_path / "scripted"), weights_only=True)["epoch"] == best_epoch
 
 
 def test_resume_before_the_first_validation(trained, monkeypatch, tmp_path):

@@ -275,8 +275,9 @@ def test_an_interrupted_run_continues_and_ends_as_the_uninterrupted_one(tmp_path
     whole = json.loads((tmp_path / "whole" / "runs" / "UMI__seed1.json").read_text())
     resumed = json.loads((tmp_path / "cut" / "runs" / "UMI__seed1.json").read_text())
     assert whole["resumed_from"] is None and resumed["resumed_from"].endswith("-last.pth")
-    for key in ("best_valid_result", "test_result", "test_per_user", "interest_diagnostics"):
+    for key in ("best_valid_result", "test_result", "test_per_user", "interest_diagnostics", "epochs", "best_epoch"):
         assert resumed[key] == whole[key], key
+    assert whole["epochs"] == 3 and 0 <= whole["best_epoch"] < 3
     # each comparison keeps its runs' checkpoints in a folder of its own
     folders = sorted(path.name.rsplit("-", 1)[0] for path in (tmp_path / "saved").glob("compare-*"))
     assert folders == ["compare-cut", "compare-whole"]

@@ -74,8 +74,9 @@ def test_a_trial_cut_short_continues_and_ends_as_the_uninterrupted_one(setup, mo
 
     whole, cut = (json.loads((tmp_path / out / "trials" / "002.json").read_text()) for out in ("whole", "cut"))
     assert whole["resumed_from"] is None and cut["resumed_from"].endswith("-last.pth")
-    for key in ("params", "best_valid_score", "best_valid_result", "test_result"):
+    for key in ("params", "best_valid_score", "best_valid_result", "test_result", "epochs", "best_epoch"):
         assert cut[key] == whole[key], key
+    assert whole["epochs"] == 3
     # a finished trial's checkpoints are removed: its record holds what counts
     [root] = (tmp_path / "saved").glob("tune-cut-*")
     assert list(root.iterdir()) == []
