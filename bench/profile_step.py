@@ -7,7 +7,7 @@ around it). Prints the median milliseconds per step and its split, and torch.pro
 table of the ops with the most self CPU time. Run it with the machine otherwise idle.
 
     python bench/profile_step.py --model=UMI --dataset=ml-1m --data_path=../shared/data \
-        --train_batch_size=1024 --n_negatives=5
+        --train_batch_size=1024 --n_negatives=5 [--config_files=results/tuning/ml-1m/UMI/best.yaml]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ compat.apply()  # before anything imports RecBole
 from recbole.utils import init_seed  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
+from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 
@@ -51,9 +51,11 @@ def timed_step(model, optimizer, batch) -> dict[str, float]:
 
 def build(model_name: str, dataset_name: str, settings: dict, n_batches: int = 20):
     """Config, model (in training mode), Adam and ``n_batches`` training batches with their
-    user features joined, drawn once from the training split (seeded)."""
+    user features joined, drawn once from the training split (seeded). ``settings`` may
+    hold ``config_files``: comma-separated YAML files, as ``run_recbole_umi.py`` takes them."""
     settings = {"state": "WARNING", "show_progress": False, **settings}
-    config = Config(model_name, dataset_name, config_dict=settings)
+    config_files = comma_list(settings.pop("config_files", None)) or None
+    config = Config(model_name, dataset_name, config_files, config_dict=settings)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, _, _ = data_preparation(config, dataset)

@@ -150,6 +150,28 @@ def test_full_softmax_skips_padding_item():
     assert loss(INTERESTS, torch.tensor([1]), item_vectors).item() == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.parametrize("harder_negatives, readout_power", [(True, math.inf), (False, math.inf), (False, 2.0)])
+def test_full_softmax_equals_the_softmax_over_the_whole_score_tensor(harder_negatives, readout_power):
+    """The loss scores every item through shared_readout, without the B x K x n_items
+    tensor: the same value and gradients as readout_logits over that tensor."""
+    generator = torch.Generator().manual_seed(7)
+    interests = torch.randn(6, 3, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+    table = torch.randn(9, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+    positives = torch.tensor([1, 8, 3, 3, 5, 2])
+    loss = MultiInterestLoss("full_softmax", harder_negatives, 1, NegativeSampler(9), temperature=0.5,
+                             readout_power=readout_power)
+    value = loss(interests, positives, lambda ids=None: table if ids is None else table[ids])
+    got = torch.autograd.grad(value, (interests, table))
+
+    scores = torch.einsum("bkd,nd->bkn", interests, table)
+    logits = readout_logits(scores, positives, harder_negatives, readout_power) / 0.5
+    expected = torch.nn.functional.cross_entropy(logits[:, 1:], positives - 1)  # item 0 (padding) left out
+    assert value.item() == pytest.approx(expected.item(), abs=1e-12)
+    for mine, reference in zip(got, torch.autograd.grad(expected, (interests, table))):
+        assert torch.allclose(mine, reference, atol=1e-12)
+    assert got[1][0].abs().sum() == 0  # the padding item gets no gradient
+
+
 def test_popularity_sampler_follows_counts():
     torch.manual_seed(0)
     sampler = NegativeSampler(4, "popularity", torch.tensor([0.0, 1.0, 0.0, 3.0]))

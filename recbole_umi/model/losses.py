@@ -285,8 +285,12 @@ class MultiInterestLoss(nn.Module):
                 candidates' only, except by ``full_softmax``.
         """
         if self.loss_type == "full_softmax":
-            scores = torch.matmul(interests, item_vectors().t())  # B x K x n_items
-            logits = readout_logits(scores, positives, self.harder_negatives, self.readout_power)
+            # every item is a candidate shared by the batch: shared_readout, without the
+            # B x K x n_items scores, whose readout over K costs more than the products
+            # (bench/bench_full_softmax.py)
+            vectors = item_vectors()  # n_items x d
+            positive_scores = (interests * vectors[positives].unsqueeze(1)).sum(dim=-1)  # B x K
+            _, logits = shared_readout(interests, positive_scores, vectors, self.harder_negatives, self.readout_power)
             not_padding = torch.arange(logits.size(1), device=logits.device) != 0
             return F.cross_entropy(mask_logits(logits / self.temperature, not_padding), positives)
         if self.shared_negatives:

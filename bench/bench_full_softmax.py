@@ -1,0 +1,85 @@
+"""Full softmax: the whole ``B x K x n_items`` score tensor, or the shared readout.
+
+Under ``loss_type: full_softmax`` every item is a candidate of every row. Built as one
+``B x K x n_items`` score tensor, the readout over the K interests (HN's max, its zero-filled
+gradient and scatter; or the gather of the positive's interest) costs more than the
+products. :class:`recbole_umi.model.losses.MultiInterestLoss` now treats the catalogue as
+candidates shared by the batch (``shared_readout``: HN through ``BestInterestScores``, block
+by block; without HN one ``B x d`` readout vector per row). This times training steps
+(forward, loss, backward, Adam) of the same model on the same batches both ways,
+alternating rounds of ``--steps`` steps, and prints and writes the medians and their ratio
+(``bench/results/full_softmax_<dataset>_<model>[_hn]_<threads>t.json``). Run it with the machine
+otherwise idle.
+
+    python bench/bench_full_softmax.py --model=UMI --dataset=ml-1m --data_path=../shared/data \\
+        --config_files=results/tuning/ml-1m/UMI/best.yaml --train_batch_size=1024 [--rounds=3] [--steps=5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.profile_step import build, timed_step  # noqa: E402
+from recbole_umi.config import parse_cmd_args  # noqa: E402
+from recbole_umi.model.layers import mask_logits  # noqa: E402
+from recbole_umi.model.losses import MultiInterestLoss, readout_logits  # noqa: E402
+
+SHARED = MultiInterestLoss.forward
+
+
+def whole_tensor(self, interests, positives, item_vectors):
+    """The full softmax before the shared readout: every score of every interest."""
+    scores = torch.matmul(interests, item_vectors().t())  # B x K x n_items
+    logits = readout_logits(scores, positives, self.harder_negatives, self.readout_power)
+    not_padding = torch.arange(logits.size(1), device=logits.device) != 0
+    return F.cross_entropy(mask_logits(logits / self.temperature, not_padding), positives)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="UMI")
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per round and way")
+    args, rest = parser.parse_known_args(argv)
+    settings = {**parse_cmd_args(rest), "loss_type": "full_softmax"}
+    config, model, optimizer, batches = build(args.model, args.dataset, settings, n_batches=args.steps)
+    ways = (("whole_tensor", whole_tensor), ("shared_readout", SHARED))
+    times = {way: [] for way, _ in ways}
+    for _, function in ways:  # warm-up
+        MultiInterestLoss.forward = function
+        timed_step(model, optimizer, batches[0])
+    for _ in range(args.rounds):
+        for way, function in ways:
+            MultiInterestLoss.forward = function
+            for batch in batches:
+                started = time.perf_counter()
+                timed_step(model, optimizer, batch)
+                times[way].append(time.perf_counter() - started)
+    MultiInterestLoss.forward = SHARED
+    result = {
+        "model": config["model"], "dataset": config["dataset"], "batch": config["train_batch_size"],
+        "K": config["n_interests"], "harder_negatives": config["harder_negatives"],
+        "n_items": model.n_items, "threads": torch.get_num_threads(), "steps_each": len(times["shared_readout"]),
+        **{f"{way}_ms": round(1e3 * statistics.median(t), 1) for way, t in times.items()},
+    }
+    result["speedup"] = round(result["whole_tensor_ms"] / result["shared_readout_ms"], 2)
+    print(json.dumps(result))
+    name = f"full_softmax_{config['dataset']}_{config['model']}{'_hn' if result['harder_negatives'] else ''}_{result['threads']}t"
+    out = Path(__file__).parent / "results" / f"{name}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
