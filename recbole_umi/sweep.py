@@ -8,8 +8,8 @@ For each value the model is trained and tested with every seed through
 :func:`recbole_umi.compare.compare` (``OUT/<setting>=<value>/``; finished runs are kept, so
 an interrupted sweep resumes). ``OUT/sweep.csv`` holds, per value, the mean and standard
 deviation over the seeds of every test metric, of every best validation metric (``valid
-...``: choose a value by these, never by the test columns) and of the interest cosine of a
-multi-interest model; ``OUT/sweep.png`` draws the test metrics against the value, one panel
+...``: choose a value by these, never by the test columns) and of the interest cosine and
+routing overlap of a multi-interest model; ``OUT/sweep.png`` draws the test metrics against the value, one panel
 per metric family (HitRate@N, Precision@N under the paper's protocol).
 """
 
@@ -37,7 +37,8 @@ def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, co
     """``{value: (columns, {column: (mean, std)})}`` over the runs of every value: the test
     metrics (percent), the best validation metrics (``valid HitRate@50``, ..., percent: the
     ones to choose a value by) and, for multi-interest models, the test users' mean interest
-    cosine (``interest cosine``, :func:`recbole_umi.evaluation.interest_diagnostics`)."""
+    cosine and routing overlap (``interest cosine``, ``routing overlap``,
+    :func:`recbole_umi.evaluation.interest_diagnostics`)."""
     out = Path(out)
     summary = {}
     for value in values:
@@ -49,9 +50,11 @@ def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, co
         valid = [metric_columns(r["best_valid_result"], run_protocol(r)) for r in runs]
         for name in valid[0]:
             row[f"valid {name}"] = mean_std([100 * v[name] for v in valid])
-        cosines = [r["interest_diagnostics"]["interest_cosine"] for r in runs if r.get("interest_diagnostics")]
-        if len(cosines) == len(runs):
-            row["interest cosine"] = mean_std(cosines)
+        diagnostics = [r["interest_diagnostics"] for r in runs if r.get("interest_diagnostics")]
+        if len(diagnostics) == len(runs):
+            for key in ("interest_cosine", "routing_overlap"):
+                if all(d.get(key) is not None for d in diagnostics):
+                    row[key.replace("_", " ")] = mean_std([d[key] for d in diagnostics])
         summary[value] = (list(row), row)
     return summary
 

@@ -20,7 +20,7 @@ def test_sweep_writes_csv_and_figure_and_resumes(tiny_data, tmp_path, monkeypatc
         rows = list(csv.reader(handle))
     assert rows[0][0] == "n_interests" and sorted(rows[0][1:]) == sorted(
         [f"{prefix}{m}@{n} {stat}" for prefix in ("", "valid ") for m in ("HitRate", "Precision") for n in (5, 10)
-         for stat in ("mean", "std")] + ["interest cosine mean", "interest cosine std"])
+         for stat in ("mean", "std")] + [f"{d} {stat}" for d in ("interest cosine", "routing overlap") for stat in ("mean", "std")])
     runs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "n_interests=2" / "runs").glob("*.json")]
     valid_column = rows[0].index("valid HitRate@5 mean")
     assert float(rows[1][valid_column]) == pytest.approx(
@@ -28,6 +28,9 @@ def test_sweep_writes_csv_and_figure_and_resumes(tiny_data, tmp_path, monkeypatc
     column = rows[0].index("HitRate@5 mean")
     assert [r[0] for r in rows[1:]] == ["2", "3"]
     assert float(rows[1][column]) == pytest.approx(summary[2][1]["HitRate@5"][0], abs=1e-4)
+    overlap = rows[0].index("routing overlap mean")
+    assert float(rows[1][overlap]) == pytest.approx(
+        sum(r["interest_diagnostics"]["routing_overlap"] for r in runs) / 2, abs=1e-4)
     assert (tmp_path / "out" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     for k in (2, 3):  # each value's runs carry its setting
         runs = sorted((tmp_path / "out" / f"n_interests={k}" / "runs").glob("*.json"))
