@@ -56,17 +56,19 @@ def main(argv=None):
     config, model, optimizer, batches = build(args.model, args.dataset, settings, n_batches=args.steps)
     ways = (("whole_tensor", whole_tensor), ("shared_readout", SHARED))
     times = {way: [] for way, _ in ways}
-    for _, function in ways:  # warm-up
-        MultiInterestLoss.forward = function
-        timed_step(model, optimizer, batches[0])
-    for _ in range(args.rounds):
-        for way, function in ways:
+    try:
+        for _, function in ways:  # warm-up
             MultiInterestLoss.forward = function
-            for batch in batches:
-                started = time.perf_counter()
-                timed_step(model, optimizer, batch)
-                times[way].append(time.perf_counter() - started)
-    MultiInterestLoss.forward = SHARED
+            timed_step(model, optimizer, batches[0])
+        for _ in range(args.rounds):
+            for way, function in ways:
+                MultiInterestLoss.forward = function
+                for batch in batches:
+                    started = time.perf_counter()
+                    timed_step(model, optimizer, batch)
+                    times[way].append(time.perf_counter() - started)
+    finally:
+        MultiInterestLoss.forward = SHARED
     result = {
         "model": config["model"], "dataset": config["dataset"], "batch": config["train_batch_size"],
         "K": config["n_interests"], "harder_negatives": config["harder_negatives"],

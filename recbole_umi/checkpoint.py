@@ -586,6 +586,7 @@ class SafeCheckpointTrainer:
         self._epoch_valid_result = None  # this epoch's validation, before fit records it as best
         self._resumed = None  # (path, checkpoint) until fit applies its ids and random states
         self.epochs_trained = 0  # epochs finished, a resumed run's included
+        self.best_epoch = None  # of the best validation so far, numbered from 0 as in RecBole's log
 
     def _is_writer(self) -> bool:
         # as RecBole: in distributed training only the first process writes
@@ -663,6 +664,8 @@ class SafeCheckpointTrainer:
                 self.start_epoch = max(self.start_epoch, self.epochs)  # train no further epoch
 
         def end_of_epoch(epoch_idx, valid_score):  # RecBole calls it after each validation
+            if self.cur_step == 0:  # early stopping took this validation as the best (ties too)
+                self.best_epoch = epoch_idx
             self._save_last(epoch_idx)
             if callback_fn is not None:
                 callback_fn(epoch_idx, valid_score)
@@ -675,18 +678,6 @@ class SafeCheckpointTrainer:
         )
         self._save_last(self._current_epoch)
         return result
-
-    @property
-    def best_epoch(self) -> int | None:
-        """The epoch (numbered from 0, as RecBole's log does) of the best validation so far;
-        None before the first validation. RecBole's own rule: the last validated epoch less
-        ``cur_step`` validations of ``eval_step`` epochs each, so it also holds for a run
-        resumed from a ``-last`` checkpoint."""
-        if self.best_valid_result is None or self.eval_step <= 0 or self.epochs_trained == 0:
-            return None
-        last = self.epochs_trained - 1
-        validated = last - (last + 1) % self.eval_step  # the last epoch that ended with a validation
-        return validated - self.cur_step * self.eval_step
 
     def resume_checkpoint(self, resume_file):
         path = Path(resume_file)
@@ -703,6 +694,12 @@ class SafeCheckpointTrainer:
         except (ValueError, KeyError) as error:
             raise CheckpointError(path, f"its optimizer state does not fit this optimizer ({_summary(error)})") from None
         self.start_epoch = self.epochs_trained = checkpoint["epoch"] + 1
+        if checkpoint["best_valid_result"] is None:
+            self.best_epoch = None
+        elif checkpoint["kind"] == "best":
+            self.best_epoch = checkpoint["epoch"]
+        else:  # the best file's epoch: resuming with other epochs or eval_step keeps it right
+            self.best_epoch = read_checkpoint(best_file)["epoch"]
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint["best_valid_result"]

@@ -6,8 +6,8 @@
 Every (model, seed) run trains and evaluates once through :func:`recbole_umi.run`; its full
 result (with the epochs it trained and its best validation epoch) is written to
 ``<out>/runs/<model>__seed<seed>.json`` as soon as it ends, so an interrupted comparison
-resumes where it stopped. All runs share the user split (it depends
-on ``user_split_seed`` only, never on ``seed``). The table, in the paper's layout (HitRate and
+resumes where it stopped. All runs share the user split (it depends on ``user_split_seed``
+only, never on ``seed``). The table, in the paper's layout (HitRate and
 Precision @N in percent, mean ± std over seeds, best in bold, second best in italics, and
 the relative improvement of the first model over the best other one), is printed and
 written to ``<out>/table.md`` and ``<out>/table.csv``.
@@ -223,6 +223,12 @@ def checkpoint_root(out, kind: str, files: list[str], config_dict: dict | None) 
     return Path(str(base)) / f"{kind}-{resolved.name}-{digest}"
 
 
+def epochs_text(record: dict) -> str:
+    """``"25 epochs, best 18"`` for a run's or trial's record (``"no validation"`` without a best epoch)."""
+    best = "no validation" if record["best_epoch"] is None else f"best {record['best_epoch']}"
+    return f"{record['epochs']} epochs, {best}"
+
+
 def run_checkpoint_dir(out: Path, variant: str, seed: int, files: list[str], config_dict: dict | None) -> Path:
     """Where the run of ``variant`` with ``seed`` in the comparison ``out`` keeps its checkpoints."""
     return checkpoint_root(out, "compare", files, config_dict) / run_file(out, variant, seed).stem
@@ -311,7 +317,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             remaining = sum(not run_file(out, v, s).exists() for v, s in jobs)
             log(
                 f"[{number}/{len(jobs)}] {variant} seed {seed}: done in {record['wall_s']:.0f}s "
-                f"({record['epochs']} epochs, best {record['best_epoch']}); "
+                f"({epochs_text(record)}); "
                 f"about {elapsed / done_here * remaining / 60:.0f} min left"
             )
         results[variant].append(json.loads(path.read_text()))

@@ -9,8 +9,8 @@ For each value the model is trained and tested with every seed through
 an interrupted sweep resumes). ``OUT/sweep.csv`` holds, per value, the mean and standard
 deviation over the seeds of every test metric, of every best validation metric (``valid
 ...``: choose a value by these, never by the test columns) and of the interest cosine and
-routing overlap of a multi-interest model; ``OUT/sweep.png`` draws the test metrics against the value, one panel
-per metric family (HitRate@N, Precision@N under the paper's protocol).
+routing overlap of a multi-interest model; ``OUT/sweep.png`` draws the test metrics against
+the value, one panel per metric family (HitRate@N, Precision@N under the paper's protocol).
 """
 
 from __future__ import annotations
@@ -64,12 +64,17 @@ def _test_columns(columns: list[str]) -> list[str]:
 
 
 def write_csv(summary: dict, setting: str, path: Path) -> None:
-    columns = next(iter(summary.values()))[0]
+    """One row per value; a column that some values lack (the interest diagnostics of
+    ``n_interests: 1``) is left empty there."""
+    columns = list(dict.fromkeys(c for names, _ in summary.values() for c in names))
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([setting, *(f"{c} {stat}" for c in columns for stat in ("mean", "std"))])
         for value, (_, row) in summary.items():
-            writer.writerow([value, *(f"{x:.4f}" for c in columns for x in row[c])])
+            cells = []
+            for column in columns:
+                cells += [f"{x:.4f}" for x in row[column]] if column in row else ["", ""]
+            writer.writerow([value, *cells])
 
 
 def plot(summary: dict, setting: str, title: str, path: Path) -> None:

@@ -49,6 +49,7 @@ from recbole_umi.compare import (  # noqa: E402
     SettingsMismatchError,
     checkpoint_root,
     comparable,
+    epochs_text,
     interrupted_run,
     resolve_variant,
     run_settings,
@@ -259,7 +260,7 @@ class Tuning(HyperTuning):
         mean_s = sum(t["wall_s"] for t in trials) / len(trials)
         self.log(
             f"[{record['trial']}/{self.max_evals}] valid {record['best_valid_score']:.4f} in {record['wall_s']:.0f}s "
-            f"({record['epochs']} epochs, best {record['best_epoch']}); "
+            f"({epochs_text(record)}); "
             f"best so far {best['best_valid_score']:.4f} (trial {best['trial']}); about {left * mean_s / 60:.0f} min left"
         )
 

@@ -370,6 +370,20 @@ def test_epochs_trained_and_best_epoch_known_answer(trained, monkeypatch, tmp_pa
     assert torch.load(best_file(tmp_path / "scripted"), weights_only=True)["epoch"] == best_epoch
 
 
+def test_best_epoch_survives_a_resume_with_more_epochs(trained, monkeypatch, tmp_path):
+    """RecBole validates every min(eval_step, epochs) epochs: 4 epochs with eval_step 10
+    validate after epoch 3 (the best), the same run resumed to 8 epochs after epoch 7 (no
+    gain). The best epoch stays 3."""
+    monkeypatch.chdir(trained.work)
+    scores = iter([0.3, 0.2])
+    monkeypatch.setattr(RecBoleTrainer, "_valid_epoch", lambda self, *a, **k: (s := next(scores), {"recall@5": s}))
+    settings = {**trained.settings, "epochs": 4, "eval_step": 10, "checkpoint_dir": str(tmp_path / "longer")}
+    first = run("UMI", "tiny", config_dict=settings)
+    assert (first["epochs"], first["best_epoch"]) == (4, 3)
+    resumed = run(resume=str(last_checkpoint_path(best_file(tmp_path / "longer"))), config_dict={"epochs": 8})
+    assert (resumed["epochs"], resumed["best_epoch"], resumed["best_valid_score"]) == (8, 3, 0.3)
+
+
 def test_resume_before_the_first_validation(trained, monkeypatch, tmp_path):
     """With eval_step 3 a run killed in epoch 1 has a -last file but no best file yet."""
     monkeypatch.chdir(trained.work)

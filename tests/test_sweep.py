@@ -42,3 +42,19 @@ def test_sweep_writes_csv_and_figure_and_resumes(tiny_data, tmp_path, monkeypatc
 def test_the_swept_setting_is_not_also_given(tmp_path):
     with pytest.raises(ValueError, match="with --values"):
         sweep.main(["--model=UMI", "--setting=n_interests", "--values=2", f"--out={tmp_path}", "--n_interests=3"])
+
+
+def test_a_column_some_values_lack_is_left_empty(tmp_path):
+    """One interest has no interest diagnostics: its row leaves those cells empty."""
+    summary = {
+        1: (["HitRate@5"], {"HitRate@5": (10.0, 1.0)}),
+        2: (["HitRate@5", "interest cosine"], {"HitRate@5": (12.5, 0.5), "interest cosine": (0.8, 0.01)}),
+    }
+    sweep.write_csv(summary, "n_interests", tmp_path / "sweep.csv")
+    with (tmp_path / "sweep.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows == [
+        ["n_interests", "HitRate@5 mean", "HitRate@5 std", "interest cosine mean", "interest cosine std"],
+        ["1", "10.0000", "1.0000", "", ""],
+        ["2", "12.5000", "0.5000", "0.8000", "0.0100"],
+    ]

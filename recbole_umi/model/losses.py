@@ -289,6 +289,8 @@ class MultiInterestLoss(nn.Module):
             # B x K x n_items scores, whose readout over K costs more than the products
             # (bench/bench_full_softmax.py)
             vectors = item_vectors()  # n_items x d
+            # the positive's logit is its own column of the logits: its B x K scores only
+            # choose or weight the interests of the readout without HN
             positive_scores = (interests * vectors[positives].unsqueeze(1)).sum(dim=-1)  # B x K
             _, logits = shared_readout(interests, positive_scores, vectors, self.harder_negatives, self.readout_power)
             not_padding = torch.arange(logits.size(1), device=logits.device) != 0
