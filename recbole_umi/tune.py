@@ -332,15 +332,18 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> s
                      f"trials {budget + 1}-{len(trials)} ran before the budget was cut and are listed, not chosen from.")
     lines += [
         "",
-        "| trial | " + " | ".join(names) + " | valid score | " + " | ".join(f"test {m}" for m in metrics) + " | s |",
-        "| --- |" + " --- |" * (len(names) + len(metrics) + 2),
+        "| trial | " + " | ".join(names) + " | valid score | " + " | ".join(f"test {m}" for m in metrics)
+        + " | epochs (best) | s |",
+        "| --- |" + " --- |" * (len(names) + len(metrics) + 3),
     ]
     for t in trials:
         score = f"{t['best_valid_score']:.4f}"
         score = f"**{score}**" if t["trial"] == best["trial"] else score
         values = " | ".join(f"{t['params'][n]:.4g}" if isinstance(t["params"][n], float) else str(t["params"][n]) for n in names)
         tests = " | ".join(f"{t['test_result'][m]:.4f}" for m in metrics)
-        lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {t['wall_s']:.0f} |")
+        # trials recorded before the epochs were: -
+        epochs = f"{t['epochs']} ({'-' if t['best_epoch'] is None else t['best_epoch']})" if "epochs" in t else "-"
+        lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {epochs} | {t['wall_s']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ import pytest
 from recbole_umi import tune as tune_module
 from recbole_umi.compare import SettingsMismatchError
 from recbole_umi.config import Config
-from recbole_umi.tune import ParamsFileError, best_trial, read_params_file, tune
+from recbole_umi.tune import ParamsFileError, best_trial, read_params_file, trials_table, tune
 from tests.conftest import cut_training, random_sequences, tiny_config, write_atomic
 
 
@@ -56,6 +56,7 @@ def test_interrupted_search_resumes_as_if_uninterrupted(setup):
     assert config["learning_rate"] == pytest.approx(whole["params"]["learning_rate"])
     table = (tmp_path / "whole" / "trials.md").read_text()
     assert f"**{whole['best_valid_score']:.4f}**" in table
+    assert "| epochs (best) | s |" in table and f"| {whole['epochs']} ({whole['best_epoch']}) |" in table
 
 
 def test_a_trial_cut_short_continues_and_ends_as_the_uninterrupted_one(setup, monkeypatch):
@@ -199,3 +200,14 @@ def test_tuning_summary_script(tmp_path):
     lines = out.stdout.splitlines()
     assert lines[2] == "| SASRec (unfinished) | 1 of 3 | 1 | 0.3700 | 0.3700 | learning_rate 0.001, n_interests 1 | 1.0 |"
     assert lines[3] == "| UMI | 3 (+1) | 2 | 0.3300 | 0.3000 | learning_rate 0.002, n_interests 2 | 2.0 |"
+
+
+def test_trials_table_lists_epochs_and_a_dash_for_older_records():
+    common = {"params": {"learning_rate": 0.01}, "best_valid_result": {"recall@5": 0.5}, "test_result": {"recall@5": 0.4},
+              "wall_s": 12.0}
+    older = {"trial": 1, "best_valid_score": 0.5, **common}  # recorded before the epochs were
+    newer = {"trial": 2, "best_valid_score": 0.6, "epochs": 7, "best_epoch": 4, **common}
+    rows = [line for line in trials_table([older, newer], newer).splitlines() if line.startswith("| ")]
+    assert rows[0].endswith("| test recall@5 | epochs (best) | s |")
+    assert rows[2] == "| 1 | 0.01 | 0.5000 | 0.4000 | - | 12 |"
+    assert rows[3] == "| 2 | 0.01 | **0.6000** | 0.4000 | 7 (4) | 12 |"
