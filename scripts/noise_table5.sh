@@ -2,11 +2,13 @@
 # The paper's Table 5 (noise immunity): UMI and MIND with clean profiles and with 10% of each
 # profile field's values replaced (training and evaluation alike), 3 seeds, relative drops
 # and paired tests of the drops (python -m recbole_umi.noise), on
-#   synth: the synthetic benchmark (scripts/synth_table3.sh's data and settings, K = 6);
+#   synth: the synthetic benchmark (scripts/synth_table3.sh's data and settings, K = 6); the
+#          clean runs go to Table 3's folder (results/synth-table3), where UMI's are already
+#          Table 3's runs, so only MIND's clean runs and the noisy ones train;
 #   ml-1m: MovieLens-1M with each model's tuned settings (results/tuning/ml-1m/*/best.yaml);
 #          the clean runs are Table 2's (results/ml-1m-tuned, the same settings and seeds),
 #          so only the noisy ones train.
-# Writes results/<dataset>-noise/ (clean/ unless taken from Table 2, noisy/, table5.md, table5.csv).
+# Writes results/<dataset>-noise/ (noisy/, table5.md, table5.csv).
 #
 #   bash scripts/noise_table5.sh synth|ml-1m [DATA_PATH]
 #       synth: DATA_PATH is where the synthetic data are (default /tmp/recbole-umi-synth)
@@ -24,7 +26,8 @@ case $dataset in
     synth)
         data_path=${2:-/tmp/recbole-umi-synth}
         if [[ ! -f $data_path/synth/synth.inter ]]; then python -m recbole_umi.datasets.synth "$data_path"; fi
-        printf 'UMI: [tuning/synth/multi_interest.yaml]\nMIND: [tuning/synth/multi_interest.yaml]\n' > "$plan" ;;
+        printf 'UMI: [tuning/synth/multi_interest.yaml]\nMIND: [tuning/synth/multi_interest.yaml]\n' > "$plan"
+        extra=(--clean_from=results/synth-table3) ;;
     ml-1m)
         data_path=$(realpath "${2:-../shared/data}")
         for model in UMI MIND; do
