@@ -8,20 +8,27 @@
 #   full    full softmax over the catalogue
 # for UMI, MIND+HN, ComiRec+HN, YouTube DNN and SASRec (as SASRecMatching: RecBole's SASRec
 # encoder under the plugin's losses, with SASRec's tuned settings). One folder per objective,
-# results/ml-1m-objectives/<objective>/ (runs/, table.md with the paired tests of UMI).
+# results/ml-1m-objectives/<objective>/ (runs/, objectives_<objective>.md: the paired tests of UMI); the
+# paper's loss is Table 2's folder, results/ml-1m-tuned (the same settings: its runs are the
+# paper-loss runs, and only models without runs there train). Then the objectives table,
+# every model under every objective with the objective each model's validation chooses:
+# results/ml-1m-objectives/objectives.md (scripts/objectives_table.py).
 #
 #   bash scripts/objectives_ml1m.sh [DATA_PATH] [OBJECTIVES] [MODELS]
 #       defaults: ../shared/data, all five objectives, all five models
 #       (e.g. `bash scripts/objectives_ml1m.sh ../shared/data full UMI,MIND+HN,YoutubeDNN,ComiRec+HN`)
 #
-# Each objective's runs go seed by seed, so a table cut short is complete for its first
-# seeds. Interrupted? Run it again: finished runs are kept and skipped, and a run cut short
-# continues from its last finished epoch. (Full softmax on one thread: UMI about 80 min a
-# run, measured 2026-11-29.)
+# Seed by seed over all objectives, so a table cut short is complete for its first seeds.
+# Two streams of one thread: SASRecMatching (the slowest, 40-100 min a run) in one, the other
+# models in the other (without SASRecMatching, the models alternate). Interrupted? Run it
+# again: finished runs are kept and skipped, and a run cut short continues from its last
+# finished epoch. (Full softmax on one thread, measured 2026-11-29: UMI 40-50 min a run,
+# ComiRec+HN about 60, MIND+HN about 35, YouTube DNN about 10.)
 set -euo pipefail
 data_path=$(realpath "${1:-../shared/data}")
 objectives=${2:-paper,neg50,neg500,pop50,full}
 models=${3:-UMI,MIND+HN,ComiRec+HN,YoutubeDNN,SASRec}
+seeds=(2020 2021 2022)
 cd "$(dirname "$0")/.."
 declare -A objective_args=(
     [paper]=""
@@ -30,6 +37,7 @@ declare -A objective_args=(
     [pop50]="--n_negatives=50 --negative_sampler=popularity --logq_correction=True"
     [full]="--loss_type=full_softmax"
 )
+folder() { if [[ $1 == paper ]]; then echo results/ml-1m-tuned; else echo "results/ml-1m-objectives/$1"; fi; }
 plan=results/ml-1m-objectives/plan.yaml
 mkdir -p results/ml-1m-objectives
 : > "$plan"
@@ -43,21 +51,38 @@ for model in "${chosen_models[@]}"; do
     names+=("$name")
     echo "$name: [$files]" >> "$plan"
 done
-model_list=$(IFS=,; echo "${names[*]}")
+IFS=, read -ra chosen <<< "$objectives"
+join() { local IFS=,; echo "$*"; }
+stream_a_models=() stream_b_models=()
+for i in "${!names[@]}"; do
+    if [[ " ${names[*]} " == *" SASRecMatching "* ]]; then
+        if [[ ${names[$i]} == SASRecMatching ]]; then stream_a_models+=("${names[$i]}"); else stream_b_models+=("${names[$i]}"); fi
+    elif (( i % 2 == 0 )); then stream_a_models+=("${names[$i]}"); else stream_b_models+=("${names[$i]}"); fi
+done
 
-run_objective() {
-    local objective=$1 seeds
-    for seeds in 2020 2021 2022 2020,2021,2022; do  # seed by seed, then the table of all three
-        # shellcheck disable=SC2086  # the objective's arguments are words
-        python -m recbole_umi.compare "--models=$model_list" \
-            --dataset=ml-1m "--data_path=$data_path" "--seeds=$seeds" \
-            "--out=results/ml-1m-objectives/$objective" "--variant_files=$plan" \
-            --train_batch_size=1024 --show_progress=False --state=WARNING ${objective_args[$objective]}
+compare_runs() {  # compare_runs OBJECTIVE MODELS SEEDS TABLE
+    local objective=$1
+    # shellcheck disable=SC2086  # the objective's arguments are words
+    python -m recbole_umi.compare "--models=$2" --dataset=ml-1m "--data_path=$data_path" "--seeds=$3" \
+        "--out=$(folder "$objective")" "--variant_files=$plan" --table="$4" \
+        --train_batch_size=1024 --show_progress=False --state=WARNING ${objective_args[$objective]}
+}
+by_seed() {  # one stream's models, seed by seed over every objective
+    local models=$1 table=$2 seed objective
+    [[ -n $models ]] || return 0
+    for seed in "${seeds[@]}"; do
+        for objective in "${chosen[@]}"; do compare_runs "$objective" "$models" "$seed" "$table"; done
     done
 }
-IFS=, read -ra chosen <<< "$objectives"
-half=$(( (${#chosen[@]} + 1) / 2 ))
-stream_a() { for objective in "${chosen[@]:0:$half}"; do run_objective "$objective"; done; }
-stream_b() { for objective in "${chosen[@]:$half}"; do run_objective "$objective"; done; }
+stream_a() { by_seed "$(join "${stream_a_models[@]}")" objectives_stream_a; }
+stream_b() { by_seed "$(join "${stream_b_models[@]}")" objectives_stream_b; }
 source scripts/two_streams.sh
 two_streams stream_a stream_b
+pairs=()
+for objective in "${chosen[@]}"; do
+    compare_runs "$objective" "$(join "${names[@]}")" "$(join "${seeds[@]}")" "objectives_$objective"
+    rm -f "$(folder "$objective")"/objectives_stream_[ab]*.md "$(folder "$objective")"/objectives_stream_[ab]*.csv
+    pairs+=("$objective=$(folder "$objective")")
+done
+python scripts/objectives_table.py "${pairs[@]}" "--models=$(join "${names[@]}")" "--seeds=$(join "${seeds[@]}")" \
+    --out=results/ml-1m-objectives/objectives

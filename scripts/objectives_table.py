@@ -1,0 +1,128 @@
+"""The objectives table: each model under each training objective, in one table.
+
+    python scripts/objectives_table.py paper=results/ml-1m-tuned full=results/ml-1m-objectives/full \\
+        [neg50=... neg500=... pop50=...] --models=UMI,MIND+HN,ComiRec+HN,YoutubeDNN \\
+        [--seeds=2020,2021,2022] [--metric=HitRate@50] [--out=results/ml-1m-objectives/objectives]
+
+Each ``NAME=FOLDER`` is an objective and a ``compare`` folder whose ``runs/`` hold its runs
+(the paper's loss can be Table 2's folder: the same settings). For each objective and model
+the table gives the test ``--metric`` (percent, mean ± std over the seeds found, their number
+in brackets where it is not all of ``--seeds``). ``*`` marks a model whose difference from the
+first model under the same objective is significant (paired t-test over the test users, each
+user's metric averaged over the seeds both have, p < 0.05). The last columns choose each
+model's objective on validation (the highest mean best-validation ``--metric``), never on
+test, and give its test figure there. Written to ``OUT.md`` and ``OUT.csv`` and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from recbole_umi.compare import SIGNIFICANCE_LEVEL, mean_std, run_protocol, significance  # noqa: E402
+from recbole_umi.config import comma_list  # noqa: E402
+from recbole_umi.metrics import metric_columns  # noqa: E402
+
+
+def read_runs(folder: Path, models: list[str], seeds: list[int]) -> dict[str, list[dict]]:
+    """``{model: [run records of the given seeds, in seed order]}``; a model without runs is left out."""
+    runs = {}
+    for model in models:
+        found = [folder / "runs" / f"{model}__seed{seed}.json" for seed in seeds]
+        records = [json.loads(path.read_text()) for path in found if path.exists()]
+        if records:
+            runs[model] = records
+    return runs
+
+
+def metric_of(record: dict, metric: str, kind: str) -> float:
+    """``record``'s ``metric`` (a paper name such as HitRate@50) in percent, of its test
+    result (``kind`` "test") or best validation result ("valid")."""
+    result = record["test_result" if kind == "test" else "best_valid_result"]
+    return 100 * metric_columns(result, run_protocol(record))[metric]
+
+
+def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list[int], metric: str):
+    """``(markdown, csv rows)`` of the table (see the module's docstring)."""
+    cells: dict[str, dict[str, str]] = {model: {} for model in models}
+    valid: dict[str, dict[str, float]] = {model: {} for model in models}
+    test: dict[str, dict[str, float]] = {model: {} for model in models}
+    rows = [["model", *(f"{name} {stat}" for name in objectives for stat in ("mean", "std", "seeds", "p")),
+             "chosen objective", "chosen test mean"]]
+    first = models[0]
+    values: dict[str, list] = {model: [] for model in models}
+    for name, folder in objectives.items():
+        runs = read_runs(folder, models, seeds)
+        for model in models:
+            if model not in runs:
+                cells[model][name] = "-"
+                values[model] += ["", "", 0, ""]
+                continue
+            mean, std = mean_std([metric_of(r, metric, "test") for r in runs[model]])
+            test[model][name] = mean
+            valid[model][name] = mean_std([metric_of(r, metric, "valid") for r in runs[model]])[0]
+            p = _p_value(runs, first, model, metric)
+            star = "*" if p is not None and p < SIGNIFICANCE_LEVEL else ""
+            count = "" if len(runs[model]) == len(seeds) else f" ({len(runs[model])})"
+            cells[model][name] = f"{mean:.2f} ± {std:.2f}{count}{star}"
+            values[model] += [f"{mean:.4f}", f"{std:.4f}", len(runs[model]), "" if p is None else f"{p:.4g}"]
+    lines = [
+        f"Test {metric} in percent, mean ± std over the seeds ({len(seeds)} unless bracketed); * the paired "
+        f"t-test against {first} under the same objective gives p < 0.05. The chosen objective is the one "
+        f"with the highest mean best-validation {metric}.",
+        "",
+        "| model | " + " | ".join(objectives) + " | chosen on validation | its test |",
+        "| --- |" + " --- |" * (len(objectives) + 2),
+    ]
+    for model in models:
+        chosen = max(valid[model], key=valid[model].get) if valid[model] else None
+        chosen_test = "-" if chosen is None else f"{test[model][chosen]:.2f}"
+        lines.append(f"| {model} | " + " | ".join(cells[model][name] for name in objectives)
+                     + f" | {chosen or '-'} | {chosen_test} |")
+        rows.append([model, *values[model], chosen or "", "" if chosen is None else f"{test[model][chosen]:.4f}"])
+    return "\n".join(lines) + "\n", rows
+
+
+def _p_value(runs: dict[str, list[dict]], first: str, model: str, metric: str) -> float | None:
+    """The paired t-test's p-value of ``first`` against ``model`` on the seeds both have;
+    None for the first model itself, a missing first model or no common seed."""
+    if model == first or first not in runs:
+        return None
+    common = {r["seed"] for r in runs[first]} & {r["seed"] for r in runs[model]}
+    if not common:
+        return None
+    pair = {variant: [r for r in runs[variant] if r["seed"] in common] for variant in (first, model)}
+    tests = significance(pair, [metric])
+    return None if tests is None else tests[model][metric]["p"]
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("objectives", nargs="+", metavar="NAME=FOLDER", help="an objective and its compare folder")
+    parser.add_argument("--models", required=True, help="comma-separated; the first is tested against the others")
+    parser.add_argument("--seeds", default="2020,2021,2022")
+    parser.add_argument("--metric", default="HitRate@50")
+    parser.add_argument("--out", default=None, help="write OUT.md and OUT.csv")
+    args = parser.parse_args(argv)
+    objectives = {}
+    for pair in args.objectives:
+        name, separator, folder = pair.partition("=")
+        if not separator or not name or not Path(folder, "runs").is_dir():
+            parser.error(f"{pair!r}: give NAME=FOLDER with runs/ in FOLDER")
+        objectives[name] = Path(folder)
+    markdown, rows = objectives_table(objectives, comma_list(args.models), comma_list(args.seeds, int), args.metric)
+    print(markdown)
+    if args.out:
+        Path(f"{args.out}.md").write_text(markdown)
+        with Path(f"{args.out}.csv").open("w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+    return markdown
+
+
+if __name__ == "__main__":
+    main()

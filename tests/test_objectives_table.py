@@ -1,0 +1,57 @@
+"""scripts/objectives_table.py on hand-made run records: means over seeds, the paired test
+against the first model (checked against scipy), and the objective chosen on validation."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "objectives_table.py"
+main = runpy.run_path(str(SCRIPT))["main"]
+USERS = [str(u) for u in range(1, 41)]
+
+
+def write_run(folder: Path, model: str, seed: int, hits: np.ndarray, valid: float) -> None:
+    """A run whose test users hit (1) or miss (0) at 50: its HitRate@50 is their mean."""
+    record = {"variant": model, "seed": seed, "eval_protocol": "user_split",
+              "best_valid_result": {"recall@50": valid}, "test_result": {"recall@50": float(hits.mean())},
+              "test_per_user": {"user": USERS, "recall@50": hits.tolist()}}
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    (folder / "runs" / f"{model}__seed{seed}.json").write_text(json.dumps(record))
+
+
+def test_objectives_table_means_tests_and_the_validation_choice(tmp_path):
+    rng = np.random.default_rng(0)
+    base = (rng.random(40) < 0.4).astype(float)
+    better = base.copy()
+    better[np.flatnonzero(base == 0)[:12]] = 1.0  # 12 more hits of 40 users: a clear paired gain
+    # objective "a": A and B at 2 seeds; B is better on test and on validation
+    write_run(tmp_path / "a", "A", 1, base, valid=0.30)
+    write_run(tmp_path / "a", "A", 2, base, valid=0.32)
+    write_run(tmp_path / "a", "B", 1, better, valid=0.40)
+    write_run(tmp_path / "a", "B", 2, better, valid=0.40)
+    # objective "b": A only, one seed; its validation is higher but its test lower than under "a"
+    worse = base.copy()
+    worse[np.flatnonzero(base == 1)[:3]] = 0.0
+    write_run(tmp_path / "b", "A", 1, worse, valid=0.50)
+
+    main([f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", "--models=A,B", "--seeds=1,2", f"--out={tmp_path / 'table'}"])
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    a_mean, b_mean = 100 * base.mean(), 100 * better.mean()
+    # A is chosen by validation under b (0.50 > mean 0.31) although its test is lower there
+    assert lines[4] == f"| A | {a_mean:.2f} ± 0.00 | {100 * worse.mean():.2f} ± 0.00 (1) | b | {100 * worse.mean():.2f} |"
+    assert lines[5] == f"| B | {b_mean:.2f} ± 0.00* | - | a | {b_mean:.2f} |"
+    rows = (tmp_path / "table.csv").read_text().splitlines()
+    p = float(rows[2].split(",")[4])
+    assert p == pytest.approx(stats.ttest_rel(100 * base, 100 * better).pvalue, rel=1e-3) and p < 0.05  # 4 significant digits
+
+
+def test_a_pair_without_a_runs_folder_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([f"a={tmp_path}", "--models=A"])
+    assert exit_.value.code == 2 and "NAME=FOLDER with runs/" in capsys.readouterr().err
