@@ -7,10 +7,10 @@ Every (model, seed) run trains and evaluates once through :func:`recbole_umi.run
 result (with the epochs it trained and its best validation epoch) is written to
 ``<out>/runs/<model>__seed<seed>.json`` as soon as it ends, so an interrupted comparison
 resumes where it stopped. All runs share the user split (it depends on ``user_split_seed``
-only, never on ``seed``). The table, in the paper's layout (HitRate and
-Precision @N in percent, mean ± std over seeds, best in bold, second best in italics, and
-the relative improvement of the first model over the best other one), is printed and
-written to ``<out>/table.md`` and ``<out>/table.csv``.
+only, never on ``seed``). The table, in the paper's layout (HitRate and Precision @N in
+percent, mean ± std over seeds, best in bold, second best in italics, and the relative
+improvement of the first model over the best other one), is printed and written to
+``<out>/table.md`` and ``<out>/table.csv``.
 
 Each run also keeps every test user's metrics, so the first model is tested against each
 other one without retraining: a paired test over the test users (each user's metric

@@ -58,8 +58,9 @@ def run(
         earlier ones included), ``best_epoch``: the epoch of the best validation, whose
         weights are tested when ``saved`` (numbered from 0 as in RecBole's log; None without
         validation); ``test_per_user``: the test users' original ids (``"user"``) and each
-        one's value of every top-k metric (``"recall@50"``, ...), in the same order, for paired significance tests; ``interest_diagnostics``: how
-        distinct the interests of the test users are (see
+        one's value of every top-k metric (``"recall@50"``, ...), in the same order, for
+        paired significance tests; ``interest_diagnostics``: how distinct the interests of
+        the test users are (see
         :func:`recbole_umi.evaluation.interest_diagnostics`; None for single-interest and
         RecBole models); ``eval_protocol``: the protocol the metrics were computed under.
         With ``world_size`` above 1 (``nproc`` processes here), the run is made by
