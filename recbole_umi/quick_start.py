@@ -60,9 +60,9 @@ def run(
         validation); ``test_per_user``: the test users' original ids (``"user"``) and each
         one's value of every top-k metric (``"recall@50"``, ...), in the same order, for
         paired significance tests; ``interest_diagnostics``: how distinct the interests of
-        the test users are (see
-        :func:`recbole_umi.evaluation.interest_diagnostics`; None for single-interest and
-        RecBole models); ``eval_protocol``: the protocol the metrics were computed under.
+        the test users are (see :func:`recbole_umi.evaluation.interest_diagnostics`; None
+        for single-interest and RecBole models); ``eval_protocol``: the protocol the
+        metrics were computed under.
         With ``world_size`` above 1 (``nproc`` processes here), the run is made by
         :func:`run_processes` and this is its first process's result.
     """
