@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -29,12 +27,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.profile_step import build, timed_step  # noqa: E402
+from bench.profile_step import alternated_medians, build  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
 from recbole_umi.model.layers import mask_logits  # noqa: E402
 from recbole_umi.model.losses import MultiInterestLoss, readout_logits  # noqa: E402
-
-SHARED = MultiInterestLoss.forward
 
 
 def whole_tensor(self, interests, positives, item_vectors):
@@ -54,26 +50,13 @@ def main(argv=None):
     args, rest = parser.parse_known_args(argv)
     settings = {**parse_cmd_args(rest), "loss_type": "full_softmax"}
     config, model, optimizer, batches = build(args.model, args.dataset, settings, n_batches=args.steps)
-    ways = (("whole_tensor", whole_tensor), ("shared_readout", SHARED))
-    times = {way: [] for way, _ in ways}
-    try:
-        for _, function in ways:  # warm-up
-            MultiInterestLoss.forward = function
-            timed_step(model, optimizer, batches[0])
-        for _ in range(args.rounds):
-            for way, function in ways:
-                MultiInterestLoss.forward = function
-                for batch in batches:
-                    started = time.perf_counter()
-                    timed_step(model, optimizer, batch)
-                    times[way].append(time.perf_counter() - started)
-    finally:
-        MultiInterestLoss.forward = SHARED
+    medians = alternated_medians(model, optimizer, batches, MultiInterestLoss, "forward",
+                                 {"whole_tensor": whole_tensor, "shared_readout": MultiInterestLoss.forward}, args.rounds)
     result = {
         "model": config["model"], "dataset": config["dataset"], "batch": config["train_batch_size"],
         "K": config["n_interests"], "harder_negatives": config["harder_negatives"],
-        "n_items": model.n_items, "threads": torch.get_num_threads(), "steps_each": len(times["shared_readout"]),
-        **{f"{way}_ms": round(1e3 * statistics.median(t), 1) for way, t in times.items()},
+        "n_items": model.n_items, "threads": torch.get_num_threads(), "steps_each": args.rounds * len(batches),
+        **{f"{way}_ms": ms for way, ms in medians.items()},
     }
     result["speedup"] = round(result["whole_tensor_ms"] / result["shared_readout_ms"], 2)
     print(json.dumps(result))

@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.profile_step import build, timed_step  # noqa: E402
+from bench.profile_step import alternated_medians, build  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
 from recbole_umi.model.layers import MLP  # noqa: E402
-
-SHARED = MLP.forward_shared
 
 
 def concatenated(self, rows, shared, shared_first=False):
@@ -46,23 +42,13 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round and way")
     args, rest = parser.parse_known_args(argv)
     config, model, optimizer, batches = build(args.model, args.dataset, parse_cmd_args(rest), n_batches=args.steps)
-    times = {"concatenated": [], "shared": []}
-    for way, function in (("concatenated", concatenated), ("shared", SHARED)):  # warm-up
-        MLP.forward_shared = function
-        timed_step(model, optimizer, batches[0])
-    for _ in range(args.rounds):
-        for way, function in (("concatenated", concatenated), ("shared", SHARED)):
-            MLP.forward_shared = function
-            for batch in batches:
-                started = time.perf_counter()
-                timed_step(model, optimizer, batch)
-                times[way].append(time.perf_counter() - started)
-    MLP.forward_shared = SHARED
+    medians = alternated_medians(model, optimizer, batches, MLP, "forward_shared",
+                                 {"concatenated": concatenated, "shared": MLP.forward_shared}, args.rounds)
     result = {
         "model": config["model"], "dataset": config["dataset"], "batch": config["train_batch_size"],
         "T": config["MAX_ITEM_LIST_LENGTH"], "K": config["n_interests"], "threads": torch.get_num_threads(),
-        "steps_each": len(times["shared"]),
-        **{f"{way}_ms": round(1e3 * statistics.median(t), 1) for way, t in times.items()},
+        "steps_each": args.rounds * len(batches),
+        **{f"{way}_ms": ms for way, ms in medians.items()},
     }
     result["speedup"] = round(result["concatenated_ms"] / result["shared_ms"], 2)
     print(json.dumps(result))

@@ -49,6 +49,28 @@ def timed_step(model, optimizer, batch) -> dict[str, float]:
     return {phase: marks[i + 1] - marks[i] for i, phase in enumerate(phases)}
 
 
+def alternated_medians(model, optimizer, batches, owner, name: str, ways: dict, rounds: int) -> dict[str, float]:
+    """Median milliseconds of a training step with ``owner.<name>`` set to each function of
+    ``ways`` (``{label: function}``) in turn: one warm-up step each, then ``rounds`` rounds
+    of every batch under each way. ``owner.<name>`` is restored afterwards, also on failure."""
+    original = getattr(owner, name)
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    try:
+        for function in ways.values():  # warm-up
+            setattr(owner, name, function)
+            timed_step(model, optimizer, batches[0])
+        for _ in range(rounds):
+            for way, function in ways.items():
+                setattr(owner, name, function)
+                for batch in batches:
+                    started = time.perf_counter()
+                    timed_step(model, optimizer, batch)
+                    times[way].append(time.perf_counter() - started)
+    finally:
+        setattr(owner, name, original)
+    return {way: round(1e3 * statistics.median(t), 1) for way, t in times.items()}
+
+
 def build(model_name: str, dataset_name: str, settings: dict, n_batches: int = 20):
     """Config, model (in training mode), Adam and ``n_batches`` training batches with their
     user features joined, drawn once from the training split (seeded). ``settings`` may
