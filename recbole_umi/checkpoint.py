@@ -563,6 +563,9 @@ class SafeCheckpointTrainer:
     """
 
     def __init__(self, config, model):
+        # RecBole's ensure_dir checks, then creates: runs starting together (processes of one
+        # run, compare streams) can both find the folder missing, and the second one fails
+        os.makedirs(config["checkpoint_dir"], exist_ok=True)
         with one_process_view(config) as distributed:  # RecBole wraps for GPUs only: wrapped below
             super().__init__(config, model)
         if distributed:

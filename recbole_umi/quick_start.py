@@ -124,12 +124,8 @@ def run_processes(config, model, dataset, config_file_list, config_dict, cmd_arg
     ``OMP_NUM_THREADS`` is set. Returns the first process's result (None on a machine
     without rank 0). A process that fails ends the run with its error; one that waits for
     missing peers fails after ``dist_timeout`` seconds."""
-    import os
-
     import torch.multiprocessing as mp
 
-    # RecBole's ensure_dir checks, then creates: processes creating the folder together race
-    os.makedirs(config["checkpoint_dir"], exist_ok=True)
     nproc, world_size, offset = processes(config)
     port = config["port"] or _free_port()  # 0: one machine (validated), a port nobody uses
     overrides = {**(config_dict or {}), "port": port, "nproc": nproc}  # nproc also when given as --nproc

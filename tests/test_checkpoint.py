@@ -413,3 +413,16 @@ def test_a_checkpoint_cannot_bring_back_settings_that_read_pickles(trained, tmp_
     assert "local_rank" not in checkpoint.rebuild_settings(crafted["config"])
     with pytest.raises(Exception, match="dataloaders_save_path"):
         checkpoint.Config("UMI", "tiny", config_dict=checkpoint.rebuild_settings(crafted["config"]))
+
+
+def test_recbole_finds_the_checkpoint_folder_made(tiny_data, monkeypatch):
+    # RecBole's ensure_dir checks, then creates: two processes making the folder together can
+    # both find it missing, and the second fails (FileExistsError, seen in a 2-process run in
+    # CI). The trainer makes it first, so RecBole's check always finds it.
+    import recbole.trainer.trainer as recbole_trainer
+
+    found = []
+    monkeypatch.setattr(recbole_trainer, "ensure_dir", lambda path: found.append(Path(path).is_dir()))
+    config, _, _, model = build(tiny_data, "UMI", checkpoint_dir=str(tiny_data.parent / "new" / "saved"))
+    get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    assert found == [True]
