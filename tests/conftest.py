@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker per core (setup.cfg): one torch thread each,
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # for it and the processes its tests start
 
 import numpy as np
 import pytest
