@@ -59,6 +59,7 @@ import re
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,7 @@ __all__ = [
     "compare",
     "summarise",
     "paired_test",
+    "seed_test",
     "significance",
     "render_markdown",
     "render_significance",
@@ -419,6 +421,24 @@ def seed_averaged_users(runs: list[dict], metric: str) -> tuple[list[str], np.nd
     return users, np.mean([r["test_per_user"][metric] for r in runs], axis=0)
 
 
+def seed_test(first_runs: list[dict], other_runs: list[dict], metric: str) -> float | None:
+    """Welch's t-test (scipy's ``ttest_ind``, unequal variances) of two models' seeds: each
+    run's ``metric`` averaged over its test users, so that the training's own variance is
+    counted, which the paired test over users (each user averaged over the seeds) does not.
+    The two-sided p-value; None with fewer than 2 runs on a side, or runs without per-user
+    results, or no spread on either side to test against."""
+    from scipy import stats
+
+    if min(len(first_runs), len(other_runs)) < 2 or not all("test_per_user" in r for r in first_runs + other_runs):
+        return None
+    means = [[float(np.mean(r["test_per_user"][metric])) for r in runs] for runs in (first_runs, other_runs)]
+    if all(np.ptp(side) == 0 for side in means):
+        return None
+    with warnings.catch_warnings():  # scipy warns of one side without spread; Welch's test takes the other's
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(*means, equal_var=False).pvalue)
+
+
 def holm(p_values: list[float]) -> list[float]:
     """Holm's step-down adjustment of p-values for testing them all at once (in the given
     order): the i-th smallest is multiplied by ``m - i + 1`` (i from 1), then made no
@@ -437,8 +457,9 @@ def significance(results: dict, columns: list[str], test: str = "ttest") -> dict
     """``{other variant: {column: paired_test(first, other)}}`` in percentage points, the
     first variant against each other one over the test users, each user's metric averaged
     over seeds; each test also holds ``p_holm``, its p-value adjusted (:func:`holm`) for the
-    comparisons with every other variant on the same metric. None if some run has no
-    per-user results."""
+    comparisons with every other variant on the same metric, and ``p_seeds``, the p-value
+    of :func:`seed_test` (None with fewer than 2 seeds). None if some run has no per-user
+    results."""
     variants = list(results)
     first = {column: seed_averaged_users(results[variants[0]], recbole_metric_name(column)) for column in columns}
     tests = {}
@@ -452,6 +473,7 @@ def significance(results: dict, columns: list[str], test: str = "ttest") -> dict
             if first_users[0] != other_users[0]:
                 raise ValueError(f"{variants[0]} and {other} were tested on other users: not the same split")
             tests[other][column] = paired_test(100 * first_users[1], 100 * other_users[1], test)
+            tests[other][column]["p_seeds"] = seed_test(results[variants[0]], results[other], recbole_metric_name(column))
     for column in columns:
         adjusted = holm([tests[other][column]["p"] for other in tests])
         for other, p_holm in zip(tests, adjusted):
@@ -464,7 +486,8 @@ def render_significance(tests: dict, columns: list[str], first: str, n_users: in
         f"{SIGNIFICANCE_TESTS[test].capitalize()} of {first} against each model over the {n_users} test users "
         "(each user's metric averaged over the seeds): difference in points, its 95% confidence interval, "
         f"p-value; * p < {SIGNIFICANCE_LEVEL}; † also below {SIGNIFICANCE_LEVEL} after Holm's correction for the "
-        f"{len(tests)} comparison(s) on each metric.",
+        f"{len(tests)} comparison(s) on each metric. \"seeds p\": Welch's t-test of the seeds' means, which counts "
+        "the spread between training seeds that the test over users does not (2 seeds or more; not corrected).",
         "",
         f"| {first} vs | " + " | ".join(columns) + " |",
         "| --- |" + " --- |" * len(columns),
@@ -475,7 +498,8 @@ def render_significance(tests: dict, columns: list[str], first: str, n_users: in
             t = row[column]
             star = "*" if t["p"] < SIGNIFICANCE_LEVEL else ""
             star += "†" if t["p_holm"] < SIGNIFICANCE_LEVEL else ""
-            cells.append(f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] p={t['p']:.3g}{star}")
+            seeds = "" if t.get("p_seeds") is None else f"; seeds p={t['p_seeds']:.3g}"
+            cells.append(f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] p={t['p']:.3g}{star}{seeds}")
         lines.append(f"| {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -571,10 +595,10 @@ def read_variant_files(path, variants: list[str]) -> dict[str, list[str]]:
 def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        stats = ("delta", "low", "high", "p", "p_holm")
+        stats = ("delta", "low", "high", "p", "p_holm", "p_seeds")
         writer.writerow(["vs", *[f"{c} {stat}" for c in columns for stat in stats]])
         for other, row in tests.items():
-            writer.writerow([other, *[f"{row[c][stat]:.6g}" for c in columns for stat in stats]])
+            writer.writerow([other, *["" if row[c].get(stat) is None else f"{row[c][stat]:.6g}" for c in columns for stat in stats]])
 
 
 def main(argv: list[str] | None = None) -> str:

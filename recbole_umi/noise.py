@@ -29,7 +29,7 @@ import csv  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from recbole_umi.compare import compare, paired_test, read_variant_files, seed_averaged_users, summarise  # noqa: E402
+from recbole_umi.compare import compare, paired_test, read_variant_files, seed_averaged_users, seed_test, summarise  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.metrics import recbole_metric_name  # noqa: E402
 from recbole_umi.settings import check  # noqa: E402
@@ -75,7 +75,8 @@ def noise_table(clean: dict, noisy: dict, share: float) -> tuple[str, list[list[
                 continue
             per_user[variant][column] = a[1] - b[1]
             test = paired_test(a[1], b[1])
-            cells.append(f"{100 * test['delta']:+.3f} (p={test['p']:.3g})")
+            seeds = seed_test(clean[variant], noisy[variant], metric)
+            cells.append(f"{100 * test['delta']:+.3f} (p={test['p']:.3g}" + ("" if seeds is None else f"; seeds p={seeds:.3g}") + ")")
         lines.append(f"| {variant}: clean - noisy | " + " | ".join(cells) + " |")
     first = variants[0]
     for other in variants[1:]:
@@ -87,7 +88,9 @@ def noise_table(clean: dict, noisy: dict, share: float) -> tuple[str, list[list[
             else:
                 cells.append("n/a")
         lines.append(f"| drop of {first} - drop of {other} | " + " | ".join(cells) + " |")
-    lines += ["", "Differences in points; a negative drop difference: the first model loses less."]
+    lines += ["", "Differences in points; a negative drop difference: the first model loses less. \"seeds p\": "
+              "Welch's t-test of the clean and the noisy seeds' means, which counts the spread between training "
+              "seeds that the test over users does not."]
     return "\n".join(lines) + "\n", rows
 
 

@@ -79,11 +79,17 @@ def test_table_and_resume(compare_args, finished, monkeypatch, capsys):
     umi, other = averaged("UMI", "recall@10"), averaged("ComiRecSA+HN", "recall@10")
     p = stats.ttest_rel(umi, other).pvalue if umi != other else 1.0
     tests_row = next(line for line in lines if line.startswith("| ComiRecSA+HN | ") and "p=" in line)
-    assert f"{sum(umi) / len(umi) - sum(other) / len(other):+.2f} [" in tests_row.split(" | ")[3]
-    assert f"p={p:.3g}" in tests_row.split(" | ")[3]
+    users_part, seeds_part = tests_row.split(" | ")[3].split("; ")
+    assert f"{sum(umi) / len(umi) - sum(other) / len(other):+.2f} [" in users_part
+    assert f"p={p:.3g}" in users_part
     assert gain_row.split(" | ")[3].endswith("*") == (p < 0.05)
     # one comparison: Holm's correction leaves p as it is, so the dagger goes with the star
-    assert tests_row.split(" | ")[3].endswith("*†") == (p < 0.05)
+    assert users_part.endswith("*†") == (p < 0.05)
+    # and the test over the seeds: each seed's mean over the users, Welch's t-test
+    seed_means = {v: [100 * sum(records[f"{v}__seed{s}.json"]["test_per_user"]["recall@10"]) / len(users) for s in (1, 2)]
+                  for v in ("UMI", "ComiRecSA+HN")}
+    welch = stats.ttest_ind(seed_means["UMI"], seed_means["ComiRecSA+HN"], equal_var=False).pvalue
+    assert seeds_part.strip() == f"seeds p={welch:.3g}"
     assert (out / "table_tests.csv").exists()
     # exactly one best (bold) and one second best (italic) per column
     cells = [row.split(" | ")[1:] for row in (umi_row, comirec_row)]
@@ -182,6 +188,26 @@ def test_paired_test_against_hand_computed_values_and_scipy():
     assert paired_test([0.3, 0.4], [0.3, 0.4])["p"] == 1.0  # no difference at all
     with pytest.raises(ValueError, match="equally long"):
         paired_test([0.1, 0.2], [0.1])
+
+
+def test_seed_test_against_scipy_and_its_limits():
+    from scipy import stats
+
+    from recbole_umi.compare import seed_test
+
+    def runs(*per_user):  # one run per list: its test users' values of recall@10
+        return [{"test_per_user": {"user": ["1", "2"], "recall@10": values}} for values in per_user]
+
+    # seed means 0.2, 0.3, 0.4 (variance 0.01) against 0.5, 0.7 (variance 0.02)
+    first, other = runs([0.1, 0.3], [0.2, 0.4], [0.3, 0.5]), runs([0.4, 0.6], [0.6, 0.8])
+    p = seed_test(first, other, "recall@10")
+    assert p == pytest.approx(stats.ttest_ind([0.2, 0.3, 0.4], [0.5, 0.7], equal_var=False).pvalue)
+    # by hand: t = (0.3 - 0.6) / sqrt(0.01 / 3 + 0.02 / 2) = -2.598, and Welch-Satterthwaite's
+    # df = (0.01 / 3 + 0.02 / 2) ** 2 / ((0.01 / 3) ** 2 / 2 + (0.02 / 2) ** 2 / 1) = 1.684
+    assert p == pytest.approx(2 * stats.t.sf(0.3 / (0.01 / 3 + 0.02 / 2) ** 0.5, 1.684), abs=1e-3)
+    assert seed_test(first, other[:1], "recall@10") is None  # one seed: no spread to test against
+    assert seed_test(runs([0.2, 0.2], [0.2, 0.2]), runs([0.2, 0.2], [0.2, 0.2]), "recall@10") is None
+    assert seed_test(first, [{"test_result": {}}] * 2, "recall@10") is None  # runs without per-user results
 
 
 def test_holm_adjustment_by_hand():
