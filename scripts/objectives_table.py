@@ -9,7 +9,8 @@ Each ``NAME=FOLDER`` is an objective and a ``compare`` folder whose ``runs/`` ho
 the table gives the test ``--metric`` (percent, mean ± std over the seeds found, their number
 in brackets where it is not all of ``--seeds``). ``*`` marks a model whose difference from the
 first model under the same objective is significant (paired t-test over the test users, each
-user's metric averaged over the seeds both have, p < 0.05). The last columns choose each
+user's metric averaged over the seeds both have, p < 0.05), ``‡`` one whose seeds' means differ
+too (Welch's t-test, p < 0.05; 2 seeds or more). The last columns choose each
 model's objective on validation (the highest mean best-validation ``--metric``), never on
 test, and give its test figure there. Written to ``OUT.md`` and ``OUT.csv`` and printed.
 """
@@ -52,7 +53,7 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
     cells: dict[str, dict[str, str]] = {model: {} for model in models}
     valid: dict[str, dict[str, float]] = {model: {} for model in models}
     test: dict[str, dict[str, float]] = {model: {} for model in models}
-    rows = [["model", *(f"{name} {stat}" for name in objectives for stat in ("mean", "std", "seeds", "p")),
+    rows = [["model", *(f"{name} {stat}" for name in objectives for stat in ("mean", "std", "seeds", "p", "p seeds")),
              "chosen objective", "chosen test mean"]]
     first = models[0]
     values: dict[str, list] = {model: [] for model in models}
@@ -61,19 +62,22 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
         for model in models:
             if model not in runs:
                 cells[model][name] = "-"
-                values[model] += ["", "", 0, ""]
+                values[model] += ["", "", 0, "", ""]
                 continue
             mean, std = mean_std([metric_of(r, metric, "test") for r in runs[model]])
             test[model][name] = mean
             valid[model][name] = mean_std([metric_of(r, metric, "valid") for r in runs[model]])[0]
-            p = _p_value(runs, first, model, metric)
+            p, p_seeds = _p_values(runs, first, model, metric)
             star = "*" if p is not None and p < SIGNIFICANCE_LEVEL else ""
+            star += "‡" if p_seeds is not None and p_seeds < SIGNIFICANCE_LEVEL else ""
             count = "" if len(runs[model]) == len(seeds) else f" ({len(runs[model])})"
             cells[model][name] = f"{mean:.2f} ± {std:.2f}{count}{star}"
-            values[model] += [f"{mean:.4f}", f"{std:.4f}", len(runs[model]), "" if p is None else f"{p:.4g}"]
+            values[model] += [f"{mean:.4f}", f"{std:.4f}", len(runs[model]), "" if p is None else f"{p:.4g}",
+                              "" if p_seeds is None else f"{p_seeds:.4g}"]
     lines = [
         f"Test {metric} in percent, mean ± std over the seeds ({len(seeds)} unless bracketed); * the paired "
-        f"t-test against {first} under the same objective gives p < 0.05. The chosen objective is the one "
+        f"t-test against {first} under the same objective gives p < 0.05, ‡ so does Welch's t-test of the seeds' "
+        f"means (which counts the spread between training seeds). The chosen objective is the one "
         f"with the highest mean best-validation {metric}.",
         "",
         "| model | " + " | ".join(objectives) + " | chosen on validation | its test |",
@@ -88,17 +92,18 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
     return "\n".join(lines) + "\n", rows
 
 
-def _p_value(runs: dict[str, list[dict]], first: str, model: str, metric: str) -> float | None:
-    """The paired t-test's p-value of ``first`` against ``model`` on the seeds both have;
-    None for the first model itself, a missing first model or no common seed."""
+def _p_values(runs: dict[str, list[dict]], first: str, model: str, metric: str) -> tuple[float | None, float | None]:
+    """The p-values of ``first`` against ``model`` on the seeds both have: the paired t-test
+    over the users and Welch's test over the seeds (None with fewer than 2 seeds); both None
+    for the first model itself, a missing first model or no common seed."""
     if model == first or first not in runs:
-        return None
+        return None, None
     common = {r["seed"] for r in runs[first]} & {r["seed"] for r in runs[model]}
     if not common:
-        return None
+        return None, None
     pair = {variant: [r for r in runs[variant] if r["seed"] in common] for variant in (first, model)}
     tests = significance(pair, [metric])
-    return None if tests is None else tests[model][metric]["p"]
+    return (None, None) if tests is None else (tests[model][metric]["p"], tests[model][metric]["p_seeds"])
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -51,6 +51,25 @@ def test_objectives_table_means_tests_and_the_validation_choice(tmp_path):
     assert p == pytest.approx(stats.ttest_rel(100 * base, 100 * better).pvalue, rel=1e-3) and p < 0.05  # 4 significant digits
 
 
+def test_the_test_over_seeds_marks_what_holds_against_the_training_spread(tmp_path):
+    rng = np.random.default_rng(1)
+    hits = {}
+    for model, rate in (("A", 0.3), ("B", 0.6), ("C", 0.32)):
+        for seed in (1, 2, 3):
+            hits[model, seed] = (rng.random(40) < rate).astype(float)
+            write_run(tmp_path / "a", model, seed, hits[model, seed], valid=rate)
+    main([f"a={tmp_path / 'a'}", "--models=A,B,C", "--seeds=1,2,3", f"--out={tmp_path / 'table'}"])
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    rows = [row.split(",") for row in (tmp_path / "table.csv").read_text().splitlines()]
+    assert rows[0][1:6] == ["a mean", "a std", "a seeds", "a p", "a p seeds"]
+    for line, row, model in zip(lines[5:7], rows[2:4], ("B", "C")):
+        means = [[100 * hits[m, seed].mean() for seed in (1, 2, 3)] for m in ("A", model)]
+        welch = stats.ttest_ind(*means, equal_var=False).pvalue
+        assert float(row[5]) == pytest.approx(welch, rel=1e-3)
+        assert line.split(" | ")[1].endswith("‡") == (welch < 0.05)
+    assert lines[5].split(" | ")[1].endswith("*‡") and not lines[6].split(" | ")[1].endswith("‡")  # B clearly, C not
+
+
 def test_a_pair_without_a_runs_folder_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([f"a={tmp_path}", "--models=A"])
