@@ -260,8 +260,10 @@ def interrupted_run(folder: Path, settings: dict, log=print) -> Path | None:
 
 def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,
             variant_files: dict[str, list[str]] | None = None) -> dict:
-    """Run every variant with every seed (skipping runs already on disk); returns
-    ``{variant: [run record per seed]}``. A variant's own settings and the seed override
+    """Run every variant with every seed, seed by seed (every variant's first seed before
+    any second one: a comparison cut short is complete for its first seeds), skipping runs
+    already on disk; returns ``{variant: [run record per seed]}``. A variant's own settings
+    and the seed override
     ``config_dict``, which overrides ``variant_files[variant]`` (that variant's YAML files,
     e.g. its tuned ``best.yaml``), which override ``config_file_list``."""
     variant_files = variant_files or {}
@@ -270,7 +272,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
         check_variants([variant], dataset, files_of[variant], config_dict)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    jobs = [(variant, seed) for variant in variants for seed in seeds]
+    jobs = [(variant, seed) for seed in seeds for variant in variants]
     # JSON round trip, so that the settings compare equal to those read back from disk
     settings_of = {v: json.loads(json.dumps(run_settings(files_of[v], config_dict))) for v in variants}
     check_finished_runs(out, jobs, dataset, settings_of)

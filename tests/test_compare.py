@@ -148,7 +148,7 @@ def test_resuming_with_other_settings_fails_and_tables_share_runs(compare_args, 
     # the mismatch is found before anything trains, even with the first run missing
     (out / "runs" / "UMI__seed1.json").unlink()
     monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("trained despite a mismatch"))
-    with pytest.raises(SettingsMismatchError, match="UMI__seed2.json"):
+    with pytest.raises(SettingsMismatchError, match=r"ComiRecSA\+HN__seed1\.json"):  # the next run, seed by seed
         main(args + ["--learning_rate=0.1"])
     with pytest.raises(SettingsMismatchError, match="dataset 'tiny'"):
         main([a if not a.startswith("--dataset=") else "--dataset=other" for a in args])
@@ -167,6 +167,26 @@ def test_resuming_with_other_settings_fails_and_tables_share_runs(compare_args, 
         return [cell.strip("*_ ") for cell in row.split("|")[2:-1]]
 
     assert umi_cells((out / "umi_only.md").read_text()) == umi_cells(first_table)
+
+
+def test_runs_go_seed_by_seed(compare_args, monkeypatch):
+    # every model's seed 1 before any seed 2: a comparison cut short is complete for its first seeds
+    args, out = compare_args
+    records = [json.loads(path.read_text()) for path in (out / "runs").glob("*.json")]
+    records = {(record["model"], record["seed"]): record for record in records}
+    for path in (out / "runs").glob("*.json"):
+        path.unlink()
+    order = []
+
+    def recorded_run(model, dataset, files, settings, saved, resume):
+        order.append((model, settings["seed"]))
+        record = records[model, settings["seed"]]
+        return {key: record[key] for key in ("eval_protocol", "epochs", "best_epoch", "best_valid_result", "test_result",
+                                             "interest_diagnostics", "test_per_user")}
+
+    monkeypatch.setattr(compare_module, "run", recorded_run)
+    main(args)
+    assert order == [("UMI", 1), ("ComiRecSA", 1), ("UMI", 2), ("ComiRecSA", 2)]
 
 
 def test_paired_test_against_hand_computed_values_and_scipy():
