@@ -5,8 +5,8 @@
         [--key=value ...]
 
 For each value the model is trained and tested with every seed through
-:func:`recbole_umi.compare.compare` (``OUT/<setting>=<value>/``; finished runs are kept, so
-an interrupted sweep resumes). ``OUT/sweep.csv`` holds, per value, the mean and standard
+:func:`recbole_umi.compare.compare` (``OUT/<setting>=<value>/``), seed by seed (every value's
+first seed before any second one); finished runs are kept, so an interrupted sweep resumes. ``OUT/sweep.csv`` holds, per value, the mean and standard
 deviation over the seeds of every test metric, of every best validation metric (``valid
 ...``: choose a value by these, never by the test columns) and of the interest cosine and
 routing overlap of a multi-interest model; ``OUT/sweep.png`` draws the test metrics against
@@ -40,10 +40,17 @@ def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, co
     cosine and routing overlap (``interest cosine``, ``routing overlap``,
     :func:`recbole_umi.evaluation.interest_diagnostics`)."""
     out = Path(out)
+
+    def runs_of(value, seeds_now):
+        return compare([model], dataset, seeds_now, out / f"{setting}={value}", config_file_list,
+                       {**(config_dict or {}), setting: value}, log=log)
+
+    for seed in seeds[:-1]:  # seed by seed: a sweep cut short is complete for its first seeds
+        for value in values:
+            runs_of(value, [seed])
     summary = {}
     for value in values:
-        results = compare([model], dataset, seeds, out / f"{setting}={value}", config_file_list,
-                          {**(config_dict or {}), setting: value}, log=log)
+        results = runs_of(value, seeds)  # the last seed trains here; the others are read back
         columns, table = summarise(results)
         row = dict(table[model])
         runs = results[model]

@@ -14,7 +14,12 @@ def test_sweep_writes_csv_and_figure_and_resumes(tiny_data, tmp_path, monkeypatc
                           checkpoint_dir=str(tmp_path / "saved"), topk=[5, 10])
     argv = ["--model=UMI", "--setting=n_interests", "--values=2,3", "--dataset=tiny", "--seeds=1,2",
             f"--out={tmp_path / 'out'}", f"--config_files={config}"]
+    from recbole_umi import compare
+
+    order, real_run = [], compare.run
+    monkeypatch.setattr(compare, "run", lambda *a, **k: order.append((a[3]["n_interests"], a[3]["seed"])) or real_run(*a, **k))
     summary = sweep.main(argv)
+    assert order == [(2, 1), (3, 1), (2, 2), (3, 2)]  # seed by seed: a sweep cut short is complete for seed 1
     assert list(summary) == [2, 3]
     with (tmp_path / "out" / "sweep.csv").open() as handle:
         rows = list(csv.reader(handle))
