@@ -7,7 +7,9 @@
 #   pop50   sampled softmax, 50 negatives drawn by popularity, log-Q corrected
 #   full    full softmax over the catalogue
 # for UMI, MIND+HN, ComiRec+HN, YouTube DNN and SASRec (as SASRecMatching: RecBole's SASRec
-# encoder under the plugin's losses, with SASRec's tuned settings). One folder per objective,
+# encoder under the plugin's losses, with SASRec's tuned settings; under full softmax it is
+# RecBole's SASRec under CE but for the padding item, so Table 2's SASRec runs stand in for
+# it there and it does not train). One folder per objective,
 # results/ml-1m-objectives/<objective>/ (runs/, objectives_<objective>.md: the paired tests of UMI); the
 # paper's loss is Table 2's folder, results/ml-1m-tuned (the same settings: its runs are the
 # paper-loss runs, and only models without runs there train). Then the objectives table,
@@ -67,22 +69,39 @@ compare_runs() {  # compare_runs OBJECTIVE MODELS SEEDS TABLE
         "--out=$(folder "$objective")" "--variant_files=$plan" --table="$4" \
         --train_batch_size=1024 --show_progress=False --state=WARNING ${objective_args[$objective]}
 }
+trained() {  # trained OBJECTIVE MODELS: the models that train under it. SASRecMatching under full
+    # softmax is RecBole's SASRec under CE (tests/test_model_contracts.py): Table 2's SASRec runs stand in
+    local objective=$1 model kept=()
+    IFS=, read -ra given <<< "$2"
+    for model in "${given[@]}"; do
+        if [[ $objective == full && $model == SASRecMatching ]]; then continue; fi
+        kept+=("$model")
+    done
+    join "${kept[@]}"
+}
 by_seed() {  # one stream's models, seed by seed over every objective
-    local models=$1 table=$2 seed objective
+    local models=$1 table=$2 seed objective now
     [[ -n $models ]] || return 0
     for seed in "${seeds[@]}"; do
-        for objective in "${chosen[@]}"; do compare_runs "$objective" "$models" "$seed" "$table"; done
+        for objective in "${chosen[@]}"; do
+            now=$(trained "$objective" "$models")
+            if [[ -n $now ]]; then compare_runs "$objective" "$now" "$seed" "$table"; fi
+        done
     done
 }
 stream_a() { by_seed "$(join "${stream_a_models[@]}")" objectives_stream_a; }
 stream_b() { by_seed "$(join "${stream_b_models[@]}")" objectives_stream_b; }
 source scripts/two_streams.sh
 two_streams stream_a stream_b
-pairs=()
+pairs=() stand_in=()
 for objective in "${chosen[@]}"; do
-    compare_runs "$objective" "$(join "${names[@]}")" "$(join "${seeds[@]}")" "objectives_$objective"
+    now=$(trained "$objective" "$(join "${names[@]}")")
+    if [[ -n $now ]]; then compare_runs "$objective" "$now" "$(join "${seeds[@]}")" "objectives_$objective"; fi
     rm -f "$(folder "$objective")"/objectives_stream_[ab]*.md "$(folder "$objective")"/objectives_stream_[ab]*.csv
     pairs+=("$objective=$(folder "$objective")")
+    if [[ $objective == full && " ${names[*]} " == *" SASRecMatching "* ]]; then
+        stand_in=(--stand_in=SASRecMatching@full=SASRec@results/ml-1m-tuned)
+    fi
 done
 python scripts/objectives_table.py "${pairs[@]}" "--models=$(join "${names[@]}")" "--seeds=$(join "${seeds[@]}")" \
-    --out=results/ml-1m-objectives/objectives
+    "${stand_in[@]}" --out=results/ml-1m-objectives/objectives

@@ -12,7 +12,11 @@ first model under the same objective is significant (paired t-test over the test
 user's metric averaged over the seeds both have, p < 0.05), ``‡`` one whose seeds' means differ
 too (Welch's t-test, p < 0.05; 2 seeds or more). The last columns choose each
 model's objective on validation (the highest mean best-validation ``--metric``), never on
-test, and give its test figure there. Written to ``OUT.md`` and ``OUT.csv`` and printed.
+test, and give its test figure there. ``--stand_in=MODEL@OBJECTIVE=OTHER@FOLDER`` takes another
+model's runs for a model under an objective where the two are the same model and loss
+(SASRecMatching under full softmax is RecBole's SASRec, trained with CE, but for the padding
+item: tests/test_model_contracts.py); such cells are marked ``[OTHER]``. Written to ``OUT.md``
+and ``OUT.csv`` and printed.
 """
 
 from __future__ import annotations
@@ -48,8 +52,12 @@ def metric_of(record: dict, metric: str, kind: str) -> float:
     return 100 * metric_columns(result, run_protocol(record))[metric]
 
 
-def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list[int], metric: str):
-    """``(markdown, csv rows)`` of the table (see the module's docstring)."""
+def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list[int], metric: str,
+                     stand_ins: dict[tuple[str, str], tuple[str, Path]] | None = None):
+    """``(markdown, csv rows)`` of the table (see the module's docstring). ``stand_ins``:
+    ``{(model, objective): (other model, folder)}``, the runs that stand for a model under an
+    objective (``--stand_in``)."""
+    stand_ins = stand_ins or {}
     cells: dict[str, dict[str, str]] = {model: {} for model in models}
     valid: dict[str, dict[str, float]] = {model: {} for model in models}
     test: dict[str, dict[str, float]] = {model: {} for model in models}
@@ -59,6 +67,12 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
     values: dict[str, list] = {model: [] for model in models}
     for name, folder in objectives.items():
         runs = read_runs(folder, models, seeds)
+        for (model, objective), (other, other_folder) in stand_ins.items():
+            if objective == name and model in models:
+                found = read_runs(other_folder, [other], seeds).get(other)
+                runs.pop(model, None)
+                if found:
+                    runs[model] = found
         for model in models:
             if model not in runs:
                 cells[model][name] = "-"
@@ -71,7 +85,8 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
             star = "*" if p is not None and p < SIGNIFICANCE_LEVEL else ""
             star += "‡" if p_seeds is not None and p_seeds < SIGNIFICANCE_LEVEL else ""
             count = "" if len(runs[model]) == len(seeds) else f" ({len(runs[model])})"
-            cells[model][name] = f"{mean:.2f} ± {std:.2f}{count}{star}"
+            stand_in = f" [{stand_ins[model, name][0]}]" if (model, name) in stand_ins else ""
+            cells[model][name] = f"{mean:.2f} ± {std:.2f}{count}{star}{stand_in}"
             values[model] += [f"{mean:.4f}", f"{std:.4f}", len(runs[model]), "" if p is None else f"{p:.4g}",
                               "" if p_seeds is None else f"{p_seeds:.4g}"]
     lines = [
@@ -89,6 +104,9 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
         lines.append(f"| {model} | " + " | ".join(cells[model][name] for name in objectives)
                      + f" | {chosen or '-'} | {chosen_test} |")
         rows.append([model, *values[model], chosen or "", "" if chosen is None else f"{test[model][chosen]:.4f}"])
+    for (model, objective), (other, other_folder) in stand_ins.items():
+        if objective in objectives and model in models:
+            lines += ["", f"[{other}]: {model} under {objective} is {other}'s runs in {other_folder}."]
     return "\n".join(lines) + "\n", rows
 
 
@@ -113,14 +131,25 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seeds", default="2020,2021,2022")
     parser.add_argument("--metric", default="HitRate@50")
     parser.add_argument("--out", default=None, help="write OUT.md and OUT.csv")
+    parser.add_argument("--stand_in", action="append", default=[], metavar="MODEL@OBJECTIVE=OTHER@FOLDER",
+                        help="under OBJECTIVE, MODEL's runs are OTHER's in FOLDER (the same model and loss under "
+                             "another name); marked in the table")
     args = parser.parse_args(argv)
+    stand_ins = {}
+    for given in args.stand_in:
+        target, _, source = given.partition("=")
+        (model, _, objective), (other, _, folder) = target.partition("@"), source.partition("@")
+        if not all((model, objective, other, folder)) or not Path(folder, "runs").is_dir():
+            parser.error(f"--stand_in {given!r}: give MODEL@OBJECTIVE=OTHER@FOLDER with runs/ in FOLDER")
+        stand_ins[model, objective] = (other, Path(folder))
     objectives = {}
     for pair in args.objectives:
         name, separator, folder = pair.partition("=")
         if not separator or not name or not Path(folder, "runs").is_dir():
             parser.error(f"{pair!r}: give NAME=FOLDER with runs/ in FOLDER")
         objectives[name] = Path(folder)
-    markdown, rows = objectives_table(objectives, comma_list(args.models), comma_list(args.seeds, int), args.metric)
+    markdown, rows = objectives_table(objectives, comma_list(args.models), comma_list(args.seeds, int), args.metric,
+                                      stand_ins)
     print(markdown)
     if args.out:
         Path(f"{args.out}.md").write_text(markdown)

@@ -70,6 +70,22 @@ def test_the_test_over_seeds_marks_what_holds_against_the_training_spread(tmp_pa
     assert lines[5].split(" | ")[1].endswith("*‡") and not lines[6].split(" | ")[1].endswith("‡")  # B clearly, C not
 
 
+def test_a_stand_in_takes_another_models_runs_and_says_so(tmp_path):
+    rng = np.random.default_rng(2)
+    a_hits, z_hits = (rng.random(40) < 0.3).astype(float), (rng.random(40) < 0.5).astype(float)
+    write_run(tmp_path / "full", "A", 1, a_hits, valid=0.3)
+    write_run(tmp_path / "full", "B", 1, np.zeros(40), valid=0.9)  # B's own runs there are not read
+    write_run(tmp_path / "other", "Z", 1, z_hits, valid=0.5)
+    main([f"full={tmp_path / 'full'}", "--models=A,B", "--seeds=1", f"--out={tmp_path / 'table'}",
+          f"--stand_in=B@full=Z@{tmp_path / 'other'}"])
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    p = stats.ttest_rel(100 * a_hits, 100 * z_hits).pvalue
+    assert lines[5] == f"| B | {100 * z_hits.mean():.2f} ± 0.00{'*' if p < 0.05 else ''} [Z] | full | {100 * z_hits.mean():.2f} |"
+    assert lines[-1] == f"[Z]: B under full is Z's runs in {tmp_path / 'other'}."
+    with pytest.raises(SystemExit):
+        main([f"full={tmp_path / 'full'}", "--models=A,B", f"--stand_in=B@full=Z@{tmp_path / 'nowhere'}"])
+
+
 def test_a_pair_without_a_runs_folder_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([f"a={tmp_path}", "--models=A"])
