@@ -475,7 +475,8 @@ def significance(results: dict, columns: list[str], test: str = "ttest") -> dict
             if first_users[0] != other_users[0]:
                 raise ValueError(f"{variants[0]} and {other} were tested on other users: not the same split")
             tests[other][column] = paired_test(100 * first_users[1], 100 * other_users[1], test)
-            tests[other][column]["p_seeds"] = seed_test(results[variants[0]], results[other], recbole_metric_name(column))
+            tests[other][column]["p_seeds"] = seed_test(results[variants[0]], results[other],
+                                                        recbole_metric_name(column))
     for column in columns:
         adjusted = holm([tests[other][column]["p"] for other in tests])
         for other, p_holm in zip(tests, adjusted):
@@ -600,7 +601,8 @@ def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:
         stats = ("delta", "low", "high", "p", "p_holm", "p_seeds")
         writer.writerow(["vs", *[f"{c} {stat}" for c in columns for stat in stats]])
         for other, row in tests.items():
-            writer.writerow([other, *["" if row[c].get(stat) is None else f"{row[c][stat]:.6g}" for c in columns for stat in stats]])
+            cells = ["" if row[c].get(stat) is None else f"{row[c][stat]:.6g}" for c in columns for stat in stats]
+            writer.writerow([other, *cells])
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -29,7 +29,14 @@ import csv  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from recbole_umi.compare import compare, paired_test, read_variant_files, seed_averaged_users, seed_test, summarise  # noqa: E402
+from recbole_umi.compare import (  # noqa: E402
+    compare,
+    paired_test,
+    read_variant_files,
+    seed_averaged_users,
+    seed_test,
+    summarise,
+)
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.metrics import recbole_metric_name  # noqa: E402
 from recbole_umi.settings import check  # noqa: E402
@@ -76,7 +83,8 @@ def noise_table(clean: dict, noisy: dict, share: float) -> tuple[str, list[list[
             per_user[variant][column] = a[1] - b[1]
             test = paired_test(a[1], b[1])
             seeds = seed_test(clean[variant], noisy[variant], metric)
-            cells.append(f"{100 * test['delta']:+.3f} (p={test['p']:.3g}" + ("" if seeds is None else f"; seeds p={seeds:.3g}") + ")")
+            seeds = "" if seeds is None else f"; seeds p={seeds:.3g}"
+            cells.append(f"{100 * test['delta']:+.3f} (p={test['p']:.3g}{seeds})")
         lines.append(f"| {variant}: clean - noisy | " + " | ".join(cells) + " |")
     first = variants[0]
     for other in variants[1:]:

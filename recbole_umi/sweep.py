@@ -6,8 +6,9 @@
 
 For each value the model is trained and tested with every seed through
 :func:`recbole_umi.compare.compare` (``OUT/<setting>=<value>/``), seed by seed (every value's
-first seed before any second one); finished runs are kept, so an interrupted sweep resumes. ``OUT/sweep.csv`` holds, per value, the mean and standard
-deviation over the seeds of every test metric, of every best validation metric (``valid
+first seed before any second one); finished runs are kept, so an interrupted sweep resumes.
+``OUT/sweep.csv`` holds, per value, the mean and standard deviation over the seeds of every
+test metric, of every best validation metric (``valid
 ...``: choose a value by these, never by the test columns) and of the interest cosine and
 routing overlap of a multi-interest model; ``OUT/sweep.png`` draws the test metrics against
 the value, one panel per metric family (HitRate@N, Precision@N under the paper's protocol).
