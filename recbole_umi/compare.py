@@ -87,6 +87,7 @@ __all__ = [
     "interrupted_run",
     "check_finished_runs",
     "compare",
+    "check_comparison",
     "summarise",
     "paired_test",
     "seed_test",
@@ -258,24 +259,35 @@ def interrupted_run(folder: Path, settings: dict, log=print) -> Path | None:
     return last
 
 
+def check_comparison(variants, dataset, seeds, out, config_file_list=None, config_dict=None,
+                     variant_files: dict[str, list[str]] | None = None):
+    """What :func:`compare` checks before its first run, without running anything: every
+    variant and its settings (:func:`check_variants`), and that the runs already in ``out``
+    were made with these settings (:class:`SettingsMismatchError` if not). Returns each
+    variant's config files, the jobs ``(variant, seed)`` seed by seed, and each variant's
+    settings as its run files record them."""
+    variant_files = variant_files or {}
+    files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
+    for variant in variants:  # now, not hours later when its first run would start
+        check_variants([variant], dataset, files_of[variant], config_dict)
+    jobs = [(variant, seed) for seed in seeds for variant in variants]
+    # JSON round trip, so that the settings compare equal to those read back from disk
+    settings_of = {v: json.loads(json.dumps(run_settings(files_of[v], config_dict))) for v in variants}
+    check_finished_runs(Path(out), jobs, dataset, settings_of)
+    return files_of, jobs, settings_of
+
+
 def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,
             variant_files: dict[str, list[str]] | None = None) -> dict:
     """Run every variant with every seed, seed by seed (every variant's first seed before
     any second one: a comparison cut short is complete for its first seeds), skipping runs
     already on disk; returns ``{variant: [run record per seed]}``. A variant's own settings
-    and the seed override
-    ``config_dict``, which overrides ``variant_files[variant]`` (that variant's YAML files,
-    e.g. its tuned ``best.yaml``), which override ``config_file_list``."""
-    variant_files = variant_files or {}
-    files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
-    for variant in variants:  # now, not hours later when its first run would start
-        check_variants([variant], dataset, files_of[variant], config_dict)
+    and the seed override ``config_dict``, which overrides ``variant_files[variant]`` (that
+    variant's YAML files, e.g. its tuned ``best.yaml``), which override ``config_file_list``."""
+    files_of, jobs, settings_of = check_comparison(variants, dataset, seeds, out, config_file_list, config_dict,
+                                                   variant_files)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    jobs = [(variant, seed) for seed in seeds for variant in variants]
-    # JSON round trip, so that the settings compare equal to those read back from disk
-    settings_of = {v: json.loads(json.dumps(run_settings(files_of[v], config_dict))) for v in variants}
-    check_finished_runs(out, jobs, dataset, settings_of)
     results: dict[str, list] = {variant: [] for variant in variants}
     began = time.perf_counter()
     done_here = 0
@@ -423,22 +435,33 @@ def seed_averaged_users(runs: list[dict], metric: str) -> tuple[list[str], np.nd
     return users, np.mean([r["test_per_user"][metric] for r in runs], axis=0)
 
 
-def seed_test(first_runs: list[dict], other_runs: list[dict], metric: str) -> float | None:
-    """Welch's t-test (scipy's ``ttest_ind``, unequal variances) of two models' seeds: each
-    run's ``metric`` averaged over its test users, so that the training's own variance is
-    counted, which the paired test over users (each user averaged over the seeds) does not.
+def seed_test(first_runs: list[dict], other_runs: list[dict], metric: str, paired: bool = False) -> float | None:
+    """A t-test over the seeds: each run's ``metric`` averaged over its test users, so that
+    the spread between training seeds is counted. The paired test over users counts the
+    spread between test users instead (each user averaged over the seeds) and not that of
+    the training; neither counts both. Two models' seeds are independent trainings: Welch's
+    t-test (scipy's ``ttest_ind``, unequal variances). ``paired``: the runs of one seed start
+    from the same weights and batches (a model with clean and with noisy profiles), so the
+    seeds are paired (``ttest_rel``; both sides must have the same seeds).
     The two-sided p-value; None with fewer than 2 runs on a side, or runs without per-user
-    results, or no spread on either side to test against."""
+    results, or no spread to test against."""
     from scipy import stats
 
     if min(len(first_runs), len(other_runs)) < 2 or not all("test_per_user" in r for r in first_runs + other_runs):
         return None
-    means = [[float(np.mean(r["test_per_user"][metric])) for r in runs] for runs in (first_runs, other_runs)]
-    if all(np.ptp(side) == 0 for side in means):
+    if paired:
+        seeds = {r["seed"]: r for r in other_runs}
+        if sorted(seeds) != sorted(r["seed"] for r in first_runs):
+            raise ValueError("a paired test over the seeds needs the same seeds on both sides")
+        other_runs = [seeds[r["seed"]] for r in first_runs]
+    means = [np.array([np.mean(r["test_per_user"][metric]) for r in runs]) for runs in (first_runs, other_runs)]
+    spread = np.ptp(means[0] - means[1]) if paired else max(np.ptp(side) for side in means)
+    if spread == 0:
         return None
-    with warnings.catch_warnings():  # scipy warns of one side without spread; Welch's test takes the other's
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.ttest_ind(*means, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # of a side without spread: Welch's test takes the other side's
+        warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
+        p = stats.ttest_rel(*means).pvalue if paired else stats.ttest_ind(*means, equal_var=False).pvalue
+    return float(p)
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -490,7 +513,8 @@ def render_significance(tests: dict, columns: list[str], first: str, n_users: in
         "(each user's metric averaged over the seeds): difference in points, its 95% confidence interval, "
         f"p-value; * p < {SIGNIFICANCE_LEVEL}; † also below {SIGNIFICANCE_LEVEL} after Holm's correction for the "
         f"{len(tests)} comparison(s) on each metric. \"seeds p\": Welch's t-test of the seeds' means, which counts "
-        "the spread between training seeds that the test over users does not (2 seeds or more; not corrected).",
+        "the spread between training seeds and not between test users, the other way round from the test over "
+        "users (2 seeds or more; not corrected).",
         "",
         f"| {first} vs | " + " | ".join(columns) + " |",
         "| --- |" + " --- |" * len(columns),

@@ -15,7 +15,9 @@ missing there. ``OUT/table5.md`` (and ``.csv``) holds, per model, the
 clean and noisy test metrics (mean ± std over the seeds, percent) and the relative drop,
 as the paper lays it out; then, over the test users (each user's metric averaged over the
 seeds), a paired test of each model's clean against its noisy runs, and of the first
-model's per-user drop against each other model's (does it lose less?).
+model's per-user drop against each other model's (does it lose less?); and over the seeds
+(each run's mean over the test users, the clean and the noisy run of a seed paired), the
+clean against the noisy runs (:func:`recbole_umi.compare.seed_test`).
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def noise_table(clean: dict, noisy: dict, share: float) -> tuple[str, list[list[
         rows += [[variant, "clean", *(f"{m:.4f}" for m, _ in clean_row)],
                  [variant, "noisy", *(f"{m:.4f}" for m, _ in noisy_row)],
                  [variant, "relative drop %", *(f"{d:.4f}" for d in drops)]]
-    lines += ["", "Paired t-tests over the test users (each user's metric averaged over the seeds):", ""]
+    lines += ["", "Paired t-tests over the test users (each user's metric averaged over the seeds), and for the "
+              "clean - noisy rows over the seeds (\"seeds p\"):", ""]
     lines += ["| comparison | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
     per_user = {}
     for variant in variants:
@@ -82,7 +85,7 @@ def noise_table(clean: dict, noisy: dict, share: float) -> tuple[str, list[list[
                 continue
             per_user[variant][column] = a[1] - b[1]
             test = paired_test(a[1], b[1])
-            seeds = seed_test(clean[variant], noisy[variant], metric)
+            seeds = seed_test(clean[variant], noisy[variant], metric, paired=True)  # a seed: the same start
             seeds = "" if seeds is None else f"; seeds p={seeds:.3g}"
             cells.append(f"{100 * test['delta']:+.3f} (p={test['p']:.3g}{seeds})")
         lines.append(f"| {variant}: clean - noisy | " + " | ".join(cells) + " |")
@@ -97,8 +100,8 @@ def noise_table(clean: dict, noisy: dict, share: float) -> tuple[str, list[list[
                 cells.append("n/a")
         lines.append(f"| drop of {first} - drop of {other} | " + " | ".join(cells) + " |")
     lines += ["", "Differences in points; a negative drop difference: the first model loses less. \"seeds p\": "
-              "Welch's t-test of the clean and the noisy seeds' means, which counts the spread between training "
-              "seeds that the test over users does not."]
+              "the paired t-test of the clean and the noisy runs' means, seed by seed (a seed's two runs start "
+              "from the same weights), which counts the spread between training seeds and not between test users."]
     return "\n".join(lines) + "\n", rows
 
 

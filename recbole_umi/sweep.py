@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
 
-from recbole_umi.compare import compare, mean_std, run_protocol, summarise  # noqa: E402
+from recbole_umi.compare import check_comparison, compare, mean_std, run_protocol, summarise  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
 
@@ -42,10 +42,14 @@ def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, co
     :func:`recbole_umi.evaluation.interest_diagnostics`)."""
     out = Path(out)
 
-    def runs_of(value, seeds_now):
-        return compare([model], dataset, seeds_now, out / f"{setting}={value}", config_file_list,
-                       {**(config_dict or {}), setting: value}, log=log)
+    def settings(value):
+        return {**(config_dict or {}), setting: value}
 
+    def runs_of(value, seeds_now):
+        return compare([model], dataset, seeds_now, out / f"{setting}={value}", config_file_list, settings(value), log=log)
+
+    for value in values:  # every value's settings and finished runs, before anything trains
+        check_comparison([model], dataset, seeds, out / f"{setting}={value}", config_file_list, settings(value))
     for seed in seeds[:-1]:  # seed by seed: a sweep cut short is complete for its first seeds
         for value in values:
             runs_of(value, [seed])

@@ -49,7 +49,10 @@ for model in "${chosen_models[@]}"; do
     best="results/tuning/ml-1m/$model/best.yaml"
     if [[ ! -f $best ]]; then echo "$model's search is not finished: run scripts/tune_ml1m.sh first" >&2; exit 1; fi
     name=$model files=$best
-    if [[ $model == SASRec ]]; then name=SASRecMatching files="tuning/ml-1m/SASRec.yaml, $best"; fi
+    if [[ $model == SASRec ]]; then
+        name=SASRecMatching files="tuning/ml-1m/SASRec.yaml, $best"
+        echo "SASRec: [$files]" >> "$plan"  # Table 2's SASRec, SASRecMatching's stand-in under full softmax
+    fi
     names+=("$name")
     echo "$name: [$files]" >> "$plan"
 done
@@ -79,6 +82,12 @@ trained() {  # trained OBJECTIVE MODELS: the models that train under it. SASRecM
     done
     join "${kept[@]}"
 }
+stand_in_runs() {  # stand_in_runs SEED: Table 2's SASRec run of the seed (RecBole's CE), if missing
+    python -m recbole_umi.compare --models=SASRec --dataset=ml-1m "--data_path=$data_path" "--seeds=$1" \
+        --out=results/ml-1m-tuned "--variant_files=$plan" --table=objectives_stand_in \
+        --train_batch_size=1024 --show_progress=False --state=WARNING
+    rm -f results/ml-1m-tuned/objectives_stand_in*
+}
 by_seed() {  # one stream's models, seed by seed over every objective
     local models=$1 table=$2 seed objective now
     [[ -n $models ]] || return 0
@@ -86,6 +95,7 @@ by_seed() {  # one stream's models, seed by seed over every objective
         for objective in "${chosen[@]}"; do
             now=$(trained "$objective" "$models")
             if [[ -n $now ]]; then compare_runs "$objective" "$now" "$seed" "$table"; fi
+            if [[ $objective == full && ",$models," == *",SASRecMatching,"* ]]; then stand_in_runs "$seed"; fi
         done
     done
 }
@@ -96,6 +106,7 @@ two_streams stream_a stream_b
 pairs=() stand_in=()
 for objective in "${chosen[@]}"; do
     now=$(trained "$objective" "$(join "${names[@]}")")
+    mkdir -p "$(folder "$objective")/runs"
     if [[ -n $now ]]; then compare_runs "$objective" "$now" "$(join "${seeds[@]}")" "objectives_$objective"; fi
     rm -f "$(folder "$objective")"/objectives_stream_[ab]*.md "$(folder "$objective")"/objectives_stream_[ab]*.csv
     pairs+=("$objective=$(folder "$objective")")

@@ -10,13 +10,15 @@ the table gives the test ``--metric`` (percent, mean ± std over the seeds found
 in brackets where it is not all of ``--seeds``). ``*`` marks a model whose difference from the
 first model under the same objective is significant (paired t-test over the test users, each
 user's metric averaged over the seeds both have, p < 0.05), ``‡`` one whose seeds' means differ
-too (Welch's t-test, p < 0.05; 2 seeds or more). The last columns choose each
+(Welch's t-test, p < 0.05; 2 seeds or more), which counts the spread between training seeds
+where the test over users counts the spread between users. The last columns choose each
 model's objective on validation (the highest mean best-validation ``--metric``), never on
 test, and give its test figure there. ``--stand_in=MODEL@OBJECTIVE=OTHER@FOLDER`` takes another
 model's runs for a model under an objective where the two are the same model and loss
 (SASRecMatching under full softmax is RecBole's SASRec, trained with CE, but for the padding
-item: tests/test_model_contracts.py); such cells are marked ``[OTHER]``. Written to ``OUT.md``
-and ``OUT.csv`` and printed.
+item, which RecBole's CE keeps as a candidate: tests/test_model_contracts.py); such cells are
+marked ``[OTHER]``, and the CSV's last column names them. Written to ``OUT.md`` and
+``OUT.csv`` and printed.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
     valid: dict[str, dict[str, float]] = {model: {} for model in models}
     test: dict[str, dict[str, float]] = {model: {} for model in models}
     rows = [["model", *(f"{name} {stat}" for name in objectives for stat in ("mean", "std", "seeds", "p", "p seeds")),
-             "chosen objective", "chosen test mean"]]
+             "chosen objective", "chosen test mean", "stand-ins"]]
+    used: dict[str, list[str]] = {model: [] for model in models}  # the objectives where a stand-in's runs were read
     first = models[0]
     values: dict[str, list] = {model: [] for model in models}
     for name, folder in objectives.items():
@@ -73,6 +76,7 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
                 runs.pop(model, None)
                 if found:
                     runs[model] = found
+                    used[model].append(name)
         for model in models:
             if model not in runs:
                 cells[model][name] = "-"
@@ -91,8 +95,9 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
                               "" if p_seeds is None else f"{p_seeds:.4g}"]
     lines = [
         f"Test {metric} in percent, mean ± std over the seeds ({len(seeds)} unless bracketed); * the paired "
-        f"t-test against {first} under the same objective gives p < 0.05, ‡ so does Welch's t-test of the seeds' "
-        f"means (which counts the spread between training seeds). The chosen objective is the one "
+        f"t-test against {first} under the same objective over the test users gives p < 0.05, ‡ Welch's t-test of "
+        f"the seeds' means does (which counts the spread between training seeds, not between test users). The "
+        f"chosen objective is the one "
         f"with the highest mean best-validation {metric}.",
         "",
         "| model | " + " | ".join(objectives) + " | chosen on validation | its test |",
@@ -103,9 +108,10 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
         chosen_test = "-" if chosen is None else f"{test[model][chosen]:.2f}"
         lines.append(f"| {model} | " + " | ".join(cells[model][name] for name in objectives)
                      + f" | {chosen or '-'} | {chosen_test} |")
-        rows.append([model, *values[model], chosen or "", "" if chosen is None else f"{test[model][chosen]:.4f}"])
+        rows.append([model, *values[model], chosen or "", "" if chosen is None else f"{test[model][chosen]:.4f}",
+                     " ".join(f"{name}={stand_ins[model, name][0]}" for name in used[model])])
     for (model, objective), (other, other_folder) in stand_ins.items():
-        if objective in objectives and model in models:
+        if objective in used.get(model, []):
             lines += ["", f"[{other}]: {model} under {objective} is {other}'s runs in {other_folder}."]
     return "\n".join(lines) + "\n", rows
 
@@ -148,6 +154,9 @@ def main(argv: list[str] | None = None) -> str:
         if not separator or not name or not Path(folder, "runs").is_dir():
             parser.error(f"{pair!r}: give NAME=FOLDER with runs/ in FOLDER")
         objectives[name] = Path(folder)
+    for model, objective in stand_ins:
+        if model not in comma_list(args.models) or objective not in objectives:
+            parser.error(f"--stand_in for {model} under {objective}: not a model and objective of this table")
     markdown, rows = objectives_table(objectives, comma_list(args.models), comma_list(args.seeds, int), args.metric,
                                       stand_ins)
     print(markdown)

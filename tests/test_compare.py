@@ -79,7 +79,7 @@ def test_table_and_resume(compare_args, finished, monkeypatch, capsys):
     umi, other = averaged("UMI", "recall@10"), averaged("ComiRecSA+HN", "recall@10")
     p = stats.ttest_rel(umi, other).pvalue if umi != other else 1.0
     tests_row = next(line for line in lines if line.startswith("| ComiRecSA+HN | ") and "p=" in line)
-    users_part, seeds_part = tests_row.split(" | ")[3].split("; ")
+    users_part, _, seeds_part = tests_row.split(" | ")[3].partition("; ")
     assert f"{sum(umi) / len(umi) - sum(other) / len(other):+.2f} [" in users_part
     assert f"p={p:.3g}" in users_part
     assert gain_row.split(" | ")[3].endswith("*") == (p < 0.05)
@@ -88,8 +88,11 @@ def test_table_and_resume(compare_args, finished, monkeypatch, capsys):
     # and the test over the seeds: each seed's mean over the users, Welch's t-test
     seed_means = {v: [100 * sum(records[f"{v}__seed{s}.json"]["test_per_user"]["recall@10"]) / len(users) for s in (1, 2)]
                   for v in ("UMI", "ComiRecSA+HN")}
-    welch = stats.ttest_ind(seed_means["UMI"], seed_means["ComiRecSA+HN"], equal_var=False).pvalue
-    assert seeds_part.strip() == f"seeds p={welch:.3g}"
+    if len(set(seed_means["UMI"])) + len(set(seed_means["ComiRecSA+HN"])) > 2:  # a spread: a p-value
+        welch = stats.ttest_ind(seed_means["UMI"], seed_means["ComiRecSA+HN"], equal_var=False).pvalue
+        assert seeds_part.strip() == f"seeds p={welch:.3g}"
+    else:
+        assert seeds_part == ""
     assert (out / "table_tests.csv").exists()
     # exactly one best (bold) and one second best (italic) per column
     cells = [row.split(" | ")[1:] for row in (umi_row, comirec_row)]
@@ -215,8 +218,9 @@ def test_seed_test_against_scipy_and_its_limits():
 
     from recbole_umi.compare import seed_test
 
-    def runs(*per_user):  # one run per list: its test users' values of recall@10
-        return [{"test_per_user": {"user": ["1", "2"], "recall@10": values}} for values in per_user]
+    def runs(*per_user):  # one run per list (seeds 1, 2, ...): its test users' values of recall@10
+        return [{"seed": seed, "test_per_user": {"user": ["1", "2"], "recall@10": values}}
+                for seed, values in enumerate(per_user, 1)]
 
     # seed means 0.2, 0.3, 0.4 (variance 0.01) against 0.5, 0.7 (variance 0.02)
     first, other = runs([0.1, 0.3], [0.2, 0.4], [0.3, 0.5]), runs([0.4, 0.6], [0.6, 0.8])
@@ -228,6 +232,14 @@ def test_seed_test_against_scipy_and_its_limits():
     assert seed_test(first, other[:1], "recall@10") is None  # one seed: no spread to test against
     assert seed_test(runs([0.2, 0.2], [0.2, 0.2]), runs([0.2, 0.2], [0.2, 0.2]), "recall@10") is None
     assert seed_test(first, [{"test_result": {}}] * 2, "recall@10") is None  # runs without per-user results
+    # paired by seed (a seed's two runs start alike): seed means 0.2, 0.3, 0.4 against 0.25, 0.3, 0.5
+    other = runs([0.2, 0.3], [0.2, 0.4], [0.4, 0.6])
+    p = seed_test(first, list(reversed(other)), "recall@10", paired=True)  # paired by seed, not by position
+    assert p == pytest.approx(stats.ttest_rel([0.2, 0.3, 0.4], [0.25, 0.3, 0.5]).pvalue)
+    # by hand: differences -0.05, 0, -0.1: mean -0.05, sd 0.05, t = -0.05 / (0.05 / sqrt 3), df 2
+    assert p == pytest.approx(2 * stats.t.sf(3**0.5, 2))
+    with pytest.raises(ValueError, match="same seeds"):
+        seed_test(first, other[:2] + runs([0.1, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 0.1])[3:], "recall@10", paired=True)
 
 
 def test_holm_adjustment_by_hand():

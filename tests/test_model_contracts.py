@@ -206,13 +206,14 @@ def test_routing_regularization_needs_routing(tiny_data):
 def test_sasrec_matching_under_full_softmax_is_recboles_sasrec_but_for_the_padding_item(tiny_data):
     # The objectives table reads SASRec's CE runs as SASRec under full softmax: the same
     # encoder, item table, scores and loss, except that RecBole's CE also counts the padding
-    # item 0 (a logit of 0: its embedding row is zero), which the plugin's full softmax leaves out.
+    # item 0 as a candidate (its row keeps its random start, padding_idx: a small logit), which
+    # the plugin's full softmax leaves out.
     import torch.nn.functional as F
 
     no_dropout = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
     _, train_data, _, ours = build(tiny_data, "SASRecMatching", loss_type="full_softmax", **no_dropout)
     _, _, _, recbole = build(tiny_data, "SASRec", hidden_size=8, train_neg_sample_args=None, **no_dropout)
-    assert recbole.loss_type == "CE"
+    assert recbole.loss_type == "CE" and recbole.item_embedding.weight[0].abs().sum() > 0
     weights = {name.removeprefix("encoder."): value for name, value in ours.state_dict().items()
                if name.startswith("encoder.")}
     assert set(weights) == set(recbole.state_dict())  # every weight of RecBole's SASRec, nothing else
@@ -222,7 +223,7 @@ def test_sasrec_matching_under_full_softmax_is_recboles_sasrec_but_for_the_paddi
     with torch.no_grad():
         scores = recbole.full_sort_predict(batch)  # B x n_items, the padding item's column included
         assert torch.allclose(ours.full_sort_predict(batch), scores, atol=1e-6)
-        assert torch.equal(scores[:, 0], torch.zeros(len(batch)))
+        assert torch.equal(scores[:, 0], torch.zeros(len(batch)))  # SASRecMatching's padding row is zero
         positives = batch[ours.POS_ITEM_ID]
         assert recbole.calculate_loss(batch) == pytest.approx(F.cross_entropy(scores, positives).item(), abs=1e-6)
         without_padding = F.cross_entropy(scores[:, 1:], positives - 1).item()

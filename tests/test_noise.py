@@ -9,7 +9,7 @@ from recbole_umi import noise
 from tests.conftest import write_config
 
 
-@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy, of a side without spread (below)
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy's, of data without spread (below)
 def test_noise_table_and_resume(tiny_data, tmp_path, monkeypatch):
     config = write_config(tmp_path / "tiny.yaml", epochs=1, eval_protocol="user_split", data_path=str(tiny_data),
                           checkpoint_dir=str(tmp_path / "saved"))
@@ -26,8 +26,8 @@ def test_noise_table_and_resume(tiny_data, tmp_path, monkeypatch):
             if float(clean):
                 assert float(drop) == pytest.approx(100 * (float(clean) - float(noisy)) / float(clean), abs=1e-3)
     assert "| UMI (noise) |" in markdown and "| drop of UMI - drop of MIND |" in markdown
-    # the first cell (HitRate@5) also tests over the seeds: Welch's t-test of the clean and the
-    # noisy runs' means over their test users
+    # the first cell (HitRate@5) also tests over the seeds: the paired t-test of the clean and
+    # the noisy runs' means over their test users, seed by seed
     from scipy import stats
 
     def seed_means(kind):
@@ -36,9 +36,9 @@ def test_noise_table_and_resume(tiny_data, tmp_path, monkeypatch):
 
     row = next(line for line in markdown.splitlines() if line.startswith("| UMI: clean - noisy |"))
     clean, noisy = seed_means("clean"), seed_means("noisy")
-    if len(set(clean)) + len(set(noisy)) > 2:  # a spread on some side: a p-value
-        welch = stats.ttest_ind(clean, noisy, equal_var=False).pvalue
-        assert row.split(" | ")[1].endswith(f"; seeds p={welch:.3g})")
+    if clean[0] - noisy[0] != clean[1] - noisy[1]:  # the differences spread: a p-value
+        paired = stats.ttest_rel(clean, noisy).pvalue
+        assert row.split(" | ")[1].endswith(f"; seeds p={paired:.3g})")
     else:
         assert "seeds" not in row.split(" | ")[1]
     assert len(list((tmp_path / "out" / "clean" / "runs").glob("*.json"))) == 4

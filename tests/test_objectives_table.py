@@ -82,8 +82,15 @@ def test_a_stand_in_takes_another_models_runs_and_says_so(tmp_path):
     p = stats.ttest_rel(100 * a_hits, 100 * z_hits).pvalue
     assert lines[5] == f"| B | {100 * z_hits.mean():.2f} ± 0.00{'*' if p < 0.05 else ''} [Z] | full | {100 * z_hits.mean():.2f} |"
     assert lines[-1] == f"[Z]: B under full is Z's runs in {tmp_path / 'other'}."
-    with pytest.raises(SystemExit):
-        main([f"full={tmp_path / 'full'}", "--models=A,B", f"--stand_in=B@full=Z@{tmp_path / 'nowhere'}"])
+    rows = [row.split(",") for row in (tmp_path / "table.csv").read_text().splitlines()]
+    assert rows[0][-1] == "stand-ins" and [row[-1] for row in rows[1:]] == ["", "full=Z"]
+    # a stand-in without runs for these seeds: the cell stays empty, and no footnote claims it
+    main([f"full={tmp_path / 'full'}", "--models=A,B", "--seeds=2", f"--out={tmp_path / 'none'}",
+          f"--stand_in=B@full=Z@{tmp_path / 'other'}"])
+    assert "[Z]" not in (tmp_path / "none.md").read_text()
+    for wrong in (f"B@full=Z@{tmp_path / 'nowhere'}", f"C@full=Z@{tmp_path / 'other'}", f"B@pop=Z@{tmp_path / 'other'}"):
+        with pytest.raises(SystemExit):  # no runs there; not a model of the table; not an objective of it
+            main([f"full={tmp_path / 'full'}", "--models=A,B", f"--stand_in={wrong}"])
 
 
 def test_a_pair_without_a_runs_folder_is_refused(tmp_path, capsys):

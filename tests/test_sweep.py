@@ -6,6 +6,7 @@ import json
 import pytest
 
 from recbole_umi import sweep
+from recbole_umi.compare import SettingsMismatchError
 from tests.conftest import write_config
 
 
@@ -42,6 +43,14 @@ def test_sweep_writes_csv_and_figure_and_resumes(tiny_data, tmp_path, monkeypatc
         assert len(runs) == 2 and f'"n_interests": {k}' in runs[0].read_text()
     monkeypatch.setattr("recbole_umi.compare.run", lambda *a, **k: pytest.fail("nothing should train"))
     assert sweep.main(argv) == summary
+    # a finished run of the last value and seed made with other settings stops the sweep
+    # before anything trains, though seed 1 would come first
+    (tmp_path / "out" / "n_interests=2" / "runs" / "UMI__seed1.json").unlink()
+    last = tmp_path / "out" / "n_interests=3" / "runs" / "UMI__seed2.json"
+    record = json.loads(last.read_text())
+    last.write_text(json.dumps({**record, "settings": {**record["settings"], "learning_rate": 0.5}}))
+    with pytest.raises(SettingsMismatchError, match="n_interests=3/runs/UMI__seed2.json"):
+        sweep.main(argv)
 
 
 def test_the_swept_setting_is_not_also_given(tmp_path):
