@@ -46,16 +46,17 @@ def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, co
         return {**(config_dict or {}), setting: value}
 
     def runs_of(value, seeds_now):
-        return compare([model], dataset, seeds_now, out / f"{setting}={value}", config_file_list, settings(value), log=log)
+        folder = out / f"{setting}={value}"
+        return compare([model], dataset, seeds_now, folder, config_file_list, settings(value), log=log)
 
     for value in values:  # every value's settings and finished runs, before anything trains
         check_comparison([model], dataset, seeds, out / f"{setting}={value}", config_file_list, settings(value))
-    for seed in seeds[:-1]:  # seed by seed: a sweep cut short is complete for its first seeds
+    for seed in seeds:  # seed by seed: a sweep cut short is complete for its first seeds
         for value in values:
             runs_of(value, [seed])
     summary = {}
     for value in values:
-        results = runs_of(value, seeds)  # the last seed trains here; the others are read back
+        results = runs_of(value, seeds)  # every run is on disk now: read back
         columns, table = summarise(results)
         row = dict(table[model])
         runs = results[model]
