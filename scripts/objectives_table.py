@@ -2,7 +2,7 @@
 
     python scripts/objectives_table.py paper=results/ml-1m-tuned full=results/ml-1m-objectives/full \\
         [neg50=... neg500=... pop50=...] --models=UMI,MIND+HN,ComiRec+HN,YoutubeDNN \\
-        [--seeds=2020,2021,2022] [--metric=HitRate@50] [--out=results/ml-1m-objectives/objectives]
+        [--seeds=2020,2021,2022] [--metric=HitRate@50] [--against=paper] [--out=results/ml-1m-objectives/objectives]
 
 Each ``NAME=FOLDER`` is an objective and a ``compare`` folder whose ``runs/`` hold its runs
 (the paper's loss can be Table 2's folder: the same settings). For each objective and model
@@ -17,8 +17,11 @@ test, and give its test figure there. ``--stand_in=MODEL@OBJECTIVE=OTHER@FOLDER`
 model's runs for a model under an objective where the two are the same model and loss
 (SASRecMatching under full softmax is RecBole's SASRec, trained with CE, but for the padding
 item, which RecBole's CE keeps as a candidate: tests/test_model_contracts.py); such cells are
-marked ``[OTHER]``, and the CSV's last column names them. Written to ``OUT.md`` and
-``OUT.csv`` and printed.
+marked ``[OTHER]``, and the CSV's "stand-ins" column names them. ``--against=NAME`` adds a
+second table: each model's difference from its own cell under objective NAME, with the same
+two tests (the same model under two objectives, on the seeds both cells have), and the CSV
+gains a "NAME2 - NAME" difference and its two p-values per other objective. Written to
+``OUT.md`` and ``OUT.csv`` and printed.
 """
 
 from __future__ import annotations
@@ -55,11 +58,13 @@ def metric_of(record: dict, metric: str, kind: str) -> float:
 
 
 def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list[int], metric: str,
-                     stand_ins: dict[tuple[str, str], tuple[str, Path]] | None = None):
+                     stand_ins: dict[tuple[str, str], tuple[str, Path]] | None = None, against: str | None = None):
     """``(markdown, csv rows)`` of the table (see the module's docstring). ``stand_ins``:
     ``{(model, objective): (other model, folder)}``, the runs that stand for a model under an
-    objective (``--stand_in``)."""
+    objective (``--stand_in``); ``against``: the objective each model's other cells are
+    tested against (``--against``)."""
     stand_ins = stand_ins or {}
+    by_objective: dict[str, dict[str, list[dict]]] = {}  # the runs read, stand-ins included
     cells: dict[str, dict[str, str]] = {model: {} for model in models}
     valid: dict[str, dict[str, float]] = {model: {} for model in models}
     test: dict[str, dict[str, float]] = {model: {} for model in models}
@@ -77,6 +82,7 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
                 if found:
                     runs[model] = found
                     used[model].append(name)
+        by_objective[name] = runs
         for model in models:
             if model not in runs:
                 cells[model][name] = "-"
@@ -113,7 +119,45 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
     for (model, objective), (other, other_folder) in stand_ins.items():
         if objective in used.get(model, []):
             lines += ["", f"[{other}]: {model} under {objective} is {other}'s runs in {other_folder}."]
+    if against is not None:
+        lines += ["", *_against_table(by_objective, against, models, metric, rows)]
     return "\n".join(lines) + "\n", rows
+
+
+def _against_table(by_objective: dict[str, dict[str, list[dict]]], against: str, models: list[str], metric: str,
+                   rows: list[list]) -> list[str]:
+    """The lines of the ``--against`` table; each model's CSV row (``rows``, the header
+    first) gains its difference and p-values for each other objective."""
+    others = [name for name in by_objective if name != against]
+    lines = [
+        f"Test {metric} under each objective minus under {against}, the same model, in points (seeds both cells "
+        f"have); * the paired t-test over the test users gives p < 0.05, ‡ Welch's t-test of the seeds' means does.",
+        "",
+        "| model | " + " | ".join(f"{name} - {against}" for name in others) + " |",
+        "| --- |" + " --- |" * len(others),
+    ]
+    rows[0] += [f"{name} - {against} {stat}" for name in others for stat in ("delta", "p", "p seeds")]
+    for model, row in zip(models, rows[1:]):
+        cells = []
+        for name in others:
+            base, runs = by_objective[against].get(model), by_objective[name].get(model)
+            common = sorted({r["seed"] for r in base or []} & {r["seed"] for r in runs or []})
+            tests = None
+            if common:
+                pair = {name: [r for r in runs if r["seed"] in common], against: [r for r in base if r["seed"] in common]}
+                tests = significance(pair, [metric])
+            if tests is None:
+                cells.append("-")
+                row += ["", "", ""]
+                continue
+            test = tests[against][metric]
+            star = ("*" if test["p"] < SIGNIFICANCE_LEVEL else "")
+            star += "‡" if test["p_seeds"] is not None and test["p_seeds"] < SIGNIFICANCE_LEVEL else ""
+            count = f", {len(common)} seeds" if len(common) > 1 else ""
+            cells.append(f"{test['delta']:+.2f}{star} (p = {test['p']:.2g}{count})")
+            row += [f"{test['delta']:.4f}", f"{test['p']:.4g}", "" if test["p_seeds"] is None else f"{test['p_seeds']:.4g}"]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _p_values(runs: dict[str, list[dict]], first: str, model: str, metric: str) -> tuple[float | None, float | None]:
@@ -140,6 +184,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--stand_in", action="append", default=[], metavar="MODEL@OBJECTIVE=OTHER@FOLDER",
                         help="under OBJECTIVE, MODEL's runs are OTHER's in FOLDER (the same model and loss under "
                              "another name); marked in the table")
+    parser.add_argument("--against", default=None, metavar="NAME",
+                        help="also test each model's other cells against its cell under objective NAME")
     args = parser.parse_args(argv)
     stand_ins = {}
     for given in args.stand_in:
@@ -157,8 +203,11 @@ def main(argv: list[str] | None = None) -> str:
     for model, objective in stand_ins:
         if model not in comma_list(args.models) or objective not in objectives:
             parser.error(f"--stand_in for {model} under {objective}: not a model and objective of this table")
+    if args.against is not None and (args.against not in objectives or len(objectives) < 2):
+        parser.error(f"--against={args.against}: give one of the table's objectives ({', '.join(objectives)}) "
+                     "and at least one other")
     markdown, rows = objectives_table(objectives, comma_list(args.models), comma_list(args.seeds, int), args.metric,
-                                      stand_ins)
+                                      stand_ins, args.against)
     print(markdown)
     if args.out:
         Path(f"{args.out}.md").write_text(markdown)

@@ -97,3 +97,34 @@ def test_a_pair_without_a_runs_folder_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([f"a={tmp_path}", "--models=A"])
     assert exit_.value.code == 2 and "NAME=FOLDER with runs/" in capsys.readouterr().err
+
+
+def test_against_tests_each_model_against_its_own_cell_under_another_objective(tmp_path):
+    rng = np.random.default_rng(3)
+    hits = {(name, seed): (rng.random(40) < rate).astype(float)
+            for name, rate in (("base", 0.3), ("new", 0.5)) for seed in (1, 2)}
+    for (name, seed), values in hits.items():
+        write_run(tmp_path / name, "A", seed, values, valid=0.3)
+    write_run(tmp_path / "base", "B", 1, hits["base", 1], valid=0.3)  # B has no cell under "new"
+    main([f"base={tmp_path / 'base'}", f"new={tmp_path / 'new'}", "--models=A,B", "--seeds=1,2",
+          "--against=base", f"--out={tmp_path / 'table'}"])
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    per_user = {name: 100 * (hits[name, 1] + hits[name, 2]) / 2 for name in ("base", "new")}
+    test = stats.ttest_rel(per_user["new"], per_user["base"])
+    delta = (per_user["new"] - per_user["base"]).mean()
+    welch = stats.ttest_ind([100 * hits["new", s].mean() for s in (1, 2)],
+                            [100 * hits["base", s].mean() for s in (1, 2)], equal_var=False).pvalue
+    star = ("*" if test.pvalue < 0.05 else "") + ("‡" if welch < 0.05 else "")
+    assert lines[-4] == "| model | new - base |"
+    assert lines[-2] == f"| A | {delta:+.2f}{star} (p = {test.pvalue:.2g}, 2 seeds) |"
+    assert lines[-1] == "| B | - |"
+    rows = [row.split(",") for row in (tmp_path / "table.csv").read_text().splitlines()]
+    assert rows[0][-3:] == ["new - base delta", "new - base p", "new - base p seeds"]
+    assert float(rows[1][-3]) == pytest.approx(delta, abs=1e-4)
+    assert float(rows[1][-2]) == pytest.approx(test.pvalue, rel=1e-3)
+    assert float(rows[1][-1]) == pytest.approx(welch, rel=1e-3)
+    assert rows[2][-3:] == ["", "", ""]
+    for wrong in ("other", "base"):  # not an objective of the table; the only objective
+        args = [f"base={tmp_path / 'base'}", "--models=A", f"--against={wrong}"]
+        with pytest.raises(SystemExit):
+            main(args if wrong == "base" else [*args, f"new={tmp_path / 'new'}"])
