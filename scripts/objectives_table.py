@@ -151,7 +151,7 @@ def _against_table(by_objective: dict[str, dict[str, list[dict]]], against: str,
                 row += ["", "", ""]
                 continue
             test = tests[against][metric]
-            star = ("*" if test["p"] < SIGNIFICANCE_LEVEL else "")
+            star = "*" if test["p"] < SIGNIFICANCE_LEVEL else ""
             star += "‡" if test["p_seeds"] is not None and test["p_seeds"] < SIGNIFICANCE_LEVEL else ""
             count = f", {len(common)} seeds" if len(common) > 1 else ""
             cells.append(f"{test['delta']:+.2f}{star} (p = {test['p']:.2g}{count})")
