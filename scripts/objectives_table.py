@@ -91,9 +91,9 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
             mean, std = mean_std([metric_of(r, metric, "test") for r in runs[model]])
             test[model][name] = mean
             valid[model][name] = mean_std([metric_of(r, metric, "valid") for r in runs[model]])[0]
-            p, p_seeds = _p_values(runs, first, model, metric)
-            star = "*" if p is not None and p < SIGNIFICANCE_LEVEL else ""
-            star += "‡" if p_seeds is not None and p_seeds < SIGNIFICANCE_LEVEL else ""
+            tested = None if model == first else _paired({first: runs.get(first), model: runs[model]}, metric)[0]
+            p, p_seeds = (None, None) if tested is None else (tested["p"], tested["p_seeds"])
+            star = _marks(tested)
             count = "" if len(runs[model]) == len(seeds) else f" ({len(runs[model])})"
             stand_in = f" [{stand_ins[model, name][0]}]" if (model, name) in stand_ins else ""
             cells[model][name] = f"{mean:.2f} ± {std:.2f}{count}{star}{stand_in}"
@@ -140,38 +140,39 @@ def _against_table(by_objective: dict[str, dict[str, list[dict]]], against: str,
     for model, row in zip(models, rows[1:]):
         cells = []
         for name in others:
-            base, runs = by_objective[against].get(model), by_objective[name].get(model)
-            common = sorted({r["seed"] for r in base or []} & {r["seed"] for r in runs or []})
-            tests = None
-            if common:
-                pair = {name: [r for r in runs if r["seed"] in common], against: [r for r in base if r["seed"] in common]}
-                tests = significance(pair, [metric])
-            if tests is None:
+            test, seeds = _paired({name: by_objective[name].get(model), against: by_objective[against].get(model)},
+                                  metric)
+            if test is None:
                 cells.append("-")
                 row += ["", "", ""]
                 continue
-            test = tests[against][metric]
-            star = "*" if test["p"] < SIGNIFICANCE_LEVEL else ""
-            star += "‡" if test["p_seeds"] is not None and test["p_seeds"] < SIGNIFICANCE_LEVEL else ""
-            count = f", {len(common)} seeds" if len(common) > 1 else ""
-            cells.append(f"{test['delta']:+.2f}{star} (p = {test['p']:.2g}{count})")
+            count = f", {seeds} seeds" if seeds > 1 else ""
+            cells.append(f"{test['delta']:+.2f}{_marks(test)} (p = {test['p']:.2g}{count})")
             row += [f"{test['delta']:.4f}", f"{test['p']:.4g}", "" if test["p_seeds"] is None else f"{test['p_seeds']:.4g}"]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _p_values(runs: dict[str, list[dict]], first: str, model: str, metric: str) -> tuple[float | None, float | None]:
-    """The p-values of ``first`` against ``model`` on the seeds both have: the paired t-test
-    over the users and Welch's test over the seeds (None with fewer than 2 seeds); both None
-    for the first model itself, a missing first model or no common seed."""
-    if model == first or first not in runs:
-        return None, None
-    common = {r["seed"] for r in runs[first]} & {r["seed"] for r in runs[model]}
+def _paired(pair: dict[str, list[dict] | None], metric: str) -> tuple[dict | None, int]:
+    """The first of ``pair``'s two run lists (``{name: runs}``) tested against the second on the
+    seeds both have, as :func:`significance` gives it (``delta``: first minus second; ``p``, the
+    paired t-test over the users; ``p_seeds``, Welch's over the seeds, None with fewer than 2),
+    and the number of those seeds. None where either has no runs, they share no seed, or a
+    run has no per-user results."""
+    (_, first_runs), (other, other_runs) = pair.items()
+    common = {r["seed"] for r in first_runs or []} & {r["seed"] for r in other_runs or []}
     if not common:
-        return None, None
-    pair = {variant: [r for r in runs[variant] if r["seed"] in common] for variant in (first, model)}
-    tests = significance(pair, [metric])
-    return (None, None) if tests is None else (tests[model][metric]["p"], tests[model][metric]["p_seeds"])
+        return None, 0
+    tests = significance({name: [r for r in runs if r["seed"] in common] for name, runs in pair.items()}, [metric])
+    return (None if tests is None else tests[other][metric]), len(common)
+
+
+def _marks(test: dict | None) -> str:
+    """``*`` where the test over the users gives p < 0.05, ``‡`` where the test over the seeds does."""
+    if test is None:
+        return ""
+    marks = "*" if test["p"] < SIGNIFICANCE_LEVEL else ""
+    return marks + ("‡" if test["p_seeds"] is not None and test["p_seeds"] < SIGNIFICANCE_LEVEL else "")
 
 
 def main(argv: list[str] | None = None) -> str:
