@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Routing regularisation against routing collapse (docs/design.md), measured on validation:
-# UMI and MIND+HN at their tuned settings (results/tuning/ml-1m/*/best.yaml), batch 1024,
+# UMI, MIND+HN and ComiRec+HN (ComiRec-DR) at their tuned settings (results/tuning/ml-1m/*/best.yaml), batch 1024,
 # routing_regularization 0 / 0.1 / 1, 3 seeds each (python -m recbole_umi.sweep). Each
 # folder's sweep.csv has the validation metrics (choose lambda by these), the test metrics
 # and the interest cosine. Writes results/ml-1m-routing/<model>/.
@@ -19,7 +19,7 @@ sweep() {
         --dataset=ml-1m "--data_path=$data_path" --seeds=2020,2021,2022 "--out=results/ml-1m-routing/$model" \
         "--config_files=$best" --train_batch_size=1024 --show_progress=False --state=WARNING
 }
-stream_a() { sweep UMI; }
+stream_a() { sweep UMI && sweep ComiRec+HN; }
 stream_b() { sweep MIND+HN; }
 source scripts/two_streams.sh
 two_streams stream_a stream_b
