@@ -76,7 +76,7 @@ from recbole.utils import set_color  # noqa: E402
 
 from recbole_umi import __version__  # noqa: E402
 from recbole_umi.config import Config, one_process_view  # noqa: E402
-from recbole_umi.evaluation import attach_item_categories  # noqa: E402
+from recbole_umi.evaluation import attach_item_categories, interest_diagnostics  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
 
@@ -809,9 +809,11 @@ def load(path, data_path=None, config_file_list=None, config_dict=None, cmd_args
 def evaluate_checkpoint(path, data_path=None, config_file_list=None, config_dict=None, cmd_args=None, model=None, dataset=None) -> dict:
     """Test a saved model as a run tests its best epoch (the CLI's ``--evaluate``).
 
-    Arguments as :func:`load`. Returns ``{"best_valid_result", "test_result", "checkpoint",
-    "eval_protocol"}``: the validation result recorded in the checkpoint, the test result
-    computed now by RecBole's evaluator, ``LoadedCheckpoint.info`` and the protocol.
+    Arguments as :func:`load`. Returns ``{"best_valid_result", "test_result",
+    "interest_diagnostics", "checkpoint", "eval_protocol"}``: the validation result recorded
+    in the checkpoint, the test result computed now by RecBole's evaluator, the interest
+    diagnostics on the test users (:func:`recbole_umi.evaluation.interest_diagnostics`, as a
+    run records them), ``LoadedCheckpoint.info`` and the protocol.
     """
     loaded = load(path, data_path, config_file_list, config_dict, cmd_args, model, dataset)
     config = loaded.config
@@ -824,6 +826,7 @@ def evaluate_checkpoint(path, data_path=None, config_file_list=None, config_dict
     return {
         "best_valid_result": loaded.info["best_valid_result"],
         "test_result": test_result,
+        "interest_diagnostics": interest_diagnostics(loaded.model, loaded.test_data),
         "checkpoint": loaded.info,
         "eval_protocol": config["eval_protocol"],
     }

@@ -576,16 +576,19 @@ def render_diagnostics(results: dict) -> str | None:
         share = " / ".join(f"{v:.2f}" for v in np.mean(shares, axis=0)) if routed else "-"
         lines.append(f"| {variant} | {len(shares[0]) if routed else '-'} | "
                      f"{spread([d['interest_cosine'] for d in found])} | "
-                     f"{spread([d['routing_overlap'] for d in found])} | {share} |")
+                     f"{spread([d['routing_overlap'] for d in found])} | {share} | "
+                     f"{spread([d.get('routing_by_position') for d in found])} |")
     if not lines:
         return None
     return "\n".join([
         "Interest diagnostics on the test users, mean ± std over the seeds: the mean cosine between two of a "
-        "user's interests (near 1: near-duplicates), the routing overlap, and the share of history items "
-        "routed mostly to each interest, largest first.",
+        "user's interests (near 1: near-duplicates), the routing overlap, the share of history items "
+        "routed mostly to each interest, largest first, and the share routed mostly to the interest their "
+        "position's random initial routing logits favour (near 1: the routing splits a history by position, "
+        "not by its items; - where the routing has no such draw or the run predates the measure).",
         "",
-        "| model | K | interest cosine | routing overlap | routing share |",
-        "| --- | --- | --- | --- | --- |",
+        "| model | K | interest cosine | routing overlap | routing share | routing by position |",
+        "| --- | --- | --- | --- | --- | --- |",
         *lines,
     ]) + "\n"
 

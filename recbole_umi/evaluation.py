@@ -31,7 +31,7 @@ from recbole.utils import EvaluatorType  # noqa: E402
 from recbole_umi.item_file import item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model import MultiInterestRecommender  # noqa: E402
 from recbole_umi.settings import SettingsError  # noqa: E402
-from recbole_umi.model.layers import mean_pairwise_cosine, routing_overlap  # noqa: E402
+from recbole_umi.model.layers import RoutingLogits, mean_pairwise_cosine, routing_overlap  # noqa: E402
 
 __all__ = ["PerUserEvaluator", "per_user_topk", "evaluated_users", "interest_diagnostics", "CategoryCoverage",
            "register_metrics", "attach_item_categories"]
@@ -87,10 +87,17 @@ def interest_diagnostics(model, eval_data) -> dict | None:
     - ``routing_overlap``: :func:`recbole_umi.model.layers.routing_overlap` of the routing;
     - ``routing_share``: the share of a user's history items whose largest routing weight
       is on an interest, the interests sorted from the largest share down, averaged over
-      users (``[1, 0, 0]``: every item goes to one interest).
+      users (``[1, 0, 0]``: every item goes to one interest);
+    - ``routing_by_position``: for a model whose routing starts from random initial logits
+      (UMI, MIND: in evaluation one fixed draw per history position,
+      :class:`recbole_umi.model.layers.RoutingLogits`), the share of a user's history items
+      whose largest routing weight is on the interest their position's draw favours,
+      averaged over users. Near 1, the routing follows the draw, not the items: it splits
+      a history by position, whatever the items are.
 
     None for RecBole's models and models with one interest; the routing entries are None
-    for a model without routing.
+    for a model without routing, ``routing_by_position`` for one without a random draw
+    (ComiRec-DR's logits start at zero).
     """
     if not isinstance(model, MultiInterestRecommender) or model.n_interests < 2:
         return None
@@ -98,8 +105,10 @@ def interest_diagnostics(model, eval_data) -> dict | None:
     model.eval()
     device = next(model.parameters()).device
     k = model.n_interests
-    cosine_sum = overlap_sum = 0.0
+    initial = getattr(model, "routing_logits", None)
+    cosine_sum = overlap_sum = position_sum = 0.0
     share_sum = torch.zeros(k)
+    favoured = None
     users = 0
     for batch in eval_data:
         interaction = batch[0].to(device)
@@ -111,6 +120,10 @@ def interest_diagnostics(model, eval_data) -> dict | None:
             winners = F.one_hot(routing.argmax(dim=-1), k).float() * real.unsqueeze(-1)  # B x T x K
             shares = winners.sum(dim=1) / real.sum(dim=1, keepdim=True).clamp(min=1)
             share_sum += shares.sort(dim=1, descending=True).values.sum(dim=0).cpu()
+            favoured = initial.favoured(routing.size(1)) if isinstance(initial, RoutingLogits) else None
+            if favoured is not None:
+                follows = (routing.argmax(dim=-1) == favoured).float() * real  # B x T
+                position_sum += (follows.sum(dim=1) / real.sum(dim=1).clamp(min=1)).sum().item()
         users += len(interests)
     model.train(was_training)
     has_routing = routing is not None
@@ -118,6 +131,7 @@ def interest_diagnostics(model, eval_data) -> dict | None:
         "interest_cosine": cosine_sum / users,
         "routing_overlap": overlap_sum / users if has_routing else None,
         "routing_share": (share_sum / users).tolist() if has_routing else None,
+        "routing_by_position": position_sum / users if favoured is not None else None,
     }
 
 

@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
     paper = paper_metric_names(result["test_result"] or {}) if result.get("eval_protocol") == "user_split" else {}
     if paper:
         print("test, the paper's names (HitRate@N = recall@N): " + ", ".join(f"{k} {v:.4f}" for k, v in paper.items()))
+    if result.get("interest_diagnostics"):
+        print(f"interests on the test users: {result['interest_diagnostics']}")
     return result
 
 

@@ -182,7 +182,8 @@ with torch.no_grad():
     scores = loaded.model.full_sort_predict(Interaction(batch))
 result = main(["--evaluate=" + sys.argv[2]])
 torch.save({"scores": scores, "training": loaded.model.training, "package": recbole_umi.__file__,
-            "test_result": {k: float(v) for k, v in result["test_result"].items()}}, sys.argv[4])
+            "test_result": {k: float(v) for k, v in result["test_result"].items()},
+            "interest_diagnostics": result["interest_diagnostics"]}, sys.argv[4])
 """
 
 
@@ -208,6 +209,9 @@ def test_load_in_a_fresh_process_scores_like_the_trained_model(trained, monkeypa
     assert (before - expected).abs().max() > 1e-3  # control: other weights score otherwise
     assert child["test_result"] == {k: float(v) for k, v in trained.result["test_result"].items()}
     assert "test result: {'recall@5'" in out.stdout
+    # the reloaded model's interest diagnostics are those the run recorded for its best epoch
+    assert child["interest_diagnostics"] == pytest.approx(trained.result["interest_diagnostics"], abs=1e-6)
+    assert "interests on the test users: {'interest_cosine'" in out.stdout
 
 
 def test_damaged_files_give_one_clear_error(trained, tmp_path):

@@ -288,18 +288,22 @@ def test_variant_files_give_a_variant_its_own_settings(compare_args, tmp_path, m
 
 
 def test_diagnostics_table_from_hand_made_runs():
-    def record(cosine, overlap, share):
-        return {"interest_diagnostics": {"interest_cosine": cosine, "routing_overlap": overlap, "routing_share": share}}
+    def record(cosine, overlap, share, **more):
+        return {"interest_diagnostics": {"interest_cosine": cosine, "routing_overlap": overlap, "routing_share": share,
+                                         **more}}
 
     results = {
-        "UMI": [record(0.6, 0.9, [0.8, 0.2]), record(0.8, 0.7, [0.6, 0.4])],
+        "UMI": [record(0.6, 0.9, [0.8, 0.2], routing_by_position=0.5),
+                record(0.8, 0.7, [0.6, 0.4], routing_by_position=0.7)],
+        "MIND": [record(0.9, 0.4, [0.6, 0.4])],  # made before routing_by_position was measured
         "YoutubeDNN": [{"interest_diagnostics": None}, {"interest_diagnostics": None}],  # one interest
-        "ComiRecSA": [record(0.5, None, None)],  # no routing
+        "ComiRecSA": [record(0.5, None, None, routing_by_position=None)],  # no routing
     }
     lines = compare_module.render_diagnostics(results).splitlines()
-    assert lines[-2:] == [
-        "| UMI | 2 | 0.700 ± 0.141 | 0.800 ± 0.141 | 0.70 / 0.30 |",  # std of (0.6, 0.8): 0.1414
-        "| ComiRecSA | - | 0.500 ± 0.000 | - | - |",
+    assert lines[-3:] == [
+        "| UMI | 2 | 0.700 ± 0.141 | 0.800 ± 0.141 | 0.70 / 0.30 | 0.600 ± 0.141 |",  # std of (0.6, 0.8): 0.1414
+        "| MIND | 2 | 0.900 ± 0.000 | 0.400 ± 0.000 | 0.60 / 0.40 | - |",
+        "| ComiRecSA | - | 0.500 ± 0.000 | - | - | - |",
     ]
     assert compare_module.render_diagnostics({"YoutubeDNN": results["YoutubeDNN"]}) is None
 

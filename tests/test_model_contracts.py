@@ -140,6 +140,19 @@ def test_interest_diagnostics_of_collapsed_interests(tiny_data):
     assert found["interest_cosine"] == pytest.approx(1.0, abs=1e-5)
     assert found["routing_overlap"] == pytest.approx(1.0, abs=1e-5)
     assert found["routing_share"] == pytest.approx([1.0, 0.0, 0.0])
+    assert found["routing_by_position"] is None  # ComiRec-DR's routing logits start at zero: no draw
+
+
+def test_routing_by_position_when_the_draw_decides(tiny_data):
+    """MIND whose initial routing logits (sigma 1e4) dwarf every agreement u . v: each item
+    goes to the interest its position's draw favours (known answer 1); with sigma 0 there
+    is no draw to follow."""
+    from recbole_umi.evaluation import interest_diagnostics
+
+    _, _, valid_data, model = build(tiny_data, "MIND", n_interests=3, routing_init_std=1e4)
+    assert interest_diagnostics(model, valid_data)["routing_by_position"] == pytest.approx(1.0)
+    _, _, valid_data, model = build(tiny_data, "MIND", n_interests=3, routing_init_std=0.0)
+    assert interest_diagnostics(model, valid_data)["routing_by_position"] is None
 
 
 def test_interest_diagnostics_by_hand(tiny_data):
@@ -158,6 +171,11 @@ def test_interest_diagnostics_by_hand(tiny_data):
     assert sum(found["routing_share"]) == pytest.approx(1.0)
     assert found["routing_share"] == sorted(found["routing_share"], reverse=True)
     assert 0.0 <= found["routing_overlap"] <= 1.0
+    routing = torch.cat([model.interests_and_routing(b)[1] for b in batches])  # U x T x K
+    real = torch.cat([b[model.ITEM_SEQ] != 0 for b in batches]).float()
+    favoured = model.routing_logits.eval_logits.argmax(-1)  # T: each position's favourite
+    follows = ((routing.argmax(-1) == favoured).float() * real).sum(1) / real.sum(1).clamp(min=1)
+    assert found["routing_by_position"] == pytest.approx(follows.mean().item(), abs=1e-6)
     assert interest_diagnostics(build(tiny_data, "YoutubeDNN")[3], valid_data) is None  # K = 1
 
 

@@ -84,6 +84,14 @@ class RoutingLogits(nn.Module):
             return torch.randn(shape, device=self.eval_logits.device) * self.std
         return self.eval_logits[:length].unsqueeze(0).expand(batch_size, -1, -1)
 
+    def favoured(self, length: int) -> torch.Tensor | None:
+        """For each of the first ``length`` history positions, the interest that the
+        evaluation draw favours (its largest initial logit), ``length``; None when sigma is 0
+        (no draw, nothing favoured)."""
+        if self.std == 0:
+            return None
+        return self.eval_logits[:length].argmax(dim=-1)
+
 
 def dynamic_routing(
     votes: torch.Tensor,
