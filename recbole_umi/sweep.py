@@ -110,11 +110,11 @@ def plot(summary: dict, setting: str, title: str, path: Path) -> None:
         axis.set_xticks(range(len(values)), [str(v) for v in values])
         axis.set_xlabel(setting)
         axis.set_ylabel(f"{family} (%)")
-        axis.legend(fontsize=8)
+        axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)  # below: no point hidden
         axis.grid(alpha=0.3)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
 
 
