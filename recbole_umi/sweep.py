@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     write_csv(summary, args.setting, out / "sweep.csv")
     plot(summary, args.setting, f"{args.model} on {args.dataset}: test metrics against {args.setting} "
-         f"(mean ± std over {len(seeds)} seeds)", out / "sweep.png")
+         f"(mean ± std over {len(seeds)} seed{'s' if len(seeds) > 1 else ''})", out / "sweep.png")
     print(f"written: {out / 'sweep.csv'}, {out / 'sweep.png'}")
     return summary
 
