@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# History length T as a knob of the objectives table: UMI (which reads no order) and
-# SASRecMatching (RecBole's SASRec encoder, which does) at their tuned settings, T = 10 / 20 / 50,
+# History length T as a knob of the objectives table: UMI (which reads no order), YouTube DNN
+# (the mean of the history: no order either, and quick) and SASRecMatching (RecBole's SASRec
+# encoder, which reads order) at their tuned settings, T = 10 / 20 / 50,
 # 3 seeds, batch 1024, trained with 50 uniform negatives (neg50: the objective UMI's validation
 # chooses, within 0.8 points of the full softmax for every model at a third of its time;
 # docs/results.md). T = 10 is the objectives table's neg50 folder (the same settings: its runs
@@ -17,7 +18,7 @@ data_path=$(realpath "${1:-../shared/data}")
 seeds=(2020 2021 2022)
 cd "$(dirname "$0")/.."
 plan=results/ml-1m-objectives/plan.yaml  # each model's tuned settings, as in the objectives table
-for tuned in UMI SASRec; do
+for tuned in UMI YoutubeDNN SASRec; do
     if [[ ! -f results/tuning/ml-1m/$tuned/best.yaml ]]; then
         echo "$tuned's search is not finished: run scripts/tune_ml1m.sh first" >&2; exit 1
     fi
@@ -30,18 +31,18 @@ runs() {  # runs MODEL T SEEDS TABLE
         "--out=$(folder "$2")" "--variant_files=$plan" --table="$4" --n_negatives=50 "${length[@]}" \
         --train_batch_size=1024 --show_progress=False --state=WARNING
 }
-by_seed() {  # by_seed MODEL: every T of a seed before the next seed
+by_seed() {  # by_seed MODELS TABLE: every T of a seed before the next seed
     local seed length
     for seed in "${seeds[@]}"; do
-        for length in 10 20 50; do runs "$1" "$length" "$seed" "history_$1"; done
+        for length in 10 20 50; do runs "$1" "$length" "$seed" "$2"; done
     done
 }
-stream_a() { by_seed UMI; }
-stream_b() { by_seed SASRecMatching; }
+stream_a() { by_seed UMI,YoutubeDNN history_stream_a; }
+stream_b() { by_seed SASRecMatching history_stream_b; }
 source scripts/two_streams.sh
 two_streams stream_a stream_b
 join() { local IFS=,; echo "$*"; }
 for length in 10 20 50; do rm -f "$(folder "$length")"/history_*.md "$(folder "$length")"/history_*.csv; done
 mkdir -p results/ml-1m-history
 python scripts/objectives_table.py T10="$(folder 10)" T20="$(folder 20)" T50="$(folder 50)" \
-    --models=UMI,SASRecMatching "--seeds=$(join "${seeds[@]}")" --against=T10 --out=results/ml-1m-history/history
+    --models=UMI,YoutubeDNN,SASRecMatching "--seeds=$(join "${seeds[@]}")" --against=T10 --out=results/ml-1m-history/history
