@@ -1,4 +1,5 @@
-"""The objectives table: each model under each training objective, in one table.
+"""The objectives table: each model under each training objective, in one table (or under
+any other setting with a compare folder per value: training samples, history length).
 
     python scripts/objectives_table.py paper=results/ml-1m-tuned full=results/ml-1m-objectives/full \\
         [neg50=... neg500=... pop50=...] --models=UMI,MIND+HN,ComiRec+HN,YoutubeDNN \\
@@ -101,9 +102,9 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
                               "" if p_seeds is None else f"{p_seeds:.4g}"]
     lines = [
         f"Test {metric} in percent, mean ± std over the seeds ({len(seeds)} unless bracketed); * the paired "
-        f"t-test against {first} under the same objective over the test users gives p < 0.05, ‡ Welch's t-test of "
+        f"t-test against {first} in the same column over the test users gives p < 0.05, ‡ Welch's t-test of "
         f"the seeds' means does (which counts the spread between training seeds, not between test users). The "
-        f"chosen objective is the one "
+        f"chosen column is the one "
         f"with the highest mean best-validation {metric}.",
         "",
         "| model | " + " | ".join(objectives) + " | chosen on validation | its test |",
@@ -130,7 +131,7 @@ def _against_table(by_objective: dict[str, dict[str, list[dict]]], against: str,
     first) gains its difference and p-values for each other objective."""
     others = [name for name in by_objective if name != against]
     lines = [
-        f"Test {metric} under each objective minus under {against}, the same model, in points (seeds both cells "
+        f"Test {metric} in each column minus in {against}, the same model, in points (seeds both cells "
         f"have); * the paired t-test over the test users gives p < 0.05, ‡ Welch's t-test of the seeds' means does.",
         "",
         "| model | " + " | ".join(f"{name} - {against}" for name in others) + " |",
