@@ -38,6 +38,7 @@ case $dataset in
         extra=(--train_batch_size=1024 --clean_from=results/ml-1m-tuned) ;;
     *) echo "dataset must be synth or ml-1m" >&2; exit 2 ;;
 esac
-OMP_NUM_THREADS=2 python -m recbole_umi.noise --models=UMI,MIND "--dataset=$dataset" "--data_path=$data_path" \
+# two threads, or what OMP_NUM_THREADS says (1 beside another stream: docs/benchmarks.md)
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} python -m recbole_umi.noise --models=UMI,MIND "--dataset=$dataset" "--data_path=$data_path" \
     --profile_noise=0.1 --seeds=2020,2021,2022 "--out=$out" "--variant_files=$plan" \
     --show_progress=False --state=WARNING "${extra[@]}"
