@@ -117,13 +117,15 @@ def interest_diagnostics(model, eval_data) -> dict | None:
         if routing is not None:
             overlap_sum += routing_overlap(routing).item() * len(interests)
             real = (interaction[model.ITEM_SEQ] != 0).float()  # B x T
-            winners = F.one_hot(routing.argmax(dim=-1), k).float() * real.unsqueeze(-1)  # B x T x K
-            shares = winners.sum(dim=1) / real.sum(dim=1, keepdim=True).clamp(min=1)
+            lengths = real.sum(dim=1, keepdim=True).clamp(min=1)  # B x 1
+            top = routing.argmax(dim=-1)  # B x T: each item's largest routing weight
+            winners = F.one_hot(top, k).float() * real.unsqueeze(-1)  # B x T x K
+            shares = winners.sum(dim=1) / lengths
             share_sum += shares.sort(dim=1, descending=True).values.sum(dim=0).cpu()
             favoured = initial.favoured(routing.size(1)) if isinstance(initial, RoutingLogits) else None
             if favoured is not None:
-                follows = (routing.argmax(dim=-1) == favoured).float() * real  # B x T
-                position_sum += (follows.sum(dim=1) / real.sum(dim=1).clamp(min=1)).sum().item()
+                follows = (top == favoured).float() * real  # B x T
+                position_sum += (follows.sum(dim=1, keepdim=True) / lengths).sum().item()
         users += len(interests)
     model.train(was_training)
     has_routing = routing is not None
