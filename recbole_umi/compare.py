@@ -13,13 +13,24 @@ improvement of the first model over the best other one), is printed and written 
 ``<out>/table.md`` and ``<out>/table.csv``.
 
 Each run also keeps every test user's metrics, so the first model is tested against each
-other one without retraining: a paired test over the test users (each user's metric
-averaged over the seeds; ``--significance=ttest`` or ``wilcoxon``), with the mean
-difference and its 95% confidence interval, appended to the table and written to
-``<out>/table_tests.csv``; the ▲% row marks the columns where the first model's gain over
+other one without retraining, by default with the two-level test
+(:func:`recbole_umi.stats.two_level_test`: the test users and the training seeds both count
+as samples, so the interval is as wide as a rerun with other seeds and users could move the
+difference; it needs 2 seeds or more of each model); ``--significance=ttest`` or
+``wilcoxon`` test over the users only (each user's metric averaged over the seeds), which
+does not count the spread between training seeds. The difference and its 95% interval, with
+Holm's correction over the comparisons of each metric, are appended to the table and written
+to ``<out>/table_tests.csv``; the ▲% row marks the columns where the first model's gain over
 the best other one is significant (p < 0.05), as the paper does. For the multi-interest
 models the table ends with their interest diagnostics (how alike a user's interests are
 and how the routing spreads the history over them), mean ± std over the seeds.
+
+Every run file records the code that ran it (:func:`recbole_umi.provenance.code_version`:
+package version, git commit and whether the package's files were changed, a digest of the
+code, and the versions of Python, torch, RecBole, numpy and faiss). A comparison refuses to
+add runs of other code to an output folder, or to tabulate runs of several code versions,
+unless ``--allow_mixed_code=True``; the table names the code it was made with, or lists the
+versions and their runs.
 
 A run cut short (a session that ends, Ctrl-C) is not lost either: each run writes its
 checkpoints to a folder of its own, ``<checkpoint_dir>/compare-<out>-<hash>/<model>__seed<seed>/``
@@ -31,8 +42,8 @@ starts afresh.
 
 Each run file keeps the dataset and the settings given to the comparison (its YAML files and
 ``--key=value`` arguments); resuming with another dataset or other settings (another batch
-size, say) fails before anything trains, instead of mixing runs. (Changes to the plugin's
-own defaults or code are not detected.) Several tables can share one ``--out`` and
+size, say) fails before anything trains, instead of mixing runs; changes to the plugin's
+own defaults or code are caught by the code record (below). Several tables can share one ``--out`` and
 so its finished runs: ``--table=ablation`` writes ``ablation.md`` and ``ablation.csv``.
 ``--variant_files=plan.yaml`` gives variants settings of their own (``UMI:
 [results/tuning/ml-1m/UMI/best.yaml]``), stored and checked with each run like the rest.
@@ -65,9 +76,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from recbole_umi import stats
+
 from recbole_umi.checkpoint import CheckpointError, read_checkpoint, rebuild_settings
 from recbole_umi.config import Config, comma_list, parse_cmd_args
 from recbole_umi.metrics import metric_columns, recbole_metric_name
+from recbole_umi.provenance import check_same_code, code_version, describe_code
 from recbole_umi.quick_start import run
 from recbole_umi.registry import get_model
 from recbole_umi.settings import SettingsError
@@ -89,9 +103,10 @@ __all__ = [
     "compare",
     "check_comparison",
     "summarise",
-    "paired_test",
-    "seed_test",
+    "per_seed_users",
+    "table_test",
     "significance",
+    "render_code",
     "render_markdown",
     "render_significance",
     "main",
@@ -260,12 +275,14 @@ def interrupted_run(folder: Path, settings: dict, log=print) -> Path | None:
 
 
 def check_comparison(variants, dataset, seeds, out, config_file_list=None, config_dict=None,
-                     variant_files: dict[str, list[str]] | None = None):
+                     variant_files: dict[str, list[str]] | None = None, allow_mixed_code: bool = False):
     """What :func:`compare` checks before its first run, without running anything: every
-    variant and its settings (:func:`check_variants`), and that the runs already in ``out``
-    were made with these settings (:class:`SettingsMismatchError` if not). Returns each
-    variant's config files, the jobs ``(variant, seed)`` seed by seed, and each variant's
-    settings as its run files record them."""
+    variant and its settings (:func:`check_variants`), that the runs already in ``out``
+    were made with these settings (:class:`SettingsMismatchError` if not) and, unless
+    ``allow_mixed_code``, with the code that would make the missing ones
+    (:class:`recbole_umi.provenance.MixedCodeError` if not). Returns each variant's config
+    files, the jobs ``(variant, seed)`` seed by seed, and each variant's settings as its run
+    files record them."""
     variant_files = variant_files or {}
     files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
     for variant in variants:  # now, not hours later when its first run would start
@@ -274,18 +291,34 @@ def check_comparison(variants, dataset, seeds, out, config_file_list=None, confi
     # JSON round trip, so that the settings compare equal to those read back from disk
     settings_of = {v: json.loads(json.dumps(run_settings(files_of[v], config_dict))) for v in variants}
     check_finished_runs(Path(out), jobs, dataset, settings_of)
+    check_run_code(Path(out), jobs, allow_mixed_code)
     return files_of, jobs, settings_of
 
 
+def check_run_code(out: Path, jobs, allow_mixed_code: bool = False) -> None:
+    """Refuse (:class:`recbole_umi.provenance.MixedCodeError`) to add runs of this code to
+    finished runs of ``jobs`` made with other code, or to tabulate finished runs of
+    several codes, unless ``allow_mixed_code``."""
+    records = []
+    for variant, seed in jobs:
+        path = run_file(out, variant, seed)
+        name = f"{variant} seed {seed}"
+        if path.exists():
+            records.append({"name": name, "code": json.loads(path.read_text()).get("code")})
+        else:
+            records.append({"name": f"{name} (to run now)", "code": code_version()})
+    check_same_code(records, f"the comparison in {out}", allow_mixed_code)
+
+
 def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,
-            variant_files: dict[str, list[str]] | None = None) -> dict:
+            variant_files: dict[str, list[str]] | None = None, allow_mixed_code: bool = False) -> dict:
     """Run every variant with every seed, seed by seed (every variant's first seed before
     any second one: a comparison cut short is complete for its first seeds), skipping runs
     already on disk; returns ``{variant: [run record per seed]}``. A variant's own settings
     and the seed override ``config_dict``, which overrides ``variant_files[variant]`` (that
     variant's YAML files, e.g. its tuned ``best.yaml``), which override ``config_file_list``."""
     files_of, jobs, settings_of = check_comparison(variants, dataset, seeds, out, config_file_list, config_dict,
-                                                   variant_files)
+                                                   variant_files, allow_mixed_code)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     results: dict[str, list] = {variant: [] for variant in variants}
@@ -316,6 +349,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
                 "overrides": overrides,
                 "settings": settings_of[variant],
                 "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
+                "code": code_version(),  # the code that ran it (a resumed run: the code that finished it)
                 "resumed_from": None if resume is None else str(resume),
                 "epochs": result["epochs"],
                 "best_epoch": result["best_epoch"],
@@ -389,142 +423,105 @@ def improvement(table: dict, column: str) -> float | None:
     return 100 * (first - best) / best if best else None
 
 
-SIGNIFICANCE_TESTS = {"ttest": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test"}
-SIGNIFICANCE_LEVEL = 0.05
-
-
-def paired_test(first, other, test: str = "ttest") -> dict:
-    """The paired comparison of two models over the same users.
-
-    Args:
-        first, other: per-user values of one metric, the same users in the same order.
-        test: ``ttest`` (scipy's ``ttest_rel``) or ``wilcoxon`` (``wilcoxon``).
-
-    Returns:
-        ``{"delta", "low", "high", "p"}``: the mean of ``first - other``, its 95%
-        t-interval, and the two-sided p-value of the test (1.0 where every difference is 0).
-    """
-    from scipy import stats
-
-    first, other = np.asarray(first, dtype=float), np.asarray(other, dtype=float)
-    if first.shape != other.shape or first.size < 2:
-        raise ValueError(f"paired_test needs two equally long arrays of at least 2 users, got {first.shape} and {other.shape}")
-    difference = first - other
-    mean, sem = difference.mean(), stats.sem(difference)
-    half = stats.t.ppf(0.975, difference.size - 1) * sem
-    if not difference.any():
-        p = 1.0
-    elif test == "ttest":
-        p = float(stats.ttest_rel(first, other).pvalue)
-    elif test == "wilcoxon":
-        p = float(stats.wilcoxon(first, other).pvalue)
-    else:
-        raise ValueError(f"test must be one of {tuple(SIGNIFICANCE_TESTS)}, got {test!r}")
-    return {"delta": float(mean), "low": float(mean - half), "high": float(mean + half), "p": p}
-
-
 def seed_averaged_users(runs: list[dict], metric: str) -> tuple[list[str], np.ndarray] | None:
     """Each test user's ``metric`` averaged over the runs (seeds); None where a run lacks
     per-user results (made before they were kept)."""
+    found = per_seed_users(runs, metric)
+    return None if found is None else (found[0], found[1].mean(axis=0))
+
+
+def per_seed_users(runs: list[dict], metric: str) -> tuple[list[str], np.ndarray] | None:
+    """The test users and their ``metric`` in each run, ``runs x users``; None where a run
+    lacks per-user results (made before they were kept)."""
     if not all("test_per_user" in r for r in runs):
         return None
     users = runs[0]["test_per_user"]["user"]
     for r in runs[1:]:
         if r["test_per_user"]["user"] != users:
             raise ValueError(f"{r['variant']} seed {r['seed']} was tested on other users than seed {runs[0]['seed']}")
-    return users, np.mean([r["test_per_user"][metric] for r in runs], axis=0)
+    return users, np.array([r["test_per_user"][metric] for r in runs], dtype=float)
 
 
-def seed_test(first_runs: list[dict], other_runs: list[dict], metric: str, paired: bool = False) -> float | None:
-    """A t-test over the seeds: each run's ``metric`` averaged over its test users, so that
-    the spread between training seeds is counted. The paired test over users counts the
-    spread between test users instead (each user averaged over the seeds) and not that of
-    the training; neither counts both. Two models' seeds are independent trainings: Welch's
-    t-test (scipy's ``ttest_ind``, unequal variances). ``paired``: the runs of one seed start
-    from the same weights and batches (a model with clean and with noisy profiles), so the
-    seeds are paired (``ttest_rel``; both sides must have the same seeds).
-    The two-sided p-value; None with fewer than 2 runs on a side, or runs without per-user
-    results, or no spread to test against."""
-    from scipy import stats
-
-    if min(len(first_runs), len(other_runs)) < 2 or not all("test_per_user" in r for r in first_runs + other_runs):
-        return None
-    if paired:
-        seeds = {r["seed"]: r for r in other_runs}
-        if sorted(seeds) != sorted(r["seed"] for r in first_runs):
-            raise ValueError("a paired test over the seeds needs the same seeds on both sides")
-        other_runs = [seeds[r["seed"]] for r in first_runs]
-    means = [np.array([np.mean(r["test_per_user"][metric]) for r in runs]) for runs in (first_runs, other_runs)]
-    spread = np.ptp(means[0] - means[1]) if paired else max(np.ptp(side) for side in means)
-    if spread == 0:
-        return None
-    with warnings.catch_warnings():  # of a side without spread: Welch's test takes the other side's
-        warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
-        p = stats.ttest_rel(*means).pvalue if paired else stats.ttest_ind(*means, equal_var=False).pvalue
-    return float(p)
+def run_means(runs: list[dict], metric: str) -> list[float]:
+    """Each run's ``metric`` averaged over its test users."""
+    return [float(np.mean(r["test_per_user"][metric])) for r in runs]
 
 
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment of p-values for testing them all at once (in the given
-    order): the i-th smallest is multiplied by ``m - i + 1`` (i from 1), then made no
-    smaller than the one before it, and capped at 1. An adjusted p below the level rejects
-    with the family-wise error rate held at that level."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [0.0] * len(p_values)
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
-        adjusted[index] = running
-    return adjusted
+def table_test(results: dict, test: str = "two_level") -> str:
+    """The test a table gets: ``test``, except that the two-level test needs two seeds or
+    more of every model (the seeds' spread is measured from them): with fewer, the paired
+    t-test over the users, which the table then says does not count the seeds' spread."""
+    if test == "two_level" and min(len(runs) for runs in results.values()) < 2:
+        return "ttest"
+    return test
 
 
-def significance(results: dict, columns: list[str], test: str = "ttest") -> dict | None:
-    """``{other variant: {column: paired_test(first, other)}}`` in percentage points, the
-    first variant against each other one over the test users, each user's metric averaged
-    over seeds; each test also holds ``p_holm``, its p-value adjusted (:func:`holm`) for the
-    comparisons with every other variant on the same metric, and ``p_seeds``, the p-value
-    of :func:`seed_test` (None with fewer than 2 seeds). None if some run has no per-user
-    results."""
+def significance(results: dict, columns: list[str], test: str = "two_level") -> dict | None:
+    """``{other variant: {column: test}}`` in percentage points, the first variant against
+    each other one: with ``two_level`` (:func:`recbole_umi.stats.two_level_test`) over the
+    test users and the training seeds; with ``ttest`` or ``wilcoxon``
+    (:func:`recbole_umi.stats.paired_test`) over the test users, each user's metric averaged
+    over the seeds, and then also ``p_seeds``, Welch's t-test of the seeds' means (None with
+    fewer than 2 seeds). Each test holds ``p_holm``, its p-value adjusted (:func:`holm`) for
+    the comparisons with every other variant on the same metric. None if some run has no
+    per-user results. Call :func:`table_test` first: ``two_level`` needs 2 seeds a model."""
+    if test not in stats.TESTS:
+        raise ValueError(f"test must be one of {tuple(stats.TESTS)}, got {test!r}")
     variants = list(results)
-    first = {column: seed_averaged_users(results[variants[0]], recbole_metric_name(column)) for column in columns}
     tests = {}
     for other in variants[1:]:
         tests[other] = {}
         for column in columns:
-            first_users = first[column]
-            other_users = seed_averaged_users(results[other], recbole_metric_name(column))
-            if first_users is None or other_users is None:
+            metric = recbole_metric_name(column)
+            first, second = per_seed_users(results[variants[0]], metric), per_seed_users(results[other], metric)
+            if first is None or second is None:
                 return None
-            if first_users[0] != other_users[0]:
+            if first[0] != second[0]:
                 raise ValueError(f"{variants[0]} and {other} were tested on other users: not the same split")
-            tests[other][column] = paired_test(100 * first_users[1], 100 * other_users[1], test)
-            tests[other][column]["p_seeds"] = seed_test(results[variants[0]], results[other],
-                                                        recbole_metric_name(column))
+            if test == "two_level":
+                result = stats.two_level_test(100 * first[1], 100 * second[1])
+                if result is None:
+                    raise ValueError(f"the two-level test needs 2 seeds or more of {variants[0]} and {other}")
+            else:
+                result = stats.paired_test(100 * first[1].mean(axis=0), 100 * second[1].mean(axis=0), test)
+                result["p_seeds"] = stats.seed_test(run_means(results[variants[0]], metric),
+                                                    run_means(results[other], metric))
+            tests[other][column] = result
     for column in columns:
-        adjusted = holm([tests[other][column]["p"] for other in tests])
+        adjusted = stats.holm([tests[other][column]["p"] for other in tests])
         for other, p_holm in zip(tests, adjusted):
             tests[other][column]["p_holm"] = p_holm
     return tests
 
 
-def render_significance(tests: dict, columns: list[str], first: str, n_users: int, test: str) -> str:
-    lines = [
-        f"{SIGNIFICANCE_TESTS[test].capitalize()} of {first} against each model over the {n_users} test users "
-        "(each user's metric averaged over the seeds): difference in points, its 95% confidence interval, "
-        f"p-value; * p < {SIGNIFICANCE_LEVEL}; † also below {SIGNIFICANCE_LEVEL} after Holm's correction for the "
-        f"{len(tests)} comparison(s) on each metric. \"seeds p\": Welch's t-test of the seeds' means, which counts "
-        "the spread between training seeds and not between test users, the other way round from the test over "
-        "users (2 seeds or more; not corrected).",
-        "",
-        f"| {first} vs | " + " | ".join(columns) + " |",
-        "| --- |" + " --- |" * len(columns),
-    ]
+def render_significance(tests: dict, columns: list[str], first: str, n_users: int, test: str,
+                        n_seeds: int | None = None) -> str:
+    level = stats.LEVEL
+    if test == "two_level":
+        caption = (
+            f"Two-level test of {first} against each model over the {n_users} test users and the training seeds "
+            "(recbole_umi.stats.two_level_test: both the test users and the seeds count as samples, so the "
+            "interval is as wide as a rerun with other seeds and users could move the difference): difference "
+            f"in points, its 95% interval, p-value; * p < {level}; † also below {level} after Holm's correction "
+            f"for the {len(tests)} comparison(s) on each metric."
+        )
+    else:
+        caption = (
+            f"{stats.TESTS[test].capitalize()} of {first} against each model (each user's metric averaged over the "
+            f"seeds; the {n_users} test users are the samples): difference in points, its 95% confidence interval, "
+            f"p-value; * p < {level}; † also below {level} after Holm's correction for the {len(tests)} "
+            "comparison(s) on each metric. This test does not count how much a model moves from one training "
+            "seed to the next" + (" (one seed: that spread cannot be measured)" if n_seeds == 1 else "")
+            + ". \"seeds p\": Welch's t-test of the seeds' means, which counts the spread between training seeds "
+            "and not between test users (2 seeds or more; not corrected)."
+        )
+    lines = [caption, "", f"| {first} vs | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
     for other, row in tests.items():
         cells = []
         for column in columns:
             t = row[column]
-            star = "*" if t["p"] < SIGNIFICANCE_LEVEL else ""
-            star += "†" if t["p_holm"] < SIGNIFICANCE_LEVEL else ""
+            star = "*" if t["p"] < level else ""
+            star += "†" if t["p_holm"] < level else ""
             seeds = "" if t.get("p_seeds") is None else f"; seeds p={t['p_seeds']:.3g}"
             cells.append(f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] p={t['p']:.3g}{star}{seeds}")
         lines.append(f"| {other} | " + " | ".join(cells) + " |")
@@ -535,7 +532,7 @@ def render_markdown(columns: list[str], table: dict, n_seeds: int, tests: dict |
     lines = [
         f"Test metrics in percent, mean ± std over {n_seeds} seed(s); **best**, _second best_; "
         f"▲% = relative improvement of {next(iter(table))} over the best other model"
-        + (f", * where the paired test below gives p < {SIGNIFICANCE_LEVEL}." if tests else "."),
+        + (f", * where the test below gives p < {stats.LEVEL}." if tests else "."),
         "",
         "| model | " + " | ".join(columns) + " |",
         "| --- |" + " --- |" * len(columns),
@@ -554,7 +551,7 @@ def render_markdown(columns: list[str], table: dict, n_seeds: int, tests: dict |
     if any(g is not None for g in gains):
         cells = []
         for column, gain in zip(columns, gains):
-            star = "*" if tests and tests[best_other(table, column)][column]["p"] < SIGNIFICANCE_LEVEL else ""
+            star = "*" if tests and tests[best_other(table, column)][column]["p"] < stats.LEVEL else ""
             cells.append("" if gain is None else f"{gain:+.2f}{star}")
         lines.append("| ▲% | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -622,13 +619,30 @@ def read_variant_files(path, variants: list[str]) -> dict[str, list[str]]:
     return chosen
 
 
+def render_code(results: dict, allow_mixed: bool = False) -> str:
+    """The code the runs of a table ran (:mod:`recbole_umi.provenance`): one line when it is
+    one version, else a list of the versions and their runs (which only ``allow_mixed``
+    permits: :class:`recbole_umi.provenance.MixedCodeError` otherwise)."""
+    records = [{"name": f"{variant} seed {r['seed']}", "code": r.get("code")}
+               for variant, runs in results.items() for r in runs]
+    groups = check_same_code(records, "this table", allow_mixed)
+    if len(groups) == 1:
+        return f"Code: {describe_code(records[0]['code'])}.\n"
+    described = {}
+    for record in records:
+        described.setdefault(describe_code(record["code"]), []).append(record["name"])
+    lines = [f"Runs of {len(groups)} code versions in this table (--allow_mixed_code):", ""]
+    lines += [f"- {version}: {', '.join(names)}" for version, names in described.items()]
+    return "\n".join(lines) + "\n"
+
+
 def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        stats = ("delta", "low", "high", "p", "p_holm", "p_seeds")
-        writer.writerow(["vs", *[f"{c} {stat}" for c in columns for stat in stats]])
+        fields = ("delta", "low", "high", "p", "p_holm", "p_seeds", "df", "seed_share")
+        writer.writerow(["vs", *[f"{c} {field}" for c in columns for field in fields]])
         for other, row in tests.items():
-            cells = ["" if row[c].get(stat) is None else f"{row[c][stat]:.6g}" for c in columns for stat in stats]
+            cells = ["" if row[c].get(field) is None else f"{row[c][field]:.6g}" for c in columns for field in fields]
             writer.writerow([other, *cells])
 
 
@@ -646,8 +660,11 @@ def main(argv: list[str] | None = None) -> str:
                         help="a YAML file mapping variant names to lists of YAML files for that variant only "
                              "(e.g. each model's tuned best.yaml), above --config_files")
     parser.add_argument("--table", default="table", help="name of the table files in --out (default: table.md, table.csv)")
-    parser.add_argument("--significance", default="ttest", choices=tuple(SIGNIFICANCE_TESTS),
-                        help="paired test of the first model against each other one (default: ttest)")
+    parser.add_argument("--significance", default="two_level", choices=tuple(stats.TESTS),
+                        help="test of the first model against each other one: two_level (over test users and "
+                             "training seeds, the default), ttest or wilcoxon (over test users only)")
+    parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
+                        help="put runs of different code versions in one table (the table lists them)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = parse_cmd_args(rest)  # fails now, not after hours of runs, on a malformed argument
     if "seed" in settings:
@@ -656,20 +673,24 @@ def main(argv: list[str] | None = None) -> str:
     seeds = comma_list(args.seeds, int)
     files = comma_list(args.config_files) or None
     variant_files = read_variant_files(args.variant_files, variants) if args.variant_files else None
-    results = compare(variants, args.dataset, seeds, args.out, files, config_dict=settings, variant_files=variant_files)
+    allow_mixed = args.allow_mixed_code == "True"
+    results = compare(variants, args.dataset, seeds, args.out, files, config_dict=settings, variant_files=variant_files,
+                      allow_mixed_code=allow_mixed)
     columns, table = summarise(results)
-    tests = significance(results, columns, args.significance) if len(variants) > 1 else None
+    test = table_test(results, args.significance)
+    tests = significance(results, columns, test) if len(variants) > 1 else None
     markdown = render_markdown(columns, table, len(seeds), tests)
     out = Path(args.out)
     if tests:
         n_users = len(results[variants[0]][0]["test_per_user"]["user"])
-        markdown += "\n" + render_significance(tests, columns, variants[0], n_users, args.significance)
+        markdown += "\n" + render_significance(tests, columns, variants[0], n_users, test, len(seeds))
         write_tests_csv(out / f"{args.table}_tests.csv", columns, tests)
     elif len(variants) > 1:
         markdown += "\nNo paired test: some runs were made before per-user results were kept.\n"
     diagnostics = render_diagnostics(results)
     if diagnostics:
         markdown += "\n" + diagnostics
+    markdown += "\n" + render_code(results, allow_mixed)
     (out / f"{args.table}.md").write_text(markdown)
     write_csv(out / f"{args.table}.csv", columns, table)
     print(markdown)

@@ -13,11 +13,11 @@ so an interrupted command resumes. ``--clean_from=DIR`` takes the clean runs fro
 seeds): ``compare`` checks that its runs have this command's settings, and trains any that are
 missing there. ``OUT/table5.md`` (and ``.csv``) holds, per model, the
 clean and noisy test metrics (mean ± std over the seeds, percent) and the relative drop,
-as the paper lays it out; then, over the test users (each user's metric averaged over the
-seeds), a paired test of each model's clean against its noisy runs, and of the first
-model's per-user drop against each other model's (does it lose less?); and over the seeds
-(each run's mean over the test users, the clean and the noisy run of a seed paired), the
-clean against the noisy runs (:func:`recbole_umi.compare.seed_test`).
+as the paper lays it out; then the two-level test (:func:`recbole_umi.stats.two_level_test`,
+over the test users and the training seeds) of each model's clean against its noisy runs (a
+seed's clean and noisy run paired: they start from the same weights), and of the first
+model's per-user drop against each other model's (does it lose less?). With one seed, the
+paired t-test over the users, which does not count the seeds' spread.
 """
 
 from __future__ import annotations
@@ -31,14 +31,8 @@ import csv  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from recbole_umi.compare import (  # noqa: E402
-    compare,
-    paired_test,
-    read_variant_files,
-    seed_averaged_users,
-    seed_test,
-    summarise,
-)
+from recbole_umi import stats  # noqa: E402
+from recbole_umi.compare import compare, per_seed_users, read_variant_files, render_code, summarise  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.metrics import recbole_metric_name  # noqa: E402
 from recbole_umi.settings import check  # noqa: E402
@@ -71,38 +65,48 @@ def noise_table(clean: dict, noisy: dict, share: float) -> tuple[str, list[list[
         rows += [[variant, "clean", *(f"{m:.4f}" for m, _ in clean_row)],
                  [variant, "noisy", *(f"{m:.4f}" for m, _ in noisy_row)],
                  [variant, "relative drop %", *(f"{d:.4f}" for d in drops)]]
-    lines += ["", "Paired t-tests over the test users (each user's metric averaged over the seeds), and for the "
-              "clean - noisy rows over the seeds (\"seeds p\"):", ""]
+    two_level = n_seeds >= 2
+    how = ("Two-level tests over the test users and the training seeds (recbole_umi.stats.two_level_test; "
+           "clean - noisy with a seed's two runs paired, as they start from the same weights)" if two_level else
+           "Paired t-tests over the test users (one seed: the spread between training seeds cannot be measured "
+           "and is not counted)")
+    lines += ["", f"{how}: difference in points [95% interval] (p):", ""]
     lines += ["| comparison | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
-    per_user = {}
+    drops = {}  # variant -> column -> seeds x users clean - noisy
     for variant in variants:
-        cells, per_user[variant] = [], {}
+        cells, drops[variant] = [], {}
         for column in columns:
             metric = recbole_metric_name(column)
-            a, b = seed_averaged_users(clean[variant], metric), seed_averaged_users(noisy[variant], metric)
+            a, b = per_seed_users(clean[variant], metric), per_seed_users(noisy[variant], metric)
             if a is None or b is None or a[0] != b[0]:
                 cells.append("n/a")
                 continue
-            per_user[variant][column] = a[1] - b[1]
-            test = paired_test(a[1], b[1])
-            seeds = seed_test(clean[variant], noisy[variant], metric, paired=True)  # a seed: the same start
-            seeds = "" if seeds is None else f"; seeds p={seeds:.3g}"
-            cells.append(f"{100 * test['delta']:+.3f} (p={test['p']:.3g}{seeds})")
+            clean_seeds = [r["seed"] for r in clean[variant]]
+            if clean_seeds != [r["seed"] for r in noisy[variant]]:
+                raise ValueError(f"{variant}: the clean and the noisy runs have other seeds")
+            drops[variant][column] = 100 * (a[1] - b[1])
+            cells.append(_cell(100 * a[1], 100 * b[1], two_level, paired_seeds=True))
         lines.append(f"| {variant}: clean - noisy | " + " | ".join(cells) + " |")
     first = variants[0]
     for other in variants[1:]:
         cells = []
         for column in columns:
-            if column in per_user[first] and column in per_user[other]:
-                test = paired_test(per_user[first][column], per_user[other][column])
-                cells.append(f"{100 * test['delta']:+.3f} (p={test['p']:.3g})")
+            if column in drops[first] and column in drops[other]:
+                cells.append(_cell(drops[first][column], drops[other][column], two_level))
             else:
                 cells.append("n/a")
         lines.append(f"| drop of {first} - drop of {other} | " + " | ".join(cells) + " |")
-    lines += ["", "Differences in points; a negative drop difference: the first model loses less. \"seeds p\": "
-              "the paired t-test of the clean and the noisy runs' means, seed by seed (a seed's two runs start "
-              "from the same weights), which counts the spread between training seeds and not between test users."]
+    lines += ["", "Differences in points; a negative drop difference: the first model loses less."]
     return "\n".join(lines) + "\n", rows
+
+
+def _cell(first, other, two_level: bool, paired_seeds: bool = False) -> str:
+    """``"+0.123 [-0.2, +0.4] (p=0.5)"`` for two ``seeds x users`` arrays in points."""
+    if two_level:
+        test = stats.two_level_test(first, other, paired_seeds=paired_seeds)
+    else:
+        test = stats.paired_test(first.mean(axis=0), other.mean(axis=0))
+    return f"{test['delta']:+.3f} [{test['low']:+.2f}, {test['high']:+.2f}] (p={test['p']:.3g})"
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -117,6 +121,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--variant_files", default=None, help="as in compare")
     parser.add_argument("--clean_from", default=None,
                         help="a compare folder whose runs (same models, seeds and settings) are the clean ones")
+    parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
+                        help="put runs of different code versions in one table (the table lists them)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     share = check("profile_noise", args.profile_noise)
     if share == 0:
@@ -132,12 +138,16 @@ def main(argv: list[str] | None = None) -> str:
     # the clean runs leave profile_noise at its default (off), so their settings are those of
     # a plain comparison and --clean_from can name one
     clean_out = Path(args.clean_from) if args.clean_from else out / "clean"
+    allow_mixed = args.allow_mixed_code == "True"
     results = {
-        "clean": compare(variants, args.dataset, seeds, clean_out, files, settings, variant_files=variant_files),
+        "clean": compare(variants, args.dataset, seeds, clean_out, files, settings, variant_files=variant_files,
+                         allow_mixed_code=allow_mixed),
         "noisy": compare(variants, args.dataset, seeds, out / "noisy", files, {**settings, "profile_noise": share},
-                         variant_files=variant_files),
+                         variant_files=variant_files, allow_mixed_code=allow_mixed),
     }
     markdown, rows = noise_table(results["clean"], results["noisy"], share)
+    both = {f"{variant} ({kind})": runs for kind, result in results.items() for variant, runs in result.items()}
+    markdown += "\n" + render_code(both, allow_mixed)
     (out / "table5.md").write_text(markdown)
     with (out / "table5.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows(rows)

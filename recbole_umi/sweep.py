@@ -27,19 +27,21 @@ from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
 
-from recbole_umi.compare import check_comparison, compare, mean_std, run_protocol, summarise  # noqa: E402
+from recbole_umi.compare import check_comparison, compare, mean_std, render_code, run_protocol, summarise  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
 
 __all__ = ["sweep", "plot", "main"]
 
 
-def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, config_dict=None, log=print) -> dict:
+def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,
+          allow_mixed_code: bool = False) -> dict:
     """``{value: (columns, {column: (mean, std)})}`` over the runs of every value: the test
     metrics (percent), the best validation metrics (``valid HitRate@50``, ..., percent: the
     ones to choose a value by) and, for multi-interest models, the test users' mean interest
     cosine and routing overlap (``interest cosine``, ``routing overlap``,
-    :func:`recbole_umi.evaluation.interest_diagnostics`)."""
+    :func:`recbole_umi.evaluation.interest_diagnostics`). Runs of different code versions,
+    in one value's folder or across values, are refused unless ``allow_mixed_code``."""
     out = Path(out)
 
     def settings(value):
@@ -47,16 +49,20 @@ def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, co
 
     def runs_of(value, seeds_now):
         folder = out / f"{setting}={value}"
-        return compare([model], dataset, seeds_now, folder, config_file_list, settings(value), log=log)
+        return compare([model], dataset, seeds_now, folder, config_file_list, settings(value), log=log,
+                       allow_mixed_code=allow_mixed_code)
 
     for value in values:  # every value's settings and finished runs, before anything trains
-        check_comparison([model], dataset, seeds, out / f"{setting}={value}", config_file_list, settings(value))
+        check_comparison([model], dataset, seeds, out / f"{setting}={value}", config_file_list, settings(value),
+                         allow_mixed_code=allow_mixed_code)
     for seed in seeds:  # seed by seed: a sweep cut short is complete for its first seeds
         for value in values:
             runs_of(value, [seed])
+    every_run = {f"{setting}={value}": runs_of(value, seeds)[model] for value in values}  # all on disk now
+    render_code(every_run, allow_mixed_code)  # MixedCodeError across the values' folders
     summary = {}
     for value in values:
-        results = runs_of(value, seeds)  # every run is on disk now: read back
+        results = {model: every_run[f"{setting}={value}"]}
         columns, table = summarise(results)
         row = dict(table[model])
         runs = results[model]
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", default="2020,2021,2022")
     parser.add_argument("--out", required=True)
     parser.add_argument("--config_files", default=None)
+    parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
+                        help="put runs of different code versions in one sweep")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = parse_cmd_args(rest)
     if args.setting in settings or "seed" in settings:
@@ -137,7 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
     values = comma_list(args.values, yaml.safe_load)
     seeds = comma_list(args.seeds, int)
     files = comma_list(args.config_files) or None
-    summary = sweep(args.model, args.setting, values, args.dataset, seeds, args.out, files, settings)
+    summary = sweep(args.model, args.setting, values, args.dataset, seeds, args.out, files, settings,
+                    allow_mixed_code=args.allow_mixed_code == "True")
     out = Path(args.out)
     write_csv(summary, args.setting, out / "sweep.csv")
     plot(summary, args.setting, f"{args.model} on {args.dataset}: test metrics against {args.setting} "

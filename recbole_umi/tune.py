@@ -10,7 +10,8 @@ The params file has RecBole's format, one setting a line: ``learning_rate loguni
 alike, and the variants of ``compare`` (``MIND+HN``, ``UMI-IR``, ...). Each trial trains once through :func:`recbole_umi.run` with the searched values
 over the fixed settings (``--config_files``, ``--key=value``) and is written to
 ``<out>/trials/<n>.json`` as soon as it ends: its settings, its best validation score and
-result, and its test result. Test results are recorded, never used: the best trial is the
+result, its test result, and the code that ran it (:mod:`recbole_umi.provenance`; a search
+whose finished trials ran other code is not resumed without ``--allow_mixed_code=True``). Test results are recorded, never used: the best trial is the
 one with the best validation score (``valid_metric``), written as ``<out>/best.yaml``, a
 file ``--config_files`` accepts. ``<out>/trials.md`` lists every trial.
 
@@ -55,6 +56,7 @@ from recbole_umi.compare import (  # noqa: E402
     run_settings,
 )
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
+from recbole_umi.provenance import check_same_code, code_version, describe_code  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
 __all__ = ["ALGORITHMS", "ParamsFileError", "read_params_file", "Tuning", "tune", "main"]
@@ -120,7 +122,8 @@ class Tuning(HyperTuning):
     """
 
     def __init__(self, model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
-                 config_file_list=None, config_dict=None, log=print, start_from_defaults=True):
+                 config_file_list=None, config_dict=None, log=print, start_from_defaults=True,
+                 allow_mixed_code=False):
         if algo not in ALGORITHMS:
             raise ValueError(f"--algo must be one of {ALGORITHMS}, got {algo!r}")
         self.space_spec = read_params_file(params_file)
@@ -132,6 +135,7 @@ class Tuning(HyperTuning):
         self.fixed_settings = {**(config_dict or {}), **variant_settings}
         self.log = log
         self.start_from_defaults = start_from_defaults
+        self.allow_mixed_code = allow_mixed_code
         # RecBole's own space builder, fed from our reader (which allows comments)
         space = {}
         for name, (kind, values) in self.space_spec.items():
@@ -209,6 +213,14 @@ class Tuning(HyperTuning):
         else:
             path.write_text(json.dumps(self.record, indent=2) + "\n")
 
+    def _check_code(self) -> None:
+        """Refuse to add trials of this code to finished trials of other code (the choice
+        among them would mix code versions), unless ``allow_mixed_code``."""
+        records = [{"name": f"trial {t['trial']}", "code": t.get("code")} for t in self.finished_trials()]
+        if len(records) < self.max_evals:
+            records.append({"name": "the trials to run now", "code": code_version()})
+        check_same_code(records, f"the search in {self.out}", self.allow_mixed_code)
+
     # -- one trial ---------------------------------------------------------------------
     def trial_checkpoints(self, number: int) -> Path:
         """Where trial ``number`` keeps its checkpoints while it trains (removed when it ends)."""
@@ -244,6 +256,7 @@ class Tuning(HyperTuning):
             "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
             "test_result": {k: float(v) for k, v in result["test_result"].items()},
             "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
+            "code": code_version(),  # the code that ran it
             "resumed_from": result.get("resumed_from"),
             "epochs": result["epochs"],
             "best_epoch": result["best_epoch"],
@@ -271,6 +284,7 @@ class Tuning(HyperTuning):
 
         (self.out / "trials").mkdir(parents=True, exist_ok=True)
         self._check_or_write_record()
+        self._check_code()
         already = len(self.finished_trials())
         if already:
             self.log(f"{already} of {self.max_evals} trials already done in {self.out / 'trials'}")
@@ -344,14 +358,23 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> s
         # trials recorded before the epochs were: -
         epochs = f"{t['epochs']} ({'-' if t['best_epoch'] is None else t['best_epoch']})" if "epochs" in t else "-"
         lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {epochs} | {t['wall_s']:.0f} |")
+    versions: dict = {}
+    for t in trials:
+        versions.setdefault(describe_code(t.get("code")), []).append(str(t["trial"]))
+    if len(versions) == 1:
+        lines += ["", f"Code: {next(iter(versions))}."]
+    else:
+        lines += ["", "Trials of several code versions (--allow_mixed_code):", ""]
+        lines += [f"- {version}: trials {', '.join(numbers)}" for version, numbers in versions.items()]
     return "\n".join(lines) + "\n"
 
 
 def tune(model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
-         config_file_list=None, config_dict=None, log=print, start_from_defaults=True) -> dict:
+         config_file_list=None, config_dict=None, log=print, start_from_defaults=True,
+         allow_mixed_code=False) -> dict:
     """Run (or resume) a search; returns the best trial's record."""
     return Tuning(model, dataset, params_file, out, algo, max_evals, seed, config_file_list, config_dict, log,
-                  start_from_defaults).run()
+                  start_from_defaults, allow_mixed_code).run()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -367,10 +390,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files of fixed settings")
     parser.add_argument("--start_from_defaults", default="True", choices=("True", "False"),
                         help="make the model's current settings the first trial (default True)")
+    parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
+                        help="resume a search whose finished trials ran other code (trials.md lists the versions)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     files = comma_list(args.config_files) or None
     best = tune(args.model, args.dataset, args.params_file, args.out, args.algo, args.max_evals, args.search_seed,
-                files, parse_cmd_args(rest), start_from_defaults=args.start_from_defaults == "True")
+                files, parse_cmd_args(rest), start_from_defaults=args.start_from_defaults == "True",
+                allow_mixed_code=args.allow_mixed_code == "True")
     print(f"best trial {best['trial']}: valid {best['best_valid_score']:.4f} with {best['params']} -> {Path(args.out) / 'best.yaml'}")
     return best
 

@@ -9,10 +9,13 @@ Each ``NAME=FOLDER`` is an objective and a ``compare`` folder whose ``runs/`` ho
 (the paper's loss can be Table 2's folder: the same settings). For each objective and model
 the table gives the test ``--metric`` (percent, mean ± std over the seeds found, their number
 in brackets where it is not all of ``--seeds``). ``*`` marks a model whose difference from the
-first model under the same objective is significant (paired t-test over the test users, each
-user's metric averaged over the seeds both have, p < 0.05), ``‡`` one whose seeds' means differ
-(Welch's t-test, p < 0.05; 2 seeds or more), which counts the spread between training seeds
-where the test over users counts the spread between users. The last columns choose each
+first model under the same objective is significant (p < 0.05) on the seeds both have: by
+the two-level test over the test users and the training seeds (``--significance=two_level``,
+the default; :func:`recbole_umi.stats.two_level_test`), or where a cell has one seed, whose
+spread cannot be measured, by the paired t-test over the users, marked ``(1 seed)``. With
+``--significance=ttest`` the test is over the users (each user's metric averaged over the
+seeds) and ``‡`` marks a model whose seeds' means differ (Welch's t-test, p < 0.05; 2 seeds or
+more). The last columns choose each
 model's objective on validation (the highest mean best-validation ``--metric``), never on
 test, and give its test figure there. ``--stand_in=MODEL@OBJECTIVE=OTHER@FOLDER`` takes another
 model's runs for a model under an objective where the two are the same model and loss
@@ -35,7 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recbole_umi.compare import SIGNIFICANCE_LEVEL, mean_std, run_protocol, significance  # noqa: E402
+from recbole_umi import stats  # noqa: E402
+from recbole_umi.compare import mean_std, run_protocol, significance, table_test  # noqa: E402
 from recbole_umi.config import comma_list  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
 
@@ -59,7 +63,8 @@ def metric_of(record: dict, metric: str, kind: str) -> float:
 
 
 def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list[int], metric: str,
-                     stand_ins: dict[tuple[str, str], tuple[str, Path]] | None = None, against: str | None = None):
+                     stand_ins: dict[tuple[str, str], tuple[str, Path]] | None = None, against: str | None = None,
+                     test_name: str = "two_level"):
     """``(markdown, csv rows)`` of the table (see the module's docstring). ``stand_ins``:
     ``{(model, objective): (other model, folder)}``, the runs that stand for a model under an
     objective (``--stand_in``); ``against``: the objective each model's other cells are
@@ -92,8 +97,9 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
             mean, std = mean_std([metric_of(r, metric, "test") for r in runs[model]])
             test[model][name] = mean
             valid[model][name] = mean_std([metric_of(r, metric, "valid") for r in runs[model]])[0]
-            tested = None if model == first else _paired({first: runs.get(first), model: runs[model]}, metric)[0]
-            p, p_seeds = (None, None) if tested is None else (tested["p"], tested["p_seeds"])
+            tested = None if model == first else _paired({first: runs.get(first), model: runs[model]}, metric,
+                                                         test_name)[0]
+            p, p_seeds = (None, None) if tested is None else (tested["p"], tested.get("p_seeds"))
             star = _marks(tested)
             count = "" if len(runs[model]) == len(seeds) else f" ({len(runs[model])})"
             stand_in = f" [{stand_ins[model, name][0]}]" if (model, name) in stand_ins else ""
@@ -101,11 +107,9 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
             values[model] += [f"{mean:.4f}", f"{std:.4f}", len(runs[model]), "" if p is None else f"{p:.4g}",
                               "" if p_seeds is None else f"{p_seeds:.4g}"]
     lines = [
-        f"Test {metric} in percent, mean ± std over the seeds ({len(seeds)} unless bracketed); * the paired "
-        f"t-test against {first} in the same column over the test users gives p < 0.05, ‡ Welch's t-test of "
-        f"the seeds' means does (which counts the spread between training seeds, not between test users). The "
-        f"chosen column is the one "
-        f"with the highest mean best-validation {metric}.",
+        f"Test {metric} in percent, mean ± std over the seeds ({len(seeds)} unless bracketed); * {_test_words(test_name)} "
+        f"against {first} in the same column gives p < 0.05. The chosen column is the one with the highest mean "
+        f"best-validation {metric}.",
         "",
         "| model | " + " | ".join(objectives) + " | chosen on validation | its test |",
         "| --- |" + " --- |" * (len(objectives) + 2),
@@ -121,18 +125,26 @@ def objectives_table(objectives: dict[str, Path], models: list[str], seeds: list
         if objective in used.get(model, []):
             lines += ["", f"[{other}]: {model} under {objective} is {other}'s runs in {other_folder}."]
     if against is not None:
-        lines += ["", *_against_table(by_objective, against, models, metric, rows)]
+        lines += ["", *_against_table(by_objective, against, models, metric, rows, test_name)]
     return "\n".join(lines) + "\n", rows
 
 
+def _test_words(test_name: str) -> str:
+    if test_name == "two_level":
+        return ("the two-level test over the test users and the training seeds (the paired t-test over the users "
+                "where a side has one seed, marked (1 seed): the seeds' spread is not counted there)")
+    return ("the paired t-test over the test users (each averaged over the seeds) gives p < 0.05, ‡ Welch's t-test "
+            "of the seeds' means does (which counts the spread between training seeds, not between test users); *")
+
+
 def _against_table(by_objective: dict[str, dict[str, list[dict]]], against: str, models: list[str], metric: str,
-                   rows: list[list]) -> list[str]:
+                   rows: list[list], test_name: str = "two_level") -> list[str]:
     """The lines of the ``--against`` table; each model's CSV row (``rows``, the header
     first) gains its difference and p-values for each other objective."""
     others = [name for name in by_objective if name != against]
     lines = [
         f"Test {metric} in each column minus in {against}, the same model, in points (seeds both cells "
-        f"have); * the paired t-test over the test users gives p < 0.05, ‡ Welch's t-test of the seeds' means does.",
+        f"have); * {_test_words(test_name)} gives p < 0.05.",
         "",
         "| model | " + " | ".join(f"{name} - {against}" for name in others) + " |",
         "| --- |" + " --- |" * len(others),
@@ -142,38 +154,46 @@ def _against_table(by_objective: dict[str, dict[str, list[dict]]], against: str,
         cells = []
         for name in others:
             test, seeds = _paired({name: by_objective[name].get(model), against: by_objective[against].get(model)},
-                                  metric)
+                                  metric, test_name)
             if test is None:
                 cells.append("-")
                 row += ["", "", ""]
                 continue
             count = f", {seeds} seeds" if seeds > 1 else ""
             cells.append(f"{test['delta']:+.2f}{_marks(test)} (p = {test['p']:.2g}{count})")
-            row += [f"{test['delta']:.4f}", f"{test['p']:.4g}", "" if test["p_seeds"] is None else f"{test['p_seeds']:.4g}"]
+            row += [f"{test['delta']:.4f}", f"{test['p']:.4g}",
+                    "" if test.get("p_seeds") is None else f"{test['p_seeds']:.4g}"]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _paired(pair: dict[str, list[dict] | None], metric: str) -> tuple[dict | None, int]:
+def _paired(pair: dict[str, list[dict] | None], metric: str, test_name: str = "two_level") -> tuple[dict | None, int]:
     """The first of ``pair``'s two run lists (``{name: runs}``) tested against the second on the
-    seeds both have, as :func:`significance` gives it (``delta``: first minus second; ``p``, the
-    paired t-test over the users; ``p_seeds``, Welch's over the seeds, None with fewer than 2),
-    and the number of those seeds. None where either has no runs, they share no seed, or a
-    run has no per-user results."""
+    seeds both have, as :func:`significance` gives it (``delta``: first minus second; ``p``;
+    with the paired t-test also ``p_seeds``, Welch's over the seeds), and the number of those
+    seeds. The two-level test falls back to the paired t-test where they share one seed
+    (``one_seed`` is then True). None where either has no runs, they share no seed, or a run
+    has no per-user results."""
     (_, first_runs), (other, other_runs) = pair.items()
     common = {r["seed"] for r in first_runs or []} & {r["seed"] for r in other_runs or []}
     if not common:
         return None, 0
-    tests = significance({name: [r for r in runs if r["seed"] in common] for name, runs in pair.items()}, [metric])
-    return (None if tests is None else tests[other][metric]), len(common)
+    restricted = {name: [r for r in runs if r["seed"] in common] for name, runs in pair.items()}
+    used = table_test(restricted, test_name)
+    tests = significance(restricted, [metric], used)
+    if tests is None:
+        return None, len(common)
+    return {**tests[other][metric], "one_seed": used != test_name}, len(common)
 
 
 def _marks(test: dict | None) -> str:
-    """``*`` where the test over the users gives p < 0.05, ``‡`` where the test over the seeds does."""
+    """``*`` where the test gives p < 0.05 (`` (1 seed)`` where the two-level test fell back to
+    the test over users), ``‡`` where Welch's test over the seeds does (``--significance=ttest``)."""
     if test is None:
         return ""
-    marks = "*" if test["p"] < SIGNIFICANCE_LEVEL else ""
-    return marks + ("‡" if test["p_seeds"] is not None and test["p_seeds"] < SIGNIFICANCE_LEVEL else "")
+    marks = "*" if test["p"] < stats.LEVEL else ""
+    marks += "‡" if test.get("p_seeds") is not None and test["p_seeds"] < stats.LEVEL else ""
+    return marks + (" (1 seed)" if test.get("one_seed") else "")
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -186,6 +206,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--stand_in", action="append", default=[], metavar="MODEL@OBJECTIVE=OTHER@FOLDER",
                         help="under OBJECTIVE, MODEL's runs are OTHER's in FOLDER (the same model and loss under "
                              "another name); marked in the table")
+    parser.add_argument("--significance", default="two_level", choices=("two_level", "ttest"),
+                        help="two_level (test users and training seeds; the default) or ttest (over the users, "
+                             "with Welch's test over the seeds beside it)")
     parser.add_argument("--against", default=None, metavar="NAME",
                         help="also test each model's other cells against its cell under objective NAME")
     args = parser.parse_args(argv)
@@ -209,7 +232,7 @@ def main(argv: list[str] | None = None) -> str:
         parser.error(f"--against={args.against}: give one of the table's objectives ({', '.join(objectives)}) "
                      "and at least one other")
     markdown, rows = objectives_table(objectives, comma_list(args.models), comma_list(args.seeds, int), args.metric,
-                                      stand_ins, args.against)
+                                      stand_ins, args.against, args.significance)
     print(markdown)
     if args.out:
         Path(f"{args.out}.md").write_text(markdown)

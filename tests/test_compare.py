@@ -67,32 +67,44 @@ def test_table_and_resume(compare_args, finished, monkeypatch, capsys):
     assert stats("ComiRecSA+HN", "recall@10") in comirec_row
     gain_row = next(line for line in lines if line.startswith("| ▲% |"))
 
-    # the paired test: UMI against ComiRecSA+HN over the same test users, averaged over seeds
+    # the default test: UMI against ComiRecSA+HN over the test users and the seeds (two-level)
     from scipy import stats
+
+    from recbole_umi.stats import two_level_test
 
     users = records["UMI__seed1.json"]["test_per_user"]["user"]
     assert all(r["test_per_user"]["user"] == users for r in records.values())
 
-    def averaged(variant, metric):
-        return [100 * (a + b) / 2 for a, b in zip(*(records[f"{variant}__seed{s}.json"]["test_per_user"][metric] for s in (1, 2)))]
+    def per_seed(variant, metric):
+        return [[100 * x for x in records[f"{variant}__seed{s}.json"]["test_per_user"][metric]] for s in (1, 2)]
 
-    umi, other = averaged("UMI", "recall@10"), averaged("ComiRecSA+HN", "recall@10")
-    p = stats.ttest_rel(umi, other).pvalue if umi != other else 1.0
+    expected = two_level_test(per_seed("UMI", "recall@10"), per_seed("ComiRecSA+HN", "recall@10"))
     tests_row = next(line for line in lines if line.startswith("| ComiRecSA+HN | ") and "p=" in line)
-    users_part, _, seeds_part = tests_row.split(" | ")[3].partition("; ")
-    assert f"{sum(umi) / len(umi) - sum(other) / len(other):+.2f} [" in users_part
-    assert f"p={p:.3g}" in users_part
-    assert gain_row.split(" | ")[3].endswith("*") == (p < 0.05)
+    cell = tests_row.split(" | ")[3]
+    assert cell.startswith(f"{expected['delta']:+.2f} [{expected['low']:+.2f}, {expected['high']:+.2f}] "
+                           f"p={expected['p']:.3g}")
+    assert "seeds p" not in cell  # the two-level test counts the seeds itself
+    assert gain_row.split(" | ")[3].endswith("*") == (expected["p"] < 0.05)
     # one comparison: Holm's correction leaves p as it is, so the dagger goes with the star
-    assert users_part.endswith("*†") == (p < 0.05)
-    # and the test over the seeds: each seed's mean over the users, Welch's t-test
-    seed_means = {v: [100 * sum(records[f"{v}__seed{s}.json"]["test_per_user"]["recall@10"]) / len(users) for s in (1, 2)]
-                  for v in ("UMI", "ComiRecSA+HN")}
+    assert cell.endswith("*†") == (expected["p"] < 0.05)
+    assert "Two-level test of UMI" in markdown and "Code: recbole-umi" in markdown
+
+    # --significance=ttest: over the users (each averaged over the seeds), and Welch over the seeds
+    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    ttest_markdown = main([*args, "--significance=ttest", "--table=ttest"])
+    umi, other = (list(map(statistics.mean, zip(*per_seed(v, "recall@10")))) for v in ("UMI", "ComiRecSA+HN"))
+    p = stats.ttest_rel(umi, other).pvalue if umi != other else 1.0
+    tests_row = next(line for line in ttest_markdown.splitlines() if line.startswith("| ComiRecSA+HN | ") and "p=" in line)
+    users_part, _, seeds_part = tests_row.split(" | ")[3].partition("; ")
+    assert f"{sum(umi) / len(umi) - sum(other) / len(other):+.2f} [" in users_part and f"p={p:.3g}" in users_part
+    seed_means = {v: [statistics.mean(values) for values in per_seed(v, "recall@10")] for v in ("UMI", "ComiRecSA+HN")}
     if len(set(seed_means["UMI"])) + len(set(seed_means["ComiRecSA+HN"])) > 2:  # a spread: a p-value
         welch = stats.ttest_ind(seed_means["UMI"], seed_means["ComiRecSA+HN"], equal_var=False).pvalue
         assert seeds_part.strip() == f"seeds p={welch:.3g}"
     else:
         assert seeds_part == ""
+    monkeypatch.undo()
+    monkeypatch.chdir(out.parent)
     assert (out / "table_tests.csv").exists()
     # exactly one best (bold) and one second best (italic) per column
     cells = [row.split(" | ")[1:] for row in (umi_row, comirec_row)]
@@ -190,66 +202,6 @@ def test_runs_go_seed_by_seed(compare_args, monkeypatch):
     monkeypatch.setattr(compare_module, "run", recorded_run)
     main(args)
     assert order == [("UMI", 1), ("ComiRecSA", 1), ("UMI", 2), ("ComiRecSA", 2)]
-
-
-def test_paired_test_against_hand_computed_values_and_scipy():
-    from scipy import stats
-
-    from recbole_umi.compare import paired_test
-
-    first = [0.2, 0.5, 0.1, 0.9, 0.4]
-    other = [0.1, 0.5, 0.0, 0.6, 0.5]
-    # differences 0.1, 0, 0.1, 0.3, -0.1: mean 0.08, sd sqrt(0.088 / 4), sem sd / sqrt(5)
-    sem = (0.088 / 4) ** 0.5 / 5**0.5
-    t = paired_test(first, other, "ttest")
-    assert t["delta"] == pytest.approx(0.08)
-    assert (t["low"], t["high"]) == pytest.approx((0.08 - 2.776445 * sem, 0.08 + 2.776445 * sem), abs=1e-6)
-    assert t["p"] == pytest.approx(stats.ttest_rel(first, other).pvalue)
-    assert t["p"] == pytest.approx(2 * stats.t.sf(0.08 / sem, 4))  # t = 1.206, 4 degrees of freedom
-    w = paired_test(first, other, "wilcoxon")
-    assert w["p"] == pytest.approx(stats.wilcoxon(first, other).pvalue)
-    assert paired_test([0.3, 0.4], [0.3, 0.4])["p"] == 1.0  # no difference at all
-    with pytest.raises(ValueError, match="equally long"):
-        paired_test([0.1, 0.2], [0.1])
-
-
-def test_seed_test_against_scipy_and_its_limits():
-    from scipy import stats
-
-    from recbole_umi.compare import seed_test
-
-    def runs(*per_user):  # one run per list (seeds 1, 2, ...): its test users' values of recall@10
-        return [{"seed": seed, "test_per_user": {"user": ["1", "2"], "recall@10": values}}
-                for seed, values in enumerate(per_user, 1)]
-
-    # seed means 0.2, 0.3, 0.4 (variance 0.01) against 0.5, 0.7 (variance 0.02)
-    first, other = runs([0.1, 0.3], [0.2, 0.4], [0.3, 0.5]), runs([0.4, 0.6], [0.6, 0.8])
-    p = seed_test(first, other, "recall@10")
-    assert p == pytest.approx(stats.ttest_ind([0.2, 0.3, 0.4], [0.5, 0.7], equal_var=False).pvalue)
-    # by hand: t = (0.3 - 0.6) / sqrt(0.01 / 3 + 0.02 / 2) = -2.598, and Welch-Satterthwaite's
-    # df = (0.01 / 3 + 0.02 / 2) ** 2 / ((0.01 / 3) ** 2 / 2 + (0.02 / 2) ** 2 / 1) = 1.684
-    assert p == pytest.approx(2 * stats.t.sf(0.3 / (0.01 / 3 + 0.02 / 2) ** 0.5, 1.684), abs=1e-3)
-    assert seed_test(first, other[:1], "recall@10") is None  # one seed: no spread to test against
-    assert seed_test(runs([0.2, 0.2], [0.2, 0.2]), runs([0.2, 0.2], [0.2, 0.2]), "recall@10") is None
-    assert seed_test(first, [{"test_result": {}}] * 2, "recall@10") is None  # runs without per-user results
-    # paired by seed (a seed's two runs start alike): seed means 0.2, 0.3, 0.4 against 0.25, 0.3, 0.5
-    other = runs([0.2, 0.3], [0.2, 0.4], [0.4, 0.6])
-    p = seed_test(first, list(reversed(other)), "recall@10", paired=True)  # paired by seed, not by position
-    assert p == pytest.approx(stats.ttest_rel([0.2, 0.3, 0.4], [0.25, 0.3, 0.5]).pvalue)
-    # by hand: differences -0.05, 0, -0.1: mean -0.05, sd 0.05, t = -0.05 / (0.05 / sqrt 3), df 2
-    assert p == pytest.approx(2 * stats.t.sf(3**0.5, 2))
-    with pytest.raises(ValueError, match="same seeds"):
-        seed_test(first, other[:2] + runs([0.1, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 0.1])[3:], "recall@10", paired=True)
-
-
-def test_holm_adjustment_by_hand():
-    from recbole_umi.compare import holm
-
-    # sorted 0.01, 0.02, 0.03, 0.5 times 4, 3, 2, 1: 0.04, 0.06, 0.06, 0.5, in the given order
-    assert holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
-    # never below an earlier one: 0.012 * 2 = 0.024 is raised to 0.01 * 3 = 0.03; capped at 1
-    assert holm([0.012, 0.5, 0.01]) == pytest.approx([0.03, 0.5, 0.03])
-    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])
 
 
 def test_variant_files_give_a_variant_its_own_settings(compare_args, tmp_path, monkeypatch):

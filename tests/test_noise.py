@@ -26,21 +26,24 @@ def test_noise_table_and_resume(tiny_data, tmp_path, monkeypatch):
             if float(clean):
                 assert float(drop) == pytest.approx(100 * (float(clean) - float(noisy)) / float(clean), abs=1e-3)
     assert "| UMI (noise) |" in markdown and "| drop of UMI - drop of MIND |" in markdown
-    # the first cell (HitRate@5) also tests over the seeds: the paired t-test of the clean and
-    # the noisy runs' means over their test users, seed by seed
-    from scipy import stats
+    # the first cell (HitRate@5): the two-level test of the clean against the noisy runs, a
+    # seed's two runs paired (they start from the same weights)
+    from recbole_umi.stats import two_level_test
 
-    def seed_means(kind):
-        runs = [json.loads((tmp_path / "out" / kind / "runs" / f"UMI__seed{s}.json").read_text()) for s in (1, 2)]
-        return [sum(r["test_per_user"]["recall@5"]) / len(r["test_per_user"]["recall@5"]) for r in runs]
+    def per_seed(kind, variant="UMI"):
+        runs = [json.loads((tmp_path / "out" / kind / "runs" / f"{variant}__seed{s}.json").read_text()) for s in (1, 2)]
+        return [[100 * x for x in r["test_per_user"]["recall@5"]] for r in runs]
 
     row = next(line for line in markdown.splitlines() if line.startswith("| UMI: clean - noisy |"))
-    clean, noisy = seed_means("clean"), seed_means("noisy")
-    if clean[0] - noisy[0] != clean[1] - noisy[1]:  # the differences spread: a p-value
-        paired = stats.ttest_rel(clean, noisy).pvalue
-        assert row.split(" | ")[1].endswith(f"; seeds p={paired:.3g})")
-    else:
-        assert "seeds" not in row.split(" | ")[1]
+    test = two_level_test(per_seed("clean"), per_seed("noisy"), paired_seeds=True)
+    assert row.split(" | ")[1] == f"{test['delta']:+.3f} [{test['low']:+.2f}, {test['high']:+.2f}] (p={test['p']:.3g})"
+    # the drops against each other: independent seeds
+    import numpy as np
+
+    drops = {v: np.subtract(per_seed("clean", v), per_seed("noisy", v)) for v in ("UMI", "MIND")}
+    row = next(line for line in markdown.splitlines() if line.startswith("| drop of UMI - drop of MIND |"))
+    test = two_level_test(drops["UMI"], drops["MIND"])
+    assert row.split(" | ")[1].startswith(f"{test['delta']:+.3f} [")
     assert len(list((tmp_path / "out" / "clean" / "runs").glob("*.json"))) == 4
     assert len(list((tmp_path / "out" / "noisy" / "runs").glob("*.json"))) == 4
     # run again: every run is on disk, nothing trains, the same table

@@ -40,7 +40,8 @@ def test_objectives_table_means_tests_and_the_validation_choice(tmp_path):
     worse[np.flatnonzero(base == 1)[:3]] = 0.0
     write_run(tmp_path / "b", "A", 1, worse, valid=0.50)
 
-    main([f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", "--models=A,B", "--seeds=1,2", f"--out={tmp_path / 'table'}"])
+    main([f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", "--models=A,B", "--seeds=1,2", f"--out={tmp_path / 'table'}",
+          "--significance=ttest"])
     lines = (tmp_path / "table.md").read_text().splitlines()
     a_mean, b_mean = 100 * base.mean(), 100 * better.mean()
     # A is chosen by validation under b (0.50 > mean 0.31) although its test is lower there
@@ -58,7 +59,7 @@ def test_the_test_over_seeds_marks_what_holds_against_the_training_spread(tmp_pa
         for seed in (1, 2, 3):
             hits[model, seed] = (rng.random(40) < rate).astype(float)
             write_run(tmp_path / "a", model, seed, hits[model, seed], valid=rate)
-    main([f"a={tmp_path / 'a'}", "--models=A,B,C", "--seeds=1,2,3", f"--out={tmp_path / 'table'}"])
+    main([f"a={tmp_path / 'a'}", "--models=A,B,C", "--seeds=1,2,3", f"--out={tmp_path / 'table'}", "--significance=ttest"])
     lines = (tmp_path / "table.md").read_text().splitlines()
     rows = [row.split(",") for row in (tmp_path / "table.csv").read_text().splitlines()]
     assert rows[0][1:6] == ["a mean", "a std", "a seeds", "a p", "a p seeds"]
@@ -80,7 +81,9 @@ def test_a_stand_in_takes_another_models_runs_and_says_so(tmp_path):
           f"--stand_in=B@full=Z@{tmp_path / 'other'}"])
     lines = (tmp_path / "table.md").read_text().splitlines()
     p = stats.ttest_rel(100 * a_hits, 100 * z_hits).pvalue
-    assert lines[5] == f"| B | {100 * z_hits.mean():.2f} ± 0.00{'*' if p < 0.05 else ''} [Z] | full | {100 * z_hits.mean():.2f} |"
+    # one seed: the two-level test falls back to the paired t-test over the users, and says so
+    assert lines[5] == (f"| B | {100 * z_hits.mean():.2f} ± 0.00{'*' if p < 0.05 else ''} (1 seed) [Z] | full | "
+                        f"{100 * z_hits.mean():.2f} |")
     assert lines[-1] == f"[Z]: B under full is Z's runs in {tmp_path / 'other'}."
     rows = [row.split(",") for row in (tmp_path / "table.csv").read_text().splitlines()]
     assert rows[0][-1] == "stand-ins" and [row[-1] for row in rows[1:]] == ["", "full=Z"]
@@ -107,7 +110,7 @@ def test_against_tests_each_model_against_its_own_cell_under_another_objective(t
         write_run(tmp_path / name, "A", seed, values, valid=0.3)
     write_run(tmp_path / "base", "B", 1, hits["base", 1], valid=0.3)  # B has no cell under "new"
     main([f"base={tmp_path / 'base'}", f"new={tmp_path / 'new'}", "--models=A,B", "--seeds=1,2",
-          "--against=base", f"--out={tmp_path / 'table'}"])
+          "--against=base", f"--out={tmp_path / 'table'}", "--significance=ttest"])
     lines = (tmp_path / "table.md").read_text().splitlines()
     per_user = {name: 100 * (hits[name, 1] + hits[name, 2]) / 2 for name in ("base", "new")}
     test = stats.ttest_rel(per_user["new"], per_user["base"])
@@ -128,3 +131,20 @@ def test_against_tests_each_model_against_its_own_cell_under_another_objective(t
         args = [f"base={tmp_path / 'base'}", "--models=A", f"--against={wrong}"]
         with pytest.raises(SystemExit):
             main(args if wrong == "base" else [*args, f"new={tmp_path / 'new'}"])
+
+
+def test_the_default_test_counts_users_and_seeds(tmp_path):
+    from recbole_umi.stats import two_level_test
+
+    rng = np.random.default_rng(4)
+    hits = {(model, seed): (rng.random(40) < rate).astype(float)
+            for model, rate in (("A", 0.3), ("B", 0.5)) for seed in (1, 2, 3)}
+    for (model, seed), values in hits.items():
+        write_run(tmp_path / "a", model, seed, values, valid=0.3)
+    main([f"a={tmp_path / 'a'}", "--models=A,B", "--seeds=1,2,3", f"--out={tmp_path / 'table'}"])
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    assert "two-level test" in lines[0]
+    rows = [row.split(",") for row in (tmp_path / "table.csv").read_text().splitlines()]
+    expected = two_level_test([100 * hits["A", s] for s in (1, 2, 3)], [100 * hits["B", s] for s in (1, 2, 3)])
+    assert float(rows[2][4]) == pytest.approx(expected["p"], rel=1e-3) and rows[2][5] == ""
+    assert lines[5].split(" | ")[1].endswith("*") == (expected["p"] < 0.05) and "‡" not in lines[5]

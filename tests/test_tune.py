@@ -124,6 +124,27 @@ def test_resuming_with_another_search_fails_before_training(setup, monkeypatch):
         tune("UMI", "tiny", params, tmp_path / "out", "random", 2, 7, config_dict=settings, log=quiet)
 
 
+def test_trials_record_their_code_and_a_search_does_not_mix_codes(setup, monkeypatch):
+    from recbole_umi.provenance import MixedCodeError, code_version
+
+    tmp_path, settings, params = setup
+    tune("UMI", "tiny", params, tmp_path / "out", "random", 1, 7, config_dict=settings, log=quiet)
+    path = tmp_path / "out" / "trials" / "001.json"
+    record = json.loads(path.read_text())
+    assert record["code"] == code_version()
+    assert "Code: recbole-umi" in (tmp_path / "out" / "trials.md").read_text()
+    record["code"] = {**record["code"], "code_digest": "older"}  # the first trial ran other code
+    path.write_text(json.dumps(record))
+    monkeypatch.setattr(tune_module, "run", lambda *a, **k: pytest.fail("trained before checking the code"))
+    with pytest.raises(MixedCodeError, match="trial 1"):
+        tune("UMI", "tiny", params, tmp_path / "out", "random", 2, 7, config_dict=settings, log=quiet)
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    tune("UMI", "tiny", params, tmp_path / "out", "random", 2, 7, config_dict=settings, log=quiet,
+         allow_mixed_code=True)
+    assert "Trials of several code versions" in (tmp_path / "out" / "trials.md").read_text()
+
+
 def test_variant_names_as_in_compare(setup):
     tmp_path, settings, params = setup
     tune("UMI-IR", "tiny", params, tmp_path / "out", "random", 1, 7, config_dict=settings, log=quiet)

@@ -1,0 +1,136 @@
+"""Which code a run ran: recorded in every run file of ``compare`` and trial file of ``tune``.
+
+:func:`code_version` gives the package version, the git commit of a source checkout and
+whether the package's files differ from it, a digest of the package's own files (its Python
+modules and its YAML defaults), and the versions of Python and of the libraries that shape
+the numbers (torch, RecBole, numpy, faiss). :func:`code_key` is what two runs must share to
+stand in one table: the digest and the library versions, not the commit, which also moves
+when only results or docs are committed.
+
+Light on purpose: no torch, no RecBole (versions come from the installed packages' metadata).
+
+Example::
+
+    record["code"] = code_version()
+    if code_key(a["code"]) != code_key(b["code"]): ...   # runs of different code
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "MixedCodeError", "check_same_code"]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# The folders whose files are the package's code and defaults (a source checkout keeps the
+# YAML folders beside the package, a wheel inside it).
+_CODE_FOLDERS = ("recbole_umi", "properties", "dataset_configs")
+# distribution names per library: the first one installed is reported
+LIBRARIES = {"torch": ("torch",), "recbole": ("recbole",), "numpy": ("numpy",),
+             "faiss": ("faiss-cpu", "faiss-gpu", "faiss")}
+
+
+def _version_of(distributions: tuple[str, ...]) -> str | None:
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _code_files() -> list[Path]:
+    roots = [_PACKAGE_DIR, *(_PACKAGE_DIR.parent / name for name in _CODE_FOLDERS[1:])]
+    files = []
+    for root in roots:
+        if root.is_dir():
+            files += [p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml")]
+    return sorted(files)
+
+
+def _digest() -> str:
+    """SHA-256 over every code file's path (relative to the package's parent) and bytes."""
+    digest = hashlib.sha256()
+    base = _PACKAGE_DIR.parent
+    for path in _code_files():
+        digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _git(*args: str) -> str | None:
+    root = _PACKAGE_DIR.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict:
+    """``{"package", "code_digest", "git_commit", "git_dirty", "python", "torch", "recbole",
+    "numpy", "faiss"}`` of this process (computed once; a long process reports the code it
+    started with). ``git_commit`` / ``git_dirty`` are None outside a git checkout (an
+    installed wheel); ``git_dirty`` is True when the package's code files differ from the
+    commit (results and docs do not count)."""
+    from recbole_umi import __version__
+
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--", *_CODE_FOLDERS) if commit else None
+    return {
+        "package": __version__,
+        "code_digest": _digest(),
+        "git_commit": commit,
+        "git_dirty": None if status is None else bool(status),
+        "python": platform.python_version(),
+        **{name: _version_of(distributions) for name, distributions in LIBRARIES.items()},
+    }
+
+
+# What two runs must share to be runs of the same code.
+_KEY_FIELDS = ("package", "code_digest", "python", *LIBRARIES)
+
+
+def code_key(code: dict | None) -> tuple | None:
+    """The part of a :func:`code_version` record that decides whether two runs ran the same
+    code; None for a run recorded before code versions were (unknown code)."""
+    return None if code is None else tuple(code.get(field) for field in _KEY_FIELDS)
+
+
+def describe_code(code: dict | None) -> str:
+    """One line: ``"recbole-umi 0.1.0, code 1a2b..., commit 3c4d... (dirty); torch 2.13.0, ..."``."""
+    if code is None:
+        return "not recorded (a run made before code versions were kept)"
+    commit = "no git" if code.get("git_commit") is None else f"commit {code['git_commit'][:10]}"
+    dirty = " with uncommitted changes" if code.get("git_dirty") else ""
+    libraries = ", ".join(f"{name} {code.get(name)}" for name in ("python", *LIBRARIES))
+    return f"recbole-umi {code.get('package')}, code {code.get('code_digest')} ({commit}{dirty}); {libraries}"
+
+
+class MixedCodeError(ValueError):
+    """Runs of different code would go into one table."""
+
+
+def check_same_code(records: list[dict], what: str, allow_mixed: bool = False) -> dict:
+    """``{code key: [names]}`` of ``records`` (each with ``"code"`` and ``"name"``); with
+    more than one key and not ``allow_mixed``, :class:`MixedCodeError` naming the runs of
+    each code (``what``: the table, for the message)."""
+    groups: dict = {}
+    for record in records:
+        groups.setdefault(code_key(record.get("code")), []).append(record["name"])
+    if len(groups) > 1 and not allow_mixed:
+        described = {code_key(r.get("code")): describe_code(r.get("code")) for r in records}
+        lines = [f"  {described[key]}: {', '.join(names)}" for key, names in groups.items()]
+        raise MixedCodeError(
+            f"{what} would mix runs of {len(groups)} different code versions:\n" + "\n".join(lines)
+            + "\nrerun them on one code version, or pass --allow_mixed_code=True to make the table anyway "
+            "(it then lists the versions)"
+        )
+    return groups

@@ -1,0 +1,177 @@
+"""Significance tests of one model against another, from each test user's metric in each run.
+
+A model's test figure varies for two reasons: which users happen to be test users, and which
+training seed made the model. :func:`two_level_test`, the default of ``compare``, counts
+both; :func:`paired_test` (over users, each user averaged over the seeds) counts only the
+first and :func:`seed_test` (over the seeds' means) only the second, so each alone is
+anti-conservative when the other source is large. :func:`holm` corrects a family of
+p-values. docs/design.md ("Significance") says why the two-level test is built as it is and
+how it was validated.
+
+Light on purpose: numpy and scipy, no torch, no RecBole.
+
+Example::
+
+    test = two_level_test(umi, mind)   # seeds x users arrays of HitRate@50, users aligned
+    test["delta"], test["low"], test["high"], test["p"]
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+__all__ = ["TESTS", "LEVEL", "two_level_test", "paired_test", "seed_test", "holm"]
+
+# The tests ``compare --significance`` offers, in words.
+TESTS = {
+    "two_level": "two-level test over test users and training seeds",
+    "ttest": "paired t-test over the test users",
+    "wilcoxon": "Wilcoxon signed-rank test over the test users",
+}
+LEVEL = 0.05
+
+
+def _interaction_variance(values: np.ndarray) -> float:
+    """The seed-by-user interaction's variance of one model's ``seeds x users`` values: the
+    mean square of the residuals after the seed and the user means are taken out (a two-way
+    layout with one value per cell); 0 with one seed."""
+    n_seeds, n_users = values.shape
+    if n_seeds < 2:
+        return 0.0
+    residual = values - values.mean(axis=1, keepdims=True) - values.mean(axis=0, keepdims=True) + values.mean()
+    return float((residual**2).sum() / ((n_seeds - 1) * (n_users - 1)))
+
+
+def two_level_test(first, other, paired_seeds: bool = False) -> dict | None:
+    """The difference of two models' mean metric, with an interval and a p-value that count
+    the spread between test users and between training seeds.
+
+    Each model's value for user u in seed s is taken as ``mu + seed effect + user effect +
+    interaction`` (crossed random effects; the users are the same for both models, the
+    seeds are independent trainings). The variance of the difference of the two grand means
+    is estimated from mean squares (method of moments):
+
+    - seeds: ``S_A^2 / n_A + S_B^2 / n_B``, the variances of each model's seed means (with
+      ``paired_seeds``, a seed's two runs starting alike: ``S_D^2 / n`` of the seeds'
+      differences);
+    - users: ``S_d^2 / U``, the variance of each user's seed-averaged difference;
+    - the interaction, which both of these contain, is estimated from each model's
+      residuals and counted once.
+
+    The interval and p-value use Student's t with Satterthwaite's degrees of freedom for that
+    sum (few seeds give few degrees of freedom, so a wide interval).
+
+    Args:
+        first, other: ``seeds x users`` arrays (a list of per-user lists per seed), the users
+            in the same order; ``paired_seeds`` needs the same seeds in the same order.
+
+    Returns:
+        ``{"delta", "low", "high", "p", "se", "df", "seed_share"}``: first minus other, its
+        95% interval, the two-sided p-value, the standard error, the degrees of freedom and
+        the share of the variance that comes from the seeds. None when a side has fewer than
+        two seeds (the seeds' spread cannot be measured).
+    """
+    from scipy import stats
+
+    first, other = np.atleast_2d(np.asarray(first, dtype=float)), np.atleast_2d(np.asarray(other, dtype=float))
+    if first.shape[1] != other.shape[1] or first.shape[1] < 2:
+        raise ValueError(f"two_level_test needs the same test users (at least 2) on both sides, got {first.shape} "
+                         f"and {other.shape} (seeds x users)")
+    n_a, n_b, n_users = first.shape[0], other.shape[0], first.shape[1]
+    if min(n_a, n_b) < 2:
+        return None
+    if paired_seeds and n_a != n_b:
+        raise ValueError(f"paired seeds need as many seeds on both sides, got {n_a} and {n_b}")
+    delta = float(first.mean() - other.mean())
+    interaction_a, interaction_b = _interaction_variance(first), _interaction_variance(other)
+    interaction = interaction_a / (n_a * n_users) + interaction_b / (n_b * n_users)  # counted once
+    user_differences = first.mean(axis=0) - other.mean(axis=0)
+    users_ms = float(user_differences.var(ddof=1))
+    # each part without its interaction share (never below 0), the interaction added once
+    users_part = max(0.0, users_ms - interaction_a / n_a - interaction_b / n_b) / n_users
+    if paired_seeds:
+        seeds_ms = [(float((first.mean(axis=1) - other.mean(axis=1)).var(ddof=1)), n_a)]
+        seeds_part = max(0.0, seeds_ms[0][0] - (interaction_a + interaction_b) / n_users) / n_a
+    else:
+        seeds_ms = [(float(first.mean(axis=1).var(ddof=1)), n_a), (float(other.mean(axis=1).var(ddof=1)), n_b)]
+        seeds_part = (max(0.0, seeds_ms[0][0] - interaction_a / n_users) / n_a
+                      + max(0.0, seeds_ms[1][0] - interaction_b / n_users) / n_b)
+    variance = seeds_part + users_part + interaction
+    if variance == 0.0:  # every run gives every user the same value on both sides
+        return {"delta": delta, "low": delta, "high": delta, "p": 1.0 if delta == 0 else 0.0, "se": 0.0,
+                "df": float("inf"), "seed_share": 0.0}
+    # Satterthwaite: the mean squares that make up the variance, each with its degrees of freedom
+    parts = [(ms / n, n - 1) for ms, n in seeds_ms] + [(users_ms / n_users, n_users - 1)]
+    df = sum(part for part, _ in parts) ** 2 / sum(part**2 / dof for part, dof in parts if part > 0)
+    se = variance**0.5
+    half = float(stats.t.ppf(0.975, df)) * se
+    p = float(2 * stats.t.sf(abs(delta) / se, df))
+    return {"delta": delta, "low": delta - half, "high": delta + half, "p": p, "se": se, "df": float(df),
+            "seed_share": seeds_part / variance}
+
+
+def paired_test(first, other, test: str = "ttest") -> dict:
+    """The paired comparison of two models over the same users.
+
+    Args:
+        first, other: per-user values of one metric, the same users in the same order.
+        test: ``ttest`` (scipy's ``ttest_rel``) or ``wilcoxon`` (``wilcoxon``).
+
+    Returns:
+        ``{"delta", "low", "high", "p"}``: the mean of ``first - other``, its 95%
+        t-interval, and the two-sided p-value of the test (1.0 where every difference is 0).
+    """
+    from scipy import stats
+
+    first, other = np.asarray(first, dtype=float), np.asarray(other, dtype=float)
+    if first.shape != other.shape or first.size < 2:
+        raise ValueError(f"paired_test needs two equally long arrays of at least 2 users, got {first.shape} and {other.shape}")
+    difference = first - other
+    mean, sem = difference.mean(), stats.sem(difference)
+    half = stats.t.ppf(0.975, difference.size - 1) * sem
+    if not difference.any():
+        p = 1.0
+    elif test == "ttest":
+        p = float(stats.ttest_rel(first, other).pvalue)
+    elif test == "wilcoxon":
+        p = float(stats.wilcoxon(first, other).pvalue)
+    else:
+        raise ValueError(f"test must be 'ttest' or 'wilcoxon', got {test!r}")
+    return {"delta": float(mean), "low": float(mean - half), "high": float(mean + half), "p": p}
+
+
+def seed_test(first_means, other_means, paired: bool = False) -> float | None:
+    """A t-test over the seeds of the runs' means (each run's metric averaged over its test
+    users): Welch's (unequal variances) for independent trainings, or paired (``paired``: a
+    seed's two runs start from the same weights and batches, e.g. a model with clean and
+    with noisy profiles; the means in the same seed order). The two-sided p-value; None with
+    fewer than 2 seeds on a side or no spread to test against."""
+    from scipy import stats
+
+    first_means, other_means = np.asarray(first_means, dtype=float), np.asarray(other_means, dtype=float)
+    if min(first_means.size, other_means.size) < 2:
+        return None
+    spread = np.ptp(first_means - other_means) if paired else max(np.ptp(first_means), np.ptp(other_means))
+    if spread == 0:
+        return None
+    with warnings.catch_warnings():  # of a side without spread: Welch's test takes the other side's
+        warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
+        if paired:
+            return float(stats.ttest_rel(first_means, other_means).pvalue)
+        return float(stats.ttest_ind(first_means, other_means, equal_var=False).pvalue)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for testing them all at once (in the given
+    order): the i-th smallest is multiplied by ``m - i + 1`` (i from 1), then made no
+    smaller than the one before it, and capped at 1. An adjusted p below the level rejects
+    with the family-wise error rate held at that level."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted

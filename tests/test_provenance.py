@@ -1,0 +1,96 @@
+"""recbole_umi.provenance: the code record of every run, and the refusal to mix code versions."""
+
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from recbole_umi import provenance
+from recbole_umi.compare import check_run_code, render_code, run_file
+from recbole_umi.provenance import MixedCodeError, check_same_code, code_key, code_version, describe_code
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def test_code_version_names_the_code_and_the_libraries():
+    code = code_version()
+    assert code["package"] == __import__("recbole_umi").__version__
+    assert code["torch"] == metadata.version("torch") and code["recbole"] == "1.2.1"
+    assert code["numpy"] == metadata.version("numpy") and code["faiss"] == metadata.version("faiss-cpu")
+    assert len(code["code_digest"]) == 16
+    if (REPOSITORY / ".git").exists():  # a checkout: the commit of HEAD
+        head = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert code["git_commit"] == head.stdout.strip() and isinstance(code["git_dirty"], bool)
+    assert json.loads(json.dumps(code)) == code  # plain data for the run files
+
+
+def test_the_digest_follows_the_code_files_only(tmp_path, monkeypatch):
+    package = tmp_path / "recbole_umi"
+    (package / "model").mkdir(parents=True)
+    (tmp_path / "properties").mkdir()
+    (package / "a.py").write_text("x = 1\n")
+    (package / "model" / "b.py").write_text("y = 2\n")
+    (tmp_path / "properties" / "overall.yaml").write_text("k: 1\n")
+    monkeypatch.setattr(provenance, "_PACKAGE_DIR", package)
+    first = provenance._digest()
+    (package / "notes.md").write_text("docs do not count\n")
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "a.pyc").write_bytes(b"\0")
+    assert provenance._digest() == first
+    (tmp_path / "properties" / "overall.yaml").write_text("k: 2\n")  # a default is code
+    second = provenance._digest()
+    assert second != first
+    (package / "model" / "b.py").write_text("y = 3\n")
+    assert provenance._digest() not in (first, second)
+
+
+def test_same_code_is_a_key_and_a_sentence():
+    code = code_version()
+    later = {**code, "git_commit": "0" * 40, "git_dirty": False}  # only results were committed since
+    assert code_key(later) == code_key(code)
+    assert code_key({**code, "code_digest": "other"}) != code_key(code)
+    assert code_key({**code, "torch": "2.0.0"}) != code_key(code)
+    assert code_key(None) is None
+    assert describe_code(None).startswith("not recorded")
+    assert f"code {code['code_digest']}" in describe_code(code) and f"torch {code['torch']}" in describe_code(code)
+
+
+def test_check_same_code_names_the_runs_of_each_version():
+    code = code_version()
+    records = [{"name": "UMI seed 1", "code": code}, {"name": "UMI seed 2", "code": {**code, "code_digest": "x"}},
+               {"name": "MIND seed 1", "code": None}]
+    with pytest.raises(MixedCodeError, match="3 different code versions") as error:
+        check_same_code(records, "the table")
+    message = str(error.value)
+    assert "UMI seed 1" in message and "not recorded" in message and "--allow_mixed_code=True" in message
+    assert len(check_same_code(records, "the table", allow_mixed=True)) == 3
+    assert len(check_same_code(records[:1] * 2, "the table")) == 1
+
+
+def test_compare_refuses_to_add_runs_of_other_code(tmp_path):
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    old = {**code_version(), "code_digest": "an older code"}
+    run_file(out, "UMI", 1).write_text(json.dumps({"seed": 1, "code": old}))
+    jobs = [("UMI", 1), ("UMI", 2)]
+    with pytest.raises(MixedCodeError, match=r"UMI seed 2 \(to run now\)"):
+        check_run_code(out, jobs)
+    check_run_code(out, jobs, allow_mixed_code=True)
+    check_run_code(out, jobs[:1])  # only finished runs, all of one code: a table can be made
+    # a table of runs of two codes lists them, when allowed
+    results = {"UMI": [{"seed": 1, "code": old}, {"seed": 2, "code": code_version()}]}
+    with pytest.raises(MixedCodeError):
+        render_code(results)
+    listed = render_code(results, allow_mixed=True)
+    assert "2 code versions" in listed and "code an older code" in listed and "UMI seed 2" in listed
+    assert render_code({"UMI": results["UMI"][1:]}).startswith("Code: recbole-umi")
+
+
+def test_provenance_is_light():
+    done = subprocess.run([sys.executable, "-c", "import sys, recbole_umi.provenance as p; p.code_version(); "
+                           "print(sorted(m for m in ('torch', 'recbole', 'faiss') if m in sys.modules))"],
+                          capture_output=True, text=True, cwd=REPOSITORY)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr

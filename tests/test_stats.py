@@ -1,0 +1,123 @@
+"""recbole_umi.stats: the two-level test by hand and on simulated data, and the one-level tests."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from recbole_umi.stats import holm, paired_test, seed_test, two_level_test
+
+
+def test_two_level_test_by_hand_seed_spread_only():
+    # first: seed means 2 and 4 (variance 2), users 1-2-3 shifted alike, no interaction;
+    # other: the same values in both seeds. delta 3 - 1 = 2; every user's difference is 2
+    # (no user spread), so the variance is the seeds' 2 / 2 = 1 and one degree of freedom.
+    test = two_level_test([[1, 2, 3], [3, 4, 5]], [[0, 1, 2], [0, 1, 2]])
+    assert test["delta"] == pytest.approx(2.0)
+    assert test["se"] == pytest.approx(1.0) and test["df"] == pytest.approx(1.0)
+    assert (test["low"], test["high"]) == pytest.approx((2 - 12.7062, 2 + 12.7062), abs=1e-3)
+    assert test["p"] == pytest.approx(2 * stats.t.sf(2.0, 1)) and test["p"] == pytest.approx(0.2952, abs=1e-4)
+    assert test["seed_share"] == pytest.approx(1.0)
+
+
+def test_two_level_test_by_hand_interaction_counted_once():
+    # first: seed means 2 and 2, residuals -0.5 / 0.5 / 0.5 / -0.5: interaction variance 1 / 1;
+    # other: all 0. The users' differences 1.5, 2.5 (mean square 0.5) are all interaction
+    # (0.5 - 1 / 2 = 0 left), the seeds' means do not move (0 - 1 / 2 -> 0): the variance is
+    # the interaction once, 1 / (2 seeds * 2 users) = 0.25, and the users' mean square gives df 1.
+    test = two_level_test([[1, 3], [2, 2]], [[0, 0], [0, 0]])
+    assert test["delta"] == pytest.approx(2.0) and test["se"] == pytest.approx(0.5)
+    assert test["df"] == pytest.approx(1.0) and test["p"] == pytest.approx(2 * stats.t.sf(4.0, 1))
+
+
+def test_two_level_test_by_hand_paired_seeds():
+    # seed 1: means 2 against 1, seed 2: 4 against 2: differences 1 and 2 (variance 0.5, over 2
+    # seeds 0.25); every user's seed-averaged difference is 1.5; no interaction. Unpaired, the
+    # seeds' variances 2 and 0.5 would give 2 / 2 + 0.5 / 2 = 1.25.
+    first, other = [[1, 2, 3], [3, 4, 5]], [[0, 1, 2], [1, 2, 3]]
+    paired = two_level_test(first, other, paired_seeds=True)
+    assert paired["delta"] == pytest.approx(1.5) and paired["se"] == pytest.approx(0.5)
+    assert paired["p"] == pytest.approx(2 * stats.t.sf(3.0, 1))
+    assert two_level_test(first, other)["se"] == pytest.approx(1.25**0.5)
+    with pytest.raises(ValueError, match="as many seeds"):
+        two_level_test(first, other[:1] + other + other, paired_seeds=True)
+
+
+def test_two_level_test_limits():
+    assert two_level_test([[0.1, 0.2]], [[0.1, 0.3], [0.2, 0.2]]) is None  # one seed: its spread is unknown
+    same = two_level_test([[0.2, 0.4], [0.2, 0.4]], [[0.2, 0.4], [0.2, 0.4]])
+    assert same["delta"] == 0 and same["p"] == 1.0
+    with pytest.raises(ValueError, match="same test users"):
+        two_level_test([[0.1, 0.2], [0.1, 0.2]], [[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]])
+
+
+def _simulated(rng, n_first, n_other, n_users, seed_sd, user_sd, noise_sd, delta=0.0):
+    """seeds x users values of two models: a user effect they share, a per-user difference,
+    a seed effect per training and per-cell noise (a user's metric moving between seeds)."""
+    base = rng.normal(30, 20, n_users)
+    difference = rng.normal(delta, user_sd, n_users)
+    first = base + difference / 2 + rng.normal(0, seed_sd, (n_first, 1)) + rng.normal(0, noise_sd, (n_first, n_users))
+    other = base - difference / 2 + rng.normal(0, seed_sd, (n_other, 1)) + rng.normal(0, noise_sd, (n_other, n_users))
+    return first, other
+
+
+@pytest.mark.parametrize("n_seeds", [3, 5])
+def test_two_level_test_holds_its_level_where_the_test_over_users_does_not(n_seeds):
+    # A/A on simulated data: no true difference, a seed effect of 1.5 points (an ml-1m-sized
+    # spread between training seeds) beside large user and noise spreads. The two-level test
+    # rejects at about its nominal 5%; the paired test over users, blind to the seeds, far more.
+    rng = np.random.default_rng(7)
+    reps = 400
+    two_level = users_only = 0
+    for _ in range(reps):
+        first, other = _simulated(rng, n_seeds, n_seeds, 600, seed_sd=1.5, user_sd=10, noise_sd=10)
+        two_level += two_level_test(first, other)["p"] < 0.05
+        users_only += paired_test(first.mean(axis=0), other.mean(axis=0))["p"] < 0.05
+    assert 0.02 <= two_level / reps <= 0.085
+    assert users_only / reps > 0.3
+
+
+def test_two_level_test_finds_a_large_difference():
+    rng = np.random.default_rng(3)
+    first, other = _simulated(rng, 5, 5, 600, seed_sd=0.5, user_sd=10, noise_sd=10, delta=4.0)
+    test = two_level_test(first, other)
+    assert test["p"] < 1e-3 and test["low"] > 0
+
+
+def test_paired_test_against_hand_computed_values_and_scipy():
+    first = [0.2, 0.5, 0.1, 0.9, 0.4]
+    other = [0.1, 0.5, 0.0, 0.6, 0.5]
+    # differences 0.1, 0, 0.1, 0.3, -0.1: mean 0.08, sd sqrt(0.088 / 4), sem sd / sqrt(5)
+    sem = (0.088 / 4) ** 0.5 / 5**0.5
+    t = paired_test(first, other, "ttest")
+    assert t["delta"] == pytest.approx(0.08)
+    assert (t["low"], t["high"]) == pytest.approx((0.08 - 2.776445 * sem, 0.08 + 2.776445 * sem), abs=1e-6)
+    assert t["p"] == pytest.approx(stats.ttest_rel(first, other).pvalue)
+    assert t["p"] == pytest.approx(2 * stats.t.sf(0.08 / sem, 4))  # t = 1.206, 4 degrees of freedom
+    w = paired_test(first, other, "wilcoxon")
+    assert w["p"] == pytest.approx(stats.wilcoxon(first, other).pvalue)
+    assert paired_test([0.3, 0.4], [0.3, 0.4])["p"] == 1.0  # no difference at all
+    with pytest.raises(ValueError, match="equally long"):
+        paired_test([0.1, 0.2], [0.1])
+
+
+def test_seed_test_against_scipy_and_its_limits():
+    # seed means 0.2, 0.3, 0.4 (variance 0.01) against 0.5, 0.7 (variance 0.02)
+    p = seed_test([0.2, 0.3, 0.4], [0.5, 0.7])
+    assert p == pytest.approx(stats.ttest_ind([0.2, 0.3, 0.4], [0.5, 0.7], equal_var=False).pvalue)
+    # by hand: t = (0.3 - 0.6) / sqrt(0.01 / 3 + 0.02 / 2) = -2.598, and Welch-Satterthwaite's
+    # df = (0.01 / 3 + 0.02 / 2) ** 2 / ((0.01 / 3) ** 2 / 2 + (0.02 / 2) ** 2 / 1) = 1.684
+    assert p == pytest.approx(2 * stats.t.sf(0.3 / (0.01 / 3 + 0.02 / 2) ** 0.5, 1.684), abs=1e-3)
+    assert seed_test([0.2, 0.3, 0.4], [0.5]) is None  # one seed: no spread to test against
+    assert seed_test([0.2, 0.2], [0.2, 0.2]) is None
+    # paired by seed: differences -0.05, 0, -0.1: mean -0.05, sd 0.05, t = -0.05 / (0.05 / sqrt 3), df 2
+    p = seed_test([0.2, 0.3, 0.4], [0.25, 0.3, 0.5], paired=True)
+    assert p == pytest.approx(stats.ttest_rel([0.2, 0.3, 0.4], [0.25, 0.3, 0.5]).pvalue)
+    assert p == pytest.approx(2 * stats.t.sf(3**0.5, 2))
+
+
+def test_holm_adjustment_by_hand():
+    # sorted 0.01, 0.02, 0.03, 0.5 times 4, 3, 2, 1: 0.04, 0.06, 0.06, 0.5, in the given order
+    assert holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
+    # never below an earlier one: 0.012 * 2 = 0.024 is raised to 0.01 * 3 = 0.03; capped at 1
+    assert holm([0.012, 0.5, 0.01]) == pytest.approx([0.03, 0.5, 0.03])
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])
