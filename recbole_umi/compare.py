@@ -101,6 +101,7 @@ __all__ = [
     "interrupted_run",
     "check_finished_runs",
     "compare",
+    "MissingRunsError",
     "check_comparison",
     "summarise",
     "per_seed_users",
@@ -310,16 +311,25 @@ def check_run_code(out: Path, jobs, allow_mixed_code: bool = False) -> None:
     check_same_code(records, f"the comparison in {out}", allow_mixed_code)
 
 
+class MissingRunsError(FileNotFoundError):
+    """``table_only``: a run the table needs is not on disk."""
+
+
 def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,
-            variant_files: dict[str, list[str]] | None = None, allow_mixed_code: bool = False) -> dict:
+            variant_files: dict[str, list[str]] | None = None, allow_mixed_code: bool = False,
+            table_only: bool = False) -> dict:
     """Run every variant with every seed, seed by seed (every variant's first seed before
     any second one: a comparison cut short is complete for its first seeds), skipping runs
     already on disk; returns ``{variant: [run record per seed]}``. A variant's own settings
     and the seed override ``config_dict``, which overrides ``variant_files[variant]`` (that
-    variant's YAML files, e.g. its tuned ``best.yaml``), which override ``config_file_list``."""
+    variant's YAML files, e.g. its tuned ``best.yaml``), which override ``config_file_list``.
+    ``table_only``: train nothing; :class:`MissingRunsError` naming the runs not on disk."""
     files_of, jobs, settings_of = check_comparison(variants, dataset, seeds, out, config_file_list, config_dict,
                                                    variant_files, allow_mixed_code)
     out = Path(out)
+    missing = [f"{variant} seed {seed}" for variant, seed in jobs if not run_file(out, variant, seed).exists()]
+    if table_only and missing:
+        raise MissingRunsError(f"--table_only: {len(missing)} run(s) are not in {out / 'runs'}: {', '.join(missing)}")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     results: dict[str, list] = {variant: [] for variant in variants}
     began = time.perf_counter()
@@ -665,6 +675,8 @@ def main(argv: list[str] | None = None) -> str:
                              "training seeds, the default), ttest or wilcoxon (over test users only)")
     parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
                         help="put runs of different code versions in one table (the table lists them)")
+    parser.add_argument("--table_only", default="False", choices=("True", "False"),
+                        help="train nothing: make the table from the runs on disk, or fail naming the missing ones")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = parse_cmd_args(rest)  # fails now, not after hours of runs, on a malformed argument
     if "seed" in settings:
@@ -675,7 +687,7 @@ def main(argv: list[str] | None = None) -> str:
     variant_files = read_variant_files(args.variant_files, variants) if args.variant_files else None
     allow_mixed = args.allow_mixed_code == "True"
     results = compare(variants, args.dataset, seeds, args.out, files, config_dict=settings, variant_files=variant_files,
-                      allow_mixed_code=allow_mixed)
+                      allow_mixed_code=allow_mixed, table_only=args.table_only == "True")
     columns, table = summarise(results)
     test = table_test(results, args.significance)
     tests = significance(results, columns, test) if len(variants) > 1 else None

@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> str:
                         help="a compare folder whose runs (same models, seeds and settings) are the clean ones")
     parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
                         help="put runs of different code versions in one table (the table lists them)")
+    parser.add_argument("--table_only", default="False", choices=("True", "False"),
+                        help="train nothing: make the table from the runs on disk, or fail naming the missing ones")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     share = check("profile_noise", args.profile_noise)
     if share == 0:
@@ -138,12 +140,12 @@ def main(argv: list[str] | None = None) -> str:
     # the clean runs leave profile_noise at its default (off), so their settings are those of
     # a plain comparison and --clean_from can name one
     clean_out = Path(args.clean_from) if args.clean_from else out / "clean"
-    allow_mixed = args.allow_mixed_code == "True"
+    allow_mixed, table_only = args.allow_mixed_code == "True", args.table_only == "True"
     results = {
         "clean": compare(variants, args.dataset, seeds, clean_out, files, settings, variant_files=variant_files,
-                         allow_mixed_code=allow_mixed),
+                         allow_mixed_code=allow_mixed, table_only=table_only),
         "noisy": compare(variants, args.dataset, seeds, out / "noisy", files, {**settings, "profile_noise": share},
-                         variant_files=variant_files, allow_mixed_code=allow_mixed),
+                         variant_files=variant_files, allow_mixed_code=allow_mixed, table_only=table_only),
     }
     markdown, rows = noise_table(results["clean"], results["noisy"], share)
     both = {f"{variant} ({kind})": runs for kind, result in results.items() for variant, runs in result.items()}

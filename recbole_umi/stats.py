@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["TESTS", "LEVEL", "two_level_test", "paired_test", "seed_test", "holm"]
+__all__ = ["TESTS", "LEVEL", "two_level_test", "two_level_mean", "paired_test", "seed_test", "holm"]
 
 # The tests ``compare --significance`` offers, in words.
 TESTS = {
@@ -110,6 +110,24 @@ def two_level_test(first, other, paired_seeds: bool = False) -> dict | None:
     p = float(2 * stats.t.sf(abs(delta) / se, df))
     return {"delta": delta, "low": delta - half, "high": delta + half, "p": p, "se": se, "df": float(df),
             "seed_share": seeds_part / variance}
+
+
+def two_level_mean(values) -> dict | None:
+    """One model's mean metric with the 95% interval that counts the test users and the
+    training seeds, as :func:`two_level_test` counts them for a difference (it is that test
+    against a model scoring 0 for every user in every seed, which adds no variance).
+
+    Args:
+        values: ``seeds x users``.
+
+    Returns:
+        ``{"mean", "low", "high", "se", "df"}``; None with fewer than two seeds.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    test = two_level_test(values, np.zeros((2, values.shape[1])))
+    if test is None:
+        return None
+    return {"mean": test["delta"], "low": test["low"], "high": test["high"], "se": test["se"], "df": test["df"]}
 
 
 def paired_test(first, other, test: str = "ttest") -> dict:

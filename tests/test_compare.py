@@ -313,3 +313,12 @@ def test_a_checkpoint_made_with_other_settings_is_not_continued(tmp_path, monkey
     assert "made with another learning_rate; the run starts afresh" in capsys.readouterr().out
     record = json.loads((tmp_path / "out" / "runs" / "UMI__seed1.json").read_text())
     assert record["resumed_from"] is None and float(record["settings"]["learning_rate"]) == 0.02
+
+
+def test_table_only_trains_nothing_and_names_the_missing_runs(compare_args, monkeypatch):
+    args, out = compare_args
+    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("--table_only trained a run"))
+    assert "| UMI |" in main([*args, "--table_only=True"])
+    (out / "runs" / "UMI__seed2.json").unlink()
+    with pytest.raises(compare_module.MissingRunsError, match=r"1 run\(s\) are not in .*: UMI seed 2"):
+        main([*args, "--table_only=True"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recbole_umi.stats import holm, paired_test, seed_test, two_level_test
+from recbole_umi.stats import holm, paired_test, seed_test, two_level_mean, two_level_test
 
 
 def test_two_level_test_by_hand_seed_spread_only():
@@ -40,6 +40,17 @@ def test_two_level_test_by_hand_paired_seeds():
     assert two_level_test(first, other)["se"] == pytest.approx(1.25**0.5)
     with pytest.raises(ValueError, match="as many seeds"):
         two_level_test(first, other[:1] + other + other, paired_seeds=True)
+
+
+def test_two_level_mean_by_hand():
+    # seed means 2 and 4 (mean square 2), user means 2, 3, 4 (mean square 1), no interaction:
+    # variance 2 / 2 + 1 / 3 = 4 / 3; Satterthwaite: (4/3)^2 / (1^2 / 1 + (1/3)^2 / 2) = 1.6842
+    mean = two_level_mean([[1, 2, 3], [3, 4, 5]])
+    df = (4 / 3) ** 2 / (1 + (1 / 3) ** 2 / 2)
+    assert mean["mean"] == pytest.approx(3.0) and mean["se"] == pytest.approx((4 / 3) ** 0.5)
+    assert mean["df"] == pytest.approx(df)
+    assert mean["high"] == pytest.approx(3 + stats.t.ppf(0.975, df) * (4 / 3) ** 0.5)
+    assert two_level_mean([[1, 2, 3]]) is None
 
 
 def test_two_level_test_limits():
