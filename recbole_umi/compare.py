@@ -102,6 +102,8 @@ __all__ = [
     "check_finished_runs",
     "compare",
     "MissingRunsError",
+    "SearchSeedError",
+    "search_seeds",
     "check_comparison",
     "summarise",
     "per_seed_users",
@@ -275,8 +277,44 @@ def interrupted_run(folder: Path, settings: dict, log=print) -> Path | None:
     return last
 
 
+class SearchSeedError(SettingsError):
+    """A seed of the comparison is the training seed of the search that chose a variant's settings."""
+
+
+# What tune writes into best.yaml (recbole_umi.tune.SEARCH_SEED_COMMENT; tune imports this module).
+_SEARCH_SEED = re.compile(r"^# search training seed: (\d+)")
+
+
+def search_seeds(files: list[str]) -> dict[int, str]:
+    """``{seed: file}``: the training seeds of the searches whose ``best.yaml`` is among ``files``."""
+    found = {}
+    for name in files:
+        for line in Path(name).read_text().splitlines():
+            match = _SEARCH_SEED.match(line)
+            if match:
+                found[int(match.group(1))] = name
+    return found
+
+
+def check_search_seeds(files_of: dict[str, list[str]], seeds, allow: bool = False) -> None:
+    """Refuse (:class:`SearchSeedError`) a seed that trained the search trials which chose a
+    variant's settings: that seed's runs won the search, so a table on it compares against a
+    winner's curse. ``allow``: make such a table anyway (an old table, say)."""
+    if allow:
+        return
+    for variant, files in files_of.items():
+        clash = {seed: name for seed, name in search_seeds(files).items() if seed in seeds}
+        for seed, name in clash.items():
+            raise SearchSeedError(
+                "seeds", list(seeds),
+                f"must not include {seed}: {variant}'s settings ({name}) were chosen by a search whose trials trained "
+                "with that seed. Use other seeds, or --allow_search_seed=True for a table that knowingly includes it",
+            )
+
+
 def check_comparison(variants, dataset, seeds, out, config_file_list=None, config_dict=None,
-                     variant_files: dict[str, list[str]] | None = None, allow_mixed_code: bool = False):
+                     variant_files: dict[str, list[str]] | None = None, allow_mixed_code: bool = False,
+                     allow_search_seed: bool = False):
     """What :func:`compare` checks before its first run, without running anything: every
     variant and its settings (:func:`check_variants`), that the runs already in ``out``
     were made with these settings (:class:`SettingsMismatchError` if not) and, unless
@@ -288,6 +326,7 @@ def check_comparison(variants, dataset, seeds, out, config_file_list=None, confi
     files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
     for variant in variants:  # now, not hours later when its first run would start
         check_variants([variant], dataset, files_of[variant], config_dict)
+    check_search_seeds(files_of, seeds, allow_search_seed)
     jobs = [(variant, seed) for seed in seeds for variant in variants]
     # JSON round trip, so that the settings compare equal to those read back from disk
     settings_of = {v: json.loads(json.dumps(run_settings(files_of[v], config_dict))) for v in variants}
@@ -317,7 +356,7 @@ class MissingRunsError(FileNotFoundError):
 
 def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,
             variant_files: dict[str, list[str]] | None = None, allow_mixed_code: bool = False,
-            table_only: bool = False) -> dict:
+            table_only: bool = False, allow_search_seed: bool = False) -> dict:
     """Run every variant with every seed, seed by seed (every variant's first seed before
     any second one: a comparison cut short is complete for its first seeds), skipping runs
     already on disk; returns ``{variant: [run record per seed]}``. A variant's own settings
@@ -325,7 +364,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
     variant's YAML files, e.g. its tuned ``best.yaml``), which override ``config_file_list``.
     ``table_only``: train nothing; :class:`MissingRunsError` naming the runs not on disk."""
     files_of, jobs, settings_of = check_comparison(variants, dataset, seeds, out, config_file_list, config_dict,
-                                                   variant_files, allow_mixed_code)
+                                                   variant_files, allow_mixed_code, allow_search_seed)
     out = Path(out)
     missing = [f"{variant} seed {seed}" for variant, seed in jobs if not run_file(out, variant, seed).exists()]
     if table_only and missing:
@@ -677,6 +716,8 @@ def main(argv: list[str] | None = None) -> str:
                         help="put runs of different code versions in one table (the table lists them)")
     parser.add_argument("--table_only", default="False", choices=("True", "False"),
                         help="train nothing: make the table from the runs on disk, or fail naming the missing ones")
+    parser.add_argument("--allow_search_seed", default="False", choices=("True", "False"),
+                        help="allow a seed that trained the search choosing a variant's settings (best.yaml names it)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = parse_cmd_args(rest)  # fails now, not after hours of runs, on a malformed argument
     if "seed" in settings:
@@ -687,7 +728,8 @@ def main(argv: list[str] | None = None) -> str:
     variant_files = read_variant_files(args.variant_files, variants) if args.variant_files else None
     allow_mixed = args.allow_mixed_code == "True"
     results = compare(variants, args.dataset, seeds, args.out, files, config_dict=settings, variant_files=variant_files,
-                      allow_mixed_code=allow_mixed, table_only=args.table_only == "True")
+                      allow_mixed_code=allow_mixed, table_only=args.table_only == "True",
+                      allow_search_seed=args.allow_search_seed == "True")
     columns, table = summarise(results)
     test = table_test(results, args.significance)
     tests = significance(results, columns, test) if len(variants) > 1 else None

@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> str:
                         help="put runs of different code versions in one table (the table lists them)")
     parser.add_argument("--table_only", default="False", choices=("True", "False"),
                         help="train nothing: make the table from the runs on disk, or fail naming the missing ones")
+    parser.add_argument("--allow_search_seed", default="False", choices=("True", "False"),
+                        help="allow a seed that trained the search choosing a model's settings (as in compare)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     share = check("profile_noise", args.profile_noise)
     if share == 0:
@@ -140,12 +142,14 @@ def main(argv: list[str] | None = None) -> str:
     # the clean runs leave profile_noise at its default (off), so their settings are those of
     # a plain comparison and --clean_from can name one
     clean_out = Path(args.clean_from) if args.clean_from else out / "clean"
-    allow_mixed, table_only = args.allow_mixed_code == "True", args.table_only == "True"
+    allow_mixed = args.allow_mixed_code == "True"
+    policy = {"allow_mixed_code": allow_mixed, "table_only": args.table_only == "True",
+              "allow_search_seed": args.allow_search_seed == "True"}
     results = {
         "clean": compare(variants, args.dataset, seeds, clean_out, files, settings, variant_files=variant_files,
-                         allow_mixed_code=allow_mixed, table_only=table_only),
+                         **policy),
         "noisy": compare(variants, args.dataset, seeds, out / "noisy", files, {**settings, "profile_noise": share},
-                         variant_files=variant_files, allow_mixed_code=allow_mixed, table_only=table_only),
+                         variant_files=variant_files, **policy),
     }
     markdown, rows = noise_table(results["clean"], results["noisy"], share)
     both = {f"{variant} ({kind})": runs for kind, result in results.items() for variant, runs in result.items()}

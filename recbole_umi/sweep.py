@@ -35,13 +35,14 @@ __all__ = ["sweep", "plot", "main"]
 
 
 def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,
-          allow_mixed_code: bool = False) -> dict:
+          allow_mixed_code: bool = False, allow_search_seed: bool = False) -> dict:
     """``{value: (columns, {column: (mean, std)})}`` over the runs of every value: the test
     metrics (percent), the best validation metrics (``valid HitRate@50``, ..., percent: the
     ones to choose a value by) and, for multi-interest models, the test users' mean interest
     cosine and routing overlap (``interest cosine``, ``routing overlap``,
     :func:`recbole_umi.evaluation.interest_diagnostics`). Runs of different code versions,
-    in one value's folder or across values, are refused unless ``allow_mixed_code``."""
+    in one value's folder or across values, are refused unless ``allow_mixed_code``; a seed
+    that trained the search of a ``best.yaml`` among the files, unless ``allow_search_seed``."""
     out = Path(out)
 
     def settings(value):
@@ -50,11 +51,11 @@ def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, co
     def runs_of(value, seeds_now):
         folder = out / f"{setting}={value}"
         return compare([model], dataset, seeds_now, folder, config_file_list, settings(value), log=log,
-                       allow_mixed_code=allow_mixed_code)
+                       allow_mixed_code=allow_mixed_code, allow_search_seed=allow_search_seed)
 
     for value in values:  # every value's settings and finished runs, before anything trains
         check_comparison([model], dataset, seeds, out / f"{setting}={value}", config_file_list, settings(value),
-                         allow_mixed_code=allow_mixed_code)
+                         allow_mixed_code=allow_mixed_code, allow_search_seed=allow_search_seed)
     for seed in seeds:  # seed by seed: a sweep cut short is complete for its first seeds
         for value in values:
             runs_of(value, [seed])
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--config_files", default=None)
     parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
                         help="put runs of different code versions in one sweep")
+    parser.add_argument("--allow_search_seed", default="False", choices=("True", "False"),
+                        help="allow a seed that trained the search choosing the settings (as in compare)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = parse_cmd_args(rest)
     if args.setting in settings or "seed" in settings:
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = comma_list(args.seeds, int)
     files = comma_list(args.config_files) or None
     summary = sweep(args.model, args.setting, values, args.dataset, seeds, args.out, files, settings,
-                    allow_mixed_code=args.allow_mixed_code == "True")
+                    allow_mixed_code=args.allow_mixed_code == "True",
+                    allow_search_seed=args.allow_search_seed == "True")
     out = Path(args.out)
     write_csv(summary, args.setting, out / "sweep.csv")
     plot(summary, args.setting, f"{args.model} on {args.dataset}: test metrics against {args.setting} "

@@ -59,7 +59,12 @@ from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.provenance import check_same_code, code_version, describe_code  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
-__all__ = ["ALGORITHMS", "ParamsFileError", "read_params_file", "Tuning", "tune", "main"]
+__all__ = ["ALGORITHMS", "SEARCH_SEED_COMMENT", "ParamsFileError", "read_params_file", "Tuning", "tune", "main"]
+
+# best.yaml names the training seed of the search's trials on a line of its own, so that
+# compare can refuse to use that seed in a table of the chosen settings (a winner's curse:
+# the trials were chosen on runs of that seed).
+SEARCH_SEED_COMMENT = "# search training seed: "
 
 ALGORITHMS = ("bayes", "random", "exhaustive")
 _SPACE_TYPES = ("choice", "uniform", "quniform", "loguniform")
@@ -175,6 +180,7 @@ class Tuning(HyperTuning):
             for value in candidates:
                 Config(self.model_name, self.dataset_name, self.config_file_list,
                        {**self.fixed_settings, name: value, "state": "ERROR"})
+        self.training_seed = config["seed"]  # every trial trains with it
         defaults = {name: config[name] for name in self.space_spec}
         if self.start_from_defaults:
             for name, (kind, values) in self.space_spec.items():
@@ -257,6 +263,7 @@ class Tuning(HyperTuning):
             "test_result": {k: float(v) for k, v in result["test_result"].items()},
             "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
             "code": code_version(),  # the code that ran it
+            "training_seed": self.training_seed,
             "resumed_from": result.get("resumed_from"),
             "epochs": result["epochs"],
             "best_epoch": result["best_epoch"],
@@ -333,6 +340,7 @@ def write_best(path: Path, best: dict, tuning: Tuning) -> None:
         f"# Best of {min(len(tuning.finished_trials()), tuning.max_evals)} {tuning.record['algo']} trials for {tuning.record['model']} on "
         f"{tuning.dataset_name}, chosen on validation users: trial {best['trial']}, valid score "
         f"{best['best_valid_score']:.4f}.\n# Written by python -m recbole_umi.tune; use with --config_files.\n"
+        f"{SEARCH_SEED_COMMENT}{tuning.training_seed} (compare refuses it as a seed of a table of these settings)\n"
     )
     path.write_text(header + yaml.safe_dump(best["params"], sort_keys=True))
 

@@ -232,3 +232,25 @@ def test_trials_table_lists_epochs_and_a_dash_for_older_records():
     assert rows[0].endswith("| test recall@5 | epochs (best) | s |")
     assert rows[2] == "| 1 | 0.01 | 0.5000 | 0.4000 | - | 12 |"
     assert rows[3] == "| 2 | 0.01 | **0.6000** | 0.4000 | 7 (4) | 12 |"
+
+
+def test_best_yaml_names_the_search_seed_and_compare_refuses_it(setup, monkeypatch):
+    from recbole_umi.compare import SearchSeedError, check_search_seeds, search_seeds
+
+    tmp_path, settings, params = setup
+    tune("UMI", "tiny", params, tmp_path / "out", "random", 1, 7, config_dict={**settings, "seed": 11}, log=quiet)
+    best = tmp_path / "out" / "best.yaml"
+    assert "# search training seed: 11 " in best.read_text()
+    assert json.loads((tmp_path / "out" / "trials" / "001.json").read_text())["training_seed"] == 11
+    assert search_seeds([str(best)]) == {11: str(best)}
+    with pytest.raises(SearchSeedError, match="must not include 11: UMI's settings"):
+        check_search_seeds({"UMI": [str(best)]}, [10, 11])
+    check_search_seeds({"UMI": [str(best)]}, [10, 12])
+    check_search_seeds({"UMI": [str(best)]}, [11], allow=True)
+    # compare itself refuses before anything trains
+    from recbole_umi import compare as compare_module
+
+    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("trained before checking the seeds"))
+    with pytest.raises(SearchSeedError):
+        compare_module.compare(["UMI"], "tiny", [11], tmp_path / "table", config_dict=settings,
+                               variant_files={"UMI": [str(best)]})
