@@ -1,0 +1,174 @@
+"""The two-level tests behind docs/claims.md that no compare table holds: pairs of runs from
+two folders (a model at other settings, under another objective or sampling, a rerun), each
+with its difference, 95% interval and p-value.
+
+    python scripts/claims_tests.py [--out=results/claims/pairs]
+
+Reads the run files only (``<folder>/runs/<model>__seed<seed>.json``, each test user's
+metrics): nothing trains. Each pair is tested on the seeds both sides have, with
+:func:`recbole_umi.stats.two_level_test` (test users and training seeds, the seeds of the
+two sides independent trainings, as ``compare`` and ``scripts/objectives_table.py`` test
+them, so the p-values equal theirs); where the two share one seed, with the paired t-test
+over the test users (:func:`recbole_umi.stats.paired_test`), marked "1 seed": the spread
+between training seeds is then not counted, and in our A/A check
+(results/significance-aa/aa.md) that test calls 27% of same-model differences significant.
+Holm's correction is applied within each family (the comparisons one section of the notes
+makes on one metric). Writes ``OUT.md`` and ``OUT.csv`` and prints the markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from recbole_umi import stats  # noqa: E402
+from recbole_umi.compare import per_seed_users  # noqa: E402
+from recbole_umi.metrics import recbole_metric_name  # noqa: E402
+
+TUNED = "results/ml-1m-tuned"
+SENS = "results/ml-1m-sensitivity"
+FULL = "results/ml-1m-objectives/full"
+OBJ = "results/ml-1m-objectives"
+HIST = "results/ml-1m-history"
+ROUTE = "results/ml-1m-routing"
+ONE = "results/ml-1m-one-per-user"
+FIVE = (2020, 2021, 2022, 2023, 2024)
+THREE = (2020, 2021, 2022)
+SIX = ("HitRate@10", "Precision@10", "HitRate@50", "Precision@50", "HitRate@300", "Precision@300")
+HR = ("HitRate@10", "HitRate@50", "HitRate@300")
+
+# (family, label, (folder, model), (folder, model), seeds, metrics): first minus second.
+PAIRS = [
+    ("UMI at MIND+HN's settings", "UMI at MIND+HN's settings - MIND+HN (Table 2)",
+     (SENS, "UMI"), (TUNED, "MIND+HN"), FIVE, SIX),
+    ("UMI at MIND+HN's settings", "UMI at MIND+HN's settings - UMI at its own (Table 2)",
+     (SENS, "UMI"), (TUNED, "UMI"), FIVE, SIX),
+    ("full softmax, seeds 2020-2021", "UMI under full softmax - SASRec (RecBole's CE, Table 2's runs)",
+     (FULL, "UMI"), (TUNED, "SASRec"), (2020, 2021), SIX),
+    ("full softmax, seeds 2020-2021", "UMI under full softmax - YouTube DNN under full softmax",
+     (FULL, "UMI"), (FULL, "YoutubeDNN"), (2020, 2021), SIX),
+    ("full softmax vs paper's loss, seeds 2020-2021", "UMI: full softmax - paper's loss (Table 2's runs)",
+     (FULL, "UMI"), (TUNED, "UMI"), (2020, 2021), HR),
+    ("full softmax vs paper's loss, seeds 2020-2021", "YouTube DNN: full softmax - paper's loss (Table 2's runs)",
+     (FULL, "YoutubeDNN"), (TUNED, "YoutubeDNN"), (2020, 2021), HR),
+    ("rerun", "MIND+HN of the routing sweep (lambda 0) - Table 2's MIND+HN",
+     (f"{ROUTE}/MIND+HN/routing_regularization=0", "MIND+HN"), (TUNED, "MIND+HN"), THREE, HR),
+    ("rerun", "UMI of the routing sweep (lambda 0) - Table 2's UMI",
+     (f"{ROUTE}/UMI/routing_regularization=0", "UMI"), (TUNED, "UMI"), THREE, HR),
+    ("rerun", "ComiRec+HN of the routing sweep (lambda 0) - Table 2's ComiRec+HN",
+     (f"{ROUTE}/ComiRec+HN/routing_regularization=0", "ComiRec+HN"), (TUNED, "ComiRec+HN"), THREE, HR),
+]
+for _model in ("UMI", "MIND+HN", "ComiRec+HN"):
+    for _value in ("0.1", "1"):
+        PAIRS.append((f"routing regularisation, {_model}", f"{_model}: lambda {_value} - lambda 0",
+                      (f"{ROUTE}/{_model}/routing_regularization={_value}", _model),
+                      (f"{ROUTE}/{_model}/routing_regularization=0", _model), THREE, HR))
+for _model in ("UMI", "MIND+HN", "ComiRec+HN", "YoutubeDNN"):
+    PAIRS.append(("the paper's training samples", f"{_model}: one per user - all positions (Table 2's runs)",
+                  (ONE, _model), (TUNED, _model), THREE, HR))
+# one training seed (2020): the paired t-test over the users
+PAIRS += [
+    ("objectives, seed 2020", "UMI: neg50 - paper's loss", (f"{OBJ}/neg50", "UMI"), (TUNED, "UMI"), (2020,), HR),
+    ("objectives, seed 2020", "UMI: full softmax - paper's loss", (FULL, "UMI"), (TUNED, "UMI"), (2020,), HR),
+    ("objectives, seed 2020", "UMI under full softmax - SASRec (RecBole's CE)", (FULL, "UMI"), (TUNED, "SASRec"),
+     (2020,), HR),
+    ("objectives, seed 2020", "SASRec's encoder (neg50) - UMI (neg50)", (f"{OBJ}/neg50", "SASRecMatching"),
+     (f"{OBJ}/neg50", "UMI"), (2020,), HR),
+    ("objectives, seed 2020", "SASRec's encoder (paper's loss) - UMI (paper's loss)", (TUNED, "SASRecMatching"),
+     (TUNED, "UMI"), (2020,), HR),
+    ("objectives, seed 2020", "MIND+HN: neg500 - neg50", (f"{OBJ}/neg500", "MIND+HN"), (f"{OBJ}/neg50", "MIND+HN"),
+     (2020,), HR),
+    ("objectives, seed 2020", "MIND+HN (neg500) - UMI (neg500)", (f"{OBJ}/neg500", "MIND+HN"),
+     (f"{OBJ}/neg500", "UMI"), (2020,), HR),
+    ("history length, seed 2020", "UMI: T 20 - T 10", (f"{HIST}/T20", "UMI"), (f"{OBJ}/neg50", "UMI"), (2020,), HR),
+    ("history length, seed 2020", "YouTube DNN: T 20 - T 10", (f"{HIST}/T20", "YoutubeDNN"),
+     (f"{OBJ}/neg50", "YoutubeDNN"), (2020,), HR),
+    ("history length, seed 2020", "SASRec's encoder: T 20 - T 10", (f"{HIST}/T20", "SASRecMatching"),
+     (f"{OBJ}/neg50", "SASRecMatching"), (2020,), HR),
+]
+
+
+def read(folder: str, model: str, seeds) -> dict[int, dict]:
+    found = {}
+    for seed in seeds:
+        path = Path(folder, "runs", f"{model}__seed{seed}.json")
+        if path.exists():
+            found[seed] = json.loads(path.read_text())
+    return found
+
+
+def test_pair(first: tuple[str, str], other: tuple[str, str], seeds, metric: str) -> dict | None:
+    a, b = read(*first, seeds), read(*other, seeds)
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    name = recbole_metric_name(metric)
+    users_a, values_a = per_seed_users([a[s] for s in common], name)
+    users_b, values_b = per_seed_users([b[s] for s in common], name)
+    if users_a != users_b:
+        raise ValueError(f"{first} and {other} were tested on other users")
+    if len(common) >= 2:
+        result = stats.two_level_test(100 * values_a, 100 * values_b)
+        result["test"] = "two-level"
+    else:
+        result = stats.paired_test(100 * values_a.mean(axis=0), 100 * values_b.mean(axis=0))
+        result["test"] = "paired t over users (1 seed)"
+    result["seeds"] = common
+    return result
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="results/claims/pairs")
+    args = parser.parse_args(argv)
+    rows = []
+    for family, label, first, other, seeds, metrics in PAIRS:
+        for metric in metrics:
+            result = test_pair(first, other, seeds, metric)
+            if result is None:
+                raise FileNotFoundError(f"{label}: no seed of {seeds} in both {first} and {other}")
+            rows.append({"family": family, "pair": label, "metric": metric, **result})
+    for family in dict.fromkeys(row["family"] for row in rows):
+        for metric in dict.fromkeys(row["metric"] for row in rows):
+            members = [row for row in rows if row["family"] == family and row["metric"] == metric]
+            for row, adjusted in zip(members, stats.holm([row["p"] for row in members])):
+                row["p_holm"] = adjusted
+    lines = [
+        "Pairs of runs from two folders, first minus second, in points: the two-level test over the test users and "
+        "the training seeds on the seeds both sides have (recbole_umi.stats.two_level_test, the seeds of the two "
+        "sides independent), or with one shared seed the paired t-test over the users, which does not count the "
+        "spread between training seeds (in the A/A check of results/significance-aa/aa.md it calls 27% of "
+        "same-model differences significant). Holm: adjusted over the family's pairs on the same metric. "
+        "Made by `python scripts/claims_tests.py` from the run files.",
+        "",
+        "| family | pair | metric | seeds | difference | 95% interval | p | Holm p | test |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        seeds = f"{row['seeds'][0]}-{row['seeds'][-1]}" if len(row["seeds"]) > 1 else str(row["seeds"][0])
+        lines.append(f"| {row['family']} | {row['pair']} | {row['metric']} | {seeds} | {row['delta']:+.2f} | "
+                     f"[{row['low']:+.2f}, {row['high']:+.2f}] | {row['p']:.2g} | {row['p_holm']:.2g} | "
+                     f"{row['test']} |")
+    markdown = "\n".join(lines) + "\n"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{out}.md").write_text(markdown)
+    with Path(f"{out}.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["family", "pair", "metric", "seeds", "delta", "low", "high", "p", "p_holm", "df", "test"])
+        for row in rows:
+            writer.writerow([row["family"], row["pair"], row["metric"], " ".join(map(str, row["seeds"])),
+                             f"{row['delta']:.6g}", f"{row['low']:.6g}", f"{row['high']:.6g}", f"{row['p']:.6g}",
+                             f"{row['p_holm']:.6g}", "" if row.get("df") is None else f"{row['df']:.6g}",
+                             row["test"]])
+    print(markdown)
+    return markdown
+
+
+if __name__ == "__main__":
+    main()
