@@ -63,7 +63,6 @@ RecBole's protocol, RecBole's (recall@N), which are not the paper's metrics ther
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import re
@@ -80,6 +79,7 @@ from recbole_umi import stats
 
 from recbole_umi.checkpoint import CheckpointError, read_checkpoint, rebuild_settings
 from recbole_umi.config import Config, comma_list, parse_cmd_args
+from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic, write_csv_atomic
 from recbole_umi.metrics import metric_columns, recbole_metric_name
 from recbole_umi.provenance import check_same_code, code_version, describe_code
 from recbole_umi.quick_start import run
@@ -217,7 +217,7 @@ def check_finished_runs(out: Path, jobs, dataset: str, settings_of: dict) -> Non
         path = run_file(out, variant, seed)
         if not path.exists():
             continue
-        record = json.loads(path.read_text())
+        record = read_json(path)
         if record.get("dataset", dataset) != dataset:
             raise SettingsMismatchError(
                 f"{path} was run on the dataset {record['dataset']!r}, this comparison is on {dataset!r}: "
@@ -323,6 +323,7 @@ def check_comparison(variants, dataset, seeds, out, config_file_list=None, confi
     files, the jobs ``(variant, seed)`` seed by seed, and each variant's settings as its run
     files record them."""
     variant_files = variant_files or {}
+    set_aside_damaged_runs(Path(out), [(v, seed) for seed in seeds for v in variants])
     files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
     for variant in variants:  # now, not hours later when its first run would start
         check_variants([variant], dataset, files_of[variant], config_dict)
@@ -335,6 +336,21 @@ def check_comparison(variants, dataset, seeds, out, config_file_list=None, confi
     return files_of, jobs, settings_of
 
 
+def set_aside_damaged_runs(out: Path, jobs, log=print) -> None:
+    """A run file of ``jobs`` that is not JSON (cut short by a crash before writes were
+    atomic, or edited) is renamed to ``<name>.damaged`` with a line saying so, and its run is
+    made again."""
+    for variant, seed in jobs:
+        path = run_file(out, variant, seed)
+        if not path.exists():
+            continue
+        try:
+            read_json(path)
+        except DamagedFileError as error:
+            kept = set_aside(path)
+            log(f"{error}: set aside as {kept.name}; the run is made again")
+
+
 def check_run_code(out: Path, jobs, allow_mixed_code: bool = False) -> None:
     """Refuse (:class:`recbole_umi.provenance.MixedCodeError`) to add runs of this code to
     finished runs of ``jobs`` made with other code, or to tabulate finished runs of
@@ -344,7 +360,7 @@ def check_run_code(out: Path, jobs, allow_mixed_code: bool = False) -> None:
         path = run_file(out, variant, seed)
         name = f"{variant} seed {seed}"
         if path.exists():
-            records.append({"name": name, "code": json.loads(path.read_text()).get("code")})
+            records.append({"name": name, "code": read_json(path).get("code")})
         else:
             records.append({"name": f"{name} (to run now)", "code": code_version()})
     check_same_code(records, f"the comparison in {out}", allow_mixed_code)
@@ -370,57 +386,84 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
     if table_only and missing:
         raise MissingRunsError(f"--table_only: {len(missing)} run(s) are not in {out / 'runs'}: {', '.join(missing)}")
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    results: dict[str, list] = {variant: [] for variant in variants}
     began = time.perf_counter()
     done_here = 0
+
+    def make(number: int, variant: str, seed: int) -> None:
+        nonlocal done_here
+        path = run_file(out, variant, seed)
+        model, overrides = resolve_variant(variant)
+        checkpoints = run_checkpoint_dir(out, variant, seed, files_of[variant], config_dict)
+        resume = interrupted_run(checkpoints, {**settings_of[variant], "seed": seed}, log)
+        if resume is None:
+            log(f"[{number}/{len(jobs)}] {variant} seed {seed}: training ...")
+        else:
+            log(f"[{number}/{len(jobs)}] {variant} seed {seed}: continuing the interrupted run from {resume} ...")
+        started = time.perf_counter()
+        settings = {**(config_dict or {}), **overrides, "seed": seed, "checkpoint_dir": str(checkpoints)}
+        result = run(model, dataset, files_of[variant], settings, saved=True,
+                     resume=None if resume is None else str(resume))
+        record = {
+            "variant": variant,
+            "model": model,
+            "dataset": dataset,
+            "seed": seed,
+            "eval_protocol": result["eval_protocol"],
+            "overrides": overrides,
+            "settings": settings_of[variant],
+            "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
+            "code": code_version(),  # the code that ran it (a resumed run: the code that finished it)
+            "resumed_from": None if resume is None else str(resume),
+            "epochs": result["epochs"],
+            "best_epoch": result["best_epoch"],
+            "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
+            "test_result": {k: float(v) for k, v in result["test_result"].items()},
+            # each test user's metrics, for the paired tests (rounded: JSON size)
+            "interest_diagnostics": result["interest_diagnostics"],
+            "test_per_user": {
+                k: v if k == "user" else [round(float(x), 6) for x in v] for k, v in result["test_per_user"].items()
+            },
+        }
+        write_atomic(path, json.dumps(record, indent=2) + "\n")  # whole or absent
+        done_here += 1
+        elapsed = time.perf_counter() - began
+        remaining = sum(not run_file(out, v, s).exists() for v, s in jobs)
+        log(
+            f"[{number}/{len(jobs)}] {variant} seed {seed}: done in {record['wall_s']:.0f}s "
+            f"({epochs_text(record)}); about {elapsed / done_here * remaining / 60:.0f} min left"
+        )
+
+    # A run another process is making (its lock is held) is left to it and waited for at the
+    # end; if that process dies first, this one makes the run.
+    elsewhere = []
     for number, (variant, seed) in enumerate(jobs, 1):
         path = run_file(out, variant, seed)
         if path.exists():
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: already done ({path.name})")
-        else:
-            model, overrides = resolve_variant(variant)
-            checkpoints = run_checkpoint_dir(out, variant, seed, files_of[variant], config_dict)
-            resume = interrupted_run(checkpoints, {**settings_of[variant], "seed": seed}, log)
-            if resume is None:
-                log(f"[{number}/{len(jobs)}] {variant} seed {seed}: training ...")
-            else:
-                log(f"[{number}/{len(jobs)}] {variant} seed {seed}: continuing the interrupted run from {resume} ...")
-            started = time.perf_counter()
-            settings = {**(config_dict or {}), **overrides, "seed": seed, "checkpoint_dir": str(checkpoints)}
-            result = run(model, dataset, files_of[variant], settings, saved=True,
-                         resume=None if resume is None else str(resume))
-            record = {
-                "variant": variant,
-                "model": model,
-                "dataset": dataset,
-                "seed": seed,
-                "eval_protocol": result["eval_protocol"],
-                "overrides": overrides,
-                "settings": settings_of[variant],
-                "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
-                "code": code_version(),  # the code that ran it (a resumed run: the code that finished it)
-                "resumed_from": None if resume is None else str(resume),
-                "epochs": result["epochs"],
-                "best_epoch": result["best_epoch"],
-                "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
-                "test_result": {k: float(v) for k, v in result["test_result"].items()},
-                # each test user's metrics, for the paired tests (rounded: JSON size)
-                "interest_diagnostics": result["interest_diagnostics"],
-                "test_per_user": {
-                    k: v if k == "user" else [round(float(x), 6) for x in v] for k, v in result["test_per_user"].items()
-                },
-            }
-            path.write_text(json.dumps(record, indent=2) + "\n")
-            done_here += 1
-            elapsed = time.perf_counter() - began
-            remaining = sum(not run_file(out, v, s).exists() for v, s in jobs)
-            log(
-                f"[{number}/{len(jobs)}] {variant} seed {seed}: done in {record['wall_s']:.0f}s "
-                f"({epochs_text(record)}); "
-                f"about {elapsed / done_here * remaining / 60:.0f} min left"
-            )
-        results[variant].append(json.loads(path.read_text()))
+            continue
+        with run_lock(path) as mine:
+            if not mine:
+                log(f"[{number}/{len(jobs)}] {variant} seed {seed}: another process is making it; this one goes on")
+                elsewhere.append((number, variant, seed))
+            elif not path.exists():  # not finished by another process meanwhile
+                make(number, variant, seed)
+    for number, variant, seed in elsewhere:
+        path = run_file(out, variant, seed)
+        log(f"[{number}/{len(jobs)}] {variant} seed {seed}: waiting for the other process's run ...")
+        while not path.exists():
+            with run_lock(path) as mine:
+                if mine and not path.exists():  # the other process ended without it
+                    make(number, variant, seed)
+            if not path.exists():
+                time.sleep(LOCK_POLL_S)
+    results: dict[str, list] = {variant: [] for variant in variants}
+    for variant, seed in jobs:
+        results[variant].append(read_json(run_file(out, variant, seed)))
     return results
+
+
+# Seconds between looks at a run another process is making.
+LOCK_POLL_S = 30
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -640,11 +683,9 @@ def render_diagnostics(results: dict) -> str | None:
 
 
 def write_csv(path: Path, columns: list[str], table: dict) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["model", *[f"{c} {stat}" for c in columns for stat in ("mean", "std")]])
-        for variant, row in table.items():
-            writer.writerow([variant, *[f"{v:.4f}" for c in columns for v in row[c]]])
+    rows = [["model", *[f"{c} {stat}" for c in columns for stat in ("mean", "std")]]]
+    rows += [[variant, *[f"{v:.4f}" for c in columns for v in row[c]]] for variant, row in table.items()]
+    write_csv_atomic(path, rows)
 
 
 def read_variant_files(path, variants: list[str]) -> dict[str, list[str]]:
@@ -686,13 +727,12 @@ def render_code(results: dict, allow_mixed: bool = False) -> str:
 
 
 def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        fields = ("delta", "low", "high", "p", "p_holm", "p_seeds", "df", "seed_share")
-        writer.writerow(["vs", *[f"{c} {field}" for c in columns for field in fields]])
-        for other, row in tests.items():
-            cells = ["" if row[c].get(field) is None else f"{row[c][field]:.6g}" for c in columns for field in fields]
-            writer.writerow([other, *cells])
+    fields = ("delta", "low", "high", "p", "p_holm", "p_seeds", "df", "seed_share")
+    rows = [["vs", *[f"{c} {field}" for c in columns for field in fields]]]
+    for other, row in tests.items():
+        rows.append([other, *("" if row[c].get(field) is None else f"{row[c][field]:.6g}"
+                              for c in columns for field in fields)])
+    write_csv_atomic(path, rows)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -745,7 +785,7 @@ def main(argv: list[str] | None = None) -> str:
     if diagnostics:
         markdown += "\n" + diagnostics
     markdown += "\n" + render_code(results, allow_mixed)
-    (out / f"{args.table}.md").write_text(markdown)
+    write_atomic(out / f"{args.table}.md", markdown)
     write_csv(out / f"{args.table}.csv", columns, table)
     print(markdown)
     return markdown

@@ -27,13 +27,13 @@ from recbole_umi import compat
 compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from recbole_umi import stats  # noqa: E402
 from recbole_umi.compare import compare, per_seed_users, read_variant_files, render_code, summarise  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
+from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import recbole_metric_name  # noqa: E402
 from recbole_umi.settings import check  # noqa: E402
 
@@ -154,9 +154,8 @@ def main(argv: list[str] | None = None) -> str:
     markdown, rows = noise_table(results["clean"], results["noisy"], share)
     both = {f"{variant} ({kind})": runs for kind, result in results.items() for variant, runs in result.items()}
     markdown += "\n" + render_code(both, allow_mixed)
-    (out / "table5.md").write_text(markdown)
-    with (out / "table5.csv").open("w", newline="") as handle:
-        csv.writer(handle).writerows(rows)
+    write_atomic(out / "table5.md", markdown)
+    write_csv_atomic(out / "table5.csv", rows)
     print(markdown)
     return markdown
 

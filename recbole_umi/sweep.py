@@ -21,7 +21,7 @@ from recbole_umi import compat
 compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
+import io  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -29,6 +29,7 @@ import yaml  # noqa: E402
 
 from recbole_umi.compare import check_comparison, compare, mean_std, render_code, run_protocol, summarise  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
+from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
 
 __all__ = ["sweep", "plot", "main"]
@@ -87,14 +88,13 @@ def write_csv(summary: dict, setting: str, path: Path) -> None:
     """One row per value; a column that some values lack (the interest diagnostics of
     ``n_interests: 1``) is left empty there."""
     columns = list(dict.fromkeys(c for names, _ in summary.values() for c in names))
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([setting, *(f"{c} {stat}" for c in columns for stat in ("mean", "std"))])
-        for value, (_, row) in summary.items():
-            cells = []
-            for column in columns:
-                cells += [f"{x:.4f}" for x in row[column]] if column in row else ["", ""]
-            writer.writerow([value, *cells])
+    rows = [[setting, *(f"{c} {stat}" for c in columns for stat in ("mean", "std"))]]
+    for value, (_, row) in summary.items():
+        cells = []
+        for column in columns:
+            cells += [f"{x:.4f}" for x in row[column]] if column in row else ["", ""]
+        rows.append([value, *cells])
+    write_csv_atomic(path, rows)
 
 
 def plot(summary: dict, setting: str, title: str, path: Path) -> None:
@@ -121,8 +121,10 @@ def plot(summary: dict, setting: str, title: str, path: Path) -> None:
         axis.grid(alpha=0.3)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)
+    write_atomic(path, image.getvalue())
 
 
 def main(argv: list[str] | None = None) -> dict:

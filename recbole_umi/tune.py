@@ -56,10 +56,11 @@ from recbole_umi.compare import (  # noqa: E402
     run_settings,
 )
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
+from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic  # noqa: E402
 from recbole_umi.provenance import check_same_code, code_version, describe_code  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
-__all__ = ["ALGORITHMS", "SEARCH_SEED_COMMENT", "ParamsFileError", "read_params_file", "Tuning", "tune", "main"]
+__all__ = ["ALGORITHMS", "SEARCH_SEED_COMMENT", "SearchBusyError", "ParamsFileError", "read_params_file", "Tuning", "tune", "main"]
 
 # best.yaml names the training seed of the search's trials on a line of its own, so that
 # compare can refuse to use that seed in a table of the chosen settings (a winner's curse:
@@ -68,6 +69,10 @@ SEARCH_SEED_COMMENT = "# search training seed: "
 
 ALGORITHMS = ("bayes", "random", "exhaustive")
 _SPACE_TYPES = ("choice", "uniform", "quniform", "loguniform")
+
+
+class SearchBusyError(RuntimeError):
+    """Another process is running the same search (its output folder is locked)."""
 
 
 class ParamsFileError(ValueError):
@@ -82,10 +87,10 @@ def read_params_file(path) -> dict[str, tuple[str, object]]:
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        parts = line.split(" ")
+        parts = line.split(None, 2)  # the values as written: spaces inside a choice's strings stay
         if len(parts) < 3 or parts[1] not in _SPACE_TYPES:
             raise ParamsFileError(f"{path}:{number}: expected 'name {'|'.join(_SPACE_TYPES)} values', got {line!r}")
-        name, kind, text = parts[0], parts[1], "".join(parts[2:])
+        name, kind, text = parts
         try:
             values = yaml.safe_load(text) if kind == "choice" else [float(v) for v in text.split(",")]
         except (yaml.YAMLError, ValueError) as error:
@@ -95,6 +100,12 @@ def read_params_file(path) -> dict[str, tuple[str, object]]:
             raise ParamsFileError(f"{path}:{number}: a choice needs a non-empty list like [1,2,3], got {text!r}")
         if expected and len(values) != expected:
             raise ParamsFileError(f"{path}:{number}: {kind} needs {expected} comma-separated numbers, got {text!r}")
+        if expected and not all(math.isfinite(v) for v in values):
+            raise ParamsFileError(f"{path}:{number}: {kind} needs finite numbers, got {text!r}")
+        if expected and not values[0] < values[1]:
+            raise ParamsFileError(f"{path}:{number}: {kind} needs low < high, got {text!r}")
+        if kind == "quniform" and not values[2] > 0:
+            raise ParamsFileError(f"{path}:{number}: quniform's step q must be above 0, got {text!r}")
         if name in space:
             raise ParamsFileError(f"{path}:{number}: {name} is searched twice")
         space[name] = (kind, values)
@@ -131,6 +142,8 @@ class Tuning(HyperTuning):
                  allow_mixed_code=False):
         if algo not in ALGORITHMS:
             raise ValueError(f"--algo must be one of {ALGORITHMS}, got {algo!r}")
+        if not (isinstance(max_evals, int) and max_evals >= 1):
+            raise ValueError(f"--max_evals must be an integer of at least 1 (the number of trials), got {max_evals!r}")
         self.space_spec = read_params_file(params_file)
         self.model_name, variant_settings = resolve_variant(model)  # a suffix the model lacks: refused
         self.dataset_name = dataset
@@ -198,12 +211,12 @@ class Tuning(HyperTuning):
         return self.out / "trials" / f"{number:03d}.json"
 
     def finished_trials(self) -> list[dict]:
-        return [json.loads(p.read_text()) for p in sorted((self.out / "trials").glob("*.json"))]
+        return [read_json(p) for p in sorted((self.out / "trials").glob("*.json"))]
 
     def _check_or_write_record(self) -> None:
         path = self.out / "tuning.json"
         if path.exists():
-            stored = json.loads(path.read_text())
+            stored = read_json(path)
 
             def same(key):
                 if key == "settings":  # command-line strings read as YAML, as compare does
@@ -217,7 +230,7 @@ class Tuning(HyperTuning):
                     "or delete the folder to start again"
                 )
         else:
-            path.write_text(json.dumps(self.record, indent=2) + "\n")
+            write_atomic(path, json.dumps(self.record, indent=2) + "\n")
 
     def _check_code(self) -> None:
         """Refuse to add trials of this code to finished trials of other code (the choice
@@ -268,7 +281,7 @@ class Tuning(HyperTuning):
             "epochs": result["epochs"],
             "best_epoch": result["best_epoch"],
         }
-        self.trial_file(number).write_text(json.dumps(record, indent=2) + "\n")
+        write_atomic(self.trial_file(number), json.dumps(record, indent=2) + "\n")  # whole or absent
         shutil.rmtree(self.trial_checkpoints(number), ignore_errors=True)  # the record holds what counts
         self._report(record)
         return outcome
@@ -286,10 +299,35 @@ class Tuning(HyperTuning):
 
     # -- the search --------------------------------------------------------------------
     def run(self) -> dict:
-        """Run the trials still missing; returns the best finished trial (by validation)."""
+        """Run the trials still missing; returns the best finished trial (by validation). One
+        process at a time per output folder (:class:`SearchBusyError` for a second one)."""
+        (self.out / "trials").mkdir(parents=True, exist_ok=True)
+        with run_lock(self.out / "search") as mine:
+            if not mine:
+                raise SearchBusyError(
+                    f"another process is running the search in {self.out}: its trials follow one another (each "
+                    "proposal depends on the results before it), so a second process cannot share them; wait for "
+                    "it, or search into another --out"
+                )
+            return self._run()
+
+    def _set_aside_damaged_trials(self) -> None:
+        """A trial file that is not JSON is set aside (``.damaged``) with every later one, since
+        the later proposals followed it: the resumed search proposes and runs them again."""
+        files = sorted((self.out / "trials").glob("*.json"))
+        for index, path in enumerate(files):
+            try:
+                read_json(path)
+            except DamagedFileError as error:
+                for later in files[index:]:
+                    kept = set_aside(later)
+                    self.log(f"{error if later == path else later}: set aside as {kept.name}; the trial is run again")
+                return
+
+    def _run(self) -> dict:
         from hyperopt import STATUS_OK, JOB_STATE_DONE, Trials, fmin
 
-        (self.out / "trials").mkdir(parents=True, exist_ok=True)
+        self._set_aside_damaged_trials()
         self._check_or_write_record()
         self._check_code()
         already = len(self.finished_trials())
@@ -320,7 +358,7 @@ class Tuning(HyperTuning):
         # smaller max_evals later) is chosen from among its first max_evals only
         best = best_trial(finished[: self.max_evals])
         write_best(self.out / "best.yaml", best, self)
-        (self.out / "trials.md").write_text(trials_table(finished, best, self.max_evals))
+        write_atomic(self.out / "trials.md", trials_table(finished, best, self.max_evals))
         return best
 
 
@@ -342,7 +380,7 @@ def write_best(path: Path, best: dict, tuning: Tuning) -> None:
         f"{best['best_valid_score']:.4f}.\n# Written by python -m recbole_umi.tune; use with --config_files.\n"
         f"{SEARCH_SEED_COMMENT}{tuning.training_seed} (compare refuses it as a seed of a table of these settings)\n"
     )
-    path.write_text(header + yaml.safe_dump(best["params"], sort_keys=True))
+    write_atomic(path, header + yaml.safe_dump(best["params"], sort_keys=True))
 
 
 def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> str:

@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from recbole_umi.files import write_atomic  # noqa: E402
 from recbole_umi.stats import paired_test, two_level_test  # noqa: E402
 
 METRICS = ("recall@10", "recall@50", "recall@300", "precision@10", "precision@50", "precision@300")
@@ -141,8 +142,7 @@ def main(argv: list[str] | None = None) -> str:
                            per_seed(synth, "UMI", seeds[:3]), per_seed(synth, "UMI-HN", seeds[:3])))
     markdown = "\n".join(lines) + "\n"
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "aa.md").write_text(markdown)
+    write_atomic(out / "aa.md", markdown)
     print(markdown)
     return markdown
 

@@ -31,7 +31,6 @@ gains a "NAME2 - NAME" difference and its two p-values per other objective. Writ
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -41,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from recbole_umi import stats  # noqa: E402
 from recbole_umi.compare import mean_std, run_protocol, significance, table_test  # noqa: E402
 from recbole_umi.config import comma_list  # noqa: E402
+from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
 
 
@@ -235,9 +235,8 @@ def main(argv: list[str] | None = None) -> str:
                                       stand_ins, args.against, args.significance)
     print(markdown)
     if args.out:
-        Path(f"{args.out}.md").write_text(markdown)
-        with Path(f"{args.out}.csv").open("w", newline="") as handle:
-            csv.writer(handle).writerows(rows)
+        write_atomic(f"{args.out}.md", markdown)
+        write_csv_atomic(f"{args.out}.csv", rows)
     return markdown
 
 

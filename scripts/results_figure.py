@@ -13,6 +13,7 @@ significant after Holm's correction over the comparisons.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.config import comma_list  # noqa: E402
+from recbole_umi.files import write_atomic  # noqa: E402
 from recbole_umi.stats import LEVEL, holm, two_level_mean, two_level_test  # noqa: E402
 
 
@@ -87,8 +89,10 @@ def main(argv: list[str] | None = None) -> Path:
         figure.suptitle(args.title, fontsize=10)
     figure.tight_layout()
     out = Path(args.out)
-    figure.savefig(out, dpi=110, bbox_inches="tight")
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
+    write_atomic(out, image.getvalue())
     print(f"written: {out}")
     return out
 

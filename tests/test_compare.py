@@ -322,3 +322,48 @@ def test_table_only_trains_nothing_and_names_the_missing_runs(compare_args, monk
     (out / "runs" / "UMI__seed2.json").unlink()
     with pytest.raises(compare_module.MissingRunsError, match=r"1 run\(s\) are not in .*: UMI seed 2"):
         main([*args, "--table_only=True"])
+
+
+def test_a_damaged_run_file_is_set_aside_and_made_again(compare_args, monkeypatch, capsys):
+    args, out = compare_args
+    (out / "runs" / "UMI__seed2.json").write_text('{"variant": "UMI", "se')  # cut short
+    trained = []
+    real_run = compare_module.run
+
+    def counting_run(model, *rest, **kwargs):
+        trained.append(model)
+        return real_run(model, *rest, **kwargs)
+
+    monkeypatch.setattr(compare_module, "run", counting_run)
+    main(args)
+    assert trained == ["UMI"]
+    assert "UMI__seed2.json is damaged (not JSON" in capsys.readouterr().out
+    assert (out / "runs" / "UMI__seed2.json.damaged").exists()
+    assert json.loads((out / "runs" / "UMI__seed2.json").read_text())["seed"] == 2
+
+
+def test_a_run_another_process_is_making_is_waited_for_not_repeated(compare_args, monkeypatch):
+    import threading
+
+    from recbole_umi.files import run_lock
+
+    args, out = compare_args
+    path = out / "runs" / "UMI__seed2.json"
+    record = path.read_text()
+    path.unlink()
+    monkeypatch.setattr(compare_module, "LOCK_POLL_S", 0.05)
+    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("a run another process holds was made"))
+    lines, finished = [], {}
+    with run_lock(path) as mine:  # "another process" makes UMI seed 2
+        assert mine
+        worker = threading.Thread(target=lambda: finished.update(
+            compare_module.compare(["UMI", "ComiRecSA+HN"], "tiny", [1, 2], out, [args[3].split("=", 1)[1]],
+                                   {"data_path": args[4].split("=", 1)[1]}, log=lines.append)))
+        worker.start()
+        while not any("waiting for the other process" in line for line in lines):
+            assert worker.is_alive(), lines
+            worker.join(0.05)
+        path.write_text(record)  # the other process finishes it
+    worker.join(60)
+    assert any("another process is making it" in line for line in lines)
+    assert [r["seed"] for r in finished["UMI"]] == [1, 2]

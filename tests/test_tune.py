@@ -175,6 +175,9 @@ def test_recbole_model_with_exhaustive_search(setup):
         ("n_interests choice [4,5]\n", r"the current value 3 is outside the searched choice \[4, 5\]"),
         ("n_interests quniform 2,6,1\n", "'n_interests' = 2.0: must be an integer"),  # use choice for ints
         ("softmax_temperature uniform -1,1\n", r"'softmax_temperature' = -1.0: must be a number in \(0, inf\)"),
+        ("learning_rate loguniform -6,inf\n", "loguniform needs finite numbers"),
+        ("softmax_temperature uniform 1.5,0.5\n", "uniform needs low < high"),
+        ("softmax_temperature quniform 0.5,1.5,0\n", "step q must be above 0"),
     ],
 )
 def test_bad_params_file_fails_before_training(setup, monkeypatch, text, message):
@@ -196,6 +199,40 @@ def test_read_params_file(tmp_path):
     path.write_text("a choice [1]\na choice [2]\n")
     with pytest.raises(ParamsFileError, match="searched twice"):
         read_params_file(path)
+    path.write_text("hidden_act choice ['gelu', 'a b']\n")  # a choice's strings as written, spaces kept
+    assert read_params_file(path) == {"hidden_act": ("choice", ["gelu", "a b"])}
+
+
+@pytest.mark.parametrize("max_evals", [0, -1])
+def test_a_search_without_trials_is_refused_before_training(setup, monkeypatch, max_evals):
+    tmp_path, settings, params = setup
+    monkeypatch.setattr(tune_module, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match="--max_evals must be an integer of at least 1"):
+        tune("UMI", "tiny", params, tmp_path / "out", "random", max_evals, 7, config_dict=settings, log=quiet)
+
+
+def test_a_damaged_trial_is_run_again_and_a_busy_search_refused(setup, monkeypatch):
+    from recbole_umi.files import run_lock
+
+    tmp_path, settings, params = setup
+    tune("UMI", "tiny", params, tmp_path / "whole", "random", 3, 7, config_dict=settings, log=quiet)
+    tune("UMI", "tiny", params, tmp_path / "cut", "random", 3, 7, config_dict=settings, log=quiet)
+    (tmp_path / "cut" / "trials" / "002.json").write_text('{"trial": 2, "par')  # cut short, with trial 3 after it
+    lines = []
+    tune("UMI", "tiny", params, tmp_path / "cut", "random", 3, 7, config_dict=settings, log=lines.append)
+    assert any("002.json is damaged (not JSON" in line for line in lines)
+    assert sorted(p.name for p in (tmp_path / "cut" / "trials").iterdir()) == [
+        "001.json", "002.json", "002.json.damaged", "003.json", "003.json.damaged"]
+
+    def trials(out):
+        return [json.loads(p.read_text()) for p in sorted((tmp_path / out / "trials").glob("*.json"))]
+
+    # trials 2 and 3 were proposed and run again as the uninterrupted search did
+    assert [t["params"] for t in trials("cut")] == [t["params"] for t in trials("whole")]
+    with run_lock(tmp_path / "cut" / "search") as mine:  # another process runs the search
+        assert mine
+        with pytest.raises(tune_module.SearchBusyError, match="another process is running the search"):
+            tune("UMI", "tiny", params, tmp_path / "cut", "random", 3, 7, config_dict=settings, log=quiet)
 
 
 def test_tuning_summary_script(tmp_path):
