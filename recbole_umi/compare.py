@@ -420,10 +420,11 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             "test_result": {k: float(v) for k, v in result["test_result"].items()},
             # each test user's metrics, for the paired tests (rounded: JSON size)
             "interest_diagnostics": result["interest_diagnostics"],
-            "test_per_user": {
-                k: v if k == "user" else [round(float(x), 6) for x in v] for k, v in result["test_per_user"].items()
-            },
+            "test_per_user": _rounded(result["test_per_user"]),
         }
+        if result.get("history_curve"):  # eval_history_curve: the model with each held-out user's first k items
+            record["history_curve"] = {k: {**point, "test_per_user": _rounded(point["test_per_user"])}
+                                       for k, point in result["history_curve"].items()}
         write_atomic(path, json.dumps(record, indent=2) + "\n")  # whole or absent
         done_here += 1
         elapsed = time.perf_counter() - began
@@ -460,6 +461,11 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
     for variant, seed in jobs:
         results[variant].append(read_json(run_file(out, variant, seed)))
     return results
+
+
+def _rounded(per_user: dict) -> dict:
+    """Per-user metrics rounded to 6 digits (JSON size); the users and history lengths as they are."""
+    return {k: v if k in ("user", "history_length") else [round(float(x), 6) for x in v] for k, v in per_user.items()}
 
 
 # Seconds between looks at a run another process is making.

@@ -154,6 +154,7 @@ class Config(RecBoleConfig):
         for cls in reversed(self.model_class.__mro__):  # a subclass's narrowing wins
             restrictions.update(getattr(cls, "setting_restrictions", {}))
         settings.validate(self, issubclass(self.model_class, MultiInterestRecommender), restrictions)
+        _check_empty_histories(self)
 
     def _init_device(self):
         """RecBole's device setup for one process; for a process of a distributed run (one
@@ -242,6 +243,21 @@ class Config(RecBoleConfig):
         final = super()._get_final_config_dict()
         _load_profile_fields(final)
         return final
+
+
+def _check_empty_histories(config) -> None:
+    """Cold start with no history at all (``eval_history_items`` 0, or 0 in
+    ``eval_history_curve``) leaves a model only the user's profile: refused, before any data
+    is loaded, for a model that reads no profile."""
+    curve = config["eval_history_curve"] if "eval_history_curve" in config else None
+    if not (("eval_history_items" in config and config["eval_history_items"] == 0) or 0 in (curve or [])):
+        return
+    if not getattr(config.model_class, "uses_profile", False):
+        key = "eval_history_items" if config["eval_history_items"] == 0 else "eval_history_curve"
+        raise settings.SettingsError(
+            key, config[key], f"must not ask for 0 history items with {config['model']}: it reads the history only "
+            "(no user profile), so a user without history gives it nothing to go on",
+        )
 
 
 def _load_profile_fields(final: dict) -> None:

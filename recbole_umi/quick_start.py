@@ -19,6 +19,7 @@ from recbole.utils import get_environment, set_color  # noqa: E402
 from recbole_umi.allocator import keep_freed_memory  # noqa: E402
 from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer  # noqa: E402
 from recbole_umi.config import Config, comma_list  # noqa: E402
+from recbole_umi.data.protocol import history_curve_loaders  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, evaluated_users, interest_diagnostics  # noqa: E402
 from recbole_umi.metrics import paper_metric_names  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
@@ -93,8 +94,8 @@ def run(
     test_result = trainer.evaluate(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
     )
-    test_per_user = {"user": evaluated_users(test_data)}
-    test_per_user.update({name: values.tolist() for name, values in trainer.evaluator.last.items()})
+    test_per_user = per_user_results(test_data, trainer.evaluator)
+    curve = history_curve(config, dataset, trainer, logger)
     diagnostics = interest_diagnostics(trainer.model, test_data)  # the model just tested
     if diagnostics:
         logger.info(set_color("interests", "yellow") + f": {diagnostics}")
@@ -111,7 +112,38 @@ def run(
         "test_per_user": test_per_user,
         "interest_diagnostics": diagnostics,
         "eval_protocol": config["eval_protocol"],
+        "history_curve": curve,
     }
+
+
+def per_user_results(eval_data, evaluator) -> dict:
+    """The users of the evaluation ``evaluator`` (a :class:`PerUserEvaluator`) just made, by
+    original id (``"user"``), each one's value of every top-k metric, and under the user-split
+    protocol each one's history length (``"history_length"``, before the model's last-T cut)."""
+    results = {"user": evaluated_users(eval_data)}
+    lengths = getattr(eval_data._dataset, "history_lengths", None)
+    if lengths is not None:
+        results["history_length"] = lengths.tolist()
+    results.update({name: values.tolist() for name, values in evaluator.last.items()})
+    return results
+
+
+def history_curve(config, dataset, trainer, logger) -> dict | None:
+    """``{k: {"valid", "test", "test_per_user"}}``: the tested model evaluated again on the
+    validation and the test users with each held-out user's first k interactions as its
+    history, for every k of ``eval_history_curve`` (None when it is not set)."""
+    if not config["eval_history_curve"]:
+        return None
+    curve = {}
+    for k in config["eval_history_curve"]:
+        valid_k, test_k = history_curve_loaders(config, dataset, k)
+        valid = trainer.evaluate(valid_k, load_best_model=False, show_progress=False)
+        test = trainer.evaluate(test_k, load_best_model=False, show_progress=False)
+        curve[str(k)] = {"valid": {m: float(v) for m, v in valid.items()},
+                         "test": {m: float(v) for m, v in test.items()},
+                         "test_per_user": per_user_results(test_k, trainer.evaluator)}
+        logger.info(set_color(f"first {k} items", "yellow") + f": valid {valid}, test {test}")
+    return curve
 
 
 def run_processes(config, model, dataset, config_file_list, config_dict, cmd_args, saved) -> dict | None:

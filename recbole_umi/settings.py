@@ -170,6 +170,15 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
     "user_split_seed": Setting(int),
     "history_share": Setting(float, low=0.0, high=1.0, low_open=True, high_open=True),
     "train_sampling": Setting(str, choices=TRAIN_SAMPLINGS),
+    # the cold-start protocol and its training (docs/protocol.md); ~ (None) where off
+    "eval_history_items": Setting(int, low=0, note="a held-out user's first k interactions are the model's input; "
+                                                    "~ is the paper's cut (history_share)"),
+    "eval_history_curve": Setting(list, item_kind=int, low=0, note="values of eval_history_items the final model "
+                                                                   "is also evaluated at"),
+    "history_dropout": Setting(float, low=0.0, high=1.0, high_open=True,
+                               note="the share of training samples whose history is the user's first j items, "
+                                    "j uniform in 0..T"),
+    "exclude_history": Setting(bool, note="leave a held-out user's history out of its ranking"),
 }
 
 DIST_BACKENDS = ("auto", "gloo", "nccl")

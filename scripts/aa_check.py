@@ -49,7 +49,7 @@ def per_seed(folder: Path, variant: str, seeds) -> np.ndarray | None:
         runs.append(json.loads(path.read_text()))
     users = runs[0]["test_per_user"]["user"]
     assert all(r["test_per_user"]["user"] == users for r in runs), f"{folder} {variant}: other test users"
-    return {m: 100 * np.array([r["test_per_user"][m] for r in runs]) for m in runs[0]["test_per_user"] if m != "user"}
+    return {m: 100 * np.array([r["test_per_user"][m] for r in runs]) for m in runs[0]["test_per_user"] if m not in ("user", "history_length")}
 
 
 def both_tests(first: np.ndarray, other: np.ndarray) -> tuple[dict, dict]:

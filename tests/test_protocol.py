@@ -233,7 +233,10 @@ def test_per_user_test_metrics_average_to_recboles(protocol_data):
     _, dataset, (_, _, test) = prepare(data_path)
     expected_users = dataset.id2token(dataset.uid_field, test.dataset.inter_feat[dataset.uid_field]).tolist()
     assert per_user["user"] == [str(u) for u in expected_users] and len(expected_users) == 6
-    assert set(per_user) == {"user", "recall@3", "recall@5", "precision@3", "precision@5", "ndcg@3", "ndcg@5"}
+    assert set(per_user) == {"user", "history_length", "recall@3", "recall@5", "precision@3", "precision@5", "ndcg@3",
+                             "ndcg@5"}
+    # each user's history: the first 90% of its sequence (before the model's last-T cut)
+    assert per_user["history_length"] == [int(np.floor(0.9 * len(sequences[int(u)]))) for u in per_user["user"]]
     for metric, value in result["test_result"].items():
         assert np.mean(per_user[metric]) == pytest.approx(value, abs=1e-4)  # RecBole rounds to 4 places
     # precision@5 = hits / 5 and recall@5 = hits / |targets| for the same hits

@@ -56,6 +56,8 @@ __all__ = [
     "OnePerUserTrainDataLoader",
     "create_dataset",
     "data_preparation",
+    "eval_loaders",
+    "history_curve_loaders",
     "history_cut",
 ]
 
@@ -64,10 +66,19 @@ class ProtocolConfigError(SettingsError):
     """The evaluation protocol does not fit the model."""
 
 
+# Settings of the user-split protocol, with the values that mean "off" (the first is the default).
+USER_SPLIT_ONLY = {"eval_history_items": (None,), "history_dropout": (0.0, 0), "exclude_history": (False,),
+                   "eval_history_curve": (None,)}
+
+
 def check_protocol_config(config) -> str:
     """Validate the protocol's settings; returns the protocol name."""
     protocol = setting(config, "eval_protocol")
     if protocol == "recbole":
+        for key, off in USER_SPLIT_ONLY.items():
+            if key in config and config[key] not in off:
+                raise ProtocolConfigError(key, config[key], "needs eval_protocol: user_split (RecBole's protocol "
+                                          f"evaluates and trains its own way); leave it at {off[0]!r}")
         return protocol
     if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         raise ProtocolConfigError(
@@ -192,24 +203,51 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         built[0].user_offsets = torch.from_numpy(np.r_[0, np.cumsum(samples_per_user)])
         built[0].n_training_users = len(train_users)
 
+        if self.config["history_dropout"]:
+            built[0].history_dropout = self.config["history_dropout"]
+        self._held_out_users = (starts, ends, parts[1:])  # for held_out_splits
+        built += self.held_out_splits(self.config["eval_history_items"])
         logger = getLogger()
-        items = self.inter_feat[self.iid_field].numpy()
-        for name, part in zip(("valid", "test"), parts[1:]):
-            length = ends[part] - starts[part]
-            evaluable = part[length >= 2]
-            if len(evaluable) < len(part):
-                logger.warning(f"{len(part) - len(evaluable)} {name} users have < 2 interactions and are not evaluated")
-            first_target = starts[evaluable] + history_cut(ends[evaluable] - starts[evaluable], self.config["history_share"])
-            split = self._rows(first_target, starts[evaluable])
-            split.target_offsets = torch.from_numpy(np.r_[0, np.cumsum(ends[evaluable] - first_target)])
-            split.target_items = torch.from_numpy(items[concat_ranges(first_target, ends[evaluable])])
-            built.append(split)
         logger.info(
             set_color("user split", "pink")
             + f": {len(parts[0])} / {len(parts[1])} / {len(parts[2])} users (train / valid / test), "
             f"{len(built[0])} training samples, seed {self.config['user_split_seed']}"
         )
         return built
+
+    def held_out_splits(self, history_items: int | None = None) -> list:
+        """The validation and test rows: one per held-out user, its history the first
+        ``history_share`` of its sequence (``history_items`` None, the paper's cut) or its
+        first ``history_items`` interactions (0: none, the profile alone; the cold-start
+        protocol), its targets every item after them. Users without a target after the
+        history are left out (with a warning). Each split also holds every row's targets
+        (``target_items`` / ``target_offsets``), its full history length before the model's
+        last-T cut (``history_lengths``) and, with ``exclude_history``, a flag for the loader
+        to leave the history's items out of the ranking."""
+        starts, ends, parts = self._held_out_users
+        items = self.inter_feat[self.iid_field].numpy()
+        needed = 2 if history_items is None else history_items + 1
+        splits = []
+        for name, part in zip(("valid", "test"), parts):
+            length = ends[part] - starts[part]
+            evaluable = part[length >= needed]
+            if len(evaluable) < len(part):
+                getLogger().warning(f"{len(part) - len(evaluable)} {name} users have fewer than {needed} interactions "
+                                    "and are not evaluated")
+            first = starts[evaluable]
+            cut = history_cut(ends[evaluable] - first, self.config["history_share"]) if history_items is None \
+                else np.full(len(evaluable), history_items, dtype=np.int64)
+            first_target = first + cut
+            split = self._rows(first_target, first)
+            split.target_offsets = torch.from_numpy(np.r_[0, np.cumsum(ends[evaluable] - first_target)])
+            split.target_items = torch.from_numpy(items[concat_ranges(first_target, ends[evaluable])])
+            split.history_lengths = torch.from_numpy(cut)
+            split.exclude_history = bool(self.config["exclude_history"])
+            if split.exclude_history:  # every history item of row r: history_items[history_offsets[r]:...[r + 1]]
+                split.history_offsets = torch.from_numpy(np.r_[0, np.cumsum(cut)])
+                split.history_items = torch.from_numpy(items[concat_ranges(first, first_target)])
+            splits.append(split)
+        return splits
 
     def __getitem__(self, index, join=True):
         """Rows ``index`` (with their user and item features when ``join``).
@@ -259,9 +297,16 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         targets, starts = rows[_TARGET], rows[_USER_START]
         max_length = self.max_item_list_len
         lengths = torch.clamp(targets - starts, max=max_length)
+        window_starts = targets - lengths  # the last T items before the target
+        dropout = getattr(self, "history_dropout", 0.0)
+        if dropout:  # a share of the rows sees the user's first j items instead, j uniform in 0..lengths
+            dropped = torch.rand(len(targets)) < dropout
+            prefix = (torch.rand(len(targets)) * (lengths + 1).to(torch.float64)).long()
+            lengths = torch.where(dropped, prefix, lengths)
+            window_starts = torch.where(dropped, starts, window_starts)
         offsets = torch.arange(max_length)
         valid = offsets.unsqueeze(0) < lengths.unsqueeze(1)
-        positions = torch.where(valid, (targets - lengths).unsqueeze(1) + offsets.unsqueeze(0), 0)
+        positions = torch.where(valid, window_starts.unsqueeze(1) + offsets.unsqueeze(0), 0)
         fields = {k: v for k, v in rows.interaction.items() if k not in (_TARGET, _USER_START)}
         fields[self.item_list_length_field] = lengths
         for field, values in self._window_source.items():
@@ -293,7 +338,13 @@ class UserSplitEvalDataLoader(FullSortEvalDataLoader):
         counts = ends - starts
         positive_u = torch.repeat_interleave(torch.arange(len(index)), counts)
         positive_i = torch.cat([self._dataset.target_items[s:e] for s, e in zip(starts.tolist(), ends.tolist())])
-        return interaction, None, positive_u, positive_i
+        history_index = None
+        if getattr(self._dataset, "exclude_history", False):  # RecBole's trainer sets these scores to -inf
+            first, last = self._dataset.history_offsets[index], self._dataset.history_offsets[index + 1]
+            history_u = torch.repeat_interleave(torch.arange(len(index)), last - first)
+            history_i = torch.cat([self._dataset.history_items[s:e] for s, e in zip(first.tolist(), last.tolist())])
+            history_index = (history_u, history_i)
+        return interaction, history_index, positive_u, positive_i
 
 
 class CheckedDataset(DataChecks, Dataset):
@@ -388,7 +439,18 @@ def data_preparation(config, dataset):
     # to a multiple of the processes (some counted twice) and the per-user results would be
     # split across processes. Every process then computes the same metrics.
     train_data = train_loader(config, train, None, shuffle=config["shuffle"])
+    return (train_data, *eval_loaders(config, valid, test))
+
+
+def eval_loaders(config, valid, test):
+    """Full-sort loaders of the validation and test rows of the user-split protocol."""
     with one_process_view(config):
-        valid_data = UserSplitEvalDataLoader(config, valid, None, shuffle=False)
-        test_data = UserSplitEvalDataLoader(config, test, None, shuffle=False)
-    return train_data, valid_data, test_data
+        return (UserSplitEvalDataLoader(config, valid, None, shuffle=False),
+                UserSplitEvalDataLoader(config, test, None, shuffle=False))
+
+
+def history_curve_loaders(config, dataset, history_items: int):
+    """The validation and test loaders of ``dataset`` (a :class:`UserSplitDataset`, built)
+    with each held-out user's first ``history_items`` interactions as its history
+    (``eval_history_curve``; see :meth:`UserSplitDataset.held_out_splits`)."""
+    return eval_loaders(config, *dataset.held_out_splits(history_items))
