@@ -4,7 +4,7 @@
 # encoder, which reads order) at their tuned settings, T = 10 / 20 / 50,
 # 3 seeds, batch 1024, trained with 50 uniform negatives (neg50: the objective UMI's validation
 # chooses, within 0.8 points of the full softmax for every model at a third of its time;
-# docs/results.md). T = 10 is the objectives table's neg50 folder (the same settings: its runs
+# docs/results-notebook.md). T = 10 is the objectives table's neg50 folder (the same settings: its runs
 # count, and only missing ones train); T = 20 and 50 go to results/ml-1m-history/T<T>/. Then the
 # table, results/ml-1m-history/history.md: each model under each T, the T its validation chooses,
 # and each T against T = 10 with the paired tests (scripts/objectives_table.py --against=T10).

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates docs/results.md's tables: the paper's Table 2 rows and the UMI ablations on
-# MovieLens-1M under the paper's protocol, 3 training seeds, batch 1024 (docs/results.md
-# says why), into results/ml-1m/{table2,ablation}.{md,csv} and results/ml-1m/runs/, and UMI
-# with refine_hidden_size 64 (chosen on validation) into results/ml-1m-refine64/.
+# Regenerates the tables of docs/results-notebook.md's Part 2: the paper's Table 2 rows and
+# the UMI ablations on MovieLens-1M under the paper's protocol, 3 training seeds, batch 1024
+# (docs/results-notebook.md says why), into results/ml-1m/{table2,ablation}.{md,csv} and
+# results/ml-1m/runs/, and UMI with refine_hidden_size 64 (chosen on validation) into
+# results/ml-1m-refine64/.
 #
 #   bash scripts/reproduce_ml1m.sh [DATA_PATH]     # DATA_PATH holds ml-1m/; omit it to let
 #                                                  # RecBole download ml-1m
@@ -29,7 +30,7 @@ stream_a() {
 }
 stream_b() {
     python -m recbole_umi.compare --models=ProfileDSSM,YoutubeDNN,MIND,MIND+HN,UMI-HN "${common[@]}" --table=stream_b
-    # UMI with the refinement width chosen on validation (docs/results.md): its own folder,
+    # UMI with the refinement width chosen on validation (docs/results-notebook.md, Part 2): its own folder,
     # since its settings differ from the other runs'
     python -m recbole_umi.compare --models=UMI "${common[@]/--out=results\/ml-1m/--out=results/ml-1m-refine64}" \
         --refine_hidden_size=64 --table=table
