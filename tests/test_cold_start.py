@@ -99,3 +99,26 @@ def test_the_history_curve_evaluates_the_tested_model_at_each_k(protocol_data):
         assert point["test"]["recall@5"] == pytest.approx(np.mean(point["test_per_user"]["recall@5"]), abs=1e-4)
     # the run's own test (the paper's cut) is unchanged by the curve
     assert result["test_per_user"]["history_length"] != [0] * len(result["test_per_user"]["user"])
+
+
+@pytest.mark.parametrize("model", ["UMI", "MIND", "YoutubeDNN", "ProfileDSSM"])
+def test_profile_models_answer_from_the_profile_alone(tiny_data, model):
+    from recbole.utils import init_seed
+
+    from recbole_umi.data import create_dataset, data_preparation
+    from recbole_umi.registry import get_model
+
+    config = Config(model, "tiny", config_dict=tiny_config(tiny_data, eval_protocol="user_split", eval_history_items=0))
+    init_seed(config["seed"], config["reproducibility"])
+    train, valid, _ = data_preparation(config, create_dataset(config))
+    model_ = get_model(model)(config, train.dataset).eval()
+    interaction = valid.collate_fn(np.arange(len(valid.dataset)))[0]
+    assert (interaction[model_.ITEM_SEQ] == 0).all()  # no history at all
+    with torch.no_grad():
+        interests = model_(interaction)
+        scores = model_.full_sort_predict(interaction)
+    assert torch.isfinite(interests).all() and torch.isfinite(scores[:, 1:]).all()
+    profiles = torch.stack([interaction[field].float().reshape(-1) for field in config["profile_fields"]], dim=1)
+    same_profile = (profiles.unsqueeze(0) == profiles.unsqueeze(1)).all(dim=-1)
+    same_interests = torch.isclose(interests.unsqueeze(0), interests.unsqueeze(1)).flatten(2).all(dim=-1)
+    assert torch.equal(same_profile, same_interests)  # the profile, and nothing else, decides
