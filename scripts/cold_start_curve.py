@@ -1,0 +1,183 @@
+"""The cold-start curve: test metrics against the number k of a held-out user's first
+interactions the model sees, from runs made with ``eval_history_curve`` (each run file
+holds its model evaluated at every k).
+
+    python scripts/cold_start_curve.py results/ml-1m-coldstart --models=UMI,MIND+HN,... \\
+        [--seeds=2021,2022,2023] [--metrics=recall@10,recall@50,recall@300] [--out=results/ml-1m-coldstart/curve]
+
+For every model and k: the mean over the seeds and test users with its 95% interval
+(:func:`recbole_umi.stats.two_level_mean`, counting users and seeds), and the mean
+validation figure (what a choice between models at that k would be made on). Then, at every
+k, the first model minus each other one with the two-level test
+(:func:`recbole_umi.stats.two_level_test`), Holm's correction over the comparisons at that
+k and metric. The column "all" is the run's own test, the paper's protocol (the first 90%
+of a user's sequence as history). Writes ``OUT.md``, ``OUT.csv`` and ``OUT.png`` (the first
+metric against k, one line per model with its intervals) and prints the markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from recbole_umi.config import comma_list  # noqa: E402
+from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
+from recbole_umi.metrics import metric_columns  # noqa: E402
+from recbole_umi.stats import LEVEL, holm, two_level_mean, two_level_test  # noqa: E402
+
+PAPER_CUT = "all"  # the column of the runs' own test: the paper's history cut
+
+
+def label(metric: str) -> str:
+    return next(iter(metric_columns({metric: 0.0}, "user_split")))
+
+
+def read_curves(folder: Path, models: list[str], seeds: list[int]) -> dict:
+    """``{model: {k: {"test": seeds x users per metric, "valid": [per-seed dicts], "users"}}}``;
+    k is a string, ``"all"`` for the run's own test. A model without every seed's run is left out."""
+    curves = {}
+    for model in models:
+        paths = [folder / "runs" / f"{model}__seed{seed}.json" for seed in seeds]
+        if not all(path.exists() for path in paths):
+            continue
+        runs = [json.loads(path.read_text()) for path in paths]
+        if not all(r.get("history_curve") for r in runs):
+            raise ValueError(f"{model}'s runs in {folder} were made without eval_history_curve")
+        points = {k: [r["history_curve"][k] for r in runs] for k in runs[0]["history_curve"]}
+        points[PAPER_CUT] = [{"test_per_user": r["test_per_user"], "valid": r["best_valid_result"]} for r in runs]
+        curves[model] = {}
+        for k, per_seed in points.items():
+            users = per_seed[0]["test_per_user"]["user"]
+            if any(p["test_per_user"]["user"] != users for p in per_seed):
+                raise ValueError(f"{model} at k = {k}: the seeds were tested on other users")
+            curves[model][k] = {"users": users, "valid": [p["valid"] for p in per_seed],
+                                "test": {m: 100 * np.array([p["test_per_user"][m] for p in per_seed])
+                                         for m in per_seed[0]["test_per_user"] if m not in ("user", "history_length")}}
+    return curves
+
+
+def curve_table(curves: dict, metrics: list[str]) -> tuple[str, list[list[str]], dict]:
+    models = list(curves)
+    ks = sorted({k for c in curves.values() for k in c if k != PAPER_CUT}, key=int) + [PAPER_CUT]
+    first = models[0]
+    header = "| model | metric | " + " | ".join(f"k = {k}" if k != PAPER_CUT else "all (paper)" for k in ks) + " |"
+    lines = [
+        "Test metrics in percent against k, the number of a held-out user's first interactions the model sees "
+        "(0: the profile alone; \"all (paper)\": the first 90% of the sequence, the paper's protocol): mean over the "
+        "seeds and test users [95% interval counting both, recbole_umi.stats.two_level_mean]; below each, the mean "
+        "best-validation value of the same cell (valid).",
+        "",
+        header,
+        "| --- | --- |" + " --- |" * len(ks),
+    ]
+    rows = [["model", "metric", "k", "mean", "low", "high", "valid", "n_users"]]
+    means: dict = {}
+    for model in models:
+        for metric in metrics:
+            cells, valid_cells = [], []
+            for k in ks:
+                point = curves[model].get(k)
+                if point is None:
+                    cells.append("-")
+                    valid_cells.append("-")
+                    continue
+                m = two_level_mean(point["test"][metric])
+                valid = 100 * np.mean([v[metric] for v in point["valid"]])
+                means[model, metric, k] = m
+                cells.append(f"{m['mean']:.2f} [{m['low']:.2f}, {m['high']:.2f}]")
+                valid_cells.append(f"{valid:.2f}")
+                rows.append([model, label(metric), k, f"{m['mean']:.4f}", f"{m['low']:.4f}", f"{m['high']:.4f}",
+                             f"{valid:.4f}", str(len(point["users"]))])
+            lines.append(f"| {model} | {label(metric)} | " + " | ".join(cells) + " |")
+            lines.append(f"| | valid | " + " | ".join(valid_cells) + " |")
+    lines += ["", f"{first} minus each model at each k, in points: difference [95% two-level interval] and p; "
+              f"* p < {LEVEL}, † also after Holm's correction over the {len(models) - 1} comparisons at that k and "
+              "metric; - where a model has no figure at that k.", "",
+              "| vs | metric | " + " | ".join(f"k = {k}" if k != PAPER_CUT else "all (paper)" for k in ks) + " |",
+              "| --- | --- |" + " --- |" * len(ks)]
+    tests = {}
+    for metric in metrics:
+        for k in ks:
+            others = [m for m in models[1:] if k in curves[m] and k in curves[first]]
+            found = {m: two_level_test(curves[first][k]["test"][metric], curves[m][k]["test"][metric]) for m in others}
+            for m, p_holm in zip(found, holm([t["p"] for t in found.values()])):
+                tests[m, metric, k] = {**found[m], "p_holm": p_holm}
+    for model in models[1:]:
+        for metric in metrics:
+            cells = []
+            for k in ks:
+                t = tests.get((model, metric, k))
+                if t is None:
+                    cells.append("-")
+                    continue
+                marks = ("*" if t["p"] < LEVEL else "") + ("†" if t["p_holm"] < LEVEL else "")
+                cells.append(f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] p={t['p']:.2g}{marks}")
+            lines.append(f"| {model} | {label(metric)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n", rows, means
+
+
+def plot(curves: dict, means: dict, metric: str, title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = sorted({k for c in curves.values() for k in c if k != PAPER_CUT}, key=int) + [PAPER_CUT]
+    figure, axis = plt.subplots(figsize=(8.5, 5))
+    positions = {k: i for i, k in enumerate(ks)}
+    shift = np.linspace(-0.15, 0.15, len(curves))
+    for offset, model in zip(shift, curves):
+        found = [k for k in ks if (model, metric, k) in means]
+        x = [positions[k] + offset for k in found]
+        y = [means[model, metric, k]["mean"] for k in found]
+        low = [means[model, metric, k]["mean"] - means[model, metric, k]["low"] for k in found]
+        high = [means[model, metric, k]["high"] - means[model, metric, k]["mean"] for k in found]
+        axis.errorbar(x, y, yerr=[low, high], marker="o", markersize=4, capsize=2, label=model)
+    axis.set_xticks(range(len(ks)), [str(k) if k != PAPER_CUT else "all\n(paper's 90%)" for k in ks])
+    axis.set_xlabel("k: a held-out user's first k interactions are the model's input (0: the profile alone)")
+    axis.set_ylabel(f"test {label(metric)} (%), 95% interval over users and seeds")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title(title, fontsize=10)
+    figure.tight_layout()
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
+    plt.close(figure)
+    return image.getvalue()
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", help="a compare folder whose runs were made with eval_history_curve")
+    parser.add_argument("--models", required=True, help="comma-separated; the first is tested against the others")
+    parser.add_argument("--seeds", default="2021,2022,2023")
+    parser.add_argument("--metrics", default="recall@10,recall@50,recall@300",
+                        help="RecBole's names (recall@N is the paper's HitRate@N); the first is drawn")
+    parser.add_argument("--title", default=None)
+    parser.add_argument("--out", required=True, help="writes OUT.md, OUT.csv, OUT.png")
+    args = parser.parse_args(argv)
+    folder, seeds, metrics = Path(args.folder), comma_list(args.seeds, int), comma_list(args.metrics)
+    curves = read_curves(folder, comma_list(args.models), seeds)
+    if not curves:
+        parser.error(f"no model has runs of every seed in {folder / 'runs'}")
+    markdown, rows, means = curve_table(curves, metrics)
+    missing = [m for m in comma_list(args.models) if m not in curves]
+    if missing:
+        markdown += f"\nNot in the table (runs of some seed missing): {', '.join(missing)}.\n"
+    title = args.title or f"{folder.name}: {len(seeds)} seeds ({args.seeds})"
+    write_atomic(f"{args.out}.md", markdown)
+    write_csv_atomic(f"{args.out}.csv", rows)
+    write_atomic(f"{args.out}.png", plot(curves, means, metrics[0], title))
+    print(markdown)
+    return markdown
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""scripts/cold_start_curve.py on hand-made run files: the curve's cells and tests are the
+two-level mean and test of the stored per-user values."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recbole_umi.stats import two_level_mean, two_level_test
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "cold_start_curve.py"
+main = runpy.run_path(str(SCRIPT))["main"]
+USERS = [str(u) for u in range(1, 31)]
+
+
+def per_user(hits):
+    return {"user": USERS, "history_length": [3] * len(USERS), "recall@50": hits.tolist()}
+
+
+def write_run(folder: Path, model: str, seed: int, curve: dict, own: np.ndarray) -> None:
+    record = {"variant": model, "seed": seed, "best_valid_result": {"recall@50": 0.3}, "test_per_user": per_user(own),
+              "history_curve": {k: {"valid": {"recall@50": 0.1 * (int(k) + 1)}, "test": {"recall@50": float(v.mean())},
+                                    "test_per_user": per_user(v)} for k, v in curve.items()}}
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    (folder / "runs" / f"{model}__seed{seed}.json").write_text(json.dumps(record))
+
+
+def test_curve_cells_and_tests(tmp_path):
+    rng = np.random.default_rng(0)
+    hits = {}
+    for model, rate in (("A", 0.2), ("B", 0.5)):
+        for seed in (1, 2):
+            hits[model, seed] = {k: (rng.random(30) < rate + 0.1 * int(k)).astype(float) for k in ("0", "1")}
+            write_run(tmp_path, model, seed, hits[model, seed], (rng.random(30) < 0.4).astype(float))
+    write_run(tmp_path, "C", 1, hits["A", 1], hits["A", 1]["0"])  # one seed of two: left out
+    markdown = main([str(tmp_path), "--models=A,B,C", "--seeds=1,2", "--metrics=recall@50", f"--out={tmp_path / 'c'}"])
+    lines = markdown.splitlines()
+    a_row = next(line for line in lines if line.startswith("| A | HitRate@50 |"))
+    expected = two_level_mean([100 * hits["A", s]["1"] for s in (1, 2)])
+    assert f"{expected['mean']:.2f} [{expected['low']:.2f}, {expected['high']:.2f}]" == a_row.split(" | ")[3]
+    valid_row = lines[lines.index(a_row) + 1]
+    assert valid_row.split(" | ")[2:4] == ["10.00", "20.00"]  # the validation means at k = 0 and 1
+    test = two_level_test([100 * hits["A", s]["0"] for s in (1, 2)], [100 * hits["B", s]["0"] for s in (1, 2)])
+    b_test = next(line for line in lines if line.startswith("| B | HitRate@50 |") and "p=" in line)
+    assert b_test.split(" | ")[2].startswith(f"{test['delta']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]")
+    assert "Not in the table (runs of some seed missing): C." in markdown
+    assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "c.csv").read_text().startswith("model,metric,k")
+
+
+def test_runs_without_a_curve_are_refused(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "A__seed1.json").write_text(json.dumps({"test_per_user": per_user(np.zeros(30))}))
+    with pytest.raises(ValueError, match="made without eval_history_curve"):
+        main([str(tmp_path), "--models=A", "--seeds=1", f"--out={tmp_path / 'c'}"])
