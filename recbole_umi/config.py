@@ -252,7 +252,9 @@ def _check_empty_histories(config) -> None:
     curve = config["eval_history_curve"] if "eval_history_curve" in config else None
     if not (("eval_history_items" in config and config["eval_history_items"] == 0) or 0 in (curve or [])):
         return
-    if not getattr(config.model_class, "uses_profile", False):
+    reads_only_history = getattr(config.model_class, "reads_history", True) and not getattr(
+        config.model_class, "uses_profile", False)
+    if reads_only_history:
         key = "eval_history_items" if config["eval_history_items"] == 0 else "eval_history_curve"
         raise settings.SettingsError(
             key, config[key], f"must not ask for 0 history items with {config['model']}: it reads the history only "

@@ -29,11 +29,14 @@ def test_first_k_items_are_the_history_and_every_later_item_a_target(protocol_da
     assert len(train_0.dataset) == len(train_paper.dataset)
 
 
-def test_k_beyond_the_history_keeps_the_last_T_of_the_first_k_and_drops_users_without_targets(protocol_data, caplog):
+def test_k_beyond_the_history_keeps_the_last_T_of_the_first_k_and_drops_users_without_targets(protocol_data):
     data_path, sequences = protocol_data
     config, dataset, (_, valid, test) = prepare(data_path, eval_history_items=10, MAX_ITEM_LIST_LENGTH=4)
-    # users of length 10 have no item after their first 10: left out, and said so
-    assert any("users have fewer than 11 interactions and are not evaluated" in r.message for r in caplog.records)
+    _, _, (_, all_valid, all_test) = prepare(data_path)
+    # users of length 10 have no item after their first 10: left out (the others stay)
+    for split, every in ((valid.dataset, all_valid.dataset), (test.dataset, all_test.dataset)):
+        held_out = [raw_user(dataset, every, row)[0] for row in range(len(every))]
+        assert len(split) == sum(len(sequences[user]) > 10 for user in held_out) < len(every)
     for split in (valid.dataset, test.dataset):
         for row in range(len(split)):
             user, history, targets = raw_user(dataset, split, row)
@@ -122,3 +125,29 @@ def test_profile_models_answer_from_the_profile_alone(tiny_data, model):
     same_profile = (profiles.unsqueeze(0) == profiles.unsqueeze(1)).all(dim=-1)
     same_interests = torch.isclose(interests.unsqueeze(0), interests.unsqueeze(1)).flatten(2).all(dim=-1)
     assert torch.equal(same_profile, same_interests)  # the profile, and nothing else, decides
+
+
+def test_popularity_ranks_every_user_by_training_counts_at_any_k(tiny_data):
+    from collections import Counter
+
+    from recbole.utils import init_seed
+
+    from recbole_umi.data import create_dataset, data_preparation
+    from recbole_umi.registry import get_model
+
+    config = Config("Popularity", "tiny", config_dict=tiny_config(tiny_data, eval_protocol="user_split",
+                                                                     eval_history_items=0))
+    init_seed(config["seed"], config["reproducibility"])
+    train, valid, _ = data_preparation(config, create_dataset(config))
+    model = get_model("Popularity")(config, train.dataset).eval()
+    # by hand: the training samples' target items, counted
+    counts = Counter(train.dataset.inter_feat[train.dataset.iid_field].tolist())
+    interaction = valid.collate_fn(np.arange(len(valid.dataset)))[0]
+    with torch.no_grad():
+        scores = model.full_sort_predict(interaction)
+    # by hand: by count, the lower id first among equal counts, the padding item last
+    ranked = sorted(range(1, model.n_items), key=lambda item: (-counts.get(item, 0), item))
+    assert scores[0, 1:].argsort(descending=True).add(1).tolist() == ranked
+    assert (scores == scores[0]).all() and scores[0, 0] == scores.min()  # every user alike
+    assert len(set(scores[0].tolist())) == model.n_items  # no ties
+    assert model.calculate_loss(interaction).item() == 0.0

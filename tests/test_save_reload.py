@@ -126,8 +126,10 @@ def test_scores_survive_save_and_reload_in_a_fresh_process(reloaded, model_name)
     saved_scores, _ = saved[model_name]
     result = fresh[model_name]
     torch.testing.assert_close(result["after"], saved_scores, rtol=1e-6, atol=1e-6)
-    # Control: the freshly seeded model, before loading, scores otherwise.
-    assert (result["before"] - saved_scores).abs().max() > 1e-3
+    # Control: the freshly seeded model, before loading, scores otherwise (a model that learns
+    # nothing, Popularity, is built with its final scores)
+    if getattr(PLUGIN_MODELS[model_name], "learned", True):
+        assert (result["before"] - saved_scores).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("model_name", MODELS)

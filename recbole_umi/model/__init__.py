@@ -8,6 +8,7 @@ from recbole_umi.model.base import ModelConfigError, MultiInterestRecommender  #
 from recbole_umi.model.comirec import ComiRec, ComiRecDR, ComiRecSA  # noqa: E402
 from recbole_umi.model.losses import LossConfigError, MultiInterestLoss  # noqa: E402
 from recbole_umi.model.mind import MIND  # noqa: E402
+from recbole_umi.model.popularity import Popularity  # noqa: E402
 from recbole_umi.model.profile import ProfileConfigError, ProfileEmbedding  # noqa: E402
 from recbole_umi.model.single_interest import ProfileDSSM, SASRecMatching, YoutubeDNN  # noqa: E402
 from recbole_umi.model.umi import UMI  # noqa: E402
@@ -22,6 +23,7 @@ __all__ = [
     "ProfileDSSM",
     "YoutubeDNN",
     "SASRecMatching",
+    "Popularity",
     "MultiInterestLoss",
     "ProfileEmbedding",
     "ModelConfigError",
