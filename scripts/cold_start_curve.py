@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from recbole_umi.config import comma_list  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
+from recbole_umi.provenance import check_same_code, describe_code  # noqa: E402
 from recbole_umi.stats import LEVEL, holm, two_level_mean, two_level_test  # noqa: E402
 
 PAPER_CUT = "all"  # the column of the runs' own test: the paper's history cut
@@ -39,15 +40,18 @@ def label(metric: str) -> str:
     return next(iter(metric_columns({metric: 0.0}, "user_split")))
 
 
-def read_curves(folder: Path, models: list[str], seeds: list[int]) -> dict:
+def read_curves(folder: Path, models: list[str], seeds: list[int], codes: list | None = None) -> dict:
     """``{model: {k: {"test": seeds x users per metric, "valid": [per-seed dicts], "users"}}}``;
-    k is a string, ``"all"`` for the run's own test. A model without every seed's run is left out."""
+    k is a string, ``"all"`` for the run's own test. A model without every seed's run is left
+    out. ``codes`` gets each run's name and code record."""
     curves = {}
+    codes = [] if codes is None else codes
     for model in models:
         paths = [folder / "runs" / f"{model}__seed{seed}.json" for seed in seeds]
         if not all(path.exists() for path in paths):
             continue
         runs = [json.loads(path.read_text()) for path in paths]
+        codes.extend({"name": f"{model} seed {r['seed']}", "code": r.get("code")} for r in runs)
         if not all(r.get("history_curve") for r in runs):
             raise ValueError(f"{model}'s runs in {folder} were made without eval_history_curve")
         points = {k: [r["history_curve"][k] for r in runs] for k in runs[0]["history_curve"]}
@@ -162,15 +166,22 @@ def main(argv: list[str] | None = None) -> str:
                         help="RecBole's names (recall@N is the paper's HitRate@N); the first is drawn")
     parser.add_argument("--title", default=None)
     parser.add_argument("--out", required=True, help="writes OUT.md, OUT.csv, OUT.png")
+    parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
+                        help="put runs of different code versions in one curve (the table lists them)")
     args = parser.parse_args(argv)
     folder, seeds, metrics = Path(args.folder), comma_list(args.seeds, int), comma_list(args.metrics)
-    curves = read_curves(folder, comma_list(args.models), seeds)
+    codes: list = []
+    curves = read_curves(folder, comma_list(args.models), seeds, codes)
     if not curves:
         parser.error(f"no model has runs of every seed in {folder / 'runs'}")
     markdown, rows, means = curve_table(curves, metrics)
     missing = [m for m in comma_list(args.models) if m not in curves]
     if missing:
         markdown += f"\nNot in the table (runs of some seed missing): {', '.join(missing)}.\n"
+    groups = check_same_code(codes, f"the curve of {folder}", args.allow_mixed_code == "True")
+    versions = {describe_code(c["code"]) for c in codes}
+    markdown += "\n" + (f"Code: {versions.pop()}.\n" if len(groups) == 1 else
+                        "Runs of several code versions (--allow_mixed_code): " + "; ".join(sorted(versions)) + ".\n")
     title = args.title or f"{folder.name}: {len(seeds)} seeds ({args.seeds})"
     write_atomic(f"{args.out}.md", markdown)
     write_csv_atomic(f"{args.out}.csv", rows)

@@ -4,7 +4,7 @@
 # trained once per seed under the paper's protocol, then its validation and test users
 # evaluated again with only their first k interactions as the history
 # (eval_history_curve: k = 0, 1, 2, 3, 5, 10; k = 0 is the profile alone, so SASRec's
-# encoder, which reads no profile, starts at k = 1). Seeds 2021-2023: the searches trained
+# encoder, which reads no profile, starts at k = 1; Popularity, which reads nothing, is the floor). Seeds 2021-2023: the searches trained
 # with seed 2020, which is never a seed of a table of their choices. Two streams of one
 # torch thread each. Writes results/ml-1m-coldstart/runs/ (each run file holds the curve),
 # then the curve table and figure (scripts/cold_start_curve.py).
@@ -26,6 +26,7 @@ MIND+HN: [results/tuning/ml-1m/MIND+HN/best.yaml]
 YoutubeDNN: [results/tuning/ml-1m/YoutubeDNN/best.yaml]
 ProfileDSSM: [results/tuning/ml-1m/ProfileDSSM/best.yaml]
 SASRecMatching: [tuning/ml-1m/SASRec.yaml, results/tuning/ml-1m/SASRec/best.yaml]
+Popularity: []
 EOF
 common=(--dataset=ml-1m "--data_path=$data_path" --seeds=2021,2022,2023 "--out=$out" "--variant_files=$plan"
         --train_batch_size=1024 --show_progress=False --state=WARNING)
@@ -34,7 +35,7 @@ history_curve="--eval_history_curve=[1,2,3,5,10]"
 join() { local IFS=,; echo "$*"; }
 
 stream_a() {
-    python -m recbole_umi.compare "--models=$(join UMI YoutubeDNN ProfileDSSM UMI-DAR)" "${common[@]}" \
+    python -m recbole_umi.compare "--models=$(join Popularity UMI YoutubeDNN ProfileDSSM UMI-DAR)" "${common[@]}" \
         "$profile_curve" --table=stream_a
 }
 stream_b() {
@@ -43,5 +44,5 @@ stream_b() {
 }
 source scripts/two_streams.sh
 two_streams stream_a stream_b
-python scripts/cold_start_curve.py "$out" --models=UMI,UMI-DAR,UMI-IR,MIND+HN,YoutubeDNN,ProfileDSSM,SASRecMatching \
+python scripts/cold_start_curve.py "$out" --models=UMI,UMI-DAR,UMI-IR,MIND+HN,YoutubeDNN,ProfileDSSM,SASRecMatching,Popularity \
     --seeds=2021,2022,2023 --out="$out/curve"
