@@ -51,7 +51,7 @@ def read_curves(folder: Path, models: list[str], seeds: list[int], codes: list |
         if not all(path.exists() for path in paths):
             continue
         runs = [json.loads(path.read_text()) for path in paths]
-        codes.extend({"name": f"{model} seed {r['seed']}", "code": r.get("code")} for r in runs)
+        codes.extend({"name": f"{model} seed {seed}", "code": r.get("code")} for seed, r in zip(seeds, runs))
         if not all(r.get("history_curve") for r in runs):
             raise ValueError(f"{model}'s runs in {folder} were made without eval_history_curve")
         points = {k: [r["history_curve"][k] for r in runs] for k in runs[0]["history_curve"]}
