@@ -34,13 +34,16 @@ profile_curve="--eval_history_curve=[0,1,2,3,5,10]"
 history_curve="--eval_history_curve=[1,2,3,5,10]"
 join() { local IFS=,; echo "$*"; }
 
+# SASRec's encoder (30-60 min a run) comes last in both streams: compare's lock per run lets
+# the two share its three seeds.
+sasrec() { python -m recbole_umi.compare --models=SASRecMatching "${common[@]}" "$history_curve" --table="$1"; }
 stream_a() {
     python -m recbole_umi.compare "--models=$(join Popularity UMI YoutubeDNN ProfileDSSM UMI-DAR)" "${common[@]}" \
-        "$profile_curve" --table=stream_a
+        "$profile_curve" --table=stream_a && sasrec stream_a
 }
 stream_b() {
     python -m recbole_umi.compare "--models=$(join MIND+HN UMI-IR)" "${common[@]}" "$profile_curve" --table=stream_b &&
-    python -m recbole_umi.compare --models=SASRecMatching "${common[@]}" "$history_curve" --table=stream_b
+    sasrec stream_b
 }
 source scripts/two_streams.sh
 two_streams stream_a stream_b
