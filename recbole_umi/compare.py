@@ -425,6 +425,8 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
         if result.get("history_curve"):  # eval_history_curve: the model with each held-out user's first k items
             record["history_curve"] = {k: {**point, "test_per_user": _rounded(point["test_per_user"])}
                                        for k, point in result["history_curve"].items()}
+        if result.get("unseen"):  # also_exclude_history: the model with each user's history left out
+            record["unseen"] = {**result["unseen"], "test_per_user": _rounded(result["unseen"]["test_per_user"])}
         write_atomic(path, json.dumps(record, indent=2) + "\n")  # whole or absent
         done_here += 1
         elapsed = time.perf_counter() - began

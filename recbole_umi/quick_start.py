@@ -96,6 +96,10 @@ def run(
     )
     test_per_user = per_user_results(test_data, trainer.evaluator)
     curve = history_curve(config, dataset, trainer, logger)
+    unseen = None
+    if config["also_exclude_history"]:  # the deployment's view beside the paper's
+        unseen = evaluate_again(trainer, *history_curve_loaders(config, dataset, config["eval_history_items"], True))
+        logger.info(set_color("history left out", "yellow") + f": valid {unseen['valid']}, test {unseen['test']}")
     diagnostics = interest_diagnostics(trainer.model, test_data)  # the model just tested
     if diagnostics:
         logger.info(set_color("interests", "yellow") + f": {diagnostics}")
@@ -113,6 +117,7 @@ def run(
         "interest_diagnostics": diagnostics,
         "eval_protocol": config["eval_protocol"],
         "history_curve": curve,
+        "unseen": unseen,
     }
 
 
@@ -136,14 +141,19 @@ def history_curve(config, dataset, trainer, logger) -> dict | None:
         return None
     curve = {}
     for k in config["eval_history_curve"]:
-        valid_k, test_k = history_curve_loaders(config, dataset, k)
-        valid = trainer.evaluate(valid_k, load_best_model=False, show_progress=False)
-        test = trainer.evaluate(test_k, load_best_model=False, show_progress=False)
-        curve[str(k)] = {"valid": {m: float(v) for m, v in valid.items()},
-                         "test": {m: float(v) for m, v in test.items()},
-                         "test_per_user": per_user_results(test_k, trainer.evaluator)}
-        logger.info(set_color(f"first {k} items", "yellow") + f": valid {valid}, test {test}")
+        curve[str(k)] = evaluate_again(trainer, *history_curve_loaders(config, dataset, k))
+        logger.info(set_color(f"first {k} items", "yellow") + f": valid {curve[str(k)]['valid']}, "
+                    f"test {curve[str(k)]['test']}")
     return curve
+
+
+def evaluate_again(trainer, valid_data, test_data) -> dict:
+    """``{"valid", "test", "test_per_user"}`` of the trainer's model (the tested one) on
+    other validation and test loaders."""
+    valid = trainer.evaluate(valid_data, load_best_model=False, show_progress=False)
+    test = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+    return {"valid": {m: float(v) for m, v in valid.items()}, "test": {m: float(v) for m, v in test.items()},
+            "test_per_user": per_user_results(test_data, trainer.evaluator)}
 
 
 def run_processes(config, model, dataset, config_file_list, config_dict, cmd_args, saved) -> dict | None:

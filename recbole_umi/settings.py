@@ -179,6 +179,7 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
                                note="the share of training samples whose history is the user's first j items, "
                                     "j uniform in 0..T"),
     "exclude_history": Setting(bool, note="leave a held-out user's history out of its ranking"),
+    "also_exclude_history": Setting(bool, note="also test the final model with the history left out"),
 }
 
 DIST_BACKENDS = ("auto", "gloo", "nccl")

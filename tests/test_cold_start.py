@@ -151,3 +151,16 @@ def test_popularity_ranks_every_user_by_training_counts_at_any_k(tiny_data):
     assert (scores == scores[0]).all() and scores[0, 0] == scores.min()  # every user alike
     assert len(set(scores[0].tolist())) == model.n_items  # no ties
     assert model.calculate_loss(interaction).item() == 0.0
+
+
+def test_also_exclude_history_tests_the_same_model_without_the_seen_items(protocol_data):
+    data_path, _ = protocol_data
+    settings = tiny_config(data_path, eval_protocol="user_split", epochs=1, also_exclude_history=True)
+    result = run("UMI", "known", config_dict=settings, saved=False)
+    unseen = result["unseen"]
+    assert unseen["test_per_user"]["user"] == result["test_per_user"]["user"]
+    # the same model and users: leaving the seen items out can only raise each user's hits
+    # (a history item in the top N makes room for a target when it goes)
+    for seen, not_seen in zip(result["test_per_user"]["recall@5"], unseen["test_per_user"]["recall@5"]):
+        assert not_seen >= seen
+    assert unseen["test"]["recall@5"] == pytest.approx(np.mean(unseen["test_per_user"]["recall@5"]), abs=1e-4)

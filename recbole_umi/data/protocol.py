@@ -68,7 +68,7 @@ class ProtocolConfigError(SettingsError):
 
 # Settings of the user-split protocol, with the values that mean "off" (the first is the default).
 USER_SPLIT_ONLY = {"eval_history_items": (None,), "history_dropout": (0.0, 0), "exclude_history": (False,),
-                   "eval_history_curve": (None,)}
+                   "eval_history_curve": (None,), "also_exclude_history": (False,)}
 
 
 def check_protocol_config(config) -> str:
@@ -215,15 +215,17 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         )
         return built
 
-    def held_out_splits(self, history_items: int | None = None) -> list:
+    def held_out_splits(self, history_items: int | None = None, exclude_history: bool | None = None) -> list:
         """The validation and test rows: one per held-out user, its history the first
         ``history_share`` of its sequence (``history_items`` None, the paper's cut) or its
         first ``history_items`` interactions (0: none, the profile alone; the cold-start
         protocol), its targets every item after them. Users without a target after the
         history are left out (with a warning). Each split also holds every row's targets
         (``target_items`` / ``target_offsets``), its full history length before the model's
-        last-T cut (``history_lengths``) and, with ``exclude_history``, a flag for the loader
-        to leave the history's items out of the ranking."""
+        last-T cut (``history_lengths``) and, with ``exclude_history`` (None: the setting of
+        that name), a flag for the loader to leave the history's items out of the ranking."""
+        if exclude_history is None:
+            exclude_history = bool(self.config["exclude_history"])
         starts, ends, parts = self._held_out_users
         items = self.inter_feat[self.iid_field].numpy()
         needed = 2 if history_items is None else history_items + 1
@@ -242,7 +244,7 @@ class UserSplitDataset(DataChecks, SequentialDataset):
             split.target_offsets = torch.from_numpy(np.r_[0, np.cumsum(ends[evaluable] - first_target)])
             split.target_items = torch.from_numpy(items[concat_ranges(first_target, ends[evaluable])])
             split.history_lengths = torch.from_numpy(cut)
-            split.exclude_history = bool(self.config["exclude_history"])
+            split.exclude_history = exclude_history
             if split.exclude_history:  # every history item of row r: history_items[history_offsets[r]:...[r + 1]]
                 split.history_offsets = torch.from_numpy(np.r_[0, np.cumsum(cut)])
                 split.history_items = torch.from_numpy(items[concat_ranges(first, first_target)])
@@ -449,8 +451,10 @@ def eval_loaders(config, valid, test):
                 UserSplitEvalDataLoader(config, test, None, shuffle=False))
 
 
-def history_curve_loaders(config, dataset, history_items: int):
+def history_curve_loaders(config, dataset, history_items: int | None, exclude_history: bool | None = None):
     """The validation and test loaders of ``dataset`` (a :class:`UserSplitDataset`, built)
     with each held-out user's first ``history_items`` interactions as its history
-    (``eval_history_curve``; see :meth:`UserSplitDataset.held_out_splits`)."""
-    return eval_loaders(config, *dataset.held_out_splits(history_items))
+    (``eval_history_curve``; None: the run's own cut) and its history left out of the
+    ranking or not (``exclude_history``; None: as the setting says); see
+    :meth:`UserSplitDataset.held_out_splits`."""
+    return eval_loaders(config, *dataset.held_out_splits(history_items, exclude_history))
