@@ -7,7 +7,9 @@
 # encoder, which reads no profile, starts at k = 1; Popularity, which reads nothing, is the floor). Seeds 2021-2023: the searches trained
 # with seed 2020, which is never a seed of a table of their choices. Two streams of one
 # torch thread each. Writes results/ml-1m-coldstart/runs/ (each run file holds the curve),
-# then the curve table and figure (scripts/cold_start_curve.py).
+# then the curve table and figure (scripts/cold_start_curve.py). Every run also tests its model
+# with the users' history left out of the ranking (also_exclude_history: seen items), beside
+# the paper's protocol, which ranks them; MIND, ComiRec+HN and ComiRec join for that.
 #
 #   bash scripts/cold_start_ml1m.sh [DATA_PATH]     # DATA_PATH holds ml-1m/ (default ../shared/data)
 #
@@ -27,25 +29,29 @@ YoutubeDNN: [results/tuning/ml-1m/YoutubeDNN/best.yaml]
 ProfileDSSM: [results/tuning/ml-1m/ProfileDSSM/best.yaml]
 SASRecMatching: [tuning/ml-1m/SASRec.yaml, results/tuning/ml-1m/SASRec/best.yaml]
 Popularity: []
+MIND: [results/tuning/ml-1m/MIND/best.yaml]
+ComiRec+HN: [results/tuning/ml-1m/ComiRec+HN/best.yaml]
+ComiRec: [results/tuning/ml-1m/ComiRec/best.yaml]
 EOF
 common=(--dataset=ml-1m "--data_path=$data_path" --seeds=2021,2022,2023 "--out=$out" "--variant_files=$plan"
-        --train_batch_size=1024 --show_progress=False --state=WARNING)
+        --train_batch_size=1024 --show_progress=False --state=WARNING --also_exclude_history=True)
 profile_curve="--eval_history_curve=[0,1,2,3,5,10]"
 history_curve="--eval_history_curve=[1,2,3,5,10]"
 join() { local IFS=,; echo "$*"; }
 
 # SASRec's encoder (30-60 min a run) comes last in both streams: compare's lock per run lets
 # the two share its three seeds.
-sasrec() { python -m recbole_umi.compare --models=SASRecMatching "${common[@]}" "$history_curve" --table="$1"; }
+history_only() { python -m recbole_umi.compare "--models=$1" "${common[@]}" "$history_curve" --table="$2"; }
 stream_a() {
     python -m recbole_umi.compare "--models=$(join Popularity UMI YoutubeDNN ProfileDSSM UMI-DAR)" "${common[@]}" \
-        "$profile_curve" --table=stream_a && sasrec stream_a
+        "$profile_curve" --table=stream_a && history_only ComiRec stream_a && history_only SASRecMatching stream_a
 }
 stream_b() {
-    python -m recbole_umi.compare "--models=$(join MIND+HN UMI-IR)" "${common[@]}" "$profile_curve" --table=stream_b &&
-    sasrec stream_b
+    python -m recbole_umi.compare "--models=$(join MIND+HN UMI-IR MIND)" "${common[@]}" "$profile_curve" --table=stream_b &&
+    history_only ComiRec+HN stream_b && history_only SASRecMatching stream_b
 }
 source scripts/two_streams.sh
 two_streams stream_a stream_b
-python scripts/cold_start_curve.py "$out" --models=UMI,UMI-DAR,UMI-IR,MIND+HN,YoutubeDNN,ProfileDSSM,SASRecMatching,Popularity \
+python scripts/cold_start_curve.py "$out" \
+    --models=UMI,UMI-DAR,UMI-IR,MIND+HN,MIND,YoutubeDNN,ProfileDSSM,SASRecMatching,ComiRec+HN,ComiRec,Popularity \
     --seeds=2021,2022,2023 --out="$out/curve"
