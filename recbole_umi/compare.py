@@ -594,6 +594,58 @@ def significance(results: dict, columns: list[str], test: str = "two_level") -> 
     return tests
 
 
+def history_buckets(lengths, n_buckets: int) -> list[tuple[int, int]]:
+    """``n_buckets`` ranges ``(low, high)`` of history lengths (inclusive) at the quantiles
+    of ``lengths``, fewer where lengths repeat; every length falls in one."""
+    lengths = np.asarray(lengths)
+    cuts = np.unique(np.quantile(lengths, np.linspace(0, 1, n_buckets + 1)[1:-1], method="lower"))
+    lows = [int(lengths.min()), *[int(c) + 1 for c in cuts]]
+    highs = [*[int(c) for c in cuts], int(lengths.max())]
+    return [(low, high) for low, high in zip(lows, highs) if low <= high]
+
+
+def render_history_breakdown(results: dict, column: str, n_buckets: int) -> str | None:
+    """The test ``column`` (a paper name, HitRate@50) of every variant per quantile bucket of
+    the test users' history length (before the model's last-T cut): mean [95% two-level
+    interval], then the first variant minus each other one per bucket with the two-level
+    test (Holm over the comparisons in a bucket). None where runs lack history lengths (made
+    before 2026-12-03) or per-user results."""
+    metric = recbole_metric_name(column)
+    variants = list(results)
+    if not all("history_length" in r.get("test_per_user", {}) for runs in results.values() for r in runs):
+        return None
+    lengths = np.array(results[variants[0]][0]["test_per_user"]["history_length"])
+    buckets = history_buckets(lengths, n_buckets)
+    values = {v: per_seed_users(results[v], metric)[1] * 100 for v in variants}
+    names = [f"{low}-{high} ({int(((lengths >= low) & (lengths <= high)).sum())} users)" for low, high in buckets]
+    lines = [f"Test {column} by the test users' history length (items before the first target, before the model's "
+             f"last-T cut), in {len(buckets)} quantile buckets: mean in percent [95% two-level interval over the "
+             "bucket's users and the seeds; the mean alone with one seed].", "",
+             "| model | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(buckets)]
+    for variant in variants:
+        cells = []
+        for low, high in buckets:
+            users = (lengths >= low) & (lengths <= high)
+            mean = stats.two_level_mean(values[variant][:, users])
+            cells.append(f"{values[variant][:, users].mean():.2f}" if mean is None else
+                         f"{mean['mean']:.2f} [{mean['low']:.2f}, {mean['high']:.2f}]")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    if len(variants) > 1 and min(len(runs) for runs in results.values()) >= 2:
+        lines += ["", f"{variants[0]} minus each model per bucket, in points [95% two-level interval], p; † below "
+                  f"{stats.LEVEL} after Holm's correction over the {len(variants) - 1} comparison(s) in the bucket.", "",
+                  f"| {variants[0]} vs | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(buckets)]
+        cells = {v: [] for v in variants[1:]}
+        for low, high in buckets:
+            users = (lengths >= low) & (lengths <= high)
+            found = {v: stats.two_level_test(values[variants[0]][:, users], values[v][:, users]) for v in variants[1:]}
+            for v, p_holm in zip(found, stats.holm([t["p"] for t in found.values()])):
+                t = found[v]
+                cells[v].append(f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] p={t['p']:.2g}"
+                                + ("†" if p_holm < stats.LEVEL else ""))
+        lines += [f"| {v} | " + " | ".join(row) + " |" for v, row in cells.items()]
+    return "\n".join(lines) + "\n"
+
+
 def render_significance(tests: dict, columns: list[str], first: str, n_users: int, test: str,
                         n_seeds: int | None = None) -> str:
     level = stats.LEVEL
@@ -766,6 +818,9 @@ def main(argv: list[str] | None = None) -> str:
                         help="train nothing: make the table from the runs on disk, or fail naming the missing ones")
     parser.add_argument("--allow_search_seed", default="False", choices=("True", "False"),
                         help="allow a seed that trained the search choosing a variant's settings (best.yaml names it)")
+    parser.add_argument("--history_buckets", type=int, default=0,
+                        help="also break the test HitRate@50 down by the users' history length in this many "
+                             "quantile buckets (0: not)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = parse_cmd_args(rest)  # fails now, not after hours of runs, on a malformed argument
     if "seed" in settings:
@@ -792,6 +847,10 @@ def main(argv: list[str] | None = None) -> str:
     diagnostics = render_diagnostics(results)
     if diagnostics:
         markdown += "\n" + diagnostics
+    if args.history_buckets > 0:
+        column = next(c for c in columns if c.endswith("@50")) if any(c.endswith("@50") for c in columns) else columns[0]
+        breakdown = render_history_breakdown(results, column, args.history_buckets)
+        markdown += "\n" + (breakdown or "No breakdown by history length: some runs predate the history lengths.\n")
     markdown += "\n" + render_code(results, allow_mixed)
     write_atomic(out / f"{args.table}.md", markdown)
     write_csv(out / f"{args.table}.csv", columns, table)

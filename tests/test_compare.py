@@ -367,3 +367,30 @@ def test_a_run_another_process_is_making_is_waited_for_not_repeated(compare_args
     worker.join(60)
     assert any("another process is making it" in line for line in lines)
     assert [r["seed"] for r in finished["UMI"]] == [1, 2]
+
+
+def test_breakdown_by_history_length(compare_args, monkeypatch):
+    import numpy as np
+
+    from recbole_umi.compare import history_buckets
+    from recbole_umi.stats import two_level_mean, two_level_test
+
+    args, out = compare_args
+    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("nothing should train"))
+    markdown = main([*args, "--table_only=True", "--history_buckets=2", "--table=by_history"])
+    runs = {v: [json.loads((out / "runs" / f"{v}__seed{s}.json").read_text()) for s in (1, 2)]
+            for v in ("UMI", "ComiRecSA+HN")}
+    lengths = np.array(runs["UMI"][0]["test_per_user"]["history_length"])
+    low, high = history_buckets(lengths, 2)[0]  # tiny data: every user has the same length, one bucket
+    users = (lengths >= low) & (lengths <= high)
+    values = {v: 100 * np.array([r["test_per_user"]["recall@10"] for r in rs])[:, users] for v, rs in runs.items()}
+    mean = two_level_mean(values["UMI"])
+    lines = markdown.splitlines()
+    header = next(line for line in lines if line.startswith("| model |") and "users)" in line)
+    assert header.split(" | ")[1] == f"{low}-{high} ({int(users.sum())} users)"
+    row = next(line for line in lines[lines.index(header):] if line.startswith("| UMI |"))
+    assert row.split(" | ")[1] == f"{mean['mean']:.2f} [{mean['low']:.2f}, {mean['high']:.2f}]"
+    test = two_level_test(values["UMI"], values["ComiRecSA+HN"])
+    vs = next(line for line in lines[lines.index(header):] if line.startswith("| ComiRecSA+HN |") and "p=" in line)
+    assert vs.split(" | ")[1].startswith(f"{test['delta']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]")
+    assert "Test HitRate@10 by the test users' history length" in markdown  # no @50 in this table: its first column

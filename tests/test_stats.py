@@ -132,3 +132,12 @@ def test_holm_adjustment_by_hand():
     # never below an earlier one: 0.012 * 2 = 0.024 is raised to 0.01 * 3 = 0.03; capped at 1
     assert holm([0.012, 0.5, 0.01]) == pytest.approx([0.03, 0.5, 0.03])
     assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])
+
+
+def test_history_buckets_at_the_quantiles():
+    from recbole_umi.compare import history_buckets
+
+    assert history_buckets(list(range(1, 101)), 4) == [(1, 25), (26, 50), (51, 75), (76, 100)]
+    # repeated lengths: fewer buckets, every length in one
+    assert history_buckets([1, 1, 1, 2, 3, 5, 8, 13, 21, 34], 4) == [(1, 1), (2, 3), (4, 8), (9, 34)]
+    assert history_buckets([5] * 10, 3) == [(5, 5)]
