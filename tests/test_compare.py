@@ -387,9 +387,9 @@ def test_breakdown_by_history_length(compare_args, monkeypatch):
     mean = two_level_mean(values["UMI"])
     lines = markdown.splitlines()
     header = next(line for line in lines if line.startswith("| model |") and "users)" in line)
-    assert header.split(" | ")[1] == f"{low}-{high} ({int(users.sum())} users)"
+    assert header.split(" | ")[1].rstrip(" |") == f"{low}-{high} ({int(users.sum())} users)"
     row = next(line for line in lines[lines.index(header):] if line.startswith("| UMI |"))
-    assert row.split(" | ")[1] == f"{mean['mean']:.2f} [{mean['low']:.2f}, {mean['high']:.2f}]"
+    assert row.split(" | ")[1].rstrip(" |") == f"{mean['mean']:.2f} [{mean['low']:.2f}, {mean['high']:.2f}]"
     test = two_level_test(values["UMI"], values["ComiRecSA+HN"])
     vs = next(line for line in lines[lines.index(header):] if line.startswith("| ComiRecSA+HN |") and "p=" in line)
     assert vs.split(" | ")[1].startswith(f"{test['delta']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]")
