@@ -383,7 +383,7 @@ def test_breakdown_by_history_length(compare_args, monkeypatch):
     lengths = np.array(runs["UMI"][0]["test_per_user"]["history_length"])
     low, high = history_buckets(lengths, 2)[0]  # tiny data: every user has the same length, one bucket
     users = (lengths >= low) & (lengths <= high)
-    values = {v: 100 * np.array([r["test_per_user"]["recall@10"] for r in rs])[:, users] for v, rs in runs.items()}
+    values = {v: 100 * np.array([r["test_per_user"]["recall@5"] for r in rs])[:, users] for v, rs in runs.items()}
     mean = two_level_mean(values["UMI"])
     lines = markdown.splitlines()
     header = next(line for line in lines if line.startswith("| model |") and "users)" in line)
@@ -393,4 +393,4 @@ def test_breakdown_by_history_length(compare_args, monkeypatch):
     test = two_level_test(values["UMI"], values["ComiRecSA+HN"])
     vs = next(line for line in lines[lines.index(header):] if line.startswith("| ComiRecSA+HN |") and "p=" in line)
     assert vs.split(" | ")[1].startswith(f"{test['delta']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]")
-    assert "Test HitRate@10 by the test users' history length" in markdown  # no @50 in this table: its first column
+    assert "Test HitRate@5 by the test users' history length" in markdown  # no @50 in this table: its first column
