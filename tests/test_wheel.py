@@ -113,6 +113,13 @@ def test_wheel_carries_every_module(wheel):
     assert not missing, f"not in the wheel (add the package to setup.cfg's packages): {sorted(missing)}"
 
 
+def test_wheel_carries_the_license(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    [license_file] = [name for name in names if name.endswith(".dist-info/licenses/LICENSE") or
+                      name.endswith(".dist-info/LICENSE")]
+    assert zipfile.ZipFile(wheel).read(license_file).decode().startswith("MIT License")
+
+
 def test_sdist_carries_every_yaml_file(sdist):
     with tarfile.open(sdist) as archive:
         names = {member.name.partition("/")[2] for member in archive.getmembers()}  # drop recbole_umi-<version>/
