@@ -29,6 +29,7 @@ from recbole_umi import compat
 compat.apply()  # before anything imports RecBole
 
 import contextlib  # noqa: E402
+from logging import getLogger  # noqa: E402
 import functools  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
@@ -155,6 +156,7 @@ class Config(RecBoleConfig):
             restrictions.update(getattr(cls, "setting_restrictions", {}))
         settings.validate(self, issubclass(self.model_class, MultiInterestRecommender), restrictions)
         _check_empty_histories(self)
+        _warn_more_interests_than_items(self)
 
     def _init_device(self):
         """RecBole's device setup for one process; for a process of a distributed run (one
@@ -260,6 +262,17 @@ def _check_empty_histories(config) -> None:
             key, config[key], f"must not ask for 0 history items with {config['model']}: it reads the history only "
             "(no user profile), so a user without history gives it nothing to go on",
         )
+
+
+def _warn_more_interests_than_items(config) -> None:
+    """K interests routed from at most T history items: with K > T some interests can get no
+    item of their own. Allowed (a setting may be swept past it), with a warning."""
+    if not getattr(config.model_class, "routes_items", False) or "n_interests" not in config:
+        return
+    k, t = config["n_interests"], config["MAX_ITEM_LIST_LENGTH"]
+    if k is not None and t is not None and k > t:
+        getLogger().warning(f"n_interests = {k} is more than the {t} history items a user shows the model "
+                            f"(MAX_ITEM_LIST_LENGTH): at least {k - t} interests get no item of their own")
 
 
 def _load_profile_fields(final: dict) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "MODEL_SETTINGS",
     "EVAL_PROTOCOLS",
     "TRAIN_SAMPLINGS",
+    "TIMESTAMP_TIES",
     "LOSS_TYPES",
     "NEGATIVE_SAMPLERS",
     "COMIREC_VARIANTS",
@@ -44,6 +45,8 @@ __all__ = [
 
 EVAL_PROTOCOLS = ("recbole", "user_split")
 TRAIN_SAMPLINGS = ("all_positions", "one_per_user")
+# The order of one user's interactions that share a timestamp (recbole_umi/data/protocol.py).
+TIMESTAMP_TIES = ("file", "item_id")
 LOSS_TYPES = ("sampled_softmax", "full_softmax")
 NEGATIVE_SAMPLERS = ("uniform", "popularity")
 COMIREC_VARIANTS = ("DR", "SA")
@@ -180,6 +183,10 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
                                     "j uniform in 0..T"),
     "exclude_history": Setting(bool, note="leave a held-out user's history out of its ranking"),
     "also_exclude_history": Setting(bool, note="also test the final model with the history left out"),
+    "max_samples_per_user": Setting(int, low=1, note="a training user's samples: its last N target positions; "
+                                                     "~ is every position"),
+    "timestamp_ties": Setting(str, choices=TIMESTAMP_TIES, note="the order of one user's interactions with the "
+                                                                "same timestamp"),
 }
 
 DIST_BACKENDS = ("auto", "gloo", "nccl")
@@ -289,6 +296,7 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
                 setting(config, key)  # an empty value is an error too
     _check_processes(config)
     metrics = [str(m).lower() for m in (config["metrics"] if "metrics" in config and config["metrics"] else [])]
+    _check_valid_metric(config, metrics)
     if "categorycoverage" in metrics and not ("category_field" in config and config["category_field"]):
         raise SettingsError("category_field", None, "must name the item field of categories when metrics include CategoryCoverage")
     if not plugin_model and "retrieval" in config and config["retrieval"] not in (None, "full_sort"):
@@ -297,6 +305,19 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
     for key, narrower in (restrictions or {}).items():
         if key in config and config[key] is not None:
             narrower.check(key, config[key])
+
+
+def _check_valid_metric(config, metrics: list[str]) -> None:
+    """``valid_metric`` must be a metric the run computes (a name of ``metrics`` at a cut-off
+    of ``topk``): RecBole finds out after the first training epoch, with a bare KeyError."""
+    if "valid_metric" not in config or not config["valid_metric"] or not metrics:
+        return
+    topk = config["topk"] if "topk" in config and config["topk"] else []
+    computed = set(metrics) | {f"{metric}@{k}" for metric in metrics for k in topk}
+    if str(config["valid_metric"]).lower() not in computed:
+        shown = sorted(f"{metric}@{k}" for metric in metrics for k in topk) or sorted(metrics)
+        raise SettingsError("valid_metric", config["valid_metric"],
+                            f"must be one of the metrics the run computes (metrics x topk): {', '.join(shown)}")
 
 
 def processes(config) -> tuple[int, int, int]:

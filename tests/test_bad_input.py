@@ -247,7 +247,7 @@ def test_topk_longer_than_the_catalogue_is_refused_after_loading(data, in_tmp):
     with raises_setting(SettingsError, "topk", [10, 300], r"must be at most the number of items of the dataset 'tiny' \(40\)"):
         create_dataset(config)
     # the whole catalogue is a valid cut-off
-    create_dataset(Config("UMI", "tiny", config_dict={**settings, "topk": [40]}))
+    create_dataset(Config("UMI", "tiny", config_dict={**settings, "topk": [40], "valid_metric": "Recall@40"}))
 
 
 @pytest.mark.parametrize("protocol, key", [("user_split", "user_split_ratios"), ("recbole", "eval_args")])

@@ -43,12 +43,14 @@ from recbole.data.interaction import Interaction
 from recbole.utils import ModelType, set_color
 
 from recbole_umi.config import one_process_view
+from recbole_umi.data.checks import DataChecks, DataError
 from recbole_umi.data.profile_noise import corrupt_profiles
 from recbole_umi.settings import SettingsError, check_topk, setting
 
 __all__ = [
     "ProtocolConfigError",
     "DataChecks",
+    "DataError",
     "CheckedDataset",
     "CheckedSequentialDataset",
     "UserSplitDataset",
@@ -68,7 +70,8 @@ class ProtocolConfigError(SettingsError):
 
 # Settings of the user-split protocol, with the values that mean "off" (the first is the default).
 USER_SPLIT_ONLY = {"eval_history_items": (None,), "history_dropout": (0.0, 0), "exclude_history": (False,),
-                   "eval_history_curve": (None,), "also_exclude_history": (False,)}
+                   "eval_history_curve": (None,), "also_exclude_history": (False,), "max_samples_per_user": (None,),
+                   "timestamp_ties": ("file",)}
 
 
 def check_protocol_config(config) -> str:
@@ -129,48 +132,6 @@ def split_users(tokens, ratios: list[float], seed: int) -> list[np.ndarray]:
     return [np.sort(part) for part in (order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :])]
 
 
-class DataChecks:
-    """Dataset mixin: says how many users of the ``.inter`` file have no row in the
-    ``.user`` file, and what becomes of them; refuses a split without training samples.
-
-    RecBole (``filter_inter_by_user_or_item: True``, the default of every dataset) drops
-    such users with all their interactions, without a word; with ``False`` it keeps them,
-    their token profile fields set to the padding id 0 (unknown) and their float fields to
-    the mean of the other users. Either way this is now a warning with the count.
-    """
-
-    def build(self):
-        """RecBole's split (``eval_args``), refused when it leaves nothing to train on
-        (RecBole's loader would fail with ``num_samples=0``)."""
-        built = super().build()
-        if len(built[0]) == 0:
-            raise ProtocolConfigError(
-                "eval_args", self.config["eval_args"],
-                f"leaves no training samples on the dataset {self.dataset_name!r} (its {self.user_num - 1} users, "
-                "after RecBole's filters): its users need more interactions than the evaluation takes from them",
-            )
-        return built
-
-    def _filter_inter_by_user_or_item(self):
-        if self.user_feat is not None and self.uid_field in self.user_feat:
-            users = self.inter_feat[self.uid_field]
-            missing = ~users.isin(self.user_feat[self.uid_field].values)
-            if missing.any():
-                counted = f"{users[missing].nunique()} users ({int(missing.sum())} interactions) of {self.dataset_name}.inter"
-                if self.config["filter_inter_by_user_or_item"] is True:
-                    fate = (
-                        "are dropped with all their interactions (RecBole's filter_inter_by_user_or_item: True); "
-                        "set filter_inter_by_user_or_item: False to keep them with unknown profile values"
-                    )
-                else:
-                    fate = (
-                        "are kept (filter_inter_by_user_or_item: False) with unknown profile values: token fields "
-                        "get the padding id 0, float fields the mean of the other users"
-                    )
-                self.logger.warning(f"{counted} have no row in {self.dataset_name}.user and {fate}")
-        super()._filter_inter_by_user_or_item()
-
-
 class UserSplitDataset(DataChecks, SequentialDataset):
     """A ``SequentialDataset`` whose ``build()`` applies the user-split protocol.
 
@@ -186,7 +147,7 @@ class UserSplitDataset(DataChecks, SequentialDataset):
     def build(self):
         self._change_feat_format()  # DataFrames -> Interactions, as RecBole's build() starts
         self._check_field("uid_field", "time_field")
-        self.sort(by=[self.uid_field, self.time_field], ascending=True)
+        self._sort_by_user_and_time()
         users = self.inter_feat[self.uid_field].numpy()
         starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
         ends = np.r_[starts[1:], len(users)]
@@ -194,11 +155,17 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         parts = split_users(tokens, self.config["user_split_ratios"], self.config["user_split_seed"])
 
         train_users = parts[0]
-        train_targets = concat_ranges(starts[train_users] + 1, ends[train_users])
-        train_starts = np.repeat(starts[train_users], ends[train_users] - starts[train_users] - 1)
+        # each training user's targets: every position after the first, or its last max_samples_per_user
+        cap = self.config["max_samples_per_user"]
+        first_targets = starts[train_users] + 1
+        if cap is not None:
+            first_targets = np.maximum(first_targets, ends[train_users] - cap)
+        samples_per_user = ends[train_users] - first_targets
+        train_targets = concat_ranges(first_targets, ends[train_users])
+        train_starts = np.repeat(starts[train_users], samples_per_user)
+        self._warn_dominant_user(tokens[train_users], samples_per_user)
         built = [self._rows(train_targets, train_starts)]
         # row r of user u's samples: built[0] rows user_offsets[u] .. user_offsets[u + 1] - 1
-        samples_per_user = ends[train_users] - starts[train_users] - 1
         samples_per_user = samples_per_user[samples_per_user > 0]  # a one-interaction user has none
         built[0].user_offsets = torch.from_numpy(np.r_[0, np.cumsum(samples_per_user)])
         built[0].n_training_users = len(train_users)
@@ -214,6 +181,50 @@ class UserSplitDataset(DataChecks, SequentialDataset):
             f"{len(built[0])} training samples, seed {self.config['user_split_seed']}"
         )
         return built
+
+    def _sort_by_user_and_time(self) -> None:
+        """Each user's interactions in time order. Interactions of one user with the same
+        timestamp keep the file's order (``timestamp_ties: file``, the default) or go by their
+        item's original id (``item_id``: the same sequences whatever the file's row order); the
+        share of such ties is logged, and warned about when any exist, since the order within
+        a tie decides which items are history and which are targets."""
+        users = self.inter_feat[self.uid_field].numpy()
+        times = self.inter_feat[self.time_field].numpy()
+        keys = [self.uid_field, self.time_field]
+        if self.config["timestamp_ties"] == "item_id":
+            tokens = self.id2token(self.iid_field, self.inter_feat[self.iid_field].numpy())
+            rank = np.empty(len(tokens), dtype=np.int64)
+            rank[canonical_order(tokens)] = np.arange(len(tokens))
+            self.inter_feat.update(Interaction({_TIE_RANK: torch.from_numpy(rank)}))
+            keys = [self.uid_field, self.time_field, _TIE_RANK]
+        self.sort(by=keys, ascending=True)
+        if _TIE_RANK in self.inter_feat:
+            del self.inter_feat.interaction[_TIE_RANK]
+        order = np.lexsort((times, users))
+        users, times = users[order], times[order]
+        same = (users[1:] == users[:-1]) & (times[1:] == times[:-1])
+        tied = int((np.r_[same, False] | np.r_[False, same]).sum())  # rows in a tie of two or more
+        if tied:
+            how = ("the file's order (rows earlier in the file first): reordering the rows of the .inter file changes "
+                   "these users' histories and targets; timestamp_ties: item_id orders them by item id instead"
+                   if self.config["timestamp_ties"] == "file" else "their items' original ids")
+            self.logger.warning(f"{tied} of {len(users)} interactions ({100 * tied / len(users):.1f}%) share their "
+                                f"timestamp with another of the same user; within a tie the order is {how}")
+
+    def _warn_dominant_user(self, tokens, samples_per_user) -> None:
+        """A warning with the share when one training user holds more than
+        ``DOMINANT_USER_SHARE`` of the training samples (``max_samples_per_user`` caps it)."""
+        total = int(samples_per_user.sum())
+        if total == 0:
+            return
+        heaviest = int(np.argmax(samples_per_user))
+        share = samples_per_user[heaviest] / total
+        if share > DOMINANT_USER_SHARE:
+            self.logger.warning(
+                f"training user {tokens[heaviest]} holds {100 * share:.1f}% of the training samples "
+                f"({int(samples_per_user[heaviest])} of {total}): the loss is mostly that user's; "
+                "max_samples_per_user caps each user's samples (the last ones are kept)"
+            )
 
     def held_out_splits(self, history_items: int | None = None, exclude_history: bool | None = None) -> list:
         """The validation and test rows: one per held-out user, its history the first
@@ -317,6 +328,11 @@ class UserSplitDataset(DataChecks, SequentialDataset):
             fields[getattr(self, f"{field}_list_field")] = gathered * mask.to(gathered.dtype)
         return Interaction(fields)
 
+
+# A training user holding more of the training samples than this share is warned about.
+DOMINANT_USER_SHARE = 0.2
+# A temporary column: the rank of each interaction's item id, for timestamp_ties: item_id.
+_TIE_RANK = "_tie_rank"
 
 # Internal columns of the training and evaluation rows: where each row's history window lies.
 _TARGET = "_history_target"

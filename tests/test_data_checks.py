@@ -1,0 +1,160 @@
+"""Data that would silently change an experiment: refused or warned about with numbers when
+the dataset is loaded (recbole_umi/data/checks.py, data/protocol.py; docs/reliability.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import numpy as np
+import pytest
+from recbole.utils import init_seed
+
+from recbole_umi.config import Config
+from recbole_umi.data import create_dataset, data_preparation
+from recbole_umi.data.checks import DataError
+from recbole_umi.settings import SettingsError
+from tests.conftest import random_sequences, tiny_config, write_atomic
+
+
+@contextlib.contextmanager
+def warnings_logged():
+    """Every WARNING record of the root logger (RecBole's datasets log there) in the block."""
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep(level=logging.WARNING)
+    root = logging.getLogger()
+    level = root.level  # a run earlier in this process may have set it to its `state` (ERROR in the tests)
+    root.setLevel(logging.WARNING)
+    root.addHandler(handler)
+    try:
+        yield records
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def load(data_path, name="tiny", **overrides):
+    config = Config("UMI", name, config_dict=tiny_config(data_path, eval_protocol="user_split", **overrides))
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    return config, dataset, data_preparation(config, dataset)
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "data"
+
+
+def write(folder, inter_lines, user_lines=None, name="odd"):
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    (folder / name / f"{name}.inter").write_text("\n".join(inter_lines) + "\n")
+    if user_lines is not None:
+        (folder / name / f"{name}.user").write_text("\n".join(user_lines) + "\n")
+    return folder
+
+
+def test_a_header_that_names_a_column_twice_is_refused_naming_it(folder):
+    lines = ["user_id:token\titem_id:token\ttimestamp:float\titem_id:token", "1\t2\t0\t2"]
+    write(folder, lines, ["user_id:token\tage:float\tgender:token", "1\t30\tM"])
+    with pytest.raises(DataError, match=r"odd.inter.*header names the column\(s\) 'item_id' twice"):
+        load(folder, "odd")
+
+
+def test_an_inter_file_with_only_its_header_is_refused(folder):
+    write(folder, ["user_id:token\titem_id:token\ttimestamp:float"], ["user_id:token\tage:float\tgender:token"])
+    with pytest.raises(DataError, match=r"odd.inter.*has no interactions \(only its header\)"):
+        load(folder, "odd")
+
+
+def test_the_user_split_without_a_time_column_is_refused_naming_it(folder):
+    lines = ["user_id:token\titem_id:token"] + [f"{u}\t{i}" for u in range(1, 9) for i in range(1, 6)]
+    write(folder, lines, ["user_id:token\tage:float\tgender:token"] + [f"{u}\t30\tM" for u in range(1, 9)])
+    with pytest.raises(DataError, match=r"odd.inter.*has no time column 'timestamp'"):
+        load(folder, "odd", load_col={"inter": ["user_id", "item_id"], "user": ["user_id", "age", "gender"]})
+
+
+def test_infinite_profile_values_are_refused_naming_field_and_users(folder):
+    sequences, profiles = random_sequences(n_users=20)
+    profiles[7] = (float("inf"), "M")
+    profiles[9] = (float("-inf"), "F")
+    write_atomic(folder, "tiny", sequences, profiles)
+    with pytest.raises(DataError, match=r"tiny.user.*float column 'age' holds \+-inf for 2 row\(s\) \(the user_ids 7, 9\)"):
+        load(folder)
+
+
+def test_a_user_listed_twice_with_other_values_is_refused_and_a_repeat_warned(folder):
+    sequences, profiles = random_sequences(n_users=20)
+    write_atomic(folder, "tiny", sequences, profiles)
+    user_file = folder / "tiny" / "tiny.user"
+    rows = user_file.read_text().splitlines()
+    user_file.write_text("\n".join(rows + ["3\t99.0\tF"]) + "\n")  # user 3 again, with another profile
+    with pytest.raises(DataError, match=r"tiny.user.*lists 1 user\(s\) more than once with different values \(users 3\)"):
+        load(folder)
+    user_file.write_text("\n".join(rows + [rows[3], rows[3]]) + "\n")  # the same row again: kept once
+    with warnings_logged() as logged:
+        load(folder)
+    assert any("lists 1 user(s) more than once with the same values" in line for line in logged)
+
+
+def test_timestamp_ties_are_warned_with_their_share_and_item_id_order_does_not_depend_on_the_file(folder):
+    sequences, profiles = random_sequences(n_users=30, length=8)
+    write_atomic(folder, "tiny", sequences, profiles)
+    path = folder / "tiny" / "tiny.inter"
+    header, *rows = path.read_text().splitlines()
+    tied = [row.rsplit("\t", 1)[0] + "\t0" for row in rows]  # every interaction at time 0
+    path.write_text("\n".join([header, *tied]) + "\n")
+
+    def held_out(**overrides):
+        _, dataset, (_, valid, test) = load(folder, **overrides)
+        out = []
+        for split in (valid.dataset, test.dataset):
+            rows_ = split.__getitem__(np.arange(len(split)), join=False)
+            users = dataset.id2token(dataset.uid_field, rows_[dataset.uid_field].numpy())
+            histories = [tuple(dataset.id2token(dataset.iid_field, h[h > 0].numpy())) for h in rows_[dataset.item_id_list_field]]
+            out += sorted(zip(users, histories))
+        return out
+
+    with warnings_logged() as logged:
+        by_file = held_out()
+    assert any("240 of 240 interactions (100.0%) share their timestamp" in line for line in logged)
+    by_item = held_out(timestamp_ties="item_id")
+    rng = np.random.default_rng(0)
+    path.write_text("\n".join([header, *[tied[i] for i in rng.permutation(len(tied))]]) + "\n")  # rows shuffled
+    assert held_out(timestamp_ties="item_id") == by_item  # the same histories whatever the rows' order
+    assert held_out() != by_file  # the file's order decides within a tie: it changed
+
+
+def test_a_dominant_user_is_warned_about_and_max_samples_per_user_caps_it(folder):
+    sequences, profiles = random_sequences(n_users=30, n_items=40, length=6)
+    rng = np.random.default_rng(1)
+    heavy = max(sequences)
+    sequences[heavy] = [int(i) for i in rng.integers(1, 41, size=400)]  # one user with most interactions
+    write_atomic(folder, "tiny", sequences, profiles)
+    with warnings_logged() as logged:
+        _, dataset, (train, _, _) = load(folder, user_split_ratios=[1.0, 0.0001, 0.0001])
+    assert any(f"training user {heavy} holds" in line and "of the training samples (399 of" in line for line in logged)
+    _, dataset, (capped, _, _) = load(folder, user_split_ratios=[1.0, 0.0001, 0.0001], max_samples_per_user=3)
+    users = capped.dataset.inter_feat[dataset.uid_field].numpy()
+    counts = np.bincount(users)
+    assert counts.max() == 3
+    # the heavy user's samples are its last 3 targets
+    heavy_id = dataset.token2id(dataset.uid_field, str(heavy))
+    targets = capped.dataset.inter_feat[dataset.iid_field].numpy()[users == heavy_id]
+    assert list(dataset.id2token(dataset.iid_field, targets).astype(int)) == sequences[heavy][-3:]
+
+
+def test_a_valid_metric_the_run_does_not_compute_is_refused_before_any_data(folder):
+    with pytest.raises(SettingsError, match=r"'valid_metric' = 'NDCG@50': must be one of the metrics the run computes"):
+        Config("UMI", "tiny", config_dict=tiny_config(folder, valid_metric="NDCG@50"))
+
+
+def test_more_interests_than_history_items_is_warned(folder):
+    with warnings_logged() as logged:
+        Config("UMI", "tiny", config_dict=tiny_config(folder, n_interests=20, MAX_ITEM_LIST_LENGTH=3))
+    assert any("n_interests = 20 is more than the 3 history items" in line for line in logged)
