@@ -40,20 +40,23 @@ def label(metric: str) -> str:
     return next(iter(metric_columns({metric: 0.0}, "user_split")))
 
 
-def read_curves(folder: Path, models: list[str], seeds: list[int], codes: list | None = None) -> dict:
+def read_curves(folder: Path, models: list[str], seeds: list[int], codes: list | None = None,
+                extra: dict[str, tuple[Path, str]] | None = None) -> dict:
     """``{model: {k: {"test": seeds x users per metric, "valid": [per-seed dicts], "users"}}}``;
     k is a string, ``"all"`` for the run's own test. A model without every seed's run is left
-    out. ``codes`` gets each run's name and code record."""
+    out. ``codes`` gets each run's name and code record. ``extra``: ``{label: (folder,
+    model)}``, runs of other folders (other training settings) shown as ``label``."""
     curves = {}
     codes = [] if codes is None else codes
-    for model in models:
-        paths = [folder / "runs" / f"{model}__seed{seed}.json" for seed in seeds]
+    sources = {model: (folder, model) for model in models} | dict(extra or {})
+    for model, (where, variant) in sources.items():
+        paths = [where / "runs" / f"{variant}__seed{seed}.json" for seed in seeds]
         if not all(path.exists() for path in paths):
             continue
         runs = [json.loads(path.read_text()) for path in paths]
         codes.extend({"name": f"{model} seed {seed}", "code": r.get("code")} for seed, r in zip(seeds, runs))
         if not all(r.get("history_curve") for r in runs):
-            raise ValueError(f"{model}'s runs in {folder} were made without eval_history_curve")
+            raise ValueError(f"{variant}'s runs in {where} were made without eval_history_curve")
         points = {k: [r["history_curve"][k] for r in runs] for k in runs[0]["history_curve"]}
         points[PAPER_CUT] = [{"test_per_user": r["test_per_user"], "valid": r["best_valid_result"]} for r in runs]
         curves[model] = {}
@@ -168,14 +171,23 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--out", required=True, help="writes OUT.md, OUT.csv, OUT.png")
     parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
                         help="put runs of different code versions in one curve (the table lists them)")
+    parser.add_argument("--extra", action="append", default=[], metavar="LABEL=FOLDER:MODEL",
+                        help="also MODEL's runs in FOLDER (e.g. trained with history_dropout), shown as LABEL")
     args = parser.parse_args(argv)
     folder, seeds, metrics = Path(args.folder), comma_list(args.seeds, int), comma_list(args.metrics)
+    extra = {}
+    for given in args.extra:
+        label, _, source = given.partition("=")
+        where, _, model = source.rpartition(":")
+        if not (label and where and model and Path(where, "runs").is_dir()):
+            parser.error(f"--extra {given!r}: give LABEL=FOLDER:MODEL with runs/ in FOLDER")
+        extra[label] = (Path(where), model)
     codes: list = []
-    curves = read_curves(folder, comma_list(args.models), seeds, codes)
+    curves = read_curves(folder, comma_list(args.models), seeds, codes, extra)
     if not curves:
         parser.error(f"no model has runs of every seed in {folder / 'runs'}")
     markdown, rows, means = curve_table(curves, metrics)
-    missing = [m for m in comma_list(args.models) if m not in curves]
+    missing = [m for m in [*comma_list(args.models), *extra] if m not in curves]
     if missing:
         markdown += f"\nNot in the table (runs of some seed missing): {', '.join(missing)}.\n"
     groups = check_same_code(codes, f"the curve of {folder}", args.allow_mixed_code == "True")

@@ -9,7 +9,10 @@
 # torch thread each. Writes results/ml-1m-coldstart/runs/ (each run file holds the curve),
 # then the curve table and figure (scripts/cold_start_curve.py). Every run also tests its model
 # with the users' history left out of the ranking (also_exclude_history: seen items), beside
-# the paper's protocol, which ranks them; MIND, ComiRec+HN and ComiRec join for that.
+# the paper's protocol, which ranks them; MIND, ComiRec+HN and ComiRec join for that. Then
+# UMI, MIND+HN and YouTube DNN trained with history_dropout 0.5 (half of the training samples
+# see the user's first j items, j uniform: training for short histories), in
+# results/ml-1m-coldstart-dropout50, before SASRec's encoder.
 #
 #   bash scripts/cold_start_ml1m.sh [DATA_PATH]     # DATA_PATH holds ml-1m/ (default ../shared/data)
 #
@@ -33,7 +36,7 @@ MIND: [results/tuning/ml-1m/MIND/best.yaml]
 ComiRec+HN: [results/tuning/ml-1m/ComiRec+HN/best.yaml]
 ComiRec: [results/tuning/ml-1m/ComiRec/best.yaml]
 EOF
-common=(--dataset=ml-1m "--data_path=$data_path" --seeds=2021,2022,2023 "--out=$out" "--variant_files=$plan"
+common=(--dataset=ml-1m "--data_path=$data_path" --seeds=2021,2022,2023 "--variant_files=$plan"
         --train_batch_size=1024 --show_progress=False --state=WARNING --also_exclude_history=True)
 profile_curve="--eval_history_curve=[0,1,2,3,5,10]"
 history_curve="--eval_history_curve=[1,2,3,5,10]"
@@ -41,17 +44,24 @@ join() { local IFS=,; echo "$*"; }
 
 # SASRec's encoder (30-60 min a run) comes last in both streams: compare's lock per run lets
 # the two share its three seeds.
-history_only() { python -m recbole_umi.compare "--models=$1" "${common[@]}" "$history_curve" --table="$2"; }
+history_only() { python -m recbole_umi.compare "--models=$1" "--out=$out" "${common[@]}" "$history_curve" --table="$2"; }
+dropout() {
+    python -m recbole_umi.compare "--models=$1" "--out=$out-dropout50" "${common[@]}" "$profile_curve" \
+        --history_dropout=0.5 --table="$2"
+}
 stream_a() {
-    python -m recbole_umi.compare "--models=$(join Popularity UMI YoutubeDNN ProfileDSSM UMI-DAR)" "${common[@]}" \
-        "$profile_curve" --table=stream_a && history_only ComiRec stream_a && history_only SASRecMatching stream_a
+    python -m recbole_umi.compare "--models=$(join Popularity UMI YoutubeDNN ProfileDSSM UMI-DAR)" "--out=$out" "${common[@]}" \
+        "$profile_curve" --table=stream_a && history_only ComiRec stream_a && dropout UMI,YoutubeDNN stream_a &&
+        history_only SASRecMatching stream_a
 }
 stream_b() {
-    python -m recbole_umi.compare "--models=$(join MIND+HN UMI-IR MIND)" "${common[@]}" "$profile_curve" --table=stream_b &&
-    history_only ComiRec+HN stream_b && history_only SASRecMatching stream_b
+    python -m recbole_umi.compare "--models=$(join MIND+HN UMI-IR MIND)" "--out=$out" "${common[@]}" "$profile_curve" \
+        --table=stream_b &&
+    history_only ComiRec+HN stream_b && dropout MIND+HN stream_b && history_only SASRecMatching stream_b
 }
 source scripts/two_streams.sh
 two_streams stream_a stream_b
 python scripts/cold_start_curve.py "$out" \
     --models=UMI,UMI-DAR,UMI-IR,MIND+HN,MIND,YoutubeDNN,ProfileDSSM,SASRecMatching,ComiRec+HN,ComiRec,Popularity \
-    --seeds=2021,2022,2023 --out="$out/curve"
+    "--extra=UMI dropout 0.5=$out-dropout50:UMI" "--extra=MIND+HN dropout 0.5=$out-dropout50:MIND+HN" \
+    "--extra=YoutubeDNN dropout 0.5=$out-dropout50:YoutubeDNN" --seeds=2021,2022,2023 --out="$out/curve"

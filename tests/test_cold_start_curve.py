@@ -48,6 +48,13 @@ def test_curve_cells_and_tests(tmp_path):
     b_test = next(line for line in lines if line.startswith("| B | HitRate@50 |") and "p=" in line)
     assert b_test.split(" | ")[2].startswith(f"{test['delta']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]")
     assert "Not in the table (runs of some seed missing): C." in markdown
+    # another folder's runs join under a label
+    write_run(tmp_path / "other", "A", 1, hits["B", 1], hits["B", 1]["0"])
+    write_run(tmp_path / "other", "A", 2, hits["B", 2], hits["B", 2]["0"])
+    markdown = main([str(tmp_path), "--models=A", "--seeds=1,2", "--metrics=recall@50", f"--out={tmp_path / 'd'}",
+                     f"--extra=A dropout={tmp_path / 'other'}:A"])
+    assert next(line for line in markdown.splitlines() if line.startswith("| A dropout | HitRate@50 |")).split(" | ")[2] == \
+        next(line for line in lines if line.startswith("| B | HitRate@50 |")).split(" | ")[2]
     assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "c.csv").read_text().startswith("model,metric,k")
 
 
