@@ -4,8 +4,10 @@ the user.
 Every user gets the same ranking: the items by their number of training interactions, ties
 broken by item id (the lower first), scored by rank (the best item 1, the next (n - 1) / n,
 ...), so that no two items tie anywhere (full sort, a faiss index, a reloaded model). It
-reads neither history nor profile, so it answers at ``eval_history_items: 0`` too. Its "training" is one epoch of a zero loss:
-RecBole's trainer wants a parameter to step; the counts are fixed when the model is built.
+reads neither history nor profile, so it answers at ``eval_history_items: 0`` too. Its
+"training" is a zero loss (RecBole's trainer wants a parameter to step): the counts are
+fixed when the model is built, and the epochs the run's settings give (about a second each
+on ml-1m) change nothing.
 """
 
 from __future__ import annotations
