@@ -5,7 +5,9 @@
     python run_recbole_umi.py --model=SASRec --config_files=a.yaml,b.yaml
 """
 
-from recbole_umi.quick_start import main
+import sys
+
+from recbole_umi.quick_start import console_main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(console_main())

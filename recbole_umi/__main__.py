@@ -3,7 +3,9 @@
     python -m recbole_umi --model=UMI --dataset=ml-100k
 """
 
-from recbole_umi.quick_start import main
+import sys
+
+from recbole_umi.quick_start import console_main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(console_main())

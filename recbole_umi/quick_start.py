@@ -17,16 +17,17 @@ from logging import getLogger  # noqa: E402
 from recbole.utils import get_environment, set_color  # noqa: E402
 
 from recbole_umi.allocator import keep_freed_memory  # noqa: E402
-from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer  # noqa: E402
+from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer, last_checkpoint_path  # noqa: E402
+from recbole_umi.cli import command  # noqa: E402
 from recbole_umi.config import Config, comma_list  # noqa: E402
 from recbole_umi.data.protocol import history_curve_loaders  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, evaluated_users, interest_diagnostics  # noqa: E402
-from recbole_umi.metrics import paper_metric_names  # noqa: E402
+from recbole_umi.metrics import metric_columns  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
 from recbole_umi.settings import SettingsError, processes  # noqa: E402
 
-__all__ = ["run", "main", "console_main", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
+__all__ = ["run", "main", "console_main", "render_result", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
 
 DEFAULT_MODEL = "UMI"
 # Ships inside the recbole package, so the default run needs no network.
@@ -87,9 +88,18 @@ def run(
         logger.info("keep_freed_memory: this C library is not glibc; memory is handled as it does by default")
     if resume is not None:
         trainer.resume_checkpoint(resume)
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
-    )
+    last = last_checkpoint_path(trainer.saved_model_file) if saved else None
+    if last is not None:
+        logger.info(f"checkpoints: the best epoch in {trainer.saved_model_file}, the end of every epoch in {last} "
+                    f"(--resume={last} continues the run if it is interrupted)")
+    try:
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+        )
+    except KeyboardInterrupt as interrupt:
+        if last is not None and last.exists():
+            interrupt.resume_command = f"python run_recbole_umi.py --resume={last}"
+        raise
     trainer.evaluator = PerUserEvaluator(trainer.evaluator, config)
     test_result = trainer.evaluate(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
@@ -202,6 +212,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    from recbole_umi import __version__
+
+    return f"recbole-umi {__version__} (RecBole {metadata.version('recbole')}, torch {metadata.version('torch')})"
+
+
 def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
@@ -211,6 +229,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", "-m", default=None, help=f"model name (default {DEFAULT_MODEL}, or the checkpoint's)")
     parser.add_argument("--dataset", "-d", default=None, help=f"dataset name (default {DEFAULT_DATASET}, or the checkpoint's)")
     parser.add_argument("--config_files", default=None, help="comma-separated YAML files, later ones win")
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also RECBOLE_UMI_DEBUG=1)")
     checkpoint = parser.add_mutually_exclusive_group()
     checkpoint.add_argument(
         "--evaluate", metavar="CHECKPOINT", default=None,
@@ -239,22 +259,51 @@ def main(argv: list[str] | None = None) -> dict:
     if result is None:  # a machine of a distributed run without its first process: it reports
         print("this machine's processes finished; the machine with rank 0 reports the results")
         return result
-    for label, key in (("best valid", "best_valid_result"), ("test result", "test_result")):
-        metrics = {name: round(float(value), 4) for name, value in (result[key] or {}).items()}
-        print(f"{label}: {metrics}")
-    # recall@N is the paper's HitRate@N under the paper's protocol only (not leave-one-out)
-    paper = paper_metric_names(result["test_result"] or {}) if result.get("eval_protocol") == "user_split" else {}
-    if paper:
-        print("test, the paper's names (HitRate@N = recall@N): " + ", ".join(f"{k} {v:.4f}" for k, v in paper.items()))
-    if result.get("interest_diagnostics"):
-        print(f"interests on the test users: {result['interest_diagnostics']}")
+    print(render_result(result))
     return result
 
 
-def console_main() -> None:
-    """The ``recbole-umi`` console script: ``main`` without its result.
+def render_result(result: dict) -> str:
+    """A run's best validation and test metrics as a small table: the paper's names under the
+    paper's protocol (HitRate@N is RecBole's recall@N there), RecBole's otherwise; the
+    epochs, and the interest diagnostics in words."""
+    protocol = result.get("eval_protocol")
+    tables = {"best validation": result.get("best_valid_result") or {}, "test": result.get("test_result") or {}}
+    names = {}
+    for key in tables["test"] or tables["best validation"]:
+        paper = metric_columns({key: 0.0}, protocol) if protocol == "user_split" else {}
+        names[key] = next(iter(paper), key)
+    width = max(len(label) for label in tables)
+    lines = [" " * width + "  " + "  ".join(f"{name:>12}" for name in names.values())]
+    for label, values in tables.items():
+        lines.append(f"{label:<{width}}  " + "  ".join(
+            f"{float(values[key]):>12.4f}" if key in values else f"{'-':>12}" for key in names))
+    notes = []
+    if protocol == "user_split":
+        notes.append("HitRate@N and Precision@N are the paper's metrics (RecBole's recall@N and precision@N)")
+    else:
+        notes.append("RecBole's metrics under RecBole's protocol (its recall@N is not the paper's metric there)")
+    if result.get("epochs") is not None:
+        best = "none validated" if result.get("best_epoch") is None else f"the best is epoch {result['best_epoch']}"
+        notes.append(f"{result['epochs']} epochs trained, {best} (numbered from 0, as in the log)")
+    lines.append("; ".join(notes) + ".")
+    diagnostics = result.get("interest_diagnostics")
+    if diagnostics:
+        shares = diagnostics.get("routing_share")
+        parts = [f"mean cosine between a user's interests {diagnostics['interest_cosine']:.2f} (1: duplicates)"]
+        if diagnostics.get("routing_overlap") is not None:
+            parts.append(f"routing overlap {diagnostics['routing_overlap']:.2f} (1: every interest takes the same items)")
+        if shares:
+            parts.append("share of history items routed mostly to each interest " + " / ".join(f"{x:.2f}" for x in shares))
+        if diagnostics.get("routing_by_position") is not None:
+            parts.append(f"routed as the position's random initial logits favour {diagnostics['routing_by_position']:.2f} "
+                         "(1: by position, not by item)")
+        lines.append("Interests of the test users: " + "; ".join(parts) + ".")
+    return "\n".join(lines)
 
-    The script wrapper calls ``sys.exit(console_main())``; ``main``'s dict there would be
-    printed to stderr and end the process with exit status 1.
-    """
-    main()
+
+def console_main() -> int:
+    """The ``recbole-umi`` console script, ``python -m recbole_umi`` and run_recbole_umi.py:
+    :func:`main` through :func:`recbole_umi.cli.command` (a user's mistake is one line on
+    stderr and exit status 2; ``--debug`` shows the traceback); returns the exit status."""
+    return command(main, prog="recbole-umi")

@@ -392,8 +392,8 @@ def two_runs(data, tmp_path_factory):
 
 def test_paper_metric_names_are_printed_only_under_the_user_split(two_runs):
     printed, _ = two_runs
-    assert "HitRate" not in printed["recbole"] and "test result: {'recall@5'" in printed["recbole"]
-    assert "the paper's names (HitRate@N = recall@N): HitRate@5" in printed["user_split"]
+    assert "HitRate" not in printed["recbole"] and "recall@5" in printed["recbole"]
+    assert "HitRate@5" in printed["user_split"] and "(RecBole's recall@N and precision@N)" in printed["user_split"]
 
 
 def test_each_run_in_one_process_has_its_own_complete_log(two_runs):

@@ -24,10 +24,54 @@ def test_script_in_a_fresh_process(tiny_data, tmp_path):
         capture_output=True, text=True, cwd=tmp_path, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "test result: {'recall@5'" in out.stdout
+    header, *rows = [line for line in out.stdout.splitlines() if line.startswith((" ", "best validation", "test "))][-3:]
+    assert header.split()[:2] == ["recall@5", "precision@5"] and rows[1].startswith("test ")
+    assert "RecBole's metrics under RecBole's protocol" in out.stdout
     assert "n_interests = 2" in out.stdout + out.stderr  # the later config file won
 
 
 def test_malformed_argument_is_rejected(tiny_data):
     with pytest.raises(ValueError, match="--key=value"):
         main(cli_args(tiny_data, "UMI") + ["epochs"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model=UMII"], "Unknown model 'UMII'"),
+    (["--epochs", "2"], "command-line argument '--epochs' is not of the form --key=value"),
+    (["--n_interest=8"], "did you mean 'n_interests'"),
+    (["--n_interests=0"], "setting 'n_interests' = 0: must be an integer in [1, inf)"),
+])
+def test_a_users_mistake_is_one_line_and_exit_status_2(argv, message, capsys):
+    from recbole_umi.cli import command
+
+    assert command(main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("recbole-umi: error: ") and message in err
+    assert err.endswith("(--debug shows the traceback)\n")
+    with pytest.raises(Exception, match="UMII|--key=value|n_interest"):  # --debug lets it through
+        command(main, [*argv, "--debug"])
+
+
+def test_the_script_exits_2_on_a_mistake_without_a_traceback(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "run_recbole_umi.py"), "--model=UMII"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_version(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "run_recbole_umi.py"), "--version"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("recbole-umi 0.1.0 (RecBole 1.2.1, torch ")
+
+
+def test_ctrl_c_names_the_resume_command(tiny_data, tmp_path, monkeypatch, capsys):
+    from recbole_umi.cli import command
+    from recbole_umi.quick_start import main as run_main
+    from tests.conftest import cut_training
+
+    monkeypatch.chdir(tmp_path)
+    cut_training(monkeypatch, lambda epoch: epoch == 1)
+    args = cli_args(tiny_data, "UMI") + ["--epochs=3", "--eval_protocol=user_split", f"--checkpoint_dir={tmp_path / 'saved'}"]
+    assert command(run_main, args) == 130
+    [last] = (tmp_path / "saved").glob("*-last.pth")
+    assert capsys.readouterr().err == f"recbole-umi: interrupted; continue with: python run_recbole_umi.py --resume={last}\n"

@@ -139,8 +139,7 @@ def test_installed_wheel_runs_outside_the_repository(site, installed_env, tmp_pa
         [sys.executable, "-m", "recbole_umi", "--model=UMI", *FAST_RUN, "--n_interests=2", "--routing_iterations=1"],
         cwd=tmp_path, env=installed_env,
     )
-    assert "test result: {'recall@10'" in out.stdout
-    assert "HitRate@50" in out.stdout
+    assert "HitRate@50" in out.stdout and any(line.startswith("test ") for line in out.stdout.splitlines())
 
 
 def test_console_script_is_installed(site, installed_env, tmp_path):
