@@ -796,7 +796,7 @@ def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(prog="python -m recbole_umi.compare", 
         allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
         description=__doc__.split("\n\n")[0] + " Further --key=value arguments set config keys.",
     )
@@ -859,4 +859,6 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from recbole_umi.cli import command
+
+    sys.exit(command(main, prog="python -m recbole_umi.compare"))

@@ -110,7 +110,7 @@ def _cell(first, other, two_level: bool, paired_seeds: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(allow_abbrev=False,  # no abbreviated options: --key=value settings pass through
+    parser = argparse.ArgumentParser(prog="python -m recbole_umi.noise", allow_abbrev=False,  # no abbreviated options: --key=value settings pass through
                                      description=__doc__.split("\n\n")[0] + " Further --key=value arguments set config keys.")
     parser.add_argument("--models", required=True, help="comma-separated, e.g. UMI,MIND")
     parser.add_argument("--dataset", default="ml-1m")
@@ -161,4 +161,6 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from recbole_umi.cli import command
+
+    sys.exit(command(main, prog="python -m recbole_umi.noise"))

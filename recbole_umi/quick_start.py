@@ -222,6 +222,7 @@ def _version() -> str:
 
 def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog="recbole-umi",  # also python run_recbole_umi.py and python -m recbole_umi
         allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
         description="Train and evaluate a recbole-umi or RecBole model. Any further "
         "--key=value sets that config key (highest priority).",

@@ -128,7 +128,7 @@ def plot(summary: dict, setting: str, title: str, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(prog="python -m recbole_umi.sweep", 
         allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
         description=__doc__.split("\n\n")[0] + " Further --key=value arguments set config keys.",
     )
@@ -162,4 +162,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from recbole_umi.cli import command
+
+    sys.exit(command(main, prog="python -m recbole_umi.sweep"))

@@ -424,7 +424,7 @@ def tune(model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(allow_abbrev=False,  # no abbreviated options: --key=value settings pass through
+    parser = argparse.ArgumentParser(prog="python -m recbole_umi.tune", allow_abbrev=False,  # no abbreviated options: --key=value settings pass through
                                      description=__doc__.split("\n\n")[0] + " Further --key=value arguments set fixed config keys.")
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", required=True)
@@ -448,4 +448,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from recbole_umi.cli import command
+
+    sys.exit(command(main, prog="python -m recbole_umi.tune"))

@@ -383,7 +383,7 @@ def ideal_hit_rates(folder, topk=(10, 50, 100), ratios=(0.8, 0.1, 0.1), split_se
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m recbole_umi.datasets.synth", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="folder to write <name>/ into")
     for field in dataclasses.fields(SynthSpec):
         parser.add_argument(f"--{field.name}", type=type(field.default), default=field.default)
@@ -407,4 +407,6 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from recbole_umi.cli import command
+
+    sys.exit(command(main, prog="python -m recbole_umi.datasets.synth"))
