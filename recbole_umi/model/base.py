@@ -39,6 +39,9 @@ class MultiInterestRecommender(SequentialRecommender):
 
     input_type = InputType.POINTWISE
     uses_profile = True
+    # The config keys naming the interaction fields whose history lists the model reads: the
+    # user-split protocol builds only these (recbole_umi.data.protocol).
+    history_fields: tuple[str, ...] = ("ITEM_ID_FIELD",)
     # The boolean settings whose variants compare and tune may name by suffix (MIND+HN):
     # the ones that change what this model computes.
     variant_settings: tuple[str, ...] = ("harder_negatives",)
