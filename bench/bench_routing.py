@@ -1,5 +1,5 @@
 """Dynamic routing's two contractions: broadcast products summed over one axis, or batched
-matmuls over (B, K) on votes laid out B x K x T x d (``model/layers.py``,
+matmuls over (B, K) on votes laid out B x K x T x d (``towers/layers.py``,
 ``routing_contractions`` chooses: matmuls for MIND's shared votes, and from
 ``ROUTING_MATMUL_MIN`` = T * d for votes of their own).
 
@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recbole_umi.model import layers  # noqa: E402
+from recbole_umi.towers import layers  # noqa: E402
 
 SIZES = {"ml-1m": (10, 3, 32), "synth": (50, 6, 64)}
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from recbole_umi.model import losses as losses_module
-from recbole_umi.model.layers import MLP, SelfAttentiveExtractor, dynamic_routing, mask_logits, routing_overlap, squash
-from recbole_umi.model.losses import (
+from recbole_umi.towers import losses as losses_module
+from recbole_umi.towers.layers import MLP, SelfAttentiveExtractor, dynamic_routing, mask_logits, routing_overlap, squash
+from recbole_umi.towers.losses import (
     BROADCAST_MAX_CANDIDATES,
     BestInterestScores,
     MultiInterestLoss,
@@ -386,7 +386,7 @@ def test_mlp_on_a_shared_input_equals_the_mlp_of_the_concatenation(shared_first)
 @pytest.mark.parametrize("accumulate", [False, True])
 @pytest.mark.parametrize("shared_votes", [False, True])
 def test_routing_by_matmuls_equals_routing_by_broadcast_products(accumulate, shared_votes, monkeypatch):
-    from recbole_umi.model import layers
+    from recbole_umi.towers import layers
 
     torch.manual_seed(0)
     batch, length, k, d = 4, 6, 3, 5
@@ -412,7 +412,7 @@ def test_routing_by_matmuls_equals_routing_by_broadcast_products(accumulate, sha
 
 
 def test_routing_takes_matmuls_for_shared_votes_and_from_the_threshold():
-    from recbole_umi.model import layers
+    from recbole_umi.towers import layers
 
     small, large = torch.zeros(2, 10, 3, 32), torch.zeros(2, 50, 3, 64)  # T * d 320 and 3200
     shared = torch.zeros(2, 10, 1, 32).expand(-1, -1, 3, -1)

@@ -99,15 +99,16 @@ MODELS = sorted(PLUGIN_MODELS)
 
 @pytest.mark.parametrize("model_name", MODELS)
 def test_exact_faiss_evaluation_ranks_as_full_sort(tiny_data, model_name):
-    _, train_data, valid_data, model = build(tiny_data, model_name, topk=[5])
-    _, _, _, faiss_model = build(tiny_data, model_name, topk=[5], retrieval="faiss_exact")
-    faiss_model.load_state_dict(model.state_dict())
-    model.eval(), faiss_model.eval()
+    from recbole_umi.evaluation import IndexScorer
+
+    config, train_data, valid_data, model = build(tiny_data, model_name, topk=[5], retrieval="faiss_exact")
+    model.eval()
+    scorer = IndexScorer.from_config(config, model)
     for batch in (next(iter(train_data)), next(iter(valid_data))[0]):
         with torch.no_grad():
             full = model.full_sort_predict(batch)
             full[:, 0] = -torch.inf  # RecBole's evaluation masks the padding item
-            through_index = faiss_model.full_sort_predict(batch)
+            through_index = scorer(batch)
         expected_scores, expected_items = full.topk(5, dim=1)
         got_scores, got_items = through_index.topk(5, dim=1)
         assert torch.equal(got_items, expected_items)
@@ -115,21 +116,35 @@ def test_exact_faiss_evaluation_ranks_as_full_sort(tiny_data, model_name):
         assert torch.isinf(through_index).sum(dim=1).eq(model.n_items - 5).all()  # only the top 5 scored
 
 
-def test_index_follows_the_weights(tiny_data):
-    _, train_data, _, model = build(tiny_data, "YoutubeDNN", topk=[5], retrieval="faiss_exact")
-    model.eval()
-    batch = next(iter(train_data))
+def test_each_evaluation_indexes_the_weights_it_evaluates(tiny_data, tmp_path):
+    """The trainer builds the index at each evaluation from the weights of that moment (no
+    cache to go stale after a training step or loaded weights)."""
+    from recbole_umi.checkpoint import get_trainer
+
+    config, train_data, valid_data, model = build(tiny_data, "YoutubeDNN", topk=[5], retrieval="faiss_exact")
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    batch = next(iter(valid_data))[0]
+    trainer.evaluate(valid_data, load_best_model=False)
+    first = trainer.index_scorer
     with torch.no_grad():
-        before = model.full_sort_predict(batch)
-        index = model._retriever().index
-        assert torch.equal(model.full_sort_predict(batch), before)
-        assert model._retriever().index is index  # the same index, reused
+        before = first(batch)
         model.item_embedding.weight.mul_(-1)  # an in-place change, like an optimizer step
-        after = model.full_sort_predict(batch)
-        assert model._retriever().index is not index
+    trainer.evaluate(valid_data, load_best_model=False)
+    assert trainer.index_scorer is not first
+    with torch.no_grad():
+        after = trainer.index_scorer(batch)
         expected = brute_force(model(batch), model.item_embeddings(), 5).indices
     assert torch.equal(after.topk(5).indices, expected)
     assert not torch.equal(after.topk(5).indices, before.topk(5).indices)
+
+
+def test_full_sort_builds_no_index(tiny_data):
+    from recbole_umi.checkpoint import get_trainer
+
+    config, _, valid_data, model = build(tiny_data, "UMI", topk=[5])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.evaluate(valid_data, load_best_model=False)
+    assert trainer.index_scorer is None
 
 
 def test_retrieval_refused_for_recbole_models(tiny_data):

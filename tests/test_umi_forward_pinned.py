@@ -169,7 +169,7 @@ def umi(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pinned")
     data = write_data(folder / "data")
     settings = {"n_interests": K, "embedding_size": D, "profile_fields": ["gender", "occ"],
-                "profile_embedding_size": D_F, "attention_hidden_size": D_H, "refine_hidden_size": D_REFINE,
+                "profile_embedding_size": D_F, "uganet_hidden_size": D_H, "refine_hidden_size": D_REFINE,
                 "routing_iterations": ITERATIONS, "MAX_ITEM_LIST_LENGTH": T, "harder_negatives": True,
                 "loss_type": "full_softmax", "eval_protocol": "user_split",
                 "load_col": {"inter": ["user_id", "item_id", "timestamp"], "user": ["user_id", "gender", "occ"]}}

@@ -27,8 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recbole_umi.model.layers import mask_logits
-from recbole_umi.settings import LOSS_TYPES, NEGATIVE_SAMPLERS, SettingsError, check, setting
+from recbole_umi.settings import LOSS_TYPES, NEGATIVE_SAMPLERS, SettingsError, check
+from recbole_umi.towers.layers import mask_logits
+from recbole_umi.towers.settings import ObjectiveSettings
 
 __all__ = [
     "LOSS_TYPES",
@@ -254,25 +255,20 @@ class MultiInterestLoss(nn.Module):
         self.logq_correction = check("logq_correction", logq_correction) and sampler.distribution == "popularity"
 
     @classmethod
-    def from_config(cls, config, dataset, readout_power: float = math.inf) -> "MultiInterestLoss":
-        """The loss a model's config describes; ``readout_power`` is the model's (MIND's
-        label-aware attention), ``inf`` for the others."""
-        n_items = dataset.num(dataset.iid_field)
-        distribution = setting(config, "negative_sampler")
-        counts = None
-        if distribution == "popularity":
-            counts = torch.zeros(n_items)
-            for item, count in dataset.item_counter.items():
-                counts[item] = count
+    def from_settings(cls, settings: ObjectiveSettings, n_items: int, item_counts: torch.Tensor | None = None,
+                      readout_power: float = math.inf) -> "MultiInterestLoss":
+        """The loss ``settings`` describe, over ``n_items`` item ids (0 the padding item);
+        ``item_counts`` (``n_items`` training counts) for popularity sampling;
+        ``readout_power`` is the tower's (MIND's label-aware attention), ``inf`` for the others."""
         return cls(
-            loss_type=setting(config, "loss_type"),
-            harder_negatives=setting(config, "harder_negatives"),
-            n_negatives=setting(config, "n_negatives"),
-            sampler=NegativeSampler(n_items, distribution, counts),
-            temperature=setting(config, "softmax_temperature"),
+            loss_type=settings.loss_type,
+            harder_negatives=settings.harder_negatives,
+            n_negatives=settings.n_negatives,
+            sampler=NegativeSampler(n_items, settings.negative_sampler, item_counts),
+            temperature=settings.softmax_temperature,
             readout_power=readout_power,
-            shared_negatives=setting(config, "shared_negatives"),
-            logq_correction=setting(config, "logq_correction"),
+            shared_negatives=settings.shared_negatives,
+            logq_correction=settings.logq_correction,
         )
 
     def forward(self, interests: torch.Tensor, positives: torch.Tensor, item_vectors: ItemVectors) -> torch.Tensor:
