@@ -31,6 +31,7 @@ from recbole.utils import EvaluatorType  # noqa: E402
 from logging import getLogger  # noqa: E402
 
 from recbole_umi.item_file import item_categories, item_file_columns  # noqa: E402
+from recbole_umi.metrics import category_coverage  # noqa: E402
 from recbole_umi.model import MatchingRecommender  # noqa: E402
 from recbole_umi.settings import SettingsError  # noqa: E402
 from recbole_umi.towers.layers import RoutingLogits, mean_pairwise_cosine, routing_overlap  # noqa: E402
@@ -151,14 +152,10 @@ class CategoryCoverage(AbstractMetric):
         self.topk = config["topk"]
 
     def calculate_metric(self, dataobject):
-        items = dataobject.get("rec.items").long()  # users x max(topk), best first
-        categories = dataobject.get("data.item_categories").bool()  # n_items x C
-        result = {}
-        for k in self.topk:
-            covered = categories[items[:, :k]].any(dim=1)  # users x C
-            share = covered.float().sum(dim=1) / categories.shape[1]
-            result[f"categorycoverage@{k}"] = round(share.mean().item(), self.decimal_place)
-        return result
+        items = dataobject.get("rec.items").long().cpu().numpy()  # users x max(topk), best first
+        categories = dataobject.get("data.item_categories").cpu().numpy()  # n_items x C
+        return {f"categorycoverage@{k}": round(float(category_coverage(items[:, :k], categories).mean()), self.decimal_place)
+                for k in self.topk}
 
 
 class IndexScorer:
