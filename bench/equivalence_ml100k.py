@@ -13,6 +13,9 @@ best epoch (every tensor of the checkpoint's state dict, by key).
 
 Run both sides with one torch thread (``OMP_NUM_THREADS=1``) so that they are comparable.
 ``--compare`` prints every difference and exits with status 1 if there is one.
+``--routing_before_26`` contracts the routing of votes of their own at T * d < 1024 by
+broadcast products, as the code did before issue #26 (its one change of arithmetic order;
+bench/results/equivalence_after.md).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_routing
 
 from recbole_umi.checkpoint import read_checkpoint  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
@@ -91,6 +95,24 @@ def one_run(model: str, overrides: dict, folder: Path) -> dict:
     }
 
 
+def use_routing_before_26() -> None:
+    """The routing contraction as chosen before issue #26: broadcast products summed over one
+    axis for votes of their own per interest at T * d < 1024, else today's matmuls."""
+    from bench_routing import broadcast_contractions
+
+    from recbole_umi.towers import layers
+
+    matmuls = layers.routing_contractions
+
+    def chosen(votes):
+        _, length, _, d = votes.shape
+        if votes.stride(2) != 0 and length * d < 1024:
+            return broadcast_contractions(votes)
+        return matmuls(votes)
+
+    layers.routing_contractions = chosen
+
+
 def differences(before: dict, after: dict) -> list[str]:
     found = []
     for name in sorted(set(before) | set(after)):
@@ -110,7 +132,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="the JSON file to write")
     parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated names of RUNS (default: all)")
     parser.add_argument("--compare", default=None, help="an earlier record to compare with")
+    parser.add_argument("--routing_before_26", action="store_true",
+                        help="route votes of their own at T * d < 1024 by broadcast products, as before issue #26")
     args = parser.parse_args(argv)
+    if args.routing_before_26:
+        use_routing_before_26()
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print("warning: OMP_NUM_THREADS is not 1; the record is comparable only with runs of the same thread count")
     out = Path(args.out).resolve()  # before the working directory changes
