@@ -166,3 +166,22 @@ def test_a_run_evaluated_through_an_exact_index_reports_the_full_sort_figures(ti
     assert through_index["test_per_user"] == full["test_per_user"]
     ivf = run("UMI", "tiny", config_dict={**settings, "retrieval": "faiss_ivf", "retrieval_nlist": 1}, saved=False)
     assert ivf["test_result"] == full["test_result"]  # one cell, searched: exact
+
+
+def test_short_lists_are_warned_of_once_per_evaluation(tiny_data, caplog):
+    """An IVF index whose probed cell holds fewer items than N: the empty places are -inf
+    (never counted as found items) and a warning names how many users it hit, once."""
+    import logging
+
+    from recbole_umi.evaluation import IndexScorer
+
+    _, train_data, _, model = build(tiny_data, "YoutubeDNN", topk=[20])
+    model.eval()
+    scorer = IndexScorer(model, IndexSpec("ivf", nlist=8, nprobe=1), 20, "faiss_ivf")
+    batch = next(iter(train_data))
+    with caplog.at_level(logging.WARNING), torch.no_grad():
+        first = scorer(batch)
+        scorer(batch)
+    warnings = [r.getMessage() for r in caplog.records if "fewer than 20 items" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("retrieval faiss_ivf: ")
+    assert (torch.isfinite(first).sum(dim=1) < 20).any()
