@@ -3,7 +3,7 @@
 Under ``loss_type: full_softmax`` every item is a candidate of every row. Built as one
 ``B x K x n_items`` score tensor, the readout over the K interests (HN's max, its zero-filled
 gradient and scatter; or the gather of the positive's interest) costs more than the
-products. :class:`recbole_umi.model.losses.MultiInterestLoss` now treats the catalogue as
+products. :class:`recbole_umi.towers.losses.MultiInterestLoss` now treats the catalogue as
 candidates shared by the batch (``shared_readout``: HN through ``BestInterestScores``, block
 by block; without HN one ``B x d`` readout vector per row). This times training steps
 (forward, loss, backward, Adam) of the same model on the same batches both ways,
@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.profile_step import alternated_medians, build  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
-from recbole_umi.model.layers import mask_logits  # noqa: E402
-from recbole_umi.model.losses import MultiInterestLoss, readout_logits  # noqa: E402
+from recbole_umi.towers.layers import mask_logits  # noqa: E402
+from recbole_umi.towers.losses import MultiInterestLoss, readout_logits  # noqa: E402
 
 
 def whole_tensor(self, interests, positives, item_vectors):

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recbole_umi.model.losses import MultiInterestLoss, NegativeSampler  # noqa: E402
+from recbole_umi.towers.losses import MultiInterestLoss, NegativeSampler  # noqa: E402
 
 
 def timed(function, steps: int, warmup: int) -> float:

@@ -1,7 +1,7 @@
-"""Dynamic routing's two contractions: broadcast products summed over one axis, or batched
-matmuls over (B, K) on votes laid out B x K x T x d (``model/layers.py``,
-``routing_contractions`` chooses: matmuls for MIND's shared votes, and from
-``ROUTING_MATMUL_MIN`` = T * d for votes of their own).
+"""Dynamic routing's two contractions: the batched matmuls of ``towers/layers.py``
+(``routing_contractions``: over (B, K) on votes laid out B x K x T x d, over B for MIND's
+shared votes) against the same contractions written as broadcast products summed over one
+axis (``broadcast_contractions`` below, which the code once used for small T * d).
 
 Times ``dynamic_routing`` forward and backward (3 iterations, UMI's replace and MIND's
 shared votes with accumulate), both ways, at MovieLens-1M's sizes (T = 10, K = 3, d = 32)
@@ -24,9 +24,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recbole_umi.model import layers  # noqa: E402
+from recbole_umi.towers import layers  # noqa: E402
 
 SIZES = {"ml-1m": (10, 3, 32), "synth": (50, 6, 64)}
+
+
+def broadcast_contractions(votes):
+    """The contractions as broadcast products summed over one axis."""
+    def contract(coupling, last):
+        u = votes if last else votes.detach()
+        capsules = layers.squash((coupling.unsqueeze(-1) * u).sum(dim=1))  # B x K x d
+        return capsules, (u * capsules.unsqueeze(1)).sum(dim=-1)  # B x T x K
+    return contract
+
+
+MATMULS = layers.routing_contractions
 
 
 def one_call(votes_source, shared, mask, initial, weights, accumulate):
@@ -51,8 +63,7 @@ def main(argv=None):
             weights = None if shared else torch.rand(args.batch, length, requires_grad=True)
             times = {"broadcast": [], "matmul": []}
             for repeat in range(args.repeats + 2):
-                for path, contractions in (("broadcast", layers.broadcast_contractions),
-                                           ("matmul", layers.matmul_contractions)):
+                for path, contractions in (("broadcast", broadcast_contractions), ("matmul", MATMULS)):
                     layers.routing_contractions = contractions
                     started = time.perf_counter()
                     one_call(source, shared, mask, initial, weights, accumulate)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.profile_step import alternated_medians, build  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
-from recbole_umi.model.layers import MLP  # noqa: E402
+from recbole_umi.towers.layers import MLP  # noqa: E402
 
 
 def concatenated(self, rows, shared, shared_first=False):

@@ -76,9 +76,10 @@ from recbole.utils import set_color  # noqa: E402
 
 from recbole_umi import __version__  # noqa: E402
 from recbole_umi.config import Config, one_process_view  # noqa: E402
-from recbole_umi.evaluation import attach_item_categories, interest_diagnostics  # noqa: E402
+from recbole_umi.evaluation import IndexedEvaluation, attach_item_categories, interest_diagnostics  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
+from recbole_umi.settings import migrate_saved_settings  # noqa: E402
 
 __all__ = [
     "CheckpointError",
@@ -373,6 +374,7 @@ def rebuild_settings(saved_config: dict) -> dict:
     settings = {
         key: copy.deepcopy(value) for key, value in saved_config.items() if key not in _DERIVED | _NOT_SAVED
     }
+    settings = migrate_saved_settings(saved_config.get("model"), settings)  # keys a model reads under a new name
     negatives = settings.get("train_neg_sample_args")
     if isinstance(negatives, dict) and negatives.get("distribution") == "none":
         settings["train_neg_sample_args"] = None  # RecBole's spelling of "no negative sampling"
@@ -728,14 +730,15 @@ _SAFE_TRAINERS: dict[type, type] = {}
 
 
 def safe_trainer(trainer_class: type) -> type:
-    """``trainer_class`` with :class:`SafeCheckpointTrainer` mixed in. RecBole's trainers
+    """``trainer_class`` with :class:`SafeCheckpointTrainer` (and the evaluation through a faiss
+    index, :class:`recbole_umi.evaluation.IndexedEvaluation`) mixed in. RecBole's trainers
     that do not derive from ``Trainer`` (XGBoost, LightGBM: their own model files) are
     returned as they are."""
     if issubclass(trainer_class, SafeCheckpointTrainer) or not issubclass(trainer_class, Trainer):
         return trainer_class
     if trainer_class not in _SAFE_TRAINERS:
         _SAFE_TRAINERS[trainer_class] = type(
-            trainer_class.__name__, (SafeCheckpointTrainer, trainer_class),
+            trainer_class.__name__, (SafeCheckpointTrainer, IndexedEvaluation, trainer_class),
             {"__module__": __name__, "__doc__": f"RecBole's {trainer_class.__name__} writing safe checkpoints."},
         )
     return _SAFE_TRAINERS[trainer_class]

@@ -5,7 +5,7 @@ Priority, lowest first:
 1. RecBole's defaults (``overall.yaml``, its model and dataset YAML, its quick-start files);
 2. ``properties/overall.yaml`` (plugin-wide defaults: the evaluation protocol), then
    ``properties/model/<class>.yaml`` for each class of the model, base classes first
-   (``MultiInterestRecommender.yaml`` holds what all plugin models share);
+   (``MatchingRecommender.yaml`` holds what all plugin models share);
 3. ``dataset_configs/<dataset>.yaml`` (this plugin's per-dataset settings);
 4. the user's ``config_file_list`` (``--config_files``);
 5. ``config_dict``;
@@ -41,7 +41,7 @@ from recbole.config import Config as RecBoleConfig  # noqa: E402
 from recbole.utils import argument_list  # noqa: E402
 
 from recbole_umi import evaluation, registry, settings  # noqa: E402
-from recbole_umi.model import MultiInterestRecommender  # noqa: E402
+from recbole_umi.model import MatchingRecommender  # noqa: E402
 
 evaluation.register_metrics()  # the plugin's metrics (CategoryCoverage) known to RecBole's Config
 
@@ -154,7 +154,7 @@ class Config(RecBoleConfig):
         restrictions = {}
         for cls in reversed(self.model_class.__mro__):  # a subclass's narrowing wins
             restrictions.update(getattr(cls, "setting_restrictions", {}))
-        settings.validate(self, issubclass(self.model_class, MultiInterestRecommender), restrictions)
+        settings.validate(self, issubclass(self.model_class, MatchingRecommender), restrictions)
         _check_empty_histories(self)
         _warn_more_interests_than_items(self)
 

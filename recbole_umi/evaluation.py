@@ -28,13 +28,16 @@ from recbole.evaluator.base_metric import AbstractMetric, TopkMetric  # noqa: E4
 from recbole.evaluator.register import metrics_dict  # noqa: E402
 from recbole.utils import EvaluatorType  # noqa: E402
 
+from logging import getLogger  # noqa: E402
+
 from recbole_umi.item_file import item_categories, item_file_columns  # noqa: E402
-from recbole_umi.model import MultiInterestRecommender  # noqa: E402
+from recbole_umi.metrics import category_coverage  # noqa: E402
+from recbole_umi.model import MatchingRecommender  # noqa: E402
 from recbole_umi.settings import SettingsError  # noqa: E402
-from recbole_umi.model.layers import RoutingLogits, mean_pairwise_cosine, routing_overlap  # noqa: E402
+from recbole_umi.towers.layers import RoutingLogits, mean_pairwise_cosine, routing_overlap  # noqa: E402
 
 __all__ = ["PerUserEvaluator", "per_user_topk", "evaluated_users", "interest_diagnostics", "CategoryCoverage",
-           "register_metrics", "attach_item_categories"]
+           "register_metrics", "attach_item_categories", "IndexScorer", "IndexedEvaluation"]
 
 
 def per_user_topk(struct, config) -> dict[str, np.ndarray]:
@@ -84,13 +87,13 @@ def interest_diagnostics(model, eval_data) -> dict | None:
 
     - ``interest_cosine``: the mean cosine between two of a user's interest vectors (over
       users and pairs k != l); near 1, the interests are near-duplicates;
-    - ``routing_overlap``: :func:`recbole_umi.model.layers.routing_overlap` of the routing;
+    - ``routing_overlap``: :func:`recbole_umi.towers.layers.routing_overlap` of the routing;
     - ``routing_share``: the share of a user's history items whose largest routing weight
       is on an interest, the interests sorted from the largest share down, averaged over
       users (``[1, 0, 0]``: every item goes to one interest);
     - ``routing_by_position``: for a model whose routing starts from random initial logits
       (UMI, MIND: in evaluation one fixed draw per history position,
-      :class:`recbole_umi.model.layers.RoutingLogits`), the share of a user's history items
+      :class:`recbole_umi.towers.layers.RoutingLogits`), the share of a user's history items
       whose largest routing weight is on the interest their position's draw favours,
       averaged over users. Near 1, the routing follows the draw, not the items: it splits
       a history by position, whatever the items are.
@@ -99,7 +102,7 @@ def interest_diagnostics(model, eval_data) -> dict | None:
     for a model without routing, ``routing_by_position`` for one without a random draw
     (ComiRec-DR's logits start at zero).
     """
-    if not isinstance(model, MultiInterestRecommender) or model.n_interests < 2:
+    if not isinstance(model, MatchingRecommender) or model.n_interests < 2:
         return None
     was_training = model.training
     model.eval()
@@ -149,14 +152,86 @@ class CategoryCoverage(AbstractMetric):
         self.topk = config["topk"]
 
     def calculate_metric(self, dataobject):
-        items = dataobject.get("rec.items").long()  # users x max(topk), best first
-        categories = dataobject.get("data.item_categories").bool()  # n_items x C
-        result = {}
-        for k in self.topk:
-            covered = categories[items[:, :k]].any(dim=1)  # users x C
-            share = covered.float().sum(dim=1) / categories.shape[1]
-            result[f"categorycoverage@{k}"] = round(share.mean().item(), self.decimal_place)
-        return result
+        items = dataobject.get("rec.items").long().cpu().numpy()  # users x max(topk), best first
+        categories = dataobject.get("data.item_categories").cpu().numpy()  # n_items x C
+        return {f"categorycoverage@{k}": round(float(category_coverage(items[:, :k], categories).mean()), self.decimal_place)
+                for k in self.topk}
+
+
+class IndexScorer:
+    """Evaluation scores through a faiss index of the model's current item vectors: each
+    user's top ``n`` items of a search of every interest (:mod:`recbole_umi.retrieval`) get
+    their score ``max_k o_k . e_t``, every other item ``-inf``, so that RecBole's evaluator
+    ranks what a deployment would return. Built from the weights as they are: make a new one
+    when they change (:class:`IndexedEvaluation` makes one per evaluation).
+
+    Args:
+        model: a plugin model (its ``forward`` gives ``B x K x d`` interests).
+        spec: the index (:class:`recbole_umi.retrieval.IndexSpec`).
+        n: items searched per user (``max(topk)``).
+        mode: the ``retrieval`` setting, for the warning.
+
+    Shapes: ``scorer(interaction)`` -> ``B x n_items``.
+    """
+
+    def __init__(self, model, spec, n: int, mode: str = "faiss"):
+        from recbole_umi.retrieval import InterestRetriever  # faiss only where it is used
+
+        self.model, self.n, self.mode = model, n, mode
+        self.retriever = InterestRetriever(model.item_embeddings().detach(), spec)
+        self.warned = False  # of users with fewer than n items found
+
+    @classmethod
+    def from_config(cls, config, model) -> "IndexScorer | None":
+        """The scorer the ``retrieval`` settings ask for; None for ``full_sort`` (and for
+        RecBole's models, which have no such setting)."""
+        mode = config["retrieval"] if "retrieval" in config else None
+        if mode in (None, "full_sort"):
+            return None
+        from recbole_umi.retrieval import IndexSpec
+
+        return cls(model, IndexSpec.from_config(config), max(config["topk"]), mode)
+
+    def __call__(self, interaction) -> torch.Tensor:
+        interests = self.model(interaction)
+        scores, item_ids = self.retriever.search(interests, self.n)
+        found = torch.from_numpy(item_ids >= 0)
+        if not found.all() and not self.warned:
+            self.warned = True
+            getLogger().warning(
+                f"retrieval {self.mode}: {int((~found).any(dim=1).sum())} of {len(found)} users got fewer "
+                f"than {self.n} items from the index (raise retrieval_nprobe); their empty places are "
+                "filled with arbitrary items that count for the metrics"
+            )
+        dense = torch.full((len(interests), self.model.n_items), -torch.inf, device=interests.device)
+        rows = torch.arange(len(interests)).unsqueeze(1).expand_as(found)
+        dense[rows[found], torch.from_numpy(item_ids)[found]] = torch.from_numpy(scores)[found].to(dense)
+        return dense
+
+
+class IndexedEvaluation:
+    """Trainer mixin: with ``retrieval`` other than ``full_sort``, every evaluation (each
+    validation and test pass, when the weights may have changed) builds an
+    :class:`IndexScorer` from the model's current weights (``index_scorer``) and ranks its
+    users' top N through it instead of the model's ``full_sort_predict``."""
+
+    index_scorer: IndexScorer | None = None
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        # a mixin placed after the one that loads the best weights: these are the weights evaluated
+        self.index_scorer = IndexScorer.from_config(self.config, self.model) if eval_data else None
+        return super().evaluate(eval_data, load_best_model=load_best_model, model_file=model_file,
+                                show_progress=show_progress)
+
+    def _full_sort_batch_eval(self, batched_data):
+        if self.index_scorer is None:
+            return super()._full_sort_batch_eval(batched_data)
+        interaction, history_index, positive_u, positive_i = batched_data
+        scores = self.index_scorer(interaction.to(self.device))
+        scores[:, 0] = -np.inf  # as RecBole's own: the padding item and the history are never ranked
+        if history_index is not None:
+            scores[history_index] = -np.inf
+        return interaction, scores, positive_u, positive_i
 
 
 def register_metrics() -> None:

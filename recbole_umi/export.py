@@ -12,7 +12,7 @@ files and checked) and writes to ``OUT``:
 - ``model.safetensors``: the model's weights (safetensors: tensors only, no code);
 - ``arrays.npz`` (read with ``allow_pickle=False``): every user's whole history (item ids in
   order), every user's profile values, the training users and the items' training counts
-  (what the model's constructor reads), and the items' categories if asked for;
+  (what serving makes the tower's data schema from), and the items' categories if asked for;
 - ``export.json``: the model and its settings, the original item and user ids (tokens) in
   id order, the profile fields' vocabularies, item titles, the index's parameters.
 
@@ -40,12 +40,11 @@ from safetensors.torch import save_file  # noqa: E402
 from recbole_umi.checkpoint import load, plain_config  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
 from recbole_umi.item_file import TITLE_FIELDS, by_item_id, item_categories, item_file_columns  # noqa: E402
-from recbole_umi.model import MultiInterestRecommender  # noqa: E402
+from recbole_umi.model import MatchingRecommender  # noqa: E402
+from recbole_umi.recommend import EXPORT_FORMAT  # noqa: E402
 from recbole_umi.retrieval import IndexSpec, build_index  # noqa: E402
 
 __all__ = ["EXPORT_FORMAT", "ExportError", "export", "main"]
-
-EXPORT_FORMAT = {"format": "recbole-umi-export", "version": 1}
 
 
 class ExportError(ValueError):
@@ -89,7 +88,7 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
     """
     loaded = load(checkpoint, data_path=data_path, cmd_args=cmd_args)
     config, model, dataset = loaded.config, loaded.model, loaded.dataset
-    if not isinstance(model, MultiInterestRecommender):
+    if not isinstance(model, MatchingRecommender):
         raise ExportError(f"{config['model']} is a RecBole model: only recbole-umi models can be exported")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

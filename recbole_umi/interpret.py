@@ -2,6 +2,7 @@
 
     python -m recbole_umi.interpret CHECKPOINT OUT --category_field=genre [--users=1,2,3]
         [--n_users=5] [--top=10] [--max_categories=12] [--data_path=DIR]
+        [--truth=FILE.json [--truth_key=a.b]]
 
 On the test users of the checkpoint's split:
 
@@ -15,8 +16,11 @@ On the test users of the checkpoint's split:
   over the clicked items of each category, each history item of every test user
   contributing the weights of the interest it activates (its best ``o_k . e_i``), the
   ``--max_categories`` most clicked categories (Figure 3b);
-- on a dataset made by :mod:`recbole_umi.datasets.synth` (``truth.npz`` beside the
-  atomic files), ``truth_recovery.json``: for each category, whether UMI's weights rank the
+- where the truth is known (``--truth``: a JSON file mapping each category name to the
+  profile fields it truly depends on, or ``--truth_key`` naming such a mapping inside it;
+  for the generated benchmark, :mod:`recbole_umi.datasets.synth`, that is
+  ``generator.json`` with ``--truth_key=summary.relevant_fields_by_category``),
+  ``truth_recovery.json``: for each category, whether UMI's weights rank the
   fields that category truly depends on above the others (the AUC of the true relevant
   fields against the rest, 0.5 being chance), and the mean over categories; and the same
   with each field's weights centred on its mean over the categories (does a field's weight
@@ -46,7 +50,7 @@ from recbole_umi.item_file import TITLE_FIELDS, item_categories, item_file_colum
 from recbole_umi.model.umi import UMI  # noqa: E402
 from recbole_umi.retrieval import InterestRetriever  # noqa: E402
 
-__all__ = ["interpret", "field_recovery", "main"]
+__all__ = ["interpret", "read_truth", "field_recovery", "main"]
 
 
 class InterpretError(ValueError):
@@ -101,9 +105,24 @@ def field_recovery(weights_by_category: np.ndarray, relevant: np.ndarray, permut
             "centred_p": (hits + 1) / (permutations + 1), "permutations": permutations}
 
 
+def read_truth(path, key: str | None = None) -> dict[str, list[str]]:
+    """The mapping category name -> relevant profile fields in the JSON file ``path``, at the
+    dotted ``key`` inside it (``"summary.relevant_fields_by_category"``), or the whole file."""
+    truth = json.loads(Path(path).read_text())
+    for part in key.split(".") if key else []:
+        if not isinstance(truth, dict) or part not in truth:
+            raise InterpretError(f"{path} has no {key!r} (at {part!r})")
+        truth = truth[part]
+    if not isinstance(truth, dict) or not all(isinstance(v, list) for v in truth.values()):
+        raise InterpretError(f"{path}{f' at {key!r}' if key else ''} is not a mapping of category names to lists of fields")
+    return truth
+
+
 def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5, top: int = 10,
-              max_categories: int = 12, data_path=None) -> Path:
-    """Write the files of the module's text to ``out``; returns ``out``."""
+              max_categories: int = 12, data_path=None, relevant_fields: dict[str, list[str]] | None = None) -> Path:
+    """Write the files of the module's text to ``out``; returns ``out``. ``relevant_fields``:
+    the truth, category name -> the profile fields it depends on (:func:`read_truth`), for
+    ``truth_recovery.json``."""
     loaded = load(checkpoint, data_path=data_path, config_dict={"state": "ERROR"})
     config, model, dataset = loaded.config, loaded.model, loaded.dataset
     if not isinstance(model, UMI) or not model.use_ir:
@@ -186,17 +205,11 @@ def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5
         cases.append(case)
     (out / "users.json").write_text(json.dumps(cases, indent=2) + "\n")
 
-    truth_file = Path(config["data_path"]) / "truth.npz"
-    meta_file = Path(config["data_path"]) / "generator.json"
-    if truth_file.is_file() and meta_file.is_file():
-        signal = json.loads(meta_file.read_text())["summary"]["signal_fields"]
-        relevant_signal = np.load(truth_file)["relevant"]  # categories x signal fields
-        relevant = np.zeros((len(names), len(fields)), dtype=bool)
-        index = {f"c{c + 1:03d}": c for c in range(relevant_signal.shape[0])}
-        for row_, name in enumerate(names):
-            for s, field in enumerate(signal):
-                if field in fields and name in index:
-                    relevant[row_, fields.index(field)] = relevant_signal[index[name], s]
+    if relevant_fields is not None:
+        known = [name for name in names if name in relevant_fields]
+        if not known:
+            raise InterpretError(f"the truth names no category of {category_field!r} (its categories: {names[:5]} ...)")
+        relevant = np.array([[field in relevant_fields.get(name, ()) for field in fields] for name in names], dtype=bool)
         recovery = field_recovery(mean_weights, relevant)
         recovery["categories"] = names
         (out / "truth_recovery.json").write_text(json.dumps(recovery, indent=2) + "\n")
@@ -232,10 +245,14 @@ def main(argv=None) -> Path:
     parser.add_argument("--top", type=int, default=10, help="items retrieved per interest")
     parser.add_argument("--max_categories", type=int, default=12, help="categories in the heatmap")
     parser.add_argument("--data_path", default=None)
+    parser.add_argument("--truth", default=None, help="JSON file: category name -> the profile fields it depends on")
+    parser.add_argument("--truth_key", default=None, help="dotted key of that mapping inside the file "
+                        "(the generated benchmark's generator.json: summary.relevant_fields_by_category)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     users = args.users.split(",") if args.users else None
+    truth = read_truth(args.truth, args.truth_key) if args.truth else None
     out = interpret(args.checkpoint, args.out, args.category_field, users, args.n_users, args.top,
-                    args.max_categories, args.data_path)
+                    args.max_categories, args.data_path, truth)
     print(f"written to {out}")
     return out
 

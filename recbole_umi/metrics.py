@@ -1,16 +1,23 @@
-"""The paper's metric names for RecBole's results (light: no torch, no RecBole).
+"""The paper's metric names for RecBole's results, and its diversity metric (light: numpy
+only, no torch, no RecBole).
 
 Under the paper's protocol (``eval_protocol: user_split``) RecBole's ``recall@N`` is the
 paper's HitRate@N (Eq 15) and ``precision@N`` its Precision@N (Eq 16). Under any other
 protocol (RecBole's leave-one-out, say) they are not, and keep RecBole's names
 (:func:`metric_columns`).
+
+:func:`category_coverage` is the share of all item categories a user's list covers (the
+paper's online diversity metric): RecBole's evaluator reports it as ``CategoryCoverage``
+(:mod:`recbole_umi.evaluation`) and ``scripts/diversity.py`` for re-ranked lists.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["paper_metric_names", "metric_columns", "recbole_metric_name"]
+import numpy as np
+
+__all__ = ["paper_metric_names", "metric_columns", "recbole_metric_name", "category_coverage"]
 
 _PAPER_NAMES = {"recall": "HitRate", "precision": "Precision"}
 
@@ -48,3 +55,21 @@ def recbole_metric_name(column: str) -> str:
     name, n = column.split("@")
     recbole = {paper: recbole for recbole, paper in _PAPER_NAMES.items()}.get(name, name)
     return f"{recbole}@{n}"
+
+
+def category_coverage(item_ids, categories) -> np.ndarray:
+    """Per user, the share of all categories that the user's listed items cover (an item may
+    have several; an empty slot, id -1, covers none).
+
+    Args:
+        item_ids: ``users x N`` item ids.
+        categories: ``n_items x C`` multi-hot (bool or 0/1) categories of every item id.
+
+    Returns:
+        ``users`` shares in [0, 1].
+    """
+    categories = np.asarray(categories).astype(bool)
+    item_ids = np.asarray(item_ids)
+    listed = item_ids >= 0
+    covered = (categories[np.where(listed, item_ids, 0)] & listed[..., None]).any(axis=1)  # users x C
+    return covered.sum(axis=1) / categories.shape[1]

@@ -12,37 +12,33 @@ them). From Python::
                           "occupation": "4"}], n=10)
 
 Nothing here unpickles: the export's files are JSON, safetensors, faiss's binary index and
-an ``.npz`` read with ``allow_pickle=False``. The model is rebuilt from its class and saved
-settings and given the saved weights, and always runs in eval mode (in training mode the
+an ``.npz`` read with ``allow_pickle=False``. Nor does anything here import RecBole: the user
+tower (:mod:`recbole_umi.towers`) is built from its saved settings and the data schema the
+export describes (item count, history fields, each profile field's kind and values, the
+training users), given the saved weights, and always runs in eval mode (in training mode the
 routing logits of UMI and MIND are drawn afresh each call).
 """
 
 from __future__ import annotations
 
-from recbole_umi import compat
+import argparse
+import json
+import sys
+from pathlib import Path
 
-compat.apply()  # before anything imports RecBole
+import faiss
+import numpy as np
+import torch
+from safetensors.torch import load_file
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from collections import Counter  # noqa: E402
-from pathlib import Path  # noqa: E402
+from recbole_umi.retrieval import InterestRetriever, diversify
+from recbole_umi.settings import migrate_saved_settings
+from recbole_umi.towers import TOWER_CLASSES, DataSchema, UserTower, profile_field
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from recbole.data.interaction import Interaction  # noqa: E402
-from recbole.utils import FeatureType  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
+__all__ = ["EXPORT_FORMAT", "Recommender", "RecommendError", "export_schema", "main"]
 
-from recbole_umi.checkpoint import rebuild_settings  # noqa: E402
-from recbole_umi.config import Config  # noqa: E402
-from recbole_umi.export import EXPORT_FORMAT  # noqa: E402
-from recbole_umi.registry import get_model  # noqa: E402
-from recbole_umi.retrieval import InterestRetriever, diversify  # noqa: E402
-
-__all__ = ["Recommender", "RecommendError", "main"]
+# What recbole_umi.export writes and this module reads.
+EXPORT_FORMAT = {"format": "recbole-umi-export", "version": 1}
 
 
 class RecommendError(ValueError):
@@ -50,26 +46,25 @@ class RecommendError(ValueError):
     no diversity categories, a folder that is not an export."""
 
 
-class _ServingData:
-    """What a plugin model's constructor reads from a RecBole dataset, from an export: field
-    sizes and types, the users' profile values and the training users (from which the profile
-    embedding derives its masks and buckets), and the items' training counts."""
-
-    def __init__(self, meta: dict, arrays, config):
-        self.config = config
-        self.dataset_name = meta["dataset"]
-        self.uid_field, self.iid_field = meta["fields"]["user"], meta["fields"]["item"]
-        self._num = meta["num"]
-        profile = meta["profile"]
-        self.field2type = {f: FeatureType.TOKEN if t == "token" else FeatureType.FLOAT for f, t in profile["types"].items()}
-        n_users = self._num[self.uid_field]
-        self.user_feat = Interaction({self.uid_field: torch.arange(n_users),
-                                      **{f: torch.from_numpy(arrays[f"profile_{f}"]) for f in profile["fields"]}})
-        self.inter_feat = Interaction({self.uid_field: torch.from_numpy(arrays["training_users"])})
-        self.item_counter = Counter({i: int(c) for i, c in enumerate(arrays["item_counts"]) if c})
-
-    def num(self, field: str) -> int:
-        return self._num[field]
+def export_schema(meta: dict, arrays: dict, settings: dict) -> DataSchema:
+    """The data schema of an export: its item count and history fields, and each profile
+    field made from every user's stored value and the training users, as the model's was
+    made from the training data (:func:`recbole_umi.towers.schema.profile_field`)."""
+    item_field = meta["fields"]["item"]
+    profile = meta["profile"]
+    training_users = torch.from_numpy(arrays["training_users"])
+    fields = []
+    for name in profile["fields"]:
+        values, kind = torch.from_numpy(arrays[f"profile_{name}"]), profile["types"][name]
+        fields.append(profile_field(name, kind, values, training_users, size=meta["num"][name] if kind == "token" else None,
+                                    n_float_buckets=settings["float_profile_buckets"]))
+    return DataSchema(
+        n_items=meta["num"][item_field],
+        max_history_length=settings["MAX_ITEM_LIST_LENGTH"],
+        history_field=item_field + settings["LIST_SUFFIX"],
+        history_length_field=settings["ITEM_LIST_LENGTH_FIELD"],
+        profile=tuple(fields),
+    )
 
 
 class Recommender:
@@ -87,12 +82,15 @@ class Recommender:
         meta = json.loads(meta_path.read_text())
         if {k: meta.get(k) for k in EXPORT_FORMAT} != EXPORT_FORMAT:
             raise RecommendError(f"{meta_path} is not a recbole-umi export of version {EXPORT_FORMAT['version']}")
+        if meta["model"] not in TOWER_CLASSES:
+            raise RecommendError(f"{meta_path} holds a {meta['model']} model, which has no tower here")
         self.meta = meta
         with np.load(folder / "arrays.npz", allow_pickle=False) as stored:
             self.arrays = {key: stored[key] for key in stored.files}
-        settings = {**rebuild_settings(meta["settings"]), "use_gpu": False, "state": "ERROR"}
-        self.config = Config(meta["model"], meta["dataset"], config_dict=settings)
-        self.model = get_model(meta["model"])(self.config, _ServingData(meta, self.arrays, self.config))
+        settings = migrate_saved_settings(meta["model"], meta["settings"])
+        tower_class = TOWER_CLASSES[meta["model"]]
+        self.schema = export_schema(meta, self.arrays, settings)
+        self.model: UserTower = tower_class(tower_class.settings_class.from_config(settings), self.schema)
         self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
         self.model.eval()
         self.retriever = InterestRetriever(index=faiss.read_index(str(folder / "items.faiss")))
@@ -124,8 +122,9 @@ class Recommender:
         vocab = self.meta["profile"]["vocab"][field]
         return vocab.index(str(value)) if value is not None and str(value) in vocab else 0  # 0: unknown
 
-    def _interaction(self, histories: list[np.ndarray], profiles: list[dict]) -> Interaction:
-        length = self.config["MAX_ITEM_LIST_LENGTH"]
+    def _batch(self, histories: list[np.ndarray], profiles: list[dict]) -> dict[str, torch.Tensor]:
+        """The tower's input: the last T items of each history, left-aligned, and the profile ids."""
+        length = self.schema.max_history_length
         sequences = torch.zeros(len(histories), length, dtype=torch.long)
         lengths = torch.zeros(len(histories), dtype=torch.long)
         for row, history in enumerate(histories):
@@ -133,11 +132,11 @@ class Recommender:
                 raise RecommendError("a history needs at least one item")
             last = torch.from_numpy(np.asarray(history[-length:], dtype=np.int64))
             sequences[row, : len(last)], lengths[row] = last, len(last)  # left-aligned, as in training
-        fields = {self.model.ITEM_SEQ: sequences, self.model.ITEM_SEQ_LEN: lengths}
+        fields = {self.schema.history_field: sequences, self.schema.history_length_field: lengths}
         for field, kind in self.meta["profile"]["types"].items():
             values = [profile[field] for profile in profiles]
             fields[field] = torch.tensor(values, dtype=torch.float32 if kind == "float" else torch.long)
-        return Interaction(fields)
+        return fields
 
     # -- the request -------------------------------------------------------------------------
     def recommend(self, users=None, histories=None, profiles=None, n: int = 10, exclude_history: bool = True,
@@ -177,7 +176,7 @@ class Recommender:
         wanted = max(n, candidates or 5 * n) if diversity else n
         wanted = min(wanted, self.retriever.n_items)
         with torch.no_grad():
-            interests = self.model(self._interaction(item_histories, profile_ids))
+            interests = self.model(self._batch(item_histories, profile_ids))
         scores, ids = self.retriever.search(interests, wanted, exclude=item_histories if exclude_history else None)
         if diversity:
             scores, ids = diversify(scores, ids, self.arrays["categories"], min(n, wanted), diversity)

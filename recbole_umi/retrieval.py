@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from recbole_umi.metrics import category_coverage  # the coverage of a list; here for diversify's users
 from recbole_umi.settings import RETRIEVAL_MODES, setting
 
 __all__ = ["INDEX_KINDS", "RETRIEVAL_MODES", "IndexSpec", "auto_nlist", "build_index", "InterestRetriever",
@@ -235,14 +236,3 @@ def diversify(scores, item_ids, categories, n: int, lam: float) -> tuple[np.ndar
             open_[choice] = False
             penalty += shared[choice]
     return picked_scores, picked_items
-
-
-def category_coverage(item_ids, categories) -> np.ndarray:
-    """Per user, the share of all categories that the user's listed items cover (empty slots,
-    id -1, ignored)."""
-    categories = np.asarray(categories).astype(bool)
-    item_ids = np.asarray(item_ids)
-    covered = np.zeros((len(item_ids), categories.shape[1]), dtype=bool)
-    for user, ids in enumerate(item_ids):
-        covered[user] = categories[ids[ids >= 0]].any(axis=0)
-    return covered.sum(axis=1) / categories.shape[1]

@@ -36,11 +36,14 @@ __all__ = [
     "COMIREC_VARIANTS",
     "RETRIEVAL_MODES",
     "DIST_BACKENDS",
+    "HIDDEN_ACTIVATIONS",
+    "RENAMED_SETTINGS",
     "setting",
     "check",
     "validate",
     "check_known_keys",
     "check_topk",
+    "migrate_saved_settings",
 ]
 
 EVAL_PROTOCOLS = ("recbole", "user_split")
@@ -53,6 +56,7 @@ COMIREC_VARIANTS = ("DR", "SA")
 # How evaluation finds a user's top N (recbole_umi.retrieval): every item scored, or a faiss
 # index searched, as a deployment would.
 RETRIEVAL_MODES = ("full_sort", "faiss_exact", "faiss_ivf", "faiss_hnsw")
+HIDDEN_ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")
 
 
 class SettingsError(ValueError):
@@ -222,8 +226,10 @@ RUN_SETTINGS: dict[str, Setting] = {
 
 # Settings of the plugin's models (properties/model/*.yaml). RecBole's own models may use
 # some of these names differently (SASRec's loss_type is 'CE'), so they are checked for the
-# plugin's models only. A model class narrows some of them in its ``setting_restrictions``
-# (the single-interest models' n_interests, ComiRecDR's comirec_variant).
+# plugin's models only. A key means one thing: the models that read it are those whose
+# settings objects hold it (recbole_umi.towers.settings; a model class's ``setting_keys``).
+# A model class narrows some of them in its ``setting_restrictions`` (the single-interest
+# models' n_interests, ComiRecDR's comirec_variant).
 MODEL_SETTINGS: dict[str, Setting] = {
     "embedding_size": Setting(int, low=1),
     "n_interests": Setting(int, low=1),
@@ -243,7 +249,8 @@ MODEL_SETTINGS: dict[str, Setting] = {
     "routing_regularization": Setting(float, low=0.0),
     "profile_noise": Setting(float, low=0.0, high=1.0),
     "profile_noise_seed": Setting(int),
-    "attention_hidden_size": Setting(int, low=1),
+    "uganet_hidden_size": Setting(int, low=1),  # UMI: d_h of UGANet (Eq 2) and the field-relevance MLP (Eq 7)
+    "attention_hidden_size": Setting(int, low=1),  # ComiRec-SA: the attention heads' hidden size
     "refine_hidden_size": Setting(int, low=1),
     "mlp_hidden_size": Setting(int, low=1),
     "use_dar": Setting(bool),
@@ -261,7 +268,7 @@ MODEL_SETTINGS: dict[str, Setting] = {
     "inner_size": Setting(int, low=1),
     "hidden_dropout_prob": Setting(float, low=0.0, high=1.0, high_open=True),
     "attn_dropout_prob": Setting(float, low=0.0, high=1.0, high_open=True),
-    "hidden_act": Setting(str, choices=("gelu", "relu", "swish", "tanh", "sigmoid")),
+    "hidden_act": Setting(str, choices=HIDDEN_ACTIVATIONS),
     "layer_norm_eps": Setting(float, low=0.0, low_open=True),
     "initializer_range": Setting(float, low=0.0, low_open=True),
 }
@@ -282,11 +289,31 @@ def setting(config, key: str) -> Any:
     return check(key, value)
 
 
+# Keys a model once read under another name, by model: ``{old: new}``. A config that gives
+# the model the old key is refused with the new name (the old one may mean something else
+# for another model); settings saved under the old name (checkpoints, exports) are migrated.
+RENAMED_SETTINGS: dict[str, dict[str, str]] = {
+    "UMI": {"attention_hidden_size": "uganet_hidden_size"},
+}
+
+
+def migrate_saved_settings(model: str, saved: dict) -> dict:
+    """``saved`` (a checkpoint's or an export's settings of a ``model``) with the keys of
+    :data:`RENAMED_SETTINGS` under their new names; the new name, if there, wins."""
+    migrated = dict(saved)
+    for old, new in RENAMED_SETTINGS.get(model, {}).items():
+        if old in migrated:
+            value = migrated.pop(old)
+            migrated.setdefault(new, value)
+    return migrated
+
+
 def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None = None) -> None:
     """Check every setting ``config`` holds: the protocol's and the run's always (where not
     empty), and the models' when ``plugin_model`` (a recbole-umi model), each also against
-    the model's narrower ``restrictions``. Keys a config does not hold are left to the code
-    that needs them."""
+    the model's narrower ``restrictions``. A key the model once read under another name
+    (:data:`RENAMED_SETTINGS`) is refused, naming the new one. Keys a config does not hold
+    are left to the code that needs them (the models' settings objects)."""
     for key in (*PROTOCOL_SETTINGS, *RUN_SETTINGS):
         if key in config and config[key] is not None:  # the protocol in use needs them
             check(key, config[key])
@@ -294,6 +321,10 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
         for key in MODEL_SETTINGS:
             if key in config:
                 setting(config, key)  # an empty value is an error too
+        for old, new in RENAMED_SETTINGS.get(config["model"], {}).items():
+            if old in config and config[old] is not None:
+                raise SettingsError(old, config[old], f"is not a setting of {config['model']}: its name there is now "
+                                                      f"{new!r} (set {new} instead)")
     _check_processes(config)
     metrics = [str(m).lower() for m in (config["metrics"] if "metrics" in config and config["metrics"] else [])]
     _check_valid_metric(config, metrics)

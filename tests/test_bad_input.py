@@ -19,7 +19,7 @@ from recbole_umi.compare import VariantError, resolve_variant, summarise
 from recbole_umi.config import Config, known_keys, resource_dir
 from recbole_umi.data import ProtocolConfigError, create_dataset, data_preparation
 from recbole_umi.data.protocol import split_users
-from recbole_umi.model import MultiInterestRecommender, ProfileConfigError
+from recbole_umi.model import MatchingRecommender, ProfileConfigError
 from recbole_umi.quick_start import main
 from recbole_umi.registry import PLUGIN_MODELS, get_model
 from recbole_umi.run_log import close_run_logger
@@ -119,7 +119,7 @@ def test_process_counts_are_checked(tmp_path, key, value, requirement):
 def _yaml_ranges():
     """``(file, model class or None, key, range text)`` for every 'Range in ...' comment."""
     files = [*resource_dir("properties").rglob("*.yaml"), *resource_dir("dataset_configs").glob("*.yaml")]
-    models = {**PLUGIN_MODELS, "MultiInterestRecommender": MultiInterestRecommender}
+    models = {**PLUGIN_MODELS, "MatchingRecommender": MatchingRecommender}
     found = []
     for path in files:
         model = models.get(path.stem) if path.parent.name == "model" else None

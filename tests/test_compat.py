@@ -257,7 +257,7 @@ def test_missing_values_filled_by_assignment(tmp_path, monkeypatch):
         (tmp_path / "tinynan" / name).write_text(text)
     config = Config("UMI", "tinynan", config_dict={
         "state": "ERROR", "data_path": str(tmp_path), "load_col": None, "profile_fields": ["gender", "income"],
-        "n_negatives": 2, "MAX_ITEM_LIST_LENGTH": 3, "topk": [2]})
+        "n_negatives": 2, "MAX_ITEM_LIST_LENGTH": 3, "topk": [2], "valid_metric": "MRR@2"})
     assert dataset_module.Dataset._fill_nan is _fill_nan  # the fix is in place
 
     def profiles(fill_nan, copy_on_write: bool) -> list[tuple]:

@@ -9,7 +9,7 @@ from recbole_umi.config import Config, parse_cmd_args
 from recbole_umi.data import ProtocolConfigError
 from recbole_umi.model import LossConfigError, ModelConfigError, ProfileConfigError
 from recbole_umi.model.umi import UMI
-from recbole_umi.registry import get_model
+from recbole_umi.registry import PLUGIN_MODELS, get_model
 from recbole_umi.settings import SETTINGS, SettingsError
 from tests.conftest import build, random_sequences, write_atomic
 
@@ -27,10 +27,10 @@ def test_unknown_model_name_is_a_clear_error():
 
 
 def test_layering_priority(tmp_path):
-    # properties/model (MultiInterestRecommender < UMI) < dataset_configs < files < dict < cmd
+    # properties/model (MatchingRecommender < UMI) < dataset_configs < files < dict < cmd
     config = Config("UMI", "ml-100k")
-    assert config["harder_negatives"] is True  # UMI.yaml beats MultiInterestRecommender.yaml
-    assert config["n_negatives"] == 5  # from MultiInterestRecommender.yaml
+    assert config["harder_negatives"] is True  # UMI.yaml beats MatchingRecommender.yaml
+    assert config["n_negatives"] == 5  # from MatchingRecommender.yaml
     assert config["train_batch_size"] == 512  # dataset_configs/ml-100k.yaml beats the model's 128
     assert config["MAX_ITEM_LIST_LENGTH"] == 10  # dataset_configs beats RecBole's 50
     user_file = tmp_path / "user.yaml"
@@ -162,3 +162,72 @@ def test_comirec_variants(tiny_data):
     # refused when the config is built, before any data is loaded
     with pytest.raises(SettingsError, match="'comirec_variant' = 'SA': must be one of 'DR': fixed for ComiRecDR; use --model=ComiRec"):
         Config("ComiRecDR", "nowhere", config_dict={"comirec_variant": "SA"})
+
+
+def _settings_classes():
+    import recbole_umi.towers.settings as module
+
+    return [cls for cls in vars(module).values()
+            if isinstance(cls, type) and issubclass(cls, module.Settings) and cls is not module.Settings]
+
+
+@pytest.mark.parametrize("cls", _settings_classes(), ids=lambda cls: cls.__name__)
+def test_settings_objects_take_types_and_ranges_from_the_registry(cls):
+    """Every field of every settings object is a key of recbole_umi.settings, of its kind
+    (a Literal field has exactly the registry's choices), so the registry is the one place
+    types and ranges are written."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        spec, hint = SETTINGS[field.name], hints[field.name]
+        if typing.get_origin(hint) is typing.Literal:
+            assert spec.choices == typing.get_args(hint), field.name
+        elif typing.get_origin(hint) is tuple:
+            assert spec.kind is list, field.name
+        else:
+            assert hint is spec.kind, field.name
+
+
+@pytest.mark.parametrize("name", sorted(PLUGIN_MODELS))
+def test_every_key_a_model_reads_has_a_yaml_default(name):
+    """The keys a model reads (its settings objects' fields and the run's) all have a
+    default in properties/ for that model, and its settings objects build from them."""
+    from recbole_umi.towers.settings import ObjectiveSettings
+
+    model_class = PLUGIN_MODELS[name]
+    config = Config(name, "ml-100k")
+    for key in model_class.setting_keys():
+        assert key in SETTINGS, key
+        assert key in config and config[key] is not None, f"{name} reads {key!r}, which has no default in properties/"
+    model_class.tower_class.settings_class.from_config(config)
+    ObjectiveSettings.from_config(config)
+
+
+def test_a_settings_object_names_the_key_the_value_and_the_range():
+    from recbole_umi.towers.settings import ComiRecSettings, YoutubeDNNSettings
+
+    with pytest.raises(SettingsError, match=r"'n_interests' = 2: must be an integer in \[1, 1\]: this is a single-interest model"):
+        YoutubeDNNSettings(embedding_size=8, n_interests=2, profile_embedding_size=4, mlp_hidden_size=8)
+    with pytest.raises(SettingsError, match="'comirec_variant' = 'XX': must be one of 'DR', 'SA'"):
+        ComiRecSettings(embedding_size=8, n_interests=2, comirec_variant="XX", routing_iterations=3, attention_hidden_size=4)
+    with pytest.raises(SettingsError, match=r"'mlp_hidden_size' = empty: must be an integer in \[1, inf\)"):
+        YoutubeDNNSettings.from_config({"embedding_size": 8, "n_interests": 1, "profile_embedding_size": 4})
+
+
+def test_umis_width_and_comirec_sas_width_are_two_keys(tmp_path):
+    """UGANet's and Eq 7's width is UMI's uganet_hidden_size; attention_hidden_size is
+    ComiRec-SA's, and UMI refuses it, naming the new key. The synthetic benchmark's config
+    sets UMI's width without touching ComiRec-SA's 4d = 128."""
+    from recbole_umi.settings import migrate_saved_settings
+
+    where = {"data_path": str(tmp_path)}
+    with pytest.raises(SettingsError, match="'attention_hidden_size' = 64: is not a setting of UMI: .*'uganet_hidden_size'"):
+        Config("UMI", "nowhere", config_dict={**where, "attention_hidden_size": 64})
+    assert Config("UMI", "synth", config_dict=where)["uganet_hidden_size"] == 64
+    assert Config("ComiRecSA", "synth", config_dict=where)["attention_hidden_size"] == 128
+    # a checkpoint's or an export's settings from before the rename keep their meaning
+    saved = {"model": "UMI", "attention_hidden_size": 64, "embedding_size": 32}
+    assert migrate_saved_settings("UMI", saved) == {"model": "UMI", "uganet_hidden_size": 64, "embedding_size": 32}
+    assert migrate_saved_settings("ComiRecSA", {"attention_hidden_size": 64}) == {"attention_hidden_size": 64}

@@ -190,3 +190,21 @@ def test_command_line_prints_titles(exported, capsys):
     assert lines[0].split()[:2] == ["1", result[0][0]] and "Film number" in lines[0]
     main([str(work / "exports" / "UMI"), "--history=3,9", "--profile=age=30,gender=F", "--n=2"])
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_serving_imports_no_recbole(exported):
+    """An export is served in a fresh process that never imports RecBole: the towers are
+    built from the export's settings and data schema (no RecBole dataset, config or model)."""
+    work, _, _, _ = exported
+    code = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        "from recbole_umi.recommend import Recommender\n"
+        f"lists = {{m: Recommender({str(work / 'exports')!r} + '/' + m).recommend(users=['1'], n=3) for m in sys.argv[1:]}}\n"
+        "print(json.dumps({'recbole': sorted(n for n in sys.modules if n.split('.')[0] == 'recbole'), 'lists': lists}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *MODELS], capture_output=True, text=True, cwd=work, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    answer = json.loads(out.stdout.splitlines()[-1])
+    assert answer["recbole"] == []
+    assert all(len(answer["lists"][model][0]) == 3 for model in MODELS)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recbole_umi.datasets.synth import main as generate
-from recbole_umi.interpret import InterpretError, field_recovery, interpret
+from recbole_umi.interpret import InterpretError, field_recovery, interpret, read_truth
 from recbole_umi.quick_start import run
 
 SPEC = dict(users=400, items=300, categories=8, token_fields=3, float_fields=1, signal_token_fields=2,
@@ -27,7 +27,8 @@ def trained(tmp_path, model="UMI", **settings):
 def test_interpret_writes_the_case_study_and_figure_3b(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     checkpoint = trained(tmp_path)
-    out = interpret(checkpoint, tmp_path / "out", "category", n_users=3, top=4, max_categories=5)
+    truth = read_truth(tmp_path / "data" / "synth" / "generator.json", "summary.relevant_fields_by_category")
+    out = interpret(checkpoint, tmp_path / "out", "category", n_users=3, top=4, max_categories=5, relevant_fields=truth)
     cases = json.loads((out / "users.json").read_text())
     assert len(cases) == 3
     fields = ["f01", "f02", "f03", "g01"]

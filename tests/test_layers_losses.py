@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from recbole_umi.model import losses as losses_module
-from recbole_umi.model.layers import MLP, SelfAttentiveExtractor, dynamic_routing, mask_logits, routing_overlap, squash
-from recbole_umi.model.losses import (
+from recbole_umi.towers import losses as losses_module
+from recbole_umi.towers.layers import MLP, SelfAttentiveExtractor, dynamic_routing, mask_logits, routing_overlap, squash
+from recbole_umi.towers.losses import (
     BROADCAST_MAX_CANDIDATES,
     BestInterestScores,
     MultiInterestLoss,
@@ -383,10 +383,20 @@ def test_mlp_on_a_shared_input_equals_the_mlp_of_the_concatenation(shared_first)
         torch.testing.assert_close(a, b)
 
 
+def broadcast_contractions(votes):
+    """The routing's contractions written from their definition, as broadcast products
+    summed over one axis (the reference for the batched matmuls of the code)."""
+    def contract(coupling, last):
+        u = votes if last else votes.detach()
+        capsules = squash((coupling.unsqueeze(-1) * u).sum(dim=1))  # B x K x d
+        return capsules, (u * capsules.unsqueeze(1)).sum(dim=-1)  # B x T x K
+    return contract
+
+
 @pytest.mark.parametrize("accumulate", [False, True])
 @pytest.mark.parametrize("shared_votes", [False, True])
 def test_routing_by_matmuls_equals_routing_by_broadcast_products(accumulate, shared_votes, monkeypatch):
-    from recbole_umi.model import layers
+    from recbole_umi.towers import layers
 
     torch.manual_seed(0)
     batch, length, k, d = 4, 6, 3, 5
@@ -401,7 +411,7 @@ def test_routing_by_matmuls_equals_routing_by_broadcast_products(accumulate, sha
     item_weights = torch.rand(batch, length, requires_grad=True)
     initial = torch.randn(batch, length, k)
     outputs = {}
-    for path, contractions in (("broadcast", layers.broadcast_contractions), ("matmul", layers.matmul_contractions)):
+    for path, contractions in (("broadcast", broadcast_contractions), ("matmul", layers.routing_contractions)):
         monkeypatch.setattr(layers, "routing_contractions", contractions)
         capsules, routing = dynamic_routing(make_votes(), mask, initial, 3, item_weights=item_weights,
                                             accumulate=accumulate)
@@ -411,11 +421,15 @@ def test_routing_by_matmuls_equals_routing_by_broadcast_products(accumulate, sha
         torch.testing.assert_close(a, b)
 
 
-def test_routing_takes_matmuls_for_shared_votes_and_from_the_threshold():
-    from recbole_umi.model import layers
-
-    small, large = torch.zeros(2, 10, 3, 32), torch.zeros(2, 50, 3, 64)  # T * d 320 and 3200
-    shared = torch.zeros(2, 10, 1, 32).expand(-1, -1, 3, -1)
-    assert layers.routing_contractions(small).__qualname__.startswith("broadcast_contractions")
-    assert layers.routing_contractions(large).__qualname__.startswith("matmul_contractions")
-    assert layers.routing_contractions(shared).__qualname__.startswith("matmul_contractions")
+def test_shared_votes_route_as_their_copies():
+    """MIND's votes, one per item broadcast over K, give what the same votes copied for every
+    interest give (the two layouts of the one contraction)."""
+    torch.manual_seed(0)
+    source = torch.randn(3, 7, 4)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    initial = torch.randn(3, 7, 2)
+    shared = dynamic_routing(source.unsqueeze(2).expand(-1, -1, 2, -1), mask, initial, 3, accumulate=True)
+    copied = dynamic_routing(source.unsqueeze(2).repeat(1, 1, 2, 1), mask, initial, 3, accumulate=True)
+    for a, b in zip(shared, copied):
+        torch.testing.assert_close(a, b)

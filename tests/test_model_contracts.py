@@ -183,7 +183,7 @@ def test_interest_diagnostics_by_hand(tiny_data):
 
 
 def test_routing_regularization_adds_lambda_times_the_overlap(tiny_data):
-    from recbole_umi.model.layers import routing_overlap
+    from recbole_umi.towers.layers import routing_overlap
 
     _, train_data, _, model = build(tiny_data, "MIND", routing_regularization=0.5)
     batch = first_batch(train_data)
@@ -200,7 +200,7 @@ def test_routing_regularization_adds_lambda_times_the_overlap(tiny_data):
 
 def test_routing_regularization_lowers_the_overlap(tiny_data):
     """Measured: UMI's overlap after 30 steps is 0.73 without the penalty, 0.22 with 5.0."""
-    from recbole_umi.model.layers import routing_overlap
+    from recbole_umi.towers.layers import routing_overlap
 
     def trained_overlap(weight):
         torch.manual_seed(0)

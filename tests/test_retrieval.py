@@ -99,15 +99,16 @@ MODELS = sorted(PLUGIN_MODELS)
 
 @pytest.mark.parametrize("model_name", MODELS)
 def test_exact_faiss_evaluation_ranks_as_full_sort(tiny_data, model_name):
-    _, train_data, valid_data, model = build(tiny_data, model_name, topk=[5])
-    _, _, _, faiss_model = build(tiny_data, model_name, topk=[5], retrieval="faiss_exact")
-    faiss_model.load_state_dict(model.state_dict())
-    model.eval(), faiss_model.eval()
+    from recbole_umi.evaluation import IndexScorer
+
+    config, train_data, valid_data, model = build(tiny_data, model_name, topk=[5], retrieval="faiss_exact")
+    model.eval()
+    scorer = IndexScorer.from_config(config, model)
     for batch in (next(iter(train_data)), next(iter(valid_data))[0]):
         with torch.no_grad():
             full = model.full_sort_predict(batch)
             full[:, 0] = -torch.inf  # RecBole's evaluation masks the padding item
-            through_index = faiss_model.full_sort_predict(batch)
+            through_index = scorer(batch)
         expected_scores, expected_items = full.topk(5, dim=1)
         got_scores, got_items = through_index.topk(5, dim=1)
         assert torch.equal(got_items, expected_items)
@@ -115,21 +116,35 @@ def test_exact_faiss_evaluation_ranks_as_full_sort(tiny_data, model_name):
         assert torch.isinf(through_index).sum(dim=1).eq(model.n_items - 5).all()  # only the top 5 scored
 
 
-def test_index_follows_the_weights(tiny_data):
-    _, train_data, _, model = build(tiny_data, "YoutubeDNN", topk=[5], retrieval="faiss_exact")
-    model.eval()
-    batch = next(iter(train_data))
+def test_each_evaluation_indexes_the_weights_it_evaluates(tiny_data, tmp_path):
+    """The trainer builds the index at each evaluation from the weights of that moment (no
+    cache to go stale after a training step or loaded weights)."""
+    from recbole_umi.checkpoint import get_trainer
+
+    config, train_data, valid_data, model = build(tiny_data, "YoutubeDNN", topk=[5], retrieval="faiss_exact")
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    batch = next(iter(valid_data))[0]
+    trainer.evaluate(valid_data, load_best_model=False)
+    first = trainer.index_scorer
     with torch.no_grad():
-        before = model.full_sort_predict(batch)
-        index = model._retriever().index
-        assert torch.equal(model.full_sort_predict(batch), before)
-        assert model._retriever().index is index  # the same index, reused
+        before = first(batch)
         model.item_embedding.weight.mul_(-1)  # an in-place change, like an optimizer step
-        after = model.full_sort_predict(batch)
-        assert model._retriever().index is not index
+    trainer.evaluate(valid_data, load_best_model=False)
+    assert trainer.index_scorer is not first
+    with torch.no_grad():
+        after = trainer.index_scorer(batch)
         expected = brute_force(model(batch), model.item_embeddings(), 5).indices
     assert torch.equal(after.topk(5).indices, expected)
     assert not torch.equal(after.topk(5).indices, before.topk(5).indices)
+
+
+def test_full_sort_builds_no_index(tiny_data):
+    from recbole_umi.checkpoint import get_trainer
+
+    config, _, valid_data, model = build(tiny_data, "UMI", topk=[5])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.evaluate(valid_data, load_best_model=False)
+    assert trainer.index_scorer is None
 
 
 def test_retrieval_refused_for_recbole_models(tiny_data):
@@ -151,3 +166,22 @@ def test_a_run_evaluated_through_an_exact_index_reports_the_full_sort_figures(ti
     assert through_index["test_per_user"] == full["test_per_user"]
     ivf = run("UMI", "tiny", config_dict={**settings, "retrieval": "faiss_ivf", "retrieval_nlist": 1}, saved=False)
     assert ivf["test_result"] == full["test_result"]  # one cell, searched: exact
+
+
+def test_short_lists_are_warned_of_once_per_evaluation(tiny_data, caplog):
+    """An IVF index whose probed cell holds fewer items than N: the empty places are -inf
+    (never counted as found items) and a warning names how many users it hit, once."""
+    import logging
+
+    from recbole_umi.evaluation import IndexScorer
+
+    _, train_data, _, model = build(tiny_data, "YoutubeDNN", topk=[20], valid_metric="Recall@20")
+    model.eval()
+    scorer = IndexScorer(model, IndexSpec("ivf", nlist=8, nprobe=1), 20, "faiss_ivf")
+    batch = next(iter(train_data))
+    with caplog.at_level(logging.WARNING), torch.no_grad():
+        first = scorer(batch)
+        scorer(batch)
+    warnings = [r.getMessage() for r in caplog.records if "fewer than 20 items" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("retrieval faiss_ivf: ")
+    assert (torch.isfinite(first).sum(dim=1) < 20).any()

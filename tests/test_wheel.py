@@ -156,4 +156,4 @@ def test_console_script_exits_with_status_0_after_a_run(monkeypatch):
     monkeypatch.setattr(quick_start, "main", lambda argv=None: {"test_result": {"recall@10": 0.1}})
     with pytest.raises(SystemExit) as exited:
         sys.exit(quick_start.console_main())
-    assert exited.value.code is None  # status 0
+    assert exited.value.code == 0

@@ -296,13 +296,13 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         return copy
 
     def _history_fields(self) -> list[str]:
-        """The interaction fields whose history lists are built: the item ids only for the
-        plugin's models (they read nothing else), every field but the user for RecBole's."""
-        from recbole_umi.model import MultiInterestRecommender  # the data module must not need the models
-        from recbole_umi.registry import get_model
-
-        if issubclass(get_model(self.config["model"]), MultiInterestRecommender):
-            return [self.iid_field]
+        """The interaction fields whose history lists are built: those the model class the
+        config was built for declares in ``history_fields`` (config keys naming fields:
+        ``("ITEM_ID_FIELD",)`` for the plugin's models, which read nothing else), else every
+        field but the user (RecBole's models, which may read any of them)."""
+        declared = getattr(self.config.model_class, "history_fields", None)
+        if declared is not None:
+            return [self.config[key] for key in declared]
         return [field for field in self.inter_feat.columns if field not in (self.uid_field, _TARGET, _USER_START)]
 
     def _with_history(self, rows: Interaction) -> Interaction:

@@ -1,19 +1,25 @@
-"""The plugin's models, their shared base class, layers, profile hook and losses."""
+"""The plugin's models as RecBole sees them: thin adapters around the towers.
+
+Each registered class (UMI, MIND, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN,
+SASRecMatching) is a RecBole ``SequentialRecommender`` that builds its tower
+(:mod:`recbole_umi.towers`) from RecBole's config and dataset.
+"""
 
 from recbole_umi import compat
 
 compat.apply()  # before anything imports RecBole
 
-from recbole_umi.model.base import ModelConfigError, MultiInterestRecommender  # noqa: E402
+from recbole_umi.model.base import MatchingRecommender, ModelConfigError, MultiInterestRecommender  # noqa: E402
 from recbole_umi.model.comirec import ComiRec, ComiRecDR, ComiRecSA  # noqa: E402
-from recbole_umi.model.losses import LossConfigError, MultiInterestLoss  # noqa: E402
 from recbole_umi.model.mind import MIND  # noqa: E402
 from recbole_umi.model.popularity import Popularity  # noqa: E402
-from recbole_umi.model.profile import ProfileConfigError, ProfileEmbedding  # noqa: E402
 from recbole_umi.model.single_interest import ProfileDSSM, SASRecMatching, YoutubeDNN  # noqa: E402
 from recbole_umi.model.umi import UMI  # noqa: E402
+from recbole_umi.towers.losses import LossConfigError  # noqa: E402
+from recbole_umi.towers.profile import ProfileConfigError  # noqa: E402
 
 __all__ = [
+    "MatchingRecommender",
     "MultiInterestRecommender",
     "UMI",
     "MIND",
@@ -24,8 +30,6 @@ __all__ = [
     "YoutubeDNN",
     "SASRecMatching",
     "Popularity",
-    "MultiInterestLoss",
-    "ProfileEmbedding",
     "ModelConfigError",
     "LossConfigError",
     "ProfileConfigError",

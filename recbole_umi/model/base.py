@@ -1,21 +1,24 @@
-"""Base class of the plugin's models: history, profile hook, shared loss and scoring."""
+"""The adapter every plugin model is: a RecBole ``SequentialRecommender`` around a tower."""
 
 from __future__ import annotations
 
-import math
-from logging import getLogger
-
 import torch
-import torch.nn as nn
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
-from recbole_umi.model.layers import routing_overlap
-from recbole_umi.model.losses import MultiInterestLoss
-from recbole_umi.model.profile import ProfileEmbedding
-from recbole_umi.settings import Setting, SettingsError, setting
+from recbole_umi.model.profile import data_schema
+from recbole_umi.settings import Setting, SettingsError
+from recbole_umi.towers.base import UserTower
+from recbole_umi.towers.layers import routing_overlap
+from recbole_umi.towers.losses import MultiInterestLoss
+from recbole_umi.towers.settings import ObjectiveSettings, ProfileSettings
 
-__all__ = ["MultiInterestRecommender", "ModelConfigError"]
+__all__ = ["MatchingRecommender", "MultiInterestRecommender", "ModelConfigError"]
+
+# Settings every plugin model's run reads besides its tower's and the objective's: the
+# evaluation's retrieval (recbole_umi.evaluation) and the profile noise (recbole_umi.data).
+RUN_KEYS = ("retrieval", "retrieval_nlist", "retrieval_nprobe", "retrieval_hnsw_m", "retrieval_ef_construction",
+            "retrieval_ef_search", "profile_noise", "profile_noise_seed")
 
 
 class ModelConfigError(SettingsError):
@@ -23,150 +26,120 @@ class ModelConfigError(SettingsError):
     model, RecBole's negative sampling, ...)."""
 
 
-class MultiInterestRecommender(SequentialRecommender):
-    """A user tower producing K interest vectors, scored by max over interests (Eq 1).
+class MatchingRecommender(SequentialRecommender):
+    """A candidate-matching model for RecBole: a user tower (``tower_class``, from
+    :mod:`recbole_umi.towers`) scored by max over its K interests (Eq 1; K = 1 for the
+    single-interest models), trained with the shared objective.
 
-    Subclasses implement :meth:`interests_and_routing` (``B x K x d`` interests and, for
-    models that route items to interests, the ``B x T x K`` routing). This class reads the
-    history (``ITEM_SEQ``, padded with 0), embeds the configured profile fields
-    (``profile_fields``) when ``uses_profile`` is set, and owns the item embeddings and the
-    shared loss (``recbole_umi.model.losses``), so ``calculate_loss``, ``predict`` and
-    ``full_sort_predict`` are the same for every model.
-
-    For retrieval: :meth:`forward` gives the K interest vectors of a batch of users and
-    :meth:`item_embeddings` the ``n_items x d`` item vectors (row 0 is padding).
+    The adapter builds the tower from RecBole's config (its settings object) and dataset
+    (its :class:`~recbole_umi.towers.schema.DataSchema`) and supplies what RecBole calls:
+    ``calculate_loss``, ``predict``, ``full_sort_predict``. The tower's modules are
+    registered on the adapter itself, without a prefix (``item_embedding.weight``, not
+    ``tower.item_embedding.weight``), so that state-dict keys are those of checkpoints and
+    exports written before the towers had their own package; the tower object is
+    ``self.tower``, and attributes the adapter lacks are the tower's (``model.use_ir``).
     """
 
     input_type = InputType.POINTWISE
-    uses_profile = True
+    tower_class: type[UserTower] = UserTower
+    uses_profile = True  # each subclass: its tower's
+    routes_items = True
+    # The config keys naming the interaction fields whose history lists the model reads: the
+    # user-split protocol builds only these (recbole_umi.data.protocol).
+    history_fields: tuple[str, ...] = ("ITEM_ID_FIELD",)
     # The boolean settings whose variants compare and tune may name by suffix (MIND+HN):
     # the ones that change what this model computes.
     variant_settings: tuple[str, ...] = ("harder_negatives",)
     # Narrower ranges than recbole_umi.settings gives, checked when the config is built.
     setting_restrictions: dict[str, Setting] = {}
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        tower = cls.tower_class
+        cls.uses_profile, cls.routes_items = tower.uses_profile, tower.routes_items
+        cls.setting_restrictions = {**tower.settings_class.restrictions, **cls.__dict__.get("setting_restrictions", {})}
+
+    @classmethod
+    def setting_keys(cls) -> tuple[str, ...]:
+        """Every config key the model reads (validated for it when the config is built)."""
+        keys = [*cls.tower_class.settings_class.keys(), *ObjectiveSettings.keys(), *RUN_KEYS]
+        if cls.tower_class.uses_profile:
+            keys += ProfileSettings.keys()
+        return tuple(dict.fromkeys(keys))
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.embedding_size = setting(config, "embedding_size")
-        self.n_interests = setting(config, "n_interests")
         neg_args = config["train_neg_sample_args"]
         if neg_args is not None and neg_args.get("distribution", "none") != "none":
             raise ModelConfigError(
                 "train_neg_sample_args", neg_args,
                 f"must be ~ (None): {config['model']} samples its own negatives (n_negatives, negative_sampler)",
             )
-        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
-        self.profile = None
-        if self.uses_profile:
-            self.profile = ProfileEmbedding(
-                dataset,
-                setting(config, "profile_fields"),
-                setting(config, "profile_embedding_size"),
-                setting(config, "float_profile_buckets"),
-            )
-        self.loss_fct = MultiInterestLoss.from_config(config, dataset, self.readout_power(config))
-        # evaluation's top N through a faiss index instead of scoring every item
-        self.retrieval = setting(config, "retrieval")
-        self._index_spec = None
-        if self.retrieval != "full_sort":
-            from recbole_umi.retrieval import IndexSpec  # faiss only where it is used
-
-            self._index_spec = IndexSpec.from_config(config)
-        self._retrieval_n = max(config["topk"])
-        self._retriever_cache = None
-        self.routing_regularization = setting(config, "routing_regularization")
-        if self.routing_regularization > 0 and not self.routes_items:
+        profile = ProfileSettings.from_config(config) if self.tower_class.uses_profile else None
+        schema = data_schema(config, dataset, profile)
+        tower = self.tower_class(self.tower_class.settings_class.from_config(config), schema)
+        object.__setattr__(self, "tower", tower)  # not a submodule: its modules are registered below
+        if tower._parameters or tower._buffers:
+            raise TypeError(f"{type(tower).__name__} keeps tensors of its own; only its modules are registered")
+        for name, module in tower.named_children():
+            self._modules[name] = module  # add_module would find the name through __getattr__
+        objective = ObjectiveSettings.from_config(config)
+        counts = None
+        if objective.negative_sampler == "popularity":
+            counts = torch.zeros(self.n_items)
+            for item, count in dataset.item_counter.items():
+                counts[item] = count
+        self.loss_fct = MultiInterestLoss.from_settings(objective, self.n_items, counts, tower.readout_power)
+        self.routing_regularization = objective.routing_regularization
+        if self.routing_regularization > 0 and not tower.routes_items:
             raise ModelConfigError(
                 "routing_regularization", self.routing_regularization,
                 f"must be 0: {config['model']} routes no items to interests",
             )
 
-    # Whether interests_and_routing gives a routing (models with K > 1 interests over items).
-    routes_items = True
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)  # parameters, buffers, modules
+        except AttributeError:
+            tower = self.__dict__.get("tower")
+            if tower is None:
+                raise
+            return getattr(tower, name)
 
-    def readout_power(self, config) -> float:
-        """p of the training readout without harder negatives
-        (:func:`recbole_umi.model.losses.readout_logits`): ``inf``, the positive's best
-        interest (Eq 10). MIND takes its label-aware attention's p from the config."""
-        return math.inf
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Embedding):
-            nn.init.xavier_normal_(module.weight)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.Linear):
-            nn.init.xavier_normal_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-
-    def history(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
-        """History item embeddings ``B x T x d`` and their mask ``B x T`` (True = item)."""
-        item_seq = interaction[self.ITEM_SEQ]
-        return self.item_embedding(item_seq), item_seq != 0
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tower.train(mode)  # its modules are ours; its own flag follows
+        return self
 
     def interests_and_routing(self, interaction) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The K interest vectors O_u of each user, ``B x K x d``, and how the history items
-        are routed to them, ``B x T x K`` (a weight per item and interest, 0 for padding;
-        None for models without routing)."""
-        raise NotImplementedError
+        """The tower's interests ``B x K x d`` and routing ``B x T x K`` (None without routing)."""
+        return self.tower.interests_and_routing(interaction)
 
     def forward(self, interaction) -> torch.Tensor:
         """The K interest vectors O_u of each user in the batch, ``B x K x d``."""
-        return self.interests_and_routing(interaction)[0]
+        return self.tower(interaction)
 
     def item_embeddings(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        """Item vectors e_t: of every item, ``n_items x d`` (row 0 is the padding item), or
-        of the ids ``items`` (shape ``S`` -> ``S x d``)."""
-        return self.item_embedding.weight if items is None else self.item_embedding(items)
+        """Item vectors: of every item, ``n_items x d`` (row 0 the padding item), or of ``items``."""
+        return self.tower.item_embeddings(items)
 
     def calculate_loss(self, interaction) -> torch.Tensor:
-        interests, routing = self.interests_and_routing(interaction)
+        interests, routing = self.tower.interests_and_routing(interaction)
         # The loss asks for the vectors of its candidates only (all items for full_softmax).
-        loss = self.loss_fct(interests, interaction[self.POS_ITEM_ID], self.item_embeddings)
+        loss = self.loss_fct(interests, interaction[self.POS_ITEM_ID], self.tower.item_embeddings)
         if self.routing_regularization > 0:  # against routing collapse: docs/design.md
             loss = loss + self.routing_regularization * routing_overlap(routing)
         return loss
 
     def predict(self, interaction) -> torch.Tensor:
         """``B`` scores ``max_k o_k . e_t`` of each row's item."""
-        interests = self.forward(interaction)
-        items = self.item_embeddings(interaction[self.ITEM_ID])
-        return (interests * items.unsqueeze(1)).sum(dim=-1).max(dim=1).values
+        return self.tower.score_items(self.tower(interaction), interaction[self.ITEM_ID])
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        """``B x n_items`` scores ``max_k o_k . e_t`` for every item.
+        """``B x n_items`` scores ``max_k o_k . e_t`` of every item. (Evaluation through a
+        faiss index instead, ``retrieval``, is the trainer's: recbole_umi.evaluation.)"""
+        return self.tower.score_all_items(self.tower(interaction))
 
-        With ``retrieval`` other than ``full_sort``, only the top ``max(topk)`` items that a
-        faiss search of every interest returns (:mod:`recbole_umi.retrieval`) get their
-        scores; every other item gets ``-inf``, so RecBole's evaluator ranks what a
-        deployment would return. The index is built from the current item vectors and
-        rebuilt whenever a parameter has changed (a training step, loaded weights)."""
-        interests = self.forward(interaction)
-        if self._index_spec is None:
-            return torch.matmul(interests, self.item_embeddings().t()).max(dim=1).values
-        scores, item_ids = self._retriever().search(interests, self._retrieval_n)
-        found = torch.from_numpy(item_ids >= 0)
-        if not found.all() and not self._retriever_cache[2]:
-            self._retriever_cache[2] = True
-            getLogger().warning(
-                f"retrieval {self.retrieval}: {int((~found).any(dim=1).sum())} of {len(found)} users got fewer "
-                f"than {self._retrieval_n} items from the index (raise retrieval_nprobe); their empty places are "
-                "filled with arbitrary items that count for the metrics"
-            )
-        dense = torch.full((len(interests), self.n_items), -torch.inf, device=interests.device)
-        rows = torch.arange(len(interests)).unsqueeze(1).expand_as(found)
-        dense[rows[found], torch.from_numpy(item_ids)[found]] = torch.from_numpy(scores)[found].to(dense)
-        return dense
 
-    def _retriever(self):
-        """The faiss retriever over the current item vectors (built again after any change
-        of a parameter: torch counts in-place changes in ``_version``)."""
-        from recbole_umi.retrieval import InterestRetriever
-
-        state = tuple((p.data_ptr(), p._version) for p in self.parameters())
-        if self._retriever_cache is None or self._retriever_cache[0] != state:
-            retriever = InterestRetriever(self.item_embeddings().detach(), self._index_spec)
-            self._retriever_cache = [state, retriever, False]  # False: no short lists warned of yet
-        return self._retriever_cache[1]
+# The name this base had when every plugin model was multi-interest; kept for users' imports.
+MultiInterestRecommender = MatchingRecommender

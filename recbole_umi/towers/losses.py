@@ -27,15 +27,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recbole_umi.model.layers import mask_logits
-from recbole_umi.settings import LOSS_TYPES, NEGATIVE_SAMPLERS, SettingsError, check, setting
+from recbole_umi.settings import LOSS_TYPES, NEGATIVE_SAMPLERS, SettingsError, check
+from recbole_umi.towers.layers import mask_logits
+from recbole_umi.towers.settings import ObjectiveSettings
 
 __all__ = [
     "LOSS_TYPES",
     "NEGATIVE_SAMPLERS",
     "LossConfigError",
     "ItemVectors",
+    "interest_weights",
     "readout_logits",
+    "shared_readout",
     "candidate_scores",
     "NegativeSampler",
     "MultiInterestLoss",
@@ -51,23 +54,39 @@ class LossConfigError(SettingsError):
     """The loss settings do not fit the dataset (more negatives than items, say)."""
 
 
+def interest_weights(positive_scores: torch.Tensor, readout_power: float = math.inf) -> torch.Tensor:
+    """The readout without harder negatives, in one place: how much each of a row's K
+    interests scores every candidate, from the interests' scores of the row's positive.
+
+    ``readout_power`` ``inf``: one-hot on the positive's best interest o* (Eq 10-11); a
+    finite p: ``softmax_k(p * S_k,pos)``, MIND's label-aware attention with sharpness p.
+    (MIND writes ``pow(S, p)``, which is undefined or reverses the order for negative dot
+    products; ``p * S`` keeps the order and tends to the argmax as p grows.) A candidate's
+    logit is then the weighted sum of its K scores, which is its score with the weighted sum
+    of the interests: :func:`readout_logits` applies the weights to scores, :func:`shared_readout`
+    to the interests. With harder negatives (Eq 12-13) each candidate takes its own best
+    interest instead.
+
+    Shapes: ``B x K`` -> ``B x K``.
+    """
+    if math.isinf(readout_power):  # a one-hot weight picks a score exactly: 1 * s + 0 * t = s
+        return F.one_hot(positive_scores.argmax(dim=1), positive_scores.size(1)).to(positive_scores.dtype)
+    return torch.softmax(readout_power * positive_scores, dim=1)
+
+
 def readout_logits(
     scores: torch.Tensor,
     positive_column: torch.Tensor,
     harder_negatives: bool,
     readout_power: float = math.inf,
 ) -> torch.Tensor:
-    """One logit per candidate from the interest scores.
+    """One logit per candidate from the interest scores of candidates of each row's own.
 
     Args:
         scores: ``B x K x C``, ``S[b, k, j] = o_k . e_j``.
         positive_column: ``B``, the column of each row's positive candidate.
         harder_negatives: each candidate takes its own best interest (Eq 12-13).
-        readout_power: without HN, ``inf`` selects the positive's best interest (Eq 10);
-            a finite p weights the interests by ``softmax_k(p * S[:, k, pos])``: MIND's
-            label-aware attention with sharpness p. (MIND writes ``pow(S, p)``, which is
-            undefined or reverses the order for negative dot products; ``p * S`` keeps
-            the order and tends to the argmax as p grows.)
+        readout_power: without HN, see :func:`interest_weights`.
 
     Returns:
         ``B x C`` logits.
@@ -77,10 +96,7 @@ def readout_logits(
     positive_scores = scores.gather(
         2, positive_column.view(-1, 1, 1).expand(-1, scores.size(1), 1)
     ).squeeze(2)  # B x K
-    if math.isinf(readout_power):
-        chosen = positive_scores.argmax(dim=1)  # B
-        return scores.gather(1, chosen.view(-1, 1, 1).expand(-1, 1, scores.size(2))).squeeze(1)
-    weights = torch.softmax(readout_power * positive_scores, dim=1)  # B x K
+    weights = interest_weights(positive_scores, readout_power)
     return (weights.unsqueeze(2) * scores).sum(dim=1)
 
 
@@ -138,18 +154,13 @@ def shared_readout(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`readout_logits` for a positive per row (``B x K`` scores) and negatives shared
     by the batch (``n x d`` vectors), without a ``B x K x n`` tensor: with harder negatives
-    through :class:`BestInterestScores`; otherwise each row's readout is one vector (its
-    positive's best interest, or MIND's mixture of interests, linear in the scores), scored
-    by one ``B x d`` by ``d x n`` product. Returns the positives' ``B`` logits and the
-    negatives' ``B x n``."""
+    through :class:`BestInterestScores`; otherwise the :func:`interest_weights` mix each
+    row's interests into one vector (the readout is linear in the scores), scored by one
+    ``B x d`` by ``d x n`` product. Returns the positives' ``B`` logits and the negatives'
+    ``B x n``."""
     if harder_negatives:
         return positive_scores.max(dim=1).values, BestInterestScores.apply(interests, negative_vectors, SHARED_SCORE_BLOCK)
-    if math.isinf(readout_power):
-        chosen = positive_scores.argmax(dim=1)  # B
-        positive = positive_scores.gather(1, chosen.unsqueeze(1)).squeeze(1)
-        readout = interests.gather(1, chosen.view(-1, 1, 1).expand(-1, 1, interests.size(2))).squeeze(1)  # B x d
-        return positive, readout @ negative_vectors.t()
-    weights = torch.softmax(readout_power * positive_scores, dim=1)  # B x K
+    weights = interest_weights(positive_scores, readout_power)  # B x K
     readout = (weights.unsqueeze(2) * interests).sum(dim=1)  # B x d
     return (weights * positive_scores).sum(dim=1), readout @ negative_vectors.t()
 
@@ -217,7 +228,7 @@ class MultiInterestLoss(nn.Module):
         n_negatives: negatives per positive for ``sampled_softmax``.
         sampler: draws the negatives.
         temperature: logits are divided by it (tau > 0).
-        readout_power: see :func:`readout_logits`.
+        readout_power: see :func:`interest_weights`.
         shared_negatives: draw ``n_negatives`` once per batch for all rows.
         logq_correction: subtract ``log(n * q_j)`` from the logits under popularity sampling.
 
@@ -254,25 +265,20 @@ class MultiInterestLoss(nn.Module):
         self.logq_correction = check("logq_correction", logq_correction) and sampler.distribution == "popularity"
 
     @classmethod
-    def from_config(cls, config, dataset, readout_power: float = math.inf) -> "MultiInterestLoss":
-        """The loss a model's config describes; ``readout_power`` is the model's (MIND's
-        label-aware attention), ``inf`` for the others."""
-        n_items = dataset.num(dataset.iid_field)
-        distribution = setting(config, "negative_sampler")
-        counts = None
-        if distribution == "popularity":
-            counts = torch.zeros(n_items)
-            for item, count in dataset.item_counter.items():
-                counts[item] = count
+    def from_settings(cls, settings: ObjectiveSettings, n_items: int, item_counts: torch.Tensor | None = None,
+                      readout_power: float = math.inf) -> "MultiInterestLoss":
+        """The loss ``settings`` describe, over ``n_items`` item ids (0 the padding item);
+        ``item_counts`` (``n_items`` training counts) for popularity sampling;
+        ``readout_power`` is the tower's (MIND's label-aware attention), ``inf`` for the others."""
         return cls(
-            loss_type=setting(config, "loss_type"),
-            harder_negatives=setting(config, "harder_negatives"),
-            n_negatives=setting(config, "n_negatives"),
-            sampler=NegativeSampler(n_items, distribution, counts),
-            temperature=setting(config, "softmax_temperature"),
+            loss_type=settings.loss_type,
+            harder_negatives=settings.harder_negatives,
+            n_negatives=settings.n_negatives,
+            sampler=NegativeSampler(n_items, settings.negative_sampler, item_counts),
+            temperature=settings.softmax_temperature,
             readout_power=readout_power,
-            shared_negatives=setting(config, "shared_negatives"),
-            logq_correction=setting(config, "logq_correction"),
+            shared_negatives=settings.shared_negatives,
+            logq_correction=settings.logq_correction,
         )
 
     def forward(self, interests: torch.Tensor, positives: torch.Tensor, item_vectors: ItemVectors) -> torch.Tensor:

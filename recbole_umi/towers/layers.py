@@ -140,31 +140,16 @@ def dynamic_routing(
     return capsules, torch.softmax(logits, dim=-1) * mask
 
 
-# T * d from which the routing's two contractions over votes of their own per interest run
-# as batched matmuls over (B, K), on the votes laid out B x K x T x d (one copy per
-# forward), rather than as broadcast products summed over one axis: below it (ml-1m, T = 10
-# and d = 32) the broadcast products are a little faster on CPU, above it (T = 50, d = 64)
-# the matmuls are 1.5x faster (bench/bench_routing.py, docs/benchmarks.md). Votes shared by
-# the interests (MIND) are always contracted by matmuls, 2-4x faster at both sizes.
-ROUTING_MATMUL_MIN = 1024
+def routing_contractions(votes: torch.Tensor):
+    """The routing's two contractions over the history, as batched matmuls. Returns
+    ``contract(coupling, last) -> (squash(z), agreement)`` for ``votes`` ``B x T x K x d``:
+    ``z_j = sum_i coupling_ij u_ij`` (``B x K x d``) and ``agreement_ij = u_ij . v_j``
+    (``B x T x K``), with the votes' gradient only when ``last``.
 
-
-def broadcast_contractions(votes: torch.Tensor):
-    """The routing's contractions as broadcast products summed over one axis (the fastest
-    for small T * d). Returns ``contract(coupling, last) -> (squash(z), agreement)`` for
-    ``votes`` ``B x T x K x d``: ``z_j = sum_i coupling_ij u_ij`` (``B x K x d``) and
-    ``agreement_ij = u_ij . v_j`` (``B x T x K``), with the votes' gradient only when ``last``."""
-    def contract(coupling, last):
-        u = votes if last else votes.detach()
-        capsules = squash((coupling.unsqueeze(-1) * u).sum(dim=1))  # B x K x d
-        return capsules, (u * capsules.unsqueeze(1)).sum(dim=-1)  # B x T x K
-    return contract
-
-
-def matmul_contractions(votes: torch.Tensor):
-    """The same as :func:`broadcast_contractions`, as batched matmuls: over B on the
-    ``B x T x d`` votes where every interest has the same ones (a view broadcast over K, as
-    MIND's), else over (B, K) on the votes laid out ``B x K x T x d`` (one copy)."""
+    Votes of their own per interest (UMI, ComiRec-DR) are laid out ``B x K x T x d`` once per
+    forward and contracted batched over (B, K); votes every interest shares (MIND's, a view
+    broadcast over K) stay ``B x T x d`` and are contracted batched over B, 2-4x faster than
+    copying them K times (bench/bench_routing.py, docs/benchmarks.md)."""
     if votes.stride(2) == 0:  # one vote per item for every interest
         shared = votes[:, :, 0]  # B x T x d
 
@@ -180,15 +165,6 @@ def matmul_contractions(votes: torch.Tensor):
         capsules = squash(torch.matmul(coupling.transpose(1, 2).unsqueeze(-2), u).squeeze(-2))  # B x K x d
         return capsules, torch.matmul(u, capsules.unsqueeze(-1)).squeeze(-1).transpose(1, 2)  # B x T x K
     return contract
-
-
-def routing_contractions(votes: torch.Tensor):
-    """The faster of the two on this machine's CPU: matmuls for votes shared by the
-    interests, and for votes of their own from ``T * d >= ROUTING_MATMUL_MIN``."""
-    _, length, _, d = votes.shape
-    if votes.stride(2) == 0 or length * d >= ROUTING_MATMUL_MIN:
-        return matmul_contractions(votes)
-    return broadcast_contractions(votes)
 
 
 def mean_pairwise_cosine(vectors: torch.Tensor) -> torch.Tensor:

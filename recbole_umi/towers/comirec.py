@@ -1,0 +1,57 @@
+r"""ComiRec's user tower.
+
+Reference:
+    Yukuo Cen et al. "Controllable Multi-Interest Framework for Recommendation." In KDD 2020.
+
+Two interest extractors, as in the official code (``docs/design.md``):
+
+- ``DR`` (dynamic routing): per-interest maps, routing logits start at zero and
+  accumulate, softmax over the interests, stop-gradient on all but the last iteration.
+  This is the paper's "ComiRec" row.
+- ``SA`` (self-attentive): ``softmax_T(W2 tanh(W1 H))``, one head per interest, of hidden
+  size ``attention_hidden_size``.
+
+ComiRec uses no user profile. Its controllable aggregation module (diversity re-ranking at
+serving time) is not part of training (``recbole_umi.retrieval.diversify``); scores are max
+over interests like every other tower here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from recbole_umi.towers.base import UserTower, xavier_init
+from recbole_umi.towers.layers import SelfAttentiveExtractor, dynamic_routing
+from recbole_umi.towers.schema import DataSchema
+from recbole_umi.towers.settings import ComiRecSettings
+
+__all__ = ["ComiRecTower"]
+
+
+class ComiRecTower(UserTower):
+    """ComiRec with the extractor ``comirec_variant`` names (``DR`` or ``SA``)."""
+
+    settings_class = ComiRecSettings
+    uses_profile = False
+
+    def __init__(self, settings: ComiRecSettings, schema: DataSchema):
+        super().__init__(settings, schema)
+        d = settings.embedding_size
+        self.variant = settings.comirec_variant
+        if self.variant == "DR":
+            self.routing_iterations = settings.routing_iterations
+            self.interest_maps = nn.Linear(d, settings.n_interests * d, bias=False)
+        else:
+            self.extractor = SelfAttentiveExtractor(d, settings.attention_hidden_size, settings.n_interests)
+        self.apply(xavier_init)
+
+    def interests_and_routing(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """DR: the routing of dynamic routing; SA: the attention of each head over the items."""
+        history, mask = self.history(batch)
+        if self.variant == "SA":
+            return self.extractor(history, mask)
+        batch_size, length, d = history.shape
+        votes = self.interest_maps(history).view(batch_size, length, self.n_interests, d)
+        zeros = history.new_zeros(batch_size, length, self.n_interests)
+        return dynamic_routing(votes, mask, zeros, self.routing_iterations, accumulate=True)

@@ -1,0 +1,173 @@
+"""A causal transformer encoder over the history: SASRec's, in plain torch.
+
+Kang and McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018, as RecBole 1.2.1
+implements it (``recbole/model/sequential_recommender/sasrec.py`` and the
+``TransformerEncoder`` of ``recbole/model/layers.py``): the same arithmetic, module names,
+parameter layout and initialisation, built in the same order, so that a seed gives the same
+weights and state-dict keys as RecBole's ``SASRec`` (``tests/test_model_contracts.py`` loads
+one's weights into the other).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from recbole_umi.settings import SettingsError
+from recbole_umi.towers.settings import SASRecSettings
+
+__all__ = ["CausalTransformerEncoder", "TransformerEncoder", "causal_attention_mask"]
+
+
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+def _swish(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(x)
+
+
+# RecBole's FeedForward.get_hidden_act
+ACTIVATIONS = {"gelu": _gelu, "relu": F.relu, "swish": _swish, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head self-attention, residual and layer norm. Shapes: ``B x T x d`` -> ``B x T x d``."""
+
+    def __init__(self, n_heads: int, hidden_size: int, hidden_dropout_prob: float, attn_dropout_prob: float,
+                 layer_norm_eps: float):
+        super().__init__()
+        if hidden_size % n_heads != 0:
+            raise SettingsError("n_heads", n_heads, f"must divide the hidden size embedding_size ({hidden_size})")
+        self.num_attention_heads = n_heads
+        self.attention_head_size = hidden_size // n_heads
+        self.all_head_size = self.num_attention_heads * self.attention_head_size
+        self.sqrt_attention_head_size = math.sqrt(self.attention_head_size)
+        self.query = nn.Linear(hidden_size, self.all_head_size)
+        self.key = nn.Linear(hidden_size, self.all_head_size)
+        self.value = nn.Linear(hidden_size, self.all_head_size)
+        self.softmax = nn.Softmax(dim=-1)
+        self.attn_dropout = nn.Dropout(attn_dropout_prob)
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.out_dropout = nn.Dropout(hidden_dropout_prob)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(*x.size()[:-1], self.num_attention_heads, self.attention_head_size)
+
+    def forward(self, input_tensor: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        query = self._heads(self.query(input_tensor)).permute(0, 2, 1, 3)
+        key = self._heads(self.key(input_tensor)).permute(0, 2, 3, 1)
+        value = self._heads(self.value(input_tensor)).permute(0, 2, 1, 3)
+        scores = torch.matmul(query, key) / self.sqrt_attention_head_size + attention_mask
+        probabilities = self.attn_dropout(self.softmax(scores))
+        context = torch.matmul(probabilities, value).permute(0, 2, 1, 3).contiguous()
+        context = context.view(*context.size()[:-2], self.all_head_size)
+        hidden_states = self.out_dropout(self.dense(context))
+        return self.LayerNorm(hidden_states + input_tensor)
+
+
+class FeedForward(nn.Module):
+    """Point-wise feed-forward, residual and layer norm. Shapes: ``B x T x d`` -> ``B x T x d``."""
+
+    def __init__(self, hidden_size: int, inner_size: int, hidden_dropout_prob: float, hidden_act: str,
+                 layer_norm_eps: float):
+        super().__init__()
+        self.dense_1 = nn.Linear(hidden_size, inner_size)
+        self.intermediate_act_fn = ACTIVATIONS[hidden_act]
+        self.dense_2 = nn.Linear(inner_size, hidden_size)
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(hidden_dropout_prob)
+
+    def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.dropout(self.dense_2(self.intermediate_act_fn(self.dense_1(input_tensor))))
+        return self.LayerNorm(hidden_states + input_tensor)
+
+
+class TransformerLayer(nn.Module):
+    """Self-attention then feed-forward."""
+
+    def __init__(self, n_heads, hidden_size, inner_size, hidden_dropout_prob, attn_dropout_prob, hidden_act,
+                 layer_norm_eps):
+        super().__init__()
+        self.multi_head_attention = MultiHeadAttention(n_heads, hidden_size, hidden_dropout_prob, attn_dropout_prob,
+                                                       layer_norm_eps)
+        self.feed_forward = FeedForward(hidden_size, inner_size, hidden_dropout_prob, hidden_act, layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.feed_forward(self.multi_head_attention(hidden_states, attention_mask))
+
+
+class TransformerEncoder(nn.Module):
+    """``n_layers`` transformer layers; like RecBole's, every layer starts as a copy of the
+    first (its initial weights are drawn again by the encoder's initialisation)."""
+
+    def __init__(self, n_layers, n_heads, hidden_size, inner_size, hidden_dropout_prob, attn_dropout_prob, hidden_act,
+                 layer_norm_eps):
+        super().__init__()
+        layer = TransformerLayer(n_heads, hidden_size, inner_size, hidden_dropout_prob, attn_dropout_prob, hidden_act,
+                                 layer_norm_eps)
+        self.layer = nn.ModuleList([copy.deepcopy(layer) for _ in range(n_layers)])
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layer:
+            hidden_states = layer(hidden_states, attention_mask)
+        return hidden_states
+
+
+def causal_attention_mask(item_seq: torch.Tensor) -> torch.Tensor:
+    """Additive attention mask ``B x 1 x T x T``: 0 where position i may attend to j (j <= i
+    and j not padding), -10000 elsewhere (RecBole's ``get_attention_mask``)."""
+    attention_mask = (item_seq != 0).unsqueeze(1).unsqueeze(2)
+    attention_mask = torch.tril(attention_mask.expand((-1, -1, item_seq.size(-1), -1)))
+    return torch.where(attention_mask, 0.0, -10000.0)
+
+
+class CausalTransformerEncoder(nn.Module):
+    """SASRec's encoder: item and position embeddings, layer norm, dropout, a causal
+    transformer; the user's vector is the output at the last history position.
+
+    Args:
+        settings: the encoder's settings (its hidden size is ``embedding_size``).
+        n_items: rows of its item table (0 the padding item).
+        max_length: T, rows of the position table.
+
+    Shapes: ``forward(item_seq B x T, item_seq_len B)`` -> ``B x d``.
+    """
+
+    def __init__(self, settings: SASRecSettings, n_items: int, max_length: int):
+        super().__init__()
+        d = settings.embedding_size
+        self.initializer_range = settings.initializer_range
+        self.item_embedding = nn.Embedding(n_items, d, padding_idx=0)
+        self.position_embedding = nn.Embedding(max_length, d)
+        self.trm_encoder = TransformerEncoder(
+            settings.n_layers, settings.n_heads, d, settings.inner_size, settings.hidden_dropout_prob,
+            settings.attn_dropout_prob, settings.hidden_act, settings.layer_norm_eps,
+        )
+        self.LayerNorm = nn.LayerNorm(d, eps=settings.layer_norm_eps)
+        self.dropout = nn.Dropout(settings.hidden_dropout_prob)
+        self.apply(self.init_weights)
+
+    def init_weights(self, module: nn.Module) -> None:
+        """SASRec's initialisation: normal(0, initializer_range) weights, zero biases, unit layer norms."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
+        position_ids = position_ids.unsqueeze(0).expand_as(item_seq)
+        input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids)
+        input_emb = self.dropout(self.LayerNorm(input_emb))
+        output = self.trm_encoder(input_emb, causal_attention_mask(item_seq))
+        last = (item_seq_len - 1).view(-1, 1, 1).expand(-1, -1, output.shape[-1])
+        return output.gather(dim=1, index=last).squeeze(1)

@@ -1,0 +1,87 @@
+"""The towers on their own, without RecBole: UMI's tower against the pinned reference, and
+SASRec's encoder against RecBole's SASRec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_umi.towers import DataSchema, ProfileField, UMITower, profile_field
+from recbole_umi.towers.settings import SASRecSettings, UMISettings
+from recbole_umi.towers.transformer import CausalTransformerEncoder
+from tests import test_umi_forward_pinned as pinned
+
+
+def pinned_tower() -> UMITower:
+    """The pinned test's UMI, built from its settings and a schema alone (no dataset)."""
+    schema = DataSchema(
+        n_items=pinned.N_ITEMS, max_history_length=pinned.T,
+        profile=(ProfileField("gender", "token", 3, seen=(False, True, True)),
+                 ProfileField("occ", "token", 3, seen=(False, True, True))),
+    )
+    settings = UMISettings(embedding_size=pinned.D, n_interests=pinned.K, profile_embedding_size=pinned.D_F,
+                           uganet_hidden_size=pinned.D_H, refine_hidden_size=pinned.D_REFINE,
+                           routing_iterations=pinned.ITERATIONS, routing_init_std=1.0, use_dar=True, use_ir=True)
+    tower = UMITower(settings, schema)
+    state = tower.state_dict()
+    for key, value in pinned.WEIGHTS.items():
+        state[key] = torch.tensor(value, dtype=state[key].dtype)
+    tower.load_state_dict(state)
+    return tower.eval()
+
+
+def test_umi_tower_computes_the_pinned_reference():
+    tower = pinned_tower()
+    batch = {"item_id_list": torch.tensor(pinned.HISTORY), "item_length": torch.tensor(pinned.LENGTHS),
+             "gender": torch.tensor(pinned.GENDER_IDS), "occ": torch.tensor(pinned.OCC_IDS)}
+    with torch.no_grad():
+        explained = tower.explain(batch)
+        scores = tower.score_all_items(tower(batch))
+    got = {**explained, "scores": scores}
+    for part in ("item_attention", "routing", "field_weights", "interests", "scores"):
+        expected = np.stack([pinned.reference(b)[part] for b in range(pinned.B)])
+        np.testing.assert_allclose(got[part].double().numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=part)
+
+
+def test_profile_field_from_the_users_values():
+    values = torch.tensor([0, 2, 2, 1, 3])  # user ids 0..4; user 4 (value 3) is held out
+    field = profile_field("g", "token", values, torch.tensor([1, 2, 3]), size=4)
+    assert field.seen == (False, True, True, False)
+    ages = torch.tensor([0.0, 20.0, 30.0, 40.0, 99.0])
+    bucketed = profile_field("age", "float", ages, torch.tensor([1, 2, 3]), n_float_buckets=2)
+    assert bucketed.bucket_edges == (30.0,) and bucketed.size == 3
+    with pytest.raises(ValueError, match="seen flag per id"):
+        ProfileField("g", "token", 4, seen=(False, True))
+
+
+def test_sasrec_encoder_is_recboles_sasrec_from_the_same_seed(tiny_data):
+    """Built from one seed, the plain-torch encoder has RecBole's SASRec's parameters (names,
+    shapes and values) and gives its output, also in training mode (same dropout draws)."""
+    from recbole.utils import init_seed
+
+    from recbole_umi.registry import get_model
+    from tests.conftest import build
+
+    config, train_data, _, _ = build(tiny_data, "SASRec", hidden_size=8, train_neg_sample_args=None)
+    settings = SASRecSettings(embedding_size=8, n_interests=1, n_layers=2, n_heads=2, inner_size=16,
+                              hidden_dropout_prob=0.3, attn_dropout_prob=0.3, hidden_act="gelu",
+                              layer_norm_eps=1e-12, initializer_range=0.02)
+    for key in ("n_layers", "n_heads", "inner_size", "hidden_dropout_prob", "attn_dropout_prob"):
+        config[key] = getattr(settings, key)
+    init_seed(7, True)
+    recbole = get_model("SASRec")(config, train_data.dataset)
+    init_seed(7, True)
+    ours = CausalTransformerEncoder(settings, recbole.n_items, config["MAX_ITEM_LIST_LENGTH"])
+    theirs = {key: value for key, value in recbole.state_dict().items()}
+    assert set(ours.state_dict()) == set(theirs)
+    for key, value in ours.state_dict().items():
+        assert torch.equal(value, theirs[key]), key
+    batch = next(iter(train_data))
+    sequence, length = batch["item_id_list"], batch["item_length"]
+    for train in (False, True):
+        ours.train(train), recbole.train(train)
+        torch.manual_seed(3)
+        expected = recbole(sequence, length)
+        torch.manual_seed(3)
+        assert torch.equal(ours(sequence, length), expected)
