@@ -2,7 +2,7 @@
 
 RecBole's ``init_logger`` builds a file handler and a console handler and hands them to
 ``logging.basicConfig``, which does nothing once the root logger has handlers: in one
-process (``compare``, ``recbole_umi.tune``, repeated ``run()`` calls, and any process where
+process (``compare``, ``python -m recbole_umi.tune``, repeated ``run()`` calls, and any process where
 something else configured logging first, pytest say) every later run got an empty log file
 and logged into the first run's. :func:`init_run_logger` makes the same two handlers, named
 and formatted as RecBole names and formats them (``log/<model>/<model>-<dataset>-<time>-

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi import stats  # noqa: E402
-from recbole_umi.compare import per_seed_users  # noqa: E402
+from recbole_umi.experiments.tables import per_seed_users  # noqa: E402
 from recbole_umi.metrics import recbole_metric_name  # noqa: E402
 
 TUNED = "results/ml-1m-tuned"

@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi import stats  # noqa: E402
-from recbole_umi.compare import mean_std, run_protocol, significance, table_test  # noqa: E402
+from recbole_umi.experiments.tables import mean_std, run_protocol, significance, table_test  # noqa: E402
 from recbole_umi.config import comma_list  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402

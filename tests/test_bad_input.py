@@ -14,8 +14,9 @@ import pytest
 import torch
 import yaml
 
-from recbole_umi import compare as compare_module
-from recbole_umi.compare import VariantError, resolve_variant, summarise
+from recbole_umi.experiments import compare as compare_module
+from recbole_umi.experiments.tables import summarise
+from recbole_umi.experiments.variants import VariantError, resolve_variant
 from recbole_umi.config import Config, known_keys, resource_dir
 from recbole_umi.data import ProtocolConfigError, create_dataset, data_preparation
 from recbole_umi.data.protocol import split_users
@@ -215,7 +216,7 @@ def test_resolve_variant_refuses_suffixes_a_model_does_not_have():
 ])
 def test_compare_checks_every_name_before_the_first_run(data, in_tmp, monkeypatch, models, bad, requirement):
     data_path, _, _ = data
-    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("trained before checking every name"))
+    monkeypatch.setattr("recbole_umi.experiments.runs.run", lambda *a, **k: pytest.fail("trained before checking every name"))
     out = in_tmp / "out"
     with raises_setting(VariantError, "models", bad, requirement):
         compare_module.main([f"--models={models}", "--dataset=tiny", "--seeds=1", f"--out={out}",
@@ -228,7 +229,7 @@ def test_compare_checks_every_name_before_the_first_run(data, in_tmp, monkeypatc
 
 
 def test_tune_refuses_a_suffix_the_model_does_not_have(tmp_path, monkeypatch):
-    from recbole_umi import tune as tune_module
+    from recbole_umi.experiments import tune as tune_module
 
     params = tmp_path / "p.hyper"
     params.write_text("learning_rate loguniform -6,-3\n")

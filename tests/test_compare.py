@@ -7,8 +7,11 @@ import statistics
 
 import pytest
 
-from recbole_umi import compare as compare_module
-from recbole_umi.compare import SettingsMismatchError, main, parse_variant, read_variant_files
+from recbole_umi.experiments import runs as compare_module
+from recbole_umi.experiments import tables
+from recbole_umi.experiments.compare import main
+from recbole_umi.experiments.runs import SettingsMismatchError
+from recbole_umi.experiments.variants import parse_variant, read_variant_files
 from tests.conftest import cut_training, random_sequences, write_atomic, write_config
 
 def test_parse_variant():
@@ -251,18 +254,18 @@ def test_diagnostics_table_from_hand_made_runs():
         "YoutubeDNN": [{"interest_diagnostics": None}, {"interest_diagnostics": None}],  # one interest
         "ComiRecSA": [record(0.5, None, None, routing_by_position=None)],  # no routing
     }
-    lines = compare_module.render_diagnostics(results).splitlines()
+    lines = tables.render_diagnostics(results).splitlines()
     assert lines[-3:] == [
         "| UMI | 2 | 0.700 ± 0.141 | 0.800 ± 0.141 | 0.70 / 0.30 | 0.600 ± 0.141 |",  # std of (0.6, 0.8): 0.1414
         "| MIND | 2 | 0.900 ± 0.000 | 0.400 ± 0.000 | 0.60 / 0.40 | - |",
         "| ComiRecSA | - | 0.500 ± 0.000 | - | - | - |",
     ]
-    assert compare_module.render_diagnostics({"YoutubeDNN": results["YoutubeDNN"]}) is None
+    assert tables.render_diagnostics({"YoutubeDNN": results["YoutubeDNN"]}) is None
 
 
 def test_seed_is_not_taken_for_seeds(tmp_path):
     # argparse would read --seed=3 as an abbreviation of --seeds: refused instead
-    from recbole_umi.compare import main
+    from recbole_umi.experiments.compare import main
 
     with pytest.raises(ValueError, match="--seeds"):
         main(["--models=UMI", f"--out={tmp_path}", "--seed=3"])
@@ -372,7 +375,7 @@ def test_a_run_another_process_is_making_is_waited_for_not_repeated(compare_args
 def test_breakdown_by_history_length(compare_args, monkeypatch):
     import numpy as np
 
-    from recbole_umi.compare import history_buckets
+    from recbole_umi.experiments.tables import history_buckets
     from recbole_umi.stats import two_level_mean, two_level_test
 
     args, out = compare_args

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recbole_umi.datasets.synth import main as generate
-from recbole_umi.interpret import InterpretError, field_recovery, interpret, read_truth
+from recbole_umi.experiments.interpret import InterpretError, field_recovery, interpret, read_truth
 from recbole_umi.quick_start import run
 
 SPEC = dict(users=400, items=300, categories=8, token_fields=3, float_fields=1, signal_token_fields=2,

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from recbole_umi import noise
+from recbole_umi.experiments import noise
 from tests.conftest import write_config
 
 
@@ -47,7 +47,7 @@ def test_noise_table_and_resume(tiny_data, tmp_path, monkeypatch):
     assert len(list((tmp_path / "out" / "clean" / "runs").glob("*.json"))) == 4
     assert len(list((tmp_path / "out" / "noisy" / "runs").glob("*.json"))) == 4
     # run again: every run is on disk, nothing trains, the same table
-    monkeypatch.setattr("recbole_umi.compare.run", lambda *a, **k: pytest.fail("nothing should train"))
+    monkeypatch.setattr("recbole_umi.experiments.runs.run", lambda *a, **k: pytest.fail("nothing should train"))
     assert noise.main(argv) == markdown
 
 
@@ -61,17 +61,18 @@ def test_bad_arguments(tmp_path):
 
 
 def test_clean_runs_from_an_earlier_comparison(tiny_data, tmp_path, monkeypatch):
-    from recbole_umi import compare
+    from recbole_umi.experiments import runs as compare
+    from recbole_umi.experiments.compare import main as compare_main
 
     config = write_config(tmp_path / "tiny.yaml", epochs=1, eval_protocol="user_split", data_path=str(tiny_data),
                           checkpoint_dir=str(tmp_path / "saved"))
     table2 = tmp_path / "table2"
-    compare.main(["--models=UMI", "--dataset=tiny", "--seeds=1", f"--out={table2}", f"--config_files={config}",
+    compare_main(["--models=UMI", "--dataset=tiny", "--seeds=1", f"--out={table2}", f"--config_files={config}",
                   "--learning_rate=0.01"])
     earlier = (table2 / "runs" / "UMI__seed1.json").read_text()
     trained = []
     real_run = compare.run
-    monkeypatch.setattr("recbole_umi.compare.run", lambda *a, **k: trained.append(a[3]) or real_run(*a, **k))
+    monkeypatch.setattr("recbole_umi.experiments.runs.run", lambda *a, **k: trained.append(a[3]) or real_run(*a, **k))
     argv = ["--models=UMI", "--dataset=tiny", "--profile_noise=0.5", "--seeds=1", f"--out={tmp_path / 'out'}",
             f"--config_files={config}", f"--clean_from={table2}"]
     noise.main([*argv, "--learning_rate=0.01"])

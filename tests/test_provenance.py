@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from recbole_umi import provenance
-from recbole_umi.compare import check_run_code, render_code, run_file
+from recbole_umi.experiments.runs import check_run_code, run_file
+from recbole_umi.experiments.tables import render_code
 from recbole_umi.provenance import MixedCodeError, check_same_code, code_key, code_version, describe_code
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -135,7 +135,7 @@ def test_holm_adjustment_by_hand():
 
 
 def test_history_buckets_at_the_quantiles():
-    from recbole_umi.compare import history_buckets
+    from recbole_umi.experiments.tables import history_buckets
 
     assert history_buckets(list(range(1, 101)), 4) == [(1, 25), (26, 50), (51, 75), (76, 100)]
     # repeated lengths: fewer buckets, every length in one

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from recbole_umi import sweep
-from recbole_umi.compare import SettingsMismatchError
+from recbole_umi.experiments import sweep
+from recbole_umi.experiments.runs import SettingsMismatchError
 from tests.conftest import write_config
 
 
@@ -15,7 +15,7 @@ def test_sweep_writes_csv_and_figure_and_resumes(tiny_data, tmp_path, monkeypatc
                           checkpoint_dir=str(tmp_path / "saved"), topk=[5, 10])
     argv = ["--model=UMI", "--setting=n_interests", "--values=2,3", "--dataset=tiny", "--seeds=1,2",
             f"--out={tmp_path / 'out'}", f"--config_files={config}"]
-    from recbole_umi import compare
+    from recbole_umi.experiments import runs as compare
 
     order, real_run = [], compare.run
     monkeypatch.setattr(compare, "run", lambda *a, **k: order.append((a[3]["n_interests"], a[3]["seed"])) or real_run(*a, **k))
@@ -41,7 +41,7 @@ def test_sweep_writes_csv_and_figure_and_resumes(tiny_data, tmp_path, monkeypatc
     for k in (2, 3):  # each value's runs carry its setting
         runs = sorted((tmp_path / "out" / f"n_interests={k}" / "runs").glob("*.json"))
         assert len(runs) == 2 and f'"n_interests": {k}' in runs[0].read_text()
-    monkeypatch.setattr("recbole_umi.compare.run", lambda *a, **k: pytest.fail("nothing should train"))
+    monkeypatch.setattr("recbole_umi.experiments.runs.run", lambda *a, **k: pytest.fail("nothing should train"))
     assert sweep.main(argv) == summary
     # a finished run of the last value and seed made with other settings stops the sweep
     # before anything trains, though seed 1 would come first

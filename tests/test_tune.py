@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from recbole_umi import tune as tune_module
-from recbole_umi.compare import SettingsMismatchError
+from recbole_umi.experiments import tune as tune_module
+from recbole_umi.experiments.runs import SettingsMismatchError
 from recbole_umi.config import Config
-from recbole_umi.tune import ParamsFileError, best_trial, read_params_file, trials_table, tune
+from recbole_umi.experiments.tune import ParamsFileError, best_trial, read_params_file, trials_table, tune
 from tests.conftest import cut_training, random_sequences, tiny_config, write_atomic
 
 
@@ -272,7 +272,7 @@ def test_trials_table_lists_epochs_and_a_dash_for_older_records():
 
 
 def test_best_yaml_names_the_search_seed_and_compare_refuses_it(setup, monkeypatch):
-    from recbole_umi.compare import SearchSeedError, check_search_seeds, search_seeds
+    from recbole_umi.experiments.runs import SearchSeedError, check_search_seeds, search_seeds
 
     tmp_path, settings, params = setup
     tune("UMI", "tiny", params, tmp_path / "out", "random", 1, 7, config_dict={**settings, "seed": 11}, log=quiet)
@@ -285,7 +285,7 @@ def test_best_yaml_names_the_search_seed_and_compare_refuses_it(setup, monkeypat
     check_search_seeds({"UMI": [str(best)]}, [10, 12])
     check_search_seeds({"UMI": [str(best)]}, [11], allow=True)
     # compare itself refuses before anything trains
-    from recbole_umi import compare as compare_module
+    from recbole_umi.experiments import runs as compare_module
 
     monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("trained before checking the seeds"))
     with pytest.raises(SearchSeedError):

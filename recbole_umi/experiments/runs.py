@@ -1,0 +1,346 @@
+"""The runs of an experiment: one training per (variant, seed), written to a run file as it
+ends, resumed after any interruption, checked against the settings, code and seeds it was
+made with (:func:`compare`; the command is :mod:`recbole_umi.experiments.compare`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+
+import yaml
+
+from recbole_umi.checkpoint import CheckpointError, read_checkpoint, rebuild_settings
+from recbole_umi.experiments.variants import check_variants, resolve_variant
+from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic
+from recbole_umi.provenance import check_same_code, code_version
+from recbole_umi.quick_start import run
+from recbole_umi.settings import SettingsError
+
+__all__ = [
+    "SettingsMismatchError",
+    "SearchSeedError",
+    "MissingRunsError",
+    "given_settings",
+    "run_settings",
+    "comparable",
+    "run_file",
+    "checkpoint_root",
+    "run_checkpoint_dir",
+    "epochs_text",
+    "interrupted_run",
+    "search_seeds",
+    "check_search_seeds",
+    "check_finished_runs",
+    "check_run_code",
+    "set_aside_damaged_runs",
+    "check_comparison",
+    "compare",
+]
+
+# Settings that say where things live or what is printed, not what a run computes: a
+# comparison may resume with them changed.
+_PLACE_SETTINGS = {"data_path", "checkpoint_dir", "show_progress", "state", "gpu_id", "use_gpu"}
+
+
+class SettingsMismatchError(ValueError):
+    """A finished run in the output folder was made with other settings than this comparison."""
+
+
+def given_settings(config_file_list=None, config_dict=None) -> dict:
+    """The YAML files' keys under the ``--key=value`` ones, as given (nothing resolved)."""
+    settings = {}
+    for name in config_file_list or []:
+        settings.update(yaml.safe_load(Path(name).read_text()) or {})
+    settings.update(config_dict or {})
+    return settings
+
+
+def run_settings(config_file_list=None, config_dict=None) -> dict:
+    """What a comparison's runs are made with: :func:`given_settings` less the
+    :data:`_PLACE_SETTINGS`; stored with each run and checked on resume."""
+    settings = given_settings(config_file_list, config_dict)
+    return {key: value for key, value in sorted(settings.items()) if key not in _PLACE_SETTINGS}
+
+
+def comparable(settings: dict | None) -> dict | None:
+    """Settings with command-line strings read as YAML, so ``"1024"`` equals ``1024``."""
+    if settings is None:
+        return None
+    readable = {}
+    for key, value in settings.items():
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                pass
+        readable[key] = value
+    return readable
+
+
+def check_finished_runs(out: Path, jobs, dataset: str, settings_of: dict) -> None:
+    """Fail, before anything trains, if a finished run of ``jobs`` in ``out`` was made on
+    another dataset or with other settings than ``settings_of[variant]``."""
+    for variant, seed in jobs:
+        settings = settings_of[variant]
+        path = run_file(out, variant, seed)
+        if not path.exists():
+            continue
+        record = read_json(path)
+        if record.get("dataset", dataset) != dataset:
+            raise SettingsMismatchError(
+                f"{path} was run on the dataset {record['dataset']!r}, this comparison is on {dataset!r}: "
+                "use another --out"
+            )
+        if comparable(record.get("settings")) != comparable(settings):
+            raise SettingsMismatchError(
+                f"{path} was run with the settings {record.get('settings')}, this comparison has {settings}: "
+                "use another --out, or delete that file to run it again"
+            )
+
+
+def run_file(out: Path, variant: str, seed: int) -> Path:
+    return out / "runs" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', variant)}__seed{seed}.json"
+
+
+def checkpoint_root(out, kind: str, files: list[str], config_dict: dict | None) -> Path:
+    """``<checkpoint_dir>/<kind>-<out's name>-<hash of its path>``: where the runs of the
+    command (``kind``: compare, tune) writing to ``out`` keep their checkpoints, so that an
+    interrupted run is found again and no two output folders share one."""
+    base = given_settings(files, config_dict).get("checkpoint_dir") or "saved"
+    resolved = Path(out).resolve()
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    return Path(str(base)) / f"{kind}-{resolved.name}-{digest}"
+
+
+def epochs_text(record: dict) -> str:
+    """``"25 epochs, best 18"`` for a run's or trial's record (``"no validation"`` without a best epoch)."""
+    best = "no validation" if record["best_epoch"] is None else f"best {record['best_epoch']}"
+    return f"{record['epochs']} epochs, {best}"
+
+
+def run_checkpoint_dir(out: Path, variant: str, seed: int, files: list[str], config_dict: dict | None) -> Path:
+    """Where the run of ``variant`` with ``seed`` in the comparison ``out`` keeps its checkpoints."""
+    return checkpoint_root(out, "compare", files, config_dict) / run_file(out, variant, seed).stem
+
+
+def interrupted_run(folder: Path, settings: dict, log=print) -> Path | None:
+    """The newest ``-last`` checkpoint in ``folder`` if it was made with ``settings`` (a
+    run to continue), else None."""
+    candidates = sorted(folder.glob("*-last.pth"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
+    if not candidates:
+        return None
+    last = candidates[-1]
+    try:
+        saved = read_checkpoint(last)
+    except CheckpointError as error:
+        log(f"  {last} cannot be read ({error}); the run starts afresh")
+        return None
+    config = rebuild_settings(saved["config"])  # the settings in the form they are given
+    wanted = comparable(settings)
+    made = comparable({key: config[key] for key in wanted if key in config})
+    differ = sorted(key for key, value in made.items() if value != wanted[key])
+    if differ:
+        log(f"  {last} was made with another {', '.join(differ)}; the run starts afresh")
+        return None
+    return last
+
+
+class SearchSeedError(SettingsError):
+    """A seed of the comparison is the training seed of the search that chose a variant's settings."""
+
+
+# What tune writes into best.yaml (recbole_umi.experiments.tune.SEARCH_SEED_COMMENT; tune imports this module).
+_SEARCH_SEED = re.compile(r"^# search training seed: (\d+)")
+
+
+def search_seeds(files: list[str]) -> dict[int, str]:
+    """``{seed: file}``: the training seeds of the searches whose ``best.yaml`` is among ``files``."""
+    found = {}
+    for name in files:
+        for line in Path(name).read_text().splitlines():
+            match = _SEARCH_SEED.match(line)
+            if match:
+                found[int(match.group(1))] = name
+    return found
+
+
+def check_search_seeds(files_of: dict[str, list[str]], seeds, allow: bool = False) -> None:
+    """Refuse (:class:`SearchSeedError`) a seed that trained the search trials which chose a
+    variant's settings: that seed's runs won the search, so a table on it compares against a
+    winner's curse. ``allow``: make such a table anyway (an old table, say)."""
+    if allow:
+        return
+    for variant, files in files_of.items():
+        clash = {seed: name for seed, name in search_seeds(files).items() if seed in seeds}
+        for seed, name in clash.items():
+            raise SearchSeedError(
+                "seeds", list(seeds),
+                f"must not include {seed}: {variant}'s settings ({name}) were chosen by a search whose trials trained "
+                "with that seed. Use other seeds, or --allow_search_seed=True for a table that knowingly includes it",
+            )
+
+
+def check_comparison(variants, dataset, seeds, out, config_file_list=None, config_dict=None,
+                     variant_files: dict[str, list[str]] | None = None, allow_mixed_code: bool = False,
+                     allow_search_seed: bool = False):
+    """What :func:`compare` checks before its first run, without running anything: every
+    variant and its settings (:func:`check_variants`), that the runs already in ``out``
+    were made with these settings (:class:`SettingsMismatchError` if not) and, unless
+    ``allow_mixed_code``, with the code that would make the missing ones
+    (:class:`recbole_umi.provenance.MixedCodeError` if not). Returns each variant's config
+    files, the jobs ``(variant, seed)`` seed by seed, and each variant's settings as its run
+    files record them."""
+    variant_files = variant_files or {}
+    set_aside_damaged_runs(Path(out), [(v, seed) for seed in seeds for v in variants])
+    files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
+    for variant in variants:  # now, not hours later when its first run would start
+        check_variants([variant], dataset, files_of[variant], config_dict)
+    check_search_seeds(files_of, seeds, allow_search_seed)
+    jobs = [(variant, seed) for seed in seeds for variant in variants]
+    # JSON round trip, so that the settings compare equal to those read back from disk
+    settings_of = {v: json.loads(json.dumps(run_settings(files_of[v], config_dict))) for v in variants}
+    check_finished_runs(Path(out), jobs, dataset, settings_of)
+    check_run_code(Path(out), jobs, allow_mixed_code)
+    return files_of, jobs, settings_of
+
+
+def set_aside_damaged_runs(out: Path, jobs, log=print) -> None:
+    """A run file of ``jobs`` that is not JSON (cut short by a crash before writes were
+    atomic, or edited) is renamed to ``<name>.damaged`` with a line saying so, and its run is
+    made again."""
+    for variant, seed in jobs:
+        path = run_file(out, variant, seed)
+        if not path.exists():
+            continue
+        try:
+            read_json(path)
+        except DamagedFileError as error:
+            kept = set_aside(path)
+            log(f"{error}: set aside as {kept.name}; the run is made again")
+
+
+def check_run_code(out: Path, jobs, allow_mixed_code: bool = False) -> None:
+    """Refuse (:class:`recbole_umi.provenance.MixedCodeError`) to add runs of this code to
+    finished runs of ``jobs`` made with other code, or to tabulate finished runs of
+    several codes, unless ``allow_mixed_code``."""
+    records = []
+    for variant, seed in jobs:
+        path = run_file(out, variant, seed)
+        name = f"{variant} seed {seed}"
+        if path.exists():
+            records.append({"name": name, "code": read_json(path).get("code")})
+        else:
+            records.append({"name": f"{name} (to run now)", "code": code_version()})
+    check_same_code(records, f"the comparison in {out}", allow_mixed_code)
+
+
+class MissingRunsError(FileNotFoundError):
+    """``table_only``: a run the table needs is not on disk."""
+
+
+def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,
+            variant_files: dict[str, list[str]] | None = None, allow_mixed_code: bool = False,
+            table_only: bool = False, allow_search_seed: bool = False) -> dict:
+    """Run every variant with every seed, seed by seed (every variant's first seed before
+    any second one: a comparison cut short is complete for its first seeds), skipping runs
+    already on disk; returns ``{variant: [run record per seed]}``. A variant's own settings
+    and the seed override ``config_dict``, which overrides ``variant_files[variant]`` (that
+    variant's YAML files, e.g. its tuned ``best.yaml``), which override ``config_file_list``.
+    ``table_only``: train nothing; :class:`MissingRunsError` naming the runs not on disk."""
+    files_of, jobs, settings_of = check_comparison(variants, dataset, seeds, out, config_file_list, config_dict,
+                                                   variant_files, allow_mixed_code, allow_search_seed)
+    out = Path(out)
+    missing = [f"{variant} seed {seed}" for variant, seed in jobs if not run_file(out, variant, seed).exists()]
+    if table_only and missing:
+        raise MissingRunsError(f"--table_only: {len(missing)} run(s) are not in {out / 'runs'}: {', '.join(missing)}")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    done_here = 0
+
+    def make(number: int, variant: str, seed: int) -> None:
+        nonlocal done_here
+        path = run_file(out, variant, seed)
+        model, overrides = resolve_variant(variant)
+        checkpoints = run_checkpoint_dir(out, variant, seed, files_of[variant], config_dict)
+        resume = interrupted_run(checkpoints, {**settings_of[variant], "seed": seed}, log)
+        if resume is None:
+            log(f"[{number}/{len(jobs)}] {variant} seed {seed}: training ...")
+        else:
+            log(f"[{number}/{len(jobs)}] {variant} seed {seed}: continuing the interrupted run from {resume} ...")
+        started = time.perf_counter()
+        settings = {**(config_dict or {}), **overrides, "seed": seed, "checkpoint_dir": str(checkpoints)}
+        result = run(model, dataset, files_of[variant], settings, saved=True,
+                     resume=None if resume is None else str(resume))
+        record = {
+            "variant": variant,
+            "model": model,
+            "dataset": dataset,
+            "seed": seed,
+            "eval_protocol": result["eval_protocol"],
+            "overrides": overrides,
+            "settings": settings_of[variant],
+            "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
+            "code": code_version(),  # the code that ran it (a resumed run: the code that finished it)
+            "resumed_from": None if resume is None else str(resume),
+            "epochs": result["epochs"],
+            "best_epoch": result["best_epoch"],
+            "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
+            "test_result": {k: float(v) for k, v in result["test_result"].items()},
+            # each test user's metrics, for the paired tests (rounded: JSON size)
+            "interest_diagnostics": result["interest_diagnostics"],
+            "test_per_user": _rounded(result["test_per_user"]),
+        }
+        if result.get("history_curve"):  # eval_history_curve: the model with each held-out user's first k items
+            record["history_curve"] = {k: {**point, "test_per_user": _rounded(point["test_per_user"])}
+                                       for k, point in result["history_curve"].items()}
+        if result.get("unseen"):  # also_exclude_history: the model with each user's history left out
+            record["unseen"] = {**result["unseen"], "test_per_user": _rounded(result["unseen"]["test_per_user"])}
+        write_atomic(path, json.dumps(record, indent=2) + "\n")  # whole or absent
+        done_here += 1
+        elapsed = time.perf_counter() - began
+        remaining = sum(not run_file(out, v, s).exists() for v, s in jobs)
+        log(
+            f"[{number}/{len(jobs)}] {variant} seed {seed}: done in {record['wall_s']:.0f}s "
+            f"({epochs_text(record)}); about {elapsed / done_here * remaining / 60:.0f} min left"
+        )
+
+    # A run another process is making (its lock is held) is left to it and waited for at the
+    # end; if that process dies first, this one makes the run.
+    elsewhere = []
+    for number, (variant, seed) in enumerate(jobs, 1):
+        path = run_file(out, variant, seed)
+        if path.exists():
+            log(f"[{number}/{len(jobs)}] {variant} seed {seed}: already done ({path.name})")
+            continue
+        with run_lock(path) as mine:
+            if not mine:
+                log(f"[{number}/{len(jobs)}] {variant} seed {seed}: another process is making it; this one goes on")
+                elsewhere.append((number, variant, seed))
+            elif not path.exists():  # not finished by another process meanwhile
+                make(number, variant, seed)
+    for number, variant, seed in elsewhere:
+        path = run_file(out, variant, seed)
+        log(f"[{number}/{len(jobs)}] {variant} seed {seed}: waiting for the other process's run ...")
+        while not path.exists():
+            with run_lock(path) as mine:
+                if mine and not path.exists():  # the other process ended without it
+                    make(number, variant, seed)
+            if not path.exists():
+                time.sleep(LOCK_POLL_S)
+    results: dict[str, list] = {variant: [] for variant in variants}
+    for variant, seed in jobs:
+        results[variant].append(read_json(run_file(out, variant, seed)))
+    return results
+
+
+def _rounded(per_user: dict) -> dict:
+    """Per-user metrics rounded to 6 digits (JSON size); the users and history lengths as they are."""
+    return {k: v if k in ("user", "history_length") else [round(float(x), 6) for x in v] for k, v in per_user.items()}
+
+
+# Seconds between looks at a run another process is making.
+LOCK_POLL_S = 30

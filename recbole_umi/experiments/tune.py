@@ -1,0 +1,447 @@
+"""Hyper-parameter search on validation users, through RecBole's ``HyperTuning``.
+
+    python -m recbole_umi.tune --model=UMI --dataset=ml-1m --params_file=tuning/ml-1m/UMI.hyper \\
+        --out=results/tuning/ml-1m/UMI [--algo=bayes|random|exhaustive] [--max_evals=N] \\
+        [--search_seed=S] [--config_files=a.yaml,...] [--key=value ...]
+
+The params file has RecBole's format, one setting a line: ``learning_rate loguniform
+-8,-4``, ``n_interests choice [2,3,4]``, ``softmax_temperature uniform 0.5,1.5`` (also
+``quniform low,high,q``; give integer settings as ``choice``). Plugin and RecBole models
+alike, and the variants of ``compare`` (``MIND+HN``, ``UMI-IR``, ...). Each trial trains once through :func:`recbole_umi.run` with the searched values
+over the fixed settings (``--config_files``, ``--key=value``) and is written to
+``<out>/trials/<n>.json`` as soon as it ends: its settings, its best validation score and
+result, its test result, and the code that ran it (:mod:`recbole_umi.provenance`; a search
+whose finished trials ran other code is not resumed without ``--allow_mixed_code=True``). Test results are recorded, never used: the best trial is the
+one with the best validation score (``valid_metric``), written as ``<out>/best.yaml``, a
+file ``--config_files`` accepts. ``<out>/trials.md`` lists every trial.
+
+The first trial is the model's current settings of the searched names (its YAML defaults
+under the fixed settings; ``--start_from_defaults=False`` to leave it out), so the chosen
+settings are never worse on validation than the untuned ones. An interrupted search
+resumes where it stopped: the finished trials are read back into
+hyperopt, and its random state is advanced past them, so the resumed search proposes
+what the uninterrupted one would have; a trial cut short mid-training continues from its
+last finished epoch (its checkpoints are kept in ``<checkpoint_dir>/tune-<out>-<hash>/<trial>/``
+until it ends). Resuming with another model, dataset, params file, algorithm, seed or fixed
+settings fails before anything trains.
+
+hyperopt is pinned to 0.2.5 (setup.cfg says why).
+"""
+
+from __future__ import annotations
+
+from recbole_umi import compat
+
+compat.apply()  # before anything imports RecBole
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+from recbole.trainer.hyper_tuning import HyperTuning  # noqa: E402
+
+from recbole_umi.experiments.runs import (  # noqa: E402
+    SettingsMismatchError,
+    checkpoint_root,
+    comparable,
+    epochs_text,
+    interrupted_run,
+    run_settings,
+)
+from recbole_umi.experiments.variants import resolve_variant  # noqa: E402
+from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
+from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic  # noqa: E402
+from recbole_umi.provenance import check_same_code, code_version, describe_code  # noqa: E402
+from recbole_umi.quick_start import run  # noqa: E402
+
+__all__ = ["ALGORITHMS", "SEARCH_SEED_COMMENT", "SearchBusyError", "ParamsFileError", "read_params_file", "Tuning", "tune", "main"]
+
+# best.yaml names the training seed of the search's trials on a line of its own, so that
+# compare can refuse to use that seed in a table of the chosen settings (a winner's curse:
+# the trials were chosen on runs of that seed).
+SEARCH_SEED_COMMENT = "# search training seed: "
+
+ALGORITHMS = ("bayes", "random", "exhaustive")
+_SPACE_TYPES = ("choice", "uniform", "quniform", "loguniform")
+
+
+class SearchBusyError(RuntimeError):
+    """Another process is running the same search (its output folder is locked)."""
+
+
+class ParamsFileError(ValueError):
+    """A params file line that RecBole's HyperTuning would misread or that names no setting."""
+
+
+def read_params_file(path) -> dict[str, tuple[str, object]]:
+    """``{name: (type, values)}`` of a RecBole params file: a ``choice``'s list, the
+    numbers of the other types. Blank lines and ``#`` comments are skipped."""
+    space = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split(None, 2)  # the values as written: spaces inside a choice's strings stay
+        if len(parts) < 3 or parts[1] not in _SPACE_TYPES:
+            raise ParamsFileError(f"{path}:{number}: expected 'name {'|'.join(_SPACE_TYPES)} values', got {line!r}")
+        name, kind, text = parts
+        try:
+            values = yaml.safe_load(text) if kind == "choice" else [float(v) for v in text.split(",")]
+        except (yaml.YAMLError, ValueError) as error:
+            raise ParamsFileError(f"{path}:{number}: cannot read the values {text!r} ({error})") from None
+        expected = {"uniform": 2, "loguniform": 2, "quniform": 3}.get(kind)
+        if kind == "choice" and not (isinstance(values, list) and values):
+            raise ParamsFileError(f"{path}:{number}: a choice needs a non-empty list like [1,2,3], got {text!r}")
+        if expected and len(values) != expected:
+            raise ParamsFileError(f"{path}:{number}: {kind} needs {expected} comma-separated numbers, got {text!r}")
+        if expected and not all(math.isfinite(v) for v in values):
+            raise ParamsFileError(f"{path}:{number}: {kind} needs finite numbers, got {text!r}")
+        if expected and not values[0] < values[1]:
+            raise ParamsFileError(f"{path}:{number}: {kind} needs low < high, got {text!r}")
+        if kind == "quniform" and not values[2] > 0:
+            raise ParamsFileError(f"{path}:{number}: quniform's step q must be above 0, got {text!r}")
+        if name in space:
+            raise ParamsFileError(f"{path}:{number}: {name} is searched twice")
+        space[name] = (kind, values)
+    if not space:
+        raise ParamsFileError(f"{path} names no setting to search")
+    return space
+
+
+def _hyperopt_vals(space: dict, params: dict) -> dict:
+    """hyperopt's internal record of a trial's values: a choice's index, else the value."""
+    vals = {}
+    for name, (kind, values) in space.items():
+        vals[name] = [values.index(params[name]) if kind == "choice" else params[name]]
+    return vals
+
+
+class Tuning(HyperTuning):
+    """RecBole's ``HyperTuning`` that writes every trial to disk and resumes from it.
+
+    Args:
+        model, dataset: what is tuned.
+        params_file: RecBole's params-file format.
+        out: the output folder.
+        algo: ``bayes`` (TPE), ``random`` or ``exhaustive``.
+        max_evals: trials in all, the finished ones included (exhaustive: the grid's size);
+            the best is chosen from the first max_evals trials on disk.
+        seed: the search's random seed.
+        config_file_list, config_dict: fixed settings of every trial.
+        log: where progress lines go.
+    """
+
+    def __init__(self, model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
+                 config_file_list=None, config_dict=None, log=print, start_from_defaults=True,
+                 allow_mixed_code=False):
+        if algo not in ALGORITHMS:
+            raise ValueError(f"--algo must be one of {ALGORITHMS}, got {algo!r}")
+        if not (isinstance(max_evals, int) and max_evals >= 1):
+            raise ValueError(f"--max_evals must be an integer of at least 1 (the number of trials), got {max_evals!r}")
+        self.space_spec = read_params_file(params_file)
+        self.model_name, variant_settings = resolve_variant(model)  # a suffix the model lacks: refused
+        self.dataset_name = dataset
+        self.out = Path(out)
+        self.seed = seed
+        self.config_file_list = list(config_file_list or [])
+        self.fixed_settings = {**(config_dict or {}), **variant_settings}
+        self.log = log
+        self.start_from_defaults = start_from_defaults
+        self.allow_mixed_code = allow_mixed_code
+        # RecBole's own space builder, fed from our reader (which allows comments)
+        space = {}
+        for name, (kind, values) in self.space_spec.items():
+            space.setdefault(kind, {})[name] = values
+        super().__init__(self._objective, params_dict=space, algo=algo, max_evals=max_evals)
+        # no early stop: every model gets the same number of trials (RecBole's HyperTuning
+        # stops after 10 trials without gain, and sets max_evals to the grid for exhaustive)
+        from hyperopt.early_stop import no_progress_loss
+
+        self.early_stop_fn = no_progress_loss(self.max_evals + 1)
+        self.record = json.loads(json.dumps({
+            "model": model,
+            "dataset": dataset,
+            "algo": algo,
+            "seed": seed,
+            "space": self.space_spec,
+            "settings": run_settings(config_file_list, self.fixed_settings),
+            "start_from_defaults": start_from_defaults,
+        }))
+        self.defaults = self._check_searched_names()
+
+    def _check_searched_names(self) -> dict:
+        """Every searched name must be a setting of the model: fail now, not after hours.
+        Returns the model's current values of the searched names (the defaults trial)."""
+        config = Config(self.model_name, self.dataset_name, self.config_file_list,
+                        {**self.fixed_settings, "state": "ERROR"})
+        unknown = [name for name in self.space_spec if name not in config.final_config_dict]
+        if unknown:
+            raise ParamsFileError(f"{', '.join(unknown)}: not a setting of {self.model_name} (check the params file's names)")
+        for name, (kind, values) in self.space_spec.items():  # every value, or both ends, must pass
+            if kind == "choice":
+                candidates = values
+            elif kind == "loguniform":
+                candidates = [math.exp(values[0]), math.exp(values[1])]
+            else:  # uniform, quniform: hyperopt hands out floats (3.0 is no integer setting)
+                candidates = [float(values[0]), float(values[1])]
+            for value in candidates:
+                Config(self.model_name, self.dataset_name, self.config_file_list,
+                       {**self.fixed_settings, name: value, "state": "ERROR"})
+        self.training_seed = config["seed"]  # every trial trains with it
+        defaults = {name: config[name] for name in self.space_spec}
+        if self.start_from_defaults:
+            for name, (kind, values) in self.space_spec.items():
+                low, high = (math.exp(values[0]), math.exp(values[1])) if kind == "loguniform" else values[:2]
+                inside = defaults[name] in values if kind == "choice" else low <= defaults[name] <= high
+                if not inside:
+                    raise ParamsFileError(
+                        f"{name}: the current value {defaults[name]!r} is outside the searched {kind} {values}; "
+                        "widen the space, or leave the defaults trial out (--start_from_defaults=False)"
+                    )
+        return defaults
+
+    # -- files -------------------------------------------------------------------------
+    def trial_file(self, number: int) -> Path:
+        return self.out / "trials" / f"{number:03d}.json"
+
+    def finished_trials(self) -> list[dict]:
+        return [read_json(p) for p in sorted((self.out / "trials").glob("*.json"))]
+
+    def _check_or_write_record(self) -> None:
+        path = self.out / "tuning.json"
+        if path.exists():
+            stored = read_json(path)
+
+            def same(key):
+                if key == "settings":  # command-line strings read as YAML, as compare does
+                    return comparable(stored.get(key)) == comparable(self.record[key])
+                return stored.get(key) == self.record[key]
+
+            changed = [key for key in self.record if not same(key)]
+            if changed:
+                raise SettingsMismatchError(
+                    f"{self.out} holds a search with another {', '.join(changed)}: use another --out, "
+                    "or delete the folder to start again"
+                )
+        else:
+            write_atomic(path, json.dumps(self.record, indent=2) + "\n")
+
+    def _check_code(self) -> None:
+        """Refuse to add trials of this code to finished trials of other code (the choice
+        among them would mix code versions), unless ``allow_mixed_code``."""
+        records = [{"name": f"trial {t['trial']}", "code": t.get("code")} for t in self.finished_trials()]
+        if len(records) < self.max_evals:
+            records.append({"name": "the trials to run now", "code": code_version()})
+        check_same_code(records, f"the search in {self.out}", self.allow_mixed_code)
+
+    # -- one trial ---------------------------------------------------------------------
+    def trial_checkpoints(self, number: int) -> Path:
+        """Where trial ``number`` keeps its checkpoints while it trains (removed when it ends)."""
+        return checkpoint_root(self.out, "tune", self.config_file_list, self.fixed_settings) / f"{number:03d}"
+
+    def _objective(self, params: dict, _fixed_files) -> dict:
+        settings = {**self.fixed_settings, **params}
+        checkpoints = self.trial_checkpoints(self._number)
+        # a trial cut short continues: the resumed search proposes the same values again
+        resume = interrupted_run(checkpoints, run_settings(self.config_file_list, settings), self.log)
+        if resume is not None:
+            self.log(f"  continuing the interrupted trial from {resume}")
+        result = run(self.model_name, self.dataset_name, self.config_file_list,
+                     {**settings, "checkpoint_dir": str(checkpoints)}, saved=True,
+                     resume=None if resume is None else str(resume))
+        return {"model": self.model_name, "resumed_from": None if resume is None else str(resume), **result}
+
+    def trial(self, params):
+        number = len(self.finished_trials()) + 1
+        self._number = number
+        started = time.perf_counter()
+        params = {name: _plain(value) for name, value in params.items()}
+        self.log(f"[{number}/{self.max_evals}] {self.record['model']}: {params} ...")
+        outcome = super().trial(params)
+        result = self.params2result[self.params2str(params)]
+        defaults_trial = self.start_from_defaults and number == 1
+        record = {
+            "trial": number,
+            "proposed_by": "defaults" if defaults_trial else self.record["algo"],
+            "params": params,
+            "best_valid_score": float(result["best_valid_score"]),
+            "valid_score_bigger": bool(result["valid_score_bigger"]),
+            "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
+            "test_result": {k: float(v) for k, v in result["test_result"].items()},
+            "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
+            "code": code_version(),  # the code that ran it
+            "training_seed": self.training_seed,
+            "resumed_from": result.get("resumed_from"),
+            "epochs": result["epochs"],
+            "best_epoch": result["best_epoch"],
+        }
+        write_atomic(self.trial_file(number), json.dumps(record, indent=2) + "\n")  # whole or absent
+        shutil.rmtree(self.trial_checkpoints(number), ignore_errors=True)  # the record holds what counts
+        self._report(record)
+        return outcome
+
+    def _report(self, record: dict) -> None:
+        trials = self.finished_trials()
+        best = best_trial(trials)
+        left = self.max_evals - len(trials)
+        mean_s = sum(t["wall_s"] for t in trials) / len(trials)
+        self.log(
+            f"[{record['trial']}/{self.max_evals}] valid {record['best_valid_score']:.4f} in {record['wall_s']:.0f}s "
+            f"({epochs_text(record)}); "
+            f"best so far {best['best_valid_score']:.4f} (trial {best['trial']}); about {left * mean_s / 60:.0f} min left"
+        )
+
+    # -- the search --------------------------------------------------------------------
+    def run(self) -> dict:
+        """Run the trials still missing; returns the best finished trial (by validation). One
+        process at a time per output folder (:class:`SearchBusyError` for a second one)."""
+        (self.out / "trials").mkdir(parents=True, exist_ok=True)
+        with run_lock(self.out / "search") as mine:
+            if not mine:
+                raise SearchBusyError(
+                    f"another process is running the search in {self.out}: its trials follow one another (each "
+                    "proposal depends on the results before it), so a second process cannot share them; wait for "
+                    "it, or search into another --out"
+                )
+            return self._run()
+
+    def _set_aside_damaged_trials(self) -> None:
+        """A trial file that is not JSON is set aside (``.damaged``) with every later one, since
+        the later proposals followed it: the resumed search proposes and runs them again."""
+        files = sorted((self.out / "trials").glob("*.json"))
+        for index, path in enumerate(files):
+            try:
+                read_json(path)
+            except DamagedFileError as error:
+                for later in files[index:]:
+                    kept = set_aside(later)
+                    self.log(f"{error if later == path else later}: set aside as {kept.name}; the trial is run again")
+                return
+
+    def _run(self) -> dict:
+        from hyperopt import STATUS_OK, JOB_STATE_DONE, Trials, fmin
+
+        self._set_aside_damaged_trials()
+        self._check_or_write_record()
+        self._check_code()
+        already = len(self.finished_trials())
+        if already:
+            self.log(f"{already} of {self.max_evals} trials already done in {self.out / 'trials'}")
+        elif self.start_from_defaults:
+            self.trial(dict(self.defaults))  # the first trial, proposed by no algorithm
+        finished = self.finished_trials()
+        trials = Trials()
+        for tid, record in zip(trials.new_trial_ids(len(finished)), finished):
+            loss = -record["best_valid_score"] if record["valid_score_bigger"] else record["best_valid_score"]
+            vals = _hyperopt_vals(self.space_spec, record["params"])
+            misc = {"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"), "workdir": None,
+                    "idxs": {name: [tid] for name in vals}, "vals": vals}
+            doc = trials.new_trial_docs([tid], [None], [{"loss": loss, "status": STATUS_OK}], [misc])[0]
+            doc["state"] = JOB_STATE_DONE
+            trials.insert_trial_docs([doc])
+        trials.refresh()
+        rstate = np.random.RandomState(self.seed)
+        for record in finished:  # hyperopt draws one seed per proposed trial: skip those used
+            if record.get("proposed_by") != "defaults":
+                rstate.randint(2**31 - 1)
+        if len(finished) < self.max_evals:
+            fmin(self.trial, self.space, algo=self.algo, max_evals=self.max_evals, trials=trials,
+                 rstate=rstate, early_stop_fn=self.early_stop_fn, show_progressbar=False)
+        finished = self.finished_trials()
+        # the budget decides: a folder that holds more trials (a search cut short to a
+        # smaller max_evals later) is chosen from among its first max_evals only
+        best = best_trial(finished[: self.max_evals])
+        write_best(self.out / "best.yaml", best, self)
+        write_atomic(self.out / "trials.md", trials_table(finished, best, self.max_evals))
+        return best
+
+
+def _plain(value):
+    """A JSON- and YAML-friendly Python value (hyperopt hands out numpy scalars)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def best_trial(trials: list[dict]) -> dict:
+    """The trial with the best validation score (ties: the earlier)."""
+    sign = 1 if trials[0]["valid_score_bigger"] else -1
+    return max(trials, key=lambda t: (sign * t["best_valid_score"], -t["trial"]))
+
+
+def write_best(path: Path, best: dict, tuning: Tuning) -> None:
+    header = (
+        f"# Best of {min(len(tuning.finished_trials()), tuning.max_evals)} {tuning.record['algo']} trials for {tuning.record['model']} on "
+        f"{tuning.dataset_name}, chosen on validation users: trial {best['trial']}, valid score "
+        f"{best['best_valid_score']:.4f}.\n# Written by python -m recbole_umi.tune; use with --config_files.\n"
+        f"{SEARCH_SEED_COMMENT}{tuning.training_seed} (compare refuses it as a seed of a table of these settings)\n"
+    )
+    write_atomic(path, header + yaml.safe_dump(best["params"], sort_keys=True))
+
+
+def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> str:
+    names = list(trials[0]["params"])
+    metrics = list(trials[0]["best_valid_result"])
+    lines = ["Every trial; the best validation score is in bold. Test results are recorded, never used to choose."]
+    if budget is not None and len(trials) > budget:
+        lines.append(f"The budget is {budget} trials: the best is chosen from trials 1-{budget}; "
+                     f"trials {budget + 1}-{len(trials)} ran before the budget was cut and are listed, not chosen from.")
+    lines += [
+        "",
+        "| trial | " + " | ".join(names) + " | valid score | " + " | ".join(f"test {m}" for m in metrics)
+        + " | epochs (best) | s |",
+        "| --- |" + " --- |" * (len(names) + len(metrics) + 3),
+    ]
+    for t in trials:
+        score = f"{t['best_valid_score']:.4f}"
+        score = f"**{score}**" if t["trial"] == best["trial"] else score
+        values = " | ".join(f"{t['params'][n]:.4g}" if isinstance(t["params"][n], float) else str(t["params"][n]) for n in names)
+        tests = " | ".join(f"{t['test_result'][m]:.4f}" for m in metrics)
+        # trials recorded before the epochs were: -
+        epochs = f"{t['epochs']} ({'-' if t['best_epoch'] is None else t['best_epoch']})" if "epochs" in t else "-"
+        lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {epochs} | {t['wall_s']:.0f} |")
+    versions: dict = {}
+    for t in trials:
+        versions.setdefault(describe_code(t.get("code")), []).append(str(t["trial"]))
+    if len(versions) == 1:
+        lines += ["", f"Code: {next(iter(versions))}."]
+    else:
+        lines += ["", "Trials of several code versions (--allow_mixed_code):", ""]
+        lines += [f"- {version}: trials {', '.join(numbers)}" for version, numbers in versions.items()]
+    return "\n".join(lines) + "\n"
+
+
+def tune(model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
+         config_file_list=None, config_dict=None, log=print, start_from_defaults=True,
+         allow_mixed_code=False) -> dict:
+    """Run (or resume) a search; returns the best trial's record."""
+    return Tuning(model, dataset, params_file, out, algo, max_evals, seed, config_file_list, config_dict, log,
+                  start_from_defaults, allow_mixed_code).run()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m recbole_umi.tune", allow_abbrev=False,  # no abbreviated options: --key=value settings pass through
+                                     description=__doc__.split("\n\n")[0] + " Further --key=value arguments set fixed config keys.")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--params_file", required=True, help="RecBole's params-file format")
+    parser.add_argument("--out", required=True, help="folder for trials/, best.yaml, trials.md")
+    parser.add_argument("--algo", default="bayes", choices=ALGORITHMS)
+    parser.add_argument("--max_evals", type=int, default=10, help="trials in all (exhaustive: the grid)")
+    parser.add_argument("--search_seed", type=int, default=2020, help="the search's seed (the training seed is --seed)")
+    parser.add_argument("--config_files", default=None, help="comma-separated YAML files of fixed settings")
+    parser.add_argument("--start_from_defaults", default="True", choices=("True", "False"),
+                        help="make the model's current settings the first trial (default True)")
+    parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
+                        help="resume a search whose finished trials ran other code (trials.md lists the versions)")
+    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    files = comma_list(args.config_files) or None
+    best = tune(args.model, args.dataset, args.params_file, args.out, args.algo, args.max_evals, args.search_seed,
+                files, parse_cmd_args(rest), start_from_defaults=args.start_from_defaults == "True",
+                allow_mixed_code=args.allow_mixed_code == "True")
+    print(f"best trial {best['trial']}: valid {best['best_valid_score']:.4f} with {best['params']} -> {Path(args.out) / 'best.yaml'}")
+    return best
