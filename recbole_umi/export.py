@@ -28,6 +28,8 @@ compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -41,7 +43,7 @@ from recbole_umi.checkpoint import load, plain_config  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
 from recbole_umi.item_file import TITLE_FIELDS, by_item_id, item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model import MatchingRecommender  # noqa: E402
-from recbole_umi.recommend import EXPORT_FORMAT  # noqa: E402
+from recbole_umi.recommend import EXPORT_FORMAT, EXPORT_FILES, file_digest, meta_digest  # noqa: E402
 from recbole_umi.retrieval import IndexSpec, build_index  # noqa: E402
 
 __all__ = ["EXPORT_FORMAT", "ExportError", "export", "main"]
@@ -90,14 +92,39 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
     config, model, dataset = loaded.config, loaded.model, loaded.dataset
     if not isinstance(model, MatchingRecommender):
         raise ExportError(f"{config['model']} is a RecBole model: only recbole-umi models can be exported")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out)
+    # everything is written to a folder beside the final one and moved into place whole at
+    # the end: an export that fails never leaves two models' files side by side
+    out = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        _write(out, loaded, config, model, dataset, spec_of(config), category_field, title_field)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        final.rename(old)
+        out.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        out.rename(final)
+    return final
+
+
+def spec_of(config) -> IndexSpec:
+    """The index an export holds: the ``retrieval`` settings' (``full_sort``: an exact one)."""
+    return IndexSpec() if config["retrieval"] == "full_sort" else IndexSpec.from_config(config)
+
+
+def _write(out: Path, loaded, config, model, dataset, spec: IndexSpec, category_field, title_field) -> None:
+    """The export's files in ``out`` (see the module), export.json last, with the digests."""
     uid, iid = dataset.uid_field, dataset.iid_field
     item_tokens = [str(t) for t in dataset.field2id_token[iid]]
     user_tokens = [str(t) for t in dataset.field2id_token[uid]]
 
     # the index
-    spec = IndexSpec() if config["retrieval"] == "full_sort" else IndexSpec.from_config(config)
     with torch.no_grad():
         vectors = model.item_embeddings().detach().cpu().numpy()[1:]
     faiss.write_index(build_index(vectors, spec), str(out / "items.faiss"))
@@ -159,13 +186,17 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
         "category_field": category_field,
         "categories": categories,
         "checkpoint": {key: loaded.info[key] for key in ("path", "kind", "epoch", "best_valid_score")},
+        # what recommend checks before it serves: each file's SHA-256, the index's shape and metric
+        "files": {name: file_digest(out / name) for name in EXPORT_FILES},
+        "vectors": {"items": int(vectors.shape[0]), "dim": int(vectors.shape[1]), "metric": "inner_product"},
     }
+    meta["meta_digest"] = meta_digest(meta)
     (out / "export.json").write_text(json.dumps(meta) + "\n")
-    return out
 
 
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(
+        prog="python -m recbole_umi.export",
         allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
         description="Export a trained recbole-umi model for serving (python -m recbole_umi.recommend). "
         "Further --key=value settings override the saved ones (e.g. --retrieval=faiss_ivf)."
@@ -183,4 +214,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from recbole_umi.cli import command
+
+    sys.exit(command(main, prog="python -m recbole_umi.export"))

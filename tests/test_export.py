@@ -185,11 +185,12 @@ def test_command_line_prints_titles(exported, capsys):
 
     work, _, _, _ = exported
     result = main([str(work / "exports" / "UMI"), "--user=1", "--n=3"])
-    lines = capsys.readouterr().out.splitlines()
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split() == ["rank", "item", "score", "title"]
     assert len(lines) == len(result) == 3
     assert lines[0].split()[:2] == ["1", result[0][0]] and "Film number" in lines[0]
     main([str(work / "exports" / "UMI"), "--history=3,9", "--profile=age=30,gender=F", "--n=2"])
-    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 2
 
 
 def test_serving_imports_no_recbole(exported):

@@ -28,9 +28,10 @@ def test_retrieval_section_runs_as_written(tmp_path):
         done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
         outputs.append(done.stdout)
-    # the two recommend commands print 10 ranked items each, with titles
+    # the two recommend commands print a header and 10 ranked items each, with titles
     for output in outputs[2:]:
-        lines = output.strip().splitlines()
+        header, *lines = output.strip().splitlines()
+        assert header.split() == ["rank", "item", "score", "title"]
         assert [line.split()[0] for line in lines] == [str(rank) for rank in range(1, 11)]
         assert all(len(line.split()) >= 4 for line in lines)
     done = subprocess.run([sys.executable, "-c", blocks[1][1]], cwd=tmp_path, capture_output=True, text=True,

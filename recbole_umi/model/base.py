@@ -44,6 +44,7 @@ class MatchingRecommender(SequentialRecommender):
     tower_class: type[UserTower] = UserTower
     uses_profile = True  # each subclass: its tower's
     routes_items = True
+    reads_history = True
     # The config keys naming the interaction fields whose history lists the model reads: the
     # user-split protocol builds only these (recbole_umi.data.protocol).
     history_fields: tuple[str, ...] = ("ITEM_ID_FIELD",)
@@ -56,7 +57,7 @@ class MatchingRecommender(SequentialRecommender):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         tower = cls.tower_class
-        cls.uses_profile, cls.routes_items = tower.uses_profile, tower.routes_items
+        cls.uses_profile, cls.routes_items, cls.reads_history = tower.uses_profile, tower.routes_items, tower.reads_history
         cls.setting_restrictions = {**tower.settings_class.restrictions, **cls.__dict__.get("setting_restrictions", {})}
 
     @classmethod

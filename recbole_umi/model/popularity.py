@@ -22,7 +22,6 @@ class Popularity(_SingleInterest):
     """Every user: the items by training count (the dataset's ``item_counter``)."""
 
     tower_class = PopularityTower
-    reads_history = False
     learned = False  # nothing to train: the contract tests of learning leave it out
 
     def __init__(self, config, dataset):

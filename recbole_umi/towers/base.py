@@ -53,6 +53,9 @@ class UserTower(nn.Module):
 
     settings_class: type[TowerSettings] = TowerSettings
     uses_profile = True
+    # Whether it reads the history (Popularity does not): one that reads neither history nor
+    # profile still answers for a user without history.
+    reads_history = True
     # Whether interests_and_routing gives a routing (towers with K > 1 interests over items).
     routes_items = True
     # p of the training readout without harder negatives (recbole_umi.towers.losses):

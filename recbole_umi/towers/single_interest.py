@@ -131,6 +131,7 @@ class PopularityTower(SingleInterestTower):
 
     settings_class = PopularitySettings
     uses_profile = False
+    reads_history = False
 
     def __init__(self, settings: PopularitySettings, schema: DataSchema):
         super().__init__(settings, schema)

@@ -1,0 +1,124 @@
+"""Exports as safe as checkpoints, and requests checked: digests, the index against the
+weights, exports moved into place whole, request values validated, requests in chunks."""
+
+import json
+import math
+import shutil
+
+import faiss
+import numpy as np
+import pytest
+
+from recbole_umi import recommend as recommend_module
+from recbole_umi.export import ExportError, export
+from recbole_umi.recommend import RecommendError, Recommender, file_digest, meta_digest
+from tests.test_export import exported  # noqa: F401 (the module fixture: every model trained and exported)
+
+
+@pytest.fixture
+def copy(exported, tmp_path):  # noqa: F811
+    """A copy of UMI's export to tamper with."""
+    work, _, _, checkpoints = exported
+    folder = tmp_path / "UMI"
+    shutil.copytree(work / "exports" / "UMI", folder)
+    return folder, checkpoints
+
+
+def flip_a_bit(path, position=0.5):
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * position)] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["items.faiss", "model.safetensors", "arrays.npz"])
+def test_one_flipped_bit_in_a_file_is_refused_naming_it(copy, name):
+    folder, _ = copy
+    Recommender(folder)  # the copy serves as it is
+    flip_a_bit(folder / name)
+    with pytest.raises(RecommendError, match=rf"{name} does not match its digest in export.json"):
+        Recommender(folder)
+
+
+def test_export_json_changed_after_the_export_is_refused(copy):
+    folder, _ = copy
+    meta = json.loads((folder / "export.json").read_text())
+    meta["item_tokens"] = meta["item_tokens"][:1] + meta["item_tokens"][2:] + meta["item_tokens"][1:2]  # rotated
+    (folder / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(RecommendError, match="does not match its own digest"):
+        Recommender(folder)
+    meta["version"] = 1
+    (folder / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(RecommendError, match="export of version 1.*export the checkpoint again"):
+        Recommender(folder)
+
+
+def test_an_index_of_other_items_is_refused_even_with_matching_digests(copy):
+    folder, _ = copy
+    other = faiss.IndexFlatL2(8)  # 20 items, L2, another size: a replaced index
+    other.add(np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32))
+    faiss.write_index(other, str(folder / "items.faiss"))
+    meta = json.loads((folder / "export.json").read_text())
+    meta["files"]["items.faiss"] = file_digest(folder / "items.faiss")  # a consistent rewrite
+    meta["meta_digest"] = meta_digest(meta)
+    (folder / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(RecommendError, match=r"holds 20 vectors of size 8, the model has 40 items of size 8"):
+        Recommender(folder)
+
+
+def test_a_failed_export_leaves_the_old_one_whole(copy, tmp_path):
+    folder, checkpoints = copy
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with pytest.raises(ExportError, match="director"):
+        export(checkpoints["MIND"], folder, category_field="director")  # another model, a bad field
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["UMI"]  # no partial folder left
+    export(checkpoints["MIND"], folder)  # a good one replaces it whole
+    assert json.loads((folder / "export.json").read_text())["model"] == "MIND"
+    Recommender(folder)
+
+
+@pytest.mark.parametrize("request_, message", [
+    ({"diversity": math.inf}, "diversity = inf: must be a finite number >= 0"),
+    ({"diversity": math.nan}, "diversity = nan"),
+    ({"diversity": -0.5}, "diversity = -0.5"),
+    ({"n": 0}, r"n = 0: must be an integer in \[1, 40\]"),
+    ({"n": 5, "candidates": 3}, "candidates = 3: must be an integer of at least n"),
+    ({"unknown_profile": "guess"}, "unknown_profile = 'guess'"),
+])
+def test_bad_request_values_are_refused(exported, request_, message):  # noqa: F811
+    work, _, _, _ = exported
+    with pytest.raises(RecommendError, match=message):
+        Recommender(work / "exports" / "UMI").recommend(users=["1"], **request_)
+
+
+def test_unknown_profile_values_are_refused_unless_mapped_on_purpose(exported):  # noqa: F811
+    work, _, _, _ = exported
+    recommender = Recommender(work / "exports" / "UMI")
+    with pytest.raises(RecommendError, match=r"profile field 'gender' has no value 'female' \(known: 'F', 'M'\)"):
+        recommender.recommend(histories=[["3", "9"]], profiles=[{"age": 30, "gender": "female"}])
+    mapped = recommender.recommend(histories=[["3", "9"]], profiles=[{"age": 30, "gender": "female"}],
+                                   unknown_profile="unknown")
+    assert mapped == recommender.recommend(histories=[["3", "9"]], profiles=[{"age": 30, "gender": None}])
+    with pytest.raises(RecommendError, match="fields the model does not read: occupation"):
+        recommender.recommend(histories=[["3"]], profiles=[{"age": 30, "gender": "F", "occupation": "x"}])
+    for age in ("old", math.inf, math.nan):
+        with pytest.raises(RecommendError, match="profile field 'age' needs a"):
+            recommender.recommend(histories=[["3"]], profiles=[{"age": age, "gender": "F"}])
+
+
+def test_a_user_without_history_is_answered_from_the_profile_or_refused(exported):  # noqa: F811
+    work, _, _, _ = exported
+    umi = Recommender(work / "exports" / "UMI").recommend(histories=[[]], profiles=[{"age": 30, "gender": "F"}])
+    assert len(umi[0]) == 10
+    assert len(Recommender(work / "exports" / "Popularity").recommend(histories=[[]], profiles=[{}])[0]) == 10
+    with pytest.raises(RecommendError, match="reads only the history: a user without one gives it nothing"):
+        Recommender(work / "exports" / "ComiRecSA").recommend(histories=[[]], profiles=[{}])
+
+
+def test_requests_are_answered_in_chunks_as_a_whole(exported, monkeypatch):  # noqa: F811
+    work, _, _, _ = exported
+    recommender = Recommender(work / "exports" / "MIND")
+    users = [str(u) for u in range(1, 61)] * 3
+    whole = recommender.recommend(users=users, n=5, diversity=0.3)
+    monkeypatch.setattr(recommend_module, "CHUNK_USERS", 7)
+    assert recommender.recommend(users=users, n=5, diversity=0.3) == whole
