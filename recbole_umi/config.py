@@ -165,7 +165,10 @@ class Config(RecBoleConfig):
         NCCL-only setup lacks), failing after ``dist_timeout`` seconds without its peers."""
         final = self.final_config_dict
         if "local_rank" not in final:
-            return super()._init_device()
+            super()._init_device()
+            if final["device"].type == "cpu":  # the config's dump says what runs: no GPU
+                final["use_gpu"] = False
+            return
         import datetime
 
         import torch

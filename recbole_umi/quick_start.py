@@ -220,9 +220,33 @@ def _version() -> str:
     return f"recbole-umi {__version__} (RecBole {metadata.version('recbole')}, torch {metadata.version('torch')})"
 
 
+def settings_help() -> str:
+    """Every recbole-umi setting with what it may hold (:data:`recbole_umi.settings.SETTINGS`)
+    and its defaults in the plugin's YAML files, for ``--help``: generated, so it cannot drift."""
+    import yaml
+
+    from recbole_umi.config import resource_dir
+    from recbole_umi.settings import SETTINGS
+
+    files = [resource_dir("properties") / "overall.yaml", *sorted((resource_dir("properties") / "model").glob("*.yaml")),
+             *sorted(resource_dir("dataset_configs").glob("*.yaml"))]
+    defaults: dict[str, list[str]] = {}
+    for path in files:
+        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+            defaults.setdefault(key, []).append(f"{path.stem} {value!r}" if path.stem != "overall" else repr(value))
+    lines = ["settings (--key=value, besides RecBole's own; defaults from properties/ and dataset_configs/,",
+             "a model's or a dataset's file winning over overall.yaml):"]
+    for key, spec in SETTINGS.items():
+        shown = "; ".join(defaults.get(key, [])) or "none (give it where needed)"
+        lines.append(f"  {key:<27} {spec.describe()}; default: {shown}")
+    return "\n".join(lines)
+
+
 def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recbole-umi",  # also python run_recbole_umi.py and python -m recbole_umi
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=settings_help(),
         allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
         description="Train and evaluate a recbole-umi or RecBole model. Any further "
         "--key=value sets that config key (highest priority).",

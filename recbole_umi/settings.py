@@ -217,6 +217,7 @@ RUN_SETTINGS: dict[str, Setting] = {
     "dist_backend": Setting(str, choices=DIST_BACKENDS),
     "dist_timeout": Setting(float, low=0.0, low_open=True, note="seconds a process waits for its peers"),
     "keep_freed_memory": Setting(bool, note="keep freed memory in the process (recbole_umi.allocator)"),
+    "offline": Setting(bool, note="never download a dataset (a data_path given is offline too)"),
     "save_dataset": Setting(bool, choices=(False,), note=_NO_PICKLE),
     "save_dataloaders": Setting(bool, choices=(False,), note=_NO_PICKLE),
     "dataset_save_path": Setting(str, choices=(), note=_NO_PICKLE),

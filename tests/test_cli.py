@@ -75,3 +75,29 @@ def test_ctrl_c_names_the_resume_command(tiny_data, tmp_path, monkeypatch, capsy
     assert command(run_main, args) == 130
     [last] = (tmp_path / "saved").glob("*-last.pth")
     assert capsys.readouterr().err == f"recbole-umi: interrupted; continue with: python run_recbole_umi.py --resume={last}\n"
+
+
+def test_help_lists_every_setting_with_its_range_and_default(capsys):
+    from recbole_umi.settings import SETTINGS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for key, spec in SETTINGS.items():
+        line = next((line for line in out.splitlines() if line.split()[:1] == [key]), None)
+        assert line is not None and spec.describe() in line, key
+    assert "n_interests                 an integer in [1, inf); default: MatchingRecommender 3; Popularity 1" in out
+
+
+def test_a_dataset_missing_from_data_path_is_named_before_any_download(tmp_path, monkeypatch):
+    from recbole_umi.data.checks import DataError
+
+    import recbole.data.dataset.dataset as recbole_dataset
+
+    monkeypatch.setattr(recbole_dataset.Dataset, "_download", lambda self: pytest.fail("tried to download"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=r"nowhere/ml-1m/ml-1m.inter: is not there \(the folder does not exist\)"):
+        main(["--model=UMI", "--dataset=ml-1m", f"--data_path={tmp_path / 'nowhere'}", "--state=ERROR"])
+    (tmp_path / "here" / "ml-1m").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"is not there \(it holds nothing\)"):
+        main(["--model=UMI", "--dataset=ml-1m", f"--data_path={tmp_path / 'here'}", "--state=ERROR"])

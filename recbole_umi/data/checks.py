@@ -26,7 +26,8 @@ class DataError(SettingsError):
 
     def __init__(self, path, problem: str):
         self.path = Path(path)
-        super().__init__("dataset", str(path), problem)
+        self.key, self.value, self.requirement = "dataset", str(path), problem
+        ValueError.__init__(self, f"{path}: {problem}")
 
 
 def duplicated_header_fields(path, separator: str, encoding: str = "utf-8") -> list[str]:

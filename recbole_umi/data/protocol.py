@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 from logging import getLogger
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -391,9 +392,26 @@ def _recbole_dataset(config):
     return checked(config)
 
 
+def check_dataset_folder(config) -> None:
+    """Refuse, before RecBole would try to download it, a dataset whose ``.inter`` file is
+    not where the config says: when the user gave ``data_path`` (they meant that folder) or
+    set ``offline: True``. Otherwise RecBole downloads the datasets it knows, as it does."""
+    folder = Path(config["data_path"])
+    given = "data_path" in config.external_config_dict
+    if (given or config["offline"]) and not (folder / f"{config['dataset']}.inter").is_file():
+        where = "data_path" if given else "offline"
+        found = "the folder does not exist" if not folder.is_dir() else \
+            f"it holds {sorted(p.name for p in folder.iterdir())[:8] or 'nothing'}"
+        raise DataError(folder / f"{config['dataset']}.inter",
+                        f"is not there ({found}): data_path must be the folder holding {config['dataset']}/, "
+                        f"nothing is downloaded with {where} given" if given else
+                        f"is not there ({found}) and offline: True downloads nothing")
+
+
 def create_dataset(config):
     """RecBole's ``create_dataset``, or a :class:`UserSplitDataset` under ``user_split``;
     cut-offs ``topk`` longer than the dataset's catalogue are refused here, before training."""
+    check_dataset_folder(config)
     if check_protocol_config(config) == "user_split":
         dataset = UserSplitDataset(config)
     else:
