@@ -105,8 +105,9 @@ def dataset_config_layers(dataset: str) -> list[Path]:
 
 def comma_list(text: str | None, kind=str) -> list:
     """The parts of a comma-separated command-line value, each through ``kind``, empty parts
-    skipped (``"a,b,"`` -> ``["a", "b"]``); ``[]`` for None or an empty value."""
-    return [kind(part) for part in (text or "").split(",") if part]
+    skipped (``"a,b,"`` -> ``["a", "b"]``); ``[]`` for None or an empty value. Spaces separate
+    too (RecBole's own ``--config_files="a.yaml b.yaml"``): no part holds one."""
+    return [kind(part) for part in re.split(r"[,\s]+", text or "") if part]
 
 
 @contextlib.contextmanager
