@@ -101,3 +101,10 @@ def test_a_dataset_missing_from_data_path_is_named_before_any_download(tmp_path,
     (tmp_path / "here" / "ml-1m").mkdir(parents=True)
     with pytest.raises(DataError, match=r"is not there \(it holds nothing\)"):
         main(["--model=UMI", "--dataset=ml-1m", f"--data_path={tmp_path / 'here'}", "--state=ERROR"])
+
+
+def test_config_files_separated_by_commas_or_spaces():
+    from recbole_umi.config import comma_list
+
+    assert comma_list("a.yaml,b.yaml") == comma_list("a.yaml b.yaml") == comma_list(" a.yaml, b.yaml ") == ["a.yaml", "b.yaml"]
+    assert comma_list("2020,2021", int) == [2020, 2021] and comma_list(None) == []

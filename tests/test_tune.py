@@ -291,3 +291,14 @@ def test_best_yaml_names_the_search_seed_and_compare_refuses_it(setup, monkeypat
     with pytest.raises(SearchSeedError):
         compare_module.compare(["UMI"], "tiny", [11], tmp_path / "table", config_dict=settings,
                                variant_files={"UMI": [str(best)]})
+
+
+def test_trials_table_names_the_metrics_as_the_protocol_does():
+    common = {"params": {"learning_rate": 0.01}, "best_valid_result": {"recall@5": 0.5, "ndcg@5": 0.3},
+              "test_result": {"recall@5": 0.4, "ndcg@5": 0.2}, "wall_s": 12.0, "epochs": 7, "best_epoch": 4}
+    paper = {"trial": 1, "best_valid_score": 0.5, "eval_protocol": "user_split", "valid_metric": "HitRate@5", **common}
+    rows = trials_table([paper], paper).splitlines()
+    assert rows[0] == "Every trial; the best validation HitRate@5 is in bold. Test results are recorded, never used to choose."
+    assert rows[2] == "| trial | learning_rate | valid HitRate@5 | test HitRate@5 | test ndcg@5 | epochs (best) | s |"
+    recbole = {**paper, "eval_protocol": "recbole", "valid_metric": "recall@5"}
+    assert "| valid recall@5 | test recall@5 |" in trials_table([recbole], recbole)

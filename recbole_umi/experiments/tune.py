@@ -57,6 +57,7 @@ from recbole_umi.experiments.runs import (  # noqa: E402
 from recbole_umi.experiments.variants import resolve_variant  # noqa: E402
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic  # noqa: E402
+from recbole_umi.metrics import metric_columns  # noqa: E402
 from recbole_umi.provenance import check_same_code, code_version, describe_code  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
@@ -194,6 +195,9 @@ class Tuning(HyperTuning):
                 Config(self.model_name, self.dataset_name, self.config_file_list,
                        {**self.fixed_settings, name: value, "state": "ERROR"})
         self.training_seed = config["seed"]  # every trial trains with it
+        # the validation score's name, as tables print it (the paper's under its protocol)
+        valid = str(config["valid_metric"]).lower()
+        self.valid_label = next(iter(metric_columns({valid: 0.0}, config["eval_protocol"])), config["valid_metric"])
         defaults = {name: config[name] for name in self.space_spec}
         if self.start_from_defaults:
             for name, (kind, values) in self.space_spec.items():
@@ -277,6 +281,8 @@ class Tuning(HyperTuning):
             "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
             "code": code_version(),  # the code that ran it
             "training_seed": self.training_seed,
+            "valid_metric": self.valid_label,
+            "eval_protocol": result.get("eval_protocol"),
             "resumed_from": result.get("resumed_from"),
             "epochs": result["epochs"],
             "best_epoch": result["best_epoch"],
@@ -292,9 +298,9 @@ class Tuning(HyperTuning):
         left = self.max_evals - len(trials)
         mean_s = sum(t["wall_s"] for t in trials) / len(trials)
         self.log(
-            f"[{record['trial']}/{self.max_evals}] valid {record['best_valid_score']:.4f} in {record['wall_s']:.0f}s "
-            f"({epochs_text(record)}); "
-            f"best so far {best['best_valid_score']:.4f} (trial {best['trial']}); about {left * mean_s / 60:.0f} min left"
+            f"[{record['trial']}/{self.max_evals}] valid {self.valid_label} {record['best_valid_score']:.4f} in "
+            f"{record['wall_s']:.0f}s ({epochs_text(record)}); best so far {best['best_valid_score']:.4f} "
+            f"(trial {best['trial']}); about {left * mean_s / 60:.0f} min left"
         )
 
     # -- the search --------------------------------------------------------------------
@@ -386,13 +392,17 @@ def write_best(path: Path, best: dict, tuning: Tuning) -> None:
 def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> str:
     names = list(trials[0]["params"])
     metrics = list(trials[0]["best_valid_result"])
-    lines = ["Every trial; the best validation score is in bold. Test results are recorded, never used to choose."]
+    # the paper's names under its protocol (trials recorded before the protocol was: RecBole's)
+    protocol = trials[-1].get("eval_protocol")
+    shown = {m: next(iter(metric_columns({m: 0.0}, protocol)), m) if protocol else m for m in metrics}
+    valid = trials[-1].get("valid_metric", "score")
+    lines = [f"Every trial; the best validation {valid} is in bold. Test results are recorded, never used to choose."]
     if budget is not None and len(trials) > budget:
         lines.append(f"The budget is {budget} trials: the best is chosen from trials 1-{budget}; "
                      f"trials {budget + 1}-{len(trials)} ran before the budget was cut and are listed, not chosen from.")
     lines += [
         "",
-        "| trial | " + " | ".join(names) + " | valid score | " + " | ".join(f"test {m}" for m in metrics)
+        "| trial | " + " | ".join(names) + f" | valid {valid} | " + " | ".join(f"test {shown[m]}" for m in metrics)
         + " | epochs (best) | s |",
         "| --- |" + " --- |" * (len(names) + len(metrics) + 3),
     ]
