@@ -114,3 +114,15 @@ def test_a_model_runs_on_it_and_the_ideal_rates_use_its_test_users(tmp_path, mon
 def test_bad_knobs(bad, message):
     with pytest.raises(ValueError, match=message):
         SynthSpec(**{**SMALL, **bad})
+
+
+def test_every_generator_option_is_described_with_its_default(capsys):
+    import dataclasses
+
+    from recbole_umi.datasets.synth import SynthSpec, main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for field in dataclasses.fields(SynthSpec):
+        assert f"--{field.name} " in out and f"(default: {field.default})" in out, field.name

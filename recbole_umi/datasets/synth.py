@@ -382,11 +382,37 @@ def ideal_hit_rates(folder, topk=(10, 50, 100), ratios=(0.8, 0.1, 0.1), split_se
             "users": [str(u + 1) for u in test]}
 
 
+# What each option of the command does (the module's text says how they combine).
+OPTION_HELP = {
+    "name": "the dataset's name (files <name>.inter, .user, .item)",
+    "users": "users", "items": "items", "categories": "item categories",
+    "category_zipf": "Zipf exponent of the categories' sizes",
+    "item_zipf": "Zipf exponent of the items' popularity",
+    "token_fields": "token profile fields f01, f02, ...",
+    "float_fields": "float profile fields g01, g02, ...",
+    "signal_token_fields": "of the token fields, how many carry signal (the first ones)",
+    "signal_float_fields": "of the float fields, how many carry signal (the first ones)",
+    "vocab_min": "the smallest vocabulary of a token field", "vocab_max": "the largest vocabulary of a token field",
+    "float_buckets": "quantile buckets through which a float field acts",
+    "fields_per_category": "signal fields each category depends on",
+    "profile_strength": "weight of the profile in a user's affinity to a category (0: none)",
+    "user_noise": "s.d. of a user's own affinity noise, what the profile cannot explain",
+    "min_interests": "the fewest interests of a user", "max_interests": "the most interests of a user",
+    "length_median": "median history length (log-normal)", "length_sigma": "log s.d. of the history lengths",
+    "min_length": "shortest history (before repeats are dropped)", "max_length": "longest history",
+    "stay": "probability that a click keeps the previous click's interest",
+    "noise_clicks": "share of clicks drawn by global popularity (noise)",
+    "seed": "the generator's seed",
+}
+
+
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(prog="python -m recbole_umi.datasets.synth", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m recbole_umi.datasets.synth", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("out", help="folder to write <name>/ into")
     for field in dataclasses.fields(SynthSpec):
-        parser.add_argument(f"--{field.name}", type=type(field.default), default=field.default)
+        parser.add_argument(f"--{field.name}", type=type(field.default), default=field.default,
+                            help=OPTION_HELP[field.name])
     parser.add_argument("--ideal", action="store_true",
                         help="also compute the ideal HitRates on the paper's protocol's test users (ideal.json)")
     args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
