@@ -98,3 +98,18 @@ def test_centred_field_recovery_is_significant_only_when_the_weights_follow_the_
     assert field_recovery(following, relevant, permutations=500)["centred_p"] == 1 / 501
     unrelated = np.random.default_rng(3).random((categories, fields))
     assert field_recovery(unrelated, relevant, permutations=500)["centred_p"] > 0.05
+
+
+def test_the_heatmap_marks_the_true_fields(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from recbole_umi.experiments.interpret import draw_field_weights
+
+    (tmp_path / "w.csv").write_text("category,clicked_items,f1,f2,f3\nc1,10,0.5,0.2,0.1\nc2,30,0.1,0.6,0.2\n")
+    boxes = []
+    real = Axes.add_patch
+    monkeypatch.setattr(Axes, "add_patch", lambda self, patch: boxes.append(patch.get_xy()) or real(self, patch))
+    draw_field_weights(tmp_path / "w.csv", tmp_path / "w.png", "t", relevant_fields={"c1": ["f1"], "c2": ["f2", "f3"]})
+    # rows by clicks (c2 first): c2's f2 and f3, then c1's f1
+    assert sorted(boxes) == sorted([(0.5, -0.5), (1.5, -0.5), (-0.5, 0.5)])
+    assert (tmp_path / "w.png").stat().st_size > 0

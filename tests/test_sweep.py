@@ -72,3 +72,14 @@ def test_a_column_some_values_lack_is_left_empty(tmp_path):
         ["1", "10.0000", "1.0000", "", ""],
         ["2", "12.5000", "0.5000", "0.8000", "0.0100"],
     ]
+
+
+def test_the_figure_is_drawn_again_from_the_csv(tmp_path):
+    summary = {2: (["HitRate@10", "valid HitRate@10", "interest cosine"],
+                   {"HitRate@10": (9.5, 0.2), "valid HitRate@10": (9.9, 0.1), "interest cosine": (0.6, 0.01)}),
+               0.1: (["HitRate@10", "valid HitRate@10"], {"HitRate@10": (8.0, 0.0), "valid HitRate@10": (8.5, 0.3)})}
+    sweep.write_csv(summary, "lambda", tmp_path / "sweep.csv")
+    setting, read = sweep.read_summary(tmp_path / "sweep.csv")
+    assert setting == "lambda" and read == {value: (list(row), row) for value, (_, row) in summary.items()}
+    sweep.plot(read, setting, "test", tmp_path / "sweep.png", n_seeds=1)
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

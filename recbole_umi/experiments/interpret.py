@@ -37,6 +37,7 @@ compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -46,6 +47,7 @@ import torch  # noqa: E402
 
 from recbole_umi.checkpoint import load  # noqa: E402
 from recbole_umi.evaluation import evaluated_users  # noqa: E402
+from recbole_umi.files import write_atomic  # noqa: E402
 from recbole_umi.item_file import TITLE_FIELDS, item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model.umi import UMI  # noqa: E402
 from recbole_umi.retrieval import InterestRetriever  # noqa: E402
@@ -176,9 +178,9 @@ def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5
         writer.writerow(["category", "clicked_items", *fields])
         for name, count, row in zip(names, counts, mean_weights):
             writer.writerow([name, int(count), *(f"{w:.4f}" for w in row)])
-    shown = [c for c in np.argsort(-counts, kind="stable")[:max_categories] if counts[c] > 0]
-    _heatmap(mean_weights[shown], [names[c] for c in shown], fields, out / "field_weights_by_category.png",
-             f"{config['model']} on {config['dataset']}:\nmean Eq 7 weight of the activated interest, by clicked category")
+    draw_field_weights(out / "field_weights_by_category.csv", out / "field_weights_by_category.png",
+                       f"{config['model']} on {config['dataset']}: Eq 7 weight of the activated interest, by clicked "
+                       "category", max_categories, relevant_fields)
 
     # the case study of chosen users
     chosen = [user_tokens.index(str(u)) for u in users] if users else list(range(min(n_users, len(user_tokens))))
@@ -216,30 +218,59 @@ def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5
     return out
 
 
-def _heatmap(values: np.ndarray, rows: list[str], columns: list[str], path: Path, title: str) -> None:
+def draw_field_weights(csv_path, png_path, title: str, max_categories: int = 12,
+                       relevant_fields: dict[str, list[str]] | None = None) -> Path:
+    """The heatmap of ``field_weights_by_category.csv``: the categories with the most clicks
+    (up to ``max_categories``), each field's mean weight minus the category's mean over its
+    fields (what the category weighs more or less than its others), and, given the truth
+    (``relevant_fields``), a box on every field the category truly depends on, so that
+    whether the weights find them can be seen."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(max(5.0, 2.5 + 0.45 * len(columns)), 1.6 + 0.35 * len(rows)))
-    image = axes.imshow(values, cmap="viridis", aspect="auto")
-    axes.set_xticks(range(len(columns)), columns, rotation=60, ha="right")
-    axes.set_yticks(range(len(rows)), rows)
-    axes.set_xlabel("profile field")
-    axes.set_ylabel("clicked item category")
+    with Path(csv_path).open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    fields = rows[0][2:]
+    ordered = sorted(rows[1:], key=lambda row: -int(row[1]))[:max_categories]
+    names = [row[0] for row in ordered]
+    values = np.array([[float(v) if v != "nan" else np.nan for v in row[2:]] for row in ordered])
+    centred = values - np.nanmean(values, axis=1, keepdims=True)
+    limit = np.nanmax(np.abs(centred)) or 1.0
+    figure, axes = plt.subplots(figsize=(max(6.0, 2.2 + 0.34 * len(fields)), 1.6 + 0.2 * len(names)))
+    image = axes.imshow(centred, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    axes.set_xticks(range(len(fields)), fields, rotation=90, fontsize=8)
+    axes.set_yticks(range(len(names)), names, fontsize=7 if len(names) > 20 else 8)
+    axes.set_xlabel("profile field", fontsize=9)
+    axes.set_ylabel("clicked item category (most clicked first)", fontsize=9)
+    if relevant_fields:
+        for row, name in enumerate(names):
+            for field in relevant_fields.get(name, ()):
+                if field in fields:
+                    axes.add_patch(plt.Rectangle((fields.index(field) - 0.5, row - 0.5), 1, 1, fill=False,
+                                                 edgecolor="black", linewidth=1.4))
+        title += "\nboxed: the fields the category truly depends on"
     axes.set_title(title, fontsize=9)
-    figure.colorbar(image, ax=axes, label="mean field weight d_kc")
+    figure.colorbar(image, ax=axes, label="mean field weight d_kc minus the category's mean", shrink=0.6)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    image_bytes = io.BytesIO()
+    figure.savefig(image_bytes, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
+    write_atomic(png_path, image_bytes.getvalue())
+    return Path(png_path)
 
 
 def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(prog="python -m recbole_umi.interpret", description="What a trained UMI attends to (the paper's Figures 3b to 5).")
-    parser.add_argument("checkpoint")
+    parser.add_argument("checkpoint", nargs="?", help="a UMI checkpoint (not with --redraw)")
     parser.add_argument("out")
-    parser.add_argument("--category_field", required=True, help="item field of categories (e.g. genre)")
+    parser.add_argument("--category_field", default=None, help="item field of categories (e.g. genre); required "
+                        "but with --redraw")
+    parser.add_argument("--redraw", default="False", choices=("True", "False"),
+                        help="draw OUT's field_weights_by_category.png again from its CSV (no checkpoint)")
+    parser.add_argument("--title", default="UMI: Eq 7 weight of the activated interest, by clicked category",
+                        help="the heatmap's title with --redraw")
     parser.add_argument("--users", default=None, help="test users' original ids, comma-separated")
     parser.add_argument("--n_users", type=int, default=5, help="else the first N test users")
     parser.add_argument("--top", type=int, default=10, help="items retrieved per interest")
@@ -251,6 +282,14 @@ def main(argv=None) -> Path:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     users = args.users.split(",") if args.users else None
     truth = read_truth(args.truth, args.truth_key) if args.truth else None
+    out = Path(args.out)
+    if args.redraw == "True":
+        path = draw_field_weights(out / "field_weights_by_category.csv", out / "field_weights_by_category.png",
+                                  args.title, args.max_categories, truth)
+        print(f"written: {path}")
+        return out
+    if args.checkpoint is None or args.category_field is None:
+        parser.error("give a checkpoint and --category_field (or --redraw=True)")
     out = interpret(args.checkpoint, args.out, args.category_field, users, args.n_users, args.top,
                     args.max_categories, args.data_path, truth)
     print(f"written to {out}")

@@ -98,9 +98,28 @@ def write_csv(summary: dict, setting: str, path: Path) -> None:
     write_csv_atomic(path, rows)
 
 
-def plot(summary: dict, setting: str, title: str, path: Path) -> None:
-    """One panel per metric family (the name before '@'), one line per cut-off, error bars
-    of one standard deviation over the seeds."""
+def read_summary(path: Path) -> tuple[str, dict]:
+    """The setting and the summary a ``sweep.csv`` holds (:func:`write_csv`'s inverse), so
+    that a figure can be drawn again without the runs."""
+    import csv
+
+    with Path(path).open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    setting, *header = rows[0]
+    columns = list(dict.fromkeys(name.rsplit(" ", 1)[0] for name in header))
+    summary = {}
+    for row in rows[1:]:
+        cells = dict(zip(header, row[1:]))
+        values = {c: (float(cells[f"{c} mean"]), float(cells[f"{c} std"])) for c in columns if cells[f"{c} mean"]}
+        summary[yaml.safe_load(row[0])] = (list(values), values)
+    return setting, summary
+
+
+def plot(summary: dict, setting: str, title: str, path: Path, n_seeds: int) -> None:
+    """One panel per metric and cut-off (each on its own scale, so that a point's difference
+    shows), test (solid) and best validation (dashed), error bars of one standard deviation
+    over the seeds (none with one seed). The values sit at even steps whatever their size:
+    the axis is categorical, and says so."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,22 +127,33 @@ def plot(summary: dict, setting: str, title: str, path: Path) -> None:
 
     columns = _test_columns(next(iter(summary.values()))[0])
     families = list(dict.fromkeys(c.split("@")[0] for c in columns))
+    cutoffs = list(dict.fromkeys(c.split("@")[1] for c in columns))
     values = list(summary)
-    figure, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.6), squeeze=False)
-    for axis, family in zip(axes[0], families):
-        for column in (c for c in columns if c.split("@")[0] == family):
-            means = [summary[v][1][column][0] for v in values]
-            stds = [summary[v][1][column][1] for v in values]
-            axis.errorbar(range(len(values)), means, yerr=stds, marker="o", capsize=3, label=column)
-        axis.set_xticks(range(len(values)), [str(v) for v in values])
-        axis.set_xlabel(setting)
-        axis.set_ylabel(f"{family} (%)")
-        axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)  # below: no point hidden
-        axis.grid(alpha=0.3)
-    figure.suptitle(title, fontsize=10)
+    figure, axes = plt.subplots(len(families), len(cutoffs), figsize=(3.3 * len(cutoffs), 2.6 * len(families)),
+                                squeeze=False)
+    positions = range(len(values))
+    for row, family in enumerate(families):
+        for col, cutoff in enumerate(cutoffs):
+            axis, column = axes[row][col], f"{family}@{cutoff}"
+            for name, style in ((column, "-"), (f"valid {column}", "--")):
+                if name not in summary[values[0]][1]:
+                    continue
+                means = [summary[v][1][name][0] for v in values]
+                stds = [summary[v][1][name][1] for v in values] if n_seeds > 1 else None
+                axis.errorbar(positions, means, yerr=stds, marker="o", markersize=4, capsize=3, linestyle=style,
+                              label="test" if name == column else "best validation")
+            axis.set_xticks(positions, [str(v) for v in values])
+            axis.set_title(column, fontsize=9)
+            axis.set_xlabel(f"{setting} (categorical axis)", fontsize=8)
+            axis.set_ylabel("%", fontsize=8)
+            axis.grid(alpha=0.3)
+            if row == 0 and col == 0:
+                axis.legend(fontsize=7)
+    spread = f"mean ± std over {n_seeds} seeds" if n_seeds > 1 else "one seed: no spread, no interval"
+    figure.suptitle(f"{title} ({spread})", fontsize=10)
     figure.tight_layout()
     image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=120, bbox_inches="tight")
+    figure.savefig(image, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
     write_atomic(path, image.getvalue())
 
@@ -144,6 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="put runs of different code versions in one sweep")
     parser.add_argument("--allow_search_seed", default="False", choices=("True", "False"),
                         help="allow a seed that trained the search choosing the settings (as in compare)")
+    parser.add_argument("--redraw", default="False", choices=("True", "False"),
+                        help="draw sweep.png again from --out's sweep.csv (--seeds: how many seeds it holds)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = parse_cmd_args(rest)
     if args.setting in settings or "seed" in settings:
@@ -151,12 +183,17 @@ def main(argv: list[str] | None = None) -> dict:
     values = comma_list(args.values, yaml.safe_load)
     seeds = comma_list(args.seeds, int)
     files = comma_list(args.config_files) or None
+    out = Path(args.out)
+    title = f"{args.model} on {args.dataset} against {args.setting}"
+    if args.redraw == "True":  # the figure again, from sweep.csv, without the runs
+        _, summary = read_summary(out / "sweep.csv")
+        plot(summary, args.setting, title, out / "sweep.png", len(seeds))
+        print(f"written: {out / 'sweep.png'}")
+        return summary
     summary = sweep(args.model, args.setting, values, args.dataset, seeds, args.out, files, settings,
                     allow_mixed_code=args.allow_mixed_code == "True",
                     allow_search_seed=args.allow_search_seed == "True")
-    out = Path(args.out)
     write_csv(summary, args.setting, out / "sweep.csv")
-    plot(summary, args.setting, f"{args.model} on {args.dataset}: test metrics against {args.setting} "
-         f"(mean ± std over {len(seeds)} seed{'s' if len(seeds) > 1 else ''})", out / "sweep.png")
+    plot(summary, args.setting, title, out / "sweep.png", len(seeds))
     print(f"written: {out / 'sweep.csv'}, {out / 'sweep.png'}")
     return summary
