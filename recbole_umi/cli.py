@@ -35,9 +35,11 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(text).split()) or type(error).__name__
 
 
-def command(main, argv: list[str] | None = None, prog: str = "recbole-umi") -> int:
+def command(main, argv: list[str] | None = None, prog: str = "recbole-umi", resumable: bool = False) -> int:
     """Run ``main(argv)``; returns the exit status (0, 2 for a user's mistake, 130 for Ctrl-C).
-    ``--debug`` anywhere in ``argv`` is taken out and lets every error through."""
+    ``--debug`` anywhere in ``argv`` is taken out and lets every error through. ``resumable``:
+    the command continues where it stopped when it is run again (compare, tune, sweep, noise),
+    which Ctrl-C's line says."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv or os.environ.get("RECBOLE_UMI_DEBUG", "") not in ("", "0")
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
@@ -47,7 +49,13 @@ def command(main, argv: list[str] | None = None, prog: str = "recbole-umi") -> i
         if debug:
             raise
         resume = getattr(interrupt, "resume_command", None)
-        print(f"{prog}: interrupted" + (f"; continue with: {resume}" if resume else ""), file=sys.stderr)
+        if resume:
+            hint = f"; continue with: {resume}"
+        elif resumable:
+            hint = "; run the same command again to continue: finished runs are kept, the one cut short goes on"
+        else:
+            hint = ""
+        print(f"{prog}: interrupted{hint}", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 (sorted below: a user's mistake or not)
         if debug or not is_user_error(error):

@@ -8,4 +8,4 @@ from recbole_umi.experiments.noise import main
 if __name__ == "__main__":
     from recbole_umi.cli import command
 
-    sys.exit(command(main, prog="python -m recbole_umi.noise"))
+    sys.exit(command(main, prog="python -m recbole_umi.noise", resumable=True))

@@ -8,4 +8,4 @@ from recbole_umi.experiments.sweep import main
 if __name__ == "__main__":
     from recbole_umi.cli import command
 
-    sys.exit(command(main, prog="python -m recbole_umi.sweep"))
+    sys.exit(command(main, prog="python -m recbole_umi.sweep", resumable=True))

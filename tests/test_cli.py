@@ -108,3 +108,25 @@ def test_config_files_separated_by_commas_or_spaces():
 
     assert comma_list("a.yaml,b.yaml") == comma_list("a.yaml b.yaml") == comma_list(" a.yaml, b.yaml ") == ["a.yaml", "b.yaml"]
     assert comma_list("2020,2021", int) == [2020, 2021] and comma_list(None) == []
+
+
+def test_every_command_reports_a_mistake_in_one_line(tmp_path, capsys):
+    from recbole_umi.cli import command
+    from recbole_umi.experiments.compare import main as compare_main
+    from recbole_umi.recommend import main as recommend_main
+
+    assert command(compare_main, ["--models=UMI,MIDN", f"--out={tmp_path}"], prog="python -m recbole_umi.compare") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m recbole_umi.compare: error: ") and "'MIDN'" in err and err.count("\n") == 1
+    assert command(recommend_main, [str(tmp_path), "--user=1"], prog="python -m recbole_umi.recommend") == 2
+    assert "is not an export (no export.json)" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_a_resumable_command_says_how_to_continue(capsys):
+    from recbole_umi.cli import command
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert command(interrupted, [], prog="python -m recbole_umi.compare", resumable=True) == 130
+    assert "run the same command again to continue" in capsys.readouterr().err
