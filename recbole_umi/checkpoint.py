@@ -61,9 +61,7 @@ import pickletools  # noqa: E402
 import random  # noqa: E402
 import warnings  # noqa: E402
 import zipfile  # noqa: E402
-from collections import OrderedDict  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from enum import Enum  # noqa: E402
 from logging import getLogger  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -78,6 +76,7 @@ from recbole_umi import __version__  # noqa: E402
 from recbole_umi.config import Config, one_process_view  # noqa: E402
 from recbole_umi.evaluation import IndexedEvaluation, attach_item_categories, interest_diagnostics  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
+from recbole_umi.plain import plain_data  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
 from recbole_umi.settings import migrate_saved_settings  # noqa: E402
 
@@ -126,8 +125,6 @@ _DERIVED = {
     "valid_neg_sample_args", "test_neg_sample_args",
 }
 
-_SCALARS = (str, int, float, bool, type(None))
-
 
 class CheckpointError(ValueError):
     """A checkpoint file cannot be used: missing, damaged or truncated, refused (it holds
@@ -151,31 +148,6 @@ def last_checkpoint_path(best_path) -> Path:
 
 
 # -- plain data, written and read ----------------------------------------------------------
-def _plain_data(value: Any, where: str) -> Any:
-    """``value`` with numpy scalars made Python's and tensors moved to the CPU; TypeError for
-    anything a weights-only load would refuse."""
-    if isinstance(value, torch.Tensor):
-        if value.layout != torch.strided:
-            raise TypeError(f"{where}: a {value.layout} tensor (only dense tensors are saved)")
-        return value.detach().cpu()
-    if isinstance(value, np.generic):
-        return value.item()
-    if type(value) in _SCALARS:
-        return value
-    if isinstance(value, dict):
-        plain = OrderedDict() if isinstance(value, OrderedDict) else {}
-        for key, item in value.items():
-            if type(key) not in (str, int):
-                raise TypeError(f"{where}: key {key!r} ({type(key).__name__}) is neither str nor int")
-            plain[key] = _plain_data(item, f"{where}[{key!r}]")
-        if hasattr(value, "_metadata"):  # a state dict's module versions, read by load_state_dict
-            plain._metadata = _plain_data(value._metadata, f"{where}._metadata")
-        return plain
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain_data(item, f"{where}[{i}]") for i, item in enumerate(value))
-    raise TypeError(f"{where}: {type(value).__name__} is not plain data")
-
-
 def _feed(digest, value: Any) -> None:
     """Hash ``value`` unambiguously: type tags, lengths, dtypes and shapes, then the bytes."""
     if isinstance(value, torch.Tensor):
@@ -212,7 +184,7 @@ def write_checkpoint(path, content: dict) -> Path:
     saving leaves the previous checkpoint, never a truncated one.
     """
     path = Path(path)
-    plain = _plain_data({"format": FORMAT, "version": VERSION, **content}, "checkpoint")
+    plain = plain_data({"format": FORMAT, "version": VERSION, **content}, tensors=True, where="checkpoint")
     plain["digest"] = _digest(plain)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -334,23 +306,6 @@ def _pickled_globals(path: Path) -> set[str]:
 
 
 # -- what a checkpoint records ---------------------------------------------------------------
-def _plain_setting(value: Any) -> Any:
-    """A config value as YAML/JSON-safe data; TypeError where there is none."""
-    if isinstance(value, Enum):
-        return value.name
-    if isinstance(value, torch.device):
-        return str(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if type(value) in _SCALARS:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain_setting(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _plain_setting(item) for key, item in value.items()}
-    raise TypeError(type(value).__name__)
-
-
 def plain_config(config) -> dict:
     """The resolved settings of ``config`` (plugin or RecBole ``Config``) as plain data,
     without the keys of :data:`_NOT_SAVED`; ``data_path`` made absolute."""
@@ -359,9 +314,9 @@ def plain_config(config) -> dict:
         if key in _NOT_SAVED:
             continue
         try:
-            plain[str(key)] = _plain_setting(value)
+            plain[str(key)] = plain_data(value, where=f"config key {key!r}")
         except TypeError as error:
-            getLogger().warning(f"checkpoint: config key {key!r} holds a {error}, which is not saved")
+            getLogger().warning(f"checkpoint: {error}; not saved")
     if isinstance(plain.get("data_path"), str):
         plain["data_path"] = os.path.abspath(plain["data_path"])
     return plain
@@ -502,11 +457,7 @@ def _encode_other_parameter(values: dict | None) -> dict | None:
         return None
     encoded = {}
     for name, value in values.items():
-        if value is None or isinstance(value, torch.Tensor) or type(value) in _SCALARS:
-            encoded[name] = value
-        elif isinstance(value, np.generic):
-            encoded[name] = value.item()
-        elif isinstance(value, np.ndarray):
+        if isinstance(value, np.ndarray):
             encoded[name] = {"numpy": torch.from_numpy(np.ascontiguousarray(value))}
         elif hasattr(value, "tocoo") and hasattr(value, "format"):  # a scipy.sparse matrix
             coo = value.tocoo()
@@ -515,7 +466,7 @@ def _encode_other_parameter(values: dict | None) -> dict | None:
                 "row": torch.from_numpy(coo.row.astype(np.int64)), "col": torch.from_numpy(coo.col.astype(np.int64)),
             }
         else:
-            raise TypeError(f"the model's other parameter {name!r} is a {type(value).__name__}, which a checkpoint cannot hold")
+            encoded[name] = plain_data(value, tensors=True, where=f"the model's other parameter {name!r}")
     return encoded
 
 
@@ -543,10 +494,6 @@ def _load_model_state(model: torch.nn.Module, checkpoint: dict, path) -> None:
             path, f"its weights do not fit the {type(model).__name__} built from its config ({_summary(error, 2)})"
         ) from None
     model.load_other_parameter(_decode_other_parameter(checkpoint["other_parameter"]))
-
-
-def _plain_result(result) -> dict | None:
-    return None if result is None else {str(key): float(value) for key, value in result.items()}
 
 
 # -- the trainer -----------------------------------------------------------------------------
@@ -609,7 +556,7 @@ class SafeCheckpointTrainer:
             "epoch": epoch,
             "cur_step": self.cur_step,
             "best_valid_score": float(self.best_valid_score),
-            "best_valid_result": _plain_result(best_valid_result),
+            "best_valid_result": plain_data(best_valid_result, where="best_valid_result"),
             "state_dict": self.model.state_dict(),
             "other_parameter": _encode_other_parameter(self.model.other_parameter()),
             "optimizer": self.optimizer.state_dict(),
