@@ -169,6 +169,7 @@ def encode_other_parameter(values: dict | None) -> dict | None:
 
 
 def decode_other_parameter(encoded: dict | None) -> dict | None:
+    """What :func:`encode_other_parameter` encoded, as the model's ``other_parameter()`` had it."""
     if encoded is None:
         return None
     decoded = {}
@@ -185,6 +186,8 @@ def decode_other_parameter(encoded: dict | None) -> dict | None:
 
 
 def load_model_state(model: torch.nn.Module, checkpoint: dict, path) -> None:
+    """Give ``model`` the checkpoint's weights and other parameters; :class:`CheckpointError`
+    (naming ``path``) when they do not fit it."""
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:
