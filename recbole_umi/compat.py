@@ -45,6 +45,13 @@ changed and why.
   ``torch.cuda.amp.GradScaler(...)``, deprecated in torch 2.4 (a FutureWarning in every run);
   RecBole's trainer module gets ``torch.amp.GradScaler("cuda", ...)``, the same object.
 
+Each name these fixes replace, and each RecBole function whose body they depend on (the
+call sites of a patched module attribute, the method a fork copies, by the digest of its
+source), is listed in :mod:`recbole_umi.internals` with every other RecBole and hyperopt
+internal the package touches; ``tests/test_internals.py`` checks that list against the
+installed versions, so an upgrade that moves a call site fails a test instead of leaving a
+fix silently unused.
+
 Not a fix here, on purpose: torch >= 2.6 loads with ``weights_only=True``, so RecBole's own
 ``Trainer.evaluate(model_file=...)``, ``resume_checkpoint`` and ``load_data_and_model``
 refuse RecBole's checkpoints, which pickle its ``Config`` (reading them would run code from

@@ -297,18 +297,27 @@ def _yaml_keys(paths) -> set[str]:
     return keys
 
 
+def recbole_source_keys() -> set[str]:
+    """The keys RecBole's source reads as ``config["key"]`` (some models read keys that no
+    YAML file of RecBole's sets), found by a regex over its files: a dependency on how its
+    code is written, listed in :mod:`recbole_umi.internals`."""
+    read = re.compile(r"config\[\s*['\"](\w+)['\"]\s*\]")
+    keys: set[str] = set()
+    for path in Path(recbole.__file__).parent.rglob("*.py"):
+        keys |= set(read.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return keys
+
+
 @functools.lru_cache(maxsize=1)
 def _recbole_and_plugin_keys() -> frozenset[str]:
     """Every key of RecBole's property YAML files, its argument lists, and the ``config[...]``
-    reads in its source (keys some models read without a YAML default), with the plugin's
-    YAML keys and :data:`recbole_umi.settings.SETTINGS`. About 0.2 s, once per process."""
+    reads in its source (:func:`recbole_source_keys`), with the plugin's YAML keys and
+    :data:`recbole_umi.settings.SETTINGS`. About 0.2 s, once per process."""
     root = Path(recbole.__file__).parent
     keys = _yaml_keys((root / "properties").rglob("*.yaml"))
     for name in ("general_arguments", "training_arguments", "evaluation_arguments", "dataset_arguments"):
         keys |= set(getattr(argument_list, name))
-    read = re.compile(r"config\[\s*['\"](\w+)['\"]\s*\]")
-    for path in root.rglob("*.py"):
-        keys |= set(read.findall(path.read_text(encoding="utf-8", errors="replace")))
+    keys |= recbole_source_keys()
     plugin_files = [*resource_dir("properties").rglob("*.yaml"), *resource_dir("dataset_configs").glob("*.yaml")]
     # model, dataset, config_files: what RecBole's own command line takes besides the YAML keys
     keys |= _yaml_keys(plugin_files) | set(settings.SETTINGS) | {"model", "dataset", "config_files", BASE_CONFIG_KEY}

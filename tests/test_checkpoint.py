@@ -43,6 +43,8 @@ from recbole.trainer import Trainer as RecBoleTrainer  # noqa: E402
 import recbole_umi  # noqa: E402
 from recbole_umi import checkpoint  # noqa: E402
 from recbole_umi.checkpoint import CheckpointError, get_trainer, last_checkpoint_path  # noqa: E402
+from recbole_umi.checkpoints import trainer as checkpoint_trainer  # noqa: E402
+from recbole_umi.config import Config  # noqa: E402
 from recbole_umi.quick_start import main, run  # noqa: E402
 from tests.conftest import REPO_ROOT, build, random_sequences, tiny_config, write_atomic  # noqa: E402
 
@@ -146,7 +148,7 @@ def test_resumed_run_ends_as_the_uninterrupted_one(trained, monkeypatch):
     assert _same_tensors(resumed_best["state_dict"], full_best["state_dict"])
 
     # Control: the same resume without the saved random states ends with other weights.
-    monkeypatch.setattr(checkpoint, "restore_rng_state", lambda state, loaders: None)
+    monkeypatch.setattr(checkpoint_trainer, "restore_rng_state", lambda state, loaders: None)
     run(resume=str(last_checkpoint_path(best_file(control))))
     unrestored = torch.load(last_checkpoint_path(best_file(control)), weights_only=True)
     assert not _same_tensors(unrestored["state_dict"], expected["state_dict"])
@@ -420,7 +422,7 @@ def test_a_checkpoint_cannot_bring_back_settings_that_read_pickles(trained, tmp_
     crafted["config"]["local_rank"] = 1
     assert "local_rank" not in checkpoint.rebuild_settings(crafted["config"])
     with pytest.raises(Exception, match="dataloaders_save_path"):
-        checkpoint.Config("UMI", "tiny", config_dict=checkpoint.rebuild_settings(crafted["config"]))
+        Config("UMI", "tiny", config_dict=checkpoint.rebuild_settings(crafted["config"]))
 
 
 def test_recbole_finds_the_checkpoint_folder_made(tiny_data, monkeypatch):

@@ -58,6 +58,7 @@ from recbole_umi.experiments.variants import resolve_variant  # noqa: E402
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
+from recbole_umi.plain import plain_data  # noqa: E402
 from recbole_umi.provenance import check_same_code, code_version, describe_code  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
@@ -265,7 +266,7 @@ class Tuning(HyperTuning):
         number = len(self.finished_trials()) + 1
         self._number = number
         started = time.perf_counter()
-        params = {name: _plain(value) for name, value in params.items()}
+        params = plain_data(params)  # hyperopt hands out numpy scalars
         self.log(f"[{number}/{self.max_evals}] {self.record['model']}: {params} ...")
         outcome = super().trial(params)
         result = self.params2result[self.params2str(params)]
@@ -367,10 +368,6 @@ class Tuning(HyperTuning):
         write_atomic(self.out / "trials.md", trials_table(finished, best, self.max_evals))
         return best
 
-
-def _plain(value):
-    """A JSON- and YAML-friendly Python value (hyperopt hands out numpy scalars)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def best_trial(trials: list[dict]) -> dict:

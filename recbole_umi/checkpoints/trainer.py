@@ -1,0 +1,243 @@
+"""RecBole's trainers writing and reading checkpoints of plain data
+(:mod:`recbole_umi.checkpoint`): the best epoch and, at the end of every epoch, the
+``-last`` file, each with the full training state; resuming from either restores it all, so
+an interrupted run ends bit-identically.
+"""
+
+from __future__ import annotations
+
+from recbole_umi import compat
+
+compat.apply()  # before anything imports RecBole
+
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+from recbole.trainer import Trainer  # noqa: E402
+from recbole.utils import get_trainer as recbole_get_trainer  # noqa: E402
+from recbole.utils import set_color  # noqa: E402
+
+from recbole_umi import __version__  # noqa: E402
+from recbole_umi.checkpoints.content import (  # noqa: E402
+    check_dataset_ids,
+    dataset_ids,
+    encode_other_parameter,
+    load_model_state,
+    plain_config,
+    restore_rng_state,
+    rng_state,
+)
+from recbole_umi.checkpoints.format import (  # noqa: E402
+    CheckpointError,
+    error_summary,
+    last_checkpoint_path,
+    read_checkpoint,
+    write_checkpoint,
+)
+from recbole_umi.config import one_process_view  # noqa: E402
+from recbole_umi.evaluation import IndexedEvaluation  # noqa: E402
+from recbole_umi.plain import plain_data  # noqa: E402
+
+__all__ = ["SafeCheckpointTrainer", "safe_trainer", "get_trainer"]
+
+
+class SafeCheckpointTrainer:
+    """Mixin for RecBole's ``Trainer`` and its subclasses: checkpoints of plain data
+    (:mod:`recbole_umi.checkpoint`).
+
+    - ``_save_checkpoint`` (RecBole calls it for each new best epoch) writes the best epoch to
+      ``saved_model_file``; the end of every epoch goes to :func:`last_checkpoint_path` of it.
+      Both hold the full training state of their epoch. Nothing is written with
+      ``fit(saved=False)``.
+    - ``resume_checkpoint`` reads either file weights-only and restores the model, optimizer
+      and early-stopping state; ``fit`` then checks the data's ids and restores every random
+      state (at its start, so that nothing between the two can draw from them) and continues
+      with the epoch after the saved one, writing to the same two files.
+    - ``evaluate(load_best_model=True)`` / ``evaluate(model_file=...)`` read weights-only.
+    """
+
+    def __init__(self, config, model):
+        # RecBole's ensure_dir checks, then creates: runs starting together (processes of one
+        # run, compare streams) can both find the folder missing, and the second one fails
+        os.makedirs(config["checkpoint_dir"], exist_ok=True)
+        with one_process_view(config) as distributed:  # RecBole wraps for GPUs only: wrapped below
+            super().__init__(config, model)
+        if distributed:
+            import torch.distributed as dist
+            from torch.nn.parallel import DistributedDataParallel
+
+            on_gpu = config["device"].type == "cuda"
+            # the buffers (profile masks, bucket edges) never change: no broadcast at every step
+            self.distributed_model = DistributedDataParallel(
+                self.model, device_ids=[config["local_rank"]] if on_gpu else None, broadcast_buffers=False
+            )
+            # one best file for all processes: the first process's name (its start time)
+            names = [self.saved_model_file]
+            dist.broadcast_object_list(names, src=0)
+            self.saved_model_file = names[0]
+        self._saving = False  # fit(saved=...): set per fit
+        self._loaders: dict = {}
+        self._ids = None
+        self._current_epoch = None  # the epoch whose training started last
+        self._last_saved_epoch = None
+        self._epoch_valid_result = None  # this epoch's validation, before fit records it as best
+        self._resumed = None  # (path, checkpoint) until fit applies its ids and random states
+        self.epochs_trained = 0  # epochs finished, a resumed run's included
+        self.best_epoch = None  # of the best validation so far, numbered from 0 as in RecBole's log
+
+    def _is_writer(self) -> bool:
+        # as RecBole: in distributed training only the first process writes
+        return self.config["single_spec"] or self.config["local_rank"] == 0
+
+    def _checkpoint(self, epoch: int, kind: str, best_valid_result) -> dict:
+        return {
+            "kind": kind,
+            "recbole_umi_version": __version__,
+            "torch_version": str(torch.__version__),
+            "model": self.config["model"],
+            "dataset": self.config["dataset"],
+            "config": plain_config(self.config),
+            "ids": self._ids,
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": plain_data(best_valid_result, where="best_valid_result"),
+            "state_dict": self.model.state_dict(),
+            "other_parameter": encode_other_parameter(self.model.other_parameter()),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(self._loaders),
+            "best_file": Path(self.saved_model_file).name,
+        }
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self._is_writer():
+            return
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        # RecBole records the new best result only after saving: take this epoch's
+        best = self._epoch_valid_result if self._epoch_valid_result is not None else self.best_valid_result
+        write_checkpoint(path, self._checkpoint(epoch, "best", best))
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+
+    def _save_last(self, epoch) -> None:
+        if not self._saving or epoch is None or epoch == self._last_saved_epoch or not self._is_writer():
+            return
+        write_checkpoint(last_checkpoint_path(self.saved_model_file), self._checkpoint(epoch, "last", self.best_valid_result))
+        self._last_saved_epoch = epoch
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        self._save_last(self._current_epoch)  # an epoch without validation ends when the next begins
+        self._current_epoch = epoch_idx
+        self._epoch_valid_result = None
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self.epochs_trained = epoch_idx + 1
+        return loss
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        valid_score, valid_result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        self._epoch_valid_result = valid_result
+        return valid_score, valid_result
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        self._saving = saved
+        self._loaders = {"train": train_data, "valid": valid_data}
+        self._ids = dataset_ids(train_data._dataset)
+        self._current_epoch = self._last_saved_epoch = None
+        resumed_finished_run = False
+        if self._resumed is not None:
+            path, checkpoint = self._resumed
+            self._resumed = None
+            check_dataset_ids(checkpoint["ids"], train_data._dataset, path)
+            if checkpoint["rng"] is None:
+                self.logger.warning(
+                    f"{path} holds no random states: the resumed run will not repeat the uninterrupted one exactly"
+                )
+            else:
+                restore_rng_state(checkpoint["rng"], self._loaders)
+            # finished: every epoch done, or early stopping ended the run (its last file is
+            # written in the callback, before RecBole's loop breaks)
+            resumed_finished_run = self.start_epoch >= self.epochs or self.cur_step > self.stopping_step
+            if resumed_finished_run:
+                self.start_epoch = max(self.start_epoch, self.epochs)  # train no further epoch
+
+        def end_of_epoch(epoch_idx, valid_score):  # RecBole calls it after each validation
+            if self.cur_step == 0:  # early stopping took this validation as the best (ties too)
+                self.best_epoch = epoch_idx
+            self._save_last(epoch_idx)
+            if callback_fn is not None:
+                callback_fn(epoch_idx, valid_score)
+
+        # Resuming a finished run, RecBole would save the current (last) weights over the
+        # best file as "epoch -1" before its loop; the best file is already right.
+        result = super().fit(
+            train_data, valid_data, verbose=verbose, saved=saved and not resumed_finished_run,
+            show_progress=show_progress, callback_fn=end_of_epoch,
+        )
+        self._save_last(self._current_epoch)
+        return result
+
+    def resume_checkpoint(self, resume_file):
+        path = Path(resume_file)
+        checkpoint = read_checkpoint(path)
+        if checkpoint["model"].lower() != self.config["model"].lower():
+            raise CheckpointError(path, f"holds a {checkpoint['model']} model; this trainer trains {self.config['model']}")
+        best_file = path.with_name(checkpoint["best_file"])
+        # before the first validation (eval_step > 1) no best file has been written yet
+        if not best_file.is_file() and checkpoint["best_valid_result"] is not None:
+            raise CheckpointError(path, f"resuming needs the run's best checkpoint {best_file.name} beside it")
+        load_model_state(self.model, checkpoint, path)
+        try:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (ValueError, KeyError) as error:
+            raise CheckpointError(path, f"its optimizer state does not fit this optimizer ({error_summary(error)})") from None
+        self.start_epoch = self.epochs_trained = checkpoint["epoch"] + 1
+        if checkpoint["best_valid_result"] is None:
+            self.best_epoch = None
+        elif checkpoint["kind"] == "best":
+            self.best_epoch = checkpoint["epoch"]
+        else:  # the best file's epoch: resuming with other epochs or eval_step keeps it right
+            self.best_epoch = read_checkpoint(best_file)["epoch"]
+        self.cur_step = checkpoint["cur_step"]
+        self.best_valid_score = checkpoint["best_valid_score"]
+        self.best_valid_result = checkpoint["best_valid_result"]
+        self.saved_model_file = str(best_file)
+        self._resumed = (path, checkpoint)
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if eval_data and load_best_model and not self.config["single_spec"]:
+            import torch.distributed as dist
+
+            dist.barrier()  # the first process has written the best file before any reads it
+        if eval_data and load_best_model:
+            path = model_file or self.saved_model_file
+            checkpoint = read_checkpoint(path)
+            check_dataset_ids(checkpoint["ids"], eval_data._dataset, path)
+            load_model_state(self.model, checkpoint, path)
+            self.logger.info(f"Loading model structure and parameters from {path}")
+        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+
+_SAFE_TRAINERS: dict[type, type] = {}
+
+
+def safe_trainer(trainer_class: type) -> type:
+    """``trainer_class`` with :class:`SafeCheckpointTrainer` (and the evaluation through a faiss
+    index, :class:`recbole_umi.evaluation.IndexedEvaluation`) mixed in. RecBole's trainers
+    that do not derive from ``Trainer`` (XGBoost, LightGBM: their own model files) are
+    returned as they are."""
+    if issubclass(trainer_class, SafeCheckpointTrainer) or not issubclass(trainer_class, Trainer):
+        return trainer_class
+    if trainer_class not in _SAFE_TRAINERS:
+        _SAFE_TRAINERS[trainer_class] = type(
+            trainer_class.__name__, (SafeCheckpointTrainer, IndexedEvaluation, trainer_class),
+            {"__module__": __name__, "__doc__": f"RecBole's {trainer_class.__name__} writing safe checkpoints."},
+        )
+    return _SAFE_TRAINERS[trainer_class]
+
+
+def get_trainer(model_type, model_name: str) -> type:
+    """RecBole's trainer for the model (``recbole.utils.get_trainer``), writing and reading
+    checkpoints of plain data (:mod:`recbole_umi.checkpoint`)."""
+    return safe_trainer(recbole_get_trainer(model_type, model_name))
