@@ -436,3 +436,37 @@ def test_recbole_finds_the_checkpoint_folder_made(tiny_data, monkeypatch):
     config, _, _, model = build(tiny_data, "UMI", checkpoint_dir=str(tiny_data.parent / "new" / "saved"))
     get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     assert found == [True]
+
+
+def test_other_interactions_under_the_same_ids_are_refused_on_resume_and_warned_on_load(tmp_path, monkeypatch):
+    import logging
+
+    from recbole_umi.checkpoint import CheckpointError, load
+    from recbole_umi.quick_start import run
+    from tests.conftest import random_sequences, tiny_config, write_atomic
+
+    monkeypatch.chdir(tmp_path)
+    sequences, profiles = random_sequences(n_users=40, n_items=30, length=10)
+    data = write_atomic(tmp_path / "data", "tiny", sequences, profiles)
+    settings = tiny_config(data, eval_protocol="user_split", epochs=2, checkpoint_dir=str(tmp_path / "saved"))
+    run("UMI", "tiny", config_dict=settings)
+    [last] = (tmp_path / "saved").glob("*-last.pth")
+    [best] = [p for p in (tmp_path / "saved").glob("*.pth") if p != last]
+    # the same users and items, one user's two first interactions in the other order
+    path = data / "tiny" / "tiny.inter"
+    header, first, second, *rest = path.read_text().splitlines()
+    path.write_text("\n".join([header, first.rsplit("\t", 1)[0] + "\t1", second.rsplit("\t", 1)[0] + "\t0", *rest]) + "\n")
+    with pytest.raises(CheckpointError, match="the interactions differ from those the model was trained on"):
+        run("UMI", "tiny", config_dict={**settings, "epochs": 3}, resume=str(last))
+    records = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: records.append(record.getMessage())
+    root = logging.getLogger()
+    level, _ = root.level, root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    try:
+        load(best, config_dict={"state": "WARNING"})
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert any("the interactions differ" in message for message in records)

@@ -158,3 +158,24 @@ def test_more_interests_than_history_items_is_warned(folder):
     with warnings_logged() as logged:
         Config("UMI", "tiny", config_dict=tiny_config(folder, n_interests=20, MAX_ITEM_LIST_LENGTH=3))
     assert any("n_interests = 20 is more than the 3 history items" in line for line in logged)
+
+
+def test_settings_whose_tensors_cannot_fit_are_refused_before_the_model_is_built(folder, monkeypatch):
+    from recbole_umi import pipeline
+    from recbole_umi.model.base import MatchingRecommender
+    from recbole_umi.quick_start import run
+
+    write_atomic(folder, "tiny", *random_sequences(n_users=30))
+    monkeypatch.setattr(MatchingRecommender, "__init__", lambda *a, **k: pytest.fail("built the model"))
+    for key, value in (("embedding_size", 2**33), ("n_interests", 10**10)):
+        with pytest.raises(SettingsError, match=rf"'{key}' = {value}: needs about .* GiB for .* more than this machine"):
+            run("UMI", "tiny", config_dict=tiny_config(folder, eval_protocol="user_split", **{key: value}), saved=False)
+    monkeypatch.undo()
+    # the arithmetic, against a memory of 1 GiB: 3 x 4 bytes x 41 items x d = 2**24 is 7.7 GiB
+    from recbole_umi.config import Config
+
+    config = Config("UMI", "tiny", config_dict=tiny_config(folder, eval_protocol="user_split", embedding_size=2**24,
+                                                            loss_type="full_softmax"))
+    with pytest.raises(SettingsError, match=r"needs about 7\.7 GiB for the item table .* than this machine's 1\.0 GiB"):
+        pipeline.check_tensor_sizes(config, 41, 100, 6, memory=2**30)
+    pipeline.check_tensor_sizes(config, 41, 100, 6, memory=2**34)  # fits in 16 GiB

@@ -19,7 +19,8 @@ from recbole_umi.checkpoints.format import CheckpointError, error_summary
 from recbole_umi.plain import plain_data
 from recbole_umi.settings import migrate_saved_settings
 
-__all__ = ["plain_config", "rebuild_settings", "dataset_ids", "check_dataset_ids", "rng_state", "restore_rng_state",
+__all__ = ["plain_config", "rebuild_settings", "dataset_ids", "check_dataset_ids", "interactions_digest",
+           "check_interactions", "rng_state", "restore_rng_state",
            "encode_other_parameter", "decode_other_parameter", "load_model_state"]
 
 # Config keys that say where the training machine kept things or how it ran: not saved, a
@@ -72,6 +73,41 @@ def rebuild_settings(saved_config: dict) -> dict:
 def dataset_ids(dataset) -> dict[str, list[str]]:
     """Every token field's tokens in id order (index 0 is RecBole's ``[PAD]``)."""
     return {str(field): [str(token) for token in tokens] for field, tokens in dataset.field2id_token.items()}
+
+
+def interactions_digest(dataset) -> str:
+    """SHA-256 of a loaded dataset's interactions as the model sees them: each one's user id,
+    item id and (where there is one) time, in the table's order, after RecBole's filters and
+    id mapping. The same ids with other interactions (a changed file, another filter) give
+    another digest."""
+    import hashlib
+
+    import numpy as np
+
+    table = dataset.inter_feat
+    digest = hashlib.sha256()
+    for field in (dataset.uid_field, dataset.iid_field, dataset.time_field):
+        if field is None or field not in table:
+            continue
+        column = table[field]
+        values = column.to_numpy() if hasattr(column, "to_numpy") else column.numpy()
+        digest.update(field.encode() + b"\0" + np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def check_interactions(saved: str | None, current: str | None, path, refuse: bool) -> None:
+    """The interactions a checkpoint was trained on against those loaded now: a
+    :class:`CheckpointError` (``refuse``: resuming, which must repeat the run) or a warning
+    (evaluating the model on other data is allowed, but not silently). Checkpoints written
+    before the digest was kept (``saved`` None) pass."""
+    if saved is None or current is None or saved == current:
+        return
+    problem = ("the interactions differ from those the model was trained on, under the same ids (a changed "
+               ".inter file, other filters)")
+    if refuse:
+        raise CheckpointError(path, f"{problem}: a resumed run would not repeat the interrupted one; point data_path "
+                                    "to the dataset it was trained on")
+    getLogger().warning(f"checkpoint {path}: {problem}; the metrics are those of the model on these data")
 
 
 def check_dataset_ids(saved: dict | None, dataset, path) -> None:

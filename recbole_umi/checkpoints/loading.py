@@ -19,7 +19,12 @@ from typing import Any  # noqa: E402
 import torch  # noqa: E402
 from recbole.utils import set_color  # noqa: E402
 
-from recbole_umi.checkpoints.content import check_dataset_ids, load_model_state, rebuild_settings  # noqa: E402
+from recbole_umi.checkpoints.content import (  # noqa: E402
+    check_dataset_ids,
+    check_interactions,
+    load_model_state,
+    rebuild_settings,
+)
 from recbole_umi.checkpoints.format import CheckpointError, read_checkpoint  # noqa: E402
 from recbole_umi.checkpoints.trainer import get_trainer  # noqa: E402
 from recbole_umi.config import Config  # noqa: E402
@@ -113,7 +118,9 @@ def load(path, data_path=None, config_file_list=None, config_dict=None, cmd_args
     config = _config_from(checkpoint, path, model, dataset, config_file_list, overrides, cmd_args)
     # as run builds: the same split and loaders
     dataset_, train_data, valid_data, test_data, model_ = build(
-        config, check_dataset=lambda dataset: check_dataset_ids(checkpoint["ids"], dataset, path)
+        config, check_dataset=lambda dataset, digest: (
+            check_dataset_ids(checkpoint["ids"], dataset, path),
+            check_interactions(checkpoint.get("interactions"), digest, path, refuse=False))
     )
     load_model_state(model_, checkpoint, path)
     model_.eval()

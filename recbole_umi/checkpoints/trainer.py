@@ -21,6 +21,7 @@ from recbole.utils import set_color  # noqa: E402
 from recbole_umi import __version__  # noqa: E402
 from recbole_umi.checkpoints.content import (  # noqa: E402
     check_dataset_ids,
+    check_interactions,
     dataset_ids,
     encode_other_parameter,
     load_model_state,
@@ -99,6 +100,7 @@ class SafeCheckpointTrainer:
             "dataset": self.config["dataset"],
             "config": plain_config(self.config),
             "ids": self._ids,
+            "interactions": self._interactions,
             "epoch": epoch,
             "cur_step": self.cur_step,
             "best_valid_score": float(self.best_valid_score),
@@ -143,12 +145,14 @@ class SafeCheckpointTrainer:
         self._saving = saved
         self._loaders = {"train": train_data, "valid": valid_data}
         self._ids = dataset_ids(train_data._dataset)
+        self._interactions = getattr(train_data._dataset, "interactions_digest", None)
         self._current_epoch = self._last_saved_epoch = None
         resumed_finished_run = False
         if self._resumed is not None:
             path, checkpoint = self._resumed
             self._resumed = None
             check_dataset_ids(checkpoint["ids"], train_data._dataset, path)
+            check_interactions(checkpoint.get("interactions"), self._interactions, path, refuse=True)
             if checkpoint["rng"] is None:
                 self.logger.warning(
                     f"{path} holds no random states: the resumed run will not repeat the uninterrupted one exactly"
