@@ -63,3 +63,20 @@ def test_runs_without_a_curve_are_refused(tmp_path):
     (tmp_path / "runs" / "A__seed1.json").write_text(json.dumps({"test_per_user": per_user(np.zeros(30))}))
     with pytest.raises(ValueError, match="made without eval_history_curve"):
         main([str(tmp_path), "--models=A", "--seeds=1", f"--out={tmp_path / 'c'}"])
+
+
+def test_seen_items_table_pairs_a_models_two_protocols(tmp_path):
+    seen_main = runpy.run_path(str(SCRIPT.with_name("seen_items_table.py")))["main"]
+    rng = np.random.default_rng(5)
+    paper = {s: (rng.random(30) < 0.3).astype(float) for s in (1, 2)}
+    unseen = {s: np.maximum(paper[s], (rng.random(30) < 0.2).astype(float)) for s in (1, 2)}
+    for seed in (1, 2):
+        record = {"variant": "A", "seed": seed, "test_per_user": per_user(paper[seed]),
+                  "unseen": {"test_per_user": per_user(unseen[seed])}}
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        (tmp_path / "runs" / f"A__seed{seed}.json").write_text(json.dumps(record))
+    markdown = seen_main([str(tmp_path), "--models=A,B", "--seeds=1,2", "--metrics=recall@50", f"--out={tmp_path / 's'}"])
+    row = next(line for line in markdown.splitlines() if line.startswith("| A | HitRate@50 |"))
+    gain = two_level_test([100 * unseen[s] for s in (1, 2)], [100 * paper[s] for s in (1, 2)], paired_seeds=True)
+    assert row.split(" | ")[4].startswith(f"{gain['delta']:+.2f} [{gain['low']:+.2f}, {gain['high']:+.2f}]")
+    assert "Not in the table (runs of some seed missing): B." in markdown
