@@ -131,28 +131,40 @@ def curve_table(curves: dict, metrics: list[str]) -> tuple[str, list[list[str]],
 
 
 def plot(curves: dict, means: dict, metric: str, title: str) -> bytes:
+    """Left: the metric against k (the cold-start curve); right, on its own scale: the same
+    models under the paper's protocol. Models of another folder (``--extra``, e.g. trained
+    with history dropout) are dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ks = sorted({k for c in curves.values() for k in c if k != PAPER_CUT}, key=int) + [PAPER_CUT]
-    figure, axis = plt.subplots(figsize=(8.5, 5))
+    ks = sorted({k for c in curves.values() for k in c if k != PAPER_CUT}, key=int)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [4, 1.2]})
     positions = {k: i for i, k in enumerate(ks)}
-    shift = np.linspace(-0.15, 0.15, len(curves))
-    for offset, model in zip(shift, curves):
+    shift = np.linspace(-0.2, 0.2, len(curves))
+    colours = plt.get_cmap("tab20").colors
+    for index, (offset, model) in enumerate(zip(shift, curves)):
+        style = {"color": colours[index % len(colours)], "linestyle": "--" if " " in model else "-",
+                 "marker": "os^vDP*X"[index % 8], "markersize": 4, "capsize": 2, "label": model}
         found = [k for k in ks if (model, metric, k) in means]
-        x = [positions[k] + offset for k in found]
-        y = [means[model, metric, k]["mean"] for k in found]
-        low = [means[model, metric, k]["mean"] - means[model, metric, k]["low"] for k in found]
-        high = [means[model, metric, k]["high"] - means[model, metric, k]["mean"] for k in found]
-        axis.errorbar(x, y, yerr=[low, high], marker="o", markersize=4, capsize=2, label=model)
-    axis.set_xticks(range(len(ks)), [str(k) if k != PAPER_CUT else "all\n(paper's 90%)" for k in ks])
-    axis.set_xlabel("k: a held-out user's first k interactions are the model's input (0: the profile alone)")
-    axis.set_ylabel(f"test {label(metric)} (%), 95% interval over users and seeds")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    axis.set_title(title, fontsize=10)
+        points = [means[model, metric, k] for k in found]
+        left.errorbar([positions[k] + offset for k in found], [m["mean"] for m in points],
+                      yerr=[[m["mean"] - m["low"] for m in points], [m["high"] - m["mean"] for m in points]], **style)
+        if (model, metric, PAPER_CUT) in means:
+            m = means[model, metric, PAPER_CUT]
+            right.errorbar([offset], [m["mean"]], yerr=[[m["mean"] - m["low"]], [m["high"] - m["mean"]]],
+                           **{**style, "label": None})
+    left.set_xticks(range(len(ks)), ks)
+    left.set_xlabel("k: a held-out user's first k interactions are the model's input (0: the profile alone)")
+    left.set_ylabel(f"test {label(metric)} (%), 95% interval over users and seeds")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7, ncol=2)
+    left.set_title(title, fontsize=10)
+    right.set_xticks([0], ["paper's protocol\n(first 90%)"])
+    right.set_xlim(-0.5, 0.5)
+    right.grid(alpha=0.3)
+    right.set_title("own scale", fontsize=9)
     figure.tight_layout()
     image = io.BytesIO()
     figure.savefig(image, format="png", dpi=110)
