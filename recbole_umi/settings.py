@@ -34,6 +34,7 @@ __all__ = [
     "LOSS_TYPES",
     "NEGATIVE_SAMPLERS",
     "COMIREC_VARIANTS",
+    "COMIREC_MAPS",
     "RETRIEVAL_MODES",
     "DIST_BACKENDS",
     "HIDDEN_ACTIVATIONS",
@@ -53,6 +54,8 @@ TIMESTAMP_TIES = ("file", "item_id")
 LOSS_TYPES = ("sampled_softmax", "full_softmax")
 NEGATIVE_SAMPLERS = ("uniform", "popularity")
 COMIREC_VARIANTS = ("DR", "SA")
+# ComiRec-DR's maps from an item to its K votes: one per history position, or one for all.
+COMIREC_MAPS = ("per_position", "shared")
 # How evaluation finds a user's top N (recbole_umi.retrieval): every item scored, or a faiss
 # index searched, as a deployment would.
 RETRIEVAL_MODES = ("full_sort", "faiss_exact", "faiss_ivf", "faiss_hnsw")
@@ -257,6 +260,12 @@ MODEL_SETTINGS: dict[str, Setting] = {
     "use_dar": Setting(bool),
     "use_ir": Setting(bool),
     "comirec_variant": Setting(str, choices=COMIREC_VARIANTS),
+    "comirec_maps": Setting(str, choices=COMIREC_MAPS, note="ComiRec-DR's bilinear maps: one per history position "
+                                                            "(the official code's default) or one shared by all"),
+    "position_embedding": Setting(bool, note="ComiRec-SA: a learned position embedding added to the attention's input "
+                                             "(the official add_pos)"),
+    "dynamic_interests": Setting(bool, note="MIND: K'_u = max(1, min(K, floor(log2 n_u))) interests for a user with "
+                                            "n_u history items"),
     "retrieval": Setting(str, choices=RETRIEVAL_MODES),
     "retrieval_nlist": Setting(int, low=0, note="0 chooses about 4 sqrt(#items) cells"),
     "retrieval_nprobe": Setting(int, low=1),
@@ -298,14 +307,26 @@ RENAMED_SETTINGS: dict[str, dict[str, str]] = {
 }
 
 
+# Settings added with a default other than what models saved before them computed: a saved
+# setting that lacks the key computed this.
+_COMIREC_BEFORE = {"comirec_maps": "shared", "position_embedding": False}  # before 2026-12-03
+SETTINGS_BEFORE_THEY_EXISTED = {
+    "ComiRec": _COMIREC_BEFORE, "ComiRecDR": _COMIREC_BEFORE, "ComiRecSA": _COMIREC_BEFORE,
+    "MIND": {"dynamic_interests": False},
+}
+
+
 def migrate_saved_settings(model: str, saved: dict) -> dict:
     """``saved`` (a checkpoint's or an export's settings of a ``model``) with the keys of
-    :data:`RENAMED_SETTINGS` under their new names; the new name, if there, wins."""
+    :data:`RENAMED_SETTINGS` under their new names (the new name, if there, wins) and the
+    keys of :data:`SETTINGS_BEFORE_THEY_EXISTED` it lacks at what it computed then."""
     migrated = dict(saved)
     for old, new in RENAMED_SETTINGS.get(model, {}).items():
         if old in migrated:
             value = migrated.pop(old)
             migrated.setdefault(new, value)
+    for key, then in SETTINGS_BEFORE_THEY_EXISTED.get(model, {}).items():
+        migrated.setdefault(key, then)
     return migrated
 
 

@@ -211,7 +211,8 @@ def test_a_settings_object_names_the_key_the_value_and_the_range():
     with pytest.raises(SettingsError, match=r"'n_interests' = 2: must be an integer in \[1, 1\]: this is a single-interest model"):
         YoutubeDNNSettings(embedding_size=8, n_interests=2, profile_embedding_size=4, mlp_hidden_size=8)
     with pytest.raises(SettingsError, match="'comirec_variant' = 'XX': must be one of 'DR', 'SA'"):
-        ComiRecSettings(embedding_size=8, n_interests=2, comirec_variant="XX", routing_iterations=3, attention_hidden_size=4)
+        ComiRecSettings(embedding_size=8, n_interests=2, comirec_variant="XX", routing_iterations=3, attention_hidden_size=4,
+                        comirec_maps="per_position", position_embedding=True)
     with pytest.raises(SettingsError, match=r"'mlp_hidden_size' = empty: must be an integer in \[1, inf\)"):
         YoutubeDNNSettings.from_config({"embedding_size": 8, "n_interests": 1, "profile_embedding_size": 4})
 
@@ -230,4 +231,4 @@ def test_umis_width_and_comirec_sas_width_are_two_keys(tmp_path):
     # a checkpoint's or an export's settings from before the rename keep their meaning
     saved = {"model": "UMI", "attention_hidden_size": 64, "embedding_size": 32}
     assert migrate_saved_settings("UMI", saved) == {"model": "UMI", "uganet_hidden_size": 64, "embedding_size": 32}
-    assert migrate_saved_settings("ComiRecSA", {"attention_hidden_size": 64}) == {"attention_hidden_size": 64}
+    assert migrate_saved_settings("ComiRecSA", {"attention_hidden_size": 64})["attention_hidden_size"] == 64

@@ -135,7 +135,7 @@ def test_interest_diagnostics_of_collapsed_interests(tiny_data):
     first interest (argmax ties go to the first)."""
     from recbole_umi.evaluation import interest_diagnostics
 
-    _, _, valid_data, model = build(tiny_data, "ComiRecDR", n_interests=3)
+    _, _, valid_data, model = build(tiny_data, "ComiRecDR", n_interests=3, comirec_maps="shared")
     with torch.no_grad():
         one_map = model.interest_maps.weight[:8].clone()
         model.interest_maps.weight.copy_(one_map.repeat(3, 1))

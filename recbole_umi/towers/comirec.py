@@ -5,11 +5,18 @@ Reference:
 
 Two interest extractors, as in the official code (``docs/design.md``):
 
-- ``DR`` (dynamic routing): per-interest maps, routing logits start at zero and
-  accumulate, softmax over the interests, stop-gradient on all but the last iteration.
-  This is the paper's "ComiRec" row.
-- ``SA`` (self-attentive): ``softmax_T(W2 tanh(W1 H))``, one head per interest, of hidden
-  size ``attention_hidden_size``.
+- ``DR`` (dynamic routing): K bilinear maps per history position, as the official code's
+  default (``bilinear_type=2``, weights ``T x K*d x d``, ``comirec_maps: per_position``;
+  ``shared``: one ``d -> K*d`` map for every position, what this project ran before
+  2026-12-03), routing logits start at zero and accumulate, softmax over the interests,
+  stop-gradient on all but the last iteration. This is the paper's "ComiRec" row.
+- ``SA`` (self-attentive): ``softmax_T(W2 tanh(W1 (H + P) + b1) + b2)``, one head per
+  interest, of hidden size ``attention_hidden_size`` (4d in the official code), with the
+  official code's learned position embedding ``P`` (``position_embedding``) and biases.
+
+What differs from the official code: the position maps' and the position embedding's
+initialisation draws (same distributions, torch's generator), and the loss (the plugin's
+shared objectives instead of TensorFlow's sampled softmax).
 
 ComiRec uses no user profile. Its controllable aggregation module (diversity re-ranking at
 serving time) is not part of training (``recbole_umi.retrieval.diversify``); scores are max
@@ -22,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from recbole_umi.towers.base import UserTower, xavier_init
-from recbole_umi.towers.layers import SelfAttentiveExtractor, dynamic_routing
+from recbole_umi.towers.layers import PositionMaps, SelfAttentiveExtractor, dynamic_routing
 from recbole_umi.towers.schema import DataSchema
 from recbole_umi.towers.settings import ComiRecSettings
 
@@ -41,10 +48,14 @@ class ComiRecTower(UserTower):
         self.variant = settings.comirec_variant
         if self.variant == "DR":
             self.routing_iterations = settings.routing_iterations
-            self.interest_maps = nn.Linear(d, settings.n_interests * d, bias=False)
+            if settings.comirec_maps == "shared":
+                self.interest_maps = nn.Linear(d, settings.n_interests * d, bias=False)
         else:
-            self.extractor = SelfAttentiveExtractor(d, settings.attention_hidden_size, settings.n_interests)
+            length = schema.max_history_length if settings.position_embedding else None
+            self.extractor = SelfAttentiveExtractor(d, settings.attention_hidden_size, settings.n_interests, length)
         self.apply(xavier_init)
+        if self.variant == "DR" and settings.comirec_maps == "per_position":  # N(0, 1), not Xavier: as the official
+            self.position_maps = PositionMaps(schema.max_history_length, d, settings.n_interests)
 
     def interests_and_routing(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """DR: the routing of dynamic routing; SA: the attention of each head over the items."""
@@ -52,6 +63,9 @@ class ComiRecTower(UserTower):
         if self.variant == "SA":
             return self.extractor(history, mask)
         batch_size, length, d = history.shape
-        votes = self.interest_maps(history).view(batch_size, length, self.n_interests, d)
+        if hasattr(self, "position_maps"):
+            votes = self.position_maps(history)  # B x T x K x d
+        else:
+            votes = self.interest_maps(history).view(batch_size, length, self.n_interests, d)
         zeros = history.new_zeros(batch_size, length, self.n_interests)
         return dynamic_routing(votes, mask, zeros, self.routing_iterations, accumulate=True)

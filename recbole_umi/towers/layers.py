@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["mask_logits", "squash", "MLP", "RoutingLogits", "dynamic_routing", "mean_pairwise_cosine", "routing_overlap", "SelfAttentiveExtractor"]
+__all__ = [
+    "PositionMaps","mask_logits", "squash", "MLP", "RoutingLogits", "dynamic_routing", "mean_pairwise_cosine", "routing_overlap", "SelfAttentiveExtractor"]
 
 
 def mask_logits(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -193,23 +194,50 @@ def routing_overlap(routing: torch.Tensor) -> torch.Tensor:
 
 
 class SelfAttentiveExtractor(nn.Module):
-    """ComiRec-SA's multi-head self-attention over the history (Lin et al., ICLR'17).
+    """ComiRec-SA's multi-head self-attention over the history (Lin et al., ICLR'17, as the
+    official ComiRec code has it).
 
-    ``A = softmax_T(W2 tanh(W1 H^T))`` with one head per interest, masked over padding;
-    ``V = A^T H``.
+    ``A = softmax_T(W2 tanh(W1 (H + P) + b1) + b2)`` with one head per interest, masked over
+    padding, ``P`` a learned embedding of the T positions (``max_length``; None: no position
+    embedding, the biases kept); ``V = A^T H`` (the interests are sums of item embeddings,
+    without the positions).
 
     Shapes: ``H: B x T x d``, ``mask: B x T`` -> ``V: B x K x d`` and ``A: B x T x K``.
     """
 
-    def __init__(self, embedding_size: int, hidden_size: int, n_interests: int):
+    def __init__(self, embedding_size: int, hidden_size: int, n_interests: int, max_length: int | None = None):
         super().__init__()
         self.attention = nn.Sequential(
-            nn.Linear(embedding_size, hidden_size, bias=False),
+            nn.Linear(embedding_size, hidden_size),
             nn.Tanh(),
-            nn.Linear(hidden_size, n_interests, bias=False),
+            nn.Linear(hidden_size, n_interests),
         )
+        self.positions = None
+        if max_length is not None:
+            self.positions = nn.Parameter(torch.empty(max_length, embedding_size))
+            nn.init.xavier_uniform_(self.positions)
 
     def forward(self, history: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = mask_logits(self.attention(history), mask.unsqueeze(-1))  # B x T x K
+        keys = history if self.positions is None else history + self.positions[: history.size(1)]
+        scores = mask_logits(self.attention(keys), mask.unsqueeze(-1))  # B x T x K
         attention = torch.softmax(scores, dim=1)
         return torch.matmul(attention.transpose(1, 2), history), attention
+
+
+class PositionMaps(nn.Module):
+    """ComiRec-DR's bilinear maps of the official code (``bilinear_type=2``): a ``K*d x d``
+    map per history position t, the K votes of the item at t being ``W_t e_t``. Initialised
+    N(0, 1) as there.
+
+    Shapes: ``B x T x d`` -> ``B x T x K x d``.
+    """
+
+    def __init__(self, max_length: int, embedding_size: int, n_interests: int):
+        super().__init__()
+        self.n_interests = n_interests
+        self.weight = nn.Parameter(torch.randn(max_length, n_interests * embedding_size, embedding_size))
+
+    def forward(self, history: torch.Tensor) -> torch.Tensor:
+        batch_size, length, d = history.shape
+        votes = torch.einsum("tod,btd->bto", self.weight[:length], history)  # B x T x K*d
+        return votes.view(batch_size, length, self.n_interests, d)

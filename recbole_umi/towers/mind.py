@@ -8,8 +8,11 @@ As decided in ``docs/design.md``: one shared bilinear map for all interests, rou
 from N(0, sigma^2) that accumulate (``b += u . v``) over 3 iterations with a softmax over the
 interests, the profile concatenated to every capsule, then an MLP. The training readout is
 label-aware attention with power ``readout_power`` (``inf``: the positive's best interest,
-Eq 10); ``harder_negatives: True`` gives the paper's MIND+HN. MIND's per-user dynamic number
-of interests is not used: every user gets K interests.
+Eq 10); ``harder_negatives: True`` gives the paper's MIND+HN. ``dynamic_interests: True``
+gives a user with n history items the MIND paper's K'_u = max(1, min(K, floor(log2 n)))
+interests: its other interests are copies of its first, so that no score (Eq 1, harder
+negatives, retrieval, which merges an item found twice) counts them; a finite
+``readout_power`` would count a copy twice and is refused with it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from recbole_umi.towers.base import UserTower, xavier_init
 from recbole_umi.towers.layers import MLP, RoutingLogits, dynamic_routing
 from recbole_umi.towers.schema import DataSchema
+from recbole_umi.settings import SettingsError
 from recbole_umi.towers.settings import MINDSettings
 
 __all__ = ["MINDTower"]
@@ -37,7 +41,18 @@ class MINDTower(UserTower):
         self.shared_map = torch.nn.Linear(d, d, bias=False)
         self.routing_logits = RoutingLogits(schema.max_history_length, settings.n_interests, settings.routing_init_std)
         self.interest_mlp = MLP(d + self.profile.output_size, settings.mlp_hidden_size, d)
+        self.dynamic_interests = settings.dynamic_interests
+        if self.dynamic_interests and self.readout_power != float("inf"):
+            raise SettingsError("readout_power", self.readout_power,
+                                "must be inf with dynamic_interests: a finite power would weigh a copied interest twice")
         self.apply(xavier_init)
+
+    def interest_counts(self, mask: torch.Tensor) -> torch.Tensor:
+        """K'_u of each user: ``max(1, min(K, floor(log2 n_u)))`` for its ``n_u`` history items.
+
+        Shapes: ``mask: B x T`` -> ``B``."""
+        n = mask.sum(dim=1).clamp(min=1).to(torch.float64)
+        return torch.floor(torch.log2(n)).clamp(min=1, max=self.n_interests).long()
 
     def interests_and_routing(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         history, mask = self.history(batch)
@@ -47,4 +62,8 @@ class MINDTower(UserTower):
             votes, mask, self.routing_logits(batch_size, length), self.routing_iterations, accumulate=True
         )
         profile, _ = self.profile(batch)
-        return self.interest_mlp.forward_shared(capsules, profile), routing
+        interests = self.interest_mlp.forward_shared(capsules, profile)
+        if self.dynamic_interests:  # a user's interests past its K'_u copy its first: they win no score
+            kept = torch.arange(self.n_interests, device=mask.device) < self.interest_counts(mask).unsqueeze(1)
+            interests = torch.where(kept.unsqueeze(-1), interests, interests[:, :1])
+        return interests, routing

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from recbole_umi.settings import (
+    COMIREC_MAPS,
     COMIREC_VARIANTS,
     HIDDEN_ACTIVATIONS,
     LOSS_TYPES,
@@ -112,6 +113,7 @@ class MINDSettings(ProfileTowerSettings):
     routing_init_std: float
     mlp_hidden_size: int
     readout_power: float
+    dynamic_interests: bool
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class ComiRecSettings(TowerSettings):
     comirec_variant: Literal[COMIREC_VARIANTS]
     routing_iterations: int
     attention_hidden_size: int
+    comirec_maps: Literal[COMIREC_MAPS]
+    position_embedding: bool
 
 
 @dataclass(frozen=True)
