@@ -192,9 +192,11 @@ class IndexScorer:
 
         return cls(model, IndexSpec.from_config(config), max(config["topk"]), mode)
 
-    def __call__(self, interaction) -> torch.Tensor:
+    def __call__(self, interaction, exclude=None) -> torch.Tensor:
+        """Scores of a batch; ``exclude``: per user, the items the index must not return (the
+        items the evaluation sets to ``-inf``, so that the top n is filled from the rest)."""
         interests = self.model(interaction)
-        scores, item_ids = self.retriever.search(interests, self.n)
+        scores, item_ids = self.retriever.search(interests, self.n, exclude=exclude)
         found = torch.from_numpy(item_ids >= 0)
         if not found.all() and not self.warned:
             self.warned = True
@@ -227,7 +229,11 @@ class IndexedEvaluation:
         if self.index_scorer is None:
             return super()._full_sort_batch_eval(batched_data)
         interaction, history_index, positive_u, positive_i = batched_data
-        scores = self.index_scorer(interaction.to(self.device))
+        exclude = None
+        if history_index is not None:  # the index searches past these, as the full sort ranks past them
+            rows, items = (index.cpu().numpy() for index in history_index)
+            exclude = [items[rows == row] for row in range(len(interaction))]
+        scores = self.index_scorer(interaction.to(self.device), exclude=exclude)
         scores[:, 0] = -np.inf  # as RecBole's own: the padding item and the history are never ranked
         if history_index is not None:
             scores[history_index] = -np.inf

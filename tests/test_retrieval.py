@@ -168,6 +168,24 @@ def test_a_run_evaluated_through_an_exact_index_reports_the_full_sort_figures(ti
     assert ivf["test_result"] == full["test_result"]  # one cell, searched: exact
 
 
+@pytest.mark.parametrize("exclusion", [{"exclude_history": True}, {"also_exclude_history": True}])
+def test_an_index_searches_past_the_history_the_evaluation_leaves_out(tiny_data, exclusion):
+    """With the users' history left out of the ranking, the index must be searched past those
+    items: a top N taken with them and masked afterwards would fill their places with
+    arbitrary items, and the figures would differ from the full sort's."""
+    from recbole_umi.quick_start import run
+    from tests.conftest import tiny_config
+
+    settings = tiny_config(tiny_data, epochs=1, eval_protocol="user_split", topk=[5, 10], metrics=["Recall", "NDCG"],
+                           valid_metric="Recall@10", **exclusion)
+    full = run("UMI", "tiny", config_dict=settings, saved=False)
+    through_index = run("UMI", "tiny", config_dict={**settings, "retrieval": "faiss_exact"}, saved=False)
+    assert through_index["test_per_user"] == full["test_per_user"]
+    assert through_index["test_result"] == full["test_result"]
+    assert through_index["unseen"] == full["unseen"]
+    assert (full["unseen"] is not None) == ("also_exclude_history" in exclusion)
+
+
 def test_short_lists_are_warned_of_once_per_evaluation(tiny_data, caplog):
     """An IVF index whose probed cell holds fewer items than N: the empty places are -inf
     (never counted as found items) and a warning names how many users it hit, once."""
