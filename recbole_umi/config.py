@@ -253,13 +253,19 @@ class Config(RecBoleConfig):
 
 def _check_empty_histories(config) -> None:
     """Cold start with no history at all (``eval_history_items`` 0, or 0 in
-    ``eval_history_curve``) leaves a model only the user's profile: refused, before any data
-    is loaded, for a model that reads no profile."""
+    ``eval_history_curve``) leaves a model only the user's profile, and ``history_dropout``
+    trains on such samples: both refused, before any data is loaded, for a model that reads no
+    profile (its encoder has nothing to read; a sequence encoder fails on an empty one)."""
+    reads_only_history = getattr(config.model_class, "reads_history", True) and not getattr(
+        config.model_class, "uses_profile", False)
+    if reads_only_history and "history_dropout" in config and config["history_dropout"]:
+        raise settings.SettingsError(
+            "history_dropout", config["history_dropout"], f"must be 0 with {config['model']}: it reads the history "
+            "only (no user profile), and history dropout trains it on samples with no history at all",
+        )
     curve = config["eval_history_curve"] if "eval_history_curve" in config else None
     if not (("eval_history_items" in config and config["eval_history_items"] == 0) or 0 in (curve or [])):
         return
-    reads_only_history = getattr(config.model_class, "reads_history", True) and not getattr(
-        config.model_class, "uses_profile", False)
     if reads_only_history:
         key = "eval_history_items" if config["eval_history_items"] == 0 else "eval_history_curve"
         raise settings.SettingsError(

@@ -87,6 +87,10 @@ def test_settings_of_the_cold_start_protocol_are_checked(protocol_data):
     # no history and no profile: nothing to go on
     with pytest.raises(SettingsError, match="ComiRecSA: it reads the history only"):
         Config("ComiRecSA", "known", config_dict=tiny_config(data_path, eval_protocol="user_split", eval_history_items=0))
+    for model in ("ComiRecSA", "SASRecMatching"):  # SASRec's encoder fails on an empty history mid-training
+        with pytest.raises(SettingsError, match=f"'history_dropout' = 0.5: must be 0 with {model}"):
+            Config(model, "known", config_dict=tiny_config(data_path, eval_protocol="user_split", history_dropout=0.5))
+    Config("YoutubeDNN", "known", config_dict=tiny_config(data_path, eval_protocol="user_split", history_dropout=0.5))
     with pytest.raises(ProtocolConfigError, match="'exclude_history' = True: needs eval_protocol: user_split"):
         prepare(data_path, eval_protocol="recbole", exclude_history=True)
 
