@@ -135,17 +135,22 @@ def test_table_and_resume(compare_args, finished, monkeypatch, capsys):
     assert "already done" in capsys.readouterr().out
 
 
-def test_interrupted_comparison_redoes_only_missing_runs(compare_args, monkeypatch):
-    args, out = compare_args
-    (out / "runs" / "UMI__seed2.json").unlink()
-    trained = []
-    real_run = compare_module.run
+@pytest.fixture
+def trained(monkeypatch):
+    """The models compare trains, in order (each still trained for real)."""
+    models, real_run = [], compare_module.run
 
     def counting_run(model, *rest, **kwargs):
-        trained.append(model)
+        models.append(model)
         return real_run(model, *rest, **kwargs)
 
     monkeypatch.setattr(compare_module, "run", counting_run)
+    return models
+
+
+def test_interrupted_comparison_redoes_only_missing_runs(compare_args, trained):
+    args, out = compare_args
+    (out / "runs" / "UMI__seed2.json").unlink()
     main(args)
     assert trained == ["UMI"]
 
@@ -327,17 +332,9 @@ def test_table_only_trains_nothing_and_names_the_missing_runs(compare_args, monk
         main([*args, "--table_only=True"])
 
 
-def test_a_damaged_run_file_is_set_aside_and_made_again(compare_args, monkeypatch, capsys):
+def test_a_damaged_run_file_is_set_aside_and_made_again(compare_args, trained, capsys):
     args, out = compare_args
     (out / "runs" / "UMI__seed2.json").write_text('{"variant": "UMI", "se')  # cut short
-    trained = []
-    real_run = compare_module.run
-
-    def counting_run(model, *rest, **kwargs):
-        trained.append(model)
-        return real_run(model, *rest, **kwargs)
-
-    monkeypatch.setattr(compare_module, "run", counting_run)
     main(args)
     assert trained == ["UMI"]
     assert "UMI__seed2.json is damaged (not JSON" in capsys.readouterr().out
@@ -370,6 +367,41 @@ def test_a_run_another_process_is_making_is_waited_for_not_repeated(compare_args
     worker.join(60)
     assert any("another process is making it" in line for line in lines)
     assert [r["seed"] for r in finished["UMI"]] == [1, 2]
+
+
+def test_a_run_another_process_made_with_other_settings_is_not_tabulated(compare_args, monkeypatch):
+    """The settings and code of a run that appears while this process works are checked as
+    those of the runs found at the start are."""
+    import threading
+
+    from recbole_umi.files import run_lock
+
+    args, out = compare_args
+    path = out / "runs" / "UMI__seed2.json"
+    record = json.loads(path.read_text())
+    path.unlink()
+    monkeypatch.setattr(compare_module, "LOCK_POLL_S", 0.05)
+    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("a run another process holds was made"))
+    lines, raised = [], []
+
+    def compare_in_thread():
+        try:
+            compare_module.compare(["UMI", "ComiRecSA+HN"], "tiny", [1, 2], out, [args[3].split("=", 1)[1]],
+                                   {"data_path": args[4].split("=", 1)[1]}, log=lines.append)
+        except SettingsMismatchError as error:
+            raised.append(error)
+
+    with run_lock(path) as mine:  # "another process", run with 2 epochs, makes UMI seed 2
+        assert mine
+        worker = threading.Thread(target=compare_in_thread)
+        worker.start()
+        while not any("waiting for the other process" in line for line in lines):
+            assert worker.is_alive(), lines
+            worker.join(0.05)
+        record["settings"]["epochs"] = 2
+        path.write_text(json.dumps(record))
+    worker.join(60)
+    assert len(raised) == 1 and "UMI__seed2.json was run with the settings" in str(raised[0])
 
 
 def test_breakdown_by_history_length(compare_args, monkeypatch):

@@ -331,6 +331,9 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
                     make(number, variant, seed)
             if not path.exists():
                 time.sleep(LOCK_POLL_S)
+    # runs another process made after the checks above: the same checks before they are tabulated
+    check_finished_runs(out, jobs, dataset, settings_of)
+    check_run_code(out, jobs, allow_mixed_code)
     results: dict[str, list] = {variant: [] for variant in variants}
     for variant, seed in jobs:
         results[variant].append(read_json(run_file(out, variant, seed)))
