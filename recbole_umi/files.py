@@ -40,6 +40,7 @@ def write_atomic(path, data: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, _file_mode(path))  # mkstemp's 0600 would make results files owner-only
         with os.fdopen(handle, "wb") as stream:
             stream.write(data.encode() if isinstance(data, str) else data)
             stream.flush()
@@ -55,6 +56,16 @@ def write_atomic(path, data: str | bytes) -> Path:
     finally:
         os.close(folder)
     return path
+
+
+def _file_mode(path: Path) -> int:
+    """The mode ``path`` has, or a new file's (0666 less the umask) if it does not exist."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_csv_atomic(path, rows) -> Path:

@@ -19,6 +19,18 @@ def test_write_atomic_replaces_whole_and_leaves_no_temporary(tmp_path):
     assert (tmp_path / "t.csv").read_bytes() == b'model,x\r\nUMI,"1,5"\r\n'
 
 
+def test_write_atomic_gives_a_new_file_the_umasks_mode_and_keeps_an_old_files(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        new = write_atomic(tmp_path / "table.md", "x\n")
+        assert new.stat().st_mode & 0o777 == 0o644  # as open() would make it, not mkstemp's 0600
+        new.chmod(0o640)
+        write_atomic(new, "y\n")
+        assert new.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old_umask)
+
+
 def test_a_write_that_fails_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "table.md"
     write_atomic(path, "old\n")
