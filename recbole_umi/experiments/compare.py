@@ -67,7 +67,7 @@ import sys
 from pathlib import Path
 
 from recbole_umi.config import comma_list, parse_cmd_args
-from recbole_umi.experiments.runs import compare
+from recbole_umi.experiments.runs import add_policy_arguments, compare, policy
 from recbole_umi.experiments.tables import (
     render_code,
     render_diagnostics,
@@ -104,12 +104,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--significance", default="two_level", choices=tuple(stats.TESTS),
                         help="test of the first model against each other one: two_level (over test users and "
                              "training seeds, the default), ttest or wilcoxon (over test users only)")
-    parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
-                        help="put runs of different code versions in one table (the table lists them)")
-    parser.add_argument("--table_only", default="False", choices=("True", "False"),
-                        help="train nothing: make the table from the runs on disk, or fail naming the missing ones")
-    parser.add_argument("--allow_search_seed", default="False", choices=("True", "False"),
-                        help="allow a seed that trained the search choosing a variant's settings (best.yaml names it)")
+    add_policy_arguments(parser)
     parser.add_argument("--history_buckets", type=int, default=0,
                         help="also break the test HitRate@50 down by the users' history length in this many "
                              "quantile buckets (0: not)")
@@ -121,10 +116,9 @@ def main(argv: list[str] | None = None) -> str:
     seeds = comma_list(args.seeds, int)
     files = comma_list(args.config_files) or None
     variant_files = read_variant_files(args.variant_files, variants) if args.variant_files else None
-    allow_mixed = args.allow_mixed_code == "True"
+    flags = policy(args)
     results = compare(variants, args.dataset, seeds, args.out, files, config_dict=settings, variant_files=variant_files,
-                      allow_mixed_code=allow_mixed, table_only=args.table_only == "True",
-                      allow_search_seed=args.allow_search_seed == "True")
+                      **flags)
     columns, table = summarise(results)
     test = table_test(results, args.significance)
     tests = significance(results, columns, test) if len(variants) > 1 else None
@@ -143,7 +137,7 @@ def main(argv: list[str] | None = None) -> str:
         column = next(c for c in columns if c.endswith("@50")) if any(c.endswith("@50") for c in columns) else columns[0]
         breakdown = render_history_breakdown(results, column, args.history_buckets)
         markdown += "\n" + (breakdown or "No breakdown by history length: some runs predate the history lengths.\n")
-    markdown += "\n" + render_code(results, allow_mixed)
+    markdown += "\n" + render_code(results, flags["allow_mixed_code"])
     write_atomic(out / f"{args.table}.md", markdown)
     write_csv(out / f"{args.table}.csv", columns, table)
     print(markdown)

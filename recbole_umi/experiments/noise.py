@@ -31,7 +31,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from recbole_umi import stats  # noqa: E402
-from recbole_umi.experiments.runs import compare  # noqa: E402
+from recbole_umi.experiments.runs import add_policy_arguments, compare, policy  # noqa: E402
 from recbole_umi.experiments.tables import per_seed_users, render_code, summarise  # noqa: E402
 from recbole_umi.experiments.variants import read_variant_files  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
@@ -123,12 +123,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--variant_files", default=None, help="as in compare")
     parser.add_argument("--clean_from", default=None,
                         help="a compare folder whose runs (same models, seeds and settings) are the clean ones")
-    parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
-                        help="put runs of different code versions in one table (the table lists them)")
-    parser.add_argument("--table_only", default="False", choices=("True", "False"),
-                        help="train nothing: make the table from the runs on disk, or fail naming the missing ones")
-    parser.add_argument("--allow_search_seed", default="False", choices=("True", "False"),
-                        help="allow a seed that trained the search choosing a model's settings (as in compare)")
+    add_policy_arguments(parser)
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     share = check("profile_noise", args.profile_noise)
     if share == 0:
@@ -144,18 +139,16 @@ def main(argv: list[str] | None = None) -> str:
     # the clean runs leave profile_noise at its default (off), so their settings are those of
     # a plain comparison and --clean_from can name one
     clean_out = Path(args.clean_from) if args.clean_from else out / "clean"
-    allow_mixed = args.allow_mixed_code == "True"
-    policy = {"allow_mixed_code": allow_mixed, "table_only": args.table_only == "True",
-              "allow_search_seed": args.allow_search_seed == "True"}
+    flags = policy(args)
     results = {
         "clean": compare(variants, args.dataset, seeds, clean_out, files, settings, variant_files=variant_files,
-                         **policy),
+                         **flags),
         "noisy": compare(variants, args.dataset, seeds, out / "noisy", files, {**settings, "profile_noise": share},
-                         variant_files=variant_files, **policy),
+                         variant_files=variant_files, **flags),
     }
     markdown, rows = noise_table(results["clean"], results["noisy"], share)
     both = {f"{variant} ({kind})": runs for kind, result in results.items() for variant, runs in result.items()}
-    markdown += "\n" + render_code(both, allow_mixed)
+    markdown += "\n" + render_code(both, flags["allow_mixed_code"])
     write_atomic(out / "table5.md", markdown)
     write_csv_atomic(out / "table5.csv", rows)
     print(markdown)

@@ -39,7 +39,29 @@ __all__ = [
     "set_aside_damaged_runs",
     "check_comparison",
     "compare",
+    "POLICY_FLAGS",
+    "add_policy_arguments",
+    "policy",
 ]
+
+# The command-line flags that relax a comparison's checks or skip its training, shared by
+# compare, noise and sweep: name -> help.
+POLICY_FLAGS = {
+    "allow_mixed_code": "put runs of different code versions in one table (the table lists them)",
+    "table_only": "train nothing: make the table from the runs on disk, or fail naming the missing ones",
+    "allow_search_seed": "allow a seed that trained the search choosing a variant's settings (best.yaml names it)",
+}
+
+
+def add_policy_arguments(parser, names=tuple(POLICY_FLAGS)) -> None:
+    """Add the :data:`POLICY_FLAGS` ``names`` to an argparse ``parser`` (each True or False)."""
+    for name in names:
+        parser.add_argument(f"--{name}", default="False", choices=("True", "False"), help=POLICY_FLAGS[name])
+
+
+def policy(args) -> dict[str, bool]:
+    """The policy flags ``args`` (parsed by a parser given :func:`add_policy_arguments`) holds."""
+    return {name: getattr(args, name) == "True" for name in POLICY_FLAGS if hasattr(args, name)}
 
 # Settings that say where things live or what is printed, not what a run computes: a
 # comparison may resume with them changed.

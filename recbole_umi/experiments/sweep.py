@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
 
-from recbole_umi.experiments.runs import check_comparison, compare  # noqa: E402
+from recbole_umi.experiments.runs import add_policy_arguments, check_comparison, compare, policy  # noqa: E402
 from recbole_umi.experiments.tables import mean_std, render_code, run_protocol, summarise  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
@@ -170,10 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", default="2020,2021,2022")
     parser.add_argument("--out", required=True)
     parser.add_argument("--config_files", default=None)
-    parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
-                        help="put runs of different code versions in one sweep")
-    parser.add_argument("--allow_search_seed", default="False", choices=("True", "False"),
-                        help="allow a seed that trained the search choosing the settings (as in compare)")
+    add_policy_arguments(parser, ("allow_mixed_code", "allow_search_seed"))
     parser.add_argument("--redraw", default="False", choices=("True", "False"),
                         help="draw sweep.png again from --out's sweep.csv (--seeds: how many seeds it holds)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
@@ -191,8 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"written: {out / 'sweep.png'}")
         return summary
     summary = sweep(args.model, args.setting, values, args.dataset, seeds, args.out, files, settings,
-                    allow_mixed_code=args.allow_mixed_code == "True",
-                    allow_search_seed=args.allow_search_seed == "True")
+                    **policy(args))
     write_csv(summary, args.setting, out / "sweep.csv")
     plot(summary, args.setting, title, out / "sweep.png", len(seeds))
     print(f"written: {out / 'sweep.csv'}, {out / 'sweep.png'}")
