@@ -189,11 +189,11 @@ def main(argv: list[str] | None = None) -> str:
     folder, seeds, metrics = Path(args.folder), comma_list(args.seeds, int), comma_list(args.metrics)
     extra = {}
     for given in args.extra:
-        label, _, source = given.partition("=")
+        name, _, source = given.partition("=")
         where, _, model = source.rpartition(":")
-        if not (label and where and model and Path(where, "runs").is_dir()):
+        if not (name and where and model and Path(where, "runs").is_dir()):
             parser.error(f"--extra {given!r}: give LABEL=FOLDER:MODEL with runs/ in FOLDER")
-        extra[label] = (Path(where), model)
+        extra[name] = (Path(where), model)
     codes: list = []
     curves = read_curves(folder, comma_list(args.models), seeds, codes, extra)
     if not curves:

@@ -429,3 +429,22 @@ def test_breakdown_by_history_length(compare_args, monkeypatch):
     vs = next(line for line in lines[lines.index(header):] if line.startswith("| ComiRecSA+HN |") and "p=" in line)
     assert vs.split(" | ")[1].startswith(f"{test['delta']:+.2f} [{test['low']:+.2f}, {test['high']:+.2f}]")
     assert "Test HitRate@5 by the test users' history length" in markdown  # no @50 in this table: its first column
+
+
+def test_a_history_bucket_of_one_user_shows_its_mean_without_a_test():
+    """One user gives no spread over users: the bucket shows the mean and no interval or
+    test (the breakdown used to fail after every run had finished)."""
+    from recbole_umi.experiments.tables import render_history_breakdown
+
+    def runs(variant, values):
+        return [{"variant": variant, "seed": seed, "test_per_user": {
+            "user": ["1", "2", "3", "4", "5", "6"], "history_length": [1, 5, 5, 5, 5, 9], "recall@50": values}}
+            for seed in (1, 2)]
+
+    markdown = render_history_breakdown({"UMI": runs("UMI", [1, 0, 1, 0, 1, 1]), "MIND": runs("MIND", [0] * 6)},
+                                        "HitRate@50", 3)
+    lines = markdown.splitlines()
+    assert "| model | 1-5 (5 users) | 6-9 (1 users) |" in lines
+    umi = next(line for line in lines if line.startswith("| UMI |"))
+    assert umi.endswith("| 100.00 |")  # the one user's mean over the seeds, no interval
+    assert next(line for line in lines if line.startswith("| MIND |") and "p=" in line).endswith("| - (1 user) |")

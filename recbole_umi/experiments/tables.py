@@ -22,7 +22,6 @@ __all__ = [
     "best_other",
     "improvement",
     "per_seed_users",
-    "seed_averaged_users",
     "run_means",
     "table_test",
     "significance",
@@ -83,13 +82,6 @@ def improvement(table: dict, column: str) -> float | None:
         return None
     first, best = table[next(iter(table))][column][0], table[other][column][0]
     return 100 * (first - best) / best if best else None
-
-
-def seed_averaged_users(runs: list[dict], metric: str) -> tuple[list[str], np.ndarray] | None:
-    """Each test user's ``metric`` averaged over the runs (seeds); None where a run lacks
-    per-user results (made before they were kept)."""
-    found = per_seed_users(runs, metric)
-    return None if found is None else (found[0], found[1].mean(axis=0))
 
 
 def per_seed_users(runs: list[dict], metric: str) -> tuple[list[str], np.ndarray] | None:
@@ -188,7 +180,7 @@ def render_history_breakdown(results: dict, column: str, n_buckets: int) -> str 
         cells = []
         for low, high in buckets:
             users = (lengths >= low) & (lengths <= high)
-            mean = stats.two_level_mean(values[variant][:, users])
+            mean = stats.two_level_mean(values[variant][:, users]) if users.sum() >= 2 else None
             cells.append(f"{values[variant][:, users].mean():.2f}" if mean is None else
                          f"{mean['mean']:.2f} [{mean['low']:.2f}, {mean['high']:.2f}]")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
@@ -199,6 +191,10 @@ def render_history_breakdown(results: dict, column: str, n_buckets: int) -> str 
         cells = {v: [] for v in variants[1:]}
         for low, high in buckets:
             users = (lengths >= low) & (lengths <= high)
+            if users.sum() < 2:  # one user: no spread over users to test against
+                for v in variants[1:]:
+                    cells[v].append("- (1 user)")
+                continue
             found = {v: stats.two_level_test(values[variants[0]][:, users], values[v][:, users]) for v in variants[1:]}
             for v, p_holm in zip(found, stats.holm([t["p"] for t in found.values()])):
                 t = found[v]

@@ -13,7 +13,17 @@ from recbole_umi.towers.layers import routing_overlap
 from recbole_umi.towers.losses import MultiInterestLoss
 from recbole_umi.towers.settings import ObjectiveSettings, ProfileSettings
 
-__all__ = ["MatchingRecommender", "MultiInterestRecommender", "ModelConfigError"]
+__all__ = ["MatchingRecommender", "MultiInterestRecommender", "ModelConfigError", "training_counts"]
+
+
+def training_counts(dataset, n_items: int) -> torch.Tensor:
+    """Each item's number of training targets (the dataset's ``item_counter``: under the
+    user-split protocol a training user's first item is never a target, and
+    ``max_samples_per_user`` caps a user's); row 0, the padding item, 0."""
+    counts = torch.zeros(n_items)
+    for item, count in dataset.item_counter.items():
+        counts[item] = count
+    return counts
 
 # Settings every plugin model's run reads besides its tower's and the objective's: the
 # evaluation's retrieval (recbole_umi.evaluation) and the profile noise (recbole_umi.data).
@@ -87,9 +97,7 @@ class MatchingRecommender(SequentialRecommender):
         objective = ObjectiveSettings.from_config(config)
         counts = None
         if objective.negative_sampler == "popularity":
-            counts = torch.zeros(self.n_items)
-            for item, count in dataset.item_counter.items():
-                counts[item] = count
+            counts = training_counts(dataset, self.n_items)
         self.loss_fct = MultiInterestLoss.from_settings(objective, self.n_items, counts, tower.readout_power)
         self.routing_regularization = objective.routing_regularization
         if self.routing_regularization > 0 and not tower.routes_items:
