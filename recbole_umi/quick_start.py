@@ -98,7 +98,7 @@ def run(
         )
     except KeyboardInterrupt as interrupt:
         if last is not None and last.exists():
-            interrupt.resume_command = f"python run_recbole_umi.py --resume={last}"
+            interrupt.resume_command = f"python -m recbole_umi --resume={last}"  # a wheel has no script
         raise
     trainer.evaluator = PerUserEvaluator(trainer.evaluator, config)
     test_result = trainer.evaluate(
