@@ -31,6 +31,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
+from logging import getLogger  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import faiss  # noqa: E402
@@ -93,6 +94,7 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
     if not isinstance(model, MatchingRecommender):
         raise ExportError(f"{config['model']} is a RecBole model: only recbole-umi models can be exported")
     final = Path(out)
+    recover_interrupted(final)
     # everything is written to a folder beside the final one and moved into place whole at
     # the end: an export that fails never leaves two models' files side by side
     out = final.with_name(f".{final.name}.partial-{os.getpid()}")
@@ -103,6 +105,7 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
+    _sync_folder(out)  # on disk before it replaces the old export
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         final.rename(old)
@@ -111,6 +114,46 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
     else:
         out.rename(final)
     return final
+
+
+def recover_interrupted(final: Path) -> None:
+    """Clean up after an export killed before it ended (a kill, not an exception): its
+    ``.NAME.partial-PID`` folder is removed, and where it was killed between moving the old
+    export aside and the new one in, the old one (``.NAME.old-PID``) is put back first."""
+    for leftover in sorted(final.parent.glob(f".{final.name}.*-*")):
+        kind, _, pid = leftover.name.rpartition("-")
+        if not pid.isdigit() or not kind.endswith((".partial", ".old")) or _alive(int(pid)):
+            continue
+        if kind.endswith(".old") and not final.exists():
+            getLogger().warning(f"{final}: an export was killed while replacing it; the previous export is put back")
+            leftover.rename(final)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process's leftovers are of an earlier call
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync every file of ``folder`` and the folder itself."""
+    for path in folder.iterdir():
+        if path.is_file():
+            with open(path, "rb") as stream:
+                os.fsync(stream.fileno())
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def spec_of(config) -> IndexSpec:

@@ -77,6 +77,24 @@ def test_a_failed_export_leaves_the_old_one_whole(copy, tmp_path):
     Recommender(folder)
 
 
+def test_an_export_killed_while_replacing_the_old_one_is_recovered_by_the_next(copy):
+    """A kill (no exception to clean up after) between moving the old export aside and the
+    new one in leaves no export at the name: the next export puts the old one back before
+    it starts, and clears the dead process's partial folder."""
+    from recbole_umi.export import recover_interrupted
+
+    folder, checkpoints = copy
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
+    folder.rename(folder.with_name(f".UMI.old-{dead}"))
+    (folder.parent / f".UMI.partial-{dead}").mkdir()
+    (folder.parent / f".UMI.partial-{dead}" / "model.safetensors").write_bytes(b"cut short")
+    recover_interrupted(folder)
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["UMI"]
+    Recommender(folder)
+
+
 @pytest.mark.parametrize("request_, message", [
     ({"diversity": math.inf}, "diversity = inf: must be a finite number >= 0"),
     ({"diversity": math.nan}, "diversity = nan"),
