@@ -12,6 +12,8 @@ compat.apply()  # before anything imports RecBole
 
 import os  # noqa: E402
 
+import torch  # noqa: E402
+
 from recbole.utils import init_seed  # noqa: E402
 
 from recbole_umi.checkpoints.content import interactions_digest  # noqa: E402
@@ -31,14 +33,25 @@ def physical_memory() -> int:
         return 0
 
 
+def device_memory(config) -> int:
+    """The memory the model's tensors live in: the GPU's where ``config["device"]`` is one,
+    else the machine's."""
+    device = torch.device(config["device"]) if "device" in config and config["device"] is not None else None
+    if device is not None and device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(device).total_memory
+    return physical_memory()
+
+
 def check_tensor_sizes(config, n_items: int, n_train_rows: int, n_eval_rows: int, memory: int | None = None) -> None:
     """Refuse, before the model is built, settings whose largest tensors cannot fit in the
     machine's memory (a :class:`SettingsError` naming the setting, the size and the memory):
     the item table with Adam's two moments, the evaluation's ``B x K x n_items`` scores, the
     full softmax's ``B x n_items`` logits and the sampled softmax's ``B x (1 + n) x d``
-    candidates (each about three times over, for the gradients and the temporaries).
-    Plugin models only: RecBole's read other settings."""
-    memory = physical_memory() if memory is None else memory
+    candidates (with ``shared_negatives``: the ``n x d`` shared ones and the ``B x K x (1 + n)``
+    logits), each about three times over, for the gradients and the temporaries. The memory
+    is the GPU's where the model trains on one. Plugin models only: RecBole's read other
+    settings."""
+    memory = device_memory(config) if memory is None else memory
     if not memory or "embedding_size" not in config or config["embedding_size"] is None:
         return
     d, k = config["embedding_size"], config["n_interests"] or 1
@@ -51,6 +64,9 @@ def check_tensor_sizes(config, n_items: int, n_train_rows: int, n_eval_rows: int
          f"the evaluation's scores ({eval_rows} users x K = {k} x {n_items} items)"),
         (3 * 4 * train_rows * n_items, "train_batch_size", f"the full softmax ({train_rows} rows x {n_items} items)")
         if config["loss_type"] == "full_softmax" else
+        (3 * 4 * (n * d + train_rows * k * (1 + n)), "n_negatives",
+         f"the shared negatives ({n} x d = {d}) and their logits ({train_rows} rows x K = {k} x {1 + n})")
+        if config["shared_negatives"] else
         (3 * 4 * train_rows * (1 + n) * (d + k), max({"n_negatives": 1 + n, "embedding_size": d, "n_interests": k}.items(),
                                                     key=lambda factor: factor[1])[0],
          f"the sampled candidates ({train_rows} rows x {1 + n} x (d + K = {d + k}))"),

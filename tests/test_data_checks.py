@@ -179,3 +179,14 @@ def test_settings_whose_tensors_cannot_fit_are_refused_before_the_model_is_built
     with pytest.raises(SettingsError, match=r"needs about 7\.7 GiB for the item table .* than this machine's 1\.0 GiB"):
         pipeline.check_tensor_sizes(config, 41, 100, 6, memory=2**30)
     pipeline.check_tensor_sizes(config, 41, 100, 6, memory=2**34)  # fits in 16 GiB
+    # the paper's industrial setting: 10240 negatives for 1024 rows, d 64, K 4: 8.0 GiB of
+    # candidates drawn per row; shared by the batch, 0.5 GiB (10240 x 64 and 1024 x 4 x 10241)
+    industrial = dict(eval_protocol="user_split", n_negatives=10240, train_batch_size=1024, embedding_size=64,
+                      n_interests=4, loss_type="sampled_softmax")
+    config = Config("UMI", "tiny", config_dict=tiny_config(folder, **industrial))
+    with pytest.raises(SettingsError, match=r"'n_negatives' = 10240: needs about 8\.0 GiB for the sampled candidates"):
+        pipeline.check_tensor_sizes(config, 3700, 10**6, 6, memory=2**32)
+    config = Config("UMI", "tiny", config_dict=tiny_config(folder, shared_negatives=True, **industrial))
+    pipeline.check_tensor_sizes(config, 3700, 10**6, 6, memory=2**30)
+    with pytest.raises(SettingsError, match=r"needs about 0\.5 GiB for the shared negatives"):
+        pipeline.check_tensor_sizes(config, 3700, 10**6, 6, memory=2**28)
