@@ -13,7 +13,6 @@ compat.apply()  # before anything imports RecBole
 import os  # noqa: E402
 
 import torch  # noqa: E402
-
 from recbole.utils import init_seed  # noqa: E402
 
 from recbole_umi.checkpoints.content import interactions_digest  # noqa: E402
