@@ -103,6 +103,27 @@ def test_a_dataset_missing_from_data_path_is_named_before_any_download(tmp_path,
         main(["--model=UMI", "--dataset=ml-1m", f"--data_path={tmp_path / 'here'}", "--state=ERROR"])
 
 
+def test_a_pre_split_dataset_is_looked_for_by_its_part_files(tmp_path):
+    """RecBole's ``benchmark_filename`` data has ``<dataset>.<part>.inter`` files and no
+    ``<dataset>.inter``: the folder check looks for the parts."""
+    from recbole_umi.data.checks import DataError
+    from recbole_umi.data.protocol import check_dataset_folder
+
+    class Given(dict):
+        external_config_dict = {"data_path": True}
+
+    folder = tmp_path / "split"
+    folder.mkdir()
+    config = Given(data_path=str(folder), dataset="split", offline=False, benchmark_filename=["train", "valid", "test"])
+    with pytest.raises(DataError, match=r"split.train.inter: is not there"):
+        check_dataset_folder(config)
+    for part in ("train", "valid", "test"):
+        (folder / f"split.{part}.inter").write_text("user_id:token\titem_id:token\n")
+    check_dataset_folder(config)
+    with pytest.raises(DataError, match=r"split/split.inter: is not there"):
+        check_dataset_folder(Given(config, benchmark_filename=None))
+
+
 def test_config_files_separated_by_commas_or_spaces():
     from recbole_umi.config import comma_list
 

@@ -395,14 +395,18 @@ def _recbole_dataset(config):
 def check_dataset_folder(config) -> None:
     """Refuse, before RecBole would try to download it, a dataset whose ``.inter`` file is
     not where the config says: when the user gave ``data_path`` (they meant that folder) or
-    set ``offline: True``. Otherwise RecBole downloads the datasets it knows, as it does."""
+    set ``offline: True``. Otherwise RecBole downloads the datasets it knows, as it does.
+    With ``benchmark_filename`` (RecBole's pre-split data) the files are
+    ``<dataset>.<part>.inter``, one per part; the first is looked for."""
     folder = Path(config["data_path"])
     given = "data_path" in config.external_config_dict
-    if (given or config["offline"]) and not (folder / f"{config['dataset']}.inter").is_file():
+    parts = config["benchmark_filename"] if "benchmark_filename" in config else None
+    expected = f"{config['dataset']}.{parts[0]}.inter" if parts else f"{config['dataset']}.inter"
+    if (given or config["offline"]) and not (folder / expected).is_file():
         where = "data_path" if given else "offline"
         found = "the folder does not exist" if not folder.is_dir() else \
             f"it holds {sorted(p.name for p in folder.iterdir())[:8] or 'nothing'}"
-        raise DataError(folder / f"{config['dataset']}.inter",
+        raise DataError(folder / expected,
                         f"is not there ({found}): data_path must be the folder holding {config['dataset']}/, "
                         f"nothing is downloaded with {where} given" if given else
                         f"is not there ({found}) and offline: True downloads nothing")
