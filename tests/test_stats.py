@@ -87,6 +87,11 @@ def test_two_level_test_only_the_interaction_left():
     test = two_level_test([[1, 0], [0, 1]], [[0, 0], [0, 0]])
     assert test["se"] == pytest.approx(0.5) and test["df"] == pytest.approx(1.0)
     assert test["p"] == pytest.approx(2 * stats.t.sf(1.0, 1))
+    # no term left in Satterthwaite's sum (only rounding allows it beside a positive variance):
+    # the fallback, not a division by zero
+    from recbole_umi.stats import _satterthwaite_df
+
+    assert _satterthwaite_df(1e-30, {"users": (0.0, 5)}, [("users", 0.5)], fallback=1) == 1.0
 
 
 def test_two_level_mean_by_hand():
