@@ -44,6 +44,22 @@ def _interaction_variance(values: np.ndarray) -> float:
     return float((residual**2).sum() / ((n_seeds - 1) * (n_users - 1)))
 
 
+def _satterthwaite_df(variance: float, mean_squares: dict[str, tuple[float, int]],
+                      terms: list[tuple[str, float]], fallback: float) -> float:
+    """Satterthwaite's degrees of freedom of ``variance = sum(coefficient * mean square)``:
+    ``variance^2 / sum((c * MS)^2 / d)``, where ``c`` is a mean square's net coefficient over
+    ``terms`` (a mean square named twice is one mean square, not two independent ones) and
+    ``d`` its degrees of freedom in ``mean_squares`` (name -> (MS, d)). ``fallback`` where no
+    term is left (every mean square in the sum is 0, which only rounding allows beside a
+    positive variance)."""
+    coefficients: dict[str, float] = {}
+    for name, coefficient in terms:
+        coefficients[name] = coefficients.get(name, 0.0) + coefficient
+    spread = sum((coefficient * mean_squares[name][0]) ** 2 / mean_squares[name][1]
+                 for name, coefficient in coefficients.items() if mean_squares[name][1] > 0)
+    return variance**2 / spread if spread > 0 else float(fallback)
+
+
 def two_level_test(first, other, paired_seeds: bool = False) -> dict | None:
     """The difference of two models' mean metric, with an interval and a p-value that count
     the spread between test users and between training seeds.
@@ -58,10 +74,18 @@ def two_level_test(first, other, paired_seeds: bool = False) -> dict | None:
       differences);
     - users: ``S_d^2 / U``, the variance of each user's seed-averaged difference;
     - the interaction, which both of these contain, is estimated from each model's
-      residuals and counted once.
+      residuals (``I_A``, ``I_B``): each part above has its share (``I_A / U`` per seed
+      mean, ``I_A / n_A`` per user difference) taken out, a part that would go below 0 is
+      cut to 0, and ``I_A / (n_A U) + I_B / (n_B U)`` is added once.
 
-    The interval and p-value use Student's t with Satterthwaite's degrees of freedom for that
-    sum (few seeds give few degrees of freedom, so a wide interval).
+    The interval and p-value use Student's t with Satterthwaite's degrees of freedom for
+    that signed sum of mean squares: ``V^2 / sum((c_i MS_i)^2 / d_i)`` over the mean squares
+    ``MS_i`` in it, each with its net coefficient ``c_i`` (an interaction mean square that
+    enters two parts is one mean square) and its degrees of freedom ``d_i``: ``n - 1`` for
+    a model's seed means (or the seeds' differences), ``U - 1`` for the users' differences,
+    ``(n - 1)(U - 1)`` for a model's interaction. A part cut to 0 brings none of its terms
+    (neither its mean square nor the interaction it took out). Few seeds give few degrees of
+    freedom, so a wide interval.
 
     Args:
         first, other: ``seeds x users`` arrays (a list of per-user lists per seed), the users
@@ -89,22 +113,39 @@ def two_level_test(first, other, paired_seeds: bool = False) -> dict | None:
     interaction = interaction_a / (n_a * n_users) + interaction_b / (n_b * n_users)  # counted once
     user_differences = first.mean(axis=0) - other.mean(axis=0)
     users_ms = float(user_differences.var(ddof=1))
+    # Every mean square of the variance with its degrees of freedom, and the signed terms
+    # (mean square's name, coefficient) of each part, for Satterthwaite's degrees of freedom.
+    mean_squares = {"interaction A": (interaction_a, (n_a - 1) * (n_users - 1)),
+                    "interaction B": (interaction_b, (n_b - 1) * (n_users - 1)),
+                    "users": (users_ms, n_users - 1)}
+    terms = [("interaction A", 1 / (n_a * n_users)), ("interaction B", 1 / (n_b * n_users))]
     # each part without its interaction share (never below 0), the interaction added once
     users_part = max(0.0, users_ms - interaction_a / n_a - interaction_b / n_b) / n_users
+    if users_part > 0:
+        terms += [("users", 1 / n_users), ("interaction A", -1 / (n_a * n_users)),
+                  ("interaction B", -1 / (n_b * n_users))]
     if paired_seeds:
-        seeds_ms = [(float((first.mean(axis=1) - other.mean(axis=1)).var(ddof=1)), n_a)]
-        seeds_part = max(0.0, seeds_ms[0][0] - (interaction_a + interaction_b) / n_users) / n_a
+        seeds_ms = float((first.mean(axis=1) - other.mean(axis=1)).var(ddof=1))
+        mean_squares["seeds"] = (seeds_ms, n_a - 1)
+        seeds_part = max(0.0, seeds_ms - (interaction_a + interaction_b) / n_users) / n_a
+        if seeds_part > 0:
+            terms += [("seeds", 1 / n_a), ("interaction A", -1 / (n_users * n_a)),
+                      ("interaction B", -1 / (n_users * n_a))]
     else:
-        seeds_ms = [(float(first.mean(axis=1).var(ddof=1)), n_a), (float(other.mean(axis=1).var(ddof=1)), n_b)]
-        seeds_part = (max(0.0, seeds_ms[0][0] - interaction_a / n_users) / n_a
-                      + max(0.0, seeds_ms[1][0] - interaction_b / n_users) / n_b)
+        seeds_ms_a, seeds_ms_b = float(first.mean(axis=1).var(ddof=1)), float(other.mean(axis=1).var(ddof=1))
+        mean_squares.update({"seeds A": (seeds_ms_a, n_a - 1), "seeds B": (seeds_ms_b, n_b - 1)})
+        seeds_part_a = max(0.0, seeds_ms_a - interaction_a / n_users) / n_a
+        seeds_part_b = max(0.0, seeds_ms_b - interaction_b / n_users) / n_b
+        seeds_part = seeds_part_a + seeds_part_b
+        if seeds_part_a > 0:
+            terms += [("seeds A", 1 / n_a), ("interaction A", -1 / (n_users * n_a))]
+        if seeds_part_b > 0:
+            terms += [("seeds B", 1 / n_b), ("interaction B", -1 / (n_users * n_b))]
     variance = seeds_part + users_part + interaction
     if variance == 0.0:  # every run gives every user the same value on both sides
         return {"delta": delta, "low": delta, "high": delta, "p": 1.0 if delta == 0 else 0.0, "se": 0.0,
                 "df": float("inf"), "seed_share": 0.0}
-    # Satterthwaite: the mean squares that make up the variance, each with its degrees of freedom
-    parts = [(ms / n, n - 1) for ms, n in seeds_ms] + [(users_ms / n_users, n_users - 1)]
-    df = sum(part for part, _ in parts) ** 2 / sum(part**2 / dof for part, dof in parts if part > 0)
+    df = _satterthwaite_df(variance, mean_squares, terms, fallback=min(n_a, n_b) - 1)
     se = variance**0.5
     half = float(stats.t.ppf(0.975, df)) * se
     p = float(2 * stats.t.sf(abs(delta) / se, df))
