@@ -65,3 +65,15 @@ python scripts/cold_start_curve.py "$out" \
     --models=UMI,UMI-DAR,UMI-IR,MIND+HN,MIND,YoutubeDNN,ProfileDSSM,SASRecMatching,ComiRec+HN,ComiRec,Popularity \
     "--extra=UMI dropout 0.5=$out-dropout50:UMI" "--extra=MIND+HN dropout 0.5=$out-dropout50:MIND+HN" \
     "--extra=YoutubeDNN dropout 0.5=$out-dropout50:YoutubeDNN" --seeds=2021,2022,2023 --out="$out/curve"
+# the figure of docs/analysis.md (HitRate@50, fewer models), the dropout models' own tests,
+# the profile alone against popularity, and the seen-items table
+curve() { python scripts/cold_start_curve.py "$@" --seeds=2021,2022,2023 --metrics=recall@50,recall@10,recall@300; }
+curve "$out" --models=UMI,MIND+HN,YoutubeDNN,ProfileDSSM,SASRecMatching,ComiRec+HN,Popularity \
+    "--extra=UMI dropout 0.5=$out-dropout50:UMI" "--extra=MIND+HN dropout 0.5=$out-dropout50:MIND+HN" \
+    --out="$out/curve_hr50"
+curve "$out-dropout50" --models=UMI,MIND+HN,YoutubeDNN "--extra=Popularity=$out:Popularity" \
+    "--extra=ProfileDSSM=$out:ProfileDSSM" "--extra=UMI no dropout=$out:UMI" --out="$out-dropout50/curve"
+curve "$out" --models=ProfileDSSM,Popularity --out="$out/profile_vs_popularity"
+python scripts/seen_items_table.py "$out" \
+    --models=UMI,UMI-DAR,UMI-IR,MIND+HN,MIND,YoutubeDNN,ProfileDSSM,SASRecMatching,ComiRec+HN,ComiRec,Popularity \
+    --seeds=2021,2022,2023 --out="$out/seen_items"
