@@ -74,7 +74,8 @@ def test_ctrl_c_names_the_resume_command(tiny_data, tmp_path, monkeypatch, capsy
     args = cli_args(tiny_data, "UMI") + ["--epochs=3", "--eval_protocol=user_split", f"--checkpoint_dir={tmp_path / 'saved'}"]
     assert command(run_main, args) == 130
     [last] = (tmp_path / "saved").glob("*-last.pth")
-    assert capsys.readouterr().err == f"recbole-umi: interrupted; continue with: python -m recbole_umi --resume={last}\n"
+    expected = f"recbole-umi: interrupted; continue with: python -m recbole_umi --resume={last}\n"
+    assert capsys.readouterr().err == expected
 
 
 def test_help_lists_every_setting_with_its_range_and_default(capsys):

@@ -2,8 +2,8 @@ r"""Popularity: the floor every cold-start curve needs, the score of knowing not
 the user (the adapter of :class:`recbole_umi.towers.single_interest.PopularityTower`).
 
 Every user gets the same ranking: the items by their number of training targets
-(:func:`recbole_umi.model.base.training_counts`), ties broken by item id (the lower first). It reads neither history nor profile, so it answers at
-``eval_history_items: 0`` too. Its "training" is a zero loss (RecBole's trainer wants a
+(:func:`recbole_umi.model.base.training_counts`), ties broken by item id (the lower first).
+It reads neither history nor profile, so it answers at ``eval_history_items: 0`` too. Its "training" is a zero loss (RecBole's trainer wants a
 parameter to step): the counts are fixed when the model is built, and the epochs the run's
 settings give (about a second each on ml-1m) change nothing.
 """
