@@ -34,6 +34,7 @@ __all__ = [
     "interrupted_run",
     "search_seeds",
     "check_search_seeds",
+    "finished_runs",
     "check_finished_runs",
     "check_run_code",
     "set_aside_damaged_runs",
@@ -62,6 +63,7 @@ def add_policy_arguments(parser, names=tuple(POLICY_FLAGS)) -> None:
 def policy(args) -> dict[str, bool]:
     """The policy flags ``args`` (parsed by a parser given :func:`add_policy_arguments`) holds."""
     return {name: getattr(args, name) == "True" for name in POLICY_FLAGS if hasattr(args, name)}
+
 
 # Settings that say where things live or what is printed, not what a run computes: a
 # comparison may resume with them changed.
@@ -103,15 +105,20 @@ def comparable(settings: dict | None) -> dict | None:
     return readable
 
 
-def check_finished_runs(out: Path, jobs, dataset: str, settings_of: dict) -> None:
+def finished_runs(out: Path, jobs) -> dict:
+    """``{(variant, seed): record}`` of the runs of ``jobs`` on disk in ``out``, each file read once."""
+    return {(variant, seed): read_json(path) for variant, seed in jobs
+            if (path := run_file(out, variant, seed)).exists()}
+
+
+def check_finished_runs(out: Path, jobs, dataset: str, settings_of: dict, records: dict | None = None) -> None:
     """Fail, before anything trains, if a finished run of ``jobs`` in ``out`` was made on
-    another dataset or with other settings than ``settings_of[variant]``."""
-    for variant, seed in jobs:
+    another dataset or with other settings than ``settings_of[variant]``. ``records``: the
+    :func:`finished_runs` already read."""
+    records = finished_runs(out, jobs) if records is None else records
+    for (variant, seed), record in records.items():
         settings = settings_of[variant]
         path = run_file(out, variant, seed)
-        if not path.exists():
-            continue
-        record = read_json(path)
         if record.get("dataset", dataset) != dataset:
             raise SettingsMismatchError(
                 f"{path} was run on the dataset {record['dataset']!r}, this comparison is on {dataset!r}: "
@@ -225,8 +232,9 @@ def check_comparison(variants, dataset, seeds, out, config_file_list=None, confi
     jobs = [(variant, seed) for seed in seeds for variant in variants]
     # JSON round trip, so that the settings compare equal to those read back from disk
     settings_of = {v: json.loads(json.dumps(run_settings(files_of[v], config_dict))) for v in variants}
-    check_finished_runs(Path(out), jobs, dataset, settings_of)
-    check_run_code(Path(out), jobs, allow_mixed_code)
+    records = finished_runs(Path(out), jobs)
+    check_finished_runs(Path(out), jobs, dataset, settings_of, records)
+    check_run_code(Path(out), jobs, allow_mixed_code, records)
     return files_of, jobs, settings_of
 
 
@@ -245,19 +253,20 @@ def set_aside_damaged_runs(out: Path, jobs, log=print) -> None:
             log(f"{error}: set aside as {kept.name}; the run is made again")
 
 
-def check_run_code(out: Path, jobs, allow_mixed_code: bool = False) -> None:
+def check_run_code(out: Path, jobs, allow_mixed_code: bool = False, records: dict | None = None) -> None:
     """Refuse (:class:`recbole_umi.provenance.MixedCodeError`) to add runs of this code to
     finished runs of ``jobs`` made with other code, or to tabulate finished runs of
-    several codes, unless ``allow_mixed_code``."""
-    records = []
+    several codes, unless ``allow_mixed_code``. ``records``: the :func:`finished_runs`
+    already read."""
+    records = finished_runs(out, jobs) if records is None else records
+    codes = []
     for variant, seed in jobs:
-        path = run_file(out, variant, seed)
         name = f"{variant} seed {seed}"
-        if path.exists():
-            records.append({"name": name, "code": read_json(path).get("code")})
+        if (variant, seed) in records:
+            codes.append({"name": name, "code": records[variant, seed].get("code")})
         else:
-            records.append({"name": f"{name} (to run now)", "code": code_version()})
-    check_same_code(records, f"the comparison in {out}", allow_mixed_code)
+            codes.append({"name": f"{name} (to run now)", "code": code_version()})
+    check_same_code(codes, f"the comparison in {out}", allow_mixed_code)
 
 
 class MissingRunsError(FileNotFoundError):
@@ -354,11 +363,12 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             if not path.exists():
                 time.sleep(LOCK_POLL_S)
     # runs another process made after the checks above: the same checks before they are tabulated
-    check_finished_runs(out, jobs, dataset, settings_of)
-    check_run_code(out, jobs, allow_mixed_code)
+    records = finished_runs(out, jobs)
+    check_finished_runs(out, jobs, dataset, settings_of, records)
+    check_run_code(out, jobs, allow_mixed_code, records)
     results: dict[str, list] = {variant: [] for variant in variants}
     for variant, seed in jobs:
-        results[variant].append(read_json(run_file(out, variant, seed)))
+        results[variant].append(records[variant, seed])
     return results
 
 
