@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 
-__all__ = ["paper_metric_names", "metric_columns", "recbole_metric_name", "category_coverage"]
+__all__ = ["paper_metric_names", "metric_columns", "metric_column", "recbole_metric_name", "category_coverage"]
 
 _PAPER_NAMES = {"recall": "HitRate", "precision": "Precision"}
 
@@ -48,6 +48,13 @@ def metric_columns(result: dict, protocol: str) -> dict:
         return paper_metric_names(result)
     kept = {key: float(value) for key, value in result.items() if re.fullmatch(rf"({'|'.join(_PAPER_NAMES)})@\d+", key)}
     return dict(sorted(kept.items(), key=_by_n))
+
+
+def metric_column(metric: str, protocol: str | None) -> str:
+    """One RecBole metric's name (any case: ``Recall@50``) as :func:`metric_columns` names its
+    column under ``protocol`` (``HitRate@50`` under ``user_split``); the name as given where
+    it is none of the paper's metrics (``MRR@10``)."""
+    return next(iter(metric_columns({metric.lower(): 0.0}, protocol)), metric)
 
 
 def recbole_metric_name(column: str) -> str:

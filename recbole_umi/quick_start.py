@@ -22,7 +22,7 @@ from recbole_umi.cli import command  # noqa: E402
 from recbole_umi.config import Config, comma_list  # noqa: E402
 from recbole_umi.data.protocol import history_curve_loaders  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, evaluated_users, interest_diagnostics  # noqa: E402
-from recbole_umi.metrics import metric_columns  # noqa: E402
+from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
 from recbole_umi.settings import SettingsError, processes  # noqa: E402
@@ -294,10 +294,7 @@ def render_result(result: dict) -> str:
     epochs, and the interest diagnostics in words."""
     protocol = result.get("eval_protocol")
     tables = {"best validation": result.get("best_valid_result") or {}, "test": result.get("test_result") or {}}
-    names = {}
-    for key in tables["test"] or tables["best validation"]:
-        paper = metric_columns({key: 0.0}, protocol) if protocol == "user_split" else {}
-        names[key] = next(iter(paper), key)
+    names = {key: metric_column(key, protocol) for key in tables["test"] or tables["best validation"]}
     width = max(len(label) for label in tables)
     lines = [" " * width + "  " + "  ".join(f"{name:>12}" for name in names.values())]
     for label, values in tables.items():

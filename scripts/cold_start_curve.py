@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.config import comma_list  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
-from recbole_umi.metrics import metric_columns  # noqa: E402
+from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.provenance import check_same_code, describe_code  # noqa: E402
 from recbole_umi.stats import LEVEL, holm, two_level_mean, two_level_test  # noqa: E402
 
@@ -37,7 +37,7 @@ PAPER_CUT = "all"  # the column of the runs' own test: the paper's history cut
 
 
 def label(metric: str) -> str:
-    return next(iter(metric_columns({metric: 0.0}, "user_split")))
+    return metric_column(metric, "user_split")
 
 
 def read_curves(folder: Path, models: list[str], seeds: list[int], codes: list | None = None,

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.config import comma_list  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
-from recbole_umi.metrics import metric_columns  # noqa: E402
+from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.provenance import check_same_code, describe_code  # noqa: E402
 from recbole_umi.stats import two_level_mean, two_level_test  # noqa: E402
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--out", required=True, help="writes OUT.md and OUT.csv")
     args = parser.parse_args(argv)
     folder, seeds, metrics = Path(args.folder), comma_list(args.seeds, int), comma_list(args.metrics)
-    label = {m: next(iter(metric_columns({m: 0.0}, "user_split")), m) for m in metrics}
+    label = {m: metric_column(m, "user_split") for m in metrics}
     lines = [
         "Test metrics in percent under the paper's protocol (the whole catalogue ranked, the user's history "
         "included) and with each user's history left out of its ranking, as a deployment would; the same models "

@@ -57,7 +57,7 @@ from recbole_umi.experiments.runs import (  # noqa: E402
 from recbole_umi.experiments.variants import resolve_variant  # noqa: E402
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic  # noqa: E402
-from recbole_umi.metrics import metric_columns  # noqa: E402
+from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.plain import plain_data  # noqa: E402
 from recbole_umi.provenance import check_same_code, code_version, describe_code  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
@@ -197,8 +197,7 @@ class Tuning(HyperTuning):
                        {**self.fixed_settings, name: value, "state": "ERROR"})
         self.training_seed = config["seed"]  # every trial trains with it
         # the validation score's name, as tables print it (the paper's under its protocol)
-        valid = str(config["valid_metric"]).lower()
-        self.valid_label = next(iter(metric_columns({valid: 0.0}, config["eval_protocol"])), config["valid_metric"])
+        self.valid_label = metric_column(str(config["valid_metric"]), config["eval_protocol"])
         defaults = {name: config[name] for name in self.space_spec}
         if self.start_from_defaults:
             for name, (kind, values) in self.space_spec.items():
@@ -391,7 +390,7 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> s
     metrics = list(trials[0]["best_valid_result"])
     # the paper's names under its protocol (trials recorded before the protocol was: RecBole's)
     protocol = trials[-1].get("eval_protocol")
-    shown = {m: next(iter(metric_columns({m: 0.0}, protocol)), m) if protocol else m for m in metrics}
+    shown = {m: metric_column(m, protocol) for m in metrics}
     valid = trials[-1].get("valid_metric", "score")
     lines = [f"Every trial; the best validation {valid} is in bold. Test results are recorded, never used to choose."]
     if budget is not None and len(trials) > budget:
