@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.config import comma_list  # noqa: E402
+from recbole_umi.experiments.tables import interval_text  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.provenance import check_same_code, describe_code  # noqa: E402
@@ -98,7 +99,7 @@ def curve_table(curves: dict, metrics: list[str]) -> tuple[str, list[list[str]],
                 m = two_level_mean(point["test"][metric])
                 valid = 100 * np.mean([v[metric] for v in point["valid"]])
                 means[model, metric, k] = m
-                cells.append(f"{m['mean']:.2f} [{m['low']:.2f}, {m['high']:.2f}]")
+                cells.append(interval_text(m["mean"], m["low"], m["high"]))
                 valid_cells.append(f"{valid:.2f}")
                 rows.append([model, label(metric), k, f"{m['mean']:.4f}", f"{m['low']:.4f}", f"{m['high']:.4f}",
                              f"{valid:.4f}", str(len(point["users"]))])
@@ -125,7 +126,7 @@ def curve_table(curves: dict, metrics: list[str]) -> tuple[str, list[list[str]],
                     cells.append("-")
                     continue
                 marks = ("*" if t["p"] < LEVEL else "") + ("†" if t["p_holm"] < LEVEL else "")
-                cells.append(f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] p={t['p']:.2g}{marks}")
+                cells.append(f"{interval_text(t['delta'], t['low'], t['high'], signed=True)} p={t['p']:.2g}{marks}")
             lines.append(f"| {model} | {label(metric)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n", rows, means
 

@@ -23,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.config import comma_list  # noqa: E402
+from recbole_umi.experiments.tables import interval_text  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.provenance import check_same_code, describe_code  # noqa: E402
@@ -64,9 +65,9 @@ def main(argv: list[str] | None = None) -> str:
             unseen = 100 * np.array([r["unseen"]["test_per_user"][metric] for r in runs])
             a, b = two_level_mean(paper), two_level_mean(unseen)
             gain = two_level_test(unseen, paper, paired_seeds=True)
-            lines.append(f"| {model} | {label[metric]} | {a['mean']:.2f} [{a['low']:.2f}, {a['high']:.2f}] | "
-                         f"{b['mean']:.2f} [{b['low']:.2f}, {b['high']:.2f}] | {gain['delta']:+.2f} "
-                         f"[{gain['low']:+.2f}, {gain['high']:+.2f}] p={gain['p']:.2g} |")
+            lines.append(f"| {model} | {label[metric]} | {interval_text(a['mean'], a['low'], a['high'])} | "
+                         f"{interval_text(b['mean'], b['low'], b['high'])} | "
+                         f"{interval_text(gain['delta'], gain['low'], gain['high'], signed=True)} p={gain['p']:.2g} |")
             rows.append([model, label[metric], f"{a['mean']:.4f}", f"{b['mean']:.4f}", f"{gain['delta']:.4f}",
                          f"{gain['low']:.4f}", f"{gain['high']:.4f}", f"{gain['p']:.4g}"])
     if missing:

@@ -88,7 +88,8 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(prog="python -m recbole_umi.compare", 
+    parser = argparse.ArgumentParser(
+        prog="python -m recbole_umi.compare",
         allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
         description=__doc__.split("\n\n")[0] + " Further --key=value arguments set config keys.",
     )

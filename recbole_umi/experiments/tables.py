@@ -33,7 +33,16 @@ __all__ = [
     "render_code",
     "write_csv",
     "write_tests_csv",
+    "interval_text",
 ]
+
+
+def interval_text(value: float, low: float, high: float, signed: bool = False) -> str:
+    """``"14.17 [13.47, 14.86]"``: a figure and its 95% interval in the tables' two decimals;
+    ``signed`` (a difference): ``"+0.23 [-0.25, +0.71]"``."""
+    form = "+.2f" if signed else ".2f"
+    return f"{value:{form}} [{low:{form}}, {high:{form}}]"
+
 
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation over seeds (0 for a single seed)."""
@@ -182,7 +191,7 @@ def render_history_breakdown(results: dict, column: str, n_buckets: int) -> str 
             users = (lengths >= low) & (lengths <= high)
             mean = stats.two_level_mean(values[variant][:, users]) if users.sum() >= 2 else None
             cells.append(f"{values[variant][:, users].mean():.2f}" if mean is None else
-                         f"{mean['mean']:.2f} [{mean['low']:.2f}, {mean['high']:.2f}]")
+                         interval_text(mean["mean"], mean["low"], mean["high"]))
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     if len(variants) > 1 and min(len(runs) for runs in results.values()) >= 2:
         lines += ["", f"{variants[0]} minus each model per bucket, in points [95% two-level interval], p; † below "
@@ -198,7 +207,7 @@ def render_history_breakdown(results: dict, column: str, n_buckets: int) -> str 
             found = {v: stats.two_level_test(values[variants[0]][:, users], values[v][:, users]) for v in variants[1:]}
             for v, p_holm in zip(found, stats.holm([t["p"] for t in found.values()])):
                 t = found[v]
-                cells[v].append(f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] p={t['p']:.2g}"
+                cells[v].append(f"{interval_text(t['delta'], t['low'], t['high'], signed=True)} p={t['p']:.2g}"
                                 + ("†" if p_holm < stats.LEVEL else ""))
         lines += [f"| {v} | " + " | ".join(row) + " |" for v, row in cells.items()]
     return "\n".join(lines) + "\n"
@@ -233,7 +242,7 @@ def render_significance(tests: dict, columns: list[str], first: str, n_users: in
             star = "*" if t["p"] < level else ""
             star += "†" if t["p_holm"] < level else ""
             seeds = "" if t.get("p_seeds") is None else f"; seeds p={t['p_seeds']:.3g}"
-            cells.append(f"{t['delta']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}] p={t['p']:.3g}{star}{seeds}")
+            cells.append(f"{interval_text(t['delta'], t['low'], t['high'], signed=True)} p={t['p']:.3g}{star}{seeds}")
         lines.append(f"| {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
