@@ -7,7 +7,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    "PositionMaps","mask_logits", "squash", "MLP", "RoutingLogits", "dynamic_routing", "mean_pairwise_cosine", "routing_overlap", "SelfAttentiveExtractor"]
+    "mask_logits",
+    "squash",
+    "MLP",
+    "RoutingLogits",
+    "dynamic_routing",
+    "mean_pairwise_cosine",
+    "routing_overlap",
+    "SelfAttentiveExtractor",
+    "PositionMaps",
+    "profile_refinement",
+]
 
 
 def mask_logits(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -202,10 +212,16 @@ class SelfAttentiveExtractor(nn.Module):
     embedding, the biases kept); ``V = A^T H`` (the interests are sums of item embeddings,
     without the positions).
 
-    Shapes: ``H: B x T x d``, ``mask: B x T`` -> ``V: B x K x d`` and ``A: B x T x K``.
+    With ``context_size`` (UMISA's profile-steered queries), a context vector c of each user
+    enters the heads' hidden layer: ``tanh(W1 (H + P) + U c + b1)``, so that which positions
+    each head attends to depends on c (``U`` has no bias; ``context`` then is required).
+
+    Shapes: ``H: B x T x d``, ``mask: B x T``, ``context: B x c`` -> ``V: B x K x d`` and
+    ``A: B x T x K``.
     """
 
-    def __init__(self, embedding_size: int, hidden_size: int, n_interests: int, max_length: int | None = None):
+    def __init__(self, embedding_size: int, hidden_size: int, n_interests: int, max_length: int | None = None,
+                 context_size: int | None = None):
         super().__init__()
         self.attention = nn.Sequential(
             nn.Linear(embedding_size, hidden_size),
@@ -216,11 +232,19 @@ class SelfAttentiveExtractor(nn.Module):
         if max_length is not None:
             self.positions = nn.Parameter(torch.empty(max_length, embedding_size))
             nn.init.xavier_uniform_(self.positions)
+        self.context = nn.Linear(context_size, hidden_size, bias=False) if context_size is not None else None
 
-    def forward(self, history: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, history: torch.Tensor, mask: torch.Tensor,
+                context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         keys = history if self.positions is None else history + self.positions[: history.size(1)]
-        scores = mask_logits(self.attention(keys), mask.unsqueeze(-1))  # B x T x K
-        attention = torch.softmax(scores, dim=1)
+        if (context is None) != (self.context is None):
+            raise ValueError("a context vector is needed exactly when the extractor was built with context_size")
+        if self.context is None:
+            scores = self.attention(keys)
+        else:
+            first, activation, second = self.attention
+            scores = second(activation(first(keys) + self.context(context).unsqueeze(1)))
+        attention = torch.softmax(mask_logits(scores, mask.unsqueeze(-1)), dim=1)  # B x T x K
         return torch.matmul(attention.transpose(1, 2), history), attention
 
 
@@ -241,3 +265,20 @@ class PositionMaps(nn.Module):
         batch_size, length, d = history.shape
         votes = torch.einsum("tod,btd->bto", self.weight[:length], history)  # B x T x K*d
         return votes.view(batch_size, length, self.n_interests, d)
+
+
+def profile_refinement(capsules: torch.Tensor, profile: torch.Tensor, per_field: torch.Tensor, refinement: MLP,
+                       field_relevance: MLP | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """UMI's interest refinement (Eq 7-9): each interest v_k with the profile,
+    ``MLP([sum_c d_kc e_c ; v_k])`` where ``d_k = field_relevance([e_u ; v_k])`` weighs the
+    profile fields per interest (IR), or ``MLP([e_u ; v_k])`` with the same, static profile
+    for every interest (``field_relevance`` None: UMI w/o IR).
+
+    Shapes: ``capsules`` ``B x K x d``, ``profile`` ``B x C*d_f``, ``per_field``
+    ``B x C x d_f`` -> ``B x K x out`` and the field weights ``B x K x C`` (None without IR).
+    """
+    if field_relevance is None:
+        return refinement.forward_shared(capsules, profile, shared_first=True), None
+    field_weights = field_relevance.forward_shared(capsules, profile, shared_first=True)  # B x K x C
+    weighted = (field_weights.unsqueeze(-1) * per_field.unsqueeze(1)).flatten(2)  # B x K x C*d_f
+    return refinement(torch.cat([weighted, capsules], dim=-1)), field_weights

@@ -18,9 +18,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from recbole_umi.settings import SettingsError
-from recbole_umi.towers.settings import SASRecSettings
+from recbole_umi.towers.settings import CausalEncoderSettings
 
-__all__ = ["CausalTransformerEncoder", "TransformerEncoder", "causal_attention_mask"]
+__all__ = ["CausalTransformerEncoder", "TransformerEncoder", "causal_attention_mask", "last_state"]
 
 
 def _gelu(x: torch.Tensor) -> torch.Tensor:
@@ -136,10 +136,10 @@ class CausalTransformerEncoder(nn.Module):
         n_items: rows of its item table (0 the padding item).
         max_length: T, rows of the position table.
 
-    Shapes: ``forward(item_seq B x T, item_seq_len B)`` -> ``B x d``.
+    Shapes: ``forward(item_seq B x T, item_seq_len B)`` -> ``B x d``; ``states(item_seq)`` -> ``B x T x d``.
     """
 
-    def __init__(self, settings: SASRecSettings, n_items: int, max_length: int):
+    def __init__(self, settings: CausalEncoderSettings, n_items: int, max_length: int):
         super().__init__()
         d = settings.embedding_size
         self.initializer_range = settings.initializer_range
@@ -163,11 +163,21 @@ class CausalTransformerEncoder(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+    def states(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """The contextual state of every history position (position t has seen items 1..t),
+        ``B x T`` -> ``B x T x d``; padded positions hold values no real position reads."""
         position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
         position_ids = position_ids.unsqueeze(0).expand_as(item_seq)
         input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids)
         input_emb = self.dropout(self.LayerNorm(input_emb))
-        output = self.trm_encoder(input_emb, causal_attention_mask(item_seq))
-        last = (item_seq_len - 1).view(-1, 1, 1).expand(-1, -1, output.shape[-1])
-        return output.gather(dim=1, index=last).squeeze(1)
+        return self.trm_encoder(input_emb, causal_attention_mask(item_seq))
+
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        return last_state(self.states(item_seq), item_seq_len)
+
+
+def last_state(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The state at each user's last history position: ``B x T x d``, ``B`` -> ``B x d``
+    (RecBole's ``gather_indexes``; every length must be at least 1)."""
+    last = (lengths - 1).view(-1, 1, 1).expand(-1, -1, states.shape[-1])
+    return states.gather(dim=1, index=last).squeeze(1)

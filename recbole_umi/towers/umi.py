@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from recbole_umi.towers.base import UserTower, xavier_init
-from recbole_umi.towers.layers import MLP, RoutingLogits, dynamic_routing
+from recbole_umi.towers.layers import MLP, RoutingLogits, dynamic_routing, profile_refinement
 from recbole_umi.towers.schema import DataSchema
 from recbole_umi.towers.settings import UMISettings
 
@@ -80,11 +80,7 @@ class UMITower(UserTower):
                per_field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Interest refinement (Eq 7-9): ``B x K x d`` capsules -> ``B x K x d`` interests,
         and the field weights d_k of Eq 7, ``B x K x C`` (None without IR)."""
-        if not self.use_ir:  # the same profile for every interest
-            return self.refinement.forward_shared(capsules, profile, shared_first=True), None
-        field_weights = self.field_relevance.forward_shared(capsules, profile, shared_first=True)  # B x K x C
-        weighted = (field_weights.unsqueeze(-1) * per_field.unsqueeze(1)).flatten(2)  # B x K x d_u
-        return self.refinement(torch.cat([weighted, capsules], dim=-1)), field_weights
+        return profile_refinement(capsules, profile, per_field, self.refinement, self.field_relevance)
 
     def steps(self, batch) -> UMISteps:
         """The forward pass, every intermediate kept (:class:`UMISteps`)."""
