@@ -15,6 +15,7 @@ from recbole.utils import get_model as recbole_get_model  # noqa: E402
 from recbole_umi.model import (  # noqa: E402
     MIND,
     UMI,
+    UMISA,
     Popularity,
     ComiRec,
     ComiRecDR,
@@ -29,7 +30,7 @@ __all__ = ["PLUGIN_MODELS", "get_model"]
 # Every model this plugin adds, by the name users pass as `--model`.
 PLUGIN_MODELS = {
     cls.__name__: cls
-    for cls in (UMI, MIND, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN, SASRecMatching, Popularity)
+    for cls in (UMI, UMISA, MIND, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN, SASRecMatching, Popularity)
 }
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "RETRIEVAL_MODES",
     "DIST_BACKENDS",
     "HIDDEN_ACTIVATIONS",
+    "PROFILE_STEERINGS",
     "RENAMED_SETTINGS",
     "setting",
     "check",
@@ -60,6 +61,7 @@ COMIREC_MAPS = ("per_position", "shared")
 # index searched, as a deployment would.
 RETRIEVAL_MODES = ("full_sort", "faiss_exact", "faiss_ivf", "faiss_hnsw")
 HIDDEN_ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")
+PROFILE_STEERINGS = ("queries", "gate", "none")
 
 
 class SettingsError(ValueError):
@@ -266,13 +268,16 @@ MODEL_SETTINGS: dict[str, Setting] = {
                                              "(the official add_pos)"),
     "dynamic_interests": Setting(bool, note="MIND: K'_u = max(1, min(K, floor(log2 n_u))) interests for a user with "
                                             "n_u history items"),
+    "profile_steering": Setting(str, choices=PROFILE_STEERINGS, note="UMISA: how the profile steers the extraction of "
+                                                                      "the interests from the encoder's states"),
+    "recent_interest": Setting(bool, note="UMISA: the encoder's state at the last position is one of the K interests"),
     "retrieval": Setting(str, choices=RETRIEVAL_MODES),
     "retrieval_nlist": Setting(int, low=0, note="0 chooses about 4 sqrt(#items) cells"),
     "retrieval_nprobe": Setting(int, low=1),
     "retrieval_hnsw_m": Setting(int, low=2),
     "retrieval_ef_construction": Setting(int, low=1),
     "retrieval_ef_search": Setting(int, low=1),
-    # SASRecMatching's encoder (RecBole's SASRec)
+    # the causal encoder of SASRecMatching and UMISA (RecBole's SASRec)
     "n_layers": Setting(int, low=1),
     "n_heads": Setting(int, low=1),
     "inner_size": Setting(int, low=1),

@@ -1,6 +1,6 @@
 """The plugin's models as RecBole sees them: thin adapters around the towers.
 
-Each registered class (UMI, MIND, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN,
+Each registered class (UMI, UMISA, MIND, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN,
 SASRecMatching) is a RecBole ``SequentialRecommender`` that builds its tower
 (:mod:`recbole_umi.towers`) from RecBole's config and dataset.
 """
@@ -15,6 +15,7 @@ from recbole_umi.model.mind import MIND  # noqa: E402
 from recbole_umi.model.popularity import Popularity  # noqa: E402
 from recbole_umi.model.single_interest import ProfileDSSM, SASRecMatching, YoutubeDNN  # noqa: E402
 from recbole_umi.model.umi import UMI  # noqa: E402
+from recbole_umi.model.umisa import UMISA  # noqa: E402
 from recbole_umi.towers.losses import LossConfigError  # noqa: E402
 from recbole_umi.towers.profile import ProfileConfigError  # noqa: E402
 
@@ -22,6 +23,7 @@ __all__ = [
     "MatchingRecommender",
     "MultiInterestRecommender",
     "UMI",
+    "UMISA",
     "MIND",
     "ComiRec",
     "ComiRecDR",

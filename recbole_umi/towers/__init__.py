@@ -15,11 +15,13 @@ from recbole_umi.towers.profile import ProfileConfigError, ProfileEncoder
 from recbole_umi.towers.schema import DataSchema, ProfileField, profile_field
 from recbole_umi.towers.single_interest import PopularityTower, ProfileDSSMTower, SASRecTower, YoutubeDNNTower
 from recbole_umi.towers.umi import UMITower
+from recbole_umi.towers.umisa import UMISATower
 
 __all__ = [
     "TOWER_CLASSES",
     "UserTower",
     "UMITower",
+    "UMISATower",
     "MINDTower",
     "ComiRecTower",
     "ProfileDSSMTower",
@@ -40,6 +42,7 @@ __all__ = [
 # that each adapter's tower_class is this one): serving builds a tower by its export's name.
 TOWER_CLASSES: dict[str, type[UserTower]] = {
     "UMI": UMITower,
+    "UMISA": UMISATower,
     "MIND": MINDTower,
     "ComiRec": ComiRecTower,
     "ComiRecDR": ComiRecTower,

@@ -28,6 +28,7 @@ from recbole_umi.settings import (
     HIDDEN_ACTIVATIONS,
     LOSS_TYPES,
     NEGATIVE_SAMPLERS,
+    PROFILE_STEERINGS,
     SETTINGS,
     Setting,
     setting,
@@ -43,7 +44,9 @@ __all__ = [
     "SingleInterestSettings",
     "YoutubeDNNSettings",
     "ProfileDSSMSettings",
+    "CausalEncoderSettings",
     "SASRecSettings",
+    "UMISASettings",
     "PopularitySettings",
     "ObjectiveSettings",
     "ProfileSettings",
@@ -158,10 +161,11 @@ class PopularitySettings(SingleInterestSettings):
 
 
 @dataclass(frozen=True)
-class SASRecSettings(SingleInterestSettings):
-    """SASRecMatching's causal transformer encoder (RecBole's SASRec settings; its hidden
-    size is d)."""
+class CausalEncoderSettings(Settings):
+    """SASRec's causal transformer encoder (:mod:`recbole_umi.towers.transformer`), with
+    RecBole's SASRec settings; its hidden size is d (``embedding_size``)."""
 
+    embedding_size: int
     n_layers: int
     n_heads: int
     inner_size: int
@@ -170,6 +174,26 @@ class SASRecSettings(SingleInterestSettings):
     hidden_act: Literal[HIDDEN_ACTIVATIONS]
     layer_norm_eps: float
     initializer_range: float
+
+
+@dataclass(frozen=True)
+class SASRecSettings(SingleInterestSettings, CausalEncoderSettings):
+    """SASRecMatching: the causal encoder's output at the last position is the user (K = 1)."""
+
+
+@dataclass(frozen=True)
+class UMISASettings(ProfileTowerSettings, CausalEncoderSettings):
+    """UMISA (docs/design.md): the causal encoder, the profile-steered extraction of the
+    interests from its states (width ``attention_hidden_size``; UGANet's width
+    ``uganet_hidden_size`` for the gate and Eq 7), the refinement (Eq 9 width), the recent
+    interest."""
+
+    attention_hidden_size: int
+    uganet_hidden_size: int
+    refine_hidden_size: int
+    profile_steering: Literal[PROFILE_STEERINGS]
+    use_ir: bool
+    recent_interest: bool
 
 
 @dataclass(frozen=True)

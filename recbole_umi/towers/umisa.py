@@ -1,0 +1,111 @@
+r"""UMISA's user tower: order-aware, user-aware multi-interest matching (this project's model,
+docs/design.md "UMISA").
+
+The runs of docs/results.md point at three things that matter on ml-1m: the order of the
+history (SASRec's causal encoder holds where the order-free models lose), several interests,
+and the training objective. UMI's user-aware routing has nothing order-aware to route and
+collapses (routing overlap 0.97). UMISA puts the profile where UMI puts it, on top of
+SASRec's contextual states instead of raw item embeddings:
+
+1. **States**: SASRec's causal transformer encoder over the history (item and position
+   embeddings; :class:`~recbole_umi.towers.transformer.CausalTransformerEncoder`), one state
+   h_t per position, sharing the item table that scores the items.
+2. **Profile-steered extraction** of the interests from the states (``profile_steering``):
+   ``queries``: ComiRec-SA's attention heads with the profile in their hidden layer,
+   ``A = softmax_T(W2 tanh(W1 h_t + U e_u + b1) + b2)``, so each head's choice of positions
+   depends on who the user is; ``gate``: UGANet's weight of each state (Eq 2 with h_t for
+   e_i), ``a_t = sigmoid(MLP([h_t ; e_u]))``, multiplies the states the heads read and pool
+   (UMI's DAR on contextual states); ``none``: ComiRec-SA's heads alone. ``v_k = sum_t A_tk h'_t``.
+3. **Recent interest** (``recent_interest``): one of the K interests is the state at the last
+   position, SASRec's user vector, the best single vector these runs found.
+4. **Refinement** with the profile, as UMI's IR (Eq 7-9: per-interest field weights;
+   ``use_ir: False``, the same static profile for every interest), added to the interest:
+   ``o_k = v_k + MLP([sum_c d_kc e_c ; v_k])``. The residual keeps the encoder's vectors
+   (which the item table is trained against from the first step) and lets the profile move
+   them; for a user without history (v = 0) the interests are the profile's alone.
+
+Scores are max over the K interests (Eq 1), trained with any of the shared objectives
+(harder negatives included). Empty histories: the states are not read (v_k = 0), the
+profile answers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from recbole_umi.towers.base import UserTower, xavier_init
+from recbole_umi.towers.layers import MLP, SelfAttentiveExtractor, profile_refinement
+from recbole_umi.towers.schema import DataSchema
+from recbole_umi.towers.settings import UMISASettings
+from recbole_umi.towers.transformer import CausalTransformerEncoder, last_state
+
+__all__ = ["UMISATower"]
+
+
+class UMISATower(UserTower):
+    """Causal transformer states -> K interests extracted with the profile steering ->
+    refined with the profile (module docstring; docs/design.md).
+
+    Shapes: ``interests_and_routing(batch)`` -> ``B x K x d`` interests and ``B x T x K``
+    weights of each history position in each interest (the extraction's attention; the
+    recent interest's column is 1 at the last position).
+    """
+
+    settings_class = UMISASettings
+
+    def __init__(self, settings: UMISASettings, schema: DataSchema):
+        super().__init__(settings, schema)
+        d, k = settings.embedding_size, settings.n_interests
+        profile_size, n_fields = self.profile.output_size, len(schema.profile)
+        hidden = settings.uganet_hidden_size
+        self.profile_steering = settings.profile_steering
+        self.recent_interest = settings.recent_interest
+        self.use_ir = settings.use_ir
+        self.encoder = CausalTransformerEncoder(settings, schema.n_items, schema.max_history_length)
+        n_heads = k - 1 if self.recent_interest else k
+        context = profile_size if self.profile_steering == "queries" else None
+        self.extractor = (SelfAttentiveExtractor(d, settings.attention_hidden_size, n_heads, context_size=context)
+                          if n_heads > 0 else None)
+        self.uganet = MLP(d + profile_size, hidden, 1, nn.Sigmoid()) if self.profile_steering == "gate" else None
+        self.field_relevance = MLP(profile_size + d, hidden, n_fields, nn.Sigmoid()) if self.use_ir else None
+        self.refinement = MLP(profile_size + d, settings.refine_hidden_size, d)
+        for module in (self.profile, self.extractor, self.uganet, self.field_relevance, self.refinement):
+            if module is not None:
+                module.apply(xavier_init)
+        # one item table for the encoder's input and the scores, initialised as SASRec's
+        self.encoder.item_embedding = self.item_embedding
+        self.encoder.init_weights(self.item_embedding)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+
+    def extract(self, states: torch.Tensor, mask: torch.Tensor,
+                profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The extracted interests ``B x K' x d`` and their attention ``B x T x K'`` from
+        the states ``B x T x d`` (K' = K, or K - 1 beside the recent interest)."""
+        if self.profile_steering == "gate":
+            gate = self.uganet.forward_shared(states, profile)  # B x T x 1
+            weighted, attention = self.extractor(states * gate, mask)
+            return weighted, attention
+        context = profile if self.profile_steering == "queries" else None
+        return self.extractor(states, mask, context)
+
+    def interests_and_routing(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        item_seq = batch[self.schema.history_field]
+        mask = item_seq != 0
+        lengths = mask.sum(dim=1)
+        has_history = (lengths > 0).to(self.item_embedding.weight.dtype).view(-1, 1, 1)
+        states = self.encoder.states(item_seq)  # B x T x d
+        profile, per_field = self.profile(batch)
+        parts, weights = [], []
+        if self.recent_interest:
+            parts.append(last_state(states, lengths.clamp(min=1)).unsqueeze(1))  # B x 1 x d
+            last = torch.nn.functional.one_hot((lengths - 1).clamp(min=0), item_seq.size(1))
+            weights.append((last * mask).to(states.dtype).unsqueeze(-1))  # B x T x 1
+        if self.extractor is not None:
+            extracted, attention = self.extract(states, mask, profile)
+            parts.append(extracted)
+            weights.append(attention * mask.unsqueeze(-1))
+        capsules = torch.cat(parts, dim=1) * has_history  # B x K x d; a user without history: 0
+        refined, _ = profile_refinement(capsules, profile, per_field, self.refinement, self.field_relevance)
+        return capsules + refined, torch.cat(weights, dim=-1)

@@ -1,0 +1,136 @@
+"""UMISA's tower against its equations computed by hand from its own weights, against
+SASRec's encoder (its recent interest), and for users without history."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recbole_umi.settings import SettingsError
+from recbole_umi.towers import DataSchema, ProfileField, SASRecTower, UMISATower
+from recbole_umi.towers.settings import SASRecSettings, UMISASettings
+
+D, T, N_ITEMS = 8, 5, 20
+ENCODER = dict(n_layers=2, n_heads=2, inner_size=16, hidden_dropout_prob=0.2, attn_dropout_prob=0.2,
+               hidden_act="gelu", layer_norm_eps=1e-12, initializer_range=0.02)
+SCHEMA = DataSchema(n_items=N_ITEMS, max_history_length=T,
+                    profile=(ProfileField("gender", "token", 3, seen=(False, True, True)),
+                             ProfileField("occ", "token", 4, seen=(False, True, True, True))))
+# four users: a full history, a short one, one item, none
+BATCH = {
+    "item_id_list": torch.tensor([[3, 7, 1, 9, 4], [5, 2, 0, 0, 0], [11, 0, 0, 0, 0], [0, 0, 0, 0, 0]]),
+    "item_length": torch.tensor([5, 2, 1, 0]),
+    "gender": torch.tensor([1, 2, 1, 2]),
+    "occ": torch.tensor([3, 1, 2, 3]),
+}
+
+
+def tower(**overrides) -> UMISATower:
+    settings = dict(embedding_size=D, n_interests=3, profile_embedding_size=4, attention_hidden_size=6,
+                    uganet_hidden_size=5, refine_hidden_size=7, profile_steering="queries", use_ir=True,
+                    recent_interest=True, **ENCODER)
+    torch.manual_seed(0)
+    model = UMISATower(UMISASettings(**{**settings, **overrides}), SCHEMA).eval()
+    with torch.no_grad():  # Xavier biases start at 0: give them values so the test sees them
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias") and not name.startswith("encoder"):
+                parameter.normal_()
+    return model
+
+
+def mlp(layers, x):
+    """The tower's MLP (Linear, ReLU, Linear[, Sigmoid]) by hand."""
+    hidden = torch.relu(x @ layers[0].weight.T + layers[0].bias)
+    out = hidden @ layers[2].weight.T + layers[2].bias
+    return torch.sigmoid(out) if len(layers) == 4 else out
+
+
+def by_hand(model: UMISATower, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The module docstring's equations, one user at a time."""
+    states = model.encoder.states(batch["item_id_list"])
+    per_field = torch.stack([table(batch[name]) for table, name in zip(model.profile.tables, ("gender", "occ"))], dim=1)
+    interests, weights = [], []
+    for b in range(len(batch["item_length"])):
+        n = int(batch["item_length"][b])
+        h, e_u = states[b, :n], per_field[b].flatten()
+        vectors, columns = [], []
+        if model.recent_interest:
+            vectors.append(h[-1] if n else torch.zeros(D))
+            columns.append(torch.eye(T)[n - 1] if n else torch.zeros(T))
+        if model.extractor is not None:
+            first, _, second = model.extractor.attention
+            pooled = h
+            if model.profile_steering == "gate":
+                pooled = h * mlp(model.uganet, torch.cat([h, e_u.expand(n, -1)], dim=1))
+            hidden = pooled @ first.weight.T + first.bias
+            if model.profile_steering == "queries":
+                hidden = hidden + model.extractor.context.weight @ e_u
+            attention = torch.softmax(second(torch.tanh(hidden)), dim=0)  # n x K'
+            for k in range(attention.size(1)):
+                vectors.append(attention[:, k] @ pooled if n else torch.zeros(D))
+                columns.append(torch.cat([attention[:, k], torch.zeros(T - n)]) if n else torch.zeros(T))
+        user = []
+        for v in vectors:
+            if model.use_ir:  # Eq 7-9
+                d_k = mlp(model.field_relevance, torch.cat([e_u, v]))
+                profile = (d_k.unsqueeze(1) * per_field[b]).flatten()
+            else:
+                profile = e_u
+            user.append(v + mlp(model.refinement, torch.cat([profile, v])))
+        interests.append(torch.stack(user))
+        weights.append(torch.stack(columns, dim=1))
+    return torch.stack(interests), torch.stack(weights)
+
+
+@pytest.mark.parametrize("steering", ["queries", "gate", "none"])
+@pytest.mark.parametrize("recent", [True, False])
+@pytest.mark.parametrize("use_ir", [True, False])
+def test_umisa_computes_its_equations(steering, recent, use_ir):
+    model = tower(profile_steering=steering, recent_interest=recent, use_ir=use_ir)
+    with torch.no_grad():
+        interests, routing = model.interests_and_routing(BATCH)
+        expected_interests, expected_routing = by_hand(model, BATCH)
+    assert interests.shape == (4, 3, D) and routing.shape == (4, T, 3)
+    torch.testing.assert_close(interests, expected_interests, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(routing, expected_routing, rtol=1e-5, atol=1e-6)
+
+
+def test_the_recent_interest_alone_is_sasrecs_user_vector():
+    """K = 1 with the refinement's output at zero: UMISA is SASRecMatching (same weights)."""
+    model = tower(n_interests=1, profile_steering="none")
+    assert model.extractor is None
+    torch.manual_seed(1)
+    sasrec = SASRecTower(SASRecSettings(embedding_size=D, n_interests=1, **ENCODER), SCHEMA).eval()
+    model.load_state_dict({**model.state_dict(), **sasrec.state_dict()})
+    with torch.no_grad():
+        model.refinement[2].weight.zero_()
+        model.refinement[2].bias.zero_()
+        history = {key: value[:3] for key, value in BATCH.items()}  # SASRec reads no empty history
+        torch.testing.assert_close(model(history), sasrec(history), rtol=0, atol=0)
+
+
+def test_the_profile_steers_the_extraction_only_where_asked():
+    other_profile = {**BATCH, "gender": torch.tensor([2, 1, 2, 1]), "occ": torch.tensor([1, 3, 1, 2])}
+    with torch.no_grad():
+        for steering, steered in (("queries", True), ("gate", True), ("none", False)):
+            model = tower(profile_steering=steering, recent_interest=False)
+            moved = not torch.allclose(model.interests_and_routing(BATCH)[1][:2],
+                                       model.interests_and_routing(other_profile)[1][:2])
+            assert moved == steered, steering
+
+
+def test_a_user_without_history_is_answered_by_the_profile_alone():
+    model = tower()
+    with torch.no_grad():
+        before = model(BATCH)[3]
+        model.item_embedding.weight.normal_()  # the history's items and the padding row change
+        model.encoder.position_embedding.weight.normal_()
+        assert torch.equal(model(BATCH)[3], before)
+        torch.testing.assert_close(before, by_hand(model, BATCH)[0][3], rtol=1e-5, atol=1e-5)
+        other_profile = {**BATCH, "gender": torch.tensor([2, 1, 2, 1]), "occ": torch.tensor([1, 3, 1, 2])}
+        assert not torch.allclose(model(other_profile)[3], before)
+
+
+def test_bad_steering_is_refused_with_the_choices():
+    with pytest.raises(SettingsError, match="profile_steering.*queries"):
+        tower(profile_steering="attention")
