@@ -256,7 +256,7 @@ MODEL_SETTINGS: dict[str, Setting] = {
     "profile_noise": Setting(float, low=0.0, high=1.0),
     "profile_noise_seed": Setting(int),
     "uganet_hidden_size": Setting(int, low=1),  # UMI: d_h of UGANet (Eq 2) and the field-relevance MLP (Eq 7)
-    "attention_hidden_size": Setting(int, low=1),  # ComiRec-SA: the attention heads' hidden size
+    "attention_hidden_size": Setting(int, low=1),  # ComiRec-SA, UMISA: the attention heads' hidden size
     "refine_hidden_size": Setting(int, low=1),
     "mlp_hidden_size": Setting(int, low=1),
     "use_dar": Setting(bool),

@@ -47,7 +47,7 @@ CASES = {
     "UMI": ("UMI", {}),  # default loss: sampled + HN; 1.0 / 1.0 / 1.0 / 1.0
     "UMI-sampled": ("UMI", LOSSES["sampled"]),  # 1.0 / 1.0 / 1.0 / 1.0
     "UMI-full": ("UMI", LOSSES["full"]),  # 1.0 / 1.0 / 1.0 / 0.975
-    "UMISA": ("UMISA", {}),  # 1.0 / 1.0 / 1.0 / 1.0
+    "UMISA": ("UMISA", {}),  # 1.0 / 1.0 / 0.525 / 1.0
     "UMISA-gate": ("UMISA", {"profile_steering": "gate"}),  # 1.0 / 1.0 / 1.0 / 1.0
     "MIND": ("MIND", {}),  # 1.0 / 1.0 / 0.975 / 1.0
     "ComiRecDR": ("ComiRecDR", {}),  # 1.0 / 0.925 / 1.0 / 1.0

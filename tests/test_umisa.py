@@ -30,11 +30,17 @@ def tower(**overrides) -> UMISATower:
                     uganet_hidden_size=5, refine_hidden_size=7, profile_steering="queries", use_ir=True,
                     recent_interest=True, **ENCODER)
     torch.manual_seed(0)
-    model = UMISATower(UMISASettings(**{**settings, **overrides}), SCHEMA).eval()
-    with torch.no_grad():  # Xavier biases start at 0: give them values so the test sees them
+    return UMISATower(UMISASettings(**{**settings, **overrides}), SCHEMA).eval()
+
+
+def trained_looking(model: UMISATower) -> UMISATower:
+    """``model`` with values where Xavier's initialisation starts at zero (the biases), and a
+    refinement that adds more than its initial draw, so that a test sees every term."""
+    with torch.no_grad():
         for name, parameter in model.named_parameters():
             if name.endswith("bias") and not name.startswith("encoder"):
                 parameter.normal_()
+        model.refinement[2].weight.normal_()
     return model
 
 
@@ -59,16 +65,17 @@ def by_hand(model: UMISATower, batch) -> tuple[torch.Tensor, torch.Tensor]:
             columns.append(torch.eye(T)[n - 1] if n else torch.zeros(T))
         if model.extractor is not None:
             first, _, second = model.extractor.attention
-            pooled = h
+            pooled, gate = h, torch.ones(n, 1)
             if model.profile_steering == "gate":
-                pooled = h * mlp(model.uganet, torch.cat([h, e_u.expand(n, -1)], dim=1))
+                gate = mlp(model.uganet, torch.cat([h, e_u.expand(n, -1)], dim=1))  # n x 1
+                pooled = h * gate
             hidden = pooled @ first.weight.T + first.bias
             if model.profile_steering == "queries":
                 hidden = hidden + model.extractor.context.weight @ e_u
             attention = torch.softmax(second(torch.tanh(hidden)), dim=0)  # n x K'
             for k in range(attention.size(1)):
                 vectors.append(attention[:, k] @ pooled if n else torch.zeros(D))
-                columns.append(torch.cat([attention[:, k], torch.zeros(T - n)]) if n else torch.zeros(T))
+                columns.append(torch.cat([attention[:, k] * gate[:, 0], torch.zeros(T - n)]) if n else torch.zeros(T))
         user = []
         for v in vectors:
             if model.use_ir:  # Eq 7-9
@@ -86,7 +93,7 @@ def by_hand(model: UMISATower, batch) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("recent", [True, False])
 @pytest.mark.parametrize("use_ir", [True, False])
 def test_umisa_computes_its_equations(steering, recent, use_ir):
-    model = tower(profile_steering=steering, recent_interest=recent, use_ir=use_ir)
+    model = trained_looking(tower(profile_steering=steering, recent_interest=recent, use_ir=use_ir))
     with torch.no_grad():
         interests, routing = model.interests_and_routing(BATCH)
         expected_interests, expected_routing = by_hand(model, BATCH)
@@ -113,14 +120,14 @@ def test_the_profile_steers_the_extraction_only_where_asked():
     other_profile = {**BATCH, "gender": torch.tensor([2, 1, 2, 1]), "occ": torch.tensor([1, 3, 1, 2])}
     with torch.no_grad():
         for steering, steered in (("queries", True), ("gate", True), ("none", False)):
-            model = tower(profile_steering=steering, recent_interest=False)
+            model = trained_looking(tower(profile_steering=steering, recent_interest=False))
             moved = not torch.allclose(model.interests_and_routing(BATCH)[1][:2],
                                        model.interests_and_routing(other_profile)[1][:2])
             assert moved == steered, steering
 
 
 def test_a_user_without_history_is_answered_by_the_profile_alone():
-    model = tower()
+    model = trained_looking(tower())
     with torch.no_grad():
         before = model(BATCH)[3]
         model.item_embedding.weight.normal_()  # the history's items and the padding row change
@@ -134,3 +141,14 @@ def test_a_user_without_history_is_answered_by_the_profile_alone():
 def test_bad_steering_is_refused_with_the_choices():
     with pytest.raises(SettingsError, match="profile_steering.*queries"):
         tower(profile_steering="attention")
+    with pytest.raises(SettingsError, match="profile_steering.*no head extracts"):  # K = 1: nothing to steer
+        tower(n_interests=1, profile_steering="gate")
+
+
+def test_one_seed_gives_one_item_table_and_encoder_in_every_variant():
+    """The optional parts are drawn after the encoder and the item table."""
+    item_tables = [tower(profile_steering=s, use_ir=ir).item_embedding.weight for s in ("queries", "gate", "none")
+                   for ir in (True, False)]
+    assert all(torch.equal(table, item_tables[0]) for table in item_tables)
+    encoders = [tower(profile_steering=s).encoder.state_dict() for s in ("queries", "none")]
+    assert all(torch.equal(encoders[0][key], encoders[1][key]) for key in encoders[0])

@@ -1,7 +1,7 @@
 """The plugin's models as RecBole sees them: thin adapters around the towers.
 
 Each registered class (UMI, UMISA, MIND, ComiRec, ComiRecDR, ComiRecSA, ProfileDSSM, YoutubeDNN,
-SASRecMatching) is a RecBole ``SequentialRecommender`` that builds its tower
+SASRecMatching, Popularity) is a RecBole ``SequentialRecommender`` that builds its tower
 (:mod:`recbole_umi.towers`) from RecBole's config and dataset.
 """
 

@@ -87,13 +87,7 @@ class SASRecTower(SingleInterestTower):
     def __init__(self, settings: SASRecSettings, schema: DataSchema):
         super().__init__(settings, schema)
         self.encoder = CausalTransformerEncoder(settings, schema.n_items, schema.max_history_length)
-        # one item table for the encoder's input and the scores, initialised as SASRec's. The
-        # encoder drew a table of its own first (RecBole's SASRec, this tower's encoder before,
-        # does) and it is replaced here: the same draws, so a seed gives the same weights.
-        self.encoder.item_embedding = self.item_embedding
-        self.encoder.init_weights(self.item_embedding)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()
+        self.encoder.share_item_table(self.item_embedding)  # one table for the encoder's input and the scores
 
     def interests_and_routing(self, batch) -> tuple[torch.Tensor, None]:
         output = self.encoder(batch[self.schema.history_field], batch[self.schema.history_length_field])  # B x d

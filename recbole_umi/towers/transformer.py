@@ -153,6 +153,16 @@ class CausalTransformerEncoder(nn.Module):
         self.dropout = nn.Dropout(settings.hidden_dropout_prob)
         self.apply(self.init_weights)
 
+    def share_item_table(self, table: nn.Embedding) -> None:
+        """Read ``table`` (a tower's item table, the one its scores use) instead of a table of
+        its own, initialised as SASRec's (normal(0, initializer_range), padding row 0). The
+        encoder drew a table of its own first (RecBole's SASRec does) and it is replaced: the
+        same draws, so a seed gives the same weights."""
+        self.item_embedding = table
+        self.init_weights(table)
+        with torch.no_grad():
+            table.weight[0].zero_()
+
     def init_weights(self, module: nn.Module) -> None:
         """SASRec's initialisation: normal(0, initializer_range) weights, zero biases, unit layer norms."""
         if isinstance(module, (nn.Linear, nn.Embedding)):

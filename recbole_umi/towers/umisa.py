@@ -20,9 +20,9 @@ SASRec's contextual states instead of raw item embeddings:
    position, SASRec's user vector, the best single vector these runs found.
 4. **Refinement** with the profile, as UMI's IR (Eq 7-9: per-interest field weights;
    ``use_ir: False``, the same static profile for every interest), added to the interest:
-   ``o_k = v_k + MLP([sum_c d_kc e_c ; v_k])``. The residual keeps the encoder's vectors
-   (which the item table is trained against from the first step) and lets the profile move
-   them; for a user without history (v = 0) the interests are the profile's alone.
+   ``o_k = v_k + MLP([sum_c d_kc e_c ; v_k])``: the encoder's vectors stay in the sum and
+   the profile moves them (UMI's refinement replaces the capsule); for a user without
+   history (v = 0) the interests are the profile's alone.
 
 Scores are max over the K interests (Eq 1), trained with any of the shared objectives
 (harder negatives included). Empty histories: the states are not read (v_k = 0), the
@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from recbole_umi.settings import SettingsError
 from recbole_umi.towers.base import UserTower, xavier_init
 from recbole_umi.towers.layers import MLP, SelfAttentiveExtractor, profile_refinement
 from recbole_umi.towers.schema import DataSchema
@@ -48,8 +50,9 @@ class UMISATower(UserTower):
     refined with the profile (module docstring; docs/design.md).
 
     Shapes: ``interests_and_routing(batch)`` -> ``B x K x d`` interests and ``B x T x K``
-    weights of each history position in each interest (the extraction's attention; the
-    recent interest's column is 1 at the last position).
+    weights of each history position in each interest (the extraction's attention, times
+    the gate with ``gate``; the recent interest's column is 1 at the last position, so a
+    ``routing_regularization`` keeps the heads off the last position too).
     """
 
     settings_class = UMISASettings
@@ -62,8 +65,14 @@ class UMISATower(UserTower):
         self.profile_steering = settings.profile_steering
         self.recent_interest = settings.recent_interest
         self.use_ir = settings.use_ir
-        self.encoder = CausalTransformerEncoder(settings, schema.n_items, schema.max_history_length)
         n_heads = k - 1 if self.recent_interest else k
+        if n_heads == 0 and self.profile_steering != "none":
+            raise SettingsError("profile_steering", self.profile_steering,
+                                "must be 'none': with n_interests 1 and recent_interest True no head extracts an "
+                                "interest for the profile to steer")
+        # the encoder and the item table first, so that the optional parts below do not change their draws
+        self.encoder = CausalTransformerEncoder(settings, schema.n_items, schema.max_history_length)
+        self.encoder.share_item_table(self.item_embedding)  # one table for the encoder's input and the scores
         context = profile_size if self.profile_steering == "queries" else None
         self.extractor = (SelfAttentiveExtractor(d, settings.attention_hidden_size, n_heads, context_size=context)
                           if n_heads > 0 else None)
@@ -73,20 +82,15 @@ class UMISATower(UserTower):
         for module in (self.profile, self.extractor, self.uganet, self.field_relevance, self.refinement):
             if module is not None:
                 module.apply(xavier_init)
-        # one item table for the encoder's input and the scores, initialised as SASRec's
-        self.encoder.item_embedding = self.item_embedding
-        self.encoder.init_weights(self.item_embedding)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()
 
     def extract(self, states: torch.Tensor, mask: torch.Tensor,
                 profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The extracted interests ``B x K' x d`` and their attention ``B x T x K'`` from
         the states ``B x T x d`` (K' = K, or K - 1 beside the recent interest)."""
-        if self.profile_steering == "gate":
+        if self.profile_steering == "gate":  # the weight of position t in interest k is A_tk a_t
             gate = self.uganet.forward_shared(states, profile)  # B x T x 1
-            weighted, attention = self.extractor(states * gate, mask)
-            return weighted, attention
+            extracted, attention = self.extractor(states * gate, mask)
+            return extracted, attention * gate
         context = profile if self.profile_steering == "queries" else None
         return self.extractor(states, mask, context)
 
@@ -100,7 +104,7 @@ class UMISATower(UserTower):
         parts, weights = [], []
         if self.recent_interest:
             parts.append(last_state(states, lengths.clamp(min=1)).unsqueeze(1))  # B x 1 x d
-            last = torch.nn.functional.one_hot((lengths - 1).clamp(min=0), item_seq.size(1))
+            last = F.one_hot((lengths - 1).clamp(min=0), item_seq.size(1))
             weights.append((last * mask).to(states.dtype).unsqueeze(-1))  # B x T x 1
         if self.extractor is not None:
             extracted, attention = self.extract(states, mask, profile)
