@@ -42,6 +42,7 @@ def run(
     cmd_args: list[str] | None = None,
     saved: bool = True,
     resume: str | None = None,
+    stop_rule=None,
 ) -> dict:
     """Train, validate and test one model on one dataset; plugin and RecBole models alike.
 
@@ -52,7 +53,9 @@ def run(
     (a larger ``epochs``, say); ``model`` and ``dataset`` may be left out. Training goes on
     with the epoch after the saved one, with its optimizer, early-stopping and random
     states, so that the run ends as the uninterrupted run would have, and keeps writing to
-    the checkpoint's two files.
+    the checkpoint's two files. ``stop_rule``: called with the run's validation scores so
+    far after each validation; True ends training there as early stopping would (a search's
+    pruning, :mod:`recbole_umi.experiments.pruning`; one process only).
 
     Returns:
         ``{"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}``
@@ -64,7 +67,9 @@ def run(
         paired significance tests; ``interest_diagnostics``: how distinct the interests of
         the test users are (see :func:`recbole_umi.evaluation.interest_diagnostics`; None
         for single-interest and RecBole models); ``eval_protocol``: the protocol the
-        metrics were computed under.
+        metrics were computed under; ``valid_scores``: every validation score in order (None
+        for a run resumed from a checkpoint that did not keep them); ``stopped_at_validation``:
+        the validation after which ``stop_rule`` ended training (None: it did not).
         With ``world_size`` above 1 (``nproc`` processes here), the run is made by
         :func:`run_processes` and this is its first process's result.
     """
@@ -75,6 +80,8 @@ def run(
     if config["single_spec"] and processes(config)[1] > 1:  # world_size > 1: this process starts them
         if resume is not None:
             raise SettingsError("nproc", config["nproc"], "must be 1 with --resume (resuming runs one process)")
+        if stop_rule is not None:
+            raise SettingsError("nproc", config["nproc"], "must be 1 for a pruned search's trials (one process)")
         return run_processes(config, model, dataset, config_file_list, config_dict, cmd_args, saved)
     init_run_logger(config)  # this run's own log file, also when a process makes several runs
     logger = getLogger()
@@ -94,7 +101,7 @@ def run(
                     f"(--resume={last} continues the run if it is interrupted)")
     try:
         best_valid_score, best_valid_result = trainer.fit(
-            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"], stop_rule=stop_rule
         )
     except KeyboardInterrupt as interrupt:
         if last is not None and last.exists():
@@ -128,6 +135,8 @@ def run(
         "eval_protocol": config["eval_protocol"],
         "history_curve": curve,
         "unseen": unseen,
+        "valid_scores": trainer.valid_scores,
+        "stopped_at_validation": trainer.stopped_at_validation,
     }
 
 

@@ -56,6 +56,10 @@ class SafeCheckpointTrainer:
       state (at its start, so that nothing between the two can draw from them) and continues
       with the epoch after the saved one, writing to the same two files.
     - ``evaluate(load_best_model=True)`` / ``evaluate(model_file=...)`` read weights-only.
+    - ``fit(stop_rule=...)``: after each validation, ``stop_rule(valid_scores)`` (every
+      validation score of the run so far, a resumed run's earlier ones included, which the
+      checkpoints keep) may end training as early stopping does (``stopped_at_validation``);
+      a resumed run the rule had stopped trains no further.
     """
 
     def __init__(self, config, model):
@@ -86,6 +90,9 @@ class SafeCheckpointTrainer:
         self._resumed = None  # (path, checkpoint) until fit applies its ids and random states
         self.epochs_trained = 0  # epochs finished, a resumed run's included
         self.best_epoch = None  # of the best validation so far, numbered from 0 as in RecBole's log
+        # every validation score of the run in order; None when a resumed checkpoint did not keep them
+        self.valid_scores: list[float] | None = []
+        self.stopped_at_validation = None  # the validation after which fit's stop_rule ended training
 
     def _is_writer(self) -> bool:
         # as RecBole: in distributed training only the first process writes
@@ -110,6 +117,7 @@ class SafeCheckpointTrainer:
             "optimizer": self.optimizer.state_dict(),
             "rng": rng_state(self._loaders),
             "best_file": Path(self.saved_model_file).name,
+            "valid_scores": self.valid_scores,
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
@@ -141,7 +149,8 @@ class SafeCheckpointTrainer:
         self._epoch_valid_result = valid_result
         return valid_score, valid_result
 
-    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None,
+            stop_rule=None):
         self._saving = saved
         self._loaders = {"train": train_data, "valid": valid_data}
         self._ids = dataset_ids(train_data._dataset)
@@ -162,24 +171,42 @@ class SafeCheckpointTrainer:
             # finished: every epoch done, or early stopping ended the run (its last file is
             # written in the callback, before RecBole's loop breaks)
             resumed_finished_run = self.start_epoch >= self.epochs or self.cur_step > self.stopping_step
+            if not resumed_finished_run and self._stops(stop_rule):
+                resumed_finished_run = True
             if resumed_finished_run:
                 self.start_epoch = max(self.start_epoch, self.epochs)  # train no further epoch
 
         def end_of_epoch(epoch_idx, valid_score):  # RecBole calls it after each validation
             if self.cur_step == 0:  # early stopping took this validation as the best (ties too)
                 self.best_epoch = epoch_idx
+            if self.valid_scores is not None:
+                self.valid_scores.append(float(valid_score))
             self._save_last(epoch_idx)
             if callback_fn is not None:
                 callback_fn(epoch_idx, valid_score)
+            if self._stops(stop_rule):
+                self.logger.info(f"the stop rule ends training after validation {len(self.valid_scores)}")
+                raise _StopTraining
 
         # Resuming a finished run, RecBole would save the current (last) weights over the
         # best file as "epoch -1" before its loop; the best file is already right.
-        result = super().fit(
-            train_data, valid_data, verbose=verbose, saved=saved and not resumed_finished_run,
-            show_progress=show_progress, callback_fn=end_of_epoch,
-        )
+        try:
+            result = super().fit(
+                train_data, valid_data, verbose=verbose, saved=saved and not resumed_finished_run,
+                show_progress=show_progress, callback_fn=end_of_epoch,
+            )
+        except _StopTraining:  # raised after this epoch's best and last files were written
+            result = self.best_valid_score, self.best_valid_result
         self._save_last(self._current_epoch)
         return result
+
+    def _stops(self, stop_rule) -> bool:
+        """Whether ``stop_rule`` ends training on the validation scores so far (recorded in
+        ``stopped_at_validation``); never without a rule or with an unknown curve."""
+        if stop_rule is None or self.valid_scores is None or not stop_rule(list(self.valid_scores)):
+            return False
+        self.stopped_at_validation = len(self.valid_scores)
+        return True
 
     def resume_checkpoint(self, resume_file):
         path = Path(resume_file)
@@ -205,6 +232,8 @@ class SafeCheckpointTrainer:
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint["best_valid_result"]
+        saved_scores = checkpoint.get("valid_scores")  # None: written before checkpoints kept them
+        self.valid_scores = None if saved_scores is None else [float(score) for score in saved_scores]
         self.saved_model_file = str(best_file)
         self._resumed = (path, checkpoint)
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
@@ -221,6 +250,10 @@ class SafeCheckpointTrainer:
             load_model_state(self.model, checkpoint, path)
             self.logger.info(f"Loading model structure and parameters from {path}")
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+
+class _StopTraining(Exception):
+    """Raised in RecBole's fit loop when ``fit``'s stop rule ends training."""
 
 
 _SAFE_TRAINERS: dict[type, type] = {}

@@ -2,7 +2,7 @@
 
     python -m recbole_umi.tune --model=UMI --dataset=ml-1m --params_file=tuning/ml-1m/UMI.hyper \\
         --out=results/tuning/ml-1m/UMI [--algo=bayes|random|exhaustive] [--max_evals=N] \\
-        [--search_seed=S] [--config_files=a.yaml,...] [--key=value ...]
+        [--search_seed=S] [--config_files=a.yaml,...] [--prune_after=V] [--key=value ...]
 
 The params file has RecBole's format, one setting a line: ``learning_rate loguniform
 -8,-4``, ``n_interests choice [2,3,4]``, ``softmax_temperature uniform 0.5,1.5`` (also
@@ -24,6 +24,13 @@ what the uninterrupted one would have; a trial cut short mid-training continues 
 last finished epoch (its checkpoints are kept in ``<checkpoint_dir>/tune-<out>-<hash>/<trial>/``
 until it ends). Resuming with another model, dataset, params file, algorithm, seed or fixed
 settings fails before anything trains.
+
+``--prune_after=V`` prunes trials by the median stopping rule
+(:mod:`recbole_umi.experiments.pruning`): after its V-th validation and each one after, a
+trial whose best validation score is below the median of the finished, unpruned trials' best
+scores by the same validation stops there (with at least ``--prune_min_trials`` such trials,
+default 4). A pruned trial is a finished trial, chosen like any other if its score is the
+best; trials.md marks it. Every trial records its validation curve.
 
 hyperopt is pinned to 0.2.5 (setup.cfg says why).
 """
@@ -54,6 +61,7 @@ from recbole_umi.experiments.runs import (  # noqa: E402
     interrupted_run,
     run_settings,
 )
+from recbole_umi.experiments.pruning import MedianStoppingRule  # noqa: E402
 from recbole_umi.experiments.variants import resolve_variant  # noqa: E402
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic  # noqa: E402
@@ -137,15 +145,20 @@ class Tuning(HyperTuning):
         seed: the search's random seed.
         config_file_list, config_dict: fixed settings of every trial.
         log: where progress lines go.
+        prune_after: validations before the median stopping rule may stop a trial (0: off).
+        prune_min_trials: finished, unpruned trials the rule needs before it stops any.
     """
 
     def __init__(self, model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
                  config_file_list=None, config_dict=None, log=print, start_from_defaults=True,
-                 allow_mixed_code=False):
+                 allow_mixed_code=False, prune_after=0, prune_min_trials=4):
         if algo not in ALGORITHMS:
             raise ValueError(f"--algo must be one of {ALGORITHMS}, got {algo!r}")
         if not (isinstance(max_evals, int) and max_evals >= 1):
             raise ValueError(f"--max_evals must be an integer of at least 1 (the number of trials), got {max_evals!r}")
+        if prune_after < 0 or prune_min_trials < 1:
+            raise ValueError(f"--prune_after must be at least 0 (0: no pruning) and --prune_min_trials at least 1, "
+                             f"got {prune_after} and {prune_min_trials}")
         self.space_spec = read_params_file(params_file)
         self.model_name, variant_settings = resolve_variant(model)  # a suffix the model lacks: refused
         self.dataset_name = dataset
@@ -156,6 +169,8 @@ class Tuning(HyperTuning):
         self.log = log
         self.start_from_defaults = start_from_defaults
         self.allow_mixed_code = allow_mixed_code
+        self.prune_after = prune_after
+        self.prune_min_trials = prune_min_trials
         # RecBole's own space builder, fed from our reader (which allows comments)
         space = {}
         for name, (kind, values) in self.space_spec.items():
@@ -174,6 +189,8 @@ class Tuning(HyperTuning):
             "space": self.space_spec,
             "settings": run_settings(config_file_list, self.fixed_settings),
             "start_from_defaults": start_from_defaults,
+            # a search without pruning keeps the record it had before pruning existed
+            **({"prune_after": prune_after, "prune_min_trials": prune_min_trials} if prune_after else {}),
         }))
         self.defaults = self._check_searched_names()
 
@@ -196,6 +213,7 @@ class Tuning(HyperTuning):
                 Config(self.model_name, self.dataset_name, self.config_file_list,
                        {**self.fixed_settings, name: value, "state": "ERROR"})
         self.training_seed = config["seed"]  # every trial trains with it
+        self.valid_bigger = bool(config["valid_metric_bigger"])
         # the validation score's name, as tables print it (the paper's under its protocol)
         self.valid_label = metric_column(str(config["valid_metric"]), config["eval_protocol"])
         defaults = {name: config[name] for name in self.space_spec}
@@ -228,6 +246,7 @@ class Tuning(HyperTuning):
                 return stored.get(key) == self.record[key]
 
             changed = [key for key in self.record if not same(key)]
+            changed += [key for key in ("prune_after", "prune_min_trials") if key in stored and key not in self.record]
             if changed:
                 raise SettingsMismatchError(
                     f"{self.out} holds a search with another {', '.join(changed)}: use another --out, "
@@ -249,6 +268,14 @@ class Tuning(HyperTuning):
         """Where trial ``number`` keeps its checkpoints while it trains (removed when it ends)."""
         return checkpoint_root(self.out, "tune", self.config_file_list, self.fixed_settings) / f"{number:03d}"
 
+    def stop_rule(self) -> MedianStoppingRule | None:
+        """The median stopping rule over the finished, unpruned trials (None: no pruning)."""
+        if not self.prune_after:
+            return None
+        curves = [t["valid_curve"] for t in self.finished_trials()
+                  if t.get("pruned_at") is None and t.get("valid_curve")]
+        return MedianStoppingRule(curves, self.prune_after, self.prune_min_trials, self.valid_bigger)
+
     def _objective(self, params: dict, _fixed_files) -> dict:
         settings = {**self.fixed_settings, **params}
         checkpoints = self.trial_checkpoints(self._number)
@@ -258,7 +285,7 @@ class Tuning(HyperTuning):
             self.log(f"  continuing the interrupted trial from {resume}")
         result = run(self.model_name, self.dataset_name, self.config_file_list,
                      {**settings, "checkpoint_dir": str(checkpoints)}, saved=True,
-                     resume=None if resume is None else str(resume))
+                     resume=None if resume is None else str(resume), stop_rule=self.stop_rule())
         return {"model": self.model_name, "resumed_from": None if resume is None else str(resume), **result}
 
     def trial(self, params):
@@ -286,6 +313,8 @@ class Tuning(HyperTuning):
             "resumed_from": result.get("resumed_from"),
             "epochs": result["epochs"],
             "best_epoch": result["best_epoch"],
+            "valid_curve": result.get("valid_scores"),
+            "pruned_at": result.get("stopped_at_validation"),  # the validation after which the rule stopped it
         }
         write_atomic(self.trial_file(number), json.dumps(record, indent=2) + "\n")  # whole or absent
         shutil.rmtree(self.trial_checkpoints(number), ignore_errors=True)  # the record holds what counts
@@ -299,7 +328,7 @@ class Tuning(HyperTuning):
         mean_s = sum(t["wall_s"] for t in trials) / len(trials)
         self.log(
             f"[{record['trial']}/{self.max_evals}] valid {self.valid_label} {record['best_valid_score']:.4f} in "
-            f"{record['wall_s']:.0f}s ({epochs_text(record)}); best so far {best['best_valid_score']:.4f} "
+            f"{record['wall_s']:.0f}s ({epochs_text(record)}{pruned_text(record)}); best so far {best['best_valid_score']:.4f} "
             f"(trial {best['trial']}); about {left * mean_s / 60:.0f} min left"
         )
 
@@ -369,6 +398,11 @@ class Tuning(HyperTuning):
 
 
 
+def pruned_text(trial: dict) -> str:
+    """``", pruned after validation 3"`` for a trial the stop rule ended, else ``""``."""
+    return "" if trial.get("pruned_at") is None else f", pruned after validation {trial['pruned_at']}"
+
+
 def best_trial(trials: list[dict]) -> dict:
     """The trial with the best validation score (ties: the earlier)."""
     sign = 1 if trials[0]["valid_score_bigger"] else -1
@@ -409,6 +443,7 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> s
         tests = " | ".join(f"{t['test_result'][m]:.4f}" for m in metrics)
         # trials recorded before the epochs were: -
         epochs = f"{t['epochs']} ({'-' if t['best_epoch'] is None else t['best_epoch']})" if "epochs" in t else "-"
+        epochs += pruned_text(t)
         lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {epochs} | {t['wall_s']:.0f} |")
     versions: dict = {}
     for t in trials:
@@ -423,10 +458,10 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> s
 
 def tune(model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
          config_file_list=None, config_dict=None, log=print, start_from_defaults=True,
-         allow_mixed_code=False) -> dict:
+         allow_mixed_code=False, prune_after=0, prune_min_trials=4) -> dict:
     """Run (or resume) a search; returns the best trial's record."""
     return Tuning(model, dataset, params_file, out, algo, max_evals, seed, config_file_list, config_dict, log,
-                  start_from_defaults, allow_mixed_code).run()
+                  start_from_defaults, allow_mixed_code, prune_after, prune_min_trials).run()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -444,10 +479,15 @@ def main(argv: list[str] | None = None) -> dict:
                         help="make the model's current settings the first trial (default True)")
     parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
                         help="resume a search whose finished trials ran other code (trials.md lists the versions)")
+    parser.add_argument("--prune_after", type=int, default=0,
+                        help="validations before the median stopping rule may stop a trial (default 0: no pruning)")
+    parser.add_argument("--prune_min_trials", type=int, default=4,
+                        help="finished, unpruned trials the rule needs before it stops any (default 4)")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     files = comma_list(args.config_files) or None
     best = tune(args.model, args.dataset, args.params_file, args.out, args.algo, args.max_evals, args.search_seed,
                 files, parse_cmd_args(rest), start_from_defaults=args.start_from_defaults == "True",
-                allow_mixed_code=args.allow_mixed_code == "True")
+                allow_mixed_code=args.allow_mixed_code == "True", prune_after=args.prune_after,
+                prune_min_trials=args.prune_min_trials)
     print(f"best trial {best['trial']}: valid {best['best_valid_score']:.4f} with {best['params']} -> {Path(args.out) / 'best.yaml'}")
     return best
