@@ -262,6 +262,19 @@ def test_split_without_training_samples_is_a_clear_error(data, in_tmp, protocol,
     assert (raised.value.key, raised.value.value) == (key, config[key])
 
 
+def test_split_without_held_out_users_is_a_clear_error(data, in_tmp):
+    """RecBole would train without validation (no early stopping, no best epoch), or fail
+    after training with nothing to test."""
+    data_path, _, _ = data
+    sequences = {user: [user % 20 + 1, user % 20 + 2, user % 20 + 3] for user in range(1, 11)}
+    write_atomic(data_path, "few", sequences, {user: (30.0, "M") for user in sequences})
+    # 10 users: round(9.8) = 10 train, round(0.1) = 0 validation users
+    config = Config("UMI", "few", config_dict=tiny_config(data_path, eval_protocol="user_split", topk=[5],
+                                                          user_split_ratios=[0.98, 0.01, 0.01]))
+    with pytest.raises(ProtocolConfigError, match="leaves no validation users on the dataset 'few'"):
+        data_preparation(config, create_dataset(config))
+
+
 @pytest.mark.parametrize("field, profiles", [
     ("age", {user: (float("nan"), "MF"[user % 2]) for user in range(1, N_USERS + 1)}),  # float: every value NaN
     ("gender", {user: (float(20 + user % 30), "") for user in range(1, N_USERS + 1)}),  # token: every value empty

@@ -13,6 +13,7 @@ from recbole.utils import init_seed
 from recbole_umi.config import Config
 from recbole_umi.data import create_dataset, data_preparation
 from recbole_umi.data.checks import DataError
+from recbole_umi.data.protocol import split_users
 from recbole_umi.settings import SettingsError
 from tests.conftest import random_sequences, tiny_config, write_atomic
 
@@ -133,13 +134,15 @@ def test_timestamp_ties_are_warned_with_their_share_and_item_id_order_does_not_d
 def test_a_dominant_user_is_warned_about_and_max_samples_per_user_caps_it(folder):
     sequences, profiles = random_sequences(n_users=30, n_items=40, length=6)
     rng = np.random.default_rng(1)
-    heavy = max(sequences)
+    ratios = [0.9, 0.05, 0.05]  # 27 / 2 / 1 users
+    tokens = np.array([str(user) for user in sequences])
+    heavy = int(tokens[split_users(tokens, ratios, 2022)[0][0]])  # a training user (user_split_seed 2022)
     sequences[heavy] = [int(i) for i in rng.integers(1, 41, size=400)]  # one user with most interactions
     write_atomic(folder, "tiny", sequences, profiles)
     with warnings_logged() as logged:
-        _, dataset, (train, _, _) = load(folder, user_split_ratios=[1.0, 0.0001, 0.0001])
+        _, dataset, (train, _, _) = load(folder, user_split_ratios=ratios, user_split_seed=2022)
     assert any(f"training user {heavy} holds" in line and "of the training samples (399 of" in line for line in logged)
-    _, dataset, (capped, _, _) = load(folder, user_split_ratios=[1.0, 0.0001, 0.0001], max_samples_per_user=3)
+    _, dataset, (capped, _, _) = load(folder, user_split_ratios=ratios, user_split_seed=2022, max_samples_per_user=3)
     users = capped.dataset.inter_feat[dataset.uid_field].numpy()
     counts = np.bincount(users)
     assert counts.max() == 3
@@ -152,6 +155,9 @@ def test_a_dominant_user_is_warned_about_and_max_samples_per_user_caps_it(folder
 def test_a_valid_metric_the_run_does_not_compute_is_refused_before_any_data(folder):
     with pytest.raises(SettingsError, match=r"'valid_metric' = 'NDCG@50': must be one of the metrics the run computes"):
         Config("UMI", "tiny", config_dict=tiny_config(folder, valid_metric="NDCG@50"))
+    # a ranking metric without its cut-off: RecBole's results have only recall@5
+    with pytest.raises(SettingsError, match=r"'valid_metric' = 'Recall': must be one of .* recall@5"):
+        Config("UMI", "tiny", config_dict=tiny_config(folder, valid_metric="Recall"))
 
 
 def test_more_interests_than_history_items_is_warned(folder):

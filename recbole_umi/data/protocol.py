@@ -473,6 +473,14 @@ def data_preparation(config, dataset):
             f"interaction after at least one other, and its {train.n_training_users} training users have "
             "at most one interaction each (after RecBole's filters); the dataset needs users with 2 or more",
         )
+    for name, split in (("validation", valid), ("test", test)):
+        if len(split) == 0:  # RecBole would skip validation silently, or fail after training
+            raise ProtocolConfigError(
+                "user_split_ratios", config["user_split_ratios"],
+                f"leaves no {name} users on the dataset {config['dataset']!r}: a held-out user needs at least "
+                "2 interactions (after RecBole's filters), one of history and one target; give the held-out "
+                "shares more users or use a larger dataset",
+            )
     train_loader = TRAIN_LOADERS[setting(config, "train_sampling")]
     # In a distributed run each process trains on its share of the samples (RecBole's
     # DistributedSampler), but evaluates every user: RecBole's sampler would pad the users
