@@ -370,8 +370,13 @@ def _check_valid_metric(config, metrics: list[str]) -> None:
     of ``topk``): RecBole finds out after the first training epoch, with a bare KeyError."""
     if "valid_metric" not in config or not config["valid_metric"] or not metrics:
         return
+    from recbole.evaluator.register import metric_types  # loaded with the config; light modules never get here
+    from recbole.utils import EvaluatorType
+
     topk = config["topk"] if "topk" in config and config["topk"] else []
-    computed = set(metrics) | {f"{metric}@{k}" for metric in metrics for k in topk}
+    # a ranking metric's results are named at each cut-off (recall@10); a value metric's (auc) bare
+    bare = {metric for metric in metrics if metric_types.get(metric) == EvaluatorType.VALUE}
+    computed = bare | {f"{metric}@{k}" for metric in metrics for k in topk if metric not in bare}
     if str(config["valid_metric"]).lower() not in computed:
         shown = sorted(f"{metric}@{k}" for metric in metrics for k in topk) or sorted(metrics)
         raise SettingsError("valid_metric", config["valid_metric"],
