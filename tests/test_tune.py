@@ -178,6 +178,8 @@ def test_recbole_model_with_exhaustive_search(setup):
         ("learning_rate loguniform -6,inf\n", "loguniform needs finite numbers"),
         ("softmax_temperature uniform 1.5,0.5\n", "uniform needs low < high"),
         ("softmax_temperature quniform 0.5,1.5,0\n", "step q must be above 0"),
+        # hyperopt's round(x / q) * q reaches 0.0 from 0.04: the end it can hand out is checked
+        ("softmax_temperature quniform 0.04,1.5,0.1\n", r"'softmax_temperature' = 0.0: must be a number in \(0, inf\)"),
     ],
 )
 def test_bad_params_file_fails_before_training(setup, monkeypatch, text, message):

@@ -124,6 +124,18 @@ def read_params_file(path) -> dict[str, tuple[str, object]]:
     return space
 
 
+def _space_ends(kind: str, values: list[float]) -> tuple[float, float]:
+    """The smallest and largest values hyperopt can hand out for a ``uniform``,
+    ``quniform`` or ``loguniform`` space, as floats (3.0 is no integer setting): quniform
+    gives ``round(x / q) * q``, which may fall outside [low, high]."""
+    if kind == "loguniform":
+        return math.exp(values[0]), math.exp(values[1])
+    if kind == "quniform":
+        low, high, q = values
+        return float(round(low / q) * q), float(round(high / q) * q)
+    return float(values[0]), float(values[1])
+
+
 def _hyperopt_vals(space: dict, params: dict) -> dict:
     """hyperopt's internal record of a trial's values: a choice's index, else the value."""
     vals = {}
@@ -203,12 +215,7 @@ class Tuning(HyperTuning):
         if unknown:
             raise ParamsFileError(f"{', '.join(unknown)}: not a setting of {self.model_name} (check the params file's names)")
         for name, (kind, values) in self.space_spec.items():  # every value, or both ends, must pass
-            if kind == "choice":
-                candidates = values
-            elif kind == "loguniform":
-                candidates = [math.exp(values[0]), math.exp(values[1])]
-            else:  # uniform, quniform: hyperopt hands out floats (3.0 is no integer setting)
-                candidates = [float(values[0]), float(values[1])]
+            candidates = values if kind == "choice" else list(_space_ends(kind, values))
             for value in candidates:
                 Config(self.model_name, self.dataset_name, self.config_file_list,
                        {**self.fixed_settings, name: value, "state": "ERROR"})
@@ -219,7 +226,7 @@ class Tuning(HyperTuning):
         defaults = {name: config[name] for name in self.space_spec}
         if self.start_from_defaults:
             for name, (kind, values) in self.space_spec.items():
-                low, high = (math.exp(values[0]), math.exp(values[1])) if kind == "loguniform" else values[:2]
+                low, high = (None, None) if kind == "choice" else _space_ends(kind, values)
                 inside = defaults[name] in values if kind == "choice" else low <= defaults[name] <= high
                 if not inside:
                     raise ParamsFileError(
