@@ -53,7 +53,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     lambdas = [float(x) for x in args.lambdas.split(",")]
 
-    loaded = load(args.checkpoint, data_path=args.data_path, config_dict={"state": "ERROR"})
+    # on the CPU: the test batches and the numpy arrays below are there
+    loaded = load(args.checkpoint, data_path=args.data_path, config_dict={"state": "ERROR", "use_gpu": False})
     config, model, dataset = loaded.config, loaded.model, loaded.dataset
     if config["eval_protocol"] != "user_split":
         raise SystemExit("the checkpoint was trained under eval_protocol recbole: this script reads user_split test users")

@@ -125,7 +125,8 @@ def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5
     """Write the files of the module's text to ``out``; returns ``out``. ``relevant_fields``:
     the truth, category name -> the profile fields it depends on (:func:`read_truth`), for
     ``truth_recovery.json``."""
-    loaded = load(checkpoint, data_path=data_path, config_dict={"state": "ERROR"})
+    # on the CPU: the test batches and the numpy arrays below are there (a GPU gains nothing here)
+    loaded = load(checkpoint, data_path=data_path, config_dict={"state": "ERROR", "use_gpu": False})
     config, model, dataset = loaded.config, loaded.model, loaded.dataset
     if not isinstance(model, UMI) or not model.use_ir:
         raise InterpretError(f"{config['model']} is not a UMI with interest refinement (use_ir): no field weights to show")
