@@ -19,7 +19,6 @@ makes on one metric). Writes ``OUT.md`` and ``OUT.csv`` and prints the markdown.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi import stats  # noqa: E402
 from recbole_umi.experiments.tables import per_seed_users  # noqa: E402
+from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import recbole_metric_name  # noqa: E402
 
 TUNED = "results/ml-1m-tuned"
@@ -163,15 +163,11 @@ def main(argv: list[str] | None = None) -> str:
     markdown = "\n".join(lines) + "\n"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{out}.md").write_text(markdown)
-    with Path(f"{out}.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["family", "pair", "metric", "seeds", "delta", "low", "high", "p", "p_holm", "df", "test"])
-        for row in rows:
-            writer.writerow([row["family"], row["pair"], row["metric"], " ".join(map(str, row["seeds"])),
-                             f"{row['delta']:.6g}", f"{row['low']:.6g}", f"{row['high']:.6g}", f"{row['p']:.6g}",
-                             f"{row['p_holm']:.6g}", "" if row.get("df") is None else f"{row['df']:.6g}",
-                             row["test"]])
+    write_atomic(f"{out}.md", markdown)
+    write_csv_atomic(f"{out}.csv", [["family", "pair", "metric", "seeds", "delta", "low", "high", "p", "p_holm", "df", "test"]] + [
+        [row["family"], row["pair"], row["metric"], " ".join(map(str, row["seeds"])), f"{row['delta']:.6g}",
+         f"{row['low']:.6g}", f"{row['high']:.6g}", f"{row['p']:.6g}", f"{row['p_holm']:.6g}",
+         "" if row.get("df") is None else f"{row['df']:.6g}", row["test"]] for row in rows])
     print(markdown)
     return markdown
 

@@ -104,7 +104,7 @@ def curve_table(curves: dict, metrics: list[str]) -> tuple[str, list[list[str]],
                 rows.append([model, label(metric), k, f"{m['mean']:.4f}", f"{m['low']:.4f}", f"{m['high']:.4f}",
                              f"{valid:.4f}", str(len(point["users"]))])
             lines.append(f"| {model} | {label(metric)} | " + " | ".join(cells) + " |")
-            lines.append(f"| | valid | " + " | ".join(valid_cells) + " |")
+            lines.append("| | valid | " + " | ".join(valid_cells) + " |")
     lines += ["", f"{first} minus each model at each k, in points: difference [95% two-level interval] and p; "
               f"* p < {LEVEL}, † also after Holm's correction over the {len(models) - 1} comparisons at that k and "
               "metric; - where a model has no figure at that k.", "",

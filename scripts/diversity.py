@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.checkpoint import evaluate_checkpoint, load  # noqa: E402
+from recbole_umi.files import write_atomic  # noqa: E402
 from recbole_umi.item_file import item_categories, item_file_columns  # noqa: E402
 from recbole_umi.retrieval import InterestRetriever, category_coverage, diversify  # noqa: E402
 
@@ -95,7 +96,7 @@ def main(argv=None) -> dict:
         report["recbole_test_recall"] = expected
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "diversity.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_atomic(out / "diversity.json", json.dumps(report, indent=2) + "\n")
     lines = [
         f"{config['model']} on {config['dataset']} ({len(targets)} test users), top {args.n} re-ranked from the "
         f"exact top {args.candidates} by `{args.category_field}` ({len(names)} categories). Checkpoint "
@@ -107,7 +108,7 @@ def main(argv=None) -> dict:
     for row in rows:
         lines.append(f"| {row['lambda']:g} | {100 * row[f'hit_rate@{args.n}']:.2f} ± {100 * row['hit_rate_se']:.2f} | "
                      f"{100 * row['category_coverage']:.1f}% | {100 * row['pairs_apart']:.1f}% |")
-    (out / "diversity.md").write_text("\n".join(lines) + "\n")
+    write_atomic(out / "diversity.md", "\n".join(lines) + "\n")
     return report
 
 

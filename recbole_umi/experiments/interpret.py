@@ -47,7 +47,7 @@ import torch  # noqa: E402
 
 from recbole_umi.checkpoint import load  # noqa: E402
 from recbole_umi.evaluation import evaluated_users  # noqa: E402
-from recbole_umi.files import write_atomic  # noqa: E402
+from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.item_file import TITLE_FIELDS, item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model.umi import UMI  # noqa: E402
 from recbole_umi.retrieval import InterestRetriever  # noqa: E402
@@ -174,11 +174,8 @@ def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5
         mean_weights = sums / counts[:, None]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "field_weights_by_category.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["category", "clicked_items", *fields])
-        for name, count, row in zip(names, counts, mean_weights):
-            writer.writerow([name, int(count), *(f"{w:.4f}" for w in row)])
+    write_csv_atomic(out / "field_weights_by_category.csv", [["category", "clicked_items", *fields]] + [
+        [name, int(count), *(f"{w:.4f}" for w in row)] for name, count, row in zip(names, counts, mean_weights)])
     draw_field_weights(out / "field_weights_by_category.csv", out / "field_weights_by_category.png",
                        f"{config['model']} on {config['dataset']}: Eq 7 weight of the activated interest, by clicked "
                        "category", max_categories, relevant_fields)
@@ -206,7 +203,7 @@ def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5
                                "categories": [names[c] for c in np.flatnonzero(categories[i])]} for i in items],
             })
         cases.append(case)
-    (out / "users.json").write_text(json.dumps(cases, indent=2) + "\n")
+    write_atomic(out / "users.json", json.dumps(cases, indent=2) + "\n")
 
     if relevant_fields is not None:
         known = [name for name in names if name in relevant_fields]
@@ -215,7 +212,7 @@ def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5
         relevant = np.array([[field in relevant_fields.get(name, ()) for field in fields] for name in names], dtype=bool)
         recovery = field_recovery(mean_weights, relevant)
         recovery["categories"] = names
-        (out / "truth_recovery.json").write_text(json.dumps(recovery, indent=2) + "\n")
+        write_atomic(out / "truth_recovery.json", json.dumps(recovery, indent=2) + "\n")
     return out
 
 
