@@ -11,8 +11,8 @@ files and checked) and writes to ``OUT``:
   binary format;
 - ``model.safetensors``: the model's weights (safetensors: tensors only, no code);
 - ``arrays.npz`` (read with ``allow_pickle=False``): every user's whole history (item ids in
-  order), every user's profile values, the training users and the items' training counts
-  (what serving makes the tower's data schema from), and the items' categories if asked for;
+  order), every user's profile values and the training users (what serving makes the
+  tower's profile schema from), and the items' categories if asked for;
 - ``export.json``: the model and its settings, the original item and user ids (tokens) in
   id order, the profile fields' vocabularies, item titles, the index's parameters.
 
@@ -176,16 +176,15 @@ def _write(out: Path, loaded, config, model, dataset, spec: IndexSpec, category_
     save_file({k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()},
               str(out / "model.safetensors"))
 
-    # every user's whole history, in order, and profile; the training users and item counts
+    # every user's whole history, in order, and profile; the training users. (Exports made
+    # before 2026-12-04 also hold item_counts, which nothing read: Popularity's ranking is in
+    # its weights.)
     users, items = _interactions(dataset)
     offsets = np.searchsorted(users, np.arange(len(user_tokens) + 1))
     arrays = {
         "history_items": items.astype(np.int64),
         "history_offsets": offsets.astype(np.int64),
         "training_users": np.unique(loaded.train_data.dataset.inter_feat[uid].numpy()).astype(np.int64),
-        "item_counts": np.bincount(
-            loaded.train_data.dataset.inter_feat[iid].numpy(), minlength=len(item_tokens)
-        ).astype(np.int64),
     }
     profile_fields = list(model.profile.fields) if model.profile is not None else []
     profile = {"fields": profile_fields, "types": {}, "vocab": {}}

@@ -128,7 +128,12 @@ class Recommender:
         tower_class = TOWER_CLASSES[meta["model"]]
         self.schema = export_schema(meta, self.arrays, settings)
         self.model: UserTower = tower_class(tower_class.settings_class.from_config(settings), self.schema)
-        self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        try:
+            self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        except RuntimeError as error:  # torch names every missing or misshapen tensor
+            raise RecommendError(f"{folder / 'model.safetensors'} does not fit a {meta['model']} built from "
+                                 f"export.json's settings ({str(error).splitlines()[0]}); export the checkpoint "
+                                 "again with this version") from None
         self.model.eval()
         index = faiss.read_index(str(folder / "items.faiss"))
         self._check_index(index, meta, folder)

@@ -65,6 +65,16 @@ def test_an_index_of_other_items_is_refused_even_with_matching_digests(copy):
         Recommender(folder)
 
 
+def test_weights_that_do_not_fit_the_settings_are_refused_naming_the_file(copy):
+    folder, _ = copy
+    meta = json.loads((folder / "export.json").read_text())
+    meta["settings"]["n_interests"] = 5  # the weights were trained with 3 interests: other shapes
+    meta["meta_digest"] = meta_digest(meta)  # a consistent rewrite
+    (folder / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(RecommendError, match=r"model.safetensors does not fit a UMI built from export.json's settings"):
+        Recommender(folder)
+
+
 def test_a_failed_export_leaves_the_old_one_whole(copy, tmp_path):
     folder, checkpoints = copy
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
