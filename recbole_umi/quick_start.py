@@ -67,7 +67,10 @@ def run(
         paired significance tests; ``interest_diagnostics``: how distinct the interests of
         the test users are (see :func:`recbole_umi.evaluation.interest_diagnostics`; None
         for single-interest and RecBole models); ``eval_protocol``: the protocol the
-        metrics were computed under; ``valid_scores``: every validation score in order (None
+        metrics were computed under; ``history_curve``: the tested model at each k of
+        ``eval_history_curve`` (:func:`history_curve`; None without it); ``unseen``: the
+        tested model with seen items left out (``also_exclude_history``; ``{"valid", "test",
+        "test_per_user"}``, else None); ``valid_scores``: every validation score in order (None
         for a run resumed from a checkpoint that did not keep them); ``stopped_at_validation``:
         the validation after which ``stop_rule`` ended training (None: it did not).
         With ``world_size`` above 1 (``nproc`` processes here), the run is made by

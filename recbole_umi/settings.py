@@ -189,7 +189,7 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
                                                                    "is also evaluated at"),
     "history_dropout": Setting(float, low=0.0, high=1.0, high_open=True,
                                note="the share of training samples whose history is the user's first j items, "
-                                    "j uniform in 0..T"),
+                                    "j uniform in 0..min(T, the items before the target)"),
     "exclude_history": Setting(bool, note="leave a held-out user's history out of its ranking"),
     "also_exclude_history": Setting(bool, note="also test the final model with the history left out"),
     "max_samples_per_user": Setting(int, low=1, note="a training user's samples: its last N target positions; "
@@ -202,10 +202,10 @@ DIST_BACKENDS = ("auto", "gloo", "nccl")
 _NO_PICKLE = ("RecBole writes these files with pickle and reads them back with pickle, which can run "
               "code from the file; recbole-umi builds datasets and loaders from the atomic files instead")
 
-# RecBole's own settings whose ranges the plugin's YAML files promise, and the arguments of
-# RecBole's multi-process runs, which the plugin does not support (a key nothing reads would
-# silently run one process). They mean the same for every model, so they are checked for
-# RecBole's models too.
+# Settings of every run, RecBole's models' too, since they mean the same for every model:
+# RecBole's own whose ranges the plugin's YAML files promise, the processes of a run, the
+# pickled files the plugin refuses, and the plugin's run-wide keys (category_field,
+# keep_freed_memory, offline).
 RUN_SETTINGS: dict[str, Setting] = {
     "MAX_ITEM_LIST_LENGTH": Setting(int, low=1, note="T, the history length (0 would feed the models no history)"),
     "epochs": Setting(int, low=1),

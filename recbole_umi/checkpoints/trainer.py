@@ -84,6 +84,7 @@ class SafeCheckpointTrainer:
         self._saving = False  # fit(saved=...): set per fit
         self._loaders: dict = {}
         self._ids = None
+        self._interactions = None  # the digest of the data's interactions, set by fit
         self._current_epoch = None  # the epoch whose training started last
         self._last_saved_epoch = None
         self._epoch_valid_result = None  # this epoch's validation, before fit records it as best
