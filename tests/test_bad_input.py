@@ -208,6 +208,8 @@ def test_resolve_variant_refuses_suffixes_a_model_does_not_have():
             resolve_variant(name)
     with raises_setting(VariantError, "models", "MIDN", "names no model: Unknown model 'MIDN'.*Did you mean 'MIND'"):
         resolve_variant("MIDN")
+    with raises_setting(VariantError, "models", "UMI+HN-HN", "sets harder_negatives twice"):  # not the rightmost
+        resolve_variant("UMI+HN-HN")
 
 
 @pytest.mark.parametrize("models, bad, requirement", [

@@ -245,6 +245,9 @@ def test_variant_files_give_a_variant_its_own_settings(compare_args, tmp_path, m
     assert read_variant_files(plan, ["UMI", "ComiRecSA+HN"]) == {"UMI": [str(tuned)]}
     with pytest.raises(FileNotFoundError, match="MIND\\+HN's files"):
         read_variant_files(plan, ["MIND+HN"])
+    plan.write_text("UMI:\n")  # a forgotten file is not "no files"
+    with pytest.raises(ValueError, match=r"UMI must map to a YAML file or a list of them \(\[\] for none\), got None"):
+        read_variant_files(plan, ["UMI"])
 
 
 def test_diagnostics_table_from_hand_made_runs():

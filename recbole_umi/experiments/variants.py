@@ -27,20 +27,24 @@ VARIANT_SUFFIXES = {
 }
 
 
+class VariantError(SettingsError):
+    """A name in ``--models`` that names no model, or a suffix its model does not have."""
+
+
 def parse_variant(name: str) -> tuple[str, dict]:
-    """``"UMI-DAR-HN"`` -> ``("UMI", {"use_dar": False, "harder_negatives": False})``."""
+    """``"UMI-DAR-HN"`` -> ``("UMI", {"use_dar": False, "harder_negatives": False})``; two
+    suffixes of one setting (``UMI+HN-HN``) are a :class:`VariantError`."""
     model, overrides = name, {}
     while True:
         for suffix, settings in VARIANT_SUFFIXES.items():
             if model.endswith(suffix) and len(model) > len(suffix):
+                twice = set(settings) & set(overrides)
+                if twice:
+                    raise VariantError("models", name, f"sets {', '.join(sorted(twice))} twice (one suffix per setting)")
                 model, overrides = model[: -len(suffix)], {**settings, **overrides}
                 break
         else:
             return model, overrides
-
-
-class VariantError(SettingsError):
-    """A name in ``--models`` that names no model, or a suffix its model does not have."""
 
 
 def resolve_variant(name: str) -> tuple[str, dict]:
@@ -87,6 +91,8 @@ def read_variant_files(path, variants: list[str]) -> dict[str, list[str]]:
         if variant not in variants:
             continue
         files = [files] if isinstance(files, str) else files
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise ValueError(f"{path}: {variant} must map to a YAML file or a list of them ([] for none), got {files!r}")
         missing = [f for f in files if not Path(f).is_file()]
         if missing:
             raise FileNotFoundError(f"{path}: {variant}'s files {missing} do not exist")
