@@ -41,6 +41,7 @@ from recbole.config import Config as RecBoleConfig  # noqa: E402
 from recbole.utils import argument_list  # noqa: E402
 
 from recbole_umi import evaluation, registry, settings  # noqa: E402
+from recbole_umi.item_file import header_field_names  # noqa: E402
 from recbole_umi.model import MatchingRecommender  # noqa: E402
 
 evaluation.register_metrics()  # the plugin's metrics (CategoryCoverage) known to RecBole's Config
@@ -337,9 +338,7 @@ def dataset_field_names(config) -> set[str]:
     separator = config["field_separator"] or "\t"
     names: set[str] = set()
     for path in folder.glob(f"{config['dataset']}.*") if folder.is_dir() else []:
-        with path.open(encoding=config["encoding"] or "utf-8", errors="replace") as handle:
-            header = handle.readline().rstrip("\n")
-        names |= {column.split(":")[0] for column in header.split(separator) if column}
+        names |= set(header_field_names(path, separator, config["encoding"] or "utf-8"))
     return names
 
 

@@ -1,4 +1,5 @@
-"""Item facts read straight from a dataset's ``.item`` atomic file: titles and categories.
+"""Facts read straight from a dataset's atomic files: the field names of a header, and the
+``.item`` file's titles and categories.
 
 Read directly, not through RecBole, so that they need not be in ``load_col`` (the models
 never see them). Light: numpy only.
@@ -10,10 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TITLE_FIELDS", "item_file_columns", "by_item_id", "item_categories"]
+__all__ = ["TITLE_FIELDS", "header_field_names", "item_file_columns", "by_item_id", "item_categories"]
 
 # Item-file columns taken for titles when none is named, in this order.
 TITLE_FIELDS = ("movie_title", "title", "name")
+
+
+def header_field_names(path, separator: str, encoding: str = "utf-8") -> list[str]:
+    """The field names of the atomic file ``path``'s header, in order (``user_id`` of
+    ``user_id:token``; a Windows line end is no part of the last)."""
+    with open(path, encoding=encoding, errors="replace") as handle:
+        header = handle.readline().rstrip("\n").rstrip("\r")
+    return [column.split(":")[0] for column in header.split(separator) if column]
 
 
 def item_file_columns(config) -> dict[str, list[str]] | None:

@@ -196,3 +196,16 @@ def test_settings_whose_tensors_cannot_fit_are_refused_before_the_model_is_built
     pipeline.check_tensor_sizes(config, 3700, 10**6, 6, memory=2**30)
     with pytest.raises(SettingsError, match=r"needs about 0\.5 GiB for the shared negatives"):
         pipeline.check_tensor_sizes(config, 3700, 10**6, 6, memory=2**28)
+
+
+def test_header_field_names_in_order_without_a_windows_line_end(tmp_path):
+    from recbole_umi.item_file import header_field_names
+
+    path = tmp_path / "x.user"
+    path.write_bytes(b"user_id:token\tage:float\tgender:token\r\n1\t20\tM\r\n")
+    assert header_field_names(path, "\t") == ["user_id", "age", "gender"]
+    # a setting named by the last field of such a header is a known key, not a typo
+    from recbole_umi.config import dataset_field_names
+
+    config = {"data_path": str(tmp_path), "dataset": "x", "field_separator": None, "encoding": None}
+    assert "gender" in dataset_field_names(config)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_umi.item_file import header_field_names
 from recbole_umi.settings import SettingsError
 
 __all__ = ["DataError", "DataChecks", "duplicated_header_fields"]
@@ -32,9 +33,7 @@ class DataError(SettingsError):
 
 def duplicated_header_fields(path, separator: str, encoding: str = "utf-8") -> list[str]:
     """The field names that the header of the atomic file ``path`` lists more than once."""
-    with open(path, encoding=encoding, errors="replace") as handle:
-        header = handle.readline().rstrip("\n").rstrip("\r")
-    names = [column.split(":")[0] for column in header.split(separator) if column]
+    names = header_field_names(path, separator, encoding)
     return sorted({name for name in names if names.count(name) > 1})
 
 
