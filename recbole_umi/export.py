@@ -47,7 +47,7 @@ from recbole_umi.model import MatchingRecommender  # noqa: E402
 from recbole_umi.recommend import EXPORT_FORMAT, EXPORT_FILES, file_digest, meta_digest  # noqa: E402
 from recbole_umi.retrieval import IndexSpec, build_index  # noqa: E402
 
-__all__ = ["EXPORT_FORMAT", "ExportError", "export", "main"]
+__all__ = ["EXPORT_FORMAT", "ExportError", "export", "recover_interrupted", "spec_of", "main"]
 
 
 class ExportError(ValueError):
@@ -176,41 +176,12 @@ def _write(out: Path, loaded, config, model, dataset, spec: IndexSpec, category_
     save_file({k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()},
               str(out / "model.safetensors"))
 
-    # every user's whole history, in order, and profile; the training users. (Exports made
-    # before 2026-12-04 also hold item_counts, which nothing read: Popularity's ranking is in
-    # its weights.)
-    users, items = _interactions(dataset)
-    offsets = np.searchsorted(users, np.arange(len(user_tokens) + 1))
-    arrays = {
-        "history_items": items.astype(np.int64),
-        "history_offsets": offsets.astype(np.int64),
-        "training_users": np.unique(loaded.train_data.dataset.inter_feat[uid].numpy()).astype(np.int64),
-    }
-    profile_fields = list(model.profile.fields) if model.profile is not None else []
-    profile = {"fields": profile_fields, "types": {}, "vocab": {}}
-    for field in profile_fields:
-        kind = dataset.field2type[field]
-        values = dataset.user_feat[field]
-        if kind == FeatureType.TOKEN:
-            profile["types"][field] = "token"
-            profile["vocab"][field] = [str(t) for t in dataset.field2id_token[field]]
-            arrays[f"profile_{field}"] = values.numpy().astype(np.int64)
-        else:
-            profile["types"][field] = "float"
-            arrays[f"profile_{field}"] = values.numpy().astype(np.float32)
-
-    columns = item_file_columns(config)
-    titles, categories = None, None
-    if title_field is None and columns is not None:
-        title_field = next((name for name in TITLE_FIELDS if name in columns), None)
-    for asked, name in ((title_field, "title_field"), (category_field, "category_field")):
-        if asked is not None and (columns is None or asked not in columns):
-            raise ExportError(f"--{name}={asked}: the dataset's .item file has no such column")
-    if title_field is not None:
-        titles = by_item_id(columns, config, item_tokens, title_field)
-    if category_field is not None:
-        categories, arrays["categories"] = item_categories(columns, config, item_tokens, category_field)
+    arrays, profile = _user_arrays(loaded, model, dataset, len(user_tokens))
+    titles, categories, category_ids = _item_facts(config, item_tokens, category_field, title_field)
+    if category_ids is not None:
+        arrays["categories"] = category_ids
     np.savez(out / "arrays.npz", **arrays)
+    profile_fields = profile["fields"]
 
     meta = {
         **EXPORT_FORMAT,
@@ -234,6 +205,50 @@ def _write(out: Path, loaded, config, model, dataset, spec: IndexSpec, category_
     }
     meta["meta_digest"] = meta_digest(meta)
     (out / "export.json").write_text(json.dumps(meta) + "\n")
+
+
+def _user_arrays(loaded, model, dataset, n_users: int) -> tuple[dict[str, np.ndarray], dict]:
+    """Every user's whole history (in order) and profile values, and the training users, as
+    the arrays of ``arrays.npz``; and the profile's description for export.json (fields,
+    types, token vocabularies). (Exports made before 2026-12-04 also hold item_counts, which
+    nothing read: Popularity's ranking is in its weights.)"""
+    uid = dataset.uid_field
+    users, items = _interactions(dataset)
+    offsets = np.searchsorted(users, np.arange(n_users + 1))
+    arrays = {
+        "history_items": items.astype(np.int64),
+        "history_offsets": offsets.astype(np.int64),
+        "training_users": np.unique(loaded.train_data.dataset.inter_feat[uid].numpy()).astype(np.int64),
+    }
+    profile_fields = list(model.profile.fields) if model.profile is not None else []
+    profile = {"fields": profile_fields, "types": {}, "vocab": {}}
+    for field in profile_fields:
+        values = dataset.user_feat[field]
+        if dataset.field2type[field] == FeatureType.TOKEN:
+            profile["types"][field] = "token"
+            profile["vocab"][field] = [str(t) for t in dataset.field2id_token[field]]
+            arrays[f"profile_{field}"] = values.numpy().astype(np.int64)
+        else:
+            profile["types"][field] = "float"
+            arrays[f"profile_{field}"] = values.numpy().astype(np.float32)
+    return arrays, profile
+
+
+def _item_facts(config, item_tokens: list[str], category_field, title_field):
+    """The items' titles (``title_field``, or the first of :data:`TITLE_FIELDS` the .item file
+    has) and categories (``category_field``: the names and each item's category ids) from the
+    .item file: ``(titles, category names, category ids)``, None for what is not asked or
+    found; a named column the file lacks is an :class:`ExportError`."""
+    columns = item_file_columns(config)
+    if title_field is None and columns is not None:
+        title_field = next((name for name in TITLE_FIELDS if name in columns), None)
+    for asked, name in ((title_field, "title_field"), (category_field, "category_field")):
+        if asked is not None and (columns is None or asked not in columns):
+            raise ExportError(f"--{name}={asked}: the dataset's .item file has no such column")
+    titles = by_item_id(columns, config, item_tokens, title_field) if title_field is not None else None
+    categories, category_ids = (item_categories(columns, config, item_tokens, category_field)
+                                if category_field is not None else (None, None))
+    return titles, categories, category_ids
 
 
 def main(argv: list[str] | None = None) -> Path:

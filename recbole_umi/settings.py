@@ -45,6 +45,7 @@ __all__ = [
     "validate",
     "check_known_keys",
     "check_topk",
+    "processes",
     "migrate_saved_settings",
 ]
 

@@ -52,7 +52,7 @@ from recbole_umi.item_file import TITLE_FIELDS, item_categories, item_file_colum
 from recbole_umi.model.umi import UMI  # noqa: E402
 from recbole_umi.retrieval import InterestRetriever  # noqa: E402
 
-__all__ = ["interpret", "read_truth", "field_recovery", "main"]
+__all__ = ["InterpretError", "interpret", "read_truth", "field_recovery", "draw_field_weights", "main"]
 
 
 class InterpretError(ValueError):

@@ -33,7 +33,7 @@ from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
 
-__all__ = ["sweep", "plot", "main"]
+__all__ = ["sweep", "write_csv", "read_summary", "plot", "main"]
 
 
 def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, config_dict=None, log=print,

@@ -70,7 +70,8 @@ from recbole_umi.plain import plain_data  # noqa: E402
 from recbole_umi.provenance import check_same_code, code_version, describe_code  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
-__all__ = ["ALGORITHMS", "SEARCH_SEED_COMMENT", "SearchBusyError", "ParamsFileError", "read_params_file", "Tuning", "tune", "main"]
+__all__ = ["ALGORITHMS", "SEARCH_SEED_COMMENT", "SearchBusyError", "ParamsFileError", "read_params_file", "Tuning",
+           "best_trial", "write_best", "trials_table", "tune", "main"]
 
 # best.yaml names the training seed of the search's trials on a line of its own, so that
 # compare can refuse to use that seed in a table of the chosen settings (a winner's curse:

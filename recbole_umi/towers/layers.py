@@ -12,6 +12,7 @@ __all__ = [
     "MLP",
     "RoutingLogits",
     "dynamic_routing",
+    "routing_contractions",
     "mean_pairwise_cosine",
     "routing_overlap",
     "SelfAttentiveExtractor",

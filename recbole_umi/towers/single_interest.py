@@ -30,7 +30,7 @@ from recbole_umi.towers.settings import (
 )
 from recbole_umi.towers.transformer import CausalTransformerEncoder
 
-__all__ = ["SingleInterestTower", "ProfileDSSMTower", "YoutubeDNNTower", "SASRecTower", "PopularityTower"]
+__all__ = ["SingleInterestTower", "ProfileDSSMTower", "YoutubeDNNTower", "SASRecTower", "PopularityTower", "RankScores"]
 
 
 class SingleInterestTower(UserTower):
