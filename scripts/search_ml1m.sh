@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The "beyond SASRec" search on MovieLens-1M validation users (issue "beyond SASRec", item 3):
+# every model of the final table gets the same budget, 16 random trials (the model's defaults
+# first), its own search seed (independent draws), the same pruning rule (the median stopping
+# rule after 3 validations, once 4 unpruned trials have finished: python -m recbole_umi.tune
+# --prune_after) and the same early stopping (5 validations without gain), over the spaces of
+# tuning/ml-1m-search/*.hyper: learning rate, temperature, d (32/64/128), the tower's width, K
+# and HN where they apply, T (10/20/50) for the order-aware models, and the objective (full
+# softmax, or 5, 50 or 500 sampled negatives, uniform or by popularity with log-Q). RecBole's
+# SASRec and SINE train with their own CE loss over every item. Batch 1024, training seed 2020
+# (the search's; a table of the chosen settings uses other seeds).
+#
+#   bash scripts/search_ml1m.sh [DATA_PATH] [MODEL ...]   # DATA_PATH holds ml-1m/ (default ../shared/data)
+#
+# Budget (measured one-thread trial times at T = 10, 5 negatives: 4-15 min for the cheap
+# models, 17-96 min for SASRec's encoder): 16 trials x 6 cheap models x ~10 min plus 16 x 4
+# encoder models x ~40 min is about 60 hours of one thread before pruning, about 40 on two
+# streams; more where T = 50, d = 128 or 500 negatives are drawn. It spans sessions: each
+# finished trial is on disk at once (results/search/ml-1m/<model>/trials/), an interrupted
+# search resumes where it stopped, and the cheap models come first. Two streams of one torch
+# thread each; each stream takes the next model no other stream holds (a search's lock).
+set -euo pipefail
+data_path=$(realpath "${1:-../shared/data}")
+shift || true
+cd "$(dirname "$0")/.."
+models=("$@")
+if [[ ${#models[@]} -eq 0 ]]; then  # cheapest first
+    models=(YoutubeDNN ProfileDSSM MIND ComiRecDR UMI ComiRecSA SASRecMatching UMISA SASRec SINE)
+fi
+common=(--dataset=ml-1m "--data_path=$data_path" --algo=random --max_evals=16 --prune_after=3
+        --prune_min_trials=4 --train_batch_size=1024 --show_progress=False --state=WARNING)
+
+search() {
+    local seed=100  # model i's search seed is 100 + i: independent draws per model
+    for model in "${models[@]}"; do
+        seed=$((seed + 1))
+        # a search another stream runs is refused at once (SearchBusyError): go on to the next
+        python -m recbole_umi.tune "--model=$model" "--params_file=tuning/ml-1m-search/$model.hyper" \
+            "--out=results/search/ml-1m/$model" "--search_seed=$seed" "${common[@]}" ||
+            echo "search of $model not finished here (busy in the other stream, or failed: see above)" >&2
+    done
+}
+stream_a() { search; }
+stream_b() { sleep 30; search; }
+source scripts/two_streams.sh
+two_streams stream_a stream_b
