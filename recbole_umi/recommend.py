@@ -75,7 +75,6 @@ def export_schema(meta: dict, arrays: dict, settings: dict) -> DataSchema:
     """The data schema of an export: its item count and history fields, and each profile
     field made from every user's stored value and the training users, as the model's was
     made from the training data (:func:`recbole_umi.towers.schema.profile_field`)."""
-    item_field = meta["fields"]["item"]
     profile = meta["profile"]
     training_users = torch.from_numpy(arrays["training_users"])
     fields = []
@@ -83,13 +82,7 @@ def export_schema(meta: dict, arrays: dict, settings: dict) -> DataSchema:
         values, kind = torch.from_numpy(arrays[f"profile_{name}"]), profile["types"][name]
         fields.append(profile_field(name, kind, values, training_users, size=meta["num"][name] if kind == "token" else None,
                                     n_float_buckets=settings["float_profile_buckets"]))
-    return DataSchema(
-        n_items=meta["num"][item_field],
-        max_history_length=settings["MAX_ITEM_LIST_LENGTH"],
-        history_field=item_field + settings["LIST_SUFFIX"],
-        history_length_field=settings["ITEM_LIST_LENGTH_FIELD"],
-        profile=tuple(fields),
-    )
+    return DataSchema.from_settings(settings, meta["num"][meta["fields"]["item"]], fields)
 
 
 class Recommender:

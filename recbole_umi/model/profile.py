@@ -25,21 +25,14 @@ def data_schema(config, dataset, profile: ProfileSettings | None) -> DataSchema:
             fields.append(profile_field(name, "token" if token else "float", dataset.user_feat[name], training_users,
                                         size=dataset.num(name) if token else None,
                                         n_float_buckets=profile.float_profile_buckets))
-    item_field = config["ITEM_ID_FIELD"]
-    return DataSchema(
-        n_items=dataset.num(item_field),
-        max_history_length=config["MAX_ITEM_LIST_LENGTH"],
-        history_field=item_field + config["LIST_SUFFIX"],
-        history_length_field=config["ITEM_LIST_LENGTH_FIELD"],
-        profile=tuple(fields),
-    )
+    return DataSchema.from_settings(config, dataset.num(config["ITEM_ID_FIELD"]), fields)
 
 
 def check_profile_fields(dataset, fields: list[str]) -> None:
-    """Fail at start-up, naming the field, if a configured profile field is unusable."""
-    if not fields:
-        raise ProfileConfigError("profile_fields", fields, "must name at least one field: this model uses the profile")
+    """Fail at start-up, naming the field, if a configured profile field is unusable (no
+    field at all: the tower's :class:`~recbole_umi.towers.profile.ProfileEncoder` refuses it)."""
     available = [] if dataset.user_feat is None else list(dataset.user_feat.columns)
+    users = dataset.inter_feat[dataset.uid_field].unique()  # the users the model learns from
     for field in fields:
         if field not in available:
             where = (
@@ -65,7 +58,6 @@ def check_profile_fields(dataset, fields: list[str]) -> None:
                 f"the field {field!r} is in numerical_features, which RecBole stores as "
                 "(value, 1) pairs; profile float fields are bucketised instead: remove it there",
             )
-        users = dataset.inter_feat[dataset.uid_field].unique()  # the users the model learns from
         values = dataset.user_feat[field][users]
         missing = values.isnan() if dataset.field2type[field] == FeatureType.FLOAT else values == 0
         if len(users) and missing.all():

@@ -73,6 +73,19 @@ class DataSchema:
     def profile_fields(self) -> tuple[str, ...]:
         return tuple(field.name for field in self.profile)
 
+    @classmethod
+    def from_settings(cls, settings, n_items: int, profile: tuple[ProfileField, ...] = ()) -> DataSchema:
+        """The schema a run's settings give (``ITEM_ID_FIELD``, ``LIST_SUFFIX``,
+        ``ITEM_LIST_LENGTH_FIELD``, ``MAX_ITEM_LIST_LENGTH``; RecBole's Config or a saved
+        settings dict) for ``n_items`` items and the ``profile`` fields."""
+        return cls(
+            n_items=n_items,
+            max_history_length=settings["MAX_ITEM_LIST_LENGTH"],
+            history_field=settings["ITEM_ID_FIELD"] + settings["LIST_SUFFIX"],
+            history_length_field=settings["ITEM_LIST_LENGTH_FIELD"],
+            profile=tuple(profile),
+        )
+
 
 def profile_field(name: str, kind: str, values: torch.Tensor, training_users: torch.Tensor, size: int | None = None,
                   n_float_buckets: int = 10) -> ProfileField:
