@@ -21,7 +21,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["DamagedFileError", "write_atomic", "write_csv_atomic", "read_json", "set_aside", "run_lock"]
+__all__ = ["DamagedFileError", "write_atomic", "write_csv_atomic", "write_figure", "read_json", "set_aside", "run_lock"]
 
 
 class DamagedFileError(ValueError):
@@ -74,6 +74,17 @@ def write_csv_atomic(path, rows) -> Path:
     csv.writer(buffer).writerows(rows)
     return write_atomic(path, buffer.getvalue())
 
+
+
+def write_figure(path, figure, **savefig) -> Path:
+    """:func:`write_atomic` of a matplotlib ``figure`` as PNG (``savefig``: its keyword
+    arguments, e.g. ``dpi``), then the figure closed."""
+    import matplotlib.pyplot as plt  # only where a figure is drawn: this module stays light
+
+    image = io.BytesIO()
+    figure.savefig(image, format="png", **savefig)
+    plt.close(figure)
+    return write_atomic(path, image.getvalue())
 
 def read_json(path):
     """The JSON value in ``path``; :class:`DamagedFileError` naming the file if it is not JSON."""

@@ -37,7 +37,6 @@ compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -47,7 +46,7 @@ import torch  # noqa: E402
 
 from recbole_umi.checkpoint import load  # noqa: E402
 from recbole_umi.evaluation import evaluated_users  # noqa: E402
-from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
+from recbole_umi.files import write_atomic, write_csv_atomic, write_figure  # noqa: E402
 from recbole_umi.item_file import TITLE_FIELDS, item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model.umi import UMI  # noqa: E402
 from recbole_umi.retrieval import InterestRetriever  # noqa: E402
@@ -252,10 +251,7 @@ def draw_field_weights(csv_path, png_path, title: str, max_categories: int = 12,
     axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, label="mean field weight d_kc minus the category's mean", shrink=0.6)
     figure.tight_layout()
-    image_bytes = io.BytesIO()
-    figure.savefig(image_bytes, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    write_atomic(png_path, image_bytes.getvalue())
+    write_figure(png_path, figure, dpi=100, bbox_inches="tight")
     return Path(png_path)
 
 

@@ -21,7 +21,6 @@ from recbole_umi import compat
 compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
-import io  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -30,7 +29,7 @@ import yaml  # noqa: E402
 from recbole_umi.experiments.runs import add_policy_arguments, check_comparison, compare, policy  # noqa: E402
 from recbole_umi.experiments.tables import mean_std, render_code, run_protocol, summarise  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
-from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
+from recbole_umi.files import write_csv_atomic, write_figure  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
 
 __all__ = ["sweep", "write_csv", "read_summary", "plot", "main"]
@@ -152,10 +151,7 @@ def plot(summary: dict, setting: str, title: str, path: Path, n_seeds: int) -> N
     spread = f"mean ± std over {n_seeds} seeds" if n_seeds > 1 else "one seed: no spread, no interval"
     figure.suptitle(f"{title} ({spread})", fontsize=10)
     figure.tight_layout()
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    write_atomic(path, image.getvalue())
+    write_figure(path, figure, dpi=110, bbox_inches="tight")
 
 
 def main(argv: list[str] | None = None) -> dict:
