@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from recbole_umi.experiments.run_files import read_runs, run_file, same_users  # noqa: E402
 from recbole_umi.files import write_atomic  # noqa: E402
 from recbole_umi.stats import paired_test, two_level_test  # noqa: E402
 
@@ -39,17 +40,24 @@ METRICS = ("recall@10", "recall@50", "recall@300", "precision@10", "precision@50
 NAMES = {"recall": "HitRate", "precision": "Precision"}
 
 
-def per_seed(folder: Path, variant: str, seeds) -> np.ndarray | None:
-    """``{metric: seeds x users}`` in percent for the runs of ``variant`` in ``folder``; None if one is missing."""
-    runs = []
-    for seed in seeds:
-        path = folder / "runs" / f"{variant}__seed{seed}.json"
-        if not path.exists():
-            return None
-        runs.append(json.loads(path.read_text()))
-    users = runs[0]["test_per_user"]["user"]
-    assert all(r["test_per_user"]["user"] == users for r in runs), f"{folder} {variant}: other test users"
-    return {m: 100 * np.array([r["test_per_user"][m] for r in runs]) for m in runs[0]["test_per_user"] if m not in ("user", "history_length")}
+class Runs(NamedTuple):
+    """One variant's runs in one folder: what to call them, their records (one a seed, in seed
+    order, tested on the same users) and ``{metric: seeds x users}`` in percent."""
+
+    name: str
+    records: list[dict]
+    values: dict
+
+
+def per_seed(folder: Path, variant: str, seeds) -> Runs | None:
+    """The :class:`Runs` of ``variant`` in ``folder``, one a seed of ``seeds``; None if one is missing."""
+    if not all(run_file(folder, variant, seed).exists() for seed in seeds):
+        return None
+    runs = read_runs(folder, variant, seeds)
+    name = f"{variant} in {folder}"
+    same_users(runs, names=[name])
+    return Runs(name, runs, {m: 100 * np.array([r["test_per_user"][m] for r in runs])
+                             for m in runs[0]["test_per_user"] if m not in ("user", "history_length")})
 
 
 def both_tests(first: np.ndarray, other: np.ndarray) -> tuple[dict, dict]:
@@ -65,9 +73,10 @@ def seed_splits(folder: Path, seeds: list[int]) -> tuple[list[str], dict]:
     models = sorted({p.name.split("__seed")[0] for p in (folder / "runs").glob("*.json")})
     lines, counts = [], {"two_level": 0, "users": 0, "tests": 0}
     for model in models:
-        values = per_seed(folder, model, seeds)
-        if values is None:
+        found = per_seed(folder, model, seeds)
+        if found is None:
             continue
+        values = found.values
         model_two = model_users = tests = 0
         for group in itertools.combinations(range(len(seeds)), 2):
             rest = [i for i in range(len(seeds)) if i not in group]
@@ -84,8 +93,10 @@ def seed_splits(folder: Path, seeds: list[int]) -> tuple[list[str], dict]:
     return lines, counts
 
 
-def pair_line(name: str, first: dict, other: dict, metric: str = "recall@50") -> str:
-    two, users = both_tests(first[metric], other[metric])
+def pair_line(name: str, first: Runs, other: Runs, metric: str = "recall@50") -> str:
+    """The table's line of ``first`` minus ``other``, which must have been tested on the same users."""
+    same_users(first.records, other.records, names=[first.name, other.name])
+    two, users = both_tests(first.values[metric], other.values[metric])
     return (f"| {name} | {label(metric)} | {two['delta']:+.2f} | [{two['low']:+.2f}, {two['high']:+.2f}] p = {two['p']:.3g} "
             f"| [{users['low']:+.2f}, {users['high']:+.2f}] p = {users['p']:.3g} |")
 

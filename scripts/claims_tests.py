@@ -19,13 +19,13 @@ makes on one metric). Writes ``OUT.md`` and ``OUT.csv`` and prints the markdown.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi import stats  # noqa: E402
+from recbole_umi.experiments.run_files import read_runs, run_file, same_users  # noqa: E402
 from recbole_umi.experiments.tables import per_seed_users  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import recbole_metric_name  # noqa: E402
@@ -100,12 +100,8 @@ PAIRS += [
 
 
 def read(folder: str, model: str, seeds) -> dict[int, dict]:
-    found = {}
-    for seed in seeds:
-        path = Path(folder, "runs", f"{model}__seed{seed}.json")
-        if path.exists():
-            found[seed] = json.loads(path.read_text())
-    return found
+    """``{seed: run record}`` of the seeds of ``seeds`` whose run of ``model`` is in ``folder``."""
+    return {seed: read_runs(folder, model, [seed])[0] for seed in seeds if run_file(folder, model, seed).exists()}
 
 
 def test_pair(first: tuple[str, str], other: tuple[str, str], seeds, metric: str) -> dict | None:
@@ -114,10 +110,10 @@ def test_pair(first: tuple[str, str], other: tuple[str, str], seeds, metric: str
     if not common:
         return None
     name = recbole_metric_name(metric)
-    users_a, values_a = per_seed_users([a[s] for s in common], name)
-    users_b, values_b = per_seed_users([b[s] for s in common], name)
-    if users_a != users_b:
-        raise ValueError(f"{first} and {other} were tested on other users")
+    same_users([a[s] for s in common], [b[s] for s in common],
+               names=[f"{first[1]} in {first[0]}", f"{other[1]} in {other[0]}"])
+    _, values_a = per_seed_users([a[s] for s in common], name)
+    _, values_b = per_seed_users([b[s] for s in common], name)
     if len(common) >= 2:
         result = stats.two_level_test(100 * values_a, 100 * values_b)
         result["test"] = "two-level"

@@ -18,8 +18,6 @@ metric against k, one line per model with its intervals) and prints the markdown
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import sys
 from pathlib import Path
 
@@ -28,8 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.config import comma_list  # noqa: E402
+from recbole_umi.experiments.run_files import read_runs, run_file, same_users  # noqa: E402
 from recbole_umi.experiments.tables import interval_text  # noqa: E402
-from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
+from recbole_umi.files import write_atomic, write_csv_atomic, write_figure  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.provenance import check_same_code, describe_code  # noqa: E402
 from recbole_umi.stats import LEVEL, holm, two_level_mean, two_level_test  # noqa: E402
@@ -43,29 +42,29 @@ def label(metric: str) -> str:
 
 def read_curves(folder: Path, models: list[str], seeds: list[int], codes: list | None = None,
                 extra: dict[str, tuple[Path, str]] | None = None) -> dict:
-    """``{model: {k: {"test": seeds x users per metric, "valid": [per-seed dicts], "users"}}}``;
-    k is a string, ``"all"`` for the run's own test. A model without every seed's run is left
-    out. ``codes`` gets each run's name and code record. ``extra``: ``{label: (folder,
-    model)}``, runs of other folders (other training settings) shown as ``label``."""
+    """``{model: {k: {"test": seeds x users per metric, "valid": [per-seed dicts], "users",
+    "records": [per-seed dicts of seed, test_per_user and valid]}}}``; k is a string,
+    ``"all"`` for the run's own test. A model without every seed's run is left out. ``codes``
+    gets each run's name and code record. ``extra``: ``{label: (folder, model)}``, runs of
+    other folders (other training settings) shown as ``label``."""
     curves = {}
     codes = [] if codes is None else codes
     sources = {model: (folder, model) for model in models} | dict(extra or {})
     for model, (where, variant) in sources.items():
-        paths = [where / "runs" / f"{variant}__seed{seed}.json" for seed in seeds]
-        if not all(path.exists() for path in paths):
+        if not all(run_file(where, variant, seed).exists() for seed in seeds):
             continue
-        runs = [json.loads(path.read_text()) for path in paths]
+        runs = read_runs(where, variant, seeds)
         codes.extend({"name": f"{model} seed {seed}", "code": r.get("code")} for seed, r in zip(seeds, runs))
         if not all(r.get("history_curve") for r in runs):
             raise ValueError(f"{variant}'s runs in {where} were made without eval_history_curve")
-        points = {k: [r["history_curve"][k] for r in runs] for k in runs[0]["history_curve"]}
-        points[PAPER_CUT] = [{"test_per_user": r["test_per_user"], "valid": r["best_valid_result"]} for r in runs]
+        points = {k: [{"seed": seed, **r["history_curve"][k]} for seed, r in zip(seeds, runs)]
+                  for k in runs[0]["history_curve"]}
+        points[PAPER_CUT] = [{"seed": seed, "test_per_user": r["test_per_user"], "valid": r["best_valid_result"]}
+                             for seed, r in zip(seeds, runs)]
         curves[model] = {}
         for k, per_seed in points.items():
-            users = per_seed[0]["test_per_user"]["user"]
-            if any(p["test_per_user"]["user"] != users for p in per_seed):
-                raise ValueError(f"{model} at k = {k}: the seeds were tested on other users")
-            curves[model][k] = {"users": users, "valid": [p["valid"] for p in per_seed],
+            users = same_users(per_seed, names=[f"{model} at k = {k}"])
+            curves[model][k] = {"users": users, "valid": [p["valid"] for p in per_seed], "records": per_seed,
                                 "test": {m: 100 * np.array([p["test_per_user"][m] for p in per_seed])
                                          for m in per_seed[0]["test_per_user"] if m not in ("user", "history_length")}}
     return curves
@@ -110,6 +109,10 @@ def curve_table(curves: dict, metrics: list[str]) -> tuple[str, list[list[str]],
               "metric; - where a model has no figure at that k.", "",
               "| vs | metric | " + " | ".join(f"k = {k}" if k != PAPER_CUT else "all (paper)" for k in ks) + " |",
               "| --- | --- |" + " --- |" * len(ks)]
+    for k in ks:  # the two-level test pairs each test user of the first model with the same user
+        for m in [m for m in models[1:] if k in curves[m] and k in curves[first]]:
+            same_users(curves[first][k]["records"], curves[m][k]["records"],
+                       names=[f"{first} at k = {k}", f"{m} at k = {k}"])
     tests = {}
     for metric in metrics:
         for k in ks:
@@ -131,7 +134,7 @@ def curve_table(curves: dict, metrics: list[str]) -> tuple[str, list[list[str]],
     return "\n".join(lines) + "\n", rows, means
 
 
-def plot(curves: dict, means: dict, metric: str, title: str) -> bytes:
+def plot(curves: dict, means: dict, metric: str, title: str):
     """Left: the metric against k (the cold-start curve); right, on its own scale: the same
     models under the paper's protocol. Models of another folder (``--extra``, e.g. trained
     with history dropout) are dashed."""
@@ -167,10 +170,7 @@ def plot(curves: dict, means: dict, metric: str, title: str) -> bytes:
     right.grid(alpha=0.3)
     right.set_title("own scale", fontsize=9)
     figure.tight_layout()
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=110)
-    plt.close(figure)
-    return image.getvalue()
+    return figure
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> str:
     title = args.title or f"{folder.name}: {len(seeds)} seeds ({args.seeds})"
     write_atomic(f"{args.out}.md", markdown)
     write_csv_atomic(f"{args.out}.csv", rows)
-    write_atomic(f"{args.out}.png", plot(curves, means, metrics[0], title))
+    write_figure(f"{args.out}.png", plot(curves, means, metrics[0], title), dpi=110)
     print(markdown)
     return markdown
 

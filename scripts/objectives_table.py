@@ -31,13 +31,13 @@ gains a "NAME2 - NAME" difference and its two p-values per other objective. Writ
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi import stats  # noqa: E402
+from recbole_umi.experiments import run_files  # noqa: E402
 from recbole_umi.experiments.tables import mean_std, run_protocol, significance, table_test  # noqa: E402
 from recbole_umi.config import comma_list  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
@@ -48,8 +48,7 @@ def read_runs(folder: Path, models: list[str], seeds: list[int]) -> dict[str, li
     """``{model: [run records of the given seeds, in seed order]}``; a model without runs is left out."""
     runs = {}
     for model in models:
-        found = [folder / "runs" / f"{model}__seed{seed}.json" for seed in seeds]
-        records = [json.loads(path.read_text()) for path in found if path.exists()]
+        records = run_files.read_runs(folder, model, seeds, existing=True)
         if records:
             runs[model] = records
     return runs

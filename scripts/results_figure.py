@@ -13,8 +13,6 @@ significant after Holm's correction over the comparisons.
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import sys
 from pathlib import Path
 
@@ -23,13 +21,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.config import comma_list  # noqa: E402
-from recbole_umi.files import write_atomic  # noqa: E402
+from recbole_umi.experiments.run_files import read_runs, same_users  # noqa: E402
+from recbole_umi.files import write_figure  # noqa: E402
 from recbole_umi.stats import LEVEL, holm, two_level_mean, two_level_test  # noqa: E402
 
 
-def per_seed(folder: Path, model: str, seeds: list[int], metric: str) -> np.ndarray:
-    """``seeds x users`` values of ``metric`` in percent."""
-    runs = [json.loads((folder / "runs" / f"{model}__seed{seed}.json").read_text()) for seed in seeds]
+def per_seed(runs: list[dict], metric: str) -> np.ndarray:
+    """``seeds x users`` values of ``metric`` in percent in ``runs`` (a model's, one a seed)."""
     return 100 * np.array([r["test_per_user"][metric] for r in runs])
 
 
@@ -50,7 +48,9 @@ def main(argv: list[str] | None = None) -> Path:
     import matplotlib.pyplot as plt
 
     folder, models, seeds = Path(args.folder), comma_list(args.models), comma_list(args.seeds, int)
-    values = {model: per_seed(folder, model, seeds, args.metric) for model in models}
+    runs = {model: read_runs(folder, model, seeds) for model in models}
+    same_users(*runs.values(), names=list(runs))  # the two-level tests pair each user with the same user
+    values = {model: per_seed(runs[model], args.metric) for model in models}
     means = {model: two_level_mean(values[model]) for model in models}
     first = models[0]
     differences = {model: two_level_test(values[model], values[first]) for model in models[1:]}
@@ -89,10 +89,7 @@ def main(argv: list[str] | None = None) -> Path:
         figure.suptitle(args.title, fontsize=10)
     figure.tight_layout()
     out = Path(args.out)
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    write_atomic(out, image.getvalue())
+    write_figure(out, figure, dpi=110, bbox_inches="tight")
     print(f"written: {out}")
     return out
 

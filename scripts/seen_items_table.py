@@ -14,7 +14,6 @@ Writes ``OUT.md`` and ``OUT.csv``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.config import comma_list  # noqa: E402
+from recbole_umi.experiments.run_files import read_runs, run_file, same_users  # noqa: E402
 from recbole_umi.experiments.tables import interval_text  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
@@ -52,13 +52,15 @@ def main(argv: list[str] | None = None) -> str:
     rows = [["model", "metric", "paper mean", "unseen mean", "gain", "gain low", "gain high", "p"]]
     codes, missing = [], []
     for model in comma_list(args.models):
-        paths = [folder / "runs" / f"{model}__seed{seed}.json" for seed in seeds]
-        if not all(path.exists() for path in paths):
+        if not all(run_file(folder, model, seed).exists() for seed in seeds):
             missing.append(model)
             continue
-        runs = [json.loads(path.read_text()) for path in paths]
+        runs = read_runs(folder, model, seeds)
         if not all(r.get("unseen") for r in runs):
             raise ValueError(f"{model}'s runs were made without also_exclude_history")
+        # the gain's test pairs each user's two figures: the same users, in the same order, under both protocols
+        same_users(runs, [{"seed": seed, **r["unseen"]} for seed, r in zip(seeds, runs)],
+                   names=[f"{model} (paper's protocol)", f"{model} (history left out)"])
         codes += [{"name": f"{model} seed {seed}", "code": r.get("code")} for seed, r in zip(seeds, runs)]
         for metric in metrics:
             paper = 100 * np.array([r["test_per_user"][metric] for r in runs])

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from recbole_umi.checkpoint import CheckpointError, read_checkpoint, rebuild_settings
+from recbole_umi.experiments.run_files import run_file
 from recbole_umi.experiments.variants import check_variants, resolve_variant
 from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic
 from recbole_umi.provenance import check_same_code, code_version
@@ -129,10 +130,6 @@ def check_finished_runs(out: Path, jobs, dataset: str, settings_of: dict, record
                 f"{path} was run with the settings {record.get('settings')}, this comparison has {settings}: "
                 "use another --out, or delete that file to run it again"
             )
-
-
-def run_file(out: Path, variant: str, seed: int) -> Path:
-    return out / "runs" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', variant)}__seed{seed}.json"
 
 
 def checkpoint_root(out, kind: str, files: list[str], config_dict: dict | None) -> Path:
