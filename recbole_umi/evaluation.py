@@ -113,24 +113,27 @@ def interest_diagnostics(model, eval_data) -> dict | None:
     share_sum = torch.zeros(k)
     favoured = None
     users = 0
-    for batch in eval_data:
-        interaction = batch[0].to(device)
-        interests, routing = model.interests_and_routing(interaction)
-        cosine_sum += mean_pairwise_cosine(interests).sum().item()
-        if routing is not None:
-            overlap_sum += routing_overlap(routing).item() * len(interests)
-            real = (interaction[model.ITEM_SEQ] != 0).float()  # B x T
-            lengths = real.sum(dim=1, keepdim=True).clamp(min=1)  # B x 1
-            top = routing.argmax(dim=-1)  # B x T: each item's largest routing weight
-            winners = F.one_hot(top, k).float() * real.unsqueeze(-1)  # B x T x K
-            shares = winners.sum(dim=1) / lengths
-            share_sum += shares.sort(dim=1, descending=True).values.sum(dim=0).cpu()
-            favoured = initial.favoured(routing.size(1)) if isinstance(initial, RoutingLogits) else None
-            if favoured is not None:
-                follows = (top == favoured).float() * real  # B x T
-                position_sum += (follows.sum(dim=1, keepdim=True) / lengths).sum().item()
-        users += len(interests)
-    model.train(was_training)
+    routing = None
+    try:  # the model's training mode comes back whatever happens
+        for batch in eval_data:
+            interaction = batch[0].to(device)
+            interests, routing = model.interests_and_routing(interaction)
+            cosine_sum += mean_pairwise_cosine(interests).sum().item()
+            if routing is not None:
+                overlap_sum += routing_overlap(routing).item() * len(interests)
+                real = (interaction[model.ITEM_SEQ] != 0).float()  # B x T
+                lengths = real.sum(dim=1, keepdim=True).clamp(min=1)  # B x 1
+                top = routing.argmax(dim=-1)  # B x T: each item's largest routing weight
+                winners = F.one_hot(top, k).float() * real.unsqueeze(-1)  # B x T x K
+                shares = winners.sum(dim=1) / lengths
+                share_sum += shares.sort(dim=1, descending=True).values.sum(dim=0).cpu()
+                favoured = initial.favoured(routing.size(1)) if isinstance(initial, RoutingLogits) else None
+                if favoured is not None:
+                    follows = (top == favoured).float() * real  # B x T
+                    position_sum += (follows.sum(dim=1, keepdim=True) / lengths).sum().item()
+            users += len(interests)
+    finally:
+        model.train(was_training)
     has_routing = routing is not None
     return {
         "interest_cosine": cosine_sum / users,

@@ -187,6 +187,8 @@ def paired_test(first, other, test: str = "ttest") -> dict:
     first, other = np.asarray(first, dtype=float), np.asarray(other, dtype=float)
     if first.shape != other.shape or first.size < 2:
         raise ValueError(f"paired_test needs two equally long arrays of at least 2 users, got {first.shape} and {other.shape}")
+    if test not in ("ttest", "wilcoxon"):
+        raise ValueError(f"test must be 'ttest' or 'wilcoxon', got {test!r}")
     difference = first - other
     mean, sem = difference.mean(), stats.sem(difference)
     half = stats.t.ppf(0.975, difference.size - 1) * sem
@@ -194,10 +196,8 @@ def paired_test(first, other, test: str = "ttest") -> dict:
         p = 1.0
     elif test == "ttest":
         p = float(stats.ttest_rel(first, other).pvalue)
-    elif test == "wilcoxon":
-        p = float(stats.wilcoxon(first, other).pvalue)
     else:
-        raise ValueError(f"test must be 'ttest' or 'wilcoxon', got {test!r}")
+        p = float(stats.wilcoxon(first, other).pvalue)
     return {"delta": float(mean), "low": float(mean - half), "high": float(mean + half), "p": p}
 
 

@@ -205,3 +205,8 @@ def test_history_buckets_at_the_quantiles():
     # repeated lengths: fewer buckets, every length in one
     assert history_buckets([1, 1, 1, 2, 3, 5, 8, 13, 21, 34], 4) == [(1, 1), (2, 3), (4, 8), (9, 34)]
     assert history_buckets([5] * 10, 3) == [(5, 5)]
+
+
+def test_paired_test_refuses_an_unknown_test_even_without_a_difference():
+    with pytest.raises(ValueError, match="test must be 'ttest' or 'wilcoxon', got 'welch'"):
+        paired_test([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], test="welch")  # every difference 0

@@ -8,8 +8,8 @@ For each value the model is trained and tested with every seed through
 :func:`recbole_umi.experiments.runs.compare` (``OUT/<setting>=<value>/``), seed by seed (every value's
 first seed before any second one); finished runs are kept, so an interrupted sweep resumes.
 ``OUT/sweep.csv`` holds, per value, the mean and standard deviation over the seeds of every
-test metric, of every best validation metric (``valid
-...``: choose a value by these, never by the test columns) and of the interest cosine and
+test metric, of every best validation metric (the ``valid ...`` columns: choose a value by
+these, never by the test columns) and of the interest cosine and
 routing overlap of a multi-interest model; ``OUT/sweep.png`` draws the test metrics against
 the value, one panel per metric family (HitRate@N, Precision@N under the paper's protocol).
 """
@@ -155,7 +155,8 @@ def plot(summary: dict, setting: str, title: str, path: Path, n_seeds: int) -> N
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m recbole_umi.sweep", 
+    parser = argparse.ArgumentParser(
+        prog="python -m recbole_umi.sweep",
         allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
         description=__doc__.split("\n\n")[0] + " Further --key=value arguments set config keys.",
     )
