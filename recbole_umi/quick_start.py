@@ -110,10 +110,33 @@ def run(
         if last is not None and last.exists():
             interrupt.resume_command = f"python -m recbole_umi --resume={last}"  # a wheel has no script
         raise
+    tested = evaluate_trained(config, dataset, trainer, test_data, saved, logger)
+    logger.info("The running environment:\n" + get_environment(config).draw())
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {tested['test_result']}")
+    return {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": tested["test_result"],
+        "epochs": trainer.epochs_trained,
+        "best_epoch": trainer.best_epoch,
+        "test_per_user": tested["test_per_user"],
+        "interest_diagnostics": tested["interest_diagnostics"],
+        "eval_protocol": config["eval_protocol"],
+        "history_curve": tested["history_curve"],
+        "unseen": tested["unseen"],
+        "valid_scores": trainer.valid_scores,
+        "stopped_at_validation": trainer.stopped_at_validation,
+    }
+
+
+def evaluate_trained(config, dataset, trainer, test_data, saved: bool, logger) -> dict:
+    """The trained model tested (its best epoch's weights when ``saved``), and what else the
+    settings ask of it: ``{"test_result", "test_per_user", "history_curve", "unseen",
+    "interest_diagnostics"}`` (see :func:`run`)."""
     trainer.evaluator = PerUserEvaluator(trainer.evaluator, config)
-    test_result = trainer.evaluate(
-        test_data, load_best_model=saved, show_progress=config["show_progress"]
-    )
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     test_per_user = per_user_results(test_data, trainer.evaluator)
     curve = history_curve(config, dataset, trainer, logger)
     unseen = None
@@ -123,24 +146,8 @@ def run(
     diagnostics = interest_diagnostics(trainer.model, test_data)  # the model just tested
     if diagnostics:
         logger.info(set_color("interests", "yellow") + f": {diagnostics}")
-    logger.info("The running environment:\n" + get_environment(config).draw())
-    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
-    return {
-        "best_valid_score": best_valid_score,
-        "valid_score_bigger": config["valid_metric_bigger"],
-        "best_valid_result": best_valid_result,
-        "test_result": test_result,
-        "epochs": trainer.epochs_trained,
-        "best_epoch": trainer.best_epoch,
-        "test_per_user": test_per_user,
-        "interest_diagnostics": diagnostics,
-        "eval_protocol": config["eval_protocol"],
-        "history_curve": curve,
-        "unseen": unseen,
-        "valid_scores": trainer.valid_scores,
-        "stopped_at_validation": trainer.stopped_at_validation,
-    }
+    return {"test_result": test_result, "test_per_user": test_per_user, "history_curve": curve, "unseen": unseen,
+            "interest_diagnostics": diagnostics}
 
 
 def per_user_results(eval_data, evaluator) -> dict:
