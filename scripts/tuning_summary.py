@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recbole_umi.experiments.tune import best_trial  # noqa: E402
+from recbole_umi.experiments.trials import best_trial  # noqa: E402
 
 
 def summary(folder: Path, budget: int) -> str:

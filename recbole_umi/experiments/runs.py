@@ -15,6 +15,7 @@ import yaml
 
 from recbole_umi.checkpoint import CheckpointError, read_checkpoint, rebuild_settings
 from recbole_umi.experiments.run_files import run_file
+from recbole_umi.experiments.trials import SEARCH_SEED_COMMENT
 from recbole_umi.experiments.variants import check_variants, resolve_variant
 from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic
 from recbole_umi.provenance import check_same_code, code_version
@@ -179,8 +180,8 @@ class SearchSeedError(SettingsError):
     """A seed of the comparison is the training seed of the search that chose a variant's settings."""
 
 
-# What tune writes into best.yaml (recbole_umi.experiments.tune.SEARCH_SEED_COMMENT; tune imports this module).
-_SEARCH_SEED = re.compile(r"^# search training seed: (\d+)")
+# the line tune writes into best.yaml
+_SEARCH_SEED = re.compile("^" + re.escape(SEARCH_SEED_COMMENT) + r"(\d+)")
 
 
 def search_seeds(files: list[str]) -> dict[int, str]:

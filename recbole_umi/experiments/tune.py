@@ -43,14 +43,12 @@ compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 from recbole.trainer.hyper_tuning import HyperTuning  # noqa: E402
 
 from recbole_umi.experiments.runs import (  # noqa: E402
@@ -61,88 +59,34 @@ from recbole_umi.experiments.runs import (  # noqa: E402
     interrupted_run,
     run_settings,
 )
+from recbole_umi.experiments.params_file import (  # noqa: E402
+    ParamsFileError,
+    hyperopt_vals,
+    read_params_file,
+    space_ends,
+)
 from recbole_umi.experiments.pruning import MedianStoppingRule  # noqa: E402
+from recbole_umi.experiments.trials import (  # noqa: E402
+    SEARCH_SEED_COMMENT,
+    best_trial,
+    pruned_text,
+    trials_table,
+    write_best,
+)
 from recbole_umi.experiments.variants import resolve_variant  # noqa: E402
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.plain import plain_data  # noqa: E402
-from recbole_umi.provenance import check_same_code, code_version, describe_code  # noqa: E402
+from recbole_umi.provenance import check_same_code, code_version  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
 __all__ = ["ALGORITHMS", "SEARCH_SEED_COMMENT", "SearchBusyError", "ParamsFileError", "read_params_file", "Tuning",
            "best_trial", "write_best", "trials_table", "tune", "main"]
 
-# best.yaml names the training seed of the search's trials on a line of its own, so that
-# compare can refuse to use that seed in a table of the chosen settings (a winner's curse:
-# the trials were chosen on runs of that seed).
-SEARCH_SEED_COMMENT = "# search training seed: "
-
 ALGORITHMS = ("bayes", "random", "exhaustive")
-_SPACE_TYPES = ("choice", "uniform", "quniform", "loguniform")
-
-
 class SearchBusyError(RuntimeError):
     """Another process is running the same search (its output folder is locked)."""
-
-
-class ParamsFileError(ValueError):
-    """A params file line that RecBole's HyperTuning would misread or that names no setting."""
-
-
-def read_params_file(path) -> dict[str, tuple[str, object]]:
-    """``{name: (type, values)}`` of a RecBole params file: a ``choice``'s list, the
-    numbers of the other types. Blank lines and ``#`` comments are skipped."""
-    space = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.split(None, 2)  # the values as written: spaces inside a choice's strings stay
-        if len(parts) < 3 or parts[1] not in _SPACE_TYPES:
-            raise ParamsFileError(f"{path}:{number}: expected 'name {'|'.join(_SPACE_TYPES)} values', got {line!r}")
-        name, kind, text = parts
-        try:
-            values = yaml.safe_load(text) if kind == "choice" else [float(v) for v in text.split(",")]
-        except (yaml.YAMLError, ValueError) as error:
-            raise ParamsFileError(f"{path}:{number}: cannot read the values {text!r} ({error})") from None
-        expected = {"uniform": 2, "loguniform": 2, "quniform": 3}.get(kind)
-        if kind == "choice" and not (isinstance(values, list) and values):
-            raise ParamsFileError(f"{path}:{number}: a choice needs a non-empty list like [1,2,3], got {text!r}")
-        if expected and len(values) != expected:
-            raise ParamsFileError(f"{path}:{number}: {kind} needs {expected} comma-separated numbers, got {text!r}")
-        if expected and not all(math.isfinite(v) for v in values):
-            raise ParamsFileError(f"{path}:{number}: {kind} needs finite numbers, got {text!r}")
-        if expected and not values[0] < values[1]:
-            raise ParamsFileError(f"{path}:{number}: {kind} needs low < high, got {text!r}")
-        if kind == "quniform" and not values[2] > 0:
-            raise ParamsFileError(f"{path}:{number}: quniform's step q must be above 0, got {text!r}")
-        if name in space:
-            raise ParamsFileError(f"{path}:{number}: {name} is searched twice")
-        space[name] = (kind, values)
-    if not space:
-        raise ParamsFileError(f"{path} names no setting to search")
-    return space
-
-
-def _space_ends(kind: str, values: list[float]) -> tuple[float, float]:
-    """The smallest and largest values hyperopt can hand out for a ``uniform``,
-    ``quniform`` or ``loguniform`` space, as floats (3.0 is no integer setting): quniform
-    gives ``round(x / q) * q``, which may fall outside [low, high]."""
-    if kind == "loguniform":
-        return math.exp(values[0]), math.exp(values[1])
-    if kind == "quniform":
-        low, high, q = values
-        return float(round(low / q) * q), float(round(high / q) * q)
-    return float(values[0]), float(values[1])
-
-
-def _hyperopt_vals(space: dict, params: dict) -> dict:
-    """hyperopt's internal record of a trial's values: a choice's index, else the value."""
-    vals = {}
-    for name, (kind, values) in space.items():
-        vals[name] = [values.index(params[name]) if kind == "choice" else params[name]]
-    return vals
 
 
 class Tuning(HyperTuning):
@@ -216,7 +160,7 @@ class Tuning(HyperTuning):
         if unknown:
             raise ParamsFileError(f"{', '.join(unknown)}: not a setting of {self.model_name} (check the params file's names)")
         for name, (kind, values) in self.space_spec.items():  # every value, or both ends, must pass
-            candidates = values if kind == "choice" else list(_space_ends(kind, values))
+            candidates = values if kind == "choice" else list(space_ends(kind, values))
             for value in candidates:
                 Config(self.model_name, self.dataset_name, self.config_file_list,
                        {**self.fixed_settings, name: value, "state": "ERROR"})
@@ -227,7 +171,7 @@ class Tuning(HyperTuning):
         defaults = {name: config[name] for name in self.space_spec}
         if self.start_from_defaults:
             for name, (kind, values) in self.space_spec.items():
-                low, high = (None, None) if kind == "choice" else _space_ends(kind, values)
+                low, high = (None, None) if kind == "choice" else space_ends(kind, values)
                 inside = defaults[name] in values if kind == "choice" else low <= defaults[name] <= high
                 if not inside:
                     raise ParamsFileError(
@@ -382,7 +326,7 @@ class Tuning(HyperTuning):
         trials = Trials()
         for tid, record in zip(trials.new_trial_ids(len(finished)), finished):
             loss = -record["best_valid_score"] if record["valid_score_bigger"] else record["best_valid_score"]
-            vals = _hyperopt_vals(self.space_spec, record["params"])
+            vals = hyperopt_vals(self.space_spec, record["params"])
             misc = {"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"), "workdir": None,
                     "idxs": {name: [tid] for name in vals}, "vals": vals}
             doc = trials.new_trial_docs([tid], [None], [{"loss": loss, "status": STATUS_OK}], [misc])[0]
@@ -400,68 +344,11 @@ class Tuning(HyperTuning):
         # the budget decides: a folder that holds more trials (a search cut short to a
         # smaller max_evals later) is chosen from among its first max_evals only
         best = best_trial(finished[: self.max_evals])
-        write_best(self.out / "best.yaml", best, self)
+        write_best(self.out / "best.yaml", best, min(len(finished), self.max_evals), self.record["algo"],
+                   self.record["model"], self.dataset_name, self.training_seed)
         write_atomic(self.out / "trials.md", trials_table(finished, best, self.max_evals))
         return best
 
-
-
-def pruned_text(trial: dict) -> str:
-    """``", pruned after validation 3"`` for a trial the stop rule ended, else ``""``."""
-    return "" if trial.get("pruned_at") is None else f", pruned after validation {trial['pruned_at']}"
-
-
-def best_trial(trials: list[dict]) -> dict:
-    """The trial with the best validation score (ties: the earlier)."""
-    sign = 1 if trials[0]["valid_score_bigger"] else -1
-    return max(trials, key=lambda t: (sign * t["best_valid_score"], -t["trial"]))
-
-
-def write_best(path: Path, best: dict, tuning: Tuning) -> None:
-    header = (
-        f"# Best of {min(len(tuning.finished_trials()), tuning.max_evals)} {tuning.record['algo']} trials for {tuning.record['model']} on "
-        f"{tuning.dataset_name}, chosen on validation users: trial {best['trial']}, valid score "
-        f"{best['best_valid_score']:.4f}.\n# Written by python -m recbole_umi.tune; use with --config_files.\n"
-        f"{SEARCH_SEED_COMMENT}{tuning.training_seed} (compare refuses it as a seed of a table of these settings)\n"
-    )
-    write_atomic(path, header + yaml.safe_dump(best["params"], sort_keys=True))
-
-
-def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> str:
-    names = list(trials[0]["params"])
-    metrics = list(trials[0]["best_valid_result"])
-    # the paper's names under its protocol (trials recorded before the protocol was: RecBole's)
-    protocol = trials[-1].get("eval_protocol")
-    shown = {m: metric_column(m, protocol) for m in metrics}
-    valid = trials[-1].get("valid_metric", "score")
-    lines = [f"Every trial; the best validation {valid} is in bold. Test results are recorded, never used to choose."]
-    if budget is not None and len(trials) > budget:
-        lines.append(f"The budget is {budget} trials: the best is chosen from trials 1-{budget}; "
-                     f"trials {budget + 1}-{len(trials)} ran before the budget was cut and are listed, not chosen from.")
-    lines += [
-        "",
-        "| trial | " + " | ".join(names) + f" | valid {valid} | " + " | ".join(f"test {shown[m]}" for m in metrics)
-        + " | epochs (best) | s |",
-        "| --- |" + " --- |" * (len(names) + len(metrics) + 3),
-    ]
-    for t in trials:
-        score = f"{t['best_valid_score']:.4f}"
-        score = f"**{score}**" if t["trial"] == best["trial"] else score
-        values = " | ".join(f"{t['params'][n]:.4g}" if isinstance(t["params"][n], float) else str(t["params"][n]) for n in names)
-        tests = " | ".join(f"{t['test_result'][m]:.4f}" for m in metrics)
-        # trials recorded before the epochs were: -
-        epochs = f"{t['epochs']} ({'-' if t['best_epoch'] is None else t['best_epoch']})" if "epochs" in t else "-"
-        epochs += pruned_text(t)
-        lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {epochs} | {t['wall_s']:.0f} |")
-    versions: dict = {}
-    for t in trials:
-        versions.setdefault(describe_code(t.get("code")), []).append(str(t["trial"]))
-    if len(versions) == 1:
-        lines += ["", f"Code: {next(iter(versions))}."]
-    else:
-        lines += ["", "Trials of several code versions (--allow_mixed_code):", ""]
-        lines += [f"- {version}: trials {', '.join(numbers)}" for version, numbers in versions.items()]
-    return "\n".join(lines) + "\n"
 
 
 def tune(model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,

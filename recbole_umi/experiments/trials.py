@@ -1,0 +1,81 @@
+"""A search's trial records read for people: the best trial (by validation only), ``best.yaml``
+and ``trials.md`` (written by :mod:`recbole_umi.experiments.tune`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from recbole_umi.files import write_atomic
+from recbole_umi.metrics import metric_column
+from recbole_umi.provenance import describe_code
+
+__all__ = ["SEARCH_SEED_COMMENT", "best_trial", "write_best", "trials_table", "pruned_text"]
+
+# best.yaml names the training seed of the search's trials on a line of its own, so that
+# compare can refuse to use that seed in a table of the chosen settings (a winner's curse:
+# the trials were chosen on runs of that seed).
+SEARCH_SEED_COMMENT = "# search training seed: "
+
+
+def pruned_text(trial: dict) -> str:
+    """``", pruned after validation 3"`` for a trial the stop rule ended, else ``""``."""
+    return "" if trial.get("pruned_at") is None else f", pruned after validation {trial['pruned_at']}"
+
+
+def best_trial(trials: list[dict]) -> dict:
+    """The trial with the best validation score (ties: the earlier)."""
+    sign = 1 if trials[0]["valid_score_bigger"] else -1
+    return max(trials, key=lambda t: (sign * t["best_valid_score"], -t["trial"]))
+
+
+def write_best(path: Path, best: dict, n_trials: int, algo: str, model: str, dataset: str, training_seed: int) -> None:
+    """``best.yaml``: the best trial's settings, a file ``--config_files`` accepts, headed by
+    how it was chosen and the search's training seed (:data:`SEARCH_SEED_COMMENT`)."""
+    header = (
+        f"# Best of {n_trials} {algo} trials for {model} on {dataset}, chosen on validation users: trial "
+        f"{best['trial']}, valid score {best['best_valid_score']:.4f}.\n"
+        "# Written by python -m recbole_umi.tune; use with --config_files.\n"
+        f"{SEARCH_SEED_COMMENT}{training_seed} (compare refuses it as a seed of a table of these settings)\n"
+    )
+    write_atomic(path, header + yaml.safe_dump(best["params"], sort_keys=True))
+
+
+def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> str:
+    """``trials.md``: every trial's settings, validation and test results, epochs (and where
+    the stop rule pruned it) and seconds, the best in bold, and the code they ran."""
+    names = list(trials[0]["params"])
+    metrics = list(trials[0]["best_valid_result"])
+    # the paper's names under its protocol (trials recorded before the protocol was: RecBole's)
+    protocol = trials[-1].get("eval_protocol")
+    shown = {m: metric_column(m, protocol) for m in metrics}
+    valid = trials[-1].get("valid_metric", "score")
+    lines = [f"Every trial; the best validation {valid} is in bold. Test results are recorded, never used to choose."]
+    if budget is not None and len(trials) > budget:
+        lines.append(f"The budget is {budget} trials: the best is chosen from trials 1-{budget}; "
+                     f"trials {budget + 1}-{len(trials)} ran before the budget was cut and are listed, not chosen from.")
+    lines += [
+        "",
+        "| trial | " + " | ".join(names) + f" | valid {valid} | " + " | ".join(f"test {shown[m]}" for m in metrics)
+        + " | epochs (best) | s |",
+        "| --- |" + " --- |" * (len(names) + len(metrics) + 3),
+    ]
+    for t in trials:
+        score = f"{t['best_valid_score']:.4f}"
+        score = f"**{score}**" if t["trial"] == best["trial"] else score
+        values = " | ".join(f"{t['params'][n]:.4g}" if isinstance(t["params"][n], float) else str(t["params"][n]) for n in names)
+        tests = " | ".join(f"{t['test_result'][m]:.4f}" for m in metrics)
+        # trials recorded before the epochs were: -
+        epochs = f"{t['epochs']} ({'-' if t['best_epoch'] is None else t['best_epoch']})" if "epochs" in t else "-"
+        epochs += pruned_text(t)
+        lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {epochs} | {t['wall_s']:.0f} |")
+    versions: dict = {}
+    for t in trials:
+        versions.setdefault(describe_code(t.get("code")), []).append(str(t["trial"]))
+    if len(versions) == 1:
+        lines += ["", f"Code: {next(iter(versions))}."]
+    else:
+        lines += ["", "Trials of several code versions (--allow_mixed_code):", ""]
+        lines += [f"- {version}: trials {', '.join(numbers)}" for version, numbers in versions.items()]
+    return "\n".join(lines) + "\n"
