@@ -65,6 +65,7 @@ _METRICS = "recbole.evaluator.metrics"
 
 _UMI_CONFIG, _CHECKPOINTS = "recbole_umi.config", "recbole_umi.checkpoints"
 _PROTOCOL, _CHECKS = "recbole_umi.data.protocol", "recbole_umi.data.checks"
+_DATA_LOADERS = "recbole_umi.data.loaders"
 _EVALUATION, _COMPAT, _TUNE = "recbole_umi.evaluation", "recbole_umi.compat", "recbole_umi.experiments.tune"
 
 INTERNALS: tuple[Internal, ...] = (
@@ -151,18 +152,18 @@ INTERNALS: tuple[Internal, ...] = (
              "UserSplitDataset.build splits users instead of RecBole's eval_args", params=("self",),
              digest="6d27795911f5e2a2"),
     # -- data loaders -------------------------------------------------------------------------
-    Internal(f"{_LOADER}.__init__", (_PROTOCOL, _UMI_CONFIG), "caller",
+    Internal(f"{_LOADER}.__init__", (_DATA_LOADERS, _UMI_CONFIG), "caller",
              "calls _init_batch_size_and_step before indexing range(sample_size); shards when not single_spec",
              digest="a72ff44c4b33557b"),
-    Internal(f"{_LOADER}._dataset", (_PROTOCOL, _EVALUATION, "recbole_umi.quick_start", f"{_CHECKPOINTS}.trainer",
+    Internal(f"{_LOADER}._dataset", (_DATA_LOADERS, _EVALUATION, "recbole_umi.quick_start", f"{_CHECKPOINTS}.trainer",
                                      "recbole_umi.pipeline"),
              "read", "the loader's dataset: its targets, users and ids, its size; the digest of its interactions"),
-    Internal(f"{_LOADERS}.TrainDataLoader.__init__", (_PROTOCOL,), "caller",
+    Internal(f"{_LOADERS}.TrainDataLoader.__init__", (_DATA_LOADERS,), "caller",
              "sets sample_size before AbstractDataLoader.__init__ calls _init_batch_size_and_step",
              digest="013098d01b6d11b4"),
-    Internal(f"{_LOADERS}.TrainDataLoader._init_batch_size_and_step", (_PROTOCOL,), "override",
+    Internal(f"{_LOADERS}.TrainDataLoader._init_batch_size_and_step", (_DATA_LOADERS,), "override",
              "one_per_user indexes users, not rows (sample_size)", params=("self",)),
-    Internal(f"{_LOADERS}.FullSortEvalDataLoader.collate_fn", (_PROTOCOL,), "override",
+    Internal(f"{_LOADERS}.FullSortEvalDataLoader.collate_fn", (_DATA_LOADERS,), "override",
              "each held-out user's targets are its positives; same 4-tuple as RecBole's", params=("self", "index"),
              digest="77dc53e04ae6ff92"),
     # -- compat's patches of the data module ---------------------------------------------------

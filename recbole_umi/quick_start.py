@@ -20,7 +20,7 @@ from recbole_umi.allocator import keep_freed_memory  # noqa: E402
 from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer, last_checkpoint_path  # noqa: E402
 from recbole_umi.cli import command  # noqa: E402
 from recbole_umi.config import Config, comma_list  # noqa: E402
-from recbole_umi.data.protocol import history_curve_loaders  # noqa: E402
+from recbole_umi.data.loaders import history_curve_loaders  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, evaluated_users, interest_diagnostics  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402

@@ -24,8 +24,10 @@ RecBole's evaluator then computes the paper's metrics under RecBole's names:
 Under both protocols, :func:`create_dataset` warns with a count when users of the
 ``.inter`` file have no row in the ``.user`` file (RecBole drops them, or keeps them with
 unknown profile values under ``filter_inter_by_user_or_item: False``), and refuses cut-offs
-``topk`` longer than the catalogue; :func:`data_preparation` refuses a split with no
-training samples. All of this happens before anything trains.
+``topk`` longer than the catalogue; :func:`recbole_umi.data.loaders.data_preparation` refuses
+a split with no training samples, validation or test users. All of this happens before
+anything trains. The loaders are in :mod:`recbole_umi.data.loaders`, the split's arithmetic
+in :mod:`recbole_umi.data.split`.
 """
 
 from __future__ import annotations
@@ -37,15 +39,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from recbole.data import create_dataset as recbole_create_dataset
-from recbole.data import data_preparation as recbole_data_preparation
-from recbole.data.dataloader import FullSortEvalDataLoader, TrainDataLoader
 from recbole.data.dataset import Dataset, SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import ModelType, set_color
 
-from recbole_umi.config import one_process_view
 from recbole_umi.data.checks import DataChecks, DataError
 from recbole_umi.data.profile_noise import corrupt_profiles
+from recbole_umi.data.split import canonical_order, concat_ranges, history_cut, split_users
 from recbole_umi.settings import SettingsError, check_topk, setting
 
 __all__ = [
@@ -55,13 +55,13 @@ __all__ = [
     "CheckedDataset",
     "CheckedSequentialDataset",
     "UserSplitDataset",
-    "UserSplitEvalDataLoader",
-    "OnePerUserTrainDataLoader",
     "create_dataset",
-    "data_preparation",
-    "eval_loaders",
-    "history_curve_loaders",
+    "check_dataset_folder",
+    "check_protocol_config",
     "history_cut",
+    "split_users",
+    "concat_ranges",
+    "canonical_order",
 ]
 
 
@@ -93,44 +93,6 @@ def check_protocol_config(config) -> str:
     for key in ("user_split_ratios", "user_split_seed", "history_share", "train_sampling"):
         setting(config, key)
     return protocol
-
-
-def history_cut(length: np.ndarray, history_share: float) -> np.ndarray:
-    """How many of a user's ``length`` items are history: ``floor(share * length)``,
-    kept within ``[1, length - 1]``. The product is nudged up by 1e-9 first: in floating
-    point 0.7 * 90 is 62.99..., whose floor would lose an item (0.9, the default, is never
-    affected for lengths up to 5000)."""
-    return np.clip(np.floor(history_share * length + 1e-9).astype(np.int64), 1, length - 1)
-
-
-def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(a, b) for a, b in zip(starts, ends)])``, vectorised."""
-    lengths = ends - starts
-    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(starts, lengths) + offsets
-
-
-def canonical_order(tokens) -> np.ndarray:
-    """The positions of ``tokens`` (original user ids, strings) in a fixed order: numeric
-    order when every token is a decimal number (ml-1m's "1" < "2" < "10"), else string
-    order. It depends on the set of tokens only, never on the order they came in."""
-    tokens = np.asarray(tokens, dtype=str)
-    if tokens.size and np.char.isdigit(tokens).all():
-        # numbers of any length, without int64 overflow: shorter first, then digit by digit
-        return np.lexsort((tokens, np.char.str_len(np.char.lstrip(tokens, "0"))))
-    return np.argsort(tokens, kind="stable")
-
-
-def split_users(tokens, ratios: list[float], seed: int) -> list[np.ndarray]:
-    """Positions into ``tokens`` (one original user id each) in train, valid and test, by
-    ``ratios``: the users in :func:`canonical_order` are shuffled with ``seed`` and cut, so
-    the split depends on the user ids and the seed only."""
-    order = canonical_order(tokens)[np.random.default_rng(seed).permutation(len(tokens))]
-    n_users = len(order)
-    total = sum(ratios)
-    n_train = int(round(n_users * ratios[0] / total))
-    n_valid = int(round(n_users * ratios[1] / total))
-    return [np.sort(part) for part in (order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :])]
 
 
 class UserSplitDataset(DataChecks, SequentialDataset):
@@ -345,27 +307,6 @@ def _gather(features: Interaction, index: torch.Tensor) -> Interaction:
     return Interaction({field: values[index] for field, values in features.interaction.items()})
 
 
-class UserSplitEvalDataLoader(FullSortEvalDataLoader):
-    """Full-sort evaluation where each row (one held-out user) has all its targets as
-    positives; RecBole's ``Recall@N`` is then the paper's HitRate@N."""
-
-    def collate_fn(self, index):
-        index = np.array(index)
-        interaction = self.transform(self._dataset, self._dataset[index])
-        offsets = self._dataset.target_offsets
-        starts, ends = offsets[index], offsets[index + 1]
-        counts = ends - starts
-        positive_u = torch.repeat_interleave(torch.arange(len(index)), counts)
-        positive_i = torch.cat([self._dataset.target_items[s:e] for s, e in zip(starts.tolist(), ends.tolist())])
-        history_index = None
-        if getattr(self._dataset, "exclude_history", False):  # RecBole's trainer sets these scores to -inf
-            first, last = self._dataset.history_offsets[index], self._dataset.history_offsets[index + 1]
-            history_u = torch.repeat_interleave(torch.arange(len(index)), last - first)
-            history_i = torch.cat([self._dataset.history_items[s:e] for s, e in zip(first.tolist(), last.tolist())])
-            history_index = (history_u, history_i)
-        return interaction, history_index, positive_u, positive_i
-
-
 class CheckedDataset(DataChecks, Dataset):
     """RecBole's ``Dataset`` with :class:`DataChecks`'s warning."""
 
@@ -427,80 +368,3 @@ def create_dataset(config):
         corrupt_profiles(dataset, setting(config, "profile_fields"), setting(config, "profile_noise"),
                          setting(config, "profile_noise_seed"))
     return dataset
-
-
-class OnePerUserTrainDataLoader(TrainDataLoader):
-    """Training batches of users, each with ONE of its samples drawn afresh every time the
-    user is drawn (so every epoch): the paper's "a random item from the user interacted
-    items is selected as the target item, and the sequence before the target item is
-    selected as user historical behaviors" (``train_sampling: one_per_user``). An epoch is
-    one sample per training user; heavy users no longer dominate the loss."""
-
-    def __init__(self, config, dataset, sampler, shuffle=False):
-        self.user_offsets = dataset.user_offsets
-        # its own stream, not a copy of RecBole's shuffling generator (seeded with `seed`)
-        self.target_generator = torch.Generator().manual_seed(config["seed"] + 1)
-        super().__init__(config, dataset, sampler, shuffle=shuffle)
-
-    def _init_batch_size_and_step(self):
-        # runs inside RecBole's __init__ before the index list is built: index users, not rows
-        self.sample_size = len(self.user_offsets) - 1
-        super()._init_batch_size_and_step()
-
-    def collate_fn(self, index):
-        users = torch.as_tensor(np.array(index))
-        first, count = self.user_offsets[users], self.user_offsets[users + 1] - self.user_offsets[users]
-        rows = first + (torch.rand(len(users), generator=self.target_generator) * count).long()
-        return super().collate_fn(rows.numpy())
-
-
-TRAIN_LOADERS = {"all_positions": TrainDataLoader, "one_per_user": OnePerUserTrainDataLoader}
-
-
-def data_preparation(config, dataset):
-    """Train / validation / test loaders for the configured protocol."""
-    if check_protocol_config(config) == "recbole":
-        if setting(config, "train_sampling") != "all_positions":
-            raise ProtocolConfigError(
-                "train_sampling", config["train_sampling"], "needs eval_protocol: user_split (RecBole's protocol builds its own samples)"
-            )
-        return recbole_data_preparation(config, dataset)
-    train, valid, test = dataset.build()
-    if len(train) == 0:
-        raise ProtocolConfigError(
-            "user_split_ratios", config["user_split_ratios"],
-            f"leaves no training samples on the dataset {config['dataset']!r}: a sample is a training user's "
-            f"interaction after at least one other, and its {train.n_training_users} training users have "
-            "at most one interaction each (after RecBole's filters); the dataset needs users with 2 or more",
-        )
-    for name, split in (("validation", valid), ("test", test)):
-        if len(split) == 0:  # RecBole would skip validation silently, or fail after training
-            raise ProtocolConfigError(
-                "user_split_ratios", config["user_split_ratios"],
-                f"leaves no {name} users on the dataset {config['dataset']!r}: a held-out user needs at least "
-                "2 interactions (after RecBole's filters), one of history and one target; give the held-out "
-                "shares more users or use a larger dataset",
-            )
-    train_loader = TRAIN_LOADERS[setting(config, "train_sampling")]
-    # In a distributed run each process trains on its share of the samples (RecBole's
-    # DistributedSampler), but evaluates every user: RecBole's sampler would pad the users
-    # to a multiple of the processes (some counted twice) and the per-user results would be
-    # split across processes. Every process then computes the same metrics.
-    train_data = train_loader(config, train, None, shuffle=config["shuffle"])
-    return (train_data, *eval_loaders(config, valid, test))
-
-
-def eval_loaders(config, valid, test):
-    """Full-sort loaders of the validation and test rows of the user-split protocol."""
-    with one_process_view(config):
-        return (UserSplitEvalDataLoader(config, valid, None, shuffle=False),
-                UserSplitEvalDataLoader(config, test, None, shuffle=False))
-
-
-def history_curve_loaders(config, dataset, history_items: int | None, exclude_history: bool | None = None):
-    """The validation and test loaders of ``dataset`` (a :class:`UserSplitDataset`, built)
-    with each held-out user's first ``history_items`` interactions as its history
-    (``eval_history_curve``; None: the run's own cut) and its history left out of the
-    ranking or not (``exclude_history``; None: as the setting says); see
-    :meth:`UserSplitDataset.held_out_splits`."""
-    return eval_loaders(config, *dataset.held_out_splits(history_items, exclude_history))

@@ -326,7 +326,7 @@ def ideal_hit_rates(folder, topk=(10, 50, 100), ratios=(0.8, 0.1, 0.1), split_se
       own noise);
     - ``popularity``: global popularity.
     """
-    from recbole_umi.data.protocol import history_cut, split_users  # RecBole's protocol split (heavy)
+    from recbole_umi.data.split import history_cut, split_users  # the protocol's split (its package loads RecBole)
 
     folder = Path(folder)
     meta = json.loads((folder / "generator.json").read_text())
