@@ -158,6 +158,7 @@ class Config(RecBoleConfig):
             restrictions.update(getattr(cls, "setting_restrictions", {}))
         settings.validate(self, issubclass(self.model_class, MatchingRecommender), restrictions)
         _check_empty_histories(self)
+        _check_windows(self)
         _warn_more_interests_than_items(self)
 
     def _init_device(self):
@@ -273,6 +274,29 @@ def _check_empty_histories(config) -> None:
             key, config[key], f"must not ask for 0 history items with {config['model']}: it reads the history only "
             "(no user profile), so a user without history gives it nothing to go on",
         )
+
+
+def _check_windows(config) -> None:
+    """``train_sampling: windows`` predicts the item after each history position, so every
+    history item must be the user's next one: refused with what would break that (shortened
+    histories, a cap that leaves the first targets out), before any data is loaded."""
+    if "train_sampling" not in config or config["train_sampling"] != "windows":
+        return
+    if config["eval_protocol"] != "user_split":
+        raise settings.SettingsError("train_sampling", "windows", "needs eval_protocol: user_split (RecBole's "
+                                     "protocol builds its own training rows)")
+    tower = getattr(config.model_class, "tower_class", None)
+    if not getattr(tower, "causal", False):
+        raise settings.SettingsError(
+            "train_sampling", "windows", f"needs a plugin model with a causal encoder (SASRecMatching, UMISA): "
+            f"{config['model']} cannot train on every position of a row (it would see only the last)",
+        )
+    for key, off in (("history_dropout", (0, 0.0, None)), ("max_samples_per_user", (None,))):
+        if key in config and config[key] not in off:
+            raise settings.SettingsError(
+                key, config[key], "must be off with train_sampling: windows (each history position's target is the "
+                "item after it, and every target of a training user is one row's position)",
+            )
 
 
 def _warn_more_interests_than_items(config) -> None:

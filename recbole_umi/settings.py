@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 EVAL_PROTOCOLS = ("recbole", "user_split")
-TRAIN_SAMPLINGS = ("all_positions", "one_per_user")
+TRAIN_SAMPLINGS = ("all_positions", "one_per_user", "windows")
 # The order of one user's interactions that share a timestamp (recbole_umi/data/protocol.py).
 TIMESTAMP_TIES = ("file", "item_id")
 LOSS_TYPES = ("sampled_softmax", "full_softmax")
@@ -182,7 +182,8 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
     "user_split_ratios": Setting(list, item_kind=float, low=0.0, low_open=True, length=3),
     "user_split_seed": Setting(int),
     "history_share": Setting(float, low=0.0, high=1.0, low_open=True, high_open=True),
-    "train_sampling": Setting(str, choices=TRAIN_SAMPLINGS),
+    "train_sampling": Setting(str, choices=TRAIN_SAMPLINGS, note="training rows: every target, one random target "
+                                                                 "per user, or windows of T targets (causal encoders)"),
     # the cold-start protocol and its training (docs/protocol.md); ~ (None) where off
     "eval_history_items": Setting(int, low=0, note="a held-out user's first k interactions are the model's input; "
                                                     "~ is the paper's cut (history_share)"),

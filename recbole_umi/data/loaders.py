@@ -69,7 +69,8 @@ class OnePerUserTrainDataLoader(TrainDataLoader):
         return super().collate_fn(rows.numpy())
 
 
-TRAIN_LOADERS = {"all_positions": TrainDataLoader, "one_per_user": OnePerUserTrainDataLoader}
+TRAIN_LOADERS = {"all_positions": TrainDataLoader, "one_per_user": OnePerUserTrainDataLoader,
+                 "windows": TrainDataLoader}
 
 
 def data_preparation(config, dataset):

@@ -10,7 +10,9 @@
 - training users give one sample per target position, with up to T = ``MAX_ITEM_LIST_
   LENGTH`` preceding items as history (RecBole's usual sequence augmentation;
   ``train_sampling: all_positions``), or, with ``train_sampling: one_per_user``, one
-  randomly drawn target per user, drawn afresh every epoch (the paper's);
+  randomly drawn target per user, drawn afresh every epoch (the paper's), or, with
+  ``train_sampling: windows`` (causal encoders only), one row per T consecutive targets
+  whose every history position is a target (:func:`recbole_umi.data.split.window_targets`);
 - each validation / test user is ONE row: the first ``history_share`` (90%) of the user's
   chronological sequence is the history (its last T items are fed to the model), ALL the
   remaining items are the positives. At least one item is kept on each side; users with
@@ -45,7 +47,7 @@ from recbole.utils import ModelType, set_color
 
 from recbole_umi.data.checks import DataChecks, DataError
 from recbole_umi.data.profile_noise import corrupt_profiles
-from recbole_umi.data.split import canonical_order, concat_ranges, history_cut, split_users
+from recbole_umi.data.split import canonical_order, concat_ranges, history_cut, split_users, window_targets
 from recbole_umi.settings import SettingsError, check_topk, setting
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "split_users",
     "concat_ranges",
     "canonical_order",
+    "window_targets",
 ]
 
 
@@ -123,8 +126,11 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         first_targets = starts[train_users] + 1
         if cap is not None:
             first_targets = np.maximum(first_targets, ends[train_users] - cap)
-        samples_per_user = ends[train_users] - first_targets
-        train_targets = concat_ranges(first_targets, ends[train_users])
+        if self.config["train_sampling"] == "windows":  # a row's every position is a target
+            train_targets, samples_per_user = window_targets(first_targets, ends[train_users], self.max_item_list_len)
+        else:
+            samples_per_user = ends[train_users] - first_targets
+            train_targets = concat_ranges(first_targets, ends[train_users])
         train_starts = np.repeat(starts[train_users], samples_per_user)
         self._warn_dominant_user(tokens[train_users], samples_per_user)
         built = [self._rows(train_targets, train_starts)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["history_cut", "concat_ranges", "canonical_order", "split_users"]
+__all__ = ["history_cut", "concat_ranges", "canonical_order", "split_users", "window_targets"]
 
 
 def history_cut(length: np.ndarray, history_share: float) -> np.ndarray:
@@ -45,3 +45,24 @@ def split_users(tokens, ratios: list[float], seed: int) -> list[np.ndarray]:
     n_train = int(round(n_users * ratios[0] / total))
     n_valid = int(round(n_users * ratios[1] / total))
     return [np.sort(part) for part in (order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :])]
+
+
+def window_targets(first_targets: np.ndarray, ends: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows of ``train_sampling: windows``: for each user, whose target
+    positions are ``first_targets[u] .. ends[u] - 1``, the last target and every ``length``-th
+    one before it (``ends[u] - 1``, ``ends[u] - 1 - length``, ...). A row for target e holds
+    the up to ``length`` items before e as its history, and a causal encoder predicts from
+    each history position the item after it: the row ending at e covers the targets
+    ``max(e - length, start) + 1 .. e``, so the rows of a user cover each of its targets once
+    (its first item, never a target, starts the first row). Returns the target positions,
+    each user's in ascending order, and each user's row count.
+
+    Example: a user at positions 10 .. 17 (targets 11 .. 17), ``length`` 3: rows end at
+    11, 14, 17, with histories [10], [11, 12, 13], [14, 15, 16].
+    """
+    counts = -(-(ends - first_targets) // length)  # ceil; 0 for a user without targets
+    user = np.repeat(np.arange(len(counts)), counts)
+    back = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)  # 0 = the last row
+    targets = ends[user] - 1 - length * (counts[user] - 1 - back)
+    return targets.astype(np.int64), counts.astype(np.int64)
+

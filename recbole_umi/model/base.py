@@ -105,6 +105,16 @@ class MatchingRecommender(SequentialRecommender):
                 "routing_regularization", self.routing_regularization,
                 f"must be 0: {config['model']} routes no items to interests",
             )
+        # train_sampling: windows: a row's every history position predicts the item after it
+        self.train_windows = config["train_sampling"] == "windows"
+        if self.train_windows and not tower.causal:
+            raise ModelConfigError(
+                "train_sampling", "windows", f"needs a causal encoder (SASRecMatching, UMISA): {config['model']} "
+                "cannot give the interests of every prefix of a history in one pass",
+            )
+        if self.train_windows and self.routing_regularization > 0:
+            raise ModelConfigError("routing_regularization", self.routing_regularization,
+                                   "must be 0 with train_sampling: windows (no routing per prefix)")
 
     def __getattr__(self, name: str):
         try:
@@ -133,12 +143,29 @@ class MatchingRecommender(SequentialRecommender):
         return self.tower.item_embeddings(items)
 
     def calculate_loss(self, interaction) -> torch.Tensor:
+        if self.train_windows:
+            return self.window_loss(interaction)
         interests, routing = self.tower.interests_and_routing(interaction)
         # The loss asks for the vectors of its candidates only (all items for full_softmax).
         loss = self.loss_fct(interests, interaction[self.POS_ITEM_ID], self.tower.item_embeddings)
         if self.routing_regularization > 0:  # against routing collapse: docs/design.md
             loss = loss + self.routing_regularization * routing_overlap(routing)
         return loss
+
+    def window_loss(self, interaction) -> torch.Tensor:
+        """The loss of every position of each row's history (``train_sampling: windows``):
+        position j's interests (the prefix up to j, :meth:`UserTower.prefix_interests`)
+        against the item after it, the next history item or, at the last position, the row's
+        target; averaged over every such position of the batch, as over rows otherwise."""
+        history = interaction[self.ITEM_SEQ]  # B x T, left-aligned
+        lengths = interaction[self.ITEM_SEQ_LEN]
+        positions = torch.arange(history.size(1), device=history.device)
+        targets = torch.cat([history[:, 1:], history.new_zeros(len(history), 1)], dim=1)
+        last = positions.unsqueeze(0) == (lengths - 1).unsqueeze(1)  # B x T
+        targets = torch.where(last, interaction[self.POS_ITEM_ID].unsqueeze(1), targets)
+        real = positions.unsqueeze(0) < lengths.unsqueeze(1)
+        interests = self.tower.prefix_interests(interaction)[real]  # N x K x d
+        return self.loss_fct(interests, targets[real], self.tower.item_embeddings)
 
     def predict(self, interaction) -> torch.Tensor:
         """``B`` scores ``max_k o_k . e_t`` of each row's item."""

@@ -88,6 +88,15 @@ class UserTower(nn.Module):
         """The K interest vectors O_u of each user in the batch, ``B x K x d``."""
         return self.interests_and_routing(batch)[0]
 
+    # Whether the tower gives the interests of every prefix of a history in one pass
+    # (prefix_interests): causal encoders, which ``train_sampling: windows`` trains.
+    causal = False
+
+    def prefix_interests(self, batch) -> torch.Tensor:
+        """The interests each prefix of the history gives, ``B x T x K x d``: at index j, what
+        :meth:`forward` gives for the history cut after position j (causal towers only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no one-pass prefixes (train_sampling: windows)")
+
     def item_embeddings(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """Item vectors e_t: of every item, ``n_items x d`` (row 0 is the padding item), or
         of the ids ``items`` (shape ``S`` -> ``S x d``)."""

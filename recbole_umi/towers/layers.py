@@ -235,18 +235,34 @@ class SelfAttentiveExtractor(nn.Module):
             nn.init.xavier_uniform_(self.positions)
         self.context = nn.Linear(context_size, hidden_size, bias=False) if context_size is not None else None
 
-    def forward(self, history: torch.Tensor, mask: torch.Tensor,
-                context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def scores(self, history: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Each head's score of each position before the softmax: ``B x T x d`` -> ``B x T x K``."""
         keys = history if self.positions is None else history + self.positions[: history.size(1)]
         if (context is None) != (self.context is None):
             raise ValueError("a context vector is needed exactly when the extractor was built with context_size")
         if self.context is None:
-            scores = self.attention(keys)
-        else:
-            first, activation, second = self.attention
-            scores = second(activation(first(keys) + self.context(context).unsqueeze(1)))
+            return self.attention(keys)
+        first, activation, second = self.attention
+        return second(activation(first(keys) + self.context(context).unsqueeze(1)))
+
+    def forward(self, history: torch.Tensor, mask: torch.Tensor,
+                context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = self.scores(history, context)
         attention = torch.softmax(mask_logits(scores, mask.unsqueeze(-1)), dim=1)  # B x T x K
         return torch.matmul(attention.transpose(1, 2), history), attention
+
+    def prefix_forward(self, history: torch.Tensor, mask: torch.Tensor,
+                       context: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward`'s interests of every prefix at once: for each position j, the heads
+        over positions 0 .. j only (what ``forward`` gives for the history cut after j).
+
+        Shapes: ``B x T x d``, ``B x T`` -> ``B x T x K x d`` (prefix j at index j)."""
+        length = history.size(1)
+        causal = torch.ones(length, length, dtype=torch.bool, device=history.device).tril()  # j x t: t <= j
+        keep = causal.unsqueeze(0) & mask.unsqueeze(1)  # B x j x t
+        scores = self.scores(history, context).unsqueeze(1)  # B x 1 x T x K
+        attention = torch.softmax(mask_logits(scores, keep.unsqueeze(-1)), dim=2)  # B x j x T x K
+        return torch.einsum("bjtk,btd->bjkd", attention, history)
 
 
 class PositionMaps(nn.Module):

@@ -89,9 +89,15 @@ class SASRecTower(SingleInterestTower):
         self.encoder = CausalTransformerEncoder(settings, schema.n_items, schema.max_history_length)
         self.encoder.share_item_table(self.item_embedding)  # one table for the encoder's input and the scores
 
+    causal = True
+
     def interests_and_routing(self, batch) -> tuple[torch.Tensor, None]:
         output = self.encoder(batch[self.schema.history_field], batch[self.schema.history_length_field])  # B x d
         return output.unsqueeze(1), None
+
+    def prefix_interests(self, batch) -> torch.Tensor:
+        """The encoder's state at each position: the user after each prefix, ``B x T x 1 x d``."""
+        return self.encoder.states(batch[self.schema.history_field]).unsqueeze(2)
 
 
 class RankScores(torch.nn.Module):

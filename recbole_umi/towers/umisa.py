@@ -56,6 +56,7 @@ class UMISATower(UserTower):
     """
 
     settings_class = UMISASettings
+    causal = True
 
     def __init__(self, settings: UMISASettings, schema: DataSchema):
         super().__init__(settings, schema)
@@ -93,6 +94,30 @@ class UMISATower(UserTower):
             return extracted, attention * gate
         context = profile if self.profile_steering == "queries" else None
         return self.extractor(states, mask, context)
+
+    def prefix_interests(self, batch) -> torch.Tensor:
+        """The interests after every prefix of the history in one pass, ``B x T x K x d``
+        (index j: what :meth:`interests_and_routing` gives for the history cut after j; the
+        states are causal, the heads pool positions up to j). Padded prefixes hold values
+        nothing should read."""
+        item_seq = batch[self.schema.history_field]
+        mask = item_seq != 0
+        states = self.encoder.states(item_seq)  # B x T x d
+        profile, per_field = self.profile(batch)
+        parts = [states.unsqueeze(2)] if self.recent_interest else []  # prefix j's last state is state j
+        if self.extractor is not None:
+            pooled = states
+            if self.profile_steering == "gate":
+                pooled = states * self.uganet.forward_shared(states, profile)
+            context = profile if self.profile_steering == "queries" else None
+            parts.append(self.extractor.prefix_forward(pooled, mask, context))
+        capsules = torch.cat(parts, dim=2)  # B x T x K x d
+        batch_size, length, k, d = capsules.shape
+        repeat = length  # every prefix of a user has the user's profile
+        refined, _ = profile_refinement(capsules.flatten(0, 1), profile.repeat_interleave(repeat, dim=0),
+                                        per_field.repeat_interleave(repeat, dim=0), self.refinement,
+                                        self.field_relevance)
+        return capsules + refined.view(batch_size, length, k, d)
 
     def interests_and_routing(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         item_seq = batch[self.schema.history_field]

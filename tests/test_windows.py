@@ -1,0 +1,97 @@
+"""Causal encoders in one pass (``train_sampling: windows``): the rows cover each training
+target once, every prefix's interests equal those of the history cut there, and the loss
+equals the row-per-position loss where the two kinds of rows coincide."""
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_umi import pipeline
+from recbole_umi.config import Config
+from recbole_umi.data.split import window_targets
+from recbole_umi.settings import SettingsError
+from tests.conftest import build, tiny_config, write_atomic
+
+
+def test_window_targets_cover_each_target_once():
+    targets, counts = window_targets(np.array([11, 21, 31, 41]), np.array([18, 22, 31, 44]), 3)
+    assert targets.tolist() == [11, 14, 17, 21, 43] and counts.tolist() == [3, 1, 0, 1]
+    rng = np.random.default_rng(0)
+    starts = np.cumsum(rng.integers(2, 30, size=50))
+    ends = starts + rng.integers(2, 28, size=50)
+    for length in (1, 2, 5, 10):
+        targets, counts = window_targets(starts + 1, ends, length)
+        covered = []
+        for user, (start, end) in enumerate(zip(starts, ends)):
+            mine = targets[np.repeat(np.arange(50), counts) == user]
+            for e in mine:  # the row ending at e predicts the targets after its history's positions
+                covered += range(max(e - length, start) + 1, e + 1)
+        assert sorted(covered) == sorted(t for s, e in zip(starts, ends) for t in range(s + 1, e))
+
+
+def prefix_batches(batch, field="item_id_list", length_field="item_length"):
+    """For each position j, the batch with every history cut after j (users with fewer items
+    keep theirs)."""
+    history, lengths = batch[field], batch[length_field]
+    for j in range(history.size(1)):
+        cut = history.clone()
+        cut[:, j + 1:] = 0
+        yield j, {**batch.interaction, field: cut, length_field: torch.clamp(lengths, max=j + 1)}
+
+
+@pytest.mark.parametrize("model, overrides", [
+    ("SASRecMatching", {}),
+    ("UMISA", {"profile_steering": "queries"}),
+    ("UMISA", {"profile_steering": "gate", "use_ir": False}),
+    ("UMISA", {"profile_steering": "none", "recent_interest": False}),
+])
+def test_every_prefix_in_one_pass_equals_the_history_cut_there(tiny_data, model, overrides):
+    _, train_data, _, built = build(tiny_data, model, **overrides)
+    built.eval()
+    batch = next(iter(train_data))
+    with torch.no_grad():
+        prefixes = built.tower.prefix_interests(batch)  # B x T x K x d
+        for j, cut in prefix_batches(batch):
+            real = batch["item_length"] > j  # users with a (j+1)-th item
+            expected = built.tower(cut)
+            torch.testing.assert_close(prefixes[:, j][real], expected[real], rtol=1e-5, atol=1e-5)
+
+
+def test_the_window_loss_is_the_row_loss_where_the_rows_coincide(tmp_path, monkeypatch):
+    """Every training user has at most T + 1 items: one window per user holds every row of
+    the user, each position with its whole history, so the two losses are the same number."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(3)
+    sequences = {u: [int(i) for i in rng.choice(np.arange(1, 31), size=int(rng.integers(2, 7)), replace=False)]
+                 for u in range(1, 61)}
+    data = write_atomic(tmp_path / "data", "short", sequences, {u: (30.0 + u % 20, "MF"[u % 2]) for u in sequences})
+    losses = {}
+    for sampling in ("all_positions", "windows"):
+        config = Config("UMISA", "short", config_dict=tiny_config(
+            data, eval_protocol="user_split", train_sampling=sampling, MAX_ITEM_LIST_LENGTH=5, loss_type="full_softmax",
+            train_batch_size=10_000, hidden_dropout_prob=0.0, attn_dropout_prob=0.0))
+        _, train_data, _, _, model = pipeline.build(config)  # the plugin's protocol: user_split rows
+        batch = next(iter(train_data))  # the whole training split in one batch
+        torch.manual_seed(0)
+        losses[sampling] = (model.calculate_loss(batch).item(), len(batch))
+    assert losses["windows"][1] < losses["all_positions"][1]  # fewer rows ...
+    assert losses["windows"][0] == pytest.approx(losses["all_positions"][0], rel=1e-5)  # ... the same loss
+
+
+def test_windows_need_a_causal_encoder_and_whole_histories(tiny_data):
+    for model, overrides, key in [("UMI", {}, "train_sampling"), ("SASRec", {"train_neg_sample_args": None},
+                                                                  "train_sampling"),
+                                  ("UMISA", {"history_dropout": 0.5}, "history_dropout"),
+                                  ("SASRecMatching", {"max_samples_per_user": 3}, "max_samples_per_user"),
+                                  ("UMISA", {"eval_protocol": "recbole"}, "train_sampling")]:
+        with pytest.raises(SettingsError, match=key):
+            Config(model, "tiny", config_dict=tiny_config(tiny_data, **{"eval_protocol": "user_split",
+                                                                          "train_sampling": "windows", **overrides}))
+
+
+def test_a_short_windows_run_trains_and_evaluates(tiny_data):
+    from recbole_umi import run
+
+    result = run("UMISA", "tiny", config_dict=tiny_config(tiny_data, eval_protocol="user_split",
+                                                          train_sampling="windows", train_neg_sample_args=None))
+    assert 0.0 <= result["best_valid_score"] <= 1.0 and result["epochs"] == 2
