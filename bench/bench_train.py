@@ -11,6 +11,11 @@ second busy process slows torch's thread pool by an order of magnitude.
 
     python bench/bench_train.py --model=UMI --dataset=ml-1m --data_path=../shared/data \
         --train_batch_size=1024 --n_negatives=5 --repeats=3
+
+``targets_per_s`` counts what an epoch trains: a row is one target, except under
+``train_sampling: windows``, where each history position of a row is one (compare
+``--model=SASRecMatching --train_sampling=windows --train_batch_size=102`` with the rows'
+``--train_batch_size=1024``: about the same targets a batch).
 """
 
 from __future__ import annotations
@@ -106,13 +111,19 @@ def main(argv=None):
 
     median = {key: statistics.median(run[key] for run in runs) for key in ("epoch_s", "model_only_s", "eval_s")}
     samples = runs[0]["samples"]
+    # the targets an epoch trains: one a row, or one a history position under train_sampling: windows
+    windows = "train_sampling" in config and config["train_sampling"] == "windows"
+    targets = int(rows[config["ITEM_LIST_LENGTH_FIELD"]].sum()) if windows else samples
     figures = {
         "model": config["model"],
         "dataset": config["dataset"],
         "train_batch_size": config["train_batch_size"],
         "n_negatives": config["n_negatives"] if "n_negatives" in config else None,
         "torch_threads": torch.get_num_threads(),
+        "train_sampling": config["train_sampling"] if "train_sampling" in config else None,
         "training_samples": samples,
+        "training_targets": targets,
+        "targets_per_s": round(targets / median["epoch_s"]),
         "load_and_split_s": round(load_seconds, 1),
         "epoch_s": round(median["epoch_s"], 1),
         "samples_per_s": round(samples / median["epoch_s"]),
