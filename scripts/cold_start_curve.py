@@ -10,8 +10,8 @@ For every model and k: the mean over the seeds and test users with its 95% inter
 validation figure (what a choice between models at that k would be made on). Then, at every
 k, the first model minus each other one with the two-level test
 (:func:`recbole_umi.stats.two_level_test`), Holm's correction over the comparisons at that
-k and metric. The column "all" is the run's own test, the paper's protocol (the first 90%
-of a user's sequence as history). Writes ``OUT.md``, ``OUT.csv`` and ``OUT.png`` (the first
+k and metric. The column "all" is the run's own test, the paper's protocol (the first
+``history_share`` of a user's sequence as history, 90% unless a run set another). Writes ``OUT.md``, ``OUT.csv`` and ``OUT.png`` (the first
 metric against k, one line per model with its intervals) and prints the markdown.
 """
 
@@ -137,7 +137,7 @@ def curve_table(curves: dict, metrics: list[str]) -> tuple[str, list[list[str]],
 def plot(curves: dict, means: dict, metric: str, title: str):
     """Left: the metric against k (the cold-start curve); right, on its own scale: the same
     models under the paper's protocol. Models of another folder (``--extra``, e.g. trained
-    with history dropout) are dashed."""
+    with history dropout) are dashed when their label has a space ("UMI dropout 0.5")."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -44,8 +44,7 @@ def corrupt_profiles(dataset, fields: list[str], share: float, seed: int) -> dic
             values[row] = others[rng.integers(len(others))]
         features[field] = values
         changed[field] = rows
-    getLogger().warning(
-        f"profile_noise {share}: in each of {fields} the values of {int(round(share * len(users)))} of "
-        f"{len(users)} users replaced (seed {seed})"
-    )
+    replaced = ", ".join(f"{field} {len(rows)}" for field, rows in changed.items())
+    getLogger().warning(f"profile_noise {share}: values of the {len(users)} users replaced, by field: {replaced} "
+                        f"(a field with fewer than 2 values keeps them; seed {seed})")
     return changed
