@@ -145,32 +145,9 @@ def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5
     if missing:
         raise InterpretError(f"not test users of this split: {', '.join(missing)}")
 
-    # every test user through the model
-    parts: dict[str, list] = {"history": [], "attention": [], "routing": [], "field_weights": [], "interests": []}
-    with torch.no_grad():
-        for interaction, *_ in loaded.test_data:
-            explained = model.explain(interaction)
-            parts["history"].append(interaction[model.ITEM_SEQ])
-            parts["attention"].append(explained["item_attention"] if explained["item_attention"] is not None
-                                      else (interaction[model.ITEM_SEQ] != 0).float())
-            for key in ("routing", "field_weights", "interests"):
-                parts[key].append(explained[key])
-    history, attention, routing, field_weights, interests = (torch.cat(parts[k]).numpy() for k in
-                                                            ("history", "attention", "routing", "field_weights", "interests"))
+    explained = _explain_test_users(model, loaded.test_data)
     item_vectors = model.item_embeddings().detach().numpy()
-
-    # Figure 3b: each history item's category gets the weights of the interest it activates
-    real = history > 0
-    activation = np.einsum("btd,bkd->btk", item_vectors[history], interests)
-    activated = activation.argmax(axis=-1)  # B x T
-    sums = np.zeros((len(names), len(fields)))
-    counts = np.zeros(len(names))
-    for b, t in zip(*np.nonzero(real)):
-        cats = categories[history[b, t]]
-        sums[cats] += field_weights[b, activated[b, t]]
-        counts[cats] += 1
-    with np.errstate(invalid="ignore"):
-        mean_weights = sums / counts[:, None]
+    counts, mean_weights = _weights_by_category(explained, item_vectors, categories, len(names), len(fields))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(out / "field_weights_by_category.csv", [["category", "clicked_items", *fields]] + [
@@ -182,26 +159,8 @@ def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5
     # the case study of chosen users
     chosen = [user_tokens.index(str(u)) for u in users] if users else list(range(min(n_users, len(user_tokens))))
     retriever = InterestRetriever(item_vectors)
-    cases = []
-    for row in chosen:
-        _, found = retriever.search(interests[row][:, None, :], top)  # each interest alone
-        case = {"user": user_tokens[row], "history": [], "interests": []}
-        for t in np.flatnonzero(real[row]):
-            item = int(history[row, t])
-            case["history"].append({"item": tokens[item], "title": titles.get(tokens[item]),
-                                    "categories": [names[c] for c in np.flatnonzero(categories[item])],
-                                    "attention": round(float(attention[row, t]), 4),
-                                    "routing": [round(float(w), 4) for w in routing[row, t]]})
-        for k in range(model.n_interests):
-            items = [int(i) for i in found[k] if i >= 0]
-            cat_counts = categories[items].sum(axis=0)
-            case["interests"].append({
-                "field_weights": {f: round(float(w), 4) for f, w in zip(fields, field_weights[row, k])},
-                "dominating_category": names[int(cat_counts.argmax())] if items else None,
-                "top_items": [{"item": tokens[i], "title": titles.get(tokens[i]),
-                               "categories": [names[c] for c in np.flatnonzero(categories[i])]} for i in items],
-            })
-        cases.append(case)
+    catalog = {"tokens": tokens, "titles": titles, "names": names, "categories": categories, "fields": fields}
+    cases = [{"user": user_tokens[row], **_case_study(explained, row, retriever, top, catalog)} for row in chosen]
     write_atomic(out / "users.json", json.dumps(cases, indent=2) + "\n")
 
     if relevant_fields is not None:
@@ -213,6 +172,64 @@ def interpret(checkpoint, out, category_field: str, users=None, n_users: int = 5
         recovery["categories"] = names
         write_atomic(out / "truth_recovery.json", json.dumps(recovery, indent=2) + "\n")
     return out
+
+
+def _explain_test_users(model, test_data) -> dict[str, np.ndarray]:
+    """Every test user through the model (:meth:`UMI.explain`): ``history`` (``U x T`` item
+    ids), ``attention`` (UGANet's a_i, or 1 for every real item without DAR), ``routing``
+    (``U x T x K``), ``field_weights`` (``U x K x C``), ``interests`` (``U x K x d``)."""
+    parts: dict[str, list] = {"history": [], "attention": [], "routing": [], "field_weights": [], "interests": []}
+    with torch.no_grad():
+        for interaction, *_ in test_data:
+            explained = model.explain(interaction)
+            parts["history"].append(interaction[model.ITEM_SEQ])
+            parts["attention"].append(explained["item_attention"] if explained["item_attention"] is not None
+                                      else (interaction[model.ITEM_SEQ] != 0).float())
+            for key in ("routing", "field_weights", "interests"):
+                parts[key].append(explained[key])
+    return {key: torch.cat(values).numpy() for key, values in parts.items()}
+
+
+def _weights_by_category(explained: dict, item_vectors: np.ndarray, categories: np.ndarray, n_categories: int,
+                         n_fields: int) -> tuple[np.ndarray, np.ndarray]:
+    """Figure 3b: each clicked item's categories get the Eq 7 weights of the interest the item
+    activates most. Returns the clicks per category and the mean weights, ``n_categories x
+    n_fields`` (NaN for a category nobody clicked)."""
+    history, interests, field_weights = explained["history"], explained["interests"], explained["field_weights"]
+    activated = np.einsum("btd,bkd->btk", item_vectors[history], interests).argmax(axis=-1)  # U x T
+    sums = np.zeros((n_categories, n_fields))
+    counts = np.zeros(n_categories)
+    for b, t in zip(*np.nonzero(history > 0)):
+        cats = categories[history[b, t]]
+        sums[cats] += field_weights[b, activated[b, t]]
+        counts[cats] += 1
+    with np.errstate(invalid="ignore"):
+        return counts, sums / counts[:, None]
+
+
+def _case_study(explained: dict, row: int, retriever: InterestRetriever, top: int, catalog: dict) -> dict:
+    """One test user's history (items, categories, attention, routing) and interests (field
+    weights, the top items each interest alone retrieves and their dominating category)."""
+    tokens, titles, names, categories = catalog["tokens"], catalog["titles"], catalog["names"], catalog["categories"]
+    history, interests = explained["history"], explained["interests"]
+    _, found = retriever.search(interests[row][:, None, :], top)  # each interest alone
+    case = {"history": [], "interests": []}
+    for t in np.flatnonzero(history[row] > 0):
+        item = int(history[row, t])
+        case["history"].append({"item": tokens[item], "title": titles.get(tokens[item]),
+                                "categories": [names[c] for c in np.flatnonzero(categories[item])],
+                                "attention": round(float(explained["attention"][row, t]), 4),
+                                "routing": [round(float(w), 4) for w in explained["routing"][row, t]]})
+    for k in range(interests.shape[1]):
+        items = [int(i) for i in found[k] if i >= 0]
+        cat_counts = categories[items].sum(axis=0)
+        case["interests"].append({
+            "field_weights": {f: round(float(w), 4) for f, w in zip(catalog["fields"], explained["field_weights"][row, k])},
+            "dominating_category": names[int(cat_counts.argmax())] if items else None,
+            "top_items": [{"item": tokens[i], "title": titles.get(tokens[i]),
+                           "categories": [names[c] for c in np.flatnonzero(categories[i])]} for i in items],
+        })
+    return case
 
 
 def draw_field_weights(csv_path, png_path, title: str, max_categories: int = 12,
