@@ -291,11 +291,12 @@ def _check_windows(config) -> None:
             "train_sampling", "windows", f"needs a plugin model with a causal encoder (SASRecMatching, UMISA): "
             f"{config['model']} cannot train on every position of a row (it would see only the last)",
         )
-    for key, off in (("history_dropout", (0, 0.0, None)), ("max_samples_per_user", (None,))):
+    for key, off in (("history_dropout", (0, 0.0, None)), ("max_samples_per_user", (None,)),
+                     ("routing_regularization", (0, 0.0, None))):
         if key in config and config[key] not in off:
             raise settings.SettingsError(
                 key, config[key], "must be off with train_sampling: windows (each history position's target is the "
-                "item after it, and every target of a training user is one row's position)",
+                "item after it, every target of a training user is one row's position, and no prefix is routed)",
             )
 
 

@@ -83,7 +83,8 @@ def test_windows_need_a_causal_encoder_and_whole_histories(tiny_data):
                                                                   "train_sampling"),
                                   ("UMISA", {"history_dropout": 0.5}, "history_dropout"),
                                   ("SASRecMatching", {"max_samples_per_user": 3}, "max_samples_per_user"),
-                                  ("UMISA", {"eval_protocol": "recbole"}, "train_sampling")]:
+                                  ("UMISA", {"eval_protocol": "recbole"}, "train_sampling"),
+                                  ("UMISA", {"routing_regularization": 0.1}, "routing_regularization")]:
         with pytest.raises(SettingsError, match=key):
             Config(model, "tiny", config_dict=tiny_config(tiny_data, **{"eval_protocol": "user_split",
                                                                           "train_sampling": "windows", **overrides}))

@@ -105,16 +105,9 @@ class MatchingRecommender(SequentialRecommender):
                 "routing_regularization", self.routing_regularization,
                 f"must be 0: {config['model']} routes no items to interests",
             )
-        # train_sampling: windows: a row's every history position predicts the item after it
+        # train_sampling: windows (checked with the config): a row's every history position
+        # predicts the item after it
         self.train_windows = config["train_sampling"] == "windows"
-        if self.train_windows and not tower.causal:
-            raise ModelConfigError(
-                "train_sampling", "windows", f"needs a causal encoder (SASRecMatching, UMISA): {config['model']} "
-                "cannot give the interests of every prefix of a history in one pass",
-            )
-        if self.train_windows and self.routing_regularization > 0:
-            raise ModelConfigError("routing_regularization", self.routing_regularization,
-                                   "must be 0 with train_sampling: windows (no routing per prefix)")
 
     def __getattr__(self, name: str):
         try:
