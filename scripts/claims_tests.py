@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> str:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(f"{out}.md", markdown)
-    write_csv_atomic(f"{out}.csv", [["family", "pair", "metric", "seeds", "delta", "low", "high", "p", "p_holm", "df", "test"]] + [
+    header = ["family", "pair", "metric", "seeds", "delta", "low", "high", "p", "p_holm", "df", "test"]
+    write_csv_atomic(f"{out}.csv", [header] + [
         [row["family"], row["pair"], row["metric"], " ".join(map(str, row["seeds"])), f"{row['delta']:.6g}",
          f"{row['low']:.6g}", f"{row['high']:.6g}", f"{row['p']:.6g}", f"{row['p_holm']:.6g}",
          "" if row.get("df") is None else f"{row['df']:.6g}", row["test"]] for row in rows])

@@ -11,8 +11,9 @@ validation figure (what a choice between models at that k would be made on). The
 k, the first model minus each other one with the two-level test
 (:func:`recbole_umi.stats.two_level_test`), Holm's correction over the comparisons at that
 k and metric. The column "all" is the run's own test, the paper's protocol (the first
-``history_share`` of a user's sequence as history, 90% unless a run set another). Writes ``OUT.md``, ``OUT.csv`` and ``OUT.png`` (the first
-metric against k, one line per model with its intervals) and prints the markdown.
+``history_share`` of a user's sequence as history, 90% unless a run set another). Writes
+``OUT.md``, ``OUT.csv`` and ``OUT.png`` (the first metric against k, one line per model with
+its intervals) and prints the markdown.
 """
 
 from __future__ import annotations

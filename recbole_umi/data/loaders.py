@@ -78,7 +78,8 @@ def data_preparation(config, dataset):
     if check_protocol_config(config) == "recbole":
         if setting(config, "train_sampling") != "all_positions":
             raise ProtocolConfigError(
-                "train_sampling", config["train_sampling"], "needs eval_protocol: user_split (RecBole's protocol builds its own samples)"
+                "train_sampling", config["train_sampling"],
+                "needs eval_protocol: user_split (RecBole's protocol builds its own samples)",
             )
         return recbole_data_preparation(config, dataset)
     train, valid, test = dataset.build()

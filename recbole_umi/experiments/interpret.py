@@ -224,7 +224,8 @@ def _case_study(explained: dict, row: int, retriever: InterestRetriever, top: in
         items = [int(i) for i in found[k] if i >= 0]
         cat_counts = categories[items].sum(axis=0)
         case["interests"].append({
-            "field_weights": {f: round(float(w), 4) for f, w in zip(catalog["fields"], explained["field_weights"][row, k])},
+            "field_weights": {field: round(float(w), 4)
+                              for field, w in zip(catalog["fields"], explained["field_weights"][row, k])},
             "dominating_category": names[int(cat_counts.argmax())] if items else None,
             "top_items": [{"item": tokens[i], "title": titles.get(tokens[i]),
                            "categories": [names[c] for c in np.flatnonzero(categories[i])]} for i in items],

@@ -54,7 +54,8 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> s
     lines = [f"Every trial; the best validation {valid} is in bold. Test results are recorded, never used to choose."]
     if budget is not None and len(trials) > budget:
         lines.append(f"The budget is {budget} trials: the best is chosen from trials 1-{budget}; "
-                     f"trials {budget + 1}-{len(trials)} ran before the budget was cut and are listed, not chosen from.")
+                     f"trials {budget + 1}-{len(trials)} ran before the budget was cut and are listed, "
+                     "not chosen from.")
     lines += [
         "",
         "| trial | " + " | ".join(names) + f" | valid {valid} | " + " | ".join(f"test {shown[m]}" for m in metrics)
@@ -64,7 +65,8 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> s
     for t in trials:
         score = f"{t['best_valid_score']:.4f}"
         score = f"**{score}**" if t["trial"] == best["trial"] else score
-        values = " | ".join(f"{t['params'][n]:.4g}" if isinstance(t["params"][n], float) else str(t["params"][n]) for n in names)
+        values = " | ".join(f"{t['params'][n]:.4g}" if isinstance(t["params"][n], float) else str(t["params"][n])
+                            for n in names)
         tests = " | ".join(f"{t['test_result'][m]:.4f}" for m in metrics)
         # trials recorded before the epochs were: -
         epochs = f"{t['epochs']} ({'-' if t['best_epoch'] is None else t['best_epoch']})" if "epochs" in t else "-"

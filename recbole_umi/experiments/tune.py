@@ -280,7 +280,8 @@ class Tuning(HyperTuning):
         mean_s = sum(t["wall_s"] for t in trials) / len(trials)
         self.log(
             f"[{record['trial']}/{self.max_evals}] valid {self.valid_label} {record['best_valid_score']:.4f} in "
-            f"{record['wall_s']:.0f}s ({epochs_text(record)}{pruned_text(record)}); best so far {best['best_valid_score']:.4f} "
+            f"{record['wall_s']:.0f}s ({epochs_text(record)}{pruned_text(record)}); "
+            f"best so far {best['best_valid_score']:.4f} "
             f"(trial {best['trial']}); about {left * mean_s / 60:.0f} min left"
         )
 

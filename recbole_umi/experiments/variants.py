@@ -40,7 +40,8 @@ def parse_variant(name: str) -> tuple[str, dict]:
             if model.endswith(suffix) and len(model) > len(suffix):
                 twice = set(settings) & set(overrides)
                 if twice:
-                    raise VariantError("models", name, f"sets {', '.join(sorted(twice))} twice (one suffix per setting)")
+                    raise VariantError("models", name,
+                                       f"sets {', '.join(sorted(twice))} twice (one suffix per setting)")
                 model, overrides = model[: -len(suffix)], {**settings, **overrides}
                 break
         else:
@@ -92,7 +93,8 @@ def read_variant_files(path, variants: list[str]) -> dict[str, list[str]]:
             continue
         files = [files] if isinstance(files, str) else files
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-            raise ValueError(f"{path}: {variant} must map to a YAML file or a list of them ([] for none), got {files!r}")
+            raise ValueError(f"{path}: {variant} must map to a YAML file or a list of them ([] for none), "
+                             f"got {files!r}")
         missing = [f for f in files if not Path(f).is_file()]
         if missing:
             raise FileNotFoundError(f"{path}: {variant}'s files {missing} do not exist")
