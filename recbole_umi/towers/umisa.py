@@ -84,16 +84,24 @@ class UMISATower(UserTower):
             if module is not None:
                 module.apply(xavier_init)
 
+    def steered(self, states: torch.Tensor,
+                profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """What the heads read under ``profile_steering``: the states ``B x T x d`` (weighted
+        by UGANet's gate with ``gate``), their context (the profile with ``queries``, else
+        None) and the gate ``B x T x 1`` (None without ``gate``)."""
+        if self.profile_steering == "gate":
+            gate = self.uganet.forward_shared(states, profile)
+            return states * gate, None, gate
+        return states, profile if self.profile_steering == "queries" else None, None
+
     def extract(self, states: torch.Tensor, mask: torch.Tensor,
                 profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The extracted interests ``B x K' x d`` and their attention ``B x T x K'`` from
         the states ``B x T x d`` (K' = K, or K - 1 beside the recent interest)."""
-        if self.profile_steering == "gate":  # the weight of position t in interest k is A_tk a_t
-            gate = self.uganet.forward_shared(states, profile)  # B x T x 1
-            extracted, attention = self.extractor(states * gate, mask)
-            return extracted, attention * gate
-        context = profile if self.profile_steering == "queries" else None
-        return self.extractor(states, mask, context)
+        pooled, context, gate = self.steered(states, profile)
+        extracted, attention = self.extractor(pooled, mask, context)
+        # with the gate, the weight of position t in interest k is A_tk a_t
+        return extracted, attention if gate is None else attention * gate
 
     def prefix_interests(self, batch) -> torch.Tensor:
         """The interests after every prefix of the history in one pass, ``B x T x K x d``
@@ -106,16 +114,13 @@ class UMISATower(UserTower):
         profile, per_field = self.profile(batch)
         parts = [states.unsqueeze(2)] if self.recent_interest else []  # prefix j's last state is state j
         if self.extractor is not None:
-            pooled = states
-            if self.profile_steering == "gate":
-                pooled = states * self.uganet.forward_shared(states, profile)
-            context = profile if self.profile_steering == "queries" else None
+            pooled, context, _ = self.steered(states, profile)
             parts.append(self.extractor.prefix_forward(pooled, mask, context))
         capsules = torch.cat(parts, dim=2)  # B x T x K x d
         batch_size, length, k, d = capsules.shape
-        repeat = length  # every prefix of a user has the user's profile
-        refined, _ = profile_refinement(capsules.flatten(0, 1), profile.repeat_interleave(repeat, dim=0),
-                                        per_field.repeat_interleave(repeat, dim=0), self.refinement,
+        # every prefix of a user has the user's profile
+        refined, _ = profile_refinement(capsules.flatten(0, 1), profile.repeat_interleave(length, dim=0),
+                                        per_field.repeat_interleave(length, dim=0), self.refinement,
                                         self.field_relevance)
         return capsules + refined.view(batch_size, length, k, d)
 
