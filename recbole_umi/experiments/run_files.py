@@ -6,7 +6,8 @@ the tables and scripts that put runs side by side.
   of characters a file name should not hold).
 - :func:`read_runs`: the records of a variant's seeds, in seed order; a damaged file raises
   :class:`recbole_umi.files.DamagedFileError` naming it, missing ones a
-  :class:`FileNotFoundError` naming every one.
+  :class:`FileNotFoundError` naming every one. :func:`finished_runs`: the records of
+  ``(variant, seed)`` jobs that are on disk.
 - :func:`same_users`: refuses runs whose test users differ (other users, or the same in
   another order), so that per-user metrics put side by side (``seeds x users`` arrays for
   :func:`recbole_umi.stats.two_level_test`) pair each user with itself.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from recbole_umi.files import read_json
 
-__all__ = ["run_file", "read_runs", "same_users"]
+__all__ = ["run_file", "read_runs", "finished_runs", "same_users"]
 
 
 def run_file(out, variant: str, seed: int) -> Path:
@@ -42,6 +43,13 @@ def read_runs(folder, variant: str, seeds: Iterable[int], existing: bool = False
     if missing and not existing:
         raise FileNotFoundError(f"{variant}: no run file {', '.join(missing)}")
     return [read_json(path) for path in paths if path.exists()]
+
+
+def finished_runs(out, jobs) -> dict:
+    """``{(variant, seed): record}`` of the runs of ``jobs`` (``(variant, seed)`` pairs) on
+    disk in ``out``, each file read once (a damaged one: :class:`recbole_umi.files.DamagedFileError`)."""
+    return {(variant, seed): read_json(path) for variant, seed in jobs
+            if (path := run_file(out, variant, seed)).exists()}
 
 
 def same_users(*runs_lists: Sequence[dict], names: Sequence[str] | None = None) -> list:

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from recbole_umi.checkpoint import CheckpointError, read_checkpoint, rebuild_settings
-from recbole_umi.experiments.run_files import run_file
+from recbole_umi.experiments.run_files import finished_runs, run_file
 from recbole_umi.experiments.trials import SEARCH_SEED_COMMENT
 from recbole_umi.experiments.variants import check_variants, resolve_variant
 from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic
@@ -105,12 +105,6 @@ def comparable(settings: dict | None) -> dict | None:
                 pass
         readable[key] = value
     return readable
-
-
-def finished_runs(out: Path, jobs) -> dict:
-    """``{(variant, seed): record}`` of the runs of ``jobs`` on disk in ``out``, each file read once."""
-    return {(variant, seed): read_json(path) for variant, seed in jobs
-            if (path := run_file(out, variant, seed)).exists()}
 
 
 def check_finished_runs(out: Path, jobs, dataset: str, settings_of: dict, records: dict | None = None) -> None:
