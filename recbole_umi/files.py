@@ -75,7 +75,6 @@ def write_csv_atomic(path, rows) -> Path:
     return write_atomic(path, buffer.getvalue())
 
 
-
 def write_figure(path, figure, **savefig) -> Path:
     """:func:`write_atomic` of a matplotlib ``figure`` as PNG (``savefig``: its keyword
     arguments, e.g. ``dpi``), then the figure closed."""
@@ -85,6 +84,7 @@ def write_figure(path, figure, **savefig) -> Path:
     figure.savefig(image, format="png", **savefig)
     plt.close(figure)
     return write_atomic(path, image.getvalue())
+
 
 def read_json(path):
     """The JSON value in ``path``; :class:`DamagedFileError` naming the file if it is not JSON."""

@@ -3,8 +3,8 @@ the user (the adapter of :class:`recbole_umi.towers.single_interest.PopularityTo
 
 Every user gets the same ranking: the items by their number of training targets
 (:func:`recbole_umi.model.base.training_counts`), ties broken by item id (the lower first).
-It reads neither history nor profile, so it answers at ``eval_history_items: 0`` too. Its "training" is a zero loss (RecBole's trainer wants a
-parameter to step): the counts are fixed when the model is built, and the epochs the run's
+It reads neither history nor profile, so it answers at ``eval_history_items: 0`` too. Its
+"training" is a zero loss (RecBole's trainer wants a parameter to step): the counts are fixed when the model is built, and the epochs the run's
 settings give (about a second each on ml-1m) change nothing.
 """
 
