@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recbole_umi.experiments.trials import best_trial  # noqa: E402
+from recbole_umi.experiments.trials import best_trial, failed  # noqa: E402
 
 
 def summary(folder: Path, budget: int) -> str:
@@ -36,7 +36,9 @@ def summary(folder: Path, budget: int) -> str:
         defaults = next((t for t in trials if t.get("proposed_by") == "defaults"), None)
         settings = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(best["params"].items()))
         run = f"{len(trials)} of {budget}" if len(trials) < budget else f"{budget}" + (f" (+{len(trials) - budget})" if len(trials) > budget else "")
-        default_score = f"{defaults['best_valid_score']:.4f}" if defaults else "-"
+        default_score = "-" if defaults is None else "failed" if failed(defaults) else f"{defaults['best_valid_score']:.4f}"
+        n_failed = sum(failed(t) for t in counted)
+        run += f" ({n_failed} failed)" if n_failed else ""
         hours = sum(t["wall_s"] for t in trials) / 3600
         unfinished = " (unfinished)" if len(trials) < budget else ""
         lines.append(f"| {model_folder.name}{unfinished} | {run} | {best['trial']} | {best['best_valid_score']:.4f} | "

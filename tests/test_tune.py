@@ -237,6 +237,51 @@ def test_a_damaged_trial_is_run_again_and_a_busy_search_refused(setup, monkeypat
             tune("UMI", "tiny", params, tmp_path / "cut", "random", 3, 7, config_dict=settings, log=quiet)
 
 
+def test_a_diverging_trial_fails_is_counted_and_the_search_goes_on(setup):
+    """A learning rate of 1e30 makes the loss NaN in the first epoch: that trial is recorded as
+    failed (no score, never chosen), the search goes on, and a search resumed after it
+    proposes what the uninterrupted one did."""
+    from recbole_umi.experiments.trials import NoScoredTrialError
+
+    tmp_path, settings, params = setup
+    params.write_text("learning_rate choice [0.005,1.0e+30]\n")
+    lines = []
+    best = tune("UMI", "tiny", params, tmp_path / "whole", "random", 4, 3, config_dict=settings, log=lines.append)
+
+    def trials(out):
+        return [json.loads(p.read_text()) for p in sorted((tmp_path / out / "trials").glob("*.json"))]
+
+    records = trials("whole")
+    assert len(records) == 4
+    diverged = [t for t in records if t["params"]["learning_rate"] > 1]
+    assert diverged and len(diverged) < 4  # seed 3 draws both values
+    for t in records:
+        if t in diverged:
+            assert t["failed"].startswith("the training loss became nan in epoch 0: the run diverged")
+            assert t["best_valid_score"] is None and t["test_result"] is None and t["valid_curve"] is None
+        else:
+            assert "failed" not in t and t["best_valid_score"] is not None
+    assert best["params"]["learning_rate"] == 0.005 and best == best_trial(records)
+    assert "learning_rate: 0.005" in (tmp_path / "whole" / "best.yaml").read_text()
+    table = (tmp_path / "whole" / "trials.md").read_text()
+    assert table.count("| failed: the training loss became nan in epoch 0") == len(diverged)
+    assert any(f"[{diverged[0]['trial']}/4] FAILED in" in line for line in lines)
+
+    # interrupted after trial 3 and resumed: the failed trials are read back, the same proposals follow
+    tune("UMI", "tiny", params, tmp_path / "split", "random", 3, 3, config_dict=settings, log=quiet)
+    tune("UMI", "tiny", params, tmp_path / "split", "random", 4, 3, config_dict=settings, log=quiet)
+    assert [t["params"] for t in trials("split")] == [t["params"] for t in records]
+    assert [t.get("failed") for t in trials("split")] == [t.get("failed") for t in records]
+
+    # every trial failed: the trials are on disk, and there is nothing to choose
+    params.write_text("learning_rate choice [1.0e+30]\n")
+    with pytest.raises(NoScoredTrialError, match="all 2 trials failed"):
+        tune("UMI", "tiny", params, tmp_path / "all", "random", 2, 3, config_dict=settings, log=quiet,
+             start_from_defaults=False)
+    assert [t["failed"] is not None for t in trials("all")] == [True, True]
+    assert not (tmp_path / "all" / "best.yaml").exists()
+
+
 def test_tuning_summary_script(tmp_path):
     """scripts/tuning_summary.py: one line per model, chosen from the budget's first trials."""
     import subprocess
@@ -254,12 +299,18 @@ def test_tuning_summary_script(tmp_path):
 
     write("UMI", [0.30, 0.33, 0.31, 0.50], [1800, 1800, 1800, 1800])  # trial 4: beyond the budget of 3
     write("SASRec", [0.37], [3600])
+    write("MIND", [None, 0.2, None], [36, 3600, 36])  # the defaults and trial 3 diverged
+    for number in (1, 3):
+        record = json.loads((tmp_path / "MIND" / "trials" / f"{number:03d}.json").read_text())
+        record["failed"] = "the training loss became nan in epoch 0: the run diverged"
+        (tmp_path / "MIND" / "trials" / f"{number:03d}.json").write_text(json.dumps(record))
     script = Path(__file__).resolve().parent.parent / "scripts" / "tuning_summary.py"
     out = subprocess.run([sys.executable, str(script), str(tmp_path), "--budget=3"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[2] == "| SASRec (unfinished) | 1 of 3 | 1 | 0.3700 | 0.3700 | learning_rate 0.001, n_interests 1 | 1.0 |"
-    assert lines[3] == "| UMI | 3 (+1) | 2 | 0.3300 | 0.3000 | learning_rate 0.002, n_interests 2 | 2.0 |"
+    assert lines[2] == "| MIND | 3 (2 failed) | 2 | 0.2000 | failed | learning_rate 0.002, n_interests 2 | 1.0 |"
+    assert lines[3] == "| SASRec (unfinished) | 1 of 3 | 1 | 0.3700 | 0.3700 | learning_rate 0.001, n_interests 1 | 1.0 |"
+    assert lines[4] == "| UMI | 3 (+1) | 2 | 0.3300 | 0.3000 | learning_rate 0.002, n_interests 2 | 2.0 |"
 
 
 def test_trials_table_lists_epochs_and_a_dash_for_older_records():

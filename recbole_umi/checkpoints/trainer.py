@@ -40,7 +40,19 @@ from recbole_umi.config import one_process_view  # noqa: E402
 from recbole_umi.evaluation import IndexedEvaluation  # noqa: E402
 from recbole_umi.plain import plain_data  # noqa: E402
 
-__all__ = ["SafeCheckpointTrainer", "safe_trainer", "get_trainer"]
+__all__ = ["SafeCheckpointTrainer", "TrainingDivergedError", "safe_trainer", "get_trainer"]
+
+
+class TrainingDivergedError(ValueError):
+    """The training loss stopped being a finite number: the run diverged. ``epoch`` is the
+    epoch it happened in (numbered from 0, as in RecBole's log)."""
+
+    def __init__(self, loss: float, epoch: int | None, learning_rate):
+        self.epoch = epoch
+        super().__init__(
+            f"the training loss became {loss} in epoch {epoch}: the run diverged (learning_rate "
+            f"{learning_rate}); a smaller learning_rate or a larger softmax_temperature may keep it finite"
+        )
 
 
 class SafeCheckpointTrainer:
@@ -60,6 +72,8 @@ class SafeCheckpointTrainer:
       validation score of the run so far, a resumed run's earlier ones included, which the
       checkpoints keep) may end training as early stopping does (``stopped_at_validation``);
       a resumed run the rule had stopped trains no further.
+    - A training loss that is not finite (RecBole checks for NaN only) raises
+      :class:`TrainingDivergedError`, which ``tune`` records as a failed trial.
     """
 
     def __init__(self, config, model):
@@ -144,6 +158,10 @@ class SafeCheckpointTrainer:
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         self.epochs_trained = epoch_idx + 1
         return loss
+
+    def _check_nan(self, loss):
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(loss.item(), self._current_epoch, self.config["learning_rate"])
 
     def _valid_epoch(self, valid_data, show_progress=False):
         valid_score, valid_result = super()._valid_epoch(valid_data, show_progress=show_progress)

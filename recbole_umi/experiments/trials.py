@@ -11,7 +11,8 @@ from recbole_umi.files import write_atomic
 from recbole_umi.metrics import metric_column
 from recbole_umi.provenance import describe_code
 
-__all__ = ["SEARCH_SEED_COMMENT", "best_trial", "write_best", "trials_table", "pruned_text"]
+__all__ = ["SEARCH_SEED_COMMENT", "NoScoredTrialError", "best_trial", "failed", "write_best", "trials_table",
+           "pruned_text"]
 
 # best.yaml names the training seed of the search's trials on a line of its own, so that
 # compare can refuse to use that seed in a table of the chosen settings (a winner's curse:
@@ -24,10 +25,26 @@ def pruned_text(trial: dict) -> str:
     return "" if trial.get("pruned_at") is None else f", pruned after validation {trial['pruned_at']}"
 
 
+class NoScoredTrialError(ValueError):
+    """Every trial of a search failed: there is nothing to choose from."""
+
+
+def failed(trial: dict) -> bool:
+    """Whether the trial failed (its training diverged): it has no score and is never chosen."""
+    return trial.get("failed") is not None
+
+
 def best_trial(trials: list[dict]) -> dict:
-    """The trial with the best validation score (ties: the earlier)."""
-    sign = 1 if trials[0]["valid_score_bigger"] else -1
-    return max(trials, key=lambda t: (sign * t["best_valid_score"], -t["trial"]))
+    """The trial with the best validation score (ties: the earlier); failed trials are not
+    chosen."""
+    scored = [t for t in trials if not failed(t)]
+    if not scored:
+        raise NoScoredTrialError(
+            f"all {len(trials)} trials failed (see each trial's 'failed'): nothing to choose from; narrow the "
+            "space away from the settings that diverge (the learning rate, the temperature)"
+        )
+    sign = 1 if scored[0]["valid_score_bigger"] else -1
+    return max(scored, key=lambda t: (sign * t["best_valid_score"], -t["trial"]))
 
 
 def write_best(path: Path, best: dict, n_trials: int, algo: str, model: str, dataset: str, training_seed: int) -> None:
@@ -44,9 +61,10 @@ def write_best(path: Path, best: dict, n_trials: int, algo: str, model: str, dat
 
 def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> str:
     """``trials.md``: every trial's settings, validation and test results, epochs (and where
-    the stop rule pruned it) and seconds, the best in bold, and the code they ran."""
+    the stop rule pruned it) and seconds, the best in bold, failed trials with their error,
+    and the code they ran."""
     names = list(trials[0]["params"])
-    metrics = list(trials[0]["best_valid_result"])
+    metrics = list(best["best_valid_result"])
     # the paper's names under its protocol (trials recorded before the protocol was: RecBole's)
     protocol = trials[-1].get("eval_protocol")
     shown = {m: metric_column(m, protocol) for m in metrics}
@@ -63,10 +81,15 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> s
         "| --- |" + " --- |" * (len(names) + len(metrics) + 3),
     ]
     for t in trials:
-        score = f"{t['best_valid_score']:.4f}"
-        score = f"**{score}**" if t["trial"] == best["trial"] else score
         values = " | ".join(f"{t['params'][n]:.4g}" if isinstance(t["params"][n], float) else str(t["params"][n])
                             for n in names)
+        if failed(t):
+            tests = " | ".join("-" for _ in metrics)
+            lines.append(f"| {t['trial']} | {values} | failed: {t['failed']} | {tests} | "
+                         f"{t['epochs'] or '-'} | {t['wall_s']:.0f} |")
+            continue
+        score = f"{t['best_valid_score']:.4f}"
+        score = f"**{score}**" if t["trial"] == best["trial"] else score
         tests = " | ".join(f"{t['test_result'][m]:.4f}" for m in metrics)
         # trials recorded before the epochs were: -
         epochs = f"{t['epochs']} ({'-' if t['best_epoch'] is None else t['best_epoch']})" if "epochs" in t else "-"

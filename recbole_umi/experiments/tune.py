@@ -32,6 +32,11 @@ scores by the same validation stops there (with at least ``--prune_min_trials`` 
 default 4). A pruned trial is a finished trial, chosen like any other if its score is the
 best; trials.md marks it. Every trial records its validation curve.
 
+A trial whose training diverges (its loss stops being finite:
+:class:`~recbole_umi.checkpoints.trainer.TrainingDivergedError`) is a failed trial: recorded
+(``failed``, with the epoch and error, no score), counted in the budget, never chosen, and
+the search goes on; any other error stops the search (a bug should not burn the budget).
+
 hyperopt is pinned to 0.2.5 (setup.cfg says why).
 """
 
@@ -51,6 +56,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from recbole.trainer.hyper_tuning import HyperTuning  # noqa: E402
 
+from recbole_umi.checkpoints.trainer import TrainingDivergedError  # noqa: E402
 from recbole_umi.experiments.runs import (  # noqa: E402
     SettingsMismatchError,
     checkpoint_root,
@@ -69,6 +75,7 @@ from recbole_umi.experiments.pruning import MedianStoppingRule  # noqa: E402
 from recbole_umi.experiments.trials import (  # noqa: E402
     SEARCH_SEED_COMMENT,
     best_trial,
+    failed,
     pruned_text,
     trials_table,
     write_best,
@@ -135,9 +142,7 @@ class Tuning(HyperTuning):
         super().__init__(self._objective, params_dict=space, algo=algo, max_evals=max_evals)
         # no early stop: every model gets the same number of trials (RecBole's HyperTuning
         # stops after 10 trials without gain, and sets max_evals to the grid for exhaustive)
-        from hyperopt.early_stop import no_progress_loss
-
-        self.early_stop_fn = no_progress_loss(self.max_evals + 1)
+        self.early_stop_fn = _never_stop
         self.record = json.loads(json.dumps({
             "model": model,
             "dataset": dataset,
@@ -246,13 +251,25 @@ class Tuning(HyperTuning):
         started = time.perf_counter()
         params = plain_data(params)  # hyperopt hands out numpy scalars
         self.log(f"[{number}/{self.max_evals}] {self.record['model']}: {params} ...")
-        outcome = super().trial(params)
-        result = self.params2result[self.params2str(params)]
         defaults_trial = self.start_from_defaults and number == 1
+        head = {"trial": number, "proposed_by": "defaults" if defaults_trial else self.record["algo"], "params": params}
+        try:
+            outcome = super().trial(params)
+        except TrainingDivergedError as error:  # a failed trial: recorded, counted, never chosen
+            from hyperopt import STATUS_FAIL
+
+            self._finish(number, {
+                **head, "failed": str(error), "best_valid_score": None, "valid_score_bigger": self.valid_bigger,
+                "best_valid_result": None, "test_result": None, "wall_s": round(time.perf_counter() - started, 1),
+                "code": code_version(), "training_seed": self.training_seed, "valid_metric": self.valid_label,
+                "eval_protocol": None, "resumed_from": None,
+                "epochs": None if error.epoch is None else error.epoch + 1, "best_epoch": None,
+                "valid_curve": None, "pruned_at": None,
+            })
+            return {"status": STATUS_FAIL, "failure": str(error)}
+        result = self.params2result[self.params2str(params)]
         record = {
-            "trial": number,
-            "proposed_by": "defaults" if defaults_trial else self.record["algo"],
-            "params": params,
+            **head,
             "best_valid_score": float(result["best_valid_score"]),
             "valid_score_bigger": bool(result["valid_score_bigger"]),
             "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
@@ -268,22 +285,28 @@ class Tuning(HyperTuning):
             "valid_curve": result.get("valid_scores"),
             "pruned_at": result.get("stopped_at_validation"),  # the validation after which the rule stopped it
         }
+        self._finish(number, record)
+        return outcome
+
+    def _finish(self, number: int, record: dict) -> None:
         write_atomic(self.trial_file(number), json.dumps(record, indent=2) + "\n")  # whole or absent
         shutil.rmtree(self.trial_checkpoints(number), ignore_errors=True)  # the record holds what counts
         self._report(record)
-        return outcome
 
     def _report(self, record: dict) -> None:
         trials = self.finished_trials()
-        best = best_trial(trials)
+        scored = [t for t in trials if not failed(t)]
         left = self.max_evals - len(trials)
         mean_s = sum(t["wall_s"] for t in trials) / len(trials)
-        self.log(
-            f"[{record['trial']}/{self.max_evals}] valid {self.valid_label} {record['best_valid_score']:.4f} in "
-            f"{record['wall_s']:.0f}s ({epochs_text(record)}{pruned_text(record)}); "
-            f"best so far {best['best_valid_score']:.4f} "
-            f"(trial {best['trial']}); about {left * mean_s / 60:.0f} min left"
-        )
+        outcome = (f"FAILED in {record['wall_s']:.0f}s: {record['failed']}" if failed(record) else
+                   f"valid {self.valid_label} {record['best_valid_score']:.4f} in "
+                   f"{record['wall_s']:.0f}s ({epochs_text(record)}{pruned_text(record)})")
+        if scored:
+            best = best_trial(scored)
+            so_far = f"best so far {best['best_valid_score']:.4f} (trial {best['trial']})"
+        else:
+            so_far = "no trial with a score yet"
+        self.log(f"[{record['trial']}/{self.max_evals}] {outcome}; {so_far}; about {left * mean_s / 60:.0f} min left")
 
     # -- the search --------------------------------------------------------------------
     def run(self) -> dict:
@@ -313,7 +336,8 @@ class Tuning(HyperTuning):
                 return
 
     def _run(self) -> dict:
-        from hyperopt import STATUS_OK, JOB_STATE_DONE, Trials, fmin
+        from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK, Trials, fmin
+        from hyperopt.exceptions import AllTrialsFailed
 
         self._set_aside_damaged_trials()
         self._check_or_write_record()
@@ -326,11 +350,15 @@ class Tuning(HyperTuning):
         finished = self.finished_trials()
         trials = Trials()
         for tid, record in zip(trials.new_trial_ids(len(finished)), finished):
-            loss = -record["best_valid_score"] if record["valid_score_bigger"] else record["best_valid_score"]
+            if failed(record):
+                outcome = {"status": STATUS_FAIL, "failure": record["failed"]}
+            else:
+                score = record["best_valid_score"]
+                outcome = {"loss": -score if record["valid_score_bigger"] else score, "status": STATUS_OK}
             vals = hyperopt_vals(self.space_spec, record["params"])
             misc = {"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"), "workdir": None,
                     "idxs": {name: [tid] for name in vals}, "vals": vals}
-            doc = trials.new_trial_docs([tid], [None], [{"loss": loss, "status": STATUS_OK}], [misc])[0]
+            doc = trials.new_trial_docs([tid], [None], [outcome], [misc])[0]
             doc["state"] = JOB_STATE_DONE
             trials.insert_trial_docs([doc])
         trials.refresh()
@@ -339,8 +367,11 @@ class Tuning(HyperTuning):
             if record.get("proposed_by") != "defaults":
                 rstate.randint(2**31 - 1)
         if len(finished) < self.max_evals:
-            fmin(self.trial, self.space, algo=self.algo, max_evals=self.max_evals, trials=trials,
-                 rstate=rstate, early_stop_fn=self.early_stop_fn, show_progressbar=False)
+            try:
+                fmin(self.trial, self.space, algo=self.algo, max_evals=self.max_evals, trials=trials,
+                     rstate=rstate, early_stop_fn=self.early_stop_fn, show_progressbar=False)
+            except AllTrialsFailed:  # hyperopt's argmin at the end; best_trial below says it for us
+                pass
         finished = self.finished_trials()
         # the budget decides: a folder that holds more trials (a search cut short to a
         # smaller max_evals later) is chosen from among its first max_evals only
@@ -350,6 +381,10 @@ class Tuning(HyperTuning):
         write_atomic(self.out / "trials.md", trials_table(finished, best, self.max_evals))
         return best
 
+
+def _never_stop(_trials, *args):
+    """hyperopt's early_stop_fn that never stops a search (its own read a failed trial's loss)."""
+    return False, args
 
 
 def tune(model, dataset, params_file, out, algo="bayes", max_evals=10, seed=2020,
