@@ -1,6 +1,7 @@
 """recbole_umi.files: atomic writes, damaged files named, and one process per run."""
 
 import json
+import math
 import multiprocessing
 import os
 
@@ -72,3 +73,18 @@ def test_run_lock_is_held_by_one_process_and_dies_with_it(tmp_path):
     other.start()
     other.join(60)
     assert queue.get(timeout=5) is True  # released when the block ended
+
+
+def test_record_json_keeps_plain_lists_on_one_line_and_reads_back_equal():
+    from recbole_umi.files import record_json
+
+    record = {"seed": 2021, "settings": {}, "curve": [], "per_user": {"user": ["9", "32"], "recall@50": [0.5, 0.25]},
+              "nested": [[1, 2], {"k": None}], "nan": float("nan")}
+    text = record_json(record)
+    assert text == (
+        '{\n  "seed": 2021,\n  "settings": {},\n  "curve": [],\n  "per_user": {\n    "user": ["9", "32"],\n'
+        '    "recall@50": [0.5, 0.25]\n  },\n  "nested": [\n    [1, 2],\n    {\n      "k": null\n    }\n  ],\n'
+        '  "nan": NaN\n}\n'
+    )
+    back = json.loads(text)
+    assert math.isnan(back.pop("nan")) and back == {k: v for k, v in record.items() if k != "nan"}

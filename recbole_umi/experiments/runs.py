@@ -17,7 +17,7 @@ from recbole_umi.checkpoint import CheckpointError, read_checkpoint, rebuild_set
 from recbole_umi.experiments.run_files import finished_runs, run_file
 from recbole_umi.experiments.trials import SEARCH_SEED_COMMENT
 from recbole_umi.experiments.variants import check_variants, resolve_variant
-from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic
+from recbole_umi.files import DamagedFileError, read_json, record_json, run_lock, set_aside, write_atomic
 from recbole_umi.provenance import check_same_code, code_version
 from recbole_umi.quick_start import run
 from recbole_umi.settings import SettingsError
@@ -322,7 +322,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
                                        for k, point in result["history_curve"].items()}
         if result.get("unseen"):  # also_exclude_history: the model with each user's history left out
             record["unseen"] = {**result["unseen"], "test_per_user": _rounded(result["unseen"]["test_per_user"])}
-        write_atomic(path, json.dumps(record, indent=2) + "\n")  # whole or absent
+        write_atomic(path, record_json(record))  # whole or absent
         done_here += 1
         elapsed = time.perf_counter() - began
         remaining = sum(not run_file(out, v, s).exists() for v, s in jobs)

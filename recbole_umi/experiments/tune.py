@@ -82,7 +82,7 @@ from recbole_umi.experiments.trials import (  # noqa: E402
 )
 from recbole_umi.experiments.variants import resolve_variant  # noqa: E402
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
-from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic  # noqa: E402
+from recbole_umi.files import DamagedFileError, read_json, record_json, run_lock, set_aside, write_atomic  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.plain import plain_data  # noqa: E402
 from recbole_umi.provenance import check_same_code, code_version  # noqa: E402
@@ -289,7 +289,7 @@ class Tuning(HyperTuning):
         return outcome
 
     def _finish(self, number: int, record: dict) -> None:
-        write_atomic(self.trial_file(number), json.dumps(record, indent=2) + "\n")  # whole or absent
+        write_atomic(self.trial_file(number), record_json(record))  # whole or absent
         shutil.rmtree(self.trial_checkpoints(number), ignore_errors=True)  # the record holds what counts
         self._report(record)
 
