@@ -281,6 +281,9 @@ def _check_windows(config) -> None:
     history item must be the user's next one: refused with what would break that (shortened
     histories, a cap that leaves the first targets out), before any data is loaded."""
     if "train_sampling" not in config or config["train_sampling"] != "windows":
+        if "window_stride" in config and config["window_stride"] is not None:
+            raise settings.SettingsError("window_stride", config["window_stride"],
+                                         "needs train_sampling: windows (other training rows have no windows)")
         return
     if config["eval_protocol"] != "user_split":
         raise settings.SettingsError("train_sampling", "windows", "needs eval_protocol: user_split (RecBole's "
@@ -291,6 +294,10 @@ def _check_windows(config) -> None:
             "train_sampling", "windows", f"needs a plugin model with a causal encoder (SASRecMatching, UMISA): "
             f"{config['model']} cannot train on every position of a row (it would see only the last)",
         )
+    stride = config["window_stride"] if "window_stride" in config else None
+    if stride is not None and stride > config["MAX_ITEM_LIST_LENGTH"]:
+        raise settings.SettingsError("window_stride", stride, f"must be at most T = MAX_ITEM_LIST_LENGTH "
+                                     f"({config['MAX_ITEM_LIST_LENGTH']}): a row has T positions")
     for key, off in (("history_dropout", (0, 0.0, None)), ("max_samples_per_user", (None,)),
                      ("routing_regularization", (0, 0.0, None))):
         if key in config and config[key] not in off:

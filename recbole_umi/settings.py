@@ -184,6 +184,8 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
     "history_share": Setting(float, low=0.0, high=1.0, low_open=True, high_open=True),
     "train_sampling": Setting(str, choices=TRAIN_SAMPLINGS, note="training rows: every target, one random target "
                                                                  "per user, or windows of T targets (causal encoders)"),
+    "window_stride": Setting(int, low=1, note="train_sampling: windows: a row every this many targets, which its last "
+                                              "this many positions predict; ~ is T (rows that do not overlap)"),
     # the cold-start protocol and its training (docs/protocol.md); ~ (None) where off
     "eval_history_items": Setting(int, low=0, note="a held-out user's first k interactions are the model's input; "
                                                     "~ is the paper's cut (history_share)"),

@@ -78,6 +78,56 @@ def test_the_window_loss_is_the_row_loss_where_the_rows_coincide(tmp_path, monke
     assert losses["windows"][0] == pytest.approx(losses["all_positions"][0], rel=1e-5)  # ... the same loss
 
 
+def long_sequences(tmp_path):
+    """60 users with 2-24 items each, many longer than T + 1 = 5."""
+    rng = np.random.default_rng(4)
+    sequences = {u: [int(i) for i in rng.choice(np.arange(1, 41), size=int(rng.integers(2, 25)), replace=False)]
+                 for u in range(1, 61)}
+    return write_atomic(tmp_path / "data", "long", sequences, {u: (30.0 + u % 20, "MF"[u % 2]) for u in sequences})
+
+
+def whole_split_loss(data, sampling, captured=None, **settings):
+    """The loss of the whole training split in one batch (no dropout, full softmax), the rows,
+    and (with ``captured``) the target of every loss term appended to it."""
+    config = Config("UMISA", "long", config_dict=tiny_config(
+        data, eval_protocol="user_split", train_sampling=sampling, MAX_ITEM_LIST_LENGTH=5, loss_type="full_softmax",
+        train_batch_size=10_000, hidden_dropout_prob=0.0, attn_dropout_prob=0.0, **settings))
+    _, train_data, _, _, model = pipeline.build(config)
+    batch = next(iter(train_data))
+    if captured is not None:  # the loss's arguments: interests, targets, the item vectors
+        model.loss_fct.register_forward_pre_hook(lambda _, args: captured.extend(args[1].tolist()))
+    torch.manual_seed(0)
+    return model.calculate_loss(batch).item(), len(batch)
+
+
+def test_a_window_stride_of_one_is_the_row_loss_and_any_stride_counts_each_target_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = long_sequences(tmp_path)
+    rows_targets, stride_one, stride_two, no_stride = [], [], [], []
+    rows = whole_split_loss(data, "all_positions", rows_targets)
+    # stride 1: one row per target, its last position the target with its last T items: the rows' loss
+    one = whole_split_loss(data, "windows", stride_one, window_stride=1)
+    assert one[1] == rows[1] and one[0] == pytest.approx(rows[0], rel=1e-5)
+    # any stride: every training target is one loss term, once; fewer rows as the stride grows
+    two = whole_split_loss(data, "windows", stride_two, window_stride=2)
+    whole = whole_split_loss(data, "windows", no_stride)
+    assert sorted(stride_one) == sorted(stride_two) == sorted(no_stride) == sorted(rows_targets)
+    assert rows[1] > two[1] > whole[1]
+    # overlapping rows give later positions longer histories: another loss, between nothing and the rows'
+    assert two[0] != pytest.approx(whole[0], rel=1e-5)
+
+
+def test_window_stride_is_checked_against_t_and_the_sampling(tiny_data):
+    with pytest.raises(SettingsError, match="'window_stride' = 6: must be at most T = MAX_ITEM_LIST_LENGTH \\(5\\)"):
+        Config("UMISA", "tiny", config_dict=tiny_config(tiny_data, eval_protocol="user_split", train_sampling="windows",
+                                                         MAX_ITEM_LIST_LENGTH=5, window_stride=6))
+    with pytest.raises(SettingsError, match="'window_stride' = 2: needs train_sampling: windows"):
+        Config("UMISA", "tiny", config_dict=tiny_config(tiny_data, eval_protocol="user_split", window_stride=2))
+    with pytest.raises(SettingsError, match="'window_stride' = 0: must be an integer in \\[1, inf\\)"):
+        Config("UMISA", "tiny", config_dict=tiny_config(tiny_data, eval_protocol="user_split", train_sampling="windows",
+                                                         window_stride=0))
+
+
 def test_windows_need_a_causal_encoder_and_whole_histories(tiny_data):
     for model, overrides, key in [("UMI", {}, "train_sampling"), ("SASRec", {"train_neg_sample_args": None},
                                                                   "train_sampling"),

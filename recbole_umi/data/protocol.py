@@ -127,7 +127,8 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         if cap is not None:
             first_targets = np.maximum(first_targets, ends[train_users] - cap)
         if self.config["train_sampling"] == "windows":  # a row's every position is a target
-            train_targets, samples_per_user = window_targets(first_targets, ends[train_users], self.max_item_list_len)
+            stride = self.config["window_stride"] or self.max_item_list_len
+            train_targets, samples_per_user = window_targets(first_targets, ends[train_users], stride)
         else:
             samples_per_user = ends[train_users] - first_targets
             train_targets = concat_ranges(first_targets, ends[train_users])

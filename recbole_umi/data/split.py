@@ -47,22 +47,26 @@ def split_users(tokens, ratios: list[float], seed: int) -> list[np.ndarray]:
     return [np.sort(part) for part in (order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :])]
 
 
-def window_targets(first_targets: np.ndarray, ends: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+def window_targets(first_targets: np.ndarray, ends: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """The training rows of ``train_sampling: windows``: for each user, whose target
-    positions are ``first_targets[u] .. ends[u] - 1``, the last target and every ``length``-th
-    one before it (``ends[u] - 1``, ``ends[u] - 1 - length``, ...). A row for target e holds
-    the up to ``length`` items before e as its history, and a causal encoder predicts from
-    each history position the item after it: the row ending at e covers the targets
-    ``max(e - length, start) + 1 .. e``, so the rows of a user cover each of its targets once
-    (its first item, never a target, starts the first row). Returns the target positions,
-    each user's in ascending order, and each user's row count.
+    positions are ``first_targets[u] .. ends[u] - 1``, the last target and every ``stride``-th
+    one before it (``ends[u] - 1``, ``ends[u] - 1 - stride``, ...). A row for target e holds
+    the up to T items before e as its history, and a causal encoder predicts from each
+    history position the item after it; the loss takes its last ``min(stride, history
+    length)`` positions, the targets ``max(e - stride, start) + 1 .. e``, so the rows of a
+    user cover each of its targets once (its first item, never a target, starts the first
+    row). With ``stride`` = T the rows do not overlap and every position counts; with
+    ``stride`` = 1 each row is one target with its last T items, as ``all_positions``.
+    Returns the target positions, each user's in ascending order, and each user's row count.
 
-    Example: a user at positions 10 .. 17 (targets 11 .. 17), ``length`` 3: rows end at
-    11, 14, 17, with histories [10], [11, 12, 13], [14, 15, 16].
+    Example: a user at positions 10 .. 17 (targets 11 .. 17), stride 3 and T = 3: rows end
+    at 11, 14, 17, with histories [10], [11, 12, 13], [14, 15, 16]. With T = 5 the histories
+    are [10], [10, 11, 12, 13] and [12, 13, 14, 15, 16], of which the last three positions
+    count (they predict 12 .. 14 and 15 .. 17): each target sees at least 3 items before it.
     """
-    counts = -(-(ends - first_targets) // length)  # ceil; 0 for a user without targets
+    counts = -(-(ends - first_targets) // stride)  # ceil; 0 for a user without targets
     user = np.repeat(np.arange(len(counts)), counts)
     back = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)  # 0 = the last row
-    targets = ends[user] - 1 - length * (counts[user] - 1 - back)
+    targets = ends[user] - 1 - stride * (counts[user] - 1 - back)
     return targets.astype(np.int64), counts.astype(np.int64)
 

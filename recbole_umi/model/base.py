@@ -105,9 +105,10 @@ class MatchingRecommender(SequentialRecommender):
                 "routing_regularization", self.routing_regularization,
                 f"must be 0: {config['model']} routes no items to interests",
             )
-        # train_sampling: windows (checked with the config): a row's every history position
-        # predicts the item after it
+        # train_sampling: windows (checked with the config): a row's last window_stride history
+        # positions (every one without a stride) predict the item after each
         self.train_windows = config["train_sampling"] == "windows"
+        self.window_stride = (config["window_stride"] or config["MAX_ITEM_LIST_LENGTH"]) if self.train_windows else None
 
     def __getattr__(self, name: str):
         try:
@@ -146,19 +147,21 @@ class MatchingRecommender(SequentialRecommender):
         return loss
 
     def window_loss(self, interaction) -> torch.Tensor:
-        """The loss of every position of each row's history (``train_sampling: windows``):
-        position j's interests (the prefix up to j, :meth:`UserTower.prefix_interests`)
-        against the item after it, the next history item or, at the last position, the row's
-        target; averaged over every such position of the batch, as over rows otherwise."""
+        """The loss of the last ``window_stride`` positions of each row's history (every
+        position without a stride; ``train_sampling: windows``): position j's interests (the
+        prefix up to j, :meth:`UserTower.prefix_interests`) against the item after it, the
+        next history item or, at the last position, the row's target; averaged over every such
+        position of the batch, as over rows otherwise."""
         history = interaction[self.ITEM_SEQ]  # B x T, left-aligned
         lengths = interaction[self.ITEM_SEQ_LEN]
         positions = torch.arange(history.size(1), device=history.device)
         targets = torch.cat([history[:, 1:], history.new_zeros(len(history), 1)], dim=1)
         last = positions.unsqueeze(0) == (lengths - 1).unsqueeze(1)  # B x T
         targets = torch.where(last, interaction[self.POS_ITEM_ID].unsqueeze(1), targets)
-        real = positions.unsqueeze(0) < lengths.unsqueeze(1)
-        interests = self.tower.prefix_interests(interaction)[real]  # N x K x d
-        return self.loss_fct(interests, targets[real], self.tower.item_embeddings)
+        counted = (positions.unsqueeze(0) < lengths.unsqueeze(1)) & (
+            positions.unsqueeze(0) >= (lengths - self.window_stride).unsqueeze(1))
+        interests = self.tower.prefix_interests(interaction)[counted]  # N x K x d
+        return self.loss_fct(interests, targets[counted], self.tower.item_embeddings)
 
     def predict(self, interaction) -> torch.Tensor:
         """``B`` scores ``max_k o_k . e_t`` of each row's item."""
