@@ -43,14 +43,14 @@ the run stopped and keeps writing the same two files.
 
 Entry points: :func:`load` (config, model in eval mode, the same data split),
 :func:`evaluate_checkpoint` (the CLI's ``--evaluate``), ``run(..., resume=PATH)`` (the CLI's
-``--resume``), and :func:`convert_trusted_recbole_checkpoint` for RecBole-format files one
-trusts. Every problem with a file is a :class:`CheckpointError` naming it.
+``--resume``), and :func:`convert_recbole_checkpoint` for RecBole-format files one trusts
+and has loaded oneself. Every problem with a file is a :class:`CheckpointError` naming it.
 
 This module is the public API; the code lives in :mod:`recbole_umi.checkpoints`, one
 concern a module: ``format`` (the file, its digest, weights-only reading, refusals),
 ``content`` (config, ids, random states, model state), ``trainer`` (saving and resuming),
 ``loading`` (:func:`load`, :func:`evaluate_checkpoint`, :func:`checkpoint_config`) and
-``recbole_format`` (the trusted conversion).
+``recbole_format`` (the conversion of a loaded RecBole checkpoint).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ from recbole_umi.checkpoints.format import (  # noqa: E402
     write_checkpoint,
 )
 from recbole_umi.checkpoints.loading import LoadedCheckpoint, checkpoint_config, evaluate_checkpoint, load  # noqa: E402
-from recbole_umi.checkpoints.recbole_format import convert_trusted_recbole_checkpoint  # noqa: E402
+from recbole_umi.checkpoints.recbole_format import convert_recbole_checkpoint  # noqa: E402
 from recbole_umi.checkpoints.trainer import SafeCheckpointTrainer, get_trainer, safe_trainer  # noqa: E402
 
 __all__ = [
@@ -99,5 +99,5 @@ __all__ = [
     "restore_rng_state",
     "load",
     "evaluate_checkpoint",
-    "convert_trusted_recbole_checkpoint",
+    "convert_recbole_checkpoint",
 ]

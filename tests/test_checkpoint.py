@@ -317,11 +317,15 @@ def test_recbole_format_is_refused_with_the_way_to_convert_it(trained, tmp_path,
     config, _, valid_data, model = build(trained.data, "UMI", epochs=EPOCHS, **SETTINGS)
     old = tmp_path / "recbole.pth"
     RecBoleTrainer(config, model)._save_checkpoint(0, verbose=False, saved_model_file=str(old))
-    with pytest.raises(CheckpointError, match="RecBole's own format.*convert_trusted_recbole_checkpoint"):
+    with pytest.raises(CheckpointError, match=r"RecBole's own format.*convert_recbole_checkpoint\(torch.load\("):
         recbole_umi.load(old)
+    with pytest.raises(CheckpointError, match="not a loaded RecBole checkpoint: config, epoch, .* missing"):
+        checkpoint.convert_recbole_checkpoint({"state_dict": {}}, tmp_path / "bad.pth")
 
-    converted = checkpoint.convert_trusted_recbole_checkpoint(old, tmp_path / "converted.pth")
+    trusted = torch.load(old, map_location="cpu", weights_only=False)  # the user's own decision, in their code
+    converted = checkpoint.convert_recbole_checkpoint(trusted, tmp_path / "converted.pth", source=old)
     assert torch.load(converted, weights_only=True)["ids"] is None
+    assert torch.load(converted, weights_only=True)["converted_from"] == str(old)
     with caplog.at_level(logging.WARNING):
         loaded = recbole_umi.load(converted)
     assert "records no id mappings" in caplog.text

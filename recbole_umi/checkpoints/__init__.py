@@ -9,7 +9,7 @@ API and says what a checkpoint holds):
 - :mod:`~recbole_umi.checkpoints.loading`: ``load``, ``evaluate_checkpoint``,
   ``checkpoint_config``;
 - :mod:`~recbole_umi.checkpoints.recbole_format`: the conversion of RecBole's pickled
-  format, on a file the user trusts.
+  format, already loaded by the user (recbole-umi itself reads every file weights-only).
 
 Importing this package imports nothing: ``format`` and ``content`` stay free of RecBole.
 """

@@ -158,9 +158,9 @@ def _refusal(path: Path, error: pickle.UnpicklingError) -> str:
             "refused: a checkpoint in RecBole's own format, which pickles RecBole's Config object "
             "(so did recbole-umi before its own format); "
             "reading it would run code stored in the file, so it is read weights-only and fails. "
-            "If the file comes from a source you trust, convert it once with "
-            f"recbole_umi.checkpoint.convert_trusted_recbole_checkpoint({str(path)!r}, 'converted.pth') "
-            "(which loads that one file with weights_only=False) and use the converted file"
+            "If the file comes from a source you trust, load it yourself and convert it once: "
+            f"recbole_umi.checkpoint.convert_recbole_checkpoint(torch.load({str(path)!r}, weights_only=False), "
+            "'converted.pth'), then use the converted file"
         )
     foreign = sorted(name for name in names if not name.startswith(("torch.", "collections.")))
     if foreign:

@@ -1,9 +1,11 @@
 """Checkpoints in RecBole's own format, converted once into this package's format.
 
 RecBole's trainer pickles its whole ``Config`` into every checkpoint (so did recbole-umi
-before it had a format of its own). Reading such a file runs whatever the pickle says, so
-:func:`convert_trusted_recbole_checkpoint` is the one place recbole-umi reads a file with
-``torch.load(weights_only=False)``, and only on a file the user names and trusts.
+before it had a format of its own), with pickle protocol 4, which weights-only loading cannot
+read at all. Reading such a file runs whatever the pickle says, and recbole-umi never does:
+the user loads a file they trust themselves (``torch.load(path, weights_only=False)``, their
+decision, in their code) and :func:`convert_recbole_checkpoint` writes what it holds as a safe
+checkpoint.
 """
 
 from __future__ import annotations
@@ -20,16 +22,19 @@ from recbole_umi import __version__  # noqa: E402
 from recbole_umi.checkpoints.content import encode_other_parameter, plain_config  # noqa: E402
 from recbole_umi.checkpoints.format import CheckpointError, write_checkpoint  # noqa: E402
 
-__all__ = ["convert_trusted_recbole_checkpoint"]
+__all__ = ["convert_recbole_checkpoint"]
+
+_ENTRIES = ("config", "epoch", "cur_step", "best_valid_score", "state_dict", "optimizer")
 
 
-def convert_trusted_recbole_checkpoint(src, dst) -> Path:
-    """Rewrite a checkpoint in RecBole's own format (a pickled Config) as a safe one.
+def convert_recbole_checkpoint(old: dict, dst, source=None) -> Path:
+    """Write a checkpoint in RecBole's own format, already loaded, as a safe one.
 
-    TRUSTS ``src``: it is read with ``torch.load(weights_only=False)``, which runs any code the
-    file was made to run. Use it only on a file you wrote yourself or got from a source you
-    trust; it is the one place recbole-umi reads a file that way, and only the file named
-    here. ``dst`` then holds plain data only and loads anywhere without trust.
+    ``old`` is what ``torch.load(path, weights_only=False)`` returned for a RecBole checkpoint
+    you trust: that call runs any code the file was made to run, so only you make it, on a file
+    you wrote yourself or got from a source you trust (recbole-umi reads every file
+    weights-only). ``dst`` then holds plain data only and loads anywhere without trust;
+    ``source`` (the old file's name) is recorded in it as ``converted_from``.
 
     RecBole's checkpoints record neither the dataset's ids (so :func:`recbole_umi.load` cannot
     check the data, and says so) nor random states or the best validation result (so resuming
@@ -40,10 +45,11 @@ def convert_trusted_recbole_checkpoint(src, dst) -> Path:
     networks) convert, but loading them fails with a :class:`CheckpointError` naming the
     weights that do not fit: no such file is kept anywhere, so their renaming was dropped.
     """
-    src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise CheckpointError(src, "no such file")
-    old = torch.load(src, map_location="cpu", weights_only=False)  # trusted: see the docstring
+    dst = Path(dst)
+    missing = [key for key in _ENTRIES if not isinstance(old, dict) or key not in old]
+    if missing:
+        raise CheckpointError(source or dst, f"is not a loaded RecBole checkpoint: {', '.join(missing)} missing (pass "
+                                             "what torch.load(path, weights_only=False) returned for the file)")
     config = old["config"]
     write_checkpoint(dst, {
         "kind": "best",
@@ -62,6 +68,6 @@ def convert_trusted_recbole_checkpoint(src, dst) -> Path:
         "optimizer": old["optimizer"],
         "rng": None,
         "best_file": dst.name,
-        "converted_from": str(src),
+        "converted_from": None if source is None else str(source),
     })
     return dst
