@@ -16,6 +16,12 @@ second busy process slows torch's thread pool by an order of magnitude.
 ``train_sampling: windows``, where each history position of a row is one (compare
 ``--model=SASRecMatching --train_sampling=windows --train_batch_size=102`` with the rows'
 ``--train_batch_size=1024``: about the same targets a batch).
+
+On a GPU (RecBole's ``use_gpu``, the default where CUDA is there) the timers wait for the
+device (``torch.cuda.synchronize``), the training rows of the model-only loop are moved to
+it before the clock starts, ``--enable_amp=True`` (``--enable_scaler=True``) runs the
+model-only loop under the same autocast (gradient scaler) as RecBole's trainer, and the
+figures add the device and its peak allocated memory (bench/gpu_run.sh runs it so).
 """
 
 from __future__ import annotations
@@ -58,18 +64,32 @@ def in_memory_batches(rows: dict[str, torch.Tensor], batch_size: int, generator:
     order = torch.randperm(len(next(iter(rows.values()))), generator=generator)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        yield Interaction({field: values[index] for field, values in rows.items()})
+        yield Interaction({field: values[index.to(values.device)] for field, values in rows.items()})
 
 
-def model_only_epoch(model, optimizer, batches) -> tuple[int, float]:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a GPU's timer would stop before its kernels end)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_only_epoch(model, optimizer, batches, device: torch.device, amp: bool = False,
+                     scaler: bool = False) -> tuple[int, float]:
+    """One pass over ``batches`` as RecBole's trainer steps: autocast when ``amp``, a gradient
+    scaler when ``scaler`` (its ``enable_amp`` and ``enable_scaler``)."""
     model.train()
+    grad_scaler = torch.amp.GradScaler(device.type, enabled=scaler)
+    synchronize(device)
     samples, began = 0, time.perf_counter()
     for batch in batches:
         optimizer.zero_grad()
-        loss = model.calculate_loss(batch)
-        loss.backward()
-        optimizer.step()
+        with torch.autocast(device_type=device.type, enabled=amp):
+            loss = model.calculate_loss(batch)
+        grad_scaler.scale(loss).backward()
+        grad_scaler.step(optimizer)
+        grad_scaler.update()
         samples += len(batch)
+    synchronize(device)
     return samples, time.perf_counter() - began
 
 
@@ -93,18 +113,24 @@ def main(argv=None):
     model = get_model(config["model"])(config, train_data.dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     generator = torch.Generator().manual_seed(config["seed"])
+    device = torch.device(config["device"])
     rows = joined_training_rows(train_data)  # outside the timed loops
+    on_device = {field: values.to(device) for field, values in rows.items()}
     runs = []
     for repeat in range(args.repeats):
+        synchronize(device)
         began = time.perf_counter()
         trainer._train_epoch(train_data, repeat, show_progress=False)
+        synchronize(device)
         end_to_end = time.perf_counter() - began
         samples, model_only = model_only_epoch(
-            model, trainer.optimizer, in_memory_batches(rows, config["train_batch_size"], generator)
+            model, trainer.optimizer, in_memory_batches(on_device, config["train_batch_size"], generator), device,
+            amp=bool(config["enable_amp"]), scaler=bool(config["enable_scaler"]),
         )
         began = time.perf_counter()
         trainer.evaluate(valid_data, load_best_model=False)
         trainer.evaluate(test_data, load_best_model=False)
+        synchronize(device)
         evaluation = time.perf_counter() - began
         runs.append({"epoch_s": end_to_end, "model_only_s": model_only, "eval_s": evaluation, "samples": samples})
         print(f"repeat {repeat}: epoch {end_to_end:.1f}s, model-only {model_only:.1f}s, eval {evaluation:.2f}s", flush=True)
@@ -131,6 +157,9 @@ def main(argv=None):
         "pipeline_overhead": round(median["epoch_s"] / median["model_only_s"], 2),
         "eval_s": round(median["eval_s"], 2),
         "peak_rss_mib": round(peak_rss_mib()),
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "amp": bool(config["enable_amp"]),
+        "peak_gpu_mib": round(torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None,
         "repeats": args.repeats,
     }
     print(json.dumps(figures, indent=2))
