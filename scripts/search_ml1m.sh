@@ -7,8 +7,10 @@
 # tuning/ml-1m-search/*.hyper: learning rate, temperature, d (32/64/128), the tower's width, K
 # and HN where they apply, T (10/20/50) for the order-aware models, and the objective (full
 # softmax, or 5, 50 or 500 sampled negatives, uniform or by popularity with log-Q). RecBole's
-# SASRec and SINE train with their own CE loss over every item. Batch 1024, training seed 2020
-# (the search's; a table of the chosen settings uses other seeds).
+# SASRec and SINE train with their own CE loss over every item. Fixed settings of every trial:
+# tuning/ml-1m-search/search.yaml (batch 1024), then the model's own
+# tuning/ml-1m-search/<model>.yaml where there is one; training seed 2020 (the search's; a
+# table of the chosen settings uses other seeds).
 #
 #   bash scripts/search_ml1m.sh [DATA_PATH] [MODEL ...]   # DATA_PATH holds ml-1m/ (default ../shared/data)
 #
@@ -28,15 +30,17 @@ if [[ ${#models[@]} -eq 0 ]]; then  # cheapest first
     models=(YoutubeDNN ProfileDSSM MIND ComiRecDR UMI ComiRecSA SASRecMatching UMISA SASRec SINE)
 fi
 common=(--dataset=ml-1m "--data_path=$data_path" --algo=random --max_evals=16 --prune_after=3
-        --prune_min_trials=4 --train_batch_size=1024 --show_progress=False --state=WARNING)
+        --prune_min_trials=4 --show_progress=False --state=WARNING)
 
 search() {
     local seed=100  # model i's search seed is 100 + i: independent draws per model
     for model in "${models[@]}"; do
         seed=$((seed + 1))
+        local files=tuning/ml-1m-search/search.yaml
+        if [[ -f tuning/ml-1m-search/$model.yaml ]]; then files+=",tuning/ml-1m-search/$model.yaml"; fi
         # a search another stream runs is refused at once (SearchBusyError): go on to the next
         python -m recbole_umi.tune "--model=$model" "--params_file=tuning/ml-1m-search/$model.hyper" \
-            "--out=results/search/ml-1m/$model" "--search_seed=$seed" "${common[@]}" ||
+            "--config_files=$files" "--out=results/search/ml-1m/$model" "--search_seed=$seed" "${common[@]}" ||
             echo "search of $model not finished here (busy in the other stream, or failed: see above)" >&2
     done
 }

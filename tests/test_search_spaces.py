@@ -23,11 +23,14 @@ def test_the_search_covers_the_final_tables_models():
 
 @pytest.mark.parametrize("space", SPACES, ids=lambda p: p.stem)
 def test_every_search_space_is_accepted_value_by_value_and_jointly(space, tmp_path):
+    # the fixed settings as scripts/search_ml1m.sh gives them: search.yaml, then the model's own
+    files = [str(space.with_name("search.yaml"))] + [str(p) for p in [space.with_suffix(".yaml")] if p.exists()]
     search = Tuning(space.stem, "ml-1m", space, tmp_path / "search", algo="random", max_evals=16, seed=101,
-                    config_dict={"train_batch_size": 1024}, log=lambda *_: None)  # refuses a bad name, value, default
+                    config_file_list=files, log=lambda *_: None)  # refuses a bad name, value, default
+    assert search.record["settings"]["train_batch_size"] == 1024 or space.with_suffix(".yaml").exists()
     rng = np.random.RandomState(0)
     for _ in range(DRAWS):
         params = stochastic.sample(search.space, rng=rng)
-        config = Config(search.model_name, "ml-1m", [], {**search.fixed_settings, **params, "state": "ERROR"})
+        config = Config(search.model_name, "ml-1m", files, {**search.fixed_settings, **params, "state": "ERROR"})
         for name, value in params.items():
             assert config[name] == value
