@@ -276,6 +276,7 @@ MODEL_SETTINGS: dict[str, Setting] = {
                                                                       "the interests from the encoder's states"),
     "recent_interest": Setting(bool, note="UMISA: the encoder's state at the last position is one of the K interests"),
     "retrieval": Setting(str, choices=RETRIEVAL_MODES),
+    "compile_step": Setting(bool, note="the training loss through torch.compile (inductor; needs a C++ compiler)"),
     "retrieval_nlist": Setting(int, low=0, note="0 chooses about 4 sqrt(#items) cells"),
     "retrieval_nprobe": Setting(int, low=1),
     "retrieval_hnsw_m": Setting(int, low=2),

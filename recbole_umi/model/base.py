@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from logging import getLogger
+
 import torch
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
@@ -28,7 +30,7 @@ def training_counts(dataset, n_items: int) -> torch.Tensor:
 # Settings every plugin model's run reads besides its tower's and the objective's: the
 # evaluation's retrieval (recbole_umi.evaluation) and the profile noise (recbole_umi.data).
 RUN_KEYS = ("retrieval", "retrieval_nlist", "retrieval_nprobe", "retrieval_hnsw_m", "retrieval_ef_construction",
-            "retrieval_ef_search", "profile_noise", "profile_noise_seed")
+            "retrieval_ef_search", "profile_noise", "profile_noise_seed", "compile_step")
 
 
 class ModelConfigError(SettingsError):
@@ -109,6 +111,8 @@ class MatchingRecommender(SequentialRecommender):
         # positions (every one without a stride) predict the item after each
         self.train_windows = config["train_sampling"] == "windows"
         self.window_stride = (config["window_stride"] or config["MAX_ITEM_LIST_LENGTH"]) if self.train_windows else None
+        # compile_step: the training loss compiled at its first call (None: not yet, False: eager)
+        self._compiled_loss = None if config["compile_step"] else False
 
     def __getattr__(self, name: str):
         try:
@@ -137,6 +141,23 @@ class MatchingRecommender(SequentialRecommender):
         return self.tower.item_embeddings(items)
 
     def calculate_loss(self, interaction) -> torch.Tensor:
+        """The training loss of a batch: :meth:`loss`, compiled with ``compile_step``."""
+        if self._compiled_loss is None:
+            self._compiled_loss = compiled(self.loss)
+        if self._compiled_loss is False or not self.training:
+            return self.loss(interaction)
+        try:
+            return self._compiled_loss(interaction)
+        except Exception as error:  # noqa: BLE001 - the eager loss below raises again if the loss itself is wrong
+            if not _is_compile_failure(error):
+                raise
+            getLogger(__name__).warning(f"compile_step: compiling the loss failed ({type(error).__name__}: "
+                                        f"{str(error).strip().splitlines()[0][:200]}); training without it")
+            self._compiled_loss = False
+            return self.loss(interaction)
+
+    def loss(self, interaction) -> torch.Tensor:
+        """The training loss of a batch (rows, or windows with ``train_sampling: windows``)."""
         if self.train_windows:
             return self.window_loss(interaction)
         interests, routing = self.tower.interests_and_routing(interaction)
@@ -175,3 +196,24 @@ class MatchingRecommender(SequentialRecommender):
 
 # The name this base had when every plugin model was multi-interest; kept for users' imports.
 MultiInterestRecommender = MatchingRecommender
+
+
+def compiled(function):
+    """``function`` through ``torch.compile`` (inductor) for ``compile_step``. Inductor draws
+    its random numbers as eager torch does (``fallback_random``, a process-wide inductor
+    setting), so a compiled step samples the same negatives and dropout masks as an eager one
+    and a resumed run repeats an uninterrupted one."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fallback_random = True
+    return torch.compile(function, dynamic=None)
+
+
+def _is_compile_failure(error: BaseException) -> bool:
+    """Whether ``error`` came from compiling (no C++ compiler, a backend failure), not from
+    the loss itself."""
+    from torch._dynamo.exc import BackendCompilerFailed, InternalTorchDynamoError
+    from torch._inductor.exc import CppCompileError, InductorError, InvalidCxxCompiler
+
+    return isinstance(error, (BackendCompilerFailed, InternalTorchDynamoError, CppCompileError, InductorError,
+                              InvalidCxxCompiler))

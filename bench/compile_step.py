@@ -1,0 +1,113 @@
+"""``compile_step`` against the eager step, side by side in one process: for each model, the
+model-only training step (forward, loss, backward, Adam) on the same batches, eager and
+compiled, medians over the timed steps; the compile time (the first compiled steps); and
+the first step's loss and gradients of the two, which must agree to float tolerance.
+Run it with the machine otherwise idle.
+
+    python bench/compile_step.py --models=UMI,MIND --dataset=ml-1m --data_path=../shared/data \
+        --train_batch_size=1024 [--steps=30] [--json=FILE] [--key=value ...]
+
+Writes one JSON object per model (and all of them to ``--json``): ``eager_ms``,
+``compiled_ms``, ``speedup``, ``compile_s`` (the first two compiled steps, compiling
+included), ``steps_to_pay_off`` (compile_s over the time a step saves) and the largest
+relative difference of the loss and of any gradient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from recbole_umi import compat  # noqa: E402
+
+compat.apply()  # before anything imports RecBole
+from recbole.utils import init_seed  # noqa: E402
+
+from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
+from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
+from recbole_umi.registry import get_model  # noqa: E402
+
+
+def step(model, optimizer, batch, seed: int):
+    """One training step from random state ``seed``; its loss, gradients and seconds."""
+    torch.manual_seed(seed)
+    began = time.perf_counter()
+    optimizer.zero_grad()
+    loss = model.calculate_loss(batch)
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    optimizer.step()
+    return loss.item(), grads, time.perf_counter() - began
+
+
+def largest_difference(a: dict, b: dict) -> float:
+    return max(float((a[n] - b[n]).abs().max() / b[n].abs().max().clamp(min=1e-12)) for n in b)
+
+
+def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
+    figures = {"model": model_name}
+    runs = {}
+    for compile_step in (False, True):
+        config = Config(model_name, dataset, config_dict={**settings, "compile_step": compile_step})
+        init_seed(config["seed"], config["reproducibility"])
+        data = create_dataset(config)
+        train_data, _, _ = data_preparation(config, data)
+        batches = []
+        for batch in train_data:  # full batches only: the last, shorter one would compile again
+            if len(batch) == config["train_batch_size"]:
+                batches.append(batch)
+            if len(batches) == steps + 2:
+                break
+        init_seed(config["seed"], config["reproducibility"])
+        model = get_model(model_name)(config, train_data.dataset)
+        model.train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
+        first = [step(model, optimizer, batches[i], seed=i) for i in range(2)]  # compiles, when compiled
+        timed = [step(model, optimizer, batch, seed=i)[2] for i, batch in enumerate(batches[2:], 2)]
+        runs[compile_step] = {"first": first, "first_two_s": first[0][2] + first[1][2],
+                              "ms": 1000 * statistics.median(timed)}
+    eager, fast = runs[False], runs[True]
+    saved_s = (eager["ms"] - fast["ms"]) / 1000
+    figures.update({
+        "train_batch_size": config["train_batch_size"],
+        "torch_threads": torch.get_num_threads(),
+        "timed_steps": steps,
+        "eager_ms": round(eager["ms"], 2),
+        "compiled_ms": round(fast["ms"], 2),
+        "speedup": round(eager["ms"] / fast["ms"], 2),
+        "compile_s": round(fast["first_two_s"] - 2 * fast["ms"] / 1000, 1),
+        "steps_to_pay_off": round((fast["first_two_s"] - eager["first_two_s"]) / saved_s) if saved_s > 0 else None,
+        "loss_relative_difference": abs(fast["first"][0][0] - eager["first"][0][0]) / abs(eager["first"][0][0]),
+        "largest_gradient_relative_difference": largest_difference(fast["first"][0][1], eager["first"][0][1]),
+    })
+    return figures
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="UMI,MIND")
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--json", default=None)
+    args, rest = parser.parse_known_args(argv)
+    settings = {"state": "ERROR", "show_progress": False, **parse_cmd_args(rest)}
+    results = []
+    for model_name in comma_list(args.models):
+        figures = measure(model_name, args.dataset, settings, args.steps)
+        print(json.dumps(figures), flush=True)
+        results.append(figures)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""``compile_step``: the training loss through torch.compile gives the eager loss and
+gradients to float tolerance, draws the same random numbers (negatives, dropout), and falls
+back to eager, with a warning, where compiling fails. One model of each kind here (a compile
+takes 10-40 s); bench/compile_step.py checks every plugin model and times them."""
+
+import logging
+
+import pytest
+import torch
+
+from recbole_umi import pipeline
+from recbole_umi.config import Config
+from tests.conftest import tiny_config
+
+
+def loss_and_gradients(data, model_name, compile_step, **settings):
+    config = Config(model_name, "tiny", config_dict=tiny_config(data, eval_protocol="user_split", compile_step=compile_step,
+                                                                **settings))
+    _, train_data, _, _, model = pipeline.build(config)  # the same seed: the same initial weights
+    model.train()
+    batch = next(iter(train_data))
+    results = []
+    for step in range(2):  # the first call compiles, the second runs the compiled loss
+        torch.manual_seed(10 + step)  # the negatives and dropout masks drawn from here
+        model.zero_grad()
+        loss = model.calculate_loss(batch)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    return results
+
+
+@pytest.mark.parametrize("model_name, settings", [
+    ("UMI", {}),  # routing, the refinement, HN, sampled negatives
+    ("SASRecMatching", {"train_sampling": "windows", "hidden_dropout_prob": 0.3}),  # an encoder with dropout, windows
+])
+def test_the_compiled_loss_equals_the_eager_one(tiny_data, model_name, settings):
+    eager = loss_and_gradients(tiny_data, model_name, False, **settings)
+    fast = loss_and_gradients(tiny_data, model_name, True, **settings)
+    for (eager_loss, eager_grads), (loss, grads) in zip(eager, fast):
+        torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=1e-6)
+        assert grads.keys() == eager_grads.keys()
+        for name in grads:
+            torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_failing_compile_falls_back_to_eager_with_a_warning(tiny_data, monkeypatch, caplog):
+    from torch._inductor.exc import InvalidCxxCompiler
+
+    from recbole_umi.model import base
+
+    def no_compiler(function):
+        def fails(*args, **kwargs):
+            raise InvalidCxxCompiler()
+        return fails
+
+    monkeypatch.setattr(base, "compiled", no_compiler)
+    eager = loss_and_gradients(tiny_data, "UMI", False)
+    with caplog.at_level(logging.WARNING):
+        fallen_back = loss_and_gradients(tiny_data, "UMI", True)
+    assert "compile_step: compiling the loss failed (InvalidCxxCompiler" in caplog.text
+    for (eager_loss, _), (loss, _) in zip(eager, fallen_back):
+        assert loss.item() == eager_loss.item()
