@@ -9,7 +9,8 @@ Run it with the machine otherwise idle.
 
 Writes one JSON object per model (and all of them to ``--json``): ``eager_ms``,
 ``compiled_ms``, ``speedup``, ``compile_s`` (the first two compiled steps, compiling
-included), ``steps_to_pay_off`` (compile_s over the time a step saves) and the largest
+included), ``recompile_s`` (the first batch of another size, an epoch's last, compiles once
+more), ``steps_to_pay_off`` (both compilations over the time a step saves) and the largest
 relative difference of the loss and of any gradient.
 """
 
@@ -63,17 +64,19 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
         batches = []
         for batch in train_data:  # full batches only: the last, shorter one would compile again
             if len(batch) == config["train_batch_size"]:
-                batches.append(batch)
+                batches.append(batch.to(config["device"]))
             if len(batches) == steps + 2:
                 break
         init_seed(config["seed"], config["reproducibility"])
-        model = get_model(model_name)(config, train_data.dataset)
+        model = get_model(model_name)(config, train_data.dataset).to(config["device"])
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
         first = [step(model, optimizer, batches[i], seed=i) for i in range(2)]  # compiles, when compiled
         timed = [step(model, optimizer, batch, seed=i)[2] for i, batch in enumerate(batches[2:], 2)]
+        # a batch of another size (an epoch's last): compiled, it compiles once more
+        partial = batches[0][torch.arange(len(batches[0]) // 2, device=batches[0][model.ITEM_SEQ].device)]
         runs[compile_step] = {"first": first, "first_two_s": first[0][2] + first[1][2],
-                              "ms": 1000 * statistics.median(timed)}
+                              "ms": 1000 * statistics.median(timed), "partial_s": step(model, optimizer, partial, 0)[2]}
     eager, fast = runs[False], runs[True]
     saved_s = (eager["ms"] - fast["ms"]) / 1000
     figures.update({
@@ -84,7 +87,9 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
         "compiled_ms": round(fast["ms"], 2),
         "speedup": round(eager["ms"] / fast["ms"], 2),
         "compile_s": round(fast["first_two_s"] - 2 * fast["ms"] / 1000, 1),
-        "steps_to_pay_off": round((fast["first_two_s"] - eager["first_two_s"]) / saved_s) if saved_s > 0 else None,
+        "recompile_s": round(fast["partial_s"] - eager["partial_s"], 1),  # the first batch of another size
+        "steps_to_pay_off": round((fast["first_two_s"] + fast["partial_s"] - eager["first_two_s"] - eager["partial_s"])
+                                  / saved_s) if saved_s > 0 else None,
         "loss_relative_difference": abs(fast["first"][0][0] - eager["first"][0][0]) / abs(eager["first"][0][0]),
         "largest_gradient_relative_difference": largest_difference(fast["first"][0][1], eager["first"][0][1]),
     })

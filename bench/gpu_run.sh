@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The speed issue's GPU run (docs/benchmarks.md, "On a GPU"), one command on a machine with one
-# CUDA GPU, about 9 minutes in all (BUDGET_S, default 510 s, bounds every step):
+# CUDA GPU, about 9 minutes in all (BUDGET_S, default 510 s, bounds every step; part 1 leaves
+# part 2 at least 240 s):
 #   1. speed, one run at a time on an otherwise idle machine: bench/bench_train.py on ml-1m at
 #      batch 1024 (end-to-end epoch, model-only epoch, evaluation; 2 repeats, medians) for UMI,
 #      MIND and SASRecMatching, each in float32 and with mixed precision (RecBole's enable_amp
@@ -39,8 +40,8 @@ fi
 nvidia-smi || echo "no nvidia-smi: not a GPU machine"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
-step() {  # step LIMIT_S COMMAND...: run it within LIMIT_S and the time left
-    local limit=$1 left=$((deadline - SECONDS))
+step() {  # step LIMIT_S COMMAND...: run it within LIMIT_S and the time left (less RESERVE_S)
+    local limit=$1 left=$((deadline - SECONDS - ${RESERVE_S:-0}))
     shift
     ((left < limit)) && limit=$left
     if ((limit < 10)); then echo "SKIPPED (no time left): $*"; return; fi
@@ -50,7 +51,7 @@ step() {  # step LIMIT_S COMMAND...: run it within LIMIT_S and the time left
 echo "== 1. speed, one at a time"
 for model in UMI MIND SASRecMatching; do
     for amp in "${amps[@]}"; do
-        step 75 python3 bench/bench_train.py "--model=$model" "${data[@]}" --train_batch_size=1024 \
+        RESERVE_S=240 step 75 python3 bench/bench_train.py "--model=$model" "${data[@]}" --train_batch_size=1024 \
             "--repeats=$repeats" "--enable_amp=$amp" "--enable_scaler=$amp" "--json=$work/bench_${model}_amp_$amp.json"
     done
 done

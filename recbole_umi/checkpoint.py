@@ -4,7 +4,7 @@ RecBole 1.2.1 pickles its whole ``Config`` object into every checkpoint, and rea
 file back needs ``torch.load(weights_only=False)``, which runs whatever a pickled
 ``__reduce__`` in the file says. The checkpoints written here hold tensors and plain Python
 values only (dict, list, tuple, str, int, float, bool, None), which torch's weights-only
-unpickler reads without running anything; every read but the trusted conversion is weights-only.
+unpickler reads without running anything; every read is weights-only.
 
 A checkpoint is a ``torch.save``'d dict:
 

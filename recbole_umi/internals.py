@@ -256,6 +256,8 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("hyperopt.base.Trials.insert_trial_docs", (_TUNE,), "call", "finished trials read back",
              params=("self", "docs")),
     Internal("hyperopt.base.Trials.refresh", (_TUNE,), "call", "finished trials read back", params=("self",)),
-    Internal("hyperopt.early_stop.no_progress_loss", (_TUNE,), "call", "no early stop: max_evals + 1",
-             params=("iteration_stop_count", "percent_increase")),
+    Internal("hyperopt.exceptions.AllTrialsFailed", (_TUNE,), "read",
+             "fmin raises it at its end when every trial failed; tune's best_trial says so instead"),
+    Internal("torch._inductor.config.fallback_random", ("recbole_umi.model.base",), "write",
+             "compile_step: inductor draws random numbers as eager torch does (same negatives and dropout)"),
 )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recbole_umi.experiments.trials import best_trial, failed  # noqa: E402
+from recbole_umi.experiments.trials import NoScoredTrialError, best_trial, failed  # noqa: E402
 
 
 def summary(folder: Path, budget: int) -> str:
@@ -32,15 +32,20 @@ def summary(folder: Path, budget: int) -> str:
         if not trials:
             continue
         counted = [t for t in trials if t["trial"] <= budget]
-        best = best_trial(counted)
+        hours = sum(t["wall_s"] for t in trials) / 3600
+        unfinished = " (unfinished)" if len(trials) < budget else ""
+        run = f"{len(trials)} of {budget}" if len(trials) < budget else f"{budget}" + (f" (+{len(trials) - budget})" if len(trials) > budget else "")
+        try:
+            best = best_trial(counted)
+        except NoScoredTrialError:  # every trial so far failed
+            lines.append(f"| {model_folder.name}{unfinished} | {run} ({len(counted)} failed) | - | - | "
+                         f"failed | - | {hours:.1f} |")
+            continue
         defaults = next((t for t in trials if t.get("proposed_by") == "defaults"), None)
         settings = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(best["params"].items()))
-        run = f"{len(trials)} of {budget}" if len(trials) < budget else f"{budget}" + (f" (+{len(trials) - budget})" if len(trials) > budget else "")
         default_score = "-" if defaults is None else "failed" if failed(defaults) else f"{defaults['best_valid_score']:.4f}"
         n_failed = sum(failed(t) for t in counted)
         run += f" ({n_failed} failed)" if n_failed else ""
-        hours = sum(t["wall_s"] for t in trials) / 3600
-        unfinished = " (unfinished)" if len(trials) < budget else ""
         lines.append(f"| {model_folder.name}{unfinished} | {run} | {best['trial']} | {best['best_valid_score']:.4f} | "
                      f"{default_score} | {settings} | {hours:.1f} |")
     return "\n".join(lines) + "\n"

@@ -321,6 +321,8 @@ def test_recbole_format_is_refused_with_the_way_to_convert_it(trained, tmp_path,
         recbole_umi.load(old)
     with pytest.raises(CheckpointError, match="not a loaded RecBole checkpoint: config, epoch, .* missing"):
         checkpoint.convert_recbole_checkpoint({"state_dict": {}}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="takes the loaded checkpoint, not its path"):
+        checkpoint.convert_recbole_checkpoint(old, tmp_path / "bad.pth")  # the old way: a path
 
     trusted = torch.load(old, map_location="cpu", weights_only=False)  # the user's own decision, in their code
     converted = checkpoint.convert_recbole_checkpoint(trusted, tmp_path / "converted.pth", source=old)

@@ -13,7 +13,9 @@ from recbole_umi.config import Config
 from tests.conftest import tiny_config
 
 
-def loss_and_gradients(data, model_name, compile_step, **settings):
+def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settings):
+    """Two training steps' losses and gradients; checks that the loss ran compiled exactly
+    when ``compile_step`` is on and no fallback is expected."""
     config = Config(model_name, "tiny", config_dict=tiny_config(data, eval_protocol="user_split", compile_step=compile_step,
                                                                 **settings))
     _, train_data, _, _, model = pipeline.build(config)  # the same seed: the same initial weights
@@ -26,6 +28,7 @@ def loss_and_gradients(data, model_name, compile_step, **settings):
         loss = model.calculate_loss(batch)
         loss.backward()
         results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert (model._compiled_loss is False) == (not compile_step or fall_back)
     return results
 
 
@@ -56,7 +59,7 @@ def test_a_failing_compile_falls_back_to_eager_with_a_warning(tiny_data, monkeyp
     monkeypatch.setattr(base, "compiled", no_compiler)
     eager = loss_and_gradients(tiny_data, "UMI", False)
     with caplog.at_level(logging.WARNING):
-        fallen_back = loss_and_gradients(tiny_data, "UMI", True)
+        fallen_back = loss_and_gradients(tiny_data, "UMI", True, fall_back=True)
     assert "compile_step: compiling the loss failed (InvalidCxxCompiler" in caplog.text
     for (eager_loss, _), (loss, _) in zip(eager, fallen_back):
         assert loss.item() == eager_loss.item()

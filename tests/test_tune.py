@@ -265,6 +265,7 @@ def test_a_diverging_trial_fails_is_counted_and_the_search_goes_on(setup):
     assert "learning_rate: 0.005" in (tmp_path / "whole" / "best.yaml").read_text()
     table = (tmp_path / "whole" / "trials.md").read_text()
     assert table.count("| failed: the training loss became nan in epoch 0") == len(diverged)
+    assert "| test HitRate@5 |" in table and all(t["eval_protocol"] == "user_split" for t in records)
     assert any(f"[{diverged[0]['trial']}/4] FAILED in" in line for line in lines)
 
     # interrupted after trial 3 and resumed: the failed trials are read back, the same proposals follow
@@ -300,17 +301,19 @@ def test_tuning_summary_script(tmp_path):
     write("UMI", [0.30, 0.33, 0.31, 0.50], [1800, 1800, 1800, 1800])  # trial 4: beyond the budget of 3
     write("SASRec", [0.37], [3600])
     write("MIND", [None, 0.2, None], [36, 3600, 36])  # the defaults and trial 3 diverged
-    for number in (1, 3):
-        record = json.loads((tmp_path / "MIND" / "trials" / f"{number:03d}.json").read_text())
+    write("ComiRec", [None], [72])  # its only trial so far diverged
+    for model, number in (("MIND", 1), ("MIND", 3), ("ComiRec", 1)):
+        record = json.loads((tmp_path / model / "trials" / f"{number:03d}.json").read_text())
         record["failed"] = "the training loss became nan in epoch 0: the run diverged"
-        (tmp_path / "MIND" / "trials" / f"{number:03d}.json").write_text(json.dumps(record))
+        (tmp_path / model / "trials" / f"{number:03d}.json").write_text(json.dumps(record))
     script = Path(__file__).resolve().parent.parent / "scripts" / "tuning_summary.py"
     out = subprocess.run([sys.executable, str(script), str(tmp_path), "--budget=3"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[2] == "| MIND | 3 (2 failed) | 2 | 0.2000 | failed | learning_rate 0.002, n_interests 2 | 1.0 |"
-    assert lines[3] == "| SASRec (unfinished) | 1 of 3 | 1 | 0.3700 | 0.3700 | learning_rate 0.001, n_interests 1 | 1.0 |"
-    assert lines[4] == "| UMI | 3 (+1) | 2 | 0.3300 | 0.3000 | learning_rate 0.002, n_interests 2 | 2.0 |"
+    assert lines[2] == "| ComiRec (unfinished) | 1 of 3 (1 failed) | - | - | failed | - | 0.0 |"
+    assert lines[3] == "| MIND | 3 (2 failed) | 2 | 0.2000 | failed | learning_rate 0.002, n_interests 2 | 1.0 |"
+    assert lines[4] == "| SASRec (unfinished) | 1 of 3 | 1 | 0.3700 | 0.3700 | learning_rate 0.001, n_interests 1 | 1.0 |"
+    assert lines[5] == "| UMI | 3 (+1) | 2 | 0.3300 | 0.3000 | learning_rate 0.002, n_interests 2 | 2.0 |"
 
 
 def test_trials_table_lists_epochs_and_a_dash_for_older_records():

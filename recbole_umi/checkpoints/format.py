@@ -159,7 +159,8 @@ def _refusal(path: Path, error: pickle.UnpicklingError) -> str:
             "(so did recbole-umi before its own format); "
             "reading it would run code stored in the file, so it is read weights-only and fails. "
             "If the file comes from a source you trust, load it yourself and convert it once: "
-            f"recbole_umi.checkpoint.convert_recbole_checkpoint(torch.load({str(path)!r}, weights_only=False), "
+            f"recbole_umi.checkpoint.convert_recbole_checkpoint(torch.load({str(path)!r}, map_location='cpu', "
+            "weights_only=False), "
             "'converted.pth'), then use the converted file"
         )
     foreign = sorted(name for name in names if not name.startswith(("torch.", "collections.")))

@@ -46,6 +46,10 @@ def convert_recbole_checkpoint(old: dict, dst, source=None) -> Path:
     weights that do not fit: no such file is kept anywhere, so their renaming was dropped.
     """
     dst = Path(dst)
+    if isinstance(old, (str, Path)):
+        raise CheckpointError(Path(old), "convert_recbole_checkpoint takes the loaded checkpoint, not its path: "
+                                         "torch.load(path, map_location='cpu', weights_only=False) it yourself if you "
+                                         "trust the file")
     missing = [key for key in _ENTRIES if not isinstance(old, dict) or key not in old]
     if missing:
         raise CheckpointError(source or dst, f"is not a loaded RecBole checkpoint: {', '.join(missing)} missing (pass "

@@ -38,6 +38,8 @@ def best_trial(trials: list[dict]) -> dict:
     """The trial with the best validation score (ties: the earlier); failed trials are not
     chosen."""
     scored = [t for t in trials if not failed(t)]
+    if not trials:
+        raise NoScoredTrialError("no trial has finished: nothing to choose from")
     if not scored:
         raise NoScoredTrialError(
             f"all {len(trials)} trials failed (see each trial's 'failed'): nothing to choose from; narrow the "
@@ -66,7 +68,7 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> s
     names = list(trials[0]["params"])
     metrics = list(best["best_valid_result"])
     # the paper's names under its protocol (trials recorded before the protocol was: RecBole's)
-    protocol = trials[-1].get("eval_protocol")
+    protocol = best.get("eval_protocol")
     shown = {m: metric_column(m, protocol) for m in metrics}
     valid = trials[-1].get("valid_metric", "score")
     lines = [f"Every trial; the best validation {valid} is in bold. Test results are recorded, never used to choose."]

@@ -173,6 +173,7 @@ class Tuning(HyperTuning):
         self.valid_bigger = bool(config["valid_metric_bigger"])
         # the validation score's name, as tables print it (the paper's under its protocol)
         self.valid_label = metric_column(str(config["valid_metric"]), config["eval_protocol"])
+        self.eval_protocol = config["eval_protocol"]
         defaults = {name: config[name] for name in self.space_spec}
         if self.start_from_defaults:
             for name, (kind, values) in self.space_spec.items():
@@ -262,7 +263,7 @@ class Tuning(HyperTuning):
                 **head, "failed": str(error), "best_valid_score": None, "valid_score_bigger": self.valid_bigger,
                 "best_valid_result": None, "test_result": None, "wall_s": round(time.perf_counter() - started, 1),
                 "code": code_version(), "training_seed": self.training_seed, "valid_metric": self.valid_label,
-                "eval_protocol": None, "resumed_from": None,
+                "eval_protocol": self.eval_protocol, "resumed_from": None,
                 "epochs": None if error.epoch is None else error.epoch + 1, "best_epoch": None,
                 "valid_curve": None, "pruned_at": None,
             })
@@ -383,7 +384,7 @@ class Tuning(HyperTuning):
 
 
 def _never_stop(_trials, *args):
-    """hyperopt's early_stop_fn that never stops a search (its own read a failed trial's loss)."""
+    """hyperopt's early_stop_fn that never stops a search (every model gets its max_evals)."""
     return False, args
 
 

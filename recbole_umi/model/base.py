@@ -210,10 +210,14 @@ def compiled(function):
 
 
 def _is_compile_failure(error: BaseException) -> bool:
-    """Whether ``error`` came from compiling (no C++ compiler, a backend failure), not from
-    the loss itself."""
-    from torch._dynamo.exc import BackendCompilerFailed, InternalTorchDynamoError
-    from torch._inductor.exc import CppCompileError, InductorError, InvalidCxxCompiler
+    """Whether ``error`` came from compiling the forward (no C++ compiler, a backend failure),
+    not from the loss itself. (The backward is compiled at its first call, in the trainer's
+    ``backward()``: a failure there ends the run.)"""
+    import torch._dynamo.exc as dynamo_errors
+    import torch._inductor.exc as inductor_errors
 
-    return isinstance(error, (BackendCompilerFailed, InternalTorchDynamoError, CppCompileError, InductorError,
-                              InvalidCxxCompiler))
+    names = ((dynamo_errors, "BackendCompilerFailed"), (dynamo_errors, "InternalTorchDynamoError"),
+             (inductor_errors, "CppCompileError"), (inductor_errors, "InductorError"),
+             (inductor_errors, "InvalidCxxCompiler"))  # some are missing from older torch
+    kinds = tuple(kind for module, name in names if isinstance(kind := getattr(module, name, None), type))
+    return isinstance(error, kinds)
