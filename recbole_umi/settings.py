@@ -365,6 +365,9 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
     if not plugin_model and "retrieval" in config and config["retrieval"] not in (None, "full_sort"):
         raise SettingsError("retrieval", config["retrieval"],
                             "must be 'full_sort' for RecBole's own models: only recbole-umi models search a faiss index")
+    if not plugin_model and "compile_step" in config and config["compile_step"]:
+        raise SettingsError("compile_step", config["compile_step"],
+                            "must be off for RecBole's own models: only recbole-umi models compile their training loss")
     for key, narrower in (restrictions or {}).items():
         if key in config and config[key] is not None:
             narrower.check(key, config[key])

@@ -63,3 +63,10 @@ def test_a_failing_compile_falls_back_to_eager_with_a_warning(tiny_data, monkeyp
     assert "compile_step: compiling the loss failed (InvalidCxxCompiler" in caplog.text
     for (eager_loss, _), (loss, _) in zip(eager, fallen_back):
         assert loss.item() == eager_loss.item()
+
+
+def test_recbole_models_refuse_it(tiny_data):
+    from recbole_umi.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="'compile_step' = True: must be off for RecBole's own models"):
+        Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, train_neg_sample_args=None))
