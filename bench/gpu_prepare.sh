@@ -15,11 +15,13 @@ data_path=$(realpath "${1:-../shared/data}")
 cd "$(dirname "$0")/.."
 mkdir -p .whl .device-data/ml-1m
 # recbole 1.2.1 and hyperopt 0.2.5 as setup.cfg pins them, with what the device lacks of their
-# needs; pandas < 3 and setuptools < 81 (pkg_resources) as setup.cfg says why
+# needs; setuptools < 81 (pkg_resources) as setup.cfg says why. pandas is the device's own (a
+# pandas 2 wheel is 12 MB the tree cannot spare; recbole_umi.compat fills missing values in a
+# way pandas 3 keeps, and gpu_run.sh prints the version)
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .whl recbole==1.2.1 hyperopt==0.2.5 future==1.0.0 colorlog==6.12.0 \
-    texttable==1.7.2 setuptools==80.9.0 pandas==2.3.3
+    texttable==1.7.2 setuptools==80.9.0
 for name in ml-1m.inter ml-1m.user ml-1m.item; do
     gzip -c "$data_path/ml-1m/$name" > ".device-data/ml-1m/$name.gz"
 done

@@ -38,7 +38,7 @@ else
     data=(--dataset=ml-1m --data_path=.device-data) repeats=2 epochs=20
 fi
 nvidia-smi || echo "no nvidia-smi: not a GPU machine"
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+python3 -c "import torch, pandas; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'pandas', pandas.__version__)"
 
 step() {  # step LIMIT_S COMMAND...: run it within LIMIT_S and the time left (less RESERVE_S)
     local limit=$1 left=$((deadline - SECONDS - ${RESERVE_S:-0}))
