@@ -63,3 +63,9 @@ rm -f "$out"/stream_[ab].md "$out"/stream_[ab].csv "$out"/stream_[ab]_tests.csv
 python scripts/cold_start_curve.py "$out" --models=UMISA,UMI,UMI-DAR,UMI-IR,MIND+HN,YoutubeDNN,ProfileDSSM,SASRecMatching,Popularity \
     "--extra=UMI no dropout=$out-nodropout:UMI" --seeds=$seeds --metrics=recall@50,recall@10,recall@100 \
     --title="Cold start on the synthetic benchmark made for the profile" --out="$out/curve"
+# UMI against each other model (and UMI trained without dropout), and the profile alone against popularity
+python scripts/cold_start_curve.py "$out" --models=UMI,UMI-DAR,UMI-IR,MIND+HN,YoutubeDNN,ProfileDSSM,Popularity \
+    "--extra=UMI no dropout=$out-nodropout:UMI" --seeds=$seeds --metrics=recall@50,recall@10,recall@100 --out="$out/curve_umi"
+python scripts/cold_start_curve.py "$out" --models=ProfileDSSM,Popularity --seeds=$seeds \
+    --metrics=recall@50,recall@10,recall@100 --out="$out/profile_vs_popularity"
+rm -f "$out/curve_umi.png" "$out/profile_vs_popularity.png"  # the tables are what docs/analysis.md reads
