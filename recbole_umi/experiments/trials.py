@@ -37,9 +37,9 @@ def failed(trial: dict) -> bool:
 def best_trial(trials: list[dict]) -> dict:
     """The trial with the best validation score (ties: the earlier); failed trials are not
     chosen."""
-    scored = [t for t in trials if not failed(t)]
     if not trials:
         raise NoScoredTrialError("no trial has finished: nothing to choose from")
+    scored = [t for t in trials if not failed(t)]
     if not scored:
         raise NoScoredTrialError(
             f"all {len(trials)} trials failed (see each trial's 'failed'): nothing to choose from; narrow the "

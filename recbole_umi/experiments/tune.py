@@ -259,12 +259,10 @@ class Tuning(HyperTuning):
         except TrainingDivergedError as error:  # a failed trial: recorded, counted, never chosen
             from hyperopt import STATUS_FAIL
 
-            self._finish(number, {
+            self._finish(number, started, {
                 **head, "failed": str(error), "best_valid_score": None, "valid_score_bigger": self.valid_bigger,
-                "best_valid_result": None, "test_result": None, "wall_s": round(time.perf_counter() - started, 1),
-                "code": code_version(), "training_seed": self.training_seed, "valid_metric": self.valid_label,
-                "eval_protocol": self.eval_protocol, "resumed_from": None,
-                "epochs": None if error.epoch is None else error.epoch + 1, "best_epoch": None,
+                "best_valid_result": None, "test_result": None, "eval_protocol": self.eval_protocol,
+                "resumed_from": None, "epochs": None if error.epoch is None else error.epoch + 1, "best_epoch": None,
                 "valid_curve": None, "pruned_at": None,
             })
             return {"status": STATUS_FAIL, "failure": str(error)}
@@ -275,10 +273,6 @@ class Tuning(HyperTuning):
             "valid_score_bigger": bool(result["valid_score_bigger"]),
             "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
             "test_result": {k: float(v) for k, v in result["test_result"].items()},
-            "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
-            "code": code_version(),  # the code that ran it
-            "training_seed": self.training_seed,
-            "valid_metric": self.valid_label,
             "eval_protocol": result.get("eval_protocol"),
             "resumed_from": result.get("resumed_from"),
             "epochs": result["epochs"],
@@ -286,10 +280,16 @@ class Tuning(HyperTuning):
             "valid_curve": result.get("valid_scores"),
             "pruned_at": result.get("stopped_at_validation"),  # the validation after which the rule stopped it
         }
-        self._finish(number, record)
+        self._finish(number, started, record)
         return outcome
 
-    def _finish(self, number: int, record: dict) -> None:
+    def _finish(self, number: int, started: float, record: dict) -> None:
+        """Write trial ``number``'s record, with what every trial records (failed or not)."""
+        record = {**record,
+                  "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
+                  "code": code_version(),  # the code that ran it
+                  "training_seed": self.training_seed,
+                  "valid_metric": self.valid_label}
         write_atomic(self.trial_file(number), record_json(record))  # whole or absent
         shutil.rmtree(self.trial_checkpoints(number), ignore_errors=True)  # the record holds what counts
         self._report(record)
