@@ -10,8 +10,9 @@ Run it with the machine otherwise idle.
 Writes one JSON object per model (and all of them to ``--json``): ``eager_ms``,
 ``compiled_ms``, ``speedup``, ``compile_s`` (the first two compiled steps, compiling
 included), ``recompile_s`` (the first batch of another size, an epoch's last, compiles once
-more), ``steps_to_pay_off`` (both compilations over the time a step saves) and the largest
-relative difference of the loss and of any gradient.
+more), ``steps_to_pay_off`` (both compilations over the time a step saves), the loss's
+relative difference and the largest difference of any gradient entry relative to the
+model's largest gradient entry. A compiled run that did not compile is an error.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch._dynamo.utils import counters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,7 +52,11 @@ def step(model, optimizer, batch, seed: int):
 
 
 def largest_difference(a: dict, b: dict) -> float:
-    return max(float((a[n] - b[n]).abs().max() / b[n].abs().max().clamp(min=1e-12)) for n in b)
+    """The largest difference of any gradient entry, relative to the largest gradient entry of
+    the model (a parameter whose gradient is zero in exact arithmetic, as a bias before a
+    softmax, has float noise of its own size and no meaningful relative difference)."""
+    scale = max(float(g.abs().max()) for g in b.values())
+    return max(float((a[n] - b[n]).abs().max()) for n in b) / max(scale, 1e-12)
 
 
 def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
@@ -71,10 +77,13 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
         model = get_model(model_name)(config, train_data.dataset).to(config["device"])
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
+        frames_before = counters["frames"]["ok"]
         first = [step(model, optimizer, batches[i], seed=i) for i in range(2)]  # compiles, when compiled
         timed = [step(model, optimizer, batch, seed=i)[2] for i, batch in enumerate(batches[2:], 2)]
         # a batch of another size (an epoch's last): compiled, it compiles once more
         partial = batches[0][torch.arange(len(batches[0]) // 2, device=batches[0][model.ITEM_SEQ].device)]
+        if compile_step and (model._compiled_loss is False or counters["frames"]["ok"] == frames_before):
+            raise RuntimeError(f"{model_name}: the compiled run did not compile (see the warnings above)")
         runs[compile_step] = {"first": first, "first_two_s": first[0][2] + first[1][2],
                               "ms": 1000 * statistics.median(timed), "partial_s": step(model, optimizer, partial, 0)[2]}
     eager, fast = runs[False], runs[True]

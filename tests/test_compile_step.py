@@ -70,3 +70,16 @@ def test_recbole_models_refuse_it(tiny_data):
 
     with pytest.raises(SettingsError, match="'compile_step' = True: must be off for RecBole's own models"):
         Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, train_neg_sample_args=None))
+
+
+def test_each_model_compiles_afresh_in_one_process(tiny_data, monkeypatch):
+    """Dynamo caches per code object, shared by every model of a process, and runs eager after
+    ``recompile_limit`` recompilations: a search's later trials would train uncompiled. Here
+    the limit is 1, so the second model compiles only if the cache was emptied for it."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    for model_name in ("UMI", "MIND"):  # another class: the first's compiled code does not fit
+        compiled_before = counters["frames"]["ok"]
+        loss_and_gradients(tiny_data, model_name, True)
+        assert counters["frames"]["ok"] > compiled_before, model_name

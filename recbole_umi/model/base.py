@@ -202,10 +202,16 @@ def compiled(function):
     """``function`` through ``torch.compile`` (inductor) for ``compile_step``. Inductor draws
     its random numbers as eager torch does (``fallback_random``, a process-wide inductor
     setting), so a compiled step samples the same negatives and dropout masks as an eager one
-    and a resumed run repeats an uninterrupted one."""
+    and a resumed run repeats an uninterrupted one. Dynamo keeps what it compiled per code
+    object, shared by every model of the process, and runs eager, silently but for a warning,
+    after 8 recompilations (``recompile_limit``): a search's or a comparison's next model
+    would soon train uncompiled. So each model's compiled loss starts from an empty cache;
+    the models before it evaluate eagerly and do not need theirs."""
+    import torch._dynamo
     import torch._inductor.config as inductor_config
 
     inductor_config.fallback_random = True
+    torch._dynamo.reset()
     return torch.compile(function, dynamic=None)
 
 
