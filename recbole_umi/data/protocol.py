@@ -48,7 +48,7 @@ from recbole.utils import ModelType, set_color
 from recbole_umi.data.checks import DataChecks, DataError
 from recbole_umi.data.profile_noise import corrupt_profiles
 from recbole_umi.data.split import canonical_order, concat_ranges, history_cut, split_users, window_targets
-from recbole_umi.settings import SettingsError, check_topk, setting
+from recbole_umi.settings import SettingsError, check_topk, setting, window_stride
 
 __all__ = [
     "ProtocolConfigError",
@@ -127,8 +127,7 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         if cap is not None:
             first_targets = np.maximum(first_targets, ends[train_users] - cap)
         if self.config["train_sampling"] == "windows":  # a row's every position is a target
-            stride = self.config["window_stride"] or self.max_item_list_len
-            train_targets, samples_per_user = window_targets(first_targets, ends[train_users], stride)
+            train_targets, samples_per_user = window_targets(first_targets, ends[train_users], window_stride(self.config))
         else:
             samples_per_user = ends[train_users] - first_targets
             train_targets = concat_ranges(first_targets, ends[train_users])

@@ -9,7 +9,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_umi.model.profile import data_schema
-from recbole_umi.settings import Setting, SettingsError
+from recbole_umi.settings import Setting, SettingsError, window_stride
 from recbole_umi.towers.base import UserTower
 from recbole_umi.towers.layers import routing_overlap
 from recbole_umi.towers.losses import MultiInterestLoss
@@ -110,7 +110,7 @@ class MatchingRecommender(SequentialRecommender):
         # train_sampling: windows (checked with the config): a row's last window_stride history
         # positions (every one without a stride) predict the item after each
         self.train_windows = config["train_sampling"] == "windows"
-        self.window_stride = (config["window_stride"] or config["MAX_ITEM_LIST_LENGTH"]) if self.train_windows else None
+        self.window_stride = window_stride(config) if self.train_windows else None
         # compile_step: the training loss compiled at its first call (None: not yet, False: eager)
         self._compiled_loss = None if config["compile_step"] else False
 
