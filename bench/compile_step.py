@@ -62,18 +62,18 @@ def largest_difference(a: dict, b: dict) -> float:
 def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
     figures = {"model": model_name}
     runs = {}
+    config = Config(model_name, dataset, config_dict={**settings, "compile_step": False})
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    batches = []  # the same batches for both
+    for batch in train_data:  # full batches only: the last, shorter one would compile again
+        if len(batch) == config["train_batch_size"]:
+            batches.append(batch.to(config["device"]))
+        if len(batches) == steps + 2:
+            break
     for compile_step in (False, True):
         config = Config(model_name, dataset, config_dict={**settings, "compile_step": compile_step})
-        init_seed(config["seed"], config["reproducibility"])
-        data = create_dataset(config)
-        train_data, _, _ = data_preparation(config, data)
-        batches = []
-        for batch in train_data:  # full batches only: the last, shorter one would compile again
-            if len(batch) == config["train_batch_size"]:
-                batches.append(batch.to(config["device"]))
-            if len(batches) == steps + 2:
-                break
-        init_seed(config["seed"], config["reproducibility"])
+        init_seed(config["seed"], config["reproducibility"])  # the same initial weights
         model = get_model(model_name)(config, train_data.dataset).to(config["device"])
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
