@@ -71,11 +71,15 @@ for _model in ("UMI", "MIND+HN", "ComiRec+HN"):
 for _model in ("UMI", "MIND+HN", "ComiRec+HN", "YoutubeDNN"):
     PAIRS.append(("the paper's training samples", f"{_model}: one per user - all positions (Table 2's runs)",
                   (ONE, _model), (TUNED, _model), THREE, HR))
-# train_sampling windows (no overlap) against rows, each model at the same settings (SASRec's
-# chosen encoder settings; the rows' runs are the UMISA first look's, of older code)
+# train_sampling windows (no overlap, then a row every 5 targets) against rows, each model at the
+# same settings (SASRec's chosen encoder settings; the rows' runs are the UMISA first look's, of
+# older code)
 for _model in ("SASRecMatching", "UMISA"):
     PAIRS.append(("windows against rows, seeds 2021-2023", f"{_model}: windows - rows",
                   ("results/ml-1m-windows-seeds", _model), ("results/ml-1m-umisa", _model), (2021, 2022, 2023), HR))
+for _model in ("SASRecMatching", "UMISA"):
+    PAIRS.append(("windows against rows, seeds 2021-2023", f"{_model}: windows of stride 5 - rows",
+                  ("results/ml-1m-windows-stride5", _model), ("results/ml-1m-umisa", _model), (2021, 2022, 2023), HR))
 # one training seed (2020): the paired t-test over the users
 PAIRS += [
     ("objectives, seed 2020", "UMI: neg50 - paper's loss", (f"{OBJ}/neg50", "UMI"), (TUNED, "UMI"), (2020,), HR),
