@@ -309,11 +309,11 @@ def setting(config, key: str) -> Any:
     return check(key, value)
 
 
-
 def window_stride(config) -> int:
     """``train_sampling: windows``' stride: ``window_stride``, or T (``MAX_ITEM_LIST_LENGTH``),
     windows that do not overlap, when it is not set."""
     return config["window_stride"] or config["MAX_ITEM_LIST_LENGTH"]
+
 
 # Keys a model once read under another name, by model: ``{old: new}``. A config that gives
 # the model the old key is refused with the new name (the old one may mean something else
