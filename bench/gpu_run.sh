@@ -5,7 +5,7 @@
 #   1. speed, one run at a time on an otherwise idle machine: bench/bench_train.py on ml-1m at
 #      batch 1024 (end-to-end epoch, model-only epoch, evaluation; 2 repeats, medians) for UMI,
 #      MIND and SASRecMatching, each in float32 and with mixed precision (RecBole's enable_amp
-#      and enable_scaler);
+#      and enable_scaler), then UMI with its loss compiled (compile_step, 3 repeats);
 #   2. one complete ml-1m run (training with early stopping, then the test) per plugin model at
 #      its defaults, seed 2021, all at once on the one GPU (their wall times are shared-GPU
 #      times), plus UMI and SASRecMatching with mixed precision; epochs are capped at 20 to fit.
@@ -55,6 +55,10 @@ for model in UMI MIND SASRecMatching; do
             "--repeats=$repeats" "--enable_amp=$amp" "--enable_scaler=$amp" "--json=$work/bench_${model}_amp_$amp.json"
     done
 done
+# UMI's loss compiled (compile_step; inductor's GPU backend, Triton): one more repeat, so that the
+# median leaves out the first, which compiles
+RESERVE_S=240 step 90 python3 bench/bench_train.py --model=UMI "${data[@]}" --train_batch_size=1024 \
+    "--repeats=$((repeats + 1))" --compile_step=True "--json=$work/bench_UMI_compiled.json"
 
 echo "== 2. complete runs, all at once"
 complete() {  # complete FOLDER MODEL [SETTING ...]
