@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The speed issue's GPU run (docs/benchmarks.md, "On a GPU"), one command on a machine with one
 # CUDA GPU, about 9 minutes in all (BUDGET_S, default 510 s, bounds every step; part 1 leaves
-# part 2 at least 240 s):
+# part 2 at least 240 s; PARTS="1 2" by default, PARTS=2 runs part 2 alone with all the time):
 #   1. speed, one run at a time on an otherwise idle machine: bench/bench_train.py on ml-1m at
 #      batch 1024 (end-to-end epoch, model-only epoch, evaluation; 2 repeats, medians) for UMI,
 #      MIND and SASRecMatching, each in float32 and with mixed precision (RecBole's enable_amp
 #      and enable_scaler), then UMI with its loss compiled (compile_step, 3 repeats);
-#   2. one complete ml-1m run (training with early stopping, then the test) per plugin model at
-#      its defaults, seed 2021, all at once on the one GPU (their wall times are shared-GPU
-#      times), plus UMI and SASRecMatching with mixed precision; epochs are capped at 20 to fit.
+#   2. one ml-1m run (training, then the test) per plugin model at its defaults, seed 2021, one
+#      at a time, each in an equal share of the time left, epochs capped at 6 to fit; plus UMI
+#      and SASRecMatching with mixed precision.
 # Writes $OUT/gpu_figures.json (every figure of both parts, and the machine) and $OUT/log.txt.
 #
 #   here, first:  bash bench/gpu_prepare.sh     # the wheels (.whl) and ml-1m (.device-data)
@@ -22,6 +22,7 @@ out=${OUT:-/tmp/recbole-umi-gpu-run}
 work=$(mktemp -d)
 mkdir -p "$out"
 deadline=$((SECONDS + ${BUDGET_S:-510}))
+parts=${PARTS:-1 2}
 exec > >(tee "$out/log.txt") 2>&1
 export PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" > /dev/null; then
@@ -35,7 +36,7 @@ else
     for name in ml-1m.inter ml-1m.user ml-1m.item; do
         [[ -f .device-data/ml-1m/$name ]] || gunzip -k ".device-data/ml-1m/$name.gz" || exit 1
     done
-    data=(--dataset=ml-1m --data_path=.device-data) repeats=2 epochs=20
+    data=(--dataset=ml-1m --data_path=.device-data) repeats=2 epochs=6
 fi
 nvidia-smi || echo "no nvidia-smi: not a GPU machine"
 python3 -c "import torch, pandas; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'pandas', pandas.__version__)"
@@ -48,39 +49,39 @@ step() {  # step LIMIT_S COMMAND...: run it within LIMIT_S and the time left (le
     timeout "$limit" "$@" || echo "FAILED or out of time (exit $?): $*"
 }
 
-echo "== 1. speed, one at a time"
-for model in UMI MIND SASRecMatching; do
-    for amp in "${amps[@]}"; do
-        RESERVE_S=240 step 75 python3 bench/bench_train.py "--model=$model" "${data[@]}" --train_batch_size=1024 \
-            "--repeats=$repeats" "--enable_amp=$amp" "--enable_scaler=$amp" "--json=$work/bench_${model}_amp_$amp.json"
+if [[ " $parts " == *" 1 "* ]]; then
+    echo "== 1. speed, one at a time"
+    for model in UMI MIND SASRecMatching; do
+        for amp in "${amps[@]}"; do
+            RESERVE_S=240 step 75 python3 bench/bench_train.py "--model=$model" "${data[@]}" --train_batch_size=1024 \
+                "--repeats=$repeats" "--enable_amp=$amp" "--enable_scaler=$amp" "--json=$work/bench_${model}_amp_$amp.json"
+        done
     done
-done
-# UMI's loss compiled (compile_step; inductor's GPU backend, Triton): one more repeat, so that the
-# median leaves out the first, which compiles
-RESERVE_S=240 step 90 python3 bench/bench_train.py --model=UMI "${data[@]}" --train_batch_size=1024 \
-    "--repeats=$((repeats + 1))" --compile_step=True "--json=$work/bench_UMI_compiled.json"
+    # UMI's loss compiled (compile_step; inductor's GPU backend, Triton): one more repeat, so that the
+    # median leaves out the first, which compiles
+    RESERVE_S=240 step 150 python3 bench/bench_train.py --model=UMI "${data[@]}" --train_batch_size=1024 \
+        "--repeats=$((repeats + 1))" --compile_step=True "--json=$work/bench_UMI_compiled.json"
+fi
 
-echo "== 2. complete runs, all at once"
-complete() {  # complete FOLDER MODEL [SETTING ...]
-    local folder=$1 model=$2
-    shift 2
-    OMP_NUM_THREADS=2 step $((deadline - SECONDS)) python3 -m recbole_umi.compare "--models=$model" "${data[@]}" \
-        --seeds=2021 "--out=$work/$folder" --train_batch_size=1024 "--epochs=$epochs" --show_progress=False \
-        --state=WARNING "--table=$model" "$@" > "$work/$folder-$model.log" 2>&1
-    tail -n 4 "$work/$folder-$model.log"
-}
-pids=()  # waited for by name: a bare wait would also wait for the log's tee
-for model in UMI MIND+HN YoutubeDNN ProfileDSSM ComiRecDR ComiRecSA SASRecMatching UMISA; do
-    complete fp32 "$model" &
-    pids+=($!)
-done
-if [[ ${#amps[@]} == 2 ]]; then
-    for model in UMI SASRecMatching; do
-        complete amp "$model" --enable_amp=True --enable_scaler=True &
-        pids+=($!)
+if [[ " $parts " == *" 2 "* ]]; then
+    echo "== 2. runs of each model, one at a time"
+    # one at a time: on 2026-12-04 ten at once (2 threads each, 16 cores) ran 8 of 10 out of
+    # their 270 s, where UMI alone took 45 s for 6 epochs (the steps are launch-bound)
+    runs=("fp32 UMI" "fp32 MIND+HN" "fp32 YoutubeDNN" "fp32 ProfileDSSM" "fp32 ComiRecDR" "fp32 ComiRecSA"
+          "fp32 SASRecMatching" "fp32 UMISA")
+    if [[ ${#amps[@]} == 2 ]]; then
+        runs+=("amp UMI --enable_amp=True --enable_scaler=True"
+               "amp SASRecMatching --enable_amp=True --enable_scaler=True")
+    fi
+    for i in "${!runs[@]}"; do
+        read -r -a run <<< "${runs[i]}"  # FOLDER MODEL [SETTING ...]
+        share=$(((deadline - SECONDS) / (${#runs[@]} - i)))  # an equal share of the time left
+        OMP_NUM_THREADS=4 step "$share" python3 -m recbole_umi.compare "--models=${run[1]}" "${data[@]}" \
+            --seeds=2021 "--out=$work/${run[0]}" --train_batch_size=1024 "--epochs=$epochs" --show_progress=False \
+            --state=WARNING "--table=${run[1]}" "${run[@]:2}" > "$work/${run[0]}-${run[1]}.log" 2>&1
+        tail -n 4 "$work/${run[0]}-${run[1]}.log"
     done
 fi
-wait "${pids[@]}"
 
 echo "== 3. the figures"
 python3 - "$work" "$out/gpu_figures.json" <<'EOF'
