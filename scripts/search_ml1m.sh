@@ -13,6 +13,15 @@
 # table of the chosen settings uses other seeds).
 #
 #   bash scripts/search_ml1m.sh [DATA_PATH] [MODEL ...]   # DATA_PATH holds ml-1m/ (default ../shared/data)
+#   WIDEN=1 bash scripts/search_ml1m.sh [DATA_PATH] [MODEL ...]   # the widening stage, below
+#
+# The widening stage (WIDEN=1), once a model's 16 trials are done: scripts/search_edges.py finds
+# where the best of them sits on the edge of its space (a choice of increasing numbers at its
+# first or last value, a range within a tenth of an end) and writes the space widened one step
+# past each edge to results/search/ml-1m/<model>/widened.hyper; the search resumes in it to 20
+# trials. Every model gets these 4 trials, in its widened space or, with no edge, its own: the
+# same budget for all. Its code differs from the first 16 trials' only in the search's own
+# modules, hence --allow_mixed_code.
 #
 # Budget (measured one-thread trial times at T = 10, 5 negatives: 4-15 min for the cheap
 # models, 17-96 min for SASRec's encoder): 16 trials x 6 cheap models x ~10 min plus 16 x 4
@@ -25,22 +34,27 @@ set -euo pipefail
 data_path=$(realpath "${1:-../shared/data}")
 shift || true
 cd "$(dirname "$0")/.."
+all_models=(YoutubeDNN ProfileDSSM MIND ComiRecDR UMI ComiRecSA SASRecMatching UMISA SASRec SINE)  # cheapest first
 models=("$@")
-if [[ ${#models[@]} -eq 0 ]]; then  # cheapest first
-    models=(YoutubeDNN ProfileDSSM MIND ComiRecDR UMI ComiRecSA SASRecMatching UMISA SASRec SINE)
-fi
-common=(--dataset=ml-1m "--data_path=$data_path" --algo=random --max_evals=16 --prune_after=3
+if [[ ${#models[@]} -eq 0 ]]; then models=("${all_models[@]}"); fi
+common=(--dataset=ml-1m "--data_path=$data_path" --algo=random --prune_after=3
         --prune_min_trials=4 --show_progress=False --state=WARNING)
 
 search() {
-    local seed=100  # model i's search seed is 100 + i: independent draws per model
     for model in "${models[@]}"; do
-        seed=$((seed + 1))
+        local seed=100 i  # the i-th of all_models has the search seed 100 + i: independent draws per model
+        for i in "${!all_models[@]}"; do [[ ${all_models[i]} == "$model" ]] && seed=$((101 + i)); done
+        if ((seed == 100)); then echo "$model is not one of the search's models: ${all_models[*]}" >&2; continue; fi
         local files=tuning/ml-1m-search/search.yaml
         if [[ -f tuning/ml-1m-search/$model.yaml ]]; then files+=",tuning/ml-1m-search/$model.yaml"; fi
+        local out=results/search/ml-1m/$model params=(--params_file=tuning/ml-1m-search/$model.hyper --max_evals=16)
+        if [[ ${WIDEN:-0} == 1 ]]; then
+            python scripts/search_edges.py "$out" --after=16 || continue  # not finished: no widening yet
+            params=("--params_file=$out/widened.hyper" --max_evals=20 --allow_mixed_code=True)
+        fi
         # a search another stream runs is refused at once (SearchBusyError): go on to the next
-        python -m recbole_umi.tune "--model=$model" "--params_file=tuning/ml-1m-search/$model.hyper" \
-            "--config_files=$files" "--out=results/search/ml-1m/$model" "--search_seed=$seed" "${common[@]}" ||
+        python -m recbole_umi.tune "--model=$model" "${params[@]}" "--config_files=$files" "--out=$out" \
+            "--search_seed=$seed" "${common[@]}" ||
             echo "search of $model not finished here (busy in the other stream, or failed: see above)" >&2
     done
 }

@@ -358,3 +358,100 @@ def test_trials_table_names_the_metrics_as_the_protocol_does():
     assert rows[2] == "| trial | learning_rate | valid HitRate@5 | test HitRate@5 | test ndcg@5 | epochs (best) | s |"
     recbole = {**paper, "eval_protocol": "recbole", "valid_metric": "recall@5"}
     assert "| valid recall@5 | test recall@5 |" in trials_table([recbole], recbole)
+
+
+def test_a_search_on_the_edge_goes_on_in_a_widened_space_only(setup, monkeypatch):
+    tmp_path, settings, params = setup
+    tune("UMI", "tiny", params, tmp_path / "out", "random", 2, 7, config_dict=settings, log=quiet)
+    first = [json.loads(p.read_text()) for p in sorted((tmp_path / "out" / "trials").glob("*.json"))]
+    # a narrower or other space is refused before anything trains, saying why
+    monkeypatch.setattr(tune_module, "run", lambda *a, **k: pytest.fail("trained"))
+    for text, why in (("learning_rate loguniform -5.5,-3\nn_interests choice [1,2,3]\n", r"does not hold \[-6.0, -3.0\]"),
+                      ("learning_rate loguniform -6,-3\nn_interests choice [2,3,4]\n", r"leaves out \[1\]"),
+                      ("learning_rate uniform 0.001,0.04\nn_interests choice [1,2,3]\n", "is uniform, was loguniform")):
+        params.write_text(text)
+        with pytest.raises(SettingsMismatchError, match=f"another space .*{why}"):
+            tune("UMI", "tiny", params, tmp_path / "out", "random", 3, 7, config_dict=settings, log=quiet)
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    # a wider one: the search goes on in it, the two trials before kept
+    params.write_text("learning_rate loguniform -7,-3\nn_interests choice [1,2,3,4]\n")
+    lines = []
+    tune("UMI", "tiny", params, tmp_path / "out", "random", 4, 7, config_dict=settings, log=lines.append)
+    assert f"{tmp_path / 'out'}: the space widened after 2 trials (learning_rate, n_interests); the search goes on in it" in lines
+    trials = [json.loads(p.read_text()) for p in sorted((tmp_path / "out" / "trials").glob("*.json"))]
+    assert trials[:2] == first and len(trials) == 4
+    record = json.loads((tmp_path / "out" / "tuning.json").read_text())
+    assert record["space"] == {"learning_rate": ["loguniform", [-7.0, -3.0]], "n_interests": ["choice", [1, 2, 3, 4]]}
+    assert record["widened_from"] == [{"space": {"learning_rate": ["loguniform", [-6.0, -3.0]],
+                                                 "n_interests": ["choice", [1, 2, 3]]}, "trials": 2}]
+    assert ("The space was widened after trial 2: learning_rate loguniform [-6.0, -3.0] -> loguniform [-7.0, -3.0]; "
+            "n_interests choice [1, 2, 3] -> choice [1, 2, 3, 4].") in (tmp_path / "out" / "trials.md").read_text()
+    # resumed again in the same widened space: nothing to redo, the history kept
+    monkeypatch.setattr(tune_module, "run", lambda *a, **k: pytest.fail("trained"))
+    tune("UMI", "tiny", params, tmp_path / "out", "random", 4, 7, config_dict=settings, log=quiet)
+    assert json.loads((tmp_path / "out" / "tuning.json").read_text()) == record
+
+
+def test_edges_and_the_widened_space_by_hand():
+    from recbole_umi.experiments.params_file import edges, params_file_text, widened, widening_problems
+
+    space = {"learning_rate": ("loguniform", [-8.0, -4.0]), "d": ("choice", [32, 64, 128]), "K": ("choice", [2, 3, 4]),
+             "T": ("choice", [10, 20, 50]), "dropout": ("uniform", [0.1, 0.5]), "loss": ("choice", ["a", "b"]),
+             "hn": ("choice", [True, False]), "n": ("choice", [5, 50, 500])}
+    params = {"learning_rate": 0.0003, "d": 128, "K": 2, "T": 20, "dropout": 0.48, "loss": "a", "hn": True, "n": 500}
+    # ln 0.0003 = -8.11 is below -8 + 0.4 (a tenth of the width); 0.48 above 0.5 - 0.04; T = 20 is inside
+    assert edges(space, params, skip=("n",)) == {"learning_rate": "low", "d": "high", "K": "low", "dropout": "high"}
+    assert edges(space, {**params, "learning_rate": 0.0006, "dropout": 0.14}, skip=("n",)) == {"d": "high", "K": "low"}
+    ends = {"learning_rate": "low", "d": "high", "K": "low", "dropout": "low", "T": "high"}
+    wider = widened(space, ends, floor={"K": 1, "dropout": 0.0})
+    assert wider == {**space, "learning_rate": ("loguniform", [-9.0, -4.0]),  # out by a quarter of the width
+                     "d": ("choice", [32, 64, 128, 256]),  # by the ratio at that end
+                     "K": ("choice", [1, 2, 3, 4]),  # by the constant step
+                     "dropout": ("uniform", [0.0, 0.5]),  # 0.1 - 0.1, at the floor
+                     "T": ("choice", [10, 20, 50, 125])}  # 50 x 50/20
+    assert widened(space, {"K": "low", "dropout": "low"}, floor={"K": 2, "dropout": 0.05})["K"] == ("choice", [2, 3, 4])
+    assert widened(space, {"dropout": "low"}, floor={"dropout": 0.05})["dropout"] == ("uniform", [0.05, 0.5])
+    assert widening_problems(wider, space) == [] and widening_problems(space, space) == []
+    assert widening_problems(space, wider) == [
+        "learning_rate loguniform [-8.0, -4.0] does not hold [-9.0, -4.0]", "d leaves out [256]", "K leaves out [1]",
+        "T leaves out [125]", "dropout uniform [0.1, 0.5] does not hold [0.0, 0.5]"]
+    assert params_file_text({"d": ("choice", [32, 64]), "loss": ("choice", ["a", "b"]), "lr": ("loguniform", [-9.0, -4.0])},
+                            {"d": "the size"}) == (
+        "d choice [32,64]" + " " * 43 + " # the size\nloss choice [\"a\",\"b\"]\nlr loguniform -9,-4\n")
+
+
+def test_search_edges_script_widens_once_and_writes_the_same_file_again(setup):
+    """scripts/search_edges.py on a finished search, then after the widening started."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tmp_path, settings, params = setup
+    params.write_text("learning_rate loguniform -6,-3\nn_interests choice [1,2,3]\n")
+    tune("UMI", "tiny", params, tmp_path / "out", "random", 2, 7, config_dict=settings, log=quiet)
+    for number, k in ((1, 3), (2, 2)):  # trial 2 the best, its K inside, its learning rate made the highest
+        path = tmp_path / "out" / "trials" / f"{number:03d}.json"
+        record = json.loads(path.read_text())
+        record.update(best_valid_score=0.5 if number == 2 else 0.1, params={"learning_rate": 0.049, "n_interests": k})
+        path.write_text(json.dumps(record))
+    script = Path(__file__).resolve().parent.parent / "scripts" / "search_edges.py"
+
+    def edges_script(after):
+        return subprocess.run([sys.executable, str(script), str(tmp_path / "out"), f"--after={after}"],
+                              capture_output=True, text=True)
+
+    out = edges_script(3)
+    assert out.returncode != 0 and "2 of 3 trials finished; widen it when all have" in out.stderr
+    out = edges_script(2)
+    assert out.returncode == 0, out.stderr
+    # ln 0.049 = -3.02 is above -3 - 0.3: the high end moves out by 3 / 4
+    assert out.stdout.splitlines()[2] == "| out | 2 | learning_rate = 0.049 (high) | learning_rate [-6.0, -2.25] |"
+    widened_file = (tmp_path / "out" / "widened.hyper").read_text()
+    assert widened_file.splitlines()[1:] == ["learning_rate loguniform -6,-2.25", "n_interests choice [1,2,3]"]
+    assert read_params_file(tmp_path / "out" / "widened.hyper") == {
+        "learning_rate": ("loguniform", [-6.0, -2.25]), "n_interests": ("choice", [1, 2, 3])}
+    tune("UMI", "tiny", tmp_path / "out" / "widened.hyper", tmp_path / "out", "random", 3, 7, config_dict=settings,
+         log=quiet)
+    assert edges_script(2).returncode == 0  # the space it widens is the first, not the widened one
+    assert (tmp_path / "out" / "widened.hyper").read_text() == widened_file

@@ -61,10 +61,13 @@ def write_best(path: Path, best: dict, n_trials: int, algo: str, model: str, dat
     write_atomic(path, header + yaml.safe_dump(best["params"], sort_keys=True))
 
 
-def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> str:
+def trials_table(trials: list[dict], best: dict, budget: int | None = None, widened_from: list | None = None,
+                 space: dict | None = None) -> str:
     """``trials.md``: every trial's settings, validation and test results, epochs (and where
     the stop rule pruned it) and seconds, the best in bold, failed trials with their error,
-    and the code they ran."""
+    and the code they ran; where the search was widened (``widened_from``: the earlier
+    spaces, each with its number of trials; ``space``: the current one), what changed after
+    which trial."""
     names = list(trials[0]["params"])
     metrics = list(best["best_valid_result"])
     # the paper's names under its protocol (trials recorded before the protocol was: RecBole's)
@@ -76,6 +79,11 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None) -> s
         lines.append(f"The budget is {budget} trials: the best is chosen from trials 1-{budget}; "
                      f"trials {budget + 1}-{len(trials)} ran before the budget was cut and are listed, "
                      "not chosen from.")
+    spaces = [stage["space"] for stage in widened_from or []] + [space]
+    for stage, after in zip(widened_from or [], spaces[1:]):
+        changes = "; ".join(f"{name} {' '.join(map(str, stage['space'][name]))} -> {' '.join(map(str, after[name]))}"
+                            for name in after if stage["space"][name] != after[name])
+        lines.append(f"The space was widened after trial {stage['trials']}: {changes}.")
     lines += [
         "",
         "| trial | " + " | ".join(names) + f" | valid {valid} | " + " | ".join(f"test {shown[m]}" for m in metrics)

@@ -23,7 +23,11 @@ hyperopt, and its random state is advanced past them, so the resumed search prop
 what the uninterrupted one would have; a trial cut short mid-training continues from its
 last finished epoch (its checkpoints are kept in ``<checkpoint_dir>/tune-<out>-<hash>/<trial>/``
 until it ends). Resuming with another model, dataset, params file, algorithm, seed or fixed
-settings fails before anything trains.
+settings fails before anything trains, except with a params file whose space holds the old
+one (the same names, every choice kept, every range reaching as far): a search whose chosen
+value sits on the edge of its space goes on in the widened space, with a larger
+``--max_evals`` (``scripts/search_edges.py`` writes such a file); ``tuning.json`` keeps the
+earlier spaces and ``trials.md`` says which trials drew from which.
 
 ``--prune_after=V`` prunes trials by the median stopping rule
 (:mod:`recbole_umi.experiments.pruning`): after its V-th validation and each one after, a
@@ -70,6 +74,7 @@ from recbole_umi.experiments.params_file import (  # noqa: E402
     hyperopt_vals,
     read_params_file,
     space_ends,
+    widening_problems,
 )
 from recbole_umi.experiments.pruning import MedianStoppingRule  # noqa: E402
 from recbole_umi.experiments.trials import (  # noqa: E402
@@ -205,11 +210,22 @@ class Tuning(HyperTuning):
 
             changed = [key for key in self.record if not same(key)]
             changed += [key for key in ("prune_after", "prune_min_trials") if key in stored and key not in self.record]
-            if changed:
+            widening = changed == ["space"] and not widening_problems(self.record["space"], stored["space"])
+            if changed and not widening:
+                problems = widening_problems(self.record["space"], stored["space"]) if "space" in changed else []
                 raise SettingsMismatchError(
-                    f"{self.out} holds a search with another {', '.join(changed)}: use another --out, "
-                    "or delete the folder to start again"
+                    f"{self.out} holds a search with another {', '.join(changed)}"
+                    + (f" (a search resumes in a wider space only: {'; '.join(problems)})" if problems else "")
+                    + ": use another --out, or delete the folder to start again"
                 )
+            # the spaces the search drew from before (each with the number of trials drawn from it)
+            self.record["widened_from"] = stored.get("widened_from", [])
+            if widening:
+                done = len(self.finished_trials())
+                self.record["widened_from"].append({"space": stored["space"], "trials": done})
+                names = [n for n in stored["space"] if stored["space"][n] != self.record["space"][n]]
+                self.log(f"{self.out}: the space widened after {done} trials ({', '.join(names)}); the search goes on in it")
+                write_atomic(path, json.dumps(self.record, indent=2) + "\n")
         else:
             write_atomic(path, json.dumps(self.record, indent=2) + "\n")
 
@@ -379,7 +395,8 @@ class Tuning(HyperTuning):
         best = best_trial(finished[: self.max_evals])
         write_best(self.out / "best.yaml", best, min(len(finished), self.max_evals), self.record["algo"],
                    self.record["model"], self.dataset_name, self.training_seed)
-        write_atomic(self.out / "trials.md", trials_table(finished, best, self.max_evals))
+        write_atomic(self.out / "trials.md", trials_table(finished, best, self.max_evals,
+                                                         self.record.get("widened_from"), self.record["space"]))
         return best
 
 
