@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The "beyond SASRec" final table on MovieLens-1M: every model of the search
+# (scripts/search_ml1m.sh) at the settings its search chose on validation users
+# (results/search/ml-1m/<model>/best.yaml, over the search's fixed settings), 5 training seeds
+# that exclude the search's 2020, and the two-level test (test users and seeds) of UMISA, this
+# project's user-aware multi-interest model, against each other model. Writes
+# results/ml-1m-final/ (runs/, table.md, .csv, _tests.csv, plan.yaml).
+#
+#   bash scripts/final_table_ml1m.sh [DATA_PATH] [TRIALS]   # DATA_PATH holds ml-1m/ (default ../shared/data)
+#
+# TRIALS (default 20: the 16 of the search and the 4 of its widening stage) is how many trials
+# every model's search must have finished; the table refuses to start before. Interrupted? Run
+# it again: finished runs are kept and skipped. The runs go seed by seed, the cheap models
+# first, so an interrupted table is complete for its first seeds (`--seeds=2021,...` on the
+# last command makes the table of those). Budget: about 10 minutes a run for the six cheap
+# models and 30-90 for the four with a transformer encoder, 50 runs: about 20 hours of one
+# thread, 14 on two streams.
+set -euo pipefail
+data_path=$(realpath "${1:-../shared/data}")
+trials=${2:-20}
+cd "$(dirname "$0")/.."
+models=(UMISA UMI MIND ComiRecDR ComiRecSA YoutubeDNN ProfileDSSM SASRecMatching SASRec SINE)  # UMISA first: compared
+out=results/ml-1m-final
+shopt -s nullglob
+lines=()
+for model in "${models[@]}"; do
+    search=results/search/ml-1m/$model
+    done_trials=("$search"/trials/*.json)
+    if [[ ! -f $search/best.yaml || ${#done_trials[@]} -lt $trials ]]; then
+        echo "$model's search is not finished (${#done_trials[@]} of $trials trials): scripts/search_ml1m.sh first" >&2
+        exit 1
+    fi
+    files=(tuning/ml-1m-search/search.yaml)
+    if [[ -f tuning/ml-1m-search/$model.yaml ]]; then files+=("tuning/ml-1m-search/$model.yaml"); fi
+    files+=("$search/best.yaml")
+    lines+=("$model: [$(IFS=,; echo "${files[*]}")]")
+done
+mkdir -p "$out"
+plan="$out/plan.yaml"
+printf '%s\n' "${lines[@]}" > "$plan"
+common=(--dataset=ml-1m "--data_path=$data_path" "--out=$out" "--variant_files=$plan" --show_progress=False
+        --state=WARNING)
+seeds=(2021 2022 2023 2024 2025)
+join() { local IFS=,; echo "$*"; }
+by_seed() {  # one stream's models, seed by seed
+    local models=$1 table=$2
+    for seed in "${seeds[@]}"; do
+        python -m recbole_umi.compare "--models=$models" "${common[@]}" "--seeds=$seed" "--table=$table"
+    done
+}
+# about the same hours a stream: each has two encoder models
+stream_a() { by_seed "$(join YoutubeDNN MIND ComiRecSA UMISA SASRec)" stream_a; }
+stream_b() { by_seed "$(join ProfileDSSM ComiRecDR UMI SASRecMatching SINE)" stream_b; }
+source scripts/two_streams.sh
+two_streams stream_a stream_b
+# every run is on disk now: this only reads them and writes the table, UMISA first
+python -m recbole_umi.compare "--models=$(join "${models[@]}")" "${common[@]}" "--seeds=$(join "${seeds[@]}")" \
+    --table=table --table_only=True
+rm -f "$out"/stream_[ab].md "$out"/stream_[ab].csv "$out"/stream_[ab]_tests.csv
