@@ -13,7 +13,8 @@ second busy process slows torch's thread pool by an order of magnitude.
         --train_batch_size=1024 --n_negatives=5 --repeats=3
 
 ``targets_per_s`` counts what an epoch trains: a row is one target, except under
-``train_sampling: windows``, where each history position of a row is one (compare
+``train_sampling: windows``, where each of a row's last ``window_stride`` history positions
+is one (every position without a stride; compare
 ``--model=SASRecMatching --train_sampling=windows --train_batch_size=102`` with the rows'
 ``--train_batch_size=1024``: about the same targets a batch).
 
@@ -47,6 +48,7 @@ from recbole.utils import get_trainer, init_logger, init_seed  # noqa: E402
 from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
+from recbole_umi.settings import window_stride  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -137,9 +139,11 @@ def main(argv=None):
 
     median = {key: statistics.median(run[key] for run in runs) for key in ("epoch_s", "model_only_s", "eval_s")}
     samples = runs[0]["samples"]
-    # the targets an epoch trains: one a row, or one a history position under train_sampling: windows
+    # the targets an epoch trains: one a row, or under train_sampling: windows one for each of
+    # a row's last window_stride history positions (all of them without a stride)
     windows = "train_sampling" in config and config["train_sampling"] == "windows"
-    targets = int(rows[config["ITEM_LIST_LENGTH_FIELD"]].sum()) if windows else samples
+    targets = (int(rows[config["ITEM_LIST_LENGTH_FIELD"]].clamp(max=window_stride(config)).sum()) if windows
+               else samples)
     figures = {
         "model": config["model"],
         "dataset": config["dataset"],
