@@ -26,7 +26,8 @@ lines=()
 for model in "${models[@]}"; do
     search=results/search/ml-1m/$model
     done_trials=("$search"/trials/*.json)
-    if [[ ! -f $search/best.yaml || ${#done_trials[@]} -lt $trials ]]; then
+    # best.yaml chosen among all of them (a search stopped between its last trial and best.yaml: not yet)
+    if [[ ${#done_trials[@]} -lt $trials ]] || ! head -n 1 "$search/best.yaml" 2>/dev/null | grep -q "^# Best of $trials "; then
         echo "$model's search is not finished (${#done_trials[@]} of $trials trials): scripts/search_ml1m.sh first" >&2
         exit 1
     fi

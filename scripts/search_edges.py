@@ -31,8 +31,10 @@ from recbole_umi.experiments.params_file import edges, params_file_text, widened
 from recbole_umi.experiments.trials import best_trial  # noqa: E402
 from recbole_umi.files import write_atomic  # noqa: E402
 
-# names whose values below these are refused by their settings: a widening stops there
-FLOORS = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0, "n_interests": 1, "interest_size": 1}
+# the lowest and highest values a widening may reach (their settings refuse a dropout below 0
+# or of 1, a K below 1)
+LIMITS = {"hidden_dropout_prob": (0.0, 0.9), "attn_dropout_prob": (0.0, 0.9), "n_interests": (1, None),
+          "interest_size": (1, None)}
 SKIP = ("n_negatives",)
 
 
@@ -48,11 +50,11 @@ def widen(folder: Path, after: int) -> tuple[dict, dict[str, str], dict]:
         raise UnfinishedSearchError(f"{folder}: {len(trials)} of {after} trials finished; widen it when all have")
     record = json.loads((folder / "tuning.json").read_text())
     # the space the first trials drew from: once widened, the one before (run again, the same file)
-    stages = [stage for stage in record.get("widened_from", []) if stage["trials"] == after]
+    stages = [stage for stage in record.get("widened_from", []) if stage["trials"] >= after]
     space = {name: (kind, values) for name, (kind, values) in (stages[0] if stages else record)["space"].items()}
     best = best_trial(trials[:after])
     ends = edges(space, best["params"], skip=SKIP)
-    wider = widened(space, ends, FLOORS)
+    wider = widened(space, ends, LIMITS)
     header = (f"# {folder.name}'s search space after trial {after}, widened past the edges of trial {best['trial']}'s "
               f"settings (scripts/search_edges.py): {', '.join(f'{n} {e}' for n, e in ends.items()) or 'none'}\n")
     write_atomic(folder / "widened.hyper", header + params_file_text(wider))

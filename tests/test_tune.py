@@ -1,6 +1,7 @@
 """The tuning command on a tiny dataset: resuming, choosing on validation, bad input."""
 
 import json
+import math
 
 import pytest
 
@@ -367,7 +368,7 @@ def test_a_search_on_the_edge_goes_on_in_a_widened_space_only(setup, monkeypatch
     # a narrower or other space is refused before anything trains, saying why
     monkeypatch.setattr(tune_module, "run", lambda *a, **k: pytest.fail("trained"))
     for text, why in (("learning_rate loguniform -5.5,-3\nn_interests choice [1,2,3]\n", r"does not hold \[-6.0, -3.0\]"),
-                      ("learning_rate loguniform -6,-3\nn_interests choice [2,3,4]\n", r"leaves out \[1\]"),
+                      ("learning_rate loguniform -6,-3\nn_interests choice [2,3,4]\n", r"\[2, 3, 4\] does not hold \[1, 2, 3\] in their order"),
                       ("learning_rate uniform 0.001,0.04\nn_interests choice [1,2,3]\n", "is uniform, was loguniform")):
         params.write_text(text)
         with pytest.raises(SettingsMismatchError, match=f"another space .*{why}"):
@@ -393,7 +394,9 @@ def test_a_search_on_the_edge_goes_on_in_a_widened_space_only(setup, monkeypatch
     assert json.loads((tmp_path / "out" / "tuning.json").read_text()) == record
 
 
-def test_edges_and_the_widened_space_by_hand():
+def test_edges_and_the_widened_space_by_hand(tmp_path):
+    import math
+
     from recbole_umi.experiments.params_file import edges, params_file_text, widened, widening_problems
 
     space = {"learning_rate": ("loguniform", [-8.0, -4.0]), "d": ("choice", [32, 64, 128]), "K": ("choice", [2, 3, 4]),
@@ -404,21 +407,45 @@ def test_edges_and_the_widened_space_by_hand():
     assert edges(space, params, skip=("n",)) == {"learning_rate": "low", "d": "high", "K": "low", "dropout": "high"}
     assert edges(space, {**params, "learning_rate": 0.0006, "dropout": 0.14}, skip=("n",)) == {"d": "high", "K": "low"}
     ends = {"learning_rate": "low", "d": "high", "K": "low", "dropout": "low", "T": "high"}
-    wider = widened(space, ends, floor={"K": 1, "dropout": 0.0})
+    wider = widened(space, ends, {"K": (1, None), "dropout": (0.0, 0.9)})
     assert wider == {**space, "learning_rate": ("loguniform", [-9.0, -4.0]),  # out by a quarter of the width
                      "d": ("choice", [32, 64, 128, 256]),  # by the ratio at that end
                      "K": ("choice", [1, 2, 3, 4]),  # by the constant step
                      "dropout": ("uniform", [0.0, 0.5]),  # 0.1 - 0.1, at the floor
                      "T": ("choice", [10, 20, 50, 125])}  # 50 x 50/20
-    assert widened(space, {"K": "low", "dropout": "low"}, floor={"K": 2, "dropout": 0.05})["K"] == ("choice", [2, 3, 4])
-    assert widened(space, {"dropout": "low"}, floor={"dropout": 0.05})["dropout"] == ("uniform", [0.05, 0.5])
+    assert widened(space, {"K": "low"}, {"K": (2, None)})["K"] == ("choice", [2, 3, 4])
+    assert widened(space, {"dropout": "low"}, {"dropout": (0.05, None)})["dropout"] == ("uniform", [0.05, 0.5])
     assert widening_problems(wider, space) == [] and widening_problems(space, space) == []
     assert widening_problems(space, wider) == [
-        "learning_rate loguniform [-8.0, -4.0] does not hold [-9.0, -4.0]", "d leaves out [256]", "K leaves out [1]",
-        "T leaves out [125]", "dropout uniform [0.1, 0.5] does not hold [0.0, 0.5]"]
-    assert params_file_text({"d": ("choice", [32, 64]), "loss": ("choice", ["a", "b"]), "lr": ("loguniform", [-9.0, -4.0])},
-                            {"d": "the size"}) == (
-        "d choice [32,64]" + " " * 43 + " # the size\nloss choice [\"a\",\"b\"]\nlr loguniform -9,-4\n")
+        "learning_rate loguniform [-8.0, -4.0] does not hold [-9.0, -4.0]",
+        "d [32, 64, 128] does not hold [32, 64, 128, 256] in their order",
+        "K [2, 3, 4] does not hold [1, 2, 3, 4] in their order", "T [10, 20, 50] does not hold [10, 20, 50, 125] in their order",
+        "dropout uniform [0.1, 0.5] does not hold [0.0, 0.5]"]
+    # evenly spaced floats continue by their step; a 0 beside the edge: by the difference; limits hold
+    assert widened({"x": ("choice", [0.1, 0.2, 0.3])}, {"x": "high"}) == {"x": ("choice", [0.1, 0.2, 0.3, 0.4])}
+    assert widened({"x": ("choice", [0, 5])}, {"x": "high"}) == {"x": ("choice", [0, 5, 10])}
+    assert widened({"x": ("choice", [0, 5])}, {"x": "low"}, {"x": (0, None)}) == {"x": ("choice", [0, 5])}
+    assert widened({"p": ("uniform", [0.1, 0.85])}, {"p": "high"}, {"p": (0.0, 0.9)}) == {"p": ("uniform", [0.1, 0.9])}
+    # a loguniform's limits are in the setting's scale: ln 0.0002 = -8.52 stops -8 - 1
+    assert widened({"lr": ("loguniform", [-8.0, -4.0])}, {"lr": "low"}, {"lr": (0.0002, None)})["lr"][1][0] == (
+        pytest.approx(math.log(0.0002)))
+    # other types, order or step are no widening
+    assert widening_problems({"h": ("choice", [1, 0])}, {"h": ("choice", [True, False])}) == [
+        "h [1, 0] does not hold [True, False] in their order"]
+    assert widening_problems({"d": ("choice", [32.0, 64])}, {"d": ("choice", [32])}) != []
+    assert widening_problems({"K": ("choice", [3, 2, 1])}, {"K": ("choice", [1, 2, 3])}) != []
+    assert widening_problems({"t": ("quniform", [0.0, 2.0, 0.5])}, {"t": ("quniform", [0.5, 1.5, 0.25])}) == [
+        "t quniform [0.0, 2.0, 0.5] does not hold [0.5, 1.5, 0.25]"]
+    assert widening_problems({"b": ("choice", [1]), "a": ("choice", [1])}, {"a": ("choice", [1]), "b": ("choice", [1])}) == []
+    # written as read back: floats yaml would take for strings, booleans, strings
+    space = {"d": ("choice", [32, 64]), "lr": ("choice", [1e-05, 0.001]), "hn": ("choice", [True, False]),
+             "loss": ("choice", ["a", "b"]), "t": ("loguniform", [-11.512925464970229, -4.0])}
+    text = params_file_text(space)
+    assert text == ('d choice [32,64]\nlr choice [1.0e-05,0.001]\nhn choice [True,False]\nloss choice ["a","b"]\n'
+                    "t loguniform -11.512925464970229,-4.0\n")
+    path = tmp_path / "w.hyper"
+    path.write_text(text)
+    assert read_params_file(path) == space
 
 
 def test_search_edges_script_widens_once_and_writes_the_same_file_again(setup):
@@ -448,10 +475,47 @@ def test_search_edges_script_widens_once_and_writes_the_same_file_again(setup):
     # ln 0.049 = -3.02 is above -3 - 0.3: the high end moves out by 3 / 4
     assert out.stdout.splitlines()[2] == "| out | 2 | learning_rate = 0.049 (high) | learning_rate [-6.0, -2.25] |"
     widened_file = (tmp_path / "out" / "widened.hyper").read_text()
-    assert widened_file.splitlines()[1:] == ["learning_rate loguniform -6,-2.25", "n_interests choice [1,2,3]"]
+    assert widened_file.splitlines()[1:] == ["learning_rate loguniform -6.0,-2.25", "n_interests choice [1,2,3]"]
     assert read_params_file(tmp_path / "out" / "widened.hyper") == {
         "learning_rate": ("loguniform", [-6.0, -2.25]), "n_interests": ("choice", [1, 2, 3])}
     tune("UMI", "tiny", tmp_path / "out" / "widened.hyper", tmp_path / "out", "random", 3, 7, config_dict=settings,
          log=quiet)
     assert edges_script(2).returncode == 0  # the space it widens is the first, not the widened one
     assert (tmp_path / "out" / "widened.hyper").read_text() == widened_file
+
+
+def test_widening_twice_under_tpe_and_what_a_refused_widening_leaves(setup, monkeypatch):
+    from recbole_umi.provenance import MixedCodeError
+
+    tmp_path, settings, params = setup
+    params.write_text("learning_rate loguniform -6,-3\nn_interests choice [2,3]\n")
+    tune("UMI", "tiny", params, tmp_path / "out", "bayes", 2, 7, config_dict=settings, log=quiet)
+    record = (tmp_path / "out" / "tuning.json").read_text()
+    # the space and another setting changed together: refused, saying both
+    params.write_text("learning_rate loguniform -6,-3\nn_interests choice [1,2,3]\n")
+    monkeypatch.setattr(tune_module, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(SettingsMismatchError, match="another space, settings"):
+        tune("UMI", "tiny", params, tmp_path / "out", "bayes", 3, 7, config_dict={**settings, "embedding_size": 4},
+             log=quiet)
+    # a widening refused for the code of its trials leaves the folder as it was
+    path = tmp_path / "out" / "trials" / "001.json"
+    first = path.read_text()
+    path.write_text(json.dumps({**json.loads(first), "code": {"code_digest": "older"}}))
+    with pytest.raises(MixedCodeError):
+        tune("UMI", "tiny", params, tmp_path / "out", "bayes", 3, 7, config_dict=settings, log=quiet)
+    assert (tmp_path / "out" / "tuning.json").read_text() == record
+    path.write_text(first)
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    # widened at the low end (the choices' indices shift) under TPE, then once more
+    tune("UMI", "tiny", params, tmp_path / "out", "bayes", 3, 7, config_dict=settings, log=quiet)
+    params.write_text("learning_rate loguniform -7,-3\nn_interests choice [1,2,3]\n")
+    tune("UMI", "tiny", params, tmp_path / "out", "bayes", 5, 7, config_dict=settings, log=quiet)
+    trials = [json.loads(p.read_text()) for p in sorted((tmp_path / "out" / "trials").glob("*.json"))]
+    assert [t["trial"] for t in trials] == [1, 2, 3, 4, 5]
+    assert all(t["params"]["n_interests"] in (1, 2, 3) and math.exp(-7) <= t["params"]["learning_rate"] <= math.exp(-3)
+               for t in trials)
+    assert [stage["trials"] for stage in json.loads((tmp_path / "out" / "tuning.json").read_text())["widened_from"]] == [2, 3]
+    table = (tmp_path / "out" / "trials.md").read_text()
+    assert "The space was widened after trial 2: n_interests choice [2, 3] -> choice [1, 2, 3]." in table
+    assert "The space was widened after trial 3: learning_rate loguniform [-6.0, -3.0] -> loguniform [-7.0, -3.0]." in table

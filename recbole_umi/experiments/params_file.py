@@ -82,21 +82,30 @@ def hyperopt_vals(space: dict, params: dict) -> dict:
 def widening_problems(wider: dict, narrower: dict) -> list[str]:
     """Why ``wider`` does not hold every value of ``narrower`` (both ``{name: (type,
     values)}``, as read or as stored in JSON); empty where it does: the same names and
-    types, every choice kept, every range reaching at least as far (quniform: the same q)."""
+    types, each choice's old values in their order and of their types inside the new list
+    (values added at its ends or between), every range reaching at least as far (quniform:
+    the same q)."""
     problems = []
-    if list(wider) != list(narrower):
+    if set(wider) != set(narrower):
         problems.append(f"other names ({', '.join(wider)} against {', '.join(narrower)})")
     for name in [n for n in narrower if n in wider]:
         (kind, values), (old_kind, old_values) = wider[name], narrower[name]
         if kind != old_kind:
             problems.append(f"{name} is {kind}, was {old_kind}")
         elif kind == "choice":
-            lost = [v for v in old_values if v not in values]
-            if lost:
-                problems.append(f"{name} leaves out {lost}")
+            if not _in_order_within(old_values, values):
+                problems.append(f"{name} {values} does not hold {old_values} in their order")
         elif values[0] > old_values[0] or values[1] < old_values[1] or values[2:] != old_values[2:]:
             problems.append(f"{name} {kind} {values} does not hold {old_values}")
     return problems
+
+
+def _in_order_within(old: list, new: list) -> bool:
+    """Whether ``old``'s values appear in ``new`` in the same order, each of the same type
+    (``True`` is not ``1``, ``32`` not ``32.0``)."""
+    remaining = iter(new)
+    return all(any(type(value) is type(candidate) and value == candidate for candidate in remaining)
+               for value in old)
 
 
 def _ordered_numbers(values: list) -> bool:
@@ -127,44 +136,59 @@ def edges(space: dict, params: dict, margin: float = 0.1, skip=()) -> dict[str, 
     return found
 
 
-def widened(space: dict, ends: dict[str, str], floor: dict[str, float] | None = None) -> dict:
+def widened(space: dict, ends: dict[str, str], limits: dict[str, tuple] | None = None) -> dict:
     """``space`` widened past each ``{name: "low" | "high"}`` end: a choice of increasing
-    numbers gains one value beyond that end, continuing its last step (a constant difference
-    continues by it, else by the ratio of the two values at that end; whole numbers stay
-    whole); a range moves that end out by a quarter of its width (of its logarithm for
-    loguniform). ``floor`` gives a name's lowest allowed value (a ``uniform`` dropout's 0); a
-    value below it is not added, a range stops at it."""
-    floor = floor or {}
+    numbers gains one value beyond that end, continuing its last step (evenly spaced
+    values continue by their difference, others by the ratio of the two values at that
+    end, or their difference where one is 0; whole numbers stay whole); a range moves that
+    end out by a quarter of its width (of its logarithm for loguniform). ``limits`` gives a
+    name's lowest and highest allowed values (``(0.0, 0.9)`` for a dropout; None: no limit),
+    in the setting's own scale also for loguniform: a value beyond them is not added, a
+    range stops at them."""
     out = {name: (kind, list(values)) for name, (kind, values) in space.items()}
     for name, end in ends.items():
         kind, values = out[name]
-        bound = floor.get(name, -math.inf)
+        low_limit, high_limit = (limits or {}).get(name, (None, None))
+        low_limit = -math.inf if low_limit is None else low_limit
+        high_limit = math.inf if high_limit is None else high_limit
+        if kind == "loguniform":
+            low_limit = math.log(low_limit) if low_limit > 0 else -math.inf
+            high_limit = math.log(high_limit) if 0 < high_limit < math.inf else math.inf
         if kind == "choice":
             a, b = (values[0], values[1]) if end == "low" else (values[-1], values[-2])
-            steps = {y - x for x, y in zip(values, values[1:])}
-            beyond = a + (a - b) if len(steps) == 1 and len(values) >= 3 else a * a / b
-            if all(isinstance(v, int) for v in values):
-                beyond = int(round(beyond))
-            if beyond < bound or beyond in values:
+            differences = [y - x for x, y in zip(values, values[1:])]
+            even = len(values) >= 3 and all(math.isclose(d, differences[0]) for d in differences)
+            beyond = a + (a - b) if even or a == 0 or b == 0 else a * a / b
+            beyond = int(round(beyond)) if all(isinstance(v, int) for v in values) else round(beyond, 10)
+            if not low_limit <= beyond <= high_limit or beyond in values:
                 continue
             values.insert(0, beyond) if end == "low" else values.append(beyond)
         else:
             step = (values[1] - values[0]) / 4
             if end == "low":
-                values[0] = max(round(values[0] - step, 4), bound)
+                values[0] = max(round(values[0] - step, 4), low_limit)
             else:
-                values[1] = round(values[1] + step, 4)
+                values[1] = min(round(values[1] + step, 4), high_limit)
     return out
 
 
-def params_file_text(space: dict, comments: dict[str, str] | None = None) -> str:
-    """``space`` as a params file this module (and RecBole's HyperTuning, which splits a
-    line on single spaces) reads back: no spaces inside a value."""
-    comments = comments or {}
+def _value_text(value) -> str:
+    """A choice's value as both yaml (this module) and Python (RecBole's ``eval``) read it
+    back: ``True``, ``"gelu"``, ``64``, ``1.0e-05`` (yaml reads ``1e-05`` as a string)."""
+    if isinstance(value, float):
+        text = repr(value)
+        return text.replace("e", ".0e", 1) if "e" in text and "." not in text else text
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def params_file_text(space: dict) -> str:
+    """``space`` as a params file that :func:`read_params_file` reads back to the same
+    values (floats as ``repr`` writes them). RecBole's own reader, which splits a line on
+    single spaces and ``eval``s a choice, reads these lines too where no string holds a
+    space, but not the ``#`` comments this module allows."""
     lines = []
     for name, (kind, values) in space.items():
-        text = (json.dumps(values, separators=(",", ":")) if kind == "choice"
-                else ",".join(f"{v:.6g}" for v in values))
-        line = f"{name} {kind} {text}"
-        lines.append(f"{line:<59} # {comments[name]}" if name in comments else line)
+        text = ("[" + ",".join(_value_text(v) for v in values) + "]" if kind == "choice"
+                else ",".join(repr(float(v)) for v in values))
+        lines.append(f"{name} {kind} {text}")
     return "\n".join(lines) + "\n"

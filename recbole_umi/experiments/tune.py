@@ -357,8 +357,8 @@ class Tuning(HyperTuning):
         from hyperopt.exceptions import AllTrialsFailed
 
         self._set_aside_damaged_trials()
+        self._check_code()  # first: a refused run leaves tuning.json as it was (a widening unrecorded)
         self._check_or_write_record()
-        self._check_code()
         already = len(self.finished_trials())
         if already:
             self.log(f"{already} of {self.max_evals} trials already done in {self.out / 'trials'}")
