@@ -11,8 +11,8 @@ increasing numbers at its first or last value, a range within a tenth of its wid
 end) and writes ``<folder>/widened.hyper``: the search's current space, widened one step past
 each edge (:func:`~recbole_umi.experiments.params_file.widened`), the same space where none
 (run again once the search has been widened, it writes the same file: it widens the space
-the first ``--after`` trials drew from). One widening: a choice on the edge of the widened
-space is reported, not widened again.
+the first ``--after`` trials drew from). One widening only: a setting chosen on the edge of
+the widened space stays there (the results say so).
 ``tune`` resumes the search in it with a larger ``--max_evals`` (``scripts/search_ml1m.sh``'s
 widening stage). Prints a markdown table of the edges. ``n_negatives`` has no edge: the
 widening of its largest count, the full softmax, is in every space already.
@@ -69,7 +69,10 @@ def main(argv=None) -> None:
     print("| search | chosen trial | on the edge | widened to |")
     print("| --- | --- | --- | --- |")
     for folder in args.folders:
-        best, ends, wider = widen(folder, args.after)
+        try:
+            best, ends, wider = widen(folder, args.after)
+        except (UnfinishedSearchError, FileNotFoundError) as error:
+            sys.exit(f"search_edges.py: {error}")
         shown = "; ".join(f"{name} = {best['params'][name]} ({end})" for name, end in ends.items()) or "none"
         changes = "; ".join(f"{name} {wider[name][1]}" for name in ends) or "-"
         print(f"| {folder.name} | {best['trial']} | {shown} | {changes} |")
