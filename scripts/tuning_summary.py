@@ -6,7 +6,8 @@ Reads every ``<model>/trials/*.json`` that ``python -m recbole_umi.tune`` wrote 
 folder and prints a markdown table: the trials run, the trial chosen from the first
 ``budget`` (by validation score, as ``tune --max_evals`` chooses), its validation score,
 the default settings' (trial 1, when the search started from them), the settings chosen,
-and the search's wall time. A search with fewer than ``budget`` trials is marked
+and the search's wall time (">= h" where a trial was resumed after its process ended: its
+record holds the last process's seconds only). A search with fewer than ``budget`` trials is marked
 unfinished. Test results are not shown: they are never used to choose.
 """
 
@@ -32,14 +33,16 @@ def summary(folder: Path, budget: int) -> str:
         if not trials:
             continue
         counted = [t for t in trials if t["trial"] <= budget]
-        hours = sum(t["wall_s"] for t in trials) / 3600
+        # a trial resumed after its process ended records the last process's seconds only
+        hours = f"{sum(t['wall_s'] for t in trials) / 3600:.1f}"
+        hours = f">= {hours}" if any(t.get("resumed_from") for t in trials) else hours
         unfinished = " (unfinished)" if len(trials) < budget else ""
         run = f"{len(trials)} of {budget}" if len(trials) < budget else f"{budget}" + (f" (+{len(trials) - budget})" if len(trials) > budget else "")
         try:
             best = best_trial(counted)
         except NoScoredTrialError:  # every trial so far failed
             lines.append(f"| {model_folder.name}{unfinished} | {run} ({len(counted)} failed) | - | - | "
-                         f"failed | - | {hours:.1f} |")
+                         f"failed | - | {hours} |")
             continue
         defaults = next((t for t in trials if t.get("proposed_by") == "defaults"), None)
         settings = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(best["params"].items()))
@@ -47,7 +50,7 @@ def summary(folder: Path, budget: int) -> str:
         n_failed = sum(failed(t) for t in counted)
         run += f" ({n_failed} failed)" if n_failed else ""
         lines.append(f"| {model_folder.name}{unfinished} | {run} | {best['trial']} | {best['best_valid_score']:.4f} | "
-                     f"{default_score} | {settings} | {hours:.1f} |")
+                     f"{default_score} | {settings} | {hours} |")
     return "\n".join(lines) + "\n"
 
 

@@ -307,13 +307,15 @@ def test_tuning_summary_script(tmp_path):
         record = json.loads((tmp_path / model / "trials" / f"{number:03d}.json").read_text())
         record["failed"] = "the training loss became nan in epoch 0: the run diverged"
         (tmp_path / model / "trials" / f"{number:03d}.json").write_text(json.dumps(record))
+    resumed = tmp_path / "SASRec" / "trials" / "001.json"  # its hours: the last process's only
+    resumed.write_text(json.dumps({**json.loads(resumed.read_text()), "resumed_from": "saved/x-last.pth"}))
     script = Path(__file__).resolve().parent.parent / "scripts" / "tuning_summary.py"
     out = subprocess.run([sys.executable, str(script), str(tmp_path), "--budget=3"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[2] == "| ComiRec (unfinished) | 1 of 3 (1 failed) | - | - | failed | - | 0.0 |"
     assert lines[3] == "| MIND | 3 (2 failed) | 2 | 0.2000 | failed | learning_rate 0.002, n_interests 2 | 1.0 |"
-    assert lines[4] == "| SASRec (unfinished) | 1 of 3 | 1 | 0.3700 | 0.3700 | learning_rate 0.001, n_interests 1 | 1.0 |"
+    assert lines[4] == "| SASRec (unfinished) | 1 of 3 | 1 | 0.3700 | 0.3700 | learning_rate 0.001, n_interests 1 | >= 1.0 |"
     assert lines[5] == "| UMI | 3 (+1) | 2 | 0.3300 | 0.3000 | learning_rate 0.002, n_interests 2 | 2.0 |"
 
 
