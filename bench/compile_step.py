@@ -76,7 +76,9 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
         init_seed(config["seed"], config["reproducibility"])  # the same initial weights
         model = get_model(model_name)(config, train_data.dataset).to(config["device"])
         model.train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
+        # as the plugin's trainer builds it (fused_optimizer, on by default)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
+                                     fused=True if config["fused_optimizer"] else None)
         frames_before = counters["frames"]["ok"]
         first = [step(model, optimizer, batches[i], seed=i) for i in range(2)]  # compiles, when compiled
         timed = [step(model, optimizer, batch, seed=i)[2] for i, batch in enumerate(batches[2:], 2)]
@@ -91,6 +93,7 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
     figures.update({
         "train_batch_size": config["train_batch_size"],
         "torch_threads": torch.get_num_threads(),
+        "fused_optimizer": bool(config["fused_optimizer"]),
         "timed_steps": steps,
         "eager_ms": round(eager["ms"], 2),
         "compiled_ms": round(fast["ms"], 2),

@@ -83,7 +83,9 @@ def build(model_name: str, dataset_name: str, settings: dict, n_batches: int = 2
     train_data, _, _ = data_preparation(config, dataset)
     model = get_model(config["model"])(config, train_data.dataset)
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
+    # as the plugin's trainer builds it (fused_optimizer, on by default)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
+                                 fused=True if config["fused_optimizer"] else None)
     training = train_data._dataset
     size = config["train_batch_size"]
     rows = torch.randperm(len(training), generator=torch.Generator().manual_seed(0))[: size * n_batches]

@@ -3,9 +3,10 @@ process (the speed issue's "MIND at batch 128 on 1 thread: at least 3x torch-rec
 per second"). Both read the same ml-1m training batches of our protocol: the history (T), the
 target, the profile fields (gender, age, occupation), and 5 uniform negatives drawn inside
 the step; each step is forward, loss, backward and Adam. Ours is timed eager and with
-``compile_step``; torch-rechub's as its ``MatchTrainer`` runs it in list-wise mode
-(softmax cross-entropy over the target and the negatives), without its data pipeline. The
-three alternate in rounds, so a change in the machine's load touches all of them; medians
+``compile_step``, with Adam as the plugin's trainer builds it (``fused_optimizer``, on by
+default); torch-rechub's as its ``MatchTrainer`` runs it in list-wise mode (softmax
+cross-entropy over the target and the negatives), without its data pipeline, with its
+trainer's plain Adam and, for the record, with the fused one. The four alternate in rounds, so a change in the machine's load touches all of them; medians
 over the rounds' steps. Run it with the machine otherwise idle:
 
     pip install --no-deps torch-rechub==0.9.0   # its needs (numpy, pandas, scikit-learn, tqdm) are ours
@@ -92,7 +93,9 @@ def main(argv=None) -> dict:
         model_config = Config("MIND", args.dataset, config_dict={**settings, "compile_step": compiled})
         init_seed(config["seed"], config["reproducibility"])
         model = get_model("MIND")(model_config, dataset).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
+        # as the plugin's trainer builds it (fused_optimizer, on by default)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
+                                     fused=True if model_config["fused_optimizer"] else None)
 
         def ours(batch, model=model, optimizer=optimizer):
             optimizer.zero_grad()
@@ -100,20 +103,22 @@ def main(argv=None) -> dict:
             optimizer.step()
         steps["ours, compiled" if compiled else "ours, eager"] = ours
 
-    theirs_model = rechub_mind(config, dataset, fields).train()
-    theirs_optimizer = torch.optim.Adam(theirs_model.parameters(), lr=config["learning_rate"])
     loss_fn = torch.nn.CrossEntropyLoss()
     n_negatives = config["n_negatives"]
+    for fused in (None, True):  # its trainer's Adam, and (for the record) the fused one ours uses
+        init_seed(config["seed"], config["reproducibility"])
+        theirs_model = rechub_mind(config, dataset, fields).train()
+        theirs_optimizer = torch.optim.Adam(theirs_model.parameters(), lr=config["learning_rate"], fused=fused)
 
-    def theirs(batch):
-        x = {f: batch[f] for f in fields}
-        x["history"], x["item"] = batch[config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]], batch[config["ITEM_ID_FIELD"]]
-        x["negatives"] = torch.randint(1, dataset.item_num, (len(batch), n_negatives))
-        theirs_optimizer.zero_grad()
-        scores = theirs_model(x)  # B x (1 + negatives), the target first
-        loss_fn(scores, torch.zeros(len(batch), dtype=torch.long)).backward()
-        theirs_optimizer.step()
-    steps["torch-rechub"] = theirs
+        def theirs(batch, theirs_model=theirs_model, theirs_optimizer=theirs_optimizer):
+            x = {f: batch[f] for f in fields}
+            x["history"], x["item"] = batch[config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]], batch[config["ITEM_ID_FIELD"]]
+            x["negatives"] = torch.randint(1, dataset.item_num, (len(batch), n_negatives))
+            theirs_optimizer.zero_grad()
+            scores = theirs_model(x)  # B x (1 + negatives), the target first
+            loss_fn(scores, torch.zeros(len(batch), dtype=torch.long)).backward()
+            theirs_optimizer.step()
+        steps["torch-rechub, fused Adam" if fused else "torch-rechub"] = theirs
 
     for step in steps.values():  # warm-up: the compile, the first allocations
         for batch in batches[:2]:
@@ -128,7 +133,8 @@ def main(argv=None) -> dict:
         figures[f"{name}: ms a step"] = round(1000 * statistics.median(seconds), 3)
         figures[f"{name}: rows/s"] = round(size / statistics.median(seconds))
     for name in ("ours, eager", "ours, compiled"):
-        figures[f"{name} / torch-rechub"] = round(figures[f"{name}: rows/s"] / figures["torch-rechub: rows/s"], 2)
+        for other in ("torch-rechub", "torch-rechub, fused Adam"):
+            figures[f"{name} / {other}"] = round(figures[f"{name}: rows/s"] / figures[f"{other}: rows/s"], 2)
     print(json.dumps(figures, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

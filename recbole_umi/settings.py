@@ -209,7 +209,7 @@ _NO_PICKLE = ("RecBole writes these files with pickle and reads them back with p
 # Settings of every run, RecBole's models' too, since they mean the same for every model:
 # RecBole's own whose ranges the plugin's YAML files promise, the processes of a run, the
 # pickled files the plugin refuses, and the plugin's run-wide keys (category_field,
-# keep_freed_memory, offline).
+# keep_freed_memory, offline, fused_optimizer).
 RUN_SETTINGS: dict[str, Setting] = {
     "MAX_ITEM_LIST_LENGTH": Setting(int, low=1, note="T, the history length (0 would feed the models no history)"),
     "epochs": Setting(int, low=1),
@@ -226,6 +226,8 @@ RUN_SETTINGS: dict[str, Setting] = {
     "dist_backend": Setting(str, choices=DIST_BACKENDS),
     "dist_timeout": Setting(float, low=0.0, low_open=True, note="seconds a process waits for its peers"),
     "keep_freed_memory": Setting(bool, note="keep freed memory in the process (recbole_umi.allocator)"),
+    "fused_optimizer": Setting(bool, note="Adam and AdamW (learner) as torch's fused kernel: one operation for all "
+                                          "parameters a step"),
     "offline": Setting(bool, note="never download a dataset (a data_path given is offline too)"),
     "save_dataset": Setting(bool, choices=(False,), note=_NO_PICKLE),
     "save_dataloaders": Setting(bool, choices=(False,), note=_NO_PICKLE),

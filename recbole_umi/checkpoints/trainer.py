@@ -109,6 +109,14 @@ class SafeCheckpointTrainer:
         self.valid_scores: list[float] | None = []
         self.stopped_at_validation = None  # the validation after which fit's stop_rule ended training
 
+    def _build_optimizer(self, **kwargs):
+        """RecBole's optimizer; Adam and AdamW as torch's fused kernel with ``fused_optimizer``
+        (one operation for all parameters a step; the same update to float tolerance)."""
+        optimizer = super()._build_optimizer(**kwargs)
+        if not self.config["fused_optimizer"] or type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW):
+            return optimizer
+        return type(optimizer)([{**group, "fused": True, "foreach": None} for group in optimizer.param_groups])
+
     def _is_writer(self) -> bool:
         # as RecBole: in distributed training only the first process writes
         return self.config["single_spec"] or self.config["local_rank"] == 0
