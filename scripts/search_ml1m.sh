@@ -20,8 +20,9 @@
 # first or last value, a range within a tenth of an end) and writes the space widened one step
 # past each edge to results/search/ml-1m/<model>/widened.hyper; the search resumes in it to 20
 # trials. Every model gets these 4 trials, in its widened space or, with no edge, its own: the
-# same budget for all. Its code differs from the first 16 trials' only in the search's own
-# modules, hence --allow_mixed_code.
+# same budget for all. Its code differs from the first 16 trials' (f8e3fee) in the search's own
+# modules and the fused Adam (fused_optimizer, the same update to float tolerance), hence
+# --allow_mixed_code.
 #
 # Budget (measured one-thread trial times at T = 10, 5 negatives: 4-15 min for the cheap
 # models, 17-96 min for SASRec's encoder): 16 trials x 6 cheap models x ~10 min plus 16 x 4
