@@ -51,7 +51,7 @@ def widen(folder: Path, after: int) -> tuple[dict, dict[str, str], dict]:
     record = json.loads((folder / "tuning.json").read_text())
     # the space the first trials drew from: once widened, the one before (run again, the same file)
     stages = [stage for stage in record.get("widened_from", []) if stage["trials"] >= after]
-    space = {name: (kind, values) for name, (kind, values) in (stages[0] if stages else record)["space"].items()}
+    space = (stages[0] if stages else record)["space"]
     best = best_trial(trials[:after])
     ends = edges(space, best["params"], skip=SKIP)
     wider = widened(space, ends, LIMITS)
