@@ -13,16 +13,20 @@
 # table of the chosen settings uses other seeds).
 #
 #   bash scripts/search_ml1m.sh [DATA_PATH] [MODEL ...]   # DATA_PATH holds ml-1m/ (default ../shared/data)
-#   WIDEN=1 bash scripts/search_ml1m.sh [DATA_PATH] [MODEL ...]   # the widening stage, below
 #
-# The widening stage (WIDEN=1), once a model's 16 trials are done: scripts/search_edges.py finds
-# where the best of them sits on the edge of its space (a choice of increasing numbers at its
-# first or last value, a range within a tenth of an end) and writes the space widened one step
-# past each edge to results/search/ml-1m/<model>/widened.hyper; the search resumes in it to 20
-# trials. Every model gets these 4 trials, in its widened space or, with no edge, its own: the
-# same budget for all. Its code differs from the first 16 trials' (f8e3fee) in the search's own
-# modules and the fused Adam (fused_optimizer, the same update to float tolerance), hence
-# --allow_mixed_code.
+# Two stages per model, one after the other in the same stream. The widening stage, once a
+# model's 16 trials are done: scripts/search_edges.py finds where the best of them sits on the
+# edge of its space (a choice of increasing numbers at its first or last value, a range within a
+# tenth of an end) and writes the space widened one step past each edge to
+# results/search/ml-1m/<model>/widened.hyper; the search resumes in it to 20 trials. Every model
+# gets these 4 trials, in its widened space or, with no edge, its own: the same budget for all.
+#
+# Code: run it from a checkout of one commit that stays put while the search spans sessions
+# (results/search/ml-1m/README.md), so that work on main does not change a search's code
+# midway. The first trials of YouTube DNN, ProfileDSSM and MIND ran an earlier commit
+# (f8e3fee), which differs from the later one in the search's own modules and the fused Adam
+# (fused_optimizer, the same update to float tolerance); hence --allow_mixed_code, and each
+# model's trials.md lists the versions its trials ran.
 #
 # Budget (measured one-thread trial times at T = 10, 5 negatives: 4-15 min for the cheap
 # models, 17-96 min for SASRec's encoder): 16 trials x 6 cheap models x ~10 min plus 16 x 4
@@ -39,7 +43,7 @@ all_models=(YoutubeDNN ProfileDSSM MIND ComiRecDR UMI ComiRecSA SASRecMatching U
 models=("$@")
 if [[ ${#models[@]} -eq 0 ]]; then models=("${all_models[@]}"); fi
 common=(--dataset=ml-1m "--data_path=$data_path" --algo=random --prune_after=3
-        --prune_min_trials=4 --show_progress=False --state=WARNING)
+        --prune_min_trials=4 --show_progress=False --state=WARNING --allow_mixed_code=True)
 
 search() {
     for model in "${models[@]}"; do
@@ -48,15 +52,19 @@ search() {
         if ((seed == 100)); then echo "$model is not one of the search's models: ${all_models[*]}" >&2; continue; fi
         local files=tuning/ml-1m-search/search.yaml
         if [[ -f tuning/ml-1m-search/$model.yaml ]]; then files+=",tuning/ml-1m-search/$model.yaml"; fi
-        local out=results/search/ml-1m/$model params=(--params_file=tuning/ml-1m-search/$model.hyper --max_evals=16)
-        if [[ ${WIDEN:-0} == 1 ]]; then
-            python scripts/search_edges.py "$out" --after=16 || continue  # not finished: no widening yet
-            params=("--params_file=$out/widened.hyper" --max_evals=20 --allow_mixed_code=True)
-        fi
-        # a search another stream runs is refused at once (SearchBusyError): go on to the next
-        python -m recbole_umi.tune "--model=$model" "${params[@]}" "--config_files=$files" "--out=$out" \
-            "--search_seed=$seed" "${common[@]}" ||
+        local out=results/search/ml-1m/$model
+        local run=(python -m recbole_umi.tune "--model=$model" "--config_files=$files" "--out=$out"
+                   "--search_seed=$seed" "${common[@]}")
+        # a search another stream runs is refused at once (SearchBusyError): go on to the next.
+        # Stage 1 is over once the space is widened (tune refuses to go back to the narrower one).
+        if [[ ! -f $out/widened.hyper ]] &&
+            ! "${run[@]}" "--params_file=tuning/ml-1m-search/$model.hyper" --max_evals=16; then
             echo "search of $model not finished here (busy in the other stream, or failed: see above)" >&2
+            continue
+        fi
+        python scripts/search_edges.py "$out" --after=16 || continue  # writes $out/widened.hyper
+        "${run[@]}" "--params_file=$out/widened.hyper" --max_evals=20 ||
+            echo "widened search of $model not finished here (busy in the other stream, or failed: see above)" >&2
     done
 }
 stream_a() { search; }
