@@ -18,6 +18,7 @@ from recbole.utils import init_seed  # noqa: E402
 from recbole_umi.checkpoints.content import interactions_digest  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.model import MatchingRecommender  # noqa: E402
+from recbole_umi.model.base import compile_step  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 from recbole_umi.settings import SettingsError  # noqa: E402
 
@@ -101,4 +102,5 @@ def build(config, check_dataset=None):
         loader._dataset.interactions_digest = digest  # what checkpoints record and check
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])  # the model's initial weights
     model = get_model(config["model"])(config, train_data.dataset).to(config["device"])
+    compile_step(model, config)  # RecBole's own models (the plugin's compile their own loss)
     return dataset, train_data, valid_data, test_data, model

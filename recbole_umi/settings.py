@@ -209,7 +209,7 @@ _NO_PICKLE = ("RecBole writes these files with pickle and reads them back with p
 # Settings of every run, RecBole's models' too, since they mean the same for every model:
 # RecBole's own whose ranges the plugin's YAML files promise, the processes of a run, the
 # pickled files the plugin refuses, and the plugin's run-wide keys (category_field,
-# keep_freed_memory, offline, fused_optimizer).
+# keep_freed_memory, offline, fused_optimizer, compile_step).
 RUN_SETTINGS: dict[str, Setting] = {
     "MAX_ITEM_LIST_LENGTH": Setting(int, low=1, note="T, the history length (0 would feed the models no history)"),
     "epochs": Setting(int, low=1),
@@ -228,6 +228,7 @@ RUN_SETTINGS: dict[str, Setting] = {
     "keep_freed_memory": Setting(bool, note="keep freed memory in the process (recbole_umi.allocator)"),
     "fused_optimizer": Setting(bool, note="Adam and AdamW (learner) as torch's fused kernel: one operation for all "
                                           "parameters a step"),
+    "compile_step": Setting(bool, note="the training loss through torch.compile (inductor; needs a C++ compiler)"),
     "offline": Setting(bool, note="never download a dataset (a data_path given is offline too)"),
     "save_dataset": Setting(bool, choices=(False,), note=_NO_PICKLE),
     "save_dataloaders": Setting(bool, choices=(False,), note=_NO_PICKLE),
@@ -278,7 +279,6 @@ MODEL_SETTINGS: dict[str, Setting] = {
                                                                       "the interests from the encoder's states"),
     "recent_interest": Setting(bool, note="UMISA: the encoder's state at the last position is one of the K interests"),
     "retrieval": Setting(str, choices=RETRIEVAL_MODES),
-    "compile_step": Setting(bool, note="the training loss through torch.compile (inductor; needs a C++ compiler)"),
     "retrieval_nlist": Setting(int, low=0, note="0 chooses about 4 sqrt(#items) cells"),
     "retrieval_nprobe": Setting(int, low=1),
     "retrieval_hnsw_m": Setting(int, low=2),
@@ -373,9 +373,6 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
     if not plugin_model and "retrieval" in config and config["retrieval"] not in (None, "full_sort"):
         raise SettingsError("retrieval", config["retrieval"],
                             "must be 'full_sort' for RecBole's own models: only recbole-umi models search a faiss index")
-    if not plugin_model and "compile_step" in config and config["compile_step"]:
-        raise SettingsError("compile_step", config["compile_step"],
-                            "must be off for RecBole's own models: only recbole-umi models compile their training loss")
     for key, narrower in (restrictions or {}).items():
         if key in config and config[key] is not None:
             narrower.check(key, config[key])

@@ -1,7 +1,8 @@
 """``compile_step``: the training loss through torch.compile gives the eager loss and
 gradients to float tolerance, draws the same random numbers (negatives, dropout), and falls
-back to eager, with a warning, where compiling fails. One model of each kind here (a compile
-takes 10-40 s); bench/compile_step.py checks every plugin model and times them."""
+back to eager, with a warning, where compiling fails; for RecBole's own models too. One model
+of each kind here (a compile takes 10-40 s); bench/compile_step.py checks every model and
+times them."""
 
 import logging
 
@@ -10,6 +11,7 @@ import torch
 
 from recbole_umi import pipeline
 from recbole_umi.config import Config
+from recbole_umi.model.base import compiled_loss
 from tests.conftest import tiny_config
 
 
@@ -28,13 +30,22 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
         loss = model.calculate_loss(batch)
         loss.backward()
         results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    assert (model._compiled_loss is False) == (not compile_step or fall_back)
+    compiled = compiled_loss(model)
+    assert (compiled is not None and compiled.ran_compiled) == (compile_step and not fall_back)
+    if compiled is not None and compiled.ran_compiled:  # the compiled loss runs in training mode only
+        calls, inner = [], compiled.compiled
+        compiled.compiled = lambda batch: calls.append(model.training) or inner(batch)
+        for training in (False, True):
+            model.train(training)
+            model.calculate_loss(batch)
+        assert calls == [True]
     return results
 
 
 @pytest.mark.parametrize("model_name, settings", [
     ("UMI", {}),  # routing, the refinement, HN, sampled negatives
     ("SASRecMatching", {"train_sampling": "windows", "hidden_dropout_prob": 0.3}),  # an encoder with dropout, windows
+    ("SASRec", {"train_neg_sample_args": None, "hidden_dropout_prob": 0.3}),  # RecBole's own: its CE over every item
 ])
 def test_the_compiled_loss_equals_the_eager_one(tiny_data, model_name, settings):
     eager = loss_and_gradients(tiny_data, model_name, False, **settings)
@@ -65,11 +76,10 @@ def test_a_failing_compile_falls_back_to_eager_with_a_warning(tiny_data, monkeyp
         assert loss.item() == eager_loss.item()
 
 
-def test_recbole_models_refuse_it(tiny_data):
-    from recbole_umi.settings import SettingsError
-
-    with pytest.raises(SettingsError, match="'compile_step' = True: must be off for RecBole's own models"):
-        Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, train_neg_sample_args=None))
+def test_recbole_models_compile_through_the_pipeline_only_when_asked(tiny_data):
+    config = Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, train_neg_sample_args=None))
+    *_, model = pipeline.build(config)
+    assert compiled_loss(model) is None and "calculate_loss" not in model.__dict__
 
 
 def test_each_model_compiles_afresh_in_one_process(tiny_data, monkeypatch):

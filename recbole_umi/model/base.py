@@ -111,8 +111,8 @@ class MatchingRecommender(SequentialRecommender):
         # positions (every one without a stride) predict the item after each
         self.train_windows = config["train_sampling"] == "windows"
         self.window_stride = window_stride(config) if self.train_windows else None
-        # compile_step: the training loss compiled at its first call (None: not yet, False: eager)
-        self._compiled_loss = None if config["compile_step"] else False
+        # compile_step: the training loss through torch.compile (None: eager)
+        self._compiled_loss = CompiledLoss(self.loss, self) if config["compile_step"] else None
 
     def __getattr__(self, name: str):
         try:
@@ -143,18 +143,8 @@ class MatchingRecommender(SequentialRecommender):
     def calculate_loss(self, interaction) -> torch.Tensor:
         """The training loss of a batch: :meth:`loss`, compiled with ``compile_step``."""
         if self._compiled_loss is None:
-            self._compiled_loss = compiled(self.loss)
-        if self._compiled_loss is False or not self.training:
             return self.loss(interaction)
-        try:
-            return self._compiled_loss(interaction)
-        except Exception as error:  # noqa: BLE001 - the eager loss below raises again if the loss itself is wrong
-            if not _is_compile_failure(error):
-                raise
-            getLogger(__name__).warning(f"compile_step: compiling the loss failed ({type(error).__name__}: "
-                                        f"{str(error).strip().splitlines()[0][:200]}); training without it")
-            self._compiled_loss = False
-            return self.loss(interaction)
+        return self._compiled_loss(interaction)
 
     def loss(self, interaction) -> torch.Tensor:
         """The training loss of a batch (rows, or windows with ``train_sampling: windows``)."""
@@ -196,6 +186,59 @@ class MatchingRecommender(SequentialRecommender):
 
 # The name this base had when every plugin model was multi-interest; kept for users' imports.
 MultiInterestRecommender = MatchingRecommender
+
+
+class CompiledLoss:
+    """A model's training loss through ``torch.compile`` (``compile_step``): compiled at its
+    first call in training mode, then run compiled there; eager in evaluation mode, and from
+    the first call on where compiling fails (no C++ compiler, a backend failure), with a
+    warning. An error of the loss itself is raised as the eager loss raises it.
+
+    Args:
+        loss: the eager loss, a function of a training batch.
+        model: the module it belongs to (its ``training`` flag says which way to run).
+    """
+
+    def __init__(self, loss, model: torch.nn.Module):
+        self.loss = loss
+        self.model = model
+        self.compiled = None  # None: not compiled yet; False: compiling failed, eager from then on
+
+    @property
+    def ran_compiled(self) -> bool:
+        """Whether the loss has been compiled and not given up."""
+        return self.compiled not in (None, False)
+
+    def __call__(self, interaction) -> torch.Tensor:
+        if self.compiled is False or not self.model.training:
+            return self.loss(interaction)
+        if self.compiled is None:
+            self.compiled = compiled(self.loss)
+        try:
+            return self.compiled(interaction)
+        except Exception as error:  # noqa: BLE001 - the eager loss below raises again if the loss itself is wrong
+            if not _is_compile_failure(error):
+                raise
+            getLogger(__name__).warning(f"compile_step: compiling the loss failed ({type(error).__name__}: "
+                                        f"{str(error).strip().splitlines()[0][:200]}); training without it")
+            self.compiled = False
+            return self.loss(interaction)
+
+
+def compile_step(model: torch.nn.Module, config) -> None:
+    """``compile_step`` for RecBole's own models: their ``calculate_loss``, which RecBole's
+    trainer calls, replaced on the instance by the same loss through :class:`CompiledLoss`.
+    The plugin's models compile their own (:meth:`MatchingRecommender.calculate_loss`)."""
+    if config["compile_step"] and not isinstance(model, MatchingRecommender):
+        model.calculate_loss = CompiledLoss(model.calculate_loss, model)
+
+
+def compiled_loss(model: torch.nn.Module) -> CompiledLoss | None:
+    """The :class:`CompiledLoss` a model trains with under ``compile_step`` (None without it)."""
+    if isinstance(model, MatchingRecommender):
+        return model._compiled_loss
+    loss = model.__dict__.get("calculate_loss")
+    return loss if isinstance(loss, CompiledLoss) else None
 
 
 def compiled(function):
