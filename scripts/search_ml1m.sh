@@ -23,9 +23,9 @@
 #
 # Code: run it from a checkout of one commit that stays put while the search spans sessions
 # (results/search/ml-1m/README.md), so that work on main does not change a search's code
-# midway. The first trials of YouTube DNN, ProfileDSSM and MIND ran an earlier commit
-# (f8e3fee), which differs from the later one in the search's own modules and the fused Adam
-# (fused_optimizer, the same update to float tolerance); hence --allow_mixed_code, and each
+# midway. The first trials of YouTube DNN, ProfileDSSM and MIND ran earlier commits
+# (README there), which differ from the pin in the search's own modules, the fused Adam
+# and compile_step for RecBole's models (the same math to float tolerance); hence --allow_mixed_code, and each
 # model's trials.md lists the versions its trials ran.
 #
 # Budget (measured one-thread trial times at T = 10, 5 negatives: 4-15 min for the cheap
