@@ -47,6 +47,7 @@ from recbole.utils import get_trainer, init_logger, init_seed  # noqa: E402
 
 from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
+from recbole_umi.model.base import compile_step  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 from recbole_umi.settings import window_stride  # noqa: E402
 
@@ -113,6 +114,7 @@ def main(argv=None):
     load_seconds = time.perf_counter() - began
 
     model = get_model(config["model"])(config, train_data.dataset).to(config["device"])
+    compile_step(model, config)  # RecBole's own models, as the plugin's pipeline builds them
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     generator = torch.Generator().manual_seed(config["seed"])
     device = torch.device(config["device"])

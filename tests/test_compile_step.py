@@ -8,10 +8,13 @@ import logging
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from recbole_umi import pipeline
 from recbole_umi.config import Config
-from recbole_umi.model.base import compiled_loss
+from recbole_umi.checkpoints.trainer import get_trainer
+from recbole_umi.model.base import compiled, compiled_loss
+from recbole_umi.settings import SettingsError
 from tests.conftest import tiny_config
 
 
@@ -23,6 +26,7 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
     _, train_data, _, _, model = pipeline.build(config)  # the same seed: the same initial weights
     model.train()
     batch = next(iter(train_data))
+    frames = counters["frames"]["ok"]
     results = []
     for step in range(2):  # the first call compiles, the second runs the compiled loss
         torch.manual_seed(10 + step)  # the negatives and dropout masks drawn from here
@@ -32,6 +36,7 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
         results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     compiled = compiled_loss(model)
     assert (compiled is not None and compiled.ran_compiled) == (compile_step and not fall_back)
+    assert (counters["frames"]["ok"] > frames) == (compile_step and not fall_back)  # dynamo compiled a frame
     if compiled is not None and compiled.ran_compiled:  # the compiled loss runs in training mode only
         calls, inner = [], compiled.compiled
         compiled.compiled = lambda batch: calls.append(model.training) or inner(batch)
@@ -80,6 +85,25 @@ def test_recbole_models_compile_through_the_pipeline_only_when_asked(tiny_data):
     config = Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, train_neg_sample_args=None))
     *_, model = pipeline.build(config)
     assert compiled_loss(model) is None and "calculate_loss" not in model.__dict__
+
+
+def test_recbole_trainer_trains_a_recbole_model_through_the_compiled_loss(tiny_data):
+    config = Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, eval_protocol="user_split", compile_step=True,
+                                                               train_neg_sample_args=None))
+    _, train_data, _, _, model = pipeline.build(config)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    loss, calls = compiled_loss(model), []
+    loss.compiled = compiled(loss.loss)
+    inner = loss.compiled
+    loss.compiled = lambda *args, **kwargs: calls.append(1) or inner(*args, **kwargs)
+    trainer._train_epoch(train_data, 0)
+    assert len(calls) == len(train_data)  # every batch of the epoch
+
+
+def test_recbole_non_sequential_models_refuse_it(tiny_data):
+    config = Config("BPR", "tiny", config_dict=tiny_config(tiny_data, compile_step=True))
+    with pytest.raises(SettingsError, match="'compile_step' = True: must be off for BPR"):
+        pipeline.build(config)
 
 
 def test_each_model_compiles_afresh_in_one_process(tiny_data, monkeypatch):

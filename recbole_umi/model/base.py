@@ -209,28 +209,36 @@ class CompiledLoss:
         """Whether the loss has been compiled and not given up."""
         return self.compiled not in (None, False)
 
-    def __call__(self, interaction) -> torch.Tensor:
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
         if self.compiled is False or not self.model.training:
-            return self.loss(interaction)
+            return self.loss(*args, **kwargs)
         if self.compiled is None:
             self.compiled = compiled(self.loss)
         try:
-            return self.compiled(interaction)
+            return self.compiled(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - the eager loss below raises again if the loss itself is wrong
             if not _is_compile_failure(error):
                 raise
             getLogger(__name__).warning(f"compile_step: compiling the loss failed ({type(error).__name__}: "
                                         f"{str(error).strip().splitlines()[0][:200]}); training without it")
             self.compiled = False
-            return self.loss(interaction)
+            return self.loss(*args, **kwargs)
 
 
 def compile_step(model: torch.nn.Module, config) -> None:
-    """``compile_step`` for RecBole's own models: their ``calculate_loss``, which RecBole's
-    trainer calls, replaced on the instance by the same loss through :class:`CompiledLoss`.
-    The plugin's models compile their own (:meth:`MatchingRecommender.calculate_loss`)."""
-    if config["compile_step"] and not isinstance(model, MatchingRecommender):
-        model.calculate_loss = CompiledLoss(model.calculate_loss, model)
+    """``compile_step`` for RecBole's own sequential models: their ``calculate_loss``, which
+    RecBole's trainer calls, replaced on the instance by the same loss through
+    :class:`CompiledLoss`. The plugin's models compile their own
+    (:meth:`MatchingRecommender.calculate_loss`). RecBole's other models are refused: some of
+    their trainers compute the loss through other methods (MKR, KGAT, RecVAE's encoder
+    steps), which this would leave eager, and none was measured."""
+    if not config["compile_step"] or isinstance(model, MatchingRecommender):
+        return
+    if not isinstance(model, SequentialRecommender):
+        raise SettingsError("compile_step", config["compile_step"],
+                            f"must be off for {config['model']}: of RecBole's own models only the sequential ones "
+                            f"compile their training loss")
+    model.calculate_loss = CompiledLoss(model.calculate_loss, model)
 
 
 def compiled_loss(model: torch.nn.Module) -> CompiledLoss | None:
