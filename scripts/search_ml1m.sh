@@ -24,14 +24,13 @@
 # Code: run it from a checkout of one commit that stays put while the search spans sessions
 # (results/search/ml-1m/README.md), so that work on main does not change a search's code
 # midway. The first trials of YouTube DNN, ProfileDSSM and MIND ran earlier commits
-# (README there), which differ from the pin in the search's own modules, the fused Adam
-# and compile_step for RecBole's models (the same math to float tolerance); hence --allow_mixed_code, and each
-# model's trials.md lists the versions its trials ran.
+# (README there), which differ from the pin in the search's own modules, the fused Adam and
+# compile_step for RecBole's models (the same math to float tolerance); hence
+# --allow_mixed_code, and each model's trials.md lists the versions its trials ran.
 #
-# Budget (measured one-thread trial times at T = 10, 5 negatives: 4-15 min for the cheap
-# models, 17-96 min for SASRec's encoder): 16 trials x 6 cheap models x ~10 min plus 16 x 4
-# encoder models x ~40 min is about 60 hours of one thread before pruning, about 40 on two
-# streams; more where T = 50, d = 128 or 500 negatives are drawn. It spans sessions: each
+# Budget: about 90 hours of one stream, about 45 on two (results/search/ml-1m/README.md, "Time
+# to come": the encoder models' trials at T = 50 take about 15 minutes an epoch and dominate;
+# the T = 10 plan of 40 hours did not count them). It spans sessions: each
 # finished trial is on disk at once (results/search/ml-1m/<model>/trials/), an interrupted
 # search resumes where it stopped, and the cheap models come first. Two streams of one torch
 # thread each; each stream takes the next model no other stream holds (a search's lock).
