@@ -11,8 +11,8 @@ import torch
 from torch._dynamo.utils import counters
 
 from recbole_umi import pipeline
-from recbole_umi.config import Config
 from recbole_umi.checkpoints.trainer import get_trainer
+from recbole_umi.config import Config
 from recbole_umi.model.base import compiled, compiled_loss
 from recbole_umi.settings import SettingsError
 from tests.conftest import tiny_config
