@@ -13,8 +13,11 @@
 # it again: finished runs are kept and skipped. The runs go seed by seed, the cheap models
 # first, so an interrupted table is complete for its first seeds (`--seeds=2021,...` on the
 # last command makes the table of those). Budget: about 10 minutes a run for the six cheap
-# models and 30-90 for the four with a transformer encoder, 50 runs: about 20 hours of one
-# thread, 14 on two streams.
+# models; for the four with a transformer encoder it depends on the T their searches chose:
+# 30-90 minutes at T = 10, up to about 5 hours at T = 50 (about 15 minutes an epoch on one
+# thread: results/search/ml-1m/README.md), 50 runs: 20-60 hours of one thread. Its runs span
+# sessions: run it from the search's pinned checkout (the same README), so that their code
+# does not change midway.
 set -euo pipefail
 data_path=$(realpath "${1:-../shared/data}")
 trials=${2:-20}
