@@ -19,7 +19,6 @@ scripts/amp_ml1m.sh's question.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -29,28 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recbole_umi import compat  # noqa: E402
-
-compat.apply()  # before anything imports RecBole
-from recbole.utils import init_seed  # noqa: E402
-
-from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
-from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
-from recbole_umi.model.base import compile_step  # noqa: E402
-from recbole_umi.registry import get_model  # noqa: E402
-
-
-def build(model_name: str, dataset: str, settings: dict, train_data):
-    """A model (training mode) and its Adam as the plugin's trainer builds them, the same
-    initial weights for every call."""
-    config = Config(model_name, dataset, config_dict=settings)
-    init_seed(config["seed"], config["reproducibility"])
-    model = get_model(model_name)(config, train_data.dataset).to(config["device"])
-    compile_step(model, config)  # RecBole's own models, as the plugin's pipeline does
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
-                                 fused=True if config["fused_optimizer"] else None)
-    return model, optimizer, config
+from bench.compile_step import build, full_batches, report  # noqa: E402
+from recbole_umi.config import parse_cmd_args  # noqa: E402
 
 
 def step(model, optimizer, batch, amp: bool, device) -> tuple[float, float]:
@@ -65,24 +44,17 @@ def step(model, optimizer, batch, amp: bool, device) -> tuple[float, float]:
 
 
 def measure(model_name: str, dataset: str, settings: dict, rounds: int, steps: int) -> dict:
-    config = Config(model_name, dataset, config_dict=settings)
-    init_seed(config["seed"], config["reproducibility"])
-    train_data, _, _ = data_preparation(config, create_dataset(config))
-    batches = []  # full batches only: a shorter one would compile again
-    for batch in train_data:
-        if len(batch) == config["train_batch_size"]:
-            batches.append(batch.to(config["device"]))
-        if len(batches) == steps + 2:
-            break
-    ways = {amp: build(model_name, dataset, settings, train_data)[:2] for amp in (False, True)}
+    train_data, batches = full_batches(model_name, dataset, settings, steps + 2)
+    ways = {amp: build(model_name, dataset, settings, train_data) for amp in (False, True)}
+    config = ways[False][2]
     first = {}
-    for amp, (model, optimizer) in ways.items():  # warm-up (the compile); the first loss from the same state
+    for amp, (model, optimizer, _) in ways.items():  # warm-up (the compile); the first loss from the same state
         torch.manual_seed(0)
         first[amp] = step(model, optimizer, batches[0], amp, config["device"])[0]
         step(model, optimizer, batches[1], amp, config["device"])
     seconds = {amp: [] for amp in ways}
     for _ in range(rounds):
-        for amp, (model, optimizer) in ways.items():
+        for amp, (model, optimizer, _) in ways.items():
             seconds[amp] += [step(model, optimizer, batch, amp, config["device"])[1] for batch in batches[2:]]
     fp32, amp = (1000 * statistics.median(seconds[way]) for way in (False, True))
     return {
@@ -109,14 +81,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--json", default=None)
     args, rest = parser.parse_known_args(argv)
     settings = {"state": "ERROR", "show_progress": False, "compile_step": True, **parse_cmd_args(rest)}
-    results = []
-    for model_name in comma_list(args.models):
-        figures = measure(model_name, args.dataset, settings, args.rounds, args.steps)
-        print(json.dumps(figures), flush=True)
-        results.append(figures)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    return report(args.models, lambda model_name: measure(model_name, args.dataset, settings, args.rounds, args.steps),
+                  args.json)
 
 
 if __name__ == "__main__":

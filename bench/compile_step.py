@@ -60,27 +60,55 @@ def largest_difference(a: dict, b: dict) -> float:
     return max(float((a[n] - b[n]).abs().max()) for n in b) / max(scale, 1e-12)
 
 
+def full_batches(model_name: str, dataset: str, settings: dict, count: int):
+    """The training split's loader and its first ``count`` full batches, on the device (the
+    same batches for every way a benchmark compares; an epoch's last, shorter batch would
+    compile again)."""
+    config = Config(model_name, dataset, config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    batches = []
+    for batch in train_data:
+        if len(batch) == config["train_batch_size"]:
+            batches.append(batch.to(config["device"]))
+        if len(batches) == count:
+            break
+    return train_data, batches
+
+
+def build(model_name: str, dataset: str, settings: dict, train_data):
+    """A model in training mode and its Adam, as the plugin's pipeline and trainer build them
+    (``compile_step`` for RecBole's own models too, ``fused_optimizer``); the same initial
+    weights for every call. Returns ``(model, optimizer, config)``."""
+    config = Config(model_name, dataset, config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(model_name)(config, train_data.dataset).to(config["device"])
+    compile_step(model, config)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
+                                 fused=True if config["fused_optimizer"] else None)
+    return model, optimizer, config
+
+
+def report(models: str, measure_one, json_path: str | None) -> list[dict]:
+    """``measure_one(model_name)`` for each of the comma-separated ``models``: each result
+    printed as one JSON line when it is there, all of them written to ``json_path``."""
+    results = []
+    for model_name in comma_list(models):
+        figures = measure_one(model_name)
+        print(json.dumps(figures), flush=True)
+        results.append(figures)
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
 def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
     figures = {"model": model_name}
     runs = {}
-    config = Config(model_name, dataset, config_dict={**settings, "compile_step": False})
-    init_seed(config["seed"], config["reproducibility"])
-    train_data, _, _ = data_preparation(config, create_dataset(config))
-    batches = []  # the same batches for both
-    for batch in train_data:  # full batches only: the last, shorter one would compile again
-        if len(batch) == config["train_batch_size"]:
-            batches.append(batch.to(config["device"]))
-        if len(batches) == steps + 2:
-            break
+    train_data, batches = full_batches(model_name, dataset, {**settings, "compile_step": False}, steps + 2)
     for compiling in (False, True):
-        config = Config(model_name, dataset, config_dict={**settings, "compile_step": compiling})
-        init_seed(config["seed"], config["reproducibility"])  # the same initial weights
-        model = get_model(model_name)(config, train_data.dataset).to(config["device"])
-        compile_step(model, config)  # RecBole's own models (as the plugin's pipeline does)
-        model.train()
-        # as the plugin's trainer builds it (fused_optimizer, on by default)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
-                                     fused=True if config["fused_optimizer"] else None)
+        model, optimizer, config = build(model_name, dataset, {**settings, "compile_step": compiling}, train_data)
         frames_before = counters["frames"]["ok"]
         first = [step(model, optimizer, batches[i], seed=i) for i in range(2)]  # compiles, when compiled
         timed = [step(model, optimizer, batch, seed=i)[2] for i, batch in enumerate(batches[2:], 2)]
@@ -118,14 +146,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--json", default=None)
     args, rest = parser.parse_known_args(argv)
     settings = {"state": "ERROR", "show_progress": False, **parse_cmd_args(rest)}
-    results = []
-    for model_name in comma_list(args.models):
-        figures = measure(model_name, args.dataset, settings, args.steps)
-        print(json.dumps(figures), flush=True)
-        results.append(figures)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    return report(args.models, lambda model_name: measure(model_name, args.dataset, settings, args.steps), args.json)
 
 
 if __name__ == "__main__":
