@@ -8,7 +8,9 @@
 #      and enable_scaler), then UMI with its loss compiled (compile_step, 3 repeats);
 #   2. one ml-1m run (training, then the test) per plugin model at its defaults, seed 2021, one
 #      at a time, each in an equal share of the time left, epochs capped at 6 to fit; plus UMI
-#      and SASRecMatching with mixed precision.
+#      and SASRecMatching with mixed precision. RUNS="fp32 UMI,amp UMI" (FOLDER MODEL, commas
+#      between) runs those alone: an equal share of 570 s over ten runs (57 s, start-up and the
+#      test included) was too short for four of them on 2026-12-04.
 # Writes $OUT/gpu_figures.json (every figure of both parts, and the machine) and $OUT/log.txt.
 #
 #   here, first:  bash bench/gpu_prepare.sh     # the wheels (.whl) and ml-1m (.device-data)
@@ -72,6 +74,15 @@ if [[ " $parts " == *" 2 "* ]]; then
     if [[ ${#amps[@]} == 2 ]]; then
         runs+=("amp UMI --enable_amp=True --enable_scaler=True"
                "amp SASRecMatching --enable_amp=True --enable_scaler=True")
+    fi
+    if [[ -n ${RUNS:-} ]]; then  # RUNS="fp32 UMI,amp UMI": these runs alone, each with a larger share
+        keep=()
+        for entry in "${runs[@]}"; do
+            read -r -a run <<< "$entry"
+            [[ ",$RUNS," == *",${run[0]} ${run[1]},"* ]] && keep+=("$entry")
+        done
+        ((${#keep[@]})) || { echo "RUNS=$RUNS names none of: ${runs[*]}"; exit 2; }
+        runs=("${keep[@]}")
     fi
     for i in "${!runs[@]}"; do
         read -r -a run <<< "${runs[i]}"  # FOLDER MODEL [SETTING ...]
