@@ -24,7 +24,7 @@ set -euo pipefail
 data_path=$(realpath "${1:-../shared/data}")
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
-join() { local IFS=,; echo "$*"; }
+source scripts/two_streams.sh  # two_streams, join
 encoder=(tuning/ml-1m/SASRec.yaml results/tuning/ml-1m/SASRec/best.yaml tuning/ml-1m-search/search.yaml)
 run() {  # run PRECISION SEED
     local out=results/ml-1m-amp-$1 amp=False

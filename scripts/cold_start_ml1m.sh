@@ -40,7 +40,7 @@ common=(--dataset=ml-1m "--data_path=$data_path" --seeds=2021,2022,2023 "--varia
         --train_batch_size=1024 --show_progress=False --state=WARNING --also_exclude_history=True)
 profile_curve="--eval_history_curve=[0,1,2,3,5,10]"
 history_curve="--eval_history_curve=[1,2,3,5,10]"
-join() { local IFS=,; echo "$*"; }
+source scripts/two_streams.sh  # two_streams, join
 
 # SASRec's encoder (30-60 min a run) comes last in both streams: compare's lock per run lets
 # the two share its three seeds.
@@ -59,7 +59,6 @@ stream_b() {
         --table=stream_b &&
     history_only ComiRec+HN stream_b && dropout MIND+HN stream_b && history_only SASRecMatching stream_b
 }
-source scripts/two_streams.sh
 two_streams stream_a stream_b
 python scripts/cold_start_curve.py "$out" \
     --models=UMI,UMI-DAR,UMI-IR,MIND+HN,MIND,YoutubeDNN,ProfileDSSM,SASRecMatching,ComiRec+HN,ComiRec,Popularity \

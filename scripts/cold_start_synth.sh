@@ -38,7 +38,7 @@ seeds=2020,2021,2022
 common=(--dataset=synth "--data_path=$synth" "--seeds=$seeds" "--variant_files=$plan" --MAX_ITEM_LIST_LENGTH=20
         --show_progress=False --state=WARNING)
 profile_curve="--eval_history_curve=[0,1,2,3,5,10]"
-join() { local IFS=,; echo "$*"; }
+source scripts/two_streams.sh  # two_streams, join
 curve() { python -m recbole_umi.compare "--models=$1" "--out=$out" "${common[@]}" --history_dropout=0.5 "$2" --table="$3"; }
 # SASRec's encoder reads no profile: history dropout would train it on empty histories (refused)
 history_only() { python -m recbole_umi.compare --models=SASRecMatching "--out=$out" "${common[@]}" \
@@ -57,7 +57,6 @@ stream_b() {
         python -m recbole_umi.compare --models=UMI "--out=$out-nodropout" "${common[@]}" "$profile_curve" --table=table &&
         curve "$(join Popularity UMI UMI-DAR MIND+HN YoutubeDNN)" "$profile_curve" stream_b
 }
-source scripts/two_streams.sh
 two_streams stream_a stream_b
 rm -f "$out"/stream_[ab].md "$out"/stream_[ab].csv "$out"/stream_[ab]_tests.csv
 python scripts/cold_start_curve.py "$out" --models=UMISA,UMI,UMI-DAR,UMI-IR,MIND+HN,YoutubeDNN,ProfileDSSM,SASRecMatching,Popularity \

@@ -45,17 +45,10 @@ printf '%s\n' "${lines[@]}" > "$plan"
 common=(--dataset=ml-1m "--data_path=$data_path" "--out=$out" "--variant_files=$plan" --show_progress=False
         --state=WARNING)
 seeds=(2021 2022 2023 2024 2025)
-join() { local IFS=,; echo "$*"; }
-by_seed() {  # one stream's models, seed by seed
-    local models=$1 table=$2
-    for seed in "${seeds[@]}"; do
-        python -m recbole_umi.compare "--models=$models" "${common[@]}" "--seeds=$seed" "--table=$table"
-    done
-}
+source scripts/two_streams.sh  # two_streams, join, compare_seeds
 # about the same hours a stream: each has two encoder models
-stream_a() { by_seed "$(join YoutubeDNN MIND ComiRecSA UMISA SASRec)" stream_a; }
-stream_b() { by_seed "$(join ProfileDSSM ComiRecDR UMI SASRecMatching SINE)" stream_b; }
-source scripts/two_streams.sh
+stream_a() { compare_seeds "$(join YoutubeDNN MIND ComiRecSA UMISA SASRec)" stream_a; }
+stream_b() { compare_seeds "$(join ProfileDSSM ComiRecDR UMI SASRecMatching SINE)" stream_b; }
 two_streams stream_a stream_b
 # every run is on disk now: this only reads them and writes the table, UMISA first
 python -m recbole_umi.compare "--models=$(join "${models[@]}")" "${common[@]}" "--seeds=$(join "${seeds[@]}")" \

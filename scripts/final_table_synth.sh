@@ -34,16 +34,9 @@ models=(UMISA UMI MIND ComiRecDR ComiRecSA YoutubeDNN ProfileDSSM SASRecMatching
 seeds=(2021 2022 2023)
 common=(--dataset=synth "--data_path=$synth" "--out=$out" "--variant_files=$plan" --MAX_ITEM_LIST_LENGTH=20
         --show_progress=False --state=WARNING "${extra[@]}")
-join() { local IFS=,; echo "$*"; }
-by_seed() {  # one stream's models, seed by seed
-    local models=$1 table=$2
-    for seed in "${seeds[@]}"; do
-        python -m recbole_umi.compare "--models=$models" "${common[@]}" "--seeds=$seed" "--table=$table"
-    done
-}
-stream_a() { by_seed "$(join UMISA MIND ComiRecSA YoutubeDNN SASRec)" stream_a; }
-stream_b() { by_seed "$(join SASRecMatching UMI ComiRecDR ProfileDSSM SINE)" stream_b; }
-source scripts/two_streams.sh
+source scripts/two_streams.sh  # two_streams, join, compare_seeds
+stream_a() { compare_seeds "$(join UMISA MIND ComiRecSA YoutubeDNN SASRec)" stream_a; }
+stream_b() { compare_seeds "$(join SASRecMatching UMI ComiRecDR ProfileDSSM SINE)" stream_b; }
 two_streams stream_a stream_b
 python -m recbole_umi.compare "--models=$(join "${models[@]}")" "${common[@]}" "--seeds=$(join "${seeds[@]}")" \
     --table=table --table_only=True

@@ -43,7 +43,6 @@ stream_a() { by_seed UMI,YoutubeDNN history_stream_a; }
 stream_b() { by_seed SASRecMatching history_stream_b; }
 source scripts/two_streams.sh
 two_streams stream_a stream_b
-join() { local IFS=,; echo "$*"; }
 for length in 10 20 50; do rm -f "$(folder "$length")"/history_*.md "$(folder "$length")"/history_*.csv; done
 mkdir -p results/ml-1m-history
 python scripts/objectives_table.py T10="$(folder 10)" T20="$(folder 20)" T50="$(folder 50)" \

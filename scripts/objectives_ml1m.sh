@@ -59,7 +59,7 @@ for model in "${chosen_models[@]}"; do
     echo "$name: [$files]" >> "$plan"
 done
 IFS=, read -ra chosen <<< "$objectives"
-join() { local IFS=,; echo "$*"; }
+source scripts/two_streams.sh  # two_streams, join
 stream_a_models=() stream_b_models=()
 for i in "${!names[@]}"; do
     if [[ " ${names[*]} " == *" SASRecMatching "* ]]; then
@@ -103,7 +103,6 @@ by_seed() {  # one stream's models, seed by seed over every objective
 }
 stream_a() { by_seed "$(join "${stream_a_models[@]}")" objectives_stream_a; }
 stream_b() { by_seed "$(join "${stream_b_models[@]}")" objectives_stream_b; }
-source scripts/two_streams.sh
 two_streams stream_a stream_b
 pairs=() stand_in=()
 for objective in "${chosen[@]}"; do

@@ -28,10 +28,9 @@ done
 common=(--dataset=ml-1m "--data_path=$data_path" --seeds=2020,2021,2022 "--out=$out" "--variant_files=$plan"
         --train_batch_size=1024 --train_sampling=one_per_user --epochs=3000 --eval_step=50 --stopping_step=5
         --show_progress=False --state=WARNING --allow_search_seed=True)
-join() { local IFS=,; echo "$*"; }
+source scripts/two_streams.sh  # two_streams, join
 stream_a() { python -m recbole_umi.compare "--models=$(join UMI YoutubeDNN)" "${common[@]}" --table=stream_a; }
 stream_b() { python -m recbole_umi.compare "--models=$(join MIND+HN ComiRec+HN)" "${common[@]}" --table=stream_b; }
-source scripts/two_streams.sh
 two_streams stream_a stream_b
 python -m recbole_umi.compare "--models=$(join "${models[@]}")" "${common[@]}" --table=table
 rm -f "$out"/stream_[ab].md "$out"/stream_[ab].csv "$out"/stream_[ab]_tests.csv

@@ -27,16 +27,10 @@ plan="$out/plan.yaml"
 models=(UMI UMI-DAR UMI-IR UMI-HN MIND+HN YoutubeDNN)
 common=(--dataset=synth "--data_path=$synth" "--out=$out" "--variant_files=$plan"
         --show_progress=False --state=WARNING)
-join() { local IFS=,; echo "$*"; }
-by_seed() {  # one stream's models, seed by seed
-    local models=$1 table=$2
-    for seed in 2020 2021 2022; do
-        python -m recbole_umi.compare "--models=$models" "${common[@]}" "--seeds=$seed" "--table=$table"
-    done
-}
-stream_a() { by_seed "$(join UMI UMI-IR MIND+HN)" stream_a; }
-stream_b() { by_seed "$(join UMI-DAR UMI-HN YoutubeDNN)" stream_b; }
-source scripts/two_streams.sh
+seeds=(2020 2021 2022)
+source scripts/two_streams.sh  # two_streams, join, compare_seeds
+stream_a() { compare_seeds "$(join UMI UMI-IR MIND+HN)" stream_a; }
+stream_b() { compare_seeds "$(join UMI-DAR UMI-HN YoutubeDNN)" stream_b; }
 two_streams stream_a stream_b
 python -m recbole_umi.compare "--models=$(join "${models[@]}")" "${common[@]}" --seeds=2020,2021,2022 --table=table3
 rm -f "$out"/stream_[ab].md "$out"/stream_[ab].csv "$out"/stream_[ab]_tests.csv

@@ -30,11 +30,10 @@ for model in "${models[@]}"; do
 done
 common=(--dataset=ml-1m "--data_path=$data_path" --seeds=2020,2021,2022,2023,2024 "--out=$out"
         "--variant_files=$plan" --train_batch_size=1024 --show_progress=False --state=WARNING --allow_search_seed=True)
-join() { local IFS=,; echo "$*"; }
+source scripts/two_streams.sh  # two_streams, join
 
 stream_a() { python -m recbole_umi.compare "--models=$(join UMI MIND+HN SASRec ComiRec)" "${common[@]}" --table=stream_a; }
 stream_b() { python -m recbole_umi.compare "--models=$(join YoutubeDNN ComiRec+HN MIND ProfileDSSM)" "${common[@]}" --table=stream_b; }
-source scripts/two_streams.sh
 two_streams stream_a stream_b
 # every run is on disk now: this only reads them and writes the table, UMI first
 python -m recbole_umi.compare "--models=$(join "${models[@]}")" "${common[@]}" --table=table2

@@ -1,7 +1,20 @@
 # Sourced by the experiment scripts: run two shell functions side by side, one torch thread
-# each (on 2 cores about 1.4x the work of one 2-thread stream, docs/benchmarks.md).
+# each (on 2 cores about 1.4x the work of one 2-thread stream, docs/benchmarks.md), and the
+# two helpers their streams are written with.
 #
 #   two_streams stream_a stream_b    # returns 1 if either failed; Ctrl-C stops both
+#   join A B C                       # A,B,C
+#   compare_seeds MODELS TABLE       # compare's runs of MODELS one seed at a time: the caller's
+#                                    # arrays seeds and common (compare's other arguments)
+
+join() { local IFS=,; echo "$*"; }
+
+compare_seeds() {
+    local models=$1 table=$2 seed
+    for seed in "${seeds[@]}"; do
+        python -m recbole_umi.compare "--models=$models" "${common[@]}" "--seeds=$seed" "--table=$table"
+    done
+}
 
 two_streams() {
     export OMP_NUM_THREADS=1
