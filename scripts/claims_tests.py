@@ -80,6 +80,11 @@ for _model in ("SASRecMatching", "UMISA"):
 for _model in ("SASRecMatching", "UMISA"):
     PAIRS.append(("windows against rows, seeds 2021-2023", f"{_model}: windows of stride 5 - rows",
                   ("results/ml-1m-windows-stride5", _model), ("results/ml-1m-umisa", _model), (2021, 2022, 2023), HR))
+# bfloat16 mixed precision (enable_amp: True) against float32, each model at the search's fixed
+# settings and SASRec's chosen encoder settings (scripts/amp_ml1m.sh)
+for _model in ("SASRecMatching", "UMISA"):
+    PAIRS.append(("bfloat16 against float32, seeds 2021-2023", f"{_model}: bfloat16 - float32",
+                  ("results/ml-1m-amp-bf16", _model), ("results/ml-1m-amp-fp32", _model), (2021, 2022, 2023), HR))
 # one training seed (2020): the paired t-test over the users
 PAIRS += [
     ("objectives, seed 2020", "UMI: neg50 - paper's loss", (f"{OBJ}/neg50", "UMI"), (TUNED, "UMI"), (2020,), HR),
