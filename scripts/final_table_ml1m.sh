@@ -18,12 +18,22 @@
 # thread: results/search/ml-1m/README.md), 50 runs: 20-60 hours of one thread. Its runs span
 # sessions: run it from the search's pinned checkout (the same README), so that their code
 # does not change midway.
+#
+#   MODELS="YoutubeDNN MIND" bash scripts/final_table_ml1m.sh [DATA_PATH] [TRIALS]
+#
+# runs only those models' runs, in one stream of one thread, as soon as their searches are
+# finished: for the search's stream that has no model left to take while the other still runs
+# its last search. No table: the command without MODELS makes it, and skips the runs on disk.
 set -euo pipefail
 data_path=$(realpath "${1:-../shared/data}")
 trials=${2:-20}
 cd "$(dirname "$0")/.."
 models=(UMISA UMI MIND ComiRecDR ComiRecSA YoutubeDNN ProfileDSSM SASRecMatching SASRec SINE)  # UMISA first: compared
 out=results/ml-1m-final
+read -r -a only <<< "${MODELS:-}"
+for model in "${only[@]}"; do
+    [[ " ${models[*]} " == *" $model "* ]] || { echo "MODELS: $model is not one of the table's: ${models[*]}" >&2; exit 2; }
+done
 shopt -s nullglob
 lines=()
 for model in "${models[@]}"; do
@@ -31,6 +41,8 @@ for model in "${models[@]}"; do
     done_trials=("$search"/trials/*.json)
     # best.yaml chosen among all of them (a search stopped between its last trial and best.yaml: not yet)
     if [[ ${#done_trials[@]} -lt $trials ]] || ! head -n 1 "$search/best.yaml" 2>/dev/null | grep -q "^# Best of $trials "; then
+        # with MODELS, the plan holds every finished search (the same plan whichever stream writes it)
+        if ((${#only[@]})) && [[ " ${only[*]} " != *" $model "* ]]; then continue; fi
         echo "$model's search is not finished (${#done_trials[@]} of $trials trials): scripts/search_ml1m.sh first" >&2
         exit 1
     fi
@@ -41,11 +53,16 @@ for model in "${models[@]}"; do
 done
 mkdir -p "$out"
 plan="$out/plan.yaml"
-printf '%s\n' "${lines[@]}" > "$plan"
+printf '%s\n' "${lines[@]}" > "$plan.$$" && mv "$plan.$$" "$plan"  # whole, for a compare reading it meanwhile
 common=(--dataset=ml-1m "--data_path=$data_path" "--out=$out" "--variant_files=$plan" --show_progress=False
         --state=WARNING)
 seeds=(2021 2022 2023 2024 2025)
 source scripts/two_streams.sh  # two_streams, join, compare_seeds
+if ((${#only[@]})); then
+    OMP_NUM_THREADS=1 compare_seeds "$(join "${only[@]}")" "early_$$"
+    rm -f "$out/early_$$.md" "$out/early_$$.csv" "$out/early_$$_tests.csv"
+    exit 0
+fi
 # about the same hours a stream: each has two encoder models
 stream_a() { compare_seeds "$(join YoutubeDNN MIND ComiRecSA UMISA SASRec)" stream_a; }
 stream_b() { compare_seeds "$(join ProfileDSSM ComiRecDR UMI SASRecMatching SINE)" stream_b; }

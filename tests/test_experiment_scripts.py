@@ -51,3 +51,62 @@ def test_two_streams_runs_both_and_reports_a_failure(tmp_path):
     done = subprocess.run(["bash", "-c", "source scripts/two_streams.sh; a() { true; }; b() { false; }; two_streams a b"],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 1 and "a stream failed" in done.stderr
+
+
+def fake_checkout(tmp_path: Path, finished: dict[str, int]) -> tuple[Path, Path, Path]:
+    """A checkout holding scripts/final_table_ml1m.sh, its helpers, and the search's results
+    as ``finished`` says (model: trials done, with best.yaml chosen among them); (its root, a
+    bin folder with the recording ``python``, the calls folder)."""
+    root = tmp_path / "checkout"
+    (root / "scripts").mkdir(parents=True)
+    for name in ("final_table_ml1m.sh", "two_streams.sh"):
+        (root / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    (root / "tuning" / "ml-1m-search").mkdir(parents=True)
+    (root / "tuning" / "ml-1m-search" / "search.yaml").write_text("train_batch_size: 1024\n")
+    for model, trials in finished.items():
+        search = root / "results" / "search" / "ml-1m" / model
+        (search / "trials").mkdir(parents=True)
+        for i in range(1, trials + 1):
+            (search / "trials" / f"{i:03d}.json").write_text("{}")
+        (search / "best.yaml").write_text(f"# Best of {trials} random trials for {model}\nlearning_rate: 0.001\n")
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    calls.mkdir()
+    (bin_dir / "python").write_text(f'#!/usr/bin/env bash\nn=$(ls {calls} | wc -l)\n'
+                                    f'printf "%s\\n" "OMP_NUM_THREADS=$OMP_NUM_THREADS" "$@" > {calls}/$(printf %03d "$n")\n')
+    (bin_dir / "python").chmod(0o755)
+    return root, bin_dir, calls
+
+
+def run_final_table(root: Path, bin_dir: Path, models: str | None) -> subprocess.CompletedProcess:
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", **({"MODELS": models} if models is not None else {})}
+    return subprocess.run(["bash", "scripts/final_table_ml1m.sh", str(root)], cwd=root, capture_output=True, text=True,
+                          env=env)
+
+
+def test_final_table_runs_the_finished_models_alone_with_MODELS(tmp_path):
+    root, bin_dir, calls = fake_checkout(tmp_path, {"YoutubeDNN": 20, "MIND": 20, "UMI": 7})
+    done = run_final_table(root, bin_dir, "YoutubeDNN")
+    assert done.returncode == 0, done.stderr
+    runs = [path.read_text().splitlines() for path in sorted(calls.iterdir())]
+    assert [run[:3] for run in runs] == [["OMP_NUM_THREADS=1", "-m", "recbole_umi.compare"]] * 5
+    assert [run[3] for run in runs] == ["--models=YoutubeDNN"] * 5
+    assert [arg for run in runs for arg in run if arg.startswith("--seeds=")] == [
+        f"--seeds={seed}" for seed in (2021, 2022, 2023, 2024, 2025)]
+    # the plan holds every finished search, so that a second stream's MODELS run writes the same
+    out = root / "results" / "ml-1m-final"
+    assert (out / "plan.yaml").read_text().splitlines() == [
+        f"{model}: [tuning/ml-1m-search/search.yaml,results/search/ml-1m/{model}/best.yaml]"
+        for model in ("MIND", "YoutubeDNN")]
+    assert sorted(p.name for p in out.iterdir()) == ["plan.yaml"]  # no table, no leftovers
+
+
+def test_final_table_refuses_unfinished_searches_and_unknown_models(tmp_path):
+    root, bin_dir, calls = fake_checkout(tmp_path, {"YoutubeDNN": 20, "UMI": 7})
+    done = run_final_table(root, bin_dir, "YoutubeDNN UMI")
+    assert done.returncode == 1 and "UMI's search is not finished (7 of 20 trials)" in done.stderr
+    done = run_final_table(root, bin_dir, None)  # the whole table: every search first
+    assert done.returncode == 1 and "UMISA's search is not finished (0 of 20 trials)" in done.stderr
+    done = run_final_table(root, bin_dir, "YoutubeDNN Foo")
+    assert done.returncode == 2 and "MODELS: Foo is not one of the table's" in done.stderr
+    assert not any(calls.iterdir())
