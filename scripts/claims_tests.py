@@ -85,6 +85,19 @@ for _model in ("SASRecMatching", "UMISA"):
 for _model in ("SASRecMatching", "UMISA"):
     PAIRS.append(("bfloat16 against float32, seeds 2021-2023", f"{_model}: bfloat16 - float32",
                   ("results/ml-1m-amp-bf16", _model), ("results/ml-1m-amp-fp32", _model), (2021, 2022, 2023), HR))
+# the profile's information on the synthetic benchmark: each model of the synthetic final table
+# that reads the profile, minus itself reading only the profile's noise fields
+# (scripts/synth_profile_ablation.sh; the same data, settings, seeds and code)
+SYNTH_FINAL, SYNTH_NOISE = "results/synth-final", "results/synth-final-noise-profile"
+SYNTH_SEEDS = (2021, 2022, 2023)
+SYNTH_HR = ("HitRate@10", "HitRate@50", "HitRate@100")  # its cut-offs (dataset_configs/synth.yaml)
+for _model in ("UMISA", "UMI", "MIND", "YoutubeDNN", "ProfileDSSM"):
+    PAIRS.append(("the profile's information, synthetic", f"{_model} - {_model} with the noise fields only",
+                  (SYNTH_FINAL, _model), (SYNTH_NOISE, _model), SYNTH_SEEDS, SYNTH_HR))
+# what is left of UMISA's lead over the same encoder with one interest and no profile
+PAIRS.append(("UMISA without the profile's information, synthetic",
+              "UMISA with the noise fields only - SASRecMatching", (SYNTH_NOISE, "UMISA"), (SYNTH_FINAL, "SASRecMatching"),
+              SYNTH_SEEDS, SYNTH_HR))
 # one training seed (2020): the paired t-test over the users
 PAIRS += [
     ("objectives, seed 2020", "UMI: neg50 - paper's loss", (f"{OBJ}/neg50", "UMI"), (TUNED, "UMI"), (2020,), HR),
