@@ -17,16 +17,24 @@ def test_every_shell_script_parses(script):
     assert done.returncode == 0, done.stderr
 
 
+def recording_python(tmp_path: Path, record_threads: bool = False) -> tuple[Path, Path]:
+    """A folder with a stand-in ``python`` that writes each call's arguments, one per line
+    (after ``OMP_NUM_THREADS=...`` with ``record_threads``), to a file of its own in a calls
+    folder; (the folder to put first on the PATH, the calls folder)."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    calls.mkdir()
+    threads = '"OMP_NUM_THREADS=$OMP_NUM_THREADS" ' if record_threads else ""
+    (bin_dir / "python").write_text(f'#!/usr/bin/env bash\nn=$(ls {calls} | wc -l)\n'
+                                    f'printf "%s\\n" {threads}"$@" > {calls}/$(printf %03d "$n")\n')
+    (bin_dir / "python").chmod(0o755)
+    return bin_dir, calls
+
+
 def run_helpers(body: str, tmp_path: Path) -> tuple[str, list[list[str]]]:
     """``body`` run after sourcing two_streams.sh, with a ``python`` on the PATH that writes
     each call's arguments, one per line, to a file of its own; (stdout, the calls in order)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    calls = tmp_path / "calls"
-    calls.mkdir()
-    (bin_dir / "python").write_text(f'#!/usr/bin/env bash\nn=$(ls {calls} | wc -l)\n'
-                                    f'printf "%s\\n" "$@" > {calls}/$(printf %03d "$n")\n')
-    (bin_dir / "python").chmod(0o755)
+    bin_dir, calls = recording_python(tmp_path)
     done = subprocess.run(["bash", "-c", f'set -euo pipefail; source scripts/two_streams.sh; {body}'], cwd=ROOT,
                           capture_output=True, text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
@@ -69,12 +77,7 @@ def fake_checkout(tmp_path: Path, finished: dict[str, int]) -> tuple[Path, Path,
         for i in range(1, trials + 1):
             (search / "trials" / f"{i:03d}.json").write_text("{}")
         (search / "best.yaml").write_text(f"# Best of {trials} random trials for {model}\nlearning_rate: 0.001\n")
-    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
-    bin_dir.mkdir()
-    calls.mkdir()
-    (bin_dir / "python").write_text(f'#!/usr/bin/env bash\nn=$(ls {calls} | wc -l)\n'
-                                    f'printf "%s\\n" "OMP_NUM_THREADS=$OMP_NUM_THREADS" "$@" > {calls}/$(printf %03d "$n")\n')
-    (bin_dir / "python").chmod(0o755)
+    bin_dir, calls = recording_python(tmp_path, record_threads=True)
     return root, bin_dir, calls
 
 
