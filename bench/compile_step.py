@@ -5,7 +5,7 @@ the first step's loss and gradients of the two, which must agree to float tolera
 Run it with the machine otherwise idle.
 
     python bench/compile_step.py --models=UMI,MIND --dataset=ml-1m --data_path=../shared/data \
-        --train_batch_size=1024 [--steps=30] [--json=FILE] [--key=value ...]
+        --train_batch_size=1024 [--steps=30] [--count_flops] [--json=FILE] [--key=value ...]
 
 Writes one JSON object per model (and all of them to ``--json``): ``eager_ms``,
 ``compiled_ms``, ``speedup``, ``compile_s`` (the first two compiled steps, compiling
@@ -13,6 +13,12 @@ included), ``recompile_s`` (the first batch of another size, an epoch's last, co
 more), ``steps_to_pay_off`` (both compilations over the time a step saves), the loss's
 relative difference and the largest difference of any gradient entry relative to the
 model's largest gradient entry. A compiled run that did not compile is an error.
+
+``--count_flops`` adds the step's arithmetic: ``step_mflop``, the floating-point
+operations of the matrix products of one forward and backward pass (torch's FlopCounterMode,
+on the eager step; elementwise work is not counted), ``matmul_gflops``, the rate this process
+reaches on a 1024 x 1024 x 1024 float32 product at its torch threads, and the compiled and
+eager steps over ``arithmetic_ms``, the time the counted products would take at that rate.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 
 import torch
 from torch._dynamo.utils import counters
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -90,6 +97,28 @@ def build(model_name: str, dataset: str, settings: dict, train_data):
     return model, optimizer, config
 
 
+def step_flops(model, batch) -> int:
+    """The floating-point operations of the matrix products (mm, bmm, addmm, attention) of
+    one forward and backward pass of ``model``'s training loss on ``batch``."""
+    with FlopCounterMode(display=False) as counter:
+        model.calculate_loss(batch).backward()
+    model.zero_grad()
+    return counter.get_total_flops()
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
+    """The rate of a ``size``-cubed float32 matrix product at this process's torch threads
+    (the median of ``repeats`` after 3 warm-up products), in GFLOP/s."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    times = []
+    for i in range(repeats + 3):
+        began = time.perf_counter()
+        torch.mm(a, b)
+        if i >= 3:
+            times.append(time.perf_counter() - began)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
 def report(models: str, measure_one, json_path: str | None) -> list[dict]:
     """``measure_one(model_name)`` for each of the comma-separated ``models``: each result
     printed as one JSON line when it is there, all of them written to ``json_path``."""
@@ -103,7 +132,7 @@ def report(models: str, measure_one, json_path: str | None) -> list[dict]:
     return results
 
 
-def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
+def measure(model_name: str, dataset: str, settings: dict, steps: int, count_flops: bool = False) -> dict:
     figures = {"model": model_name}
     runs = {}
     train_data, batches = full_batches(model_name, dataset, {**settings, "compile_step": False}, steps + 2)
@@ -135,6 +164,16 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int) -> dict:
         "loss_relative_difference": abs(fast["first"][0][0] - eager["first"][0][0]) / abs(eager["first"][0][0]),
         "largest_gradient_relative_difference": largest_difference(fast["first"][0][1], eager["first"][0][1]),
     })
+    if count_flops:
+        model, _, _ = build(model_name, dataset, {**settings, "compile_step": False}, train_data)
+        torch.manual_seed(0)
+        mflop = step_flops(model, batches[0]) / 1e6
+        rate = matmul_gflops()
+        arithmetic_ms = mflop / rate
+        figures.update({"step_mflop": round(mflop, 1), "matmul_gflops": round(rate, 1),
+                        "arithmetic_ms": round(arithmetic_ms, 2),
+                        "compiled_vs_arithmetic": round(fast["ms"] / arithmetic_ms, 2),
+                        "eager_vs_arithmetic": round(eager["ms"] / arithmetic_ms, 2)})
     return figures
 
 
@@ -144,9 +183,11 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--count_flops", action="store_true", help="add the step's counted arithmetic")
     args, rest = parser.parse_known_args(argv)
     settings = {"state": "ERROR", "show_progress": False, **parse_cmd_args(rest)}
-    return report(args.models, lambda model_name: measure(model_name, args.dataset, settings, args.steps), args.json)
+    return report(args.models, lambda model_name: measure(model_name, args.dataset, settings, args.steps, args.count_flops),
+                  args.json)
 
 
 if __name__ == "__main__":
