@@ -12,6 +12,11 @@
 #
 #   bash scripts/synth_profile_ablation.sh [SYNTH_DIR] [--key=value ...]   # default /tmp/recbole-umi-synth-cold
 #
+# PROFILE=FILE reads another profile (default tuning/synth/noise_profile.yaml) and OUT=FOLDER
+# writes elsewhere: the control arm, with one noise field where 14 random fields could single a
+# user out (tuning/synth/one_noise_field.yaml), is
+#   OUT=results/synth-final-one-noise-field PROFILE=tuning/synth/one_noise_field.yaml bash scripts/synth_profile_ablation.sh
+#
 # Run it from the checkout the final table ran (its runs' code, results/synth-final/runs/*.json
 # "code"), so that the pairs are of one code. Interrupted? Run it again: finished runs are
 # kept and skipped.
@@ -22,6 +27,8 @@ extra=("$@")
 cd "$(dirname "$0")/.."
 final=results/synth-final
 out=${OUT:-results/synth-final-noise-profile}
+profile=${PROFILE:-tuning/synth/noise_profile.yaml}
+[[ -f $profile ]] || { echo "PROFILE: no file $profile" >&2; exit 2; }
 if [[ ! -f $synth/synth/synth.inter ]] || ! cmp -s "$synth/synth/generator.json" "$final/generator.json"; then
     echo "$synth/synth does not hold the final table's data ($final/generator.json): scripts/final_table_synth.sh makes them" >&2
     exit 1
@@ -32,7 +39,7 @@ plan="$out/plan.yaml"
 for variant in UMISA UMI MIND; do echo "$variant: [tuning/synth/multi_interest.yaml]"; done > "$plan"
 seeds=(2021 2022 2023)
 common=(--dataset=synth "--data_path=$synth" "--out=$out" "--variant_files=$plan" --MAX_ITEM_LIST_LENGTH=20
-        --config_files=tuning/synth/noise_profile.yaml --show_progress=False --state=WARNING "${extra[@]}")
+        "--config_files=$profile" --show_progress=False --state=WARNING "${extra[@]}")
 source scripts/two_streams.sh
 stream_a() { compare_seeds UMISA stream_a; }
 stream_b() { compare_seeds "$(join UMI MIND YoutubeDNN ProfileDSSM)" stream_b; }

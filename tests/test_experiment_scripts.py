@@ -20,13 +20,15 @@ def test_every_shell_script_parses(script):
 def recording_python(tmp_path: Path, record_threads: bool = False) -> tuple[Path, Path]:
     """A folder with a stand-in ``python`` that writes each call's arguments, one per line
     (after ``OMP_NUM_THREADS=...`` with ``record_threads``), to a file of its own in a calls
-    folder; (the folder to put first on the PATH, the calls folder)."""
+    folder, named by the time of the call and its process (two streams calling at once keep
+    both; sorted names are the calls in order); (the folder to put first on the PATH, the calls
+    folder)."""
     bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
     bin_dir.mkdir()
     calls.mkdir()
     threads = '"OMP_NUM_THREADS=$OMP_NUM_THREADS" ' if record_threads else ""
-    (bin_dir / "python").write_text(f'#!/usr/bin/env bash\nn=$(ls {calls} | wc -l)\n'
-                                    f'printf "%s\\n" {threads}"$@" > {calls}/$(printf %03d "$n")\n')
+    (bin_dir / "python").write_text(f'#!/usr/bin/env bash\n'
+                                    f'printf "%s\\n" {threads}"$@" > {calls}/$(date +%s%N)-$$\n')
     (bin_dir / "python").chmod(0o755)
     return bin_dir, calls
 
@@ -113,3 +115,32 @@ def test_final_table_refuses_unfinished_searches_and_unknown_models(tmp_path):
     done = run_final_table(root, bin_dir, "YoutubeDNN Foo")
     assert done.returncode == 2 and "MODELS: Foo is not one of the table's" in done.stderr
     assert not any(calls.iterdir())
+
+
+def test_profile_ablation_reads_PROFILE_and_writes_OUT(tmp_path):
+    root, synth = tmp_path / "checkout", tmp_path / "data"
+    (root / "scripts").mkdir(parents=True)
+    for name in ("synth_profile_ablation.sh", "two_streams.sh"):
+        (root / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    for folder in (root / "results" / "synth-final", synth / "synth"):
+        folder.mkdir(parents=True)
+        (folder / "generator.json").write_text('{"seed": 2022}\n')
+    (synth / "synth" / "synth.inter").write_text("")
+    (root / "one.yaml").write_text("profile_fields: [f06]\n")
+    bin_dir, calls = recording_python(tmp_path)
+
+    def ablation(profile):
+        return subprocess.run(["bash", "scripts/synth_profile_ablation.sh", str(synth)], cwd=root, capture_output=True,
+                              text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin", "OUT": "results/arm",
+                                              "PROFILE": profile})
+
+    done = ablation("two.yaml")
+    assert done.returncode == 2 and "PROFILE: no file two.yaml" in done.stderr and not any(calls.iterdir())
+    done = ablation("one.yaml")
+    assert done.returncode == 0, done.stderr
+    runs = [path.read_text().splitlines() for path in sorted(calls.iterdir())]
+    assert len(runs) == 7  # three seeds in each stream, then the table
+    assert all("--config_files=one.yaml" in run and "--out=results/arm" in run for run in runs)
+    assert sorted(run[2] for run in runs[:6]) == ["--models=UMI,MIND,YoutubeDNN,ProfileDSSM"] * 3 + ["--models=UMISA"] * 3
+    assert runs[6][2] == "--models=UMISA,UMI,MIND,YoutubeDNN,ProfileDSSM" and "--table_only=True" in runs[6]
+    assert (root / "results" / "arm" / "generator.json").read_text() == '{"seed": 2022}\n'
