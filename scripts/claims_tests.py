@@ -94,6 +94,13 @@ SYNTH_HR = ("HitRate@10", "HitRate@50", "HitRate@100")  # its cut-offs (dataset_
 for _model in ("UMISA", "UMI", "MIND", "YoutubeDNN", "ProfileDSSM"):
     PAIRS.append(("the profile's information, synthetic", f"{_model} - {_model} with the noise fields only",
                   (SYNTH_FINAL, _model), (SYNTH_NOISE, _model), SYNTH_SEEDS, SYNTH_HR))
+# the control arm: with one noise field, which cannot single a user out, against the 14
+# (scripts/synth_profile_ablation.sh with PROFILE=tuning/synth/one_noise_field.yaml)
+SYNTH_ONE_NOISE = "results/synth-final-one-noise-field"
+for _model in ("UMISA", "UMI", "MIND", "YoutubeDNN", "ProfileDSSM"):
+    PAIRS.append(("one noise field against fourteen, synthetic",
+                  f"{_model} with one noise field - {_model} with the 14 noise fields",
+                  (SYNTH_ONE_NOISE, _model), (SYNTH_NOISE, _model), SYNTH_SEEDS, SYNTH_HR))
 # what is left of UMISA's lead over the same encoder with one interest and no profile
 PAIRS.append(("UMISA without the profile's information, synthetic",
               "UMISA with the noise fields only - SASRecMatching", (SYNTH_NOISE, "UMISA"), (SYNTH_FINAL, "SASRecMatching"),
