@@ -210,6 +210,16 @@ class Config(RecBoleConfig):
             final["show_progress"] = False
             final["verbose"] = False
 
+    def _set_default_parameters(self):
+        """RecBole's defaults, but a ``data_path`` given for ml-100k is honoured: RecBole points
+        ml-100k at the copy inside its package whatever ``data_path`` says, so that a user's
+        own copy (or a missing one) went unnoticed. Without ``data_path``, ml-100k stays the
+        embedded copy."""
+        given = self.external_config_dict.get("data_path")
+        super()._set_default_parameters()
+        if self.dataset == "ml-100k" and given is not None:
+            self.final_config_dict["data_path"] = os.path.join(given, self.dataset)
+
     def _load_cmd_line(self):
         return self._convert_config_dict(parse_cmd_args(self._cmd_args))
 

@@ -51,6 +51,17 @@ def test_recbole_models_get_dataset_configs_too():
     assert "n_negatives" not in config  # plugin model defaults do not leak into RecBole models
 
 
+def test_ml100k_reads_a_given_data_path_and_else_recboles_copy(tmp_path):
+    import recbole
+
+    embedded = Path(recbole.__file__).parent / "dataset_example" / "ml-100k"
+    assert Path(Config("UMI", "ml-100k")["data_path"]).resolve() == embedded.resolve()
+    # RecBole itself points ml-100k at its copy whatever data_path says
+    for given in ({"config_dict": {"data_path": str(tmp_path)}}, {"cmd_args": [f"--data_path={tmp_path}"]}):
+        assert Config("UMI", "ml-100k", **given)["data_path"] == str(tmp_path / "ml-100k")
+    assert Config("UMI", "ml-1m", config_dict={"data_path": str(tmp_path)})["data_path"] == str(tmp_path / "ml-1m")
+
+
 def test_profile_fields_are_added_to_load_col():
     config = Config("UMI", "ml-100k", config_dict={"profile_fields": ["age", "zip_code"]})
     assert config["load_col"]["user"] == ["user_id", "age", "gender", "occupation", "zip_code"]
