@@ -16,16 +16,21 @@ set -euo pipefail
 data_path=$(realpath "${1:-../shared/data}")
 cd "$(dirname "$0")/.."
 mkdir -p .whl .device-data/ml-1m
-# recbole 1.2.1 as setup.cfg pins it, with what the device lacks of its needs; setuptools < 81
-# (pkg_resources) as setup.cfg says why. Not hyperopt (nor future, its need): only tune
-# imports it, and gpu_run.sh's compare and bench_train.py ran without either (2026-12-04),
-# which leaves 1.5 MB of the device's room to results/. pandas is the device's own (a pandas 2
-# wheel is 12 MB the tree cannot spare; recbole_umi.compat fills missing values in a way
-# pandas 3 keeps, and gpu_run.sh prints the version)
-rm -f .whl/hyperopt-*.whl .whl/future-*.whl  # an earlier version's
+# recbole 1.2.1 as setup.cfg pins it, with what the device lacks of its needs. Not hyperopt
+# (nor future, its need): only tune imports it, and gpu_run.sh's compare and bench_train.py
+# ran without either (2026-12-04). Not setuptools < 81 either, which setup.cfg pins for
+# pkg_resources: only hyperopt and ray import that, the device has a setuptools of its own, and
+# compare and bench_train.py ran on ml-1m with pkg_resources made unimportable and the slim
+# wheel below (2026-12-05). pandas is the device's own (a pandas 2 wheel is 12 MB the tree
+# cannot spare; recbole_umi.compat fills missing values in a way pandas 3 keeps, and
+# gpu_run.sh prints the version)
+rm -f .whl/hyperopt-*.whl .whl/future-*.whl .whl/setuptools-*.whl  # an earlier version's
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 -d .whl recbole==1.2.1 colorlog==6.12.0 texttable==1.7.2 setuptools==80.9.0
+    --platform manylinux2014_x86_64 -d .whl recbole==1.2.1 colorlog==6.12.0 texttable==1.7.2
+# RecBole's wheel without its example datasets (1.7 of its 2.1 MB; the device trains ml-1m from
+# .device-data): with setuptools gone, 2.9 MB more of the device's room for results/
+python3 bench/slim_wheel.py .whl/recbole-1.2.1-py3-none-any.whl recbole/dataset_example/
 rm -f .device-data/ml-1m/*.gz  # the earlier format
 for name in ml-1m.inter ml-1m.user ml-1m.item; do
     [[ .device-data/ml-1m/$name.xz -nt $data_path/ml-1m/$name ]] ||
