@@ -431,6 +431,22 @@ def test_a_checkpoint_cannot_bring_back_settings_that_read_pickles(trained, tmp_
         Config("UMI", "tiny", config_dict=checkpoint.rebuild_settings(crafted["config"]))
 
 
+def test_an_ml100k_checkpoint_reads_this_machines_packaged_copy(tmp_path):
+    # RecBole's packaged ml-100k on the machine a checkpoint was trained on is an absolute path
+    # that another machine or environment lacks: rebuilt, it is this RecBole's packaged copy
+    from recbole_umi.checkpoints.content import plain_config, rebuild_settings
+
+    here = Config("UMI", "ml-100k")
+    saved = plain_config(here)
+    saved["data_path"] = "/elsewhere/lib/python3.12/site-packages/recbole/dataset_example/ml-100k"
+    rebuilt = rebuild_settings(saved)
+    assert "data_path" not in rebuilt
+    assert Config("UMI", "ml-100k", config_dict=rebuilt)["data_path"] == here["data_path"]
+    # a copy of the user's own stays where it was
+    saved["data_path"] = str(tmp_path / "ml-100k")
+    assert rebuild_settings(saved)["data_path"] == str(tmp_path)
+
+
 def test_recbole_finds_the_checkpoint_folder_made(tiny_data, monkeypatch):
     # RecBole's ensure_dir checks, then creates: two processes making the folder together can
     # both find it missing, and the second fails (FileExistsError, seen in a 2-process run in

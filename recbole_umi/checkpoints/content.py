@@ -11,6 +11,7 @@ import copy
 import os
 import random
 from logging import getLogger
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,6 +68,9 @@ def rebuild_settings(saved_config: dict) -> dict:
         settings["train_neg_sample_args"] = None  # RecBole's spelling of "no negative sampling"
     if isinstance(settings.get("data_path"), str):  # RecBole appends the dataset's name
         settings["data_path"] = os.path.dirname(settings["data_path"].rstrip("/\\"))
+        packaged = Path(settings["data_path"]).parts[-2:] == ("recbole", "dataset_example")
+        if saved_config.get("dataset") == "ml-100k" and packaged:  # RecBole's copy on the machine it trained on:
+            del settings["data_path"]  # this machine's RecBole has its own
     return settings
 
 
