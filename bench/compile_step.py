@@ -18,7 +18,8 @@ model's largest gradient entry. A compiled run that did not compile is an error.
 operations of the matrix products of one forward and backward pass (torch's FlopCounterMode,
 on the eager step; elementwise work is not counted), ``matmul_gflops``, the rate this process
 reaches on a 1024 x 1024 x 1024 float32 product at its torch threads, and the compiled and
-eager steps over ``arithmetic_ms``, the time the counted products would take at that rate.
+eager steps over ``arithmetic_ms``, the time the counted products would take at that rate
+(CPU only).
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int, count_flo
         "largest_gradient_relative_difference": largest_difference(fast["first"][0][1], eager["first"][0][1]),
     })
     if count_flops:
+        if config["device"].type != "cpu":
+            raise ValueError("--count_flops times the products on this process's CPU threads: run it with use_gpu=False")
         model, _, _ = build(model_name, dataset, {**settings, "compile_step": False}, train_data)
         torch.manual_seed(0)
         mflop = step_flops(model, batches[0]) / 1e6
