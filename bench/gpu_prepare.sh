@@ -29,7 +29,8 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
     --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .whl recbole==1.2.1 colorlog==6.12.0 texttable==1.7.2
 # RecBole's wheel without its example datasets (1.7 of its 2.1 MB; the device trains ml-1m from
-# .device-data): with setuptools gone, 2.9 MB more of the device's room for results/
+# .device-data): with setuptools gone, 2.9 MB more of the device's room for results/. (Its hash
+# no longer matches the index's, so each run of this script fetches the whole wheel again.)
 python3 bench/slim_wheel.py .whl/recbole-1.2.1-py3-none-any.whl recbole/dataset_example/
 rm -f .device-data/ml-1m/*.gz  # the earlier format
 for name in ml-1m.inter ml-1m.user ml-1m.item; do
