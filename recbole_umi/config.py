@@ -214,7 +214,8 @@ class Config(RecBoleConfig):
         """RecBole's defaults, but a ``data_path`` given for ml-100k is honoured: RecBole points
         ml-100k at the copy inside its package whatever ``data_path`` says, so that a user's
         own copy (or a missing one) went unnoticed. Without ``data_path``, ml-100k stays the
-        embedded copy."""
+        packaged copy (:func:`recbole_umi.checkpoints.content.rebuild_settings` drops a
+        checkpoint's path to the packaged copy of the machine it trained on)."""
         given = self.external_config_dict.get("data_path")
         super()._set_default_parameters()
         if self.dataset == "ml-100k" and given is not None:

@@ -13,8 +13,8 @@
 #   bash scripts/synth_profile_ablation.sh [SYNTH_DIR] [--key=value ...]   # default /tmp/recbole-umi-synth-cold
 #
 # PROFILE=FILE reads another profile (default tuning/synth/noise_profile.yaml) and OUT=FOLDER
-# writes elsewhere (both relative to the checkout's root): the control arm, with one noise field where 14 random fields could single a
-# user out (tuning/synth/one_noise_field.yaml), is
+# writes elsewhere (both relative to the checkout's root): the control arm, with one noise
+# field where 14 random fields could single a user out (tuning/synth/one_noise_field.yaml), is
 #   OUT=results/synth-final-one-noise-field PROFILE=tuning/synth/one_noise_field.yaml bash scripts/synth_profile_ablation.sh
 #
 # Run it from the checkout the final table ran (its runs' code, results/synth-final/runs/*.json
