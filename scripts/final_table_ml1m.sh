@@ -68,6 +68,4 @@ stream_a() { compare_seeds "$(join YoutubeDNN MIND ComiRecSA UMISA SASRec)" stre
 stream_b() { compare_seeds "$(join ProfileDSSM ComiRecDR UMI SASRecMatching SINE)" stream_b; }
 two_streams stream_a stream_b
 # every run is on disk now: this only reads them and writes the table, UMISA first
-python -m recbole_umi.compare "--models=$(join "${models[@]}")" "${common[@]}" "--seeds=$(join "${seeds[@]}")" \
-    --table=table --table_only=True
-rm -f "$out"/stream_[ab].md "$out"/stream_[ab].csv "$out"/stream_[ab]_tests.csv
+write_table "$(join "${models[@]}")"

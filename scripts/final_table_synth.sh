@@ -38,6 +38,4 @@ source scripts/two_streams.sh  # two_streams, join, compare_seeds
 stream_a() { compare_seeds "$(join UMISA MIND ComiRecSA YoutubeDNN SASRec)" stream_a; }
 stream_b() { compare_seeds "$(join SASRecMatching UMI ComiRecDR ProfileDSSM SINE)" stream_b; }
 two_streams stream_a stream_b
-python -m recbole_umi.compare "--models=$(join "${models[@]}")" "${common[@]}" "--seeds=$(join "${seeds[@]}")" \
-    --table=table --table_only=True
-rm -f "$out"/stream_[ab].md "$out"/stream_[ab].csv "$out"/stream_[ab]_tests.csv
+write_table "$(join "${models[@]}")"

@@ -44,6 +44,4 @@ source scripts/two_streams.sh
 stream_a() { compare_seeds UMISA stream_a; }
 stream_b() { compare_seeds "$(join UMI MIND YoutubeDNN ProfileDSSM)" stream_b; }
 two_streams stream_a stream_b
-python -m recbole_umi.compare "--models=$(join UMISA UMI MIND YoutubeDNN ProfileDSSM)" "${common[@]}" \
-    "--seeds=$(join "${seeds[@]}")" --table=table --table_only=True
-rm -f "$out"/stream_[ab].md "$out"/stream_[ab].csv "$out"/stream_[ab]_tests.csv
+write_table "$(join UMISA UMI MIND YoutubeDNN ProfileDSSM)"

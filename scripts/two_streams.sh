@@ -6,6 +6,9 @@
 #   join A B C                       # A,B,C
 #   compare_seeds MODELS TABLE       # compare's runs of MODELS one seed at a time: the caller's
 #                                    # arrays seeds and common (compare's other arguments)
+#   write_table MODELS               # the table of MODELS over every seed from the runs on disk
+#                                    # (--table_only: nothing trains), then the streams' own
+#                                    # tables removed from the caller's folder out
 
 join() { local IFS=,; echo "$*"; }
 
@@ -14,6 +17,12 @@ compare_seeds() {
     for seed in "${seeds[@]}"; do
         python -m recbole_umi.compare "--models=$models" "${common[@]}" "--seeds=$seed" "--table=$table"
     done
+}
+
+write_table() {
+    python -m recbole_umi.compare "--models=$1" "${common[@]}" "--seeds=$(join "${seeds[@]}")" --table=table \
+        --table_only=True
+    rm -f "$out"/stream_[ab].md "$out"/stream_[ab].csv "$out"/stream_[ab]_tests.csv
 }
 
 two_streams() {

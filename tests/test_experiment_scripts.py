@@ -144,3 +144,25 @@ def test_profile_ablation_reads_PROFILE_and_writes_OUT(tmp_path):
     assert sorted(run[2] for run in runs[:6]) == ["--models=UMI,MIND,YoutubeDNN,ProfileDSSM"] * 3 + ["--models=UMISA"] * 3
     assert runs[6][2] == "--models=UMISA,UMI,MIND,YoutubeDNN,ProfileDSSM" and "--table_only=True" in runs[6]
     assert (root / "results" / "arm" / "generator.json").read_text() == '{"seed": 2022}\n'
+
+
+def test_final_table_runs_every_model_in_two_streams_then_writes_the_table(tmp_path):
+    models = ["UMISA", "UMI", "MIND", "ComiRecDR", "ComiRecSA", "YoutubeDNN", "ProfileDSSM", "SASRecMatching",
+              "SASRec", "SINE"]
+    root, bin_dir, calls = fake_checkout(tmp_path, {model: 20 for model in models})
+    out = root / "results" / "ml-1m-final"
+    out.mkdir(parents=True)
+    for leftover in ("stream_a.md", "stream_b.csv", "stream_a_tests.csv"):  # the streams' own tables
+        (out / leftover).write_text("")
+    done = run_final_table(root, bin_dir, None)
+    assert done.returncode == 0, done.stderr
+    runs = [path.read_text().splitlines() for path in sorted(calls.iterdir())]
+    assert len(runs) == 11  # five seeds in each stream, then the table
+    streams = sorted(run[3] for run in runs[:10])
+    assert streams == sorted(["--models=YoutubeDNN,MIND,ComiRecSA,UMISA,SASRec"] * 5
+                             + ["--models=ProfileDSSM,ComiRecDR,UMI,SASRecMatching,SINE"] * 5)
+    assert all(run[0] == "OMP_NUM_THREADS=1" for run in runs[:10])
+    table = runs[10]
+    assert table[1:4] == ["-m", "recbole_umi.compare", f"--models={','.join(models)}"]
+    assert "--seeds=2021,2022,2023,2024,2025" in table and "--table_only=True" in table
+    assert sorted(p.name for p in out.iterdir()) == ["plan.yaml"]  # the streams' tables removed
