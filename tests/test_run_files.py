@@ -126,3 +126,18 @@ def test_the_scripts_refuse_two_models_tested_on_other_users(tmp_path):
     with pytest.raises(ValueError, match=r"A \(history left out\) seed 2 and A \(paper's protocol\) seed 1"):
         script_main("seen_items_table.py")([str(tmp_path / "seen"), "--models=A", "--seeds=1,2",
                                             "--metrics=recall@50", f"--out={tmp_path / 's'}"])
+
+
+def test_the_run_clock_keeps_a_runs_time_over_its_parts(tmp_path):
+    import time
+
+    kept = tmp_path / "checkpoints" / "elapsed.json"
+    clock = runs.RunClock(tmp_path / "checkpoints", resumed=False, every=0.02)
+    time.sleep(0.3)
+    assert json.loads(kept.read_text())["elapsed_s"] >= 0.2  # written while the run goes on
+    first = clock.stop()
+    assert json.loads(kept.read_text())["elapsed_s"] == round(first, 1)
+    assert runs.RunClock(tmp_path / "checkpoints", resumed=True).stop() >= round(first, 1)  # a next part adds
+    assert runs.RunClock(tmp_path / "checkpoints", resumed=False).stop() < 0.1  # a fresh run starts from zero
+    kept.write_text("{not json")
+    assert runs.RunClock(tmp_path / "checkpoints", resumed=True).stop() < 0.1  # an unreadable one counts nothing

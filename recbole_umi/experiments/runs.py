@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ __all__ = [
     "run_checkpoint_dir",
     "epochs_text",
     "interrupted_run",
+    "RunClock",
     "search_seeds",
     "check_search_seeds",
     "finished_runs",
@@ -170,6 +172,49 @@ def interrupted_run(folder: Path, settings: dict, log=print) -> Path | None:
     return last
 
 
+class RunClock:
+    """The seconds a run (a comparison's run, a search's trial) takes over all its parts. A run
+    cut short (a session's end) and continued from its checkpoint would otherwise report its
+    last part only: its time so far is kept in ``elapsed.json`` in its checkpoint folder,
+    written every ``every`` seconds while it trains (a killed process loses at most that
+    much) and when it stops, and read back when the run continues (``resumed``); a run that
+    starts afresh starts from zero."""
+
+    FILE = "elapsed.json"
+
+    def __init__(self, folder, resumed: bool, every: float = 60.0):
+        self.path = Path(folder) / self.FILE
+        self.before = self._earlier() if resumed else 0.0
+        self.started = time.perf_counter()
+        self._stopped = threading.Event()
+        self._writer = threading.Thread(target=self._keep, args=(every,), daemon=True)
+        self._writer.start()
+
+    def _earlier(self) -> float:
+        try:
+            return float(json.loads(self.path.read_text())["elapsed_s"])
+        except (OSError, ValueError, KeyError, TypeError):  # none kept (an older run), or unreadable
+            return 0.0
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, json.dumps({"elapsed_s": round(self.seconds(), 1)}) + "\n")
+
+    def _keep(self, every: float) -> None:
+        while not self._stopped.wait(every):
+            self._write()
+
+    def stop(self) -> float:
+        """Stop keeping the time; the run's seconds over all its parts (kept for a next part)."""
+        self._stopped.set()
+        self._writer.join()
+        self._write()
+        return self.seconds()
+
+
 class SearchSeedError(SettingsError):
     """A seed of the comparison is the training seed of the search that chose a variant's settings."""
 
@@ -294,10 +339,13 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: training ...")
         else:
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: continuing the interrupted run from {resume} ...")
-        started = time.perf_counter()
+        clock = RunClock(checkpoints, resumed=resume is not None)
         settings = {**(config_dict or {}), **overrides, "seed": seed, "checkpoint_dir": str(checkpoints)}
-        result = run(model, dataset, files_of[variant], settings, saved=True,
-                     resume=None if resume is None else str(resume))
+        try:
+            result = run(model, dataset, files_of[variant], settings, saved=True,
+                         resume=None if resume is None else str(resume))
+        finally:
+            seconds = clock.stop()
         record = {
             "variant": variant,
             "model": model,
@@ -306,7 +354,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             "eval_protocol": result["eval_protocol"],
             "overrides": overrides,
             "settings": settings_of[variant],
-            "wall_s": round(time.perf_counter() - started, 1),  # this process's part of it
+            "wall_s": round(seconds, 1),  # over all its parts (RunClock)
             "code": code_version(),  # the code that ran it (a resumed run: the code that finished it)
             "resumed_from": None if resume is None else str(resume),
             "epochs": result["epochs"],
