@@ -6,8 +6,9 @@ Reads every ``<model>/trials/*.json`` that ``python -m recbole_umi.tune`` wrote 
 folder and prints a markdown table: the trials run, the trial chosen from the first
 ``budget`` (by validation score, as ``tune --max_evals`` chooses), its validation score,
 the default settings' (trial 1, when the search started from them), the settings chosen,
-and the search's wall time (">= h" where a trial was resumed after its process ended: its
-record holds the last process's seconds only). A search with fewer than ``budget`` trials is marked
+and the search's wall time (">= h" where a trial was resumed after its process ended by code of before
+2026-12-05: its record holds the last process's seconds only; later records say
+``wall_s_all_parts``). A search with fewer than ``budget`` trials is marked
 unfinished. Test results are not shown: they are never used to choose.
 """
 
@@ -33,9 +34,9 @@ def summary(folder: Path, budget: int) -> str:
         if not trials:
             continue
         counted = [t for t in trials if t["trial"] <= budget]
-        # a trial resumed after its process ended records the last process's seconds only
+        # a trial resumed after its process ended, by code of before RunClock, records the last part's seconds
         hours = f"{sum(t['wall_s'] for t in trials) / 3600:.1f}"
-        hours = f">= {hours}" if any(t.get("resumed_from") for t in trials) else hours
+        hours = f">= {hours}" if any(t.get("resumed_from") and not t.get("wall_s_all_parts") for t in trials) else hours
         unfinished = " (unfinished)" if len(trials) < budget else ""
         run = f"{len(trials)} of {budget}" if len(trials) < budget else f"{budget}" + (f" (+{len(trials) - budget})" if len(trials) > budget else "")
         try:

@@ -81,7 +81,7 @@ def test_a_trial_cut_short_continues_and_ends_as_the_uninterrupted_one(setup, mo
     for key in ("params", "best_valid_score", "best_valid_result", "test_result", "epochs", "best_epoch"):
         assert cut[key] == whole[key], key
     assert whole["epochs"] == 3
-    assert first_part_s > 0 and cut["wall_s"] > first_part_s  # the trial's time over both parts
+    assert first_part_s > 0 and cut["wall_s"] > first_part_s and cut["wall_s_all_parts"]  # over both parts
     # a finished trial's checkpoints are removed: its record holds what counts
     [root] = (tmp_path / "saved").glob("tune-cut-*")
     assert list(root.iterdir()) == []
@@ -312,6 +312,9 @@ def test_tuning_summary_script(tmp_path):
         (tmp_path / model / "trials" / f"{number:03d}.json").write_text(json.dumps(record))
     resumed = tmp_path / "SASRec" / "trials" / "001.json"  # its hours: the last process's only
     resumed.write_text(json.dumps({**json.loads(resumed.read_text()), "resumed_from": "saved/x-last.pth"}))
+    resumed = tmp_path / "UMI" / "trials" / "002.json"  # resumed, its time over all its parts (RunClock)
+    resumed.write_text(json.dumps({**json.loads(resumed.read_text()), "resumed_from": "saved/y-last.pth",
+                                   "wall_s_all_parts": True}))
     script = Path(__file__).resolve().parent.parent / "scripts" / "tuning_summary.py"
     out = subprocess.run([sys.executable, str(script), str(tmp_path), "--budget=3"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -309,6 +309,7 @@ class Tuning(HyperTuning):
         seconds = self._seconds if self._seconds is not None else time.perf_counter() - started
         record = {**record,
                   "wall_s": round(seconds, 1),  # its training over all its parts (RunClock)
+                  "wall_s_all_parts": self._seconds is not None,  # records before RunClock: the last part's
                   "code": code_version(),  # the code that ran it
                   "training_seed": self.training_seed,
                   "valid_metric": self.valid_label}
