@@ -10,6 +10,7 @@ import json
 import re
 import threading
 import time
+from logging import getLogger
 from pathlib import Path
 
 import yaml
@@ -176,43 +177,53 @@ class RunClock:
     """The seconds a run (a comparison's run, a search's trial) takes over all its parts. A run
     cut short (a session's end) and continued from its checkpoint would otherwise report its
     last part only: its time so far is kept in ``elapsed.json`` in its checkpoint folder,
-    written every ``every`` seconds while it trains (a killed process loses at most that
-    much) and when it stops, and read back when the run continues (``resumed``); a run that
-    starts afresh starts from zero."""
+    written at the start, every ``every`` seconds while it trains (a killed process loses at
+    most that much) and when it stops, and read back when the run continues (``resumed``); a
+    run that starts afresh starts from zero. ``complete``: False where a continued run found
+    no earlier time to add (cut short by code that kept none, or an unreadable file), so that
+    its seconds are its last part's only. Keeping the time is bookkeeping: a file that cannot
+    be written is logged and never fails the run."""
 
     FILE = "elapsed.json"
 
     def __init__(self, folder, resumed: bool, every: float = 60.0):
         self.path = Path(folder) / self.FILE
-        self.before = self._earlier() if resumed else 0.0
+        earlier = self._earlier() if resumed else 0.0
+        self.complete = earlier is not None
+        self.before = earlier or 0.0
         self.started = time.perf_counter()
+        self._write(self.seconds())
         self._stopped = threading.Event()
         self._writer = threading.Thread(target=self._keep, args=(every,), daemon=True)
         self._writer.start()
 
-    def _earlier(self) -> float:
+    def _earlier(self) -> float | None:
         try:
             return float(json.loads(self.path.read_text())["elapsed_s"])
-        except (OSError, ValueError, KeyError, TypeError):  # none kept (an older run), or unreadable
-            return 0.0
+        except (OSError, ValueError, KeyError, TypeError):  # none kept, or unreadable
+            return None
 
     def seconds(self) -> float:
         return self.before + time.perf_counter() - self.started
 
-    def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps({"elapsed_s": round(self.seconds(), 1)}) + "\n")
+    def _write(self, seconds: float) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, json.dumps({"elapsed_s": round(seconds, 1)}) + "\n")
+        except OSError as error:
+            getLogger().warning(f"{self.path}: the run's time so far is not kept ({error})")
 
     def _keep(self, every: float) -> None:
         while not self._stopped.wait(every):
-            self._write()
+            self._write(self.seconds())
 
     def stop(self) -> float:
         """Stop keeping the time; the run's seconds over all its parts (kept for a next part)."""
         self._stopped.set()
         self._writer.join()
-        self._write()
-        return self.seconds()
+        seconds = self.seconds()
+        self._write(seconds)
+        return seconds
 
 
 class SearchSeedError(SettingsError):
@@ -339,8 +350,8 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: training ...")
         else:
             log(f"[{number}/{len(jobs)}] {variant} seed {seed}: continuing the interrupted run from {resume} ...")
-        clock = RunClock(checkpoints, resumed=resume is not None)
         settings = {**(config_dict or {}), **overrides, "seed": seed, "checkpoint_dir": str(checkpoints)}
+        clock = RunClock(checkpoints, resumed=resume is not None)
         try:
             result = run(model, dataset, files_of[variant], settings, saved=True,
                          resume=None if resume is None else str(resume))
@@ -354,7 +365,8 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             "eval_protocol": result["eval_protocol"],
             "overrides": overrides,
             "settings": settings_of[variant],
-            "wall_s": round(seconds, 1),  # over all its parts (RunClock)
+            "wall_s": round(seconds, 1),  # over all its parts (RunClock) where wall_s_all_parts
+            "wall_s_all_parts": clock.complete,
             "code": code_version(),  # the code that ran it (a resumed run: the code that finished it)
             "resumed_from": None if resume is None else str(resume),
             "epochs": result["epochs"],

@@ -264,7 +264,7 @@ class Tuning(HyperTuning):
                          {**settings, "checkpoint_dir": str(checkpoints)}, saved=True,
                          resume=None if resume is None else str(resume), stop_rule=self.stop_rule())
         finally:
-            self._seconds = clock.stop()
+            self._seconds, self._all_parts = clock.stop(), clock.complete
         return {"model": self.model_name, "resumed_from": None if resume is None else str(resume), **result}
 
     def trial(self, params):
@@ -309,7 +309,7 @@ class Tuning(HyperTuning):
         seconds = self._seconds if self._seconds is not None else time.perf_counter() - started
         record = {**record,
                   "wall_s": round(seconds, 1),  # its training over all its parts (RunClock)
-                  "wall_s_all_parts": self._seconds is not None,  # records before RunClock: the last part's
+                  "wall_s_all_parts": self._seconds is not None and self._all_parts,
                   "code": code_version(),  # the code that ran it
                   "training_seed": self.training_seed,
                   "valid_metric": self.valid_label}
