@@ -191,7 +191,7 @@ class RunClock:
         earlier = self._earlier() if resumed else 0.0
         self.complete = earlier is not None
         self.before = earlier or 0.0
-        self.started = time.perf_counter()
+        self.started, self._stopped_at = time.perf_counter(), None
         self._write(self.seconds())
         self._stopped = threading.Event()
         self._writer = threading.Thread(target=self._keep, args=(every,), daemon=True)
@@ -204,7 +204,8 @@ class RunClock:
             return None
 
     def seconds(self) -> float:
-        return self.before + time.perf_counter() - self.started
+        """The run's seconds over all its parts so far (fixed once the clock stops)."""
+        return self.before + (self._stopped_at or time.perf_counter()) - self.started
 
     def _write(self, seconds: float) -> None:
         try:
@@ -221,9 +222,9 @@ class RunClock:
         """Stop keeping the time; the run's seconds over all its parts (kept for a next part)."""
         self._stopped.set()
         self._writer.join()
-        seconds = self.seconds()
-        self._write(seconds)
-        return seconds
+        self._stopped_at = time.perf_counter()
+        self._write(self.seconds())
+        return self.seconds()
 
 
 class SearchSeedError(SettingsError):

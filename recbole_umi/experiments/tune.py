@@ -258,18 +258,18 @@ class Tuning(HyperTuning):
         resume = interrupted_run(checkpoints, run_settings(self.config_file_list, settings), self.log)
         if resume is not None:
             self.log(f"  continuing the interrupted trial from {resume}")
-        clock = RunClock(checkpoints, resumed=resume is not None)
+        self._clock = clock = RunClock(checkpoints, resumed=resume is not None)
         try:
             result = run(self.model_name, self.dataset_name, self.config_file_list,
                          {**settings, "checkpoint_dir": str(checkpoints)}, saved=True,
                          resume=None if resume is None else str(resume), stop_rule=self.stop_rule())
         finally:
-            self._seconds, self._all_parts = clock.stop(), clock.complete
+            clock.stop()
         return {"model": self.model_name, "resumed_from": None if resume is None else str(resume), **result}
 
     def trial(self, params):
         number = len(self.finished_trials()) + 1
-        self._number, self._seconds = number, None
+        self._number, self._clock = number, None
         started = time.perf_counter()
         params = plain_data(params)  # hyperopt hands out numpy scalars
         self.log(f"[{number}/{self.max_evals}] {self.record['model']}: {params} ...")
@@ -306,10 +306,10 @@ class Tuning(HyperTuning):
 
     def _finish(self, number: int, started: float, record: dict) -> None:
         """Write trial ``number``'s record, with what every trial records (failed or not)."""
-        seconds = self._seconds if self._seconds is not None else time.perf_counter() - started
+        clock = self._clock  # None where no training started
         record = {**record,
-                  "wall_s": round(seconds, 1),  # its training over all its parts (RunClock)
-                  "wall_s_all_parts": self._seconds is not None and self._all_parts,
+                  "wall_s": round(clock.seconds() if clock else time.perf_counter() - started, 1),  # all parts
+                  "wall_s_all_parts": bool(clock and clock.complete),
                   "code": code_version(),  # the code that ran it
                   "training_seed": self.training_seed,
                   "valid_metric": self.valid_label}
