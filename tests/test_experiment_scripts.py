@@ -63,14 +63,19 @@ def test_two_streams_runs_both_and_reports_a_failure(tmp_path):
     assert done.returncode == 1 and "a stream failed" in done.stderr
 
 
+def checkout_with(root: Path, script: str) -> Path:
+    """``root`` as a checkout holding ``scripts/<script>`` and the helpers it sources."""
+    (root / "scripts").mkdir(parents=True)
+    for name in (script, "two_streams.sh"):
+        (root / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    return root
+
+
 def fake_checkout(tmp_path: Path, finished: dict[str, int]) -> tuple[Path, Path, Path]:
     """A checkout holding scripts/final_table_ml1m.sh, its helpers, and the search's results
     as ``finished`` says (model: trials done, with best.yaml chosen among them); (its root, a
     bin folder with the recording ``python``, the calls folder)."""
-    root = tmp_path / "checkout"
-    (root / "scripts").mkdir(parents=True)
-    for name in ("final_table_ml1m.sh", "two_streams.sh"):
-        (root / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    root = checkout_with(tmp_path / "checkout", "final_table_ml1m.sh")
     (root / "tuning" / "ml-1m-search").mkdir(parents=True)
     (root / "tuning" / "ml-1m-search" / "search.yaml").write_text("train_batch_size: 1024\n")
     for model, trials in finished.items():
@@ -118,10 +123,7 @@ def test_final_table_refuses_unfinished_searches_and_unknown_models(tmp_path):
 
 
 def test_profile_ablation_reads_PROFILE_and_writes_OUT(tmp_path):
-    root, synth = tmp_path / "checkout", tmp_path / "data"
-    (root / "scripts").mkdir(parents=True)
-    for name in ("synth_profile_ablation.sh", "two_streams.sh"):
-        (root / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    root, synth = checkout_with(tmp_path / "checkout", "synth_profile_ablation.sh"), tmp_path / "data"
     for folder in (root / "results" / "synth-final", synth / "synth"):
         folder.mkdir(parents=True)
         (folder / "generator.json").write_text('{"seed": 2022}\n')
