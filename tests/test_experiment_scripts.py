@@ -2,7 +2,9 @@
 helpers they share (scripts/two_streams.sh) run compare as the scripts expect, checked with
 a stand-in ``python`` that records its arguments instead of training."""
 
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +170,83 @@ def test_final_table_runs_every_model_in_two_streams_then_writes_the_table(tmp_p
     assert table[1:4] == ["-m", "recbole_umi.compare", f"--models={','.join(models)}"]
     assert "--seeds=2021,2022,2023,2024,2025" in table and "--table_only=True" in table
     assert sorted(p.name for p in out.iterdir()) == ["plan.yaml"]  # the streams' tables removed
+
+
+def search_checkout(root: Path, name: str) -> Path:
+    """A search's checkout beside the repository ``root``, its results/ a link to root's (as
+    results/search/ml-1m/README.md sets it up)."""
+    checkout = root.parent / name
+    checkout.mkdir()
+    (checkout / "results").symlink_to(root / "results")
+    return checkout
+
+
+def tune_folder(checkout: Path, model: str, trial: int, monkeypatch) -> Path:
+    """Where ``tune`` keeps trial ``trial``'s checkpoints when run in ``checkout`` (runs.py's own rule)."""
+    from recbole_umi.experiments.runs import checkpoint_root
+
+    monkeypatch.chdir(checkout)
+    return checkout / checkpoint_root(Path(f"results/search/ml-1m/{model}"), "tune", [], None) / f"{trial:03d}"
+
+
+def carry(action: str, root: Path, checkout: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "scripts/search_carry.sh", action, str(checkout)], cwd=root,
+                          capture_output=True, text=True)
+
+
+def test_search_carry_takes_unfinished_trials_to_a_new_checkout_and_drops_finished_ones(tmp_path, monkeypatch):
+    root = checkout_with(tmp_path / "main", "search_carry.sh")
+    search = root / "results" / "search" / "ml-1m"
+    (search / "UMI" / "trials").mkdir(parents=True)
+    (search / "UMI" / "trials" / "001.json").write_text("{}")
+    old = search_checkout(root, "old")
+    trial = tune_folder(old, "UMI", 2, monkeypatch)
+    trial.mkdir(parents=True)
+    (trial / "UMI-Dec-04-2026_10-00-00-last.pth").write_bytes(b"an abandoned attempt")
+    os.utime(trial / "UMI-Dec-04-2026_10-00-00-last.pth", (1e9, 1e9))
+    (trial / "UMI-Dec-05-2026_01-00-00-last.pth").write_bytes(b"epoch 7")
+    (trial / "UMI-Dec-05-2026_01-00-00.pth").write_bytes(b"epoch 5")
+    tune_folder(old, "UMI", 3, monkeypatch).mkdir()  # no epoch finished: nothing to carry
+    other = old / "saved" / "tune-UMI-00000000" / "004"  # another search's trial
+    other.mkdir(parents=True)
+    (other / "UMI-x-last.pth").write_bytes(b"not this search's")
+
+    done = carry("save", root, old)
+    assert done.returncode == 0, done.stderr
+    carried = root / "results" / "search" / "ml-1m-carry"
+    assert sorted(str(p.relative_to(carried)) for p in carried.rglob("*.pth")) == [
+        "UMI/002/UMI-Dec-05-2026_01-00-00-last.pth", "UMI/002/UMI-Dec-05-2026_01-00-00.pth"]
+
+    new = search_checkout(root, "new")  # the next machine's checkout: nothing in saved/
+    done = carry("restore", root, new)
+    assert done.returncode == 0, done.stderr
+    restored = tune_folder(new, "UMI", 2, monkeypatch)
+    assert (restored / "UMI-Dec-05-2026_01-00-00-last.pth").read_bytes() == b"epoch 7"
+    assert (restored / "UMI-Dec-05-2026_01-00-00.pth").read_bytes() == b"epoch 5"
+
+    (restored / "UMI-Dec-05-2026_01-00-00-last.pth").write_bytes(b"epoch 9")  # it trained on
+    assert carry("restore", root, new).returncode == 0
+    assert (restored / "UMI-Dec-05-2026_01-00-00-last.pth").read_bytes() == b"epoch 9"  # not overwritten
+
+    (search / "UMI" / "trials" / "002.json").write_text("{}")  # the trial finished
+    done = carry("save", root, new)
+    assert done.returncode == 0 and "dropped UMI/002 (finished)" in done.stdout, done.stderr
+    assert not carried.exists() or not list(carried.rglob("*.pth"))
+
+
+def test_search_carry_refuses_while_the_search_runs_in_the_checkout(tmp_path):
+    root = checkout_with(tmp_path / "main", "search_carry.sh")
+    (root / "results" / "search" / "ml-1m").mkdir(parents=True)
+    checkout = search_checkout(root, "checkout")
+    fake_tune = subprocess.Popen(["bash", "-c", 'exec -a "python -m recbole_umi.tune" sleep 30'], cwd=checkout)
+    try:
+        for _ in range(50):  # until the exec has happened
+            if "recbole_umi.tune" in Path(f"/proc/{fake_tune.pid}/cmdline").read_text():
+                break
+            time.sleep(0.02)
+        done = carry("save", root, checkout)
+        assert done.returncode == 1 and "a search is running in" in done.stderr
+        assert carry("save", root, search_checkout(root, "elsewhere")).returncode == 0  # not that checkout's
+    finally:
+        fake_tune.kill()
+        fake_tune.wait()
