@@ -137,6 +137,8 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int, count_flo
     figures = {"model": model_name}
     runs = {}
     train_data, batches = full_batches(model_name, dataset, {**settings, "compile_step": False}, steps + 2)
+    if count_flops and next(iter(batches[0].interaction.values())).device.type != "cpu":  # before the timing
+        raise ValueError("--count_flops times the products on this process's CPU threads: run it with use_gpu=False")
     for compiling in (False, True):
         model, optimizer, config = build(model_name, dataset, {**settings, "compile_step": compiling}, train_data)
         frames_before = counters["frames"]["ok"]
@@ -166,8 +168,6 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int, count_flo
         "largest_gradient_relative_difference": largest_difference(fast["first"][0][1], eager["first"][0][1]),
     })
     if count_flops:
-        if config["device"].type != "cpu":
-            raise ValueError("--count_flops times the products on this process's CPU threads: run it with use_gpu=False")
         model, _, _ = build(model_name, dataset, {**settings, "compile_step": False}, train_data)
         torch.manual_seed(0)
         mflop = step_flops(model, batches[0]) / 1e6

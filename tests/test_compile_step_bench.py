@@ -1,13 +1,17 @@
 """bench/compile_step.py's arithmetic count (``--count_flops``): the matrix products of one
-forward and backward pass, checked on a step whose count is known by hand."""
+forward and backward pass, checked on a step whose count is known by hand, and counted only
+on the CPU, refused before any timing."""
 
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+from recbole.data.interaction import Interaction
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
+import compile_step  # noqa: E402
 from compile_step import step_flops  # noqa: E402
 
 
@@ -28,3 +32,15 @@ def test_step_flops_counts_the_products_forward_and_backward():
     assert step_flops(model, torch.randn(4, 3)) == 48 + 48
     assert model.weight.grad is None  # the count leaves no gradient behind
 
+
+
+def test_count_flops_refuses_batches_off_the_cpu_before_timing(monkeypatch):
+    off_cpu = Interaction({"item_id": torch.zeros(4, dtype=torch.long, device="meta")})
+    monkeypatch.setattr(compile_step, "full_batches", lambda *args: (None, [off_cpu] * 4))
+
+    def timing_began(*args):
+        raise AssertionError("built a model to time")
+
+    monkeypatch.setattr(compile_step, "build", timing_began)
+    with pytest.raises(ValueError, match="use_gpu=False"):
+        compile_step.measure("UMI", "ml-100k", {}, steps=2, count_flops=True)
