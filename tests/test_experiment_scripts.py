@@ -234,19 +234,58 @@ def test_search_carry_takes_unfinished_trials_to_a_new_checkout_and_drops_finish
     assert not carried.exists() or not list(carried.rglob("*.pth"))
 
 
+def fake_process(name: str, cwd: Path) -> subprocess.Popen:
+    """A process whose command line reads ``name``, working in ``cwd`` (a stand-in for a search's)."""
+    process = subprocess.Popen(["bash", "-c", f'exec -a "{name}" sleep 60'], cwd=cwd)
+    for _ in range(100):  # until the exec has happened
+        if name in Path(f"/proc/{process.pid}/cmdline").read_text():
+            break
+        time.sleep(0.02)
+    return process
+
+
 def test_search_carry_refuses_while_the_search_runs_in_the_checkout(tmp_path):
     root = checkout_with(tmp_path / "main", "search_carry.sh")
     (root / "results" / "search" / "ml-1m").mkdir(parents=True)
     checkout = search_checkout(root, "checkout")
-    fake_tune = subprocess.Popen(["bash", "-c", 'exec -a "python -m recbole_umi.tune" sleep 30'], cwd=checkout)
+    fake_tune = fake_process("python -m recbole_umi.tune", checkout)
     try:
-        for _ in range(50):  # until the exec has happened
-            if "recbole_umi.tune" in Path(f"/proc/{fake_tune.pid}/cmdline").read_text():
-                break
-            time.sleep(0.02)
         done = carry("save", root, checkout)
         assert done.returncode == 1 and "a search is running in" in done.stderr
         assert carry("save", root, search_checkout(root, "elsewhere")).returncode == 0  # not that checkout's
     finally:
         fake_tune.kill()
         fake_tune.wait()
+
+
+def test_search_session_stop_stops_the_search_in_its_worktree_only_and_carries_its_trials(tmp_path, monkeypatch):
+    root = checkout_with(tmp_path / "main", "search_session.sh")
+    (root / "scripts" / "search_carry.sh").write_text((ROOT / "scripts" / "search_carry.sh").read_text())
+    (root / "results" / "search" / "ml-1m" / "UMI" / "trials").mkdir(parents=True)
+    worktree = search_checkout(root, "wt-search")
+    trial = tune_folder(worktree, "UMI", 1, monkeypatch)
+    trial.mkdir(parents=True)
+    (trial / "UMI-t-last.pth").write_bytes(b"epoch 3")
+    os.utime(trial / "UMI-t-last.pth", (1e9, 1e9))  # written before stop was called
+    elsewhere = search_checkout(root, "elsewhere")
+    stream, tune, other = (fake_process("bash scripts/search_ml1m.sh", worktree),
+                           fake_process("python -m recbole_umi.tune --model=UMI", worktree),
+                           fake_process("python -m recbole_umi.tune --model=UMI", elsewhere))
+    try:
+        began = time.monotonic()
+        stop = subprocess.Popen(["bash", "scripts/search_session.sh", "stop", str(worktree), "60"], cwd=root,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert stop.poll() is None and tune.poll() is None  # waiting for the epoch to end
+        (trial / "UMI-t-last.pth").write_bytes(b"epoch 4")  # it ends
+        _, err = stop.communicate(timeout=30)
+        assert stop.returncode == 0, err
+        assert time.monotonic() - began < 30  # not the whole minute
+        assert stream.wait(5) is not None and tune.wait(5) is not None
+        assert other.poll() is None  # another folder's search runs on
+        carried = root / "results" / "search" / "ml-1m-carry" / "UMI" / "001" / "UMI-t-last.pth"
+        assert carried.read_bytes() == b"epoch 4"
+    finally:
+        for process in (stream, tune, other):
+            process.kill()
+            process.wait()
