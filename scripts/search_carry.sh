@@ -11,8 +11,9 @@
 # CHECKOUT is the search's pinned checkout (results/search/ml-1m/README.md), SEARCH its results
 # folder (default results/search/ml-1m, relative to this repository). save copies each
 # unfinished trial's newest -last checkpoint and the best checkpoint beside it into
-# SEARCH-carry/<model>/<trial>/ (tracked, so the next session gets them) and removes the
-# carried trials that have finished since (their record is in SEARCH/<model>/trials/).
+# SEARCH-carry/<model>/<trial>.tar.xz (tracked, so the next session gets them; xz takes a
+# pair to about 45%, as the two are often the same epoch) and removes the carried trials that
+# have finished since (their record is in SEARCH/<model>/trials/).
 # restore copies them back to where tune looks for them on this machine,
 # CHECKOUT/saved/tune-<model>-<hash of SEARCH/<model>'s real path>/<trial>/ (runs.py's
 # checkpoint_root), and tune continues the interrupted trial (it checks the checkpoint's
@@ -57,16 +58,17 @@ save)
         model=${model#tune-}
         name=${model%-*}/$(basename "$trial")
         [[ $(trial_folder "$name") == "$trial" ]] || continue  # another search's trial
-        rm -rf "${carry:?}/$name"
-        mkdir -p "$carry/$name"
-        cp -p "$last" "$carry/$name/"
-        if [[ -f $best ]]; then cp -p "$best" "$carry/$name/"; fi
-        echo "carried $name ($(du -sh "$carry/$name" | cut -f1))"
+        files=("$(basename "$last")")
+        if [[ -f $best ]]; then files+=("$(basename "$best")"); fi
+        mkdir -p "$carry/${name%/*}"
+        tar -cJf "$carry/$name.tar.xz.tmp" -C "$trial" "${files[@]}"
+        mv "$carry/$name.tar.xz.tmp" "$carry/$name.tar.xz"
+        echo "carried $name ($(du -h "$carry/$name.tar.xz" | cut -f1))"
     done
-    for kept in "$carry"/*/[0-9][0-9][0-9]; do
-        name=$(basename "$(dirname "$kept")")/$(basename "$kept")
+    for kept in "$carry"/*/[0-9][0-9][0-9].tar.xz; do
+        name=$(basename "$(dirname "$kept")")/$(basename "$kept" .tar.xz)
         if finished "$(dirname "$name")" "$(basename "$name")"; then
-            rm -rf "$kept"
+            rm "$kept"
             echo "dropped $name (finished)"
         elif [[ ! -d $(trial_folder "$name") ]]; then
             echo "kept $name: not in $checkout/saved (restore it before the search runs again)" >&2
@@ -75,15 +77,16 @@ save)
     find "$carry" -mindepth 1 -type d -empty -delete 2>/dev/null || true
     ;;
 restore)
-    for kept in "$carry"/*/[0-9][0-9][0-9]; do
-        name=$(basename "$(dirname "$kept")")/$(basename "$kept")
+    for kept in "$carry"/*/[0-9][0-9][0-9].tar.xz; do
+        name=$(basename "$(dirname "$kept")")/$(basename "$kept" .tar.xz)
         if finished "$(dirname "$name")" "$(basename "$name")"; then
             echo "skipped $name (finished; save drops it)"
             continue
         fi
         target=$(trial_folder "$name")
         mkdir -p "$target"
-        cp -p -u "$kept"/*.pth "$target/"  # -u: a newer epoch already there stays
+        # a newer epoch already there stays (tar says so on stderr: not a problem)
+        tar -xJf "$kept" -C "$target" --keep-newer-files 2> >(grep -v "is newer or same age" >&2)
         echo "restored $name into $target"
     done
     ;;

@@ -4,6 +4,7 @@ a stand-in ``python`` that records its arguments instead of training."""
 
 import os
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -214,8 +215,9 @@ def test_search_carry_takes_unfinished_trials_to_a_new_checkout_and_drops_finish
     done = carry("save", root, old)
     assert done.returncode == 0, done.stderr
     carried = root / "results" / "search" / "ml-1m-carry"
-    assert sorted(str(p.relative_to(carried)) for p in carried.rglob("*.pth")) == [
-        "UMI/002/UMI-Dec-05-2026_01-00-00-last.pth", "UMI/002/UMI-Dec-05-2026_01-00-00.pth"]
+    assert sorted(str(p.relative_to(carried)) for p in carried.rglob("*") if p.is_file()) == ["UMI/002.tar.xz"]
+    with tarfile.open(carried / "UMI" / "002.tar.xz") as archive:
+        assert sorted(archive.getnames()) == ["UMI-Dec-05-2026_01-00-00-last.pth", "UMI-Dec-05-2026_01-00-00.pth"]
 
     new = search_checkout(root, "new")  # the next machine's checkout: nothing in saved/
     done = carry("restore", root, new)
@@ -231,7 +233,7 @@ def test_search_carry_takes_unfinished_trials_to_a_new_checkout_and_drops_finish
     (search / "UMI" / "trials" / "002.json").write_text("{}")  # the trial finished
     done = carry("save", root, new)
     assert done.returncode == 0 and "dropped UMI/002 (finished)" in done.stdout, done.stderr
-    assert not carried.exists() or not list(carried.rglob("*.pth"))
+    assert not carried.exists() or not [p for p in carried.rglob("*") if p.is_file()]
 
 
 def fake_process(name: str, cwd: Path) -> subprocess.Popen:
@@ -283,8 +285,8 @@ def test_search_session_stop_stops_the_search_in_its_worktree_only_and_carries_i
         assert time.monotonic() - began < 30  # not the whole minute
         assert stream.wait(5) is not None and tune.wait(5) is not None
         assert other.poll() is None  # another folder's search runs on
-        carried = root / "results" / "search" / "ml-1m-carry" / "UMI" / "001" / "UMI-t-last.pth"
-        assert carried.read_bytes() == b"epoch 4"
+        with tarfile.open(root / "results" / "search" / "ml-1m-carry" / "UMI" / "001.tar.xz") as archive:
+            assert archive.extractfile("UMI-t-last.pth").read() == b"epoch 4"
     finally:
         for process in (stream, tune, other):
             process.kill()
