@@ -16,7 +16,7 @@
 # stops the search and carries its unfinished trials (search_carry.sh save) into
 # results/search/ml-1m-carry/ for the next machine.
 set -euo pipefail
-PIN=d69fedc
+PIN=${SEARCH_PIN:-d69fedc}  # the search's commit (SEARCH_PIN: another, e.g. in a test)
 MODELS=(ComiRecDR UMI UMISA SASRec SINE SASRecMatching ComiRecSA)  # the models left, longest first since 2026-12-05
 usage="usage: bash scripts/search_session.sh start|stop [WORKTREE] [WAIT_S]"
 action=${1:?$usage}
@@ -46,8 +46,10 @@ start)
     [[ $(git -C "$worktree" rev-parse HEAD) == $(git rev-parse "$PIN^{commit}") ]] ||
         { echo "$worktree is not at the search's commit $PIN" >&2; exit 1; }
     bash scripts/search_carry.sh restore "$worktree"
-    (cd "$worktree" && nohup bash scripts/search_ml1m.sh "$(realpath ../shared/data)" "${MODELS[@]}" \
-        > search.log 2>&1 &)
+    data=$(realpath ../shared/data)
+    # in the background, every output to the log: nothing holds the caller's terminal or pipe
+    (cd "$worktree" && exec nohup bash scripts/search_ml1m.sh "$data" "${MODELS[@]}") \
+        > "$worktree/search.log" 2>&1 < /dev/null &
     echo "the search runs in $worktree (its log: $worktree/search.log)"
     ;;
 stop)

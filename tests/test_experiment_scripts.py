@@ -291,3 +291,50 @@ def test_search_session_stop_stops_the_search_in_its_worktree_only_and_carries_i
         for process in (stream, tune, other):
             process.kill()
             process.wait()
+
+
+def test_search_session_start_makes_the_pinned_worktree_restores_and_runs_the_search(tmp_path, monkeypatch):
+    root = checkout_with(tmp_path / "main", "search_session.sh")
+    for name in ("search_carry.sh", "synth_profile_ablation.sh", "final_table_ml1m.sh"):
+        (root / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    (root / "tuning" / "synth").mkdir(parents=True)
+    for name in ("noise_profile.yaml", "one_noise_field.yaml"):
+        (root / "tuning" / "synth" / name).write_text("# a profile\n")
+    (root / "scripts" / "search_ml1m.sh").write_text(  # a stream and its tune run, as the search's
+        'printf "%s\\n" "$@" > started.txt; (exec -a "python -m recbole_umi.tune" sleep 60) & wait\n')
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "."], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "the pin"], cwd=root, check=True)
+    pin = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    (root / "scripts" / "search_ml1m.sh").write_text("echo main's, not the pin's\n")  # main moved on
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (root / "results" / "search" / "ml-1m" / "UMI" / "trials").mkdir(parents=True)
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    (trial / "UMI-t-last.pth").write_bytes(b"epoch 3")
+    (root / "results" / "search" / "ml-1m-carry" / "UMI").mkdir(parents=True)
+    with tarfile.open(root / "results" / "search" / "ml-1m-carry" / "UMI" / "002.tar.xz", "w:xz") as archive:
+        archive.add(trial / "UMI-t-last.pth", arcname="UMI-t-last.pth")
+
+    worktree = tmp_path / "wt-search"
+    session = ["bash", "scripts/search_session.sh"]
+    env = {"PATH": "/usr/bin:/bin", "SEARCH_PIN": pin}
+    done = subprocess.run([*session, "start", str(worktree)], cwd=root, capture_output=True, text=True, env=env)
+    try:
+        assert done.returncode == 0, done.stderr
+        for _ in range(100):
+            if (worktree / "started.txt").is_file():
+                break
+            time.sleep(0.05)
+        assert (worktree / "started.txt").read_text().split() == [
+            str(tmp_path / "shared" / "data"), "ComiRecDR", "UMI", "UMISA", "SASRec", "SINE", "SASRecMatching", "ComiRecSA"]
+        assert (worktree / "results").resolve() == (root / "results").resolve()
+        assert (worktree / "tuning" / "synth" / "one_noise_field.yaml").is_file()
+        assert (tune_folder(worktree, "UMI", 2, monkeypatch) / "UMI-t-last.pth").read_bytes() == b"epoch 3"
+        again = subprocess.run([*session, "start", str(worktree)], cwd=root, capture_output=True, text=True, env=env)
+        assert again.returncode == 1 and "running already" in again.stderr
+    finally:
+        stopped = subprocess.run([*session, "stop", str(worktree)], cwd=root, capture_output=True, text=True, env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not subprocess.run(["pgrep", "-f", str(worktree)], capture_output=True).stdout
