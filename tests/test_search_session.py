@@ -1,0 +1,247 @@
+"""A search's unfinished runs carried from one machine to the next
+(scripts/carry_checkpoints.py) and the search started and stopped around a session
+(scripts/search_session.sh), on stand-in checkouts, checkpoints and processes: the
+checkpoints land where tune looks for them (runs.py's own rule), the newest attempt and the
+newer file win, finished runs are dropped, and only what trains on this repository's results
+is stopped."""
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import carry_checkpoints  # noqa: E402
+
+from recbole_umi.checkpoints.format import write_checkpoint  # noqa: E402
+from recbole_umi.experiments.runs import checkpoint_root  # noqa: E402
+
+OUT = Path("results/search/ml-1m/UMI")
+
+
+def repository(tmp_path: Path, *scripts: str) -> Path:
+    """A repository beside ``tmp_path``'s other folders holding ``scripts/<name>`` for each of
+    ``scripts`` and a search's results folder."""
+    root = tmp_path / "main"
+    (root / "scripts").mkdir(parents=True)
+    for name in scripts:
+        (root / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    (root / OUT / "trials").mkdir(parents=True)
+    return root
+
+
+def checkout(root: Path, name: str) -> Path:
+    """A checkout beside ``root`` whose results/ is a link to root's (as the search's worktree)."""
+    folder = root.parent / name
+    folder.mkdir()
+    (folder / "results").symlink_to(root / "results")
+    return folder
+
+
+def trial_folder(where: Path, trial: int, kind: str = "tune", out: Path = OUT) -> Path:
+    """Where ``kind`` (tune, compare) keeps the checkpoints of ``trial`` of ``out`` run in
+    ``where``: runs.py's rule, computed as the command does, from inside the checkout."""
+    before = Path.cwd()
+    os.chdir(where)
+    try:
+        return where / checkpoint_root(out, kind, [], None) / (f"{trial:03d}" if kind == "tune" else str(trial))
+    finally:
+        os.chdir(before)
+
+
+def members(archive: Path) -> dict[str, bytes]:
+    with tarfile.open(archive) as tar:
+        return {member.name: tar.extractfile(member).read() for member in tar.getmembers()}
+
+
+def carry(*args) -> None:
+    carry_checkpoints.main([str(arg) for arg in args])
+
+
+def test_save_carries_the_newest_attempt_and_restore_puts_it_where_tune_looks(tmp_path):
+    root = repository(tmp_path)
+    old = checkout(root, "old")
+    trial = trial_folder(old, 2)
+    trial.mkdir(parents=True)
+    (trial / "UMI-Dec-06-2026_10-00-00-last.pth").write_bytes(b"an abandoned attempt")  # first by name, older
+    os.utime(trial / "UMI-Dec-06-2026_10-00-00-last.pth", (1e9, 1e9))
+    (trial / "UMI-Dec-05-2026_01-00-00-last.pth").write_bytes(b"epoch 7")
+    (trial / "UMI-Dec-05-2026_01-00-00.pth").write_bytes(b"epoch 5")
+    (trial / "elapsed.json").write_text('{"elapsed_s": 600.0}\n')
+    trial_folder(old, 3).mkdir()  # no epoch ended yet: nothing to carry
+    other = old / "saved" / "tune-UMI-00000000" / "004"  # another search's (another out's hash)
+    other.mkdir(parents=True)
+    (other / "UMI-x-last.pth").write_bytes(b"not this search's")
+
+    carry("save", old, OUT)
+    archives = sorted((root / OUT / "carry").iterdir())
+    assert [path.name for path in archives] == ["tune-002.tar.xz"]
+    assert members(archives[0]) == {"UMI-Dec-05-2026_01-00-00-last.pth": b"epoch 7",
+                                    "UMI-Dec-05-2026_01-00-00.pth": b"epoch 5",
+                                    "elapsed.json": b'{"elapsed_s": 600.0}\n'}
+
+    new = checkout(root, "new")  # the next machine: nothing in saved/
+    carry("save", new, OUT)  # a save before the restore keeps what it cannot see
+    assert [path.name for path in (root / OUT / "carry").iterdir()] == ["tune-002.tar.xz"]
+    carry("restore", new, OUT)
+    restored = trial_folder(new, 2)
+    assert (restored / "UMI-Dec-05-2026_01-00-00-last.pth").read_bytes() == b"epoch 7"
+    assert (restored / "UMI-Dec-05-2026_01-00-00.pth").read_bytes() == b"epoch 5"
+    assert (restored / "UMI-Dec-05-2026_01-00-00-last.pth").stat().st_mtime == pytest.approx(
+        (trial / "UMI-Dec-05-2026_01-00-00-last.pth").stat().st_mtime, abs=1)  # as tune orders attempts
+
+    (restored / "UMI-Dec-05-2026_01-00-00-last.pth").write_bytes(b"epoch 9")  # it trained on
+    carry("restore", new, OUT)
+    assert (restored / "UMI-Dec-05-2026_01-00-00-last.pth").read_bytes() == b"epoch 9"  # the newer file stays
+
+    (root / OUT / "trials" / "002.json").write_text("{}")  # the trial finished
+    carry("restore", checkout(root, "third"), OUT)
+    assert not trial_folder(root.parent / "third", 2).exists()  # a finished trial is not put back
+    carry("save", new, OUT)
+    assert not (root / OUT / "carry").exists()  # dropped, and the empty folder with it
+
+
+def test_save_carries_compare_runs_of_a_table_too(tmp_path):
+    root = repository(tmp_path)
+    table = Path("results/ml-1m-final")
+    (root / table / "runs").mkdir(parents=True)
+    work = checkout(root, "wt")
+    run = trial_folder(work, "UMISA__seed2021", kind="compare", out=table)
+    run.mkdir(parents=True)
+    (run / "UMISA-t-last.pth").write_bytes(b"epoch 2")
+    carry("save", work, table, OUT)
+    assert members(root / table / "carry" / "compare-UMISA__seed2021.tar.xz") == {"UMISA-t-last.pth": b"epoch 2"}
+    fresh = checkout(root, "fresh")
+    carry("restore", fresh, table)
+    assert (trial_folder(fresh, "UMISA__seed2021", kind="compare", out=table) / "UMISA-t-last.pth").is_file()
+
+
+def checkpoint_bytes(tmp_path: Path, epoch: int) -> bytes:
+    path = write_checkpoint(tmp_path / f"epoch{epoch}.pth", {"kind": "last", "epoch": epoch})
+    return path.read_bytes()
+
+
+def test_save_keeps_a_carried_attempt_further_along_than_the_one_started_again(tmp_path):
+    root = repository(tmp_path)
+    carried = root / OUT / "carry" / "tune-005.tar.xz"
+    carried.parent.mkdir()
+    with tarfile.open(carried, "w:xz") as tar:
+        data = checkpoint_bytes(tmp_path, 9)
+        info = tarfile.TarInfo("UMI-first-last.pth")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    work = checkout(root, "wt")  # the search ran here without a restore: trial 5 started again
+    trial = trial_folder(work, 5)
+    trial.mkdir(parents=True)
+    (trial / "UMI-again-last.pth").write_bytes(checkpoint_bytes(tmp_path, 2))
+    carry("save", work, OUT)
+    assert list(members(carried)) == ["UMI-first-last.pth"]
+    (trial / "UMI-again-last.pth").write_bytes(checkpoint_bytes(tmp_path, 11))  # now further along
+    carry("save", work, OUT)
+    assert list(members(carried)) == ["UMI-again-last.pth"]
+
+
+def fake_process(name: str, cwd: Path) -> subprocess.Popen:
+    """A process whose command line reads ``name``, working in ``cwd`` (a stand-in for a search's)."""
+    process = subprocess.Popen(["bash", "-c", f'exec -a "{name}" sleep 60'], cwd=cwd)
+    for _ in range(100):  # until the exec has happened
+        if name in Path(f"/proc/{process.pid}/cmdline").read_text():
+            break
+        time.sleep(0.02)
+    return process
+
+
+def test_save_and_restore_refuse_while_runs_go_on_in_the_checkout(tmp_path):
+    root = repository(tmp_path)
+    work = checkout(root, "wt")
+    tune = fake_process("python -m recbole_umi.tune --model=UMI", work)
+    try:
+        for action in ("save", "restore"):
+            with pytest.raises(SystemExit, match="runs are going on in"):
+                carry(action, work, OUT)
+        carry("save", checkout(root, "elsewhere"), OUT)  # not that checkout's
+    finally:
+        tune.kill()
+        tune.wait()
+
+
+def pinned_search(tmp_path: Path) -> tuple[Path, dict]:
+    """A repository whose pinned commit's scripts/search_ml1m.sh stands in for the search: two
+    streams through the real two_streams.sh (which ends them with ``kill 0``), one a stand-in
+    tune run; (the repository, the environment with SEARCH_PIN naming that commit)."""
+    root = repository(tmp_path, "search_session.sh", "carry_checkpoints.py", "two_streams.sh",
+                      "synth_profile_ablation.sh", "final_table_ml1m.sh")
+    (root / "tuning" / "synth").mkdir(parents=True)
+    for name in ("noise_profile.yaml", "one_noise_field.yaml"):
+        (root / "tuning" / "synth" / name).write_text("# a profile\n")
+    (root / "scripts" / "search_ml1m.sh").write_text(
+        'printf "%s\\n" "$@" > started.txt\n'
+        'source scripts/two_streams.sh\n'
+        'a() { (exec -a "python -m recbole_umi.tune --model=UMI" sleep 60); }\n'
+        'b() { sleep 60; }\n'
+        'two_streams a b\n')
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "scripts", "tuning"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "the pin"], cwd=root, check=True)
+    pin = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    (root / "scripts" / "search_ml1m.sh").write_text("echo main's, not the pin's\n")  # main moved on
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    env = {**os.environ, "SEARCH_PIN": pin}
+    return root, env
+
+
+def working_in(folder: Path) -> list[int]:
+    return carry_checkpoints.runners_in(folder.resolve())
+
+
+def test_search_session_starts_the_pinned_search_and_stops_it_after_the_epoch_carrying_its_trial(tmp_path):
+    root, env = pinned_search(tmp_path)
+    archive = root / OUT / "carry" / "tune-002.tar.xz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:xz") as tar:
+        info = tarfile.TarInfo("UMI-t-last.pth")
+        info.size, info.mtime = len(b"epoch 3"), 1e9
+        tar.addfile(info, io.BytesIO(b"epoch 3"))
+    worktree = tmp_path / "wt-search"
+    session = ["bash", "scripts/search_session.sh"]
+    done = subprocess.run([*session, "start", str(worktree)], cwd=root, capture_output=True, text=True, env=env,
+                          timeout=60)
+    try:
+        assert done.returncode == 0, done.stderr
+        for _ in range(200):
+            if (worktree / "started.txt").is_file() and working_in(worktree):
+                break
+            time.sleep(0.05)
+        assert (worktree / "started.txt").read_text().split() == [
+            str(tmp_path / "shared" / "data"), "ComiRecDR", "UMI", "UMISA", "SASRec", "SINE", "SASRecMatching", "ComiRecSA"]
+        assert (worktree / "results").resolve() == (root / "results").resolve()
+        assert (worktree / "tuning" / "synth" / "one_noise_field.yaml").is_file()
+        trial = trial_folder(worktree, 2)
+        assert (trial / "UMI-t-last.pth").read_bytes() == b"epoch 3"  # restored
+
+        other = checkout(root, "elsewhere")  # a second start, from any checkout, is refused
+        again = subprocess.run([*session, "start", str(other)], cwd=root, capture_output=True, text=True, env=env)
+        assert again.returncode == 1 and str(worktree) in again.stderr
+
+        began = time.monotonic()
+        stop = subprocess.Popen([*session, "stop", "60"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+        time.sleep(3)
+        assert stop.poll() is None and working_in(worktree)  # waiting for the epoch to end
+        (trial / "UMI-t-last.pth").write_bytes(b"epoch 4")  # it ends
+        _, err = stop.communicate(timeout=60)
+        assert stop.returncode == 0, err  # not ended by the search's own kill 0
+        assert time.monotonic() - began < 45  # not the whole minute
+        assert working_in(worktree) == []
+        assert members(archive) == {"UMI-t-last.pth": b"epoch 4"}
+    finally:
+        for pid in working_in(worktree):
+            os.kill(pid, 9)
