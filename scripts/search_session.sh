@@ -12,29 +12,21 @@
 # (scripts/carry_checkpoints.py restore) and starts the search on the models left, in the
 # order of MODELS, in the background, in a process group of its own (its log:
 # WORKTREE/search.log). It refuses while anything trains on main's results from any checkout.
-# stop: finds what trains on main's results (the search, the final table, their tune and
-# compare runs; in whichever checkout), waits up to WAIT_S seconds (default 0) for each
-# unfinished run to end its current epoch, so that the least training is lost, stops them
-# and carries the unfinished runs' checkpoints (carry_checkpoints.py save) into the carry/
-# folder of each search and of the final table, for the next machine: those of the
-# checkouts it stopped, and of WORKTREE (default ../wt-search) where it is there.
+# stop (carry_checkpoints.py stop): finds every tune and compare run, search_ml1m.sh and
+# final_table_ml1m.sh working on main's results, from whichever checkout; waits up to WAIT_S
+# seconds (default 0) for the runs being trained to end their current epochs, so that the
+# least training is lost; stops them all; and carries the unfinished runs' checkpoints into
+# the carry/ folder of each search, of the final table and of any other --out it stopped,
+# for the next machine: in the checkouts it stopped, and in WORKTREE (default ../wt-search)
+# where it is there.
 set -euo pipefail
 PIN=${SEARCH_PIN:-d69fedc}  # the search's commit (SEARCH_PIN: another, e.g. in a test)
 MODELS=(ComiRecDR UMI UMISA SASRec SINE SASRecMatching ComiRecSA)  # the models left, longest first since 2026-12-05
 usage="usage: bash scripts/search_session.sh start [WORKTREE] | stop [WAIT_S] [WORKTREE]"
 action=${1:?$usage}
 cd "$(dirname "$0")/.."
-main=$PWD
 results=$(realpath results)
 
-trainers() {  # "PID CHECKOUT" of each process training on main's results: a runner working in a checkout whose results are main's
-    local pid cwd
-    for pid in $(pgrep -f "search_ml1m.sh|final_table_ml1m.sh|recbole_umi.tune|recbole_umi.compare" || true); do
-        cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
-        [[ -e $cwd/results && $(realpath "$cwd/results" 2>/dev/null) == "$results" ]] && echo "$pid $cwd"
-    done
-    return 0
-}
 outs() {  # the tune and compare folders whose unfinished runs are carried
     local out
     for out in results/search/ml-1m/*/ results/ml-1m-final; do [[ -d $out ]] && echo "${out%/}"; done
@@ -44,8 +36,10 @@ outs() {  # the tune and compare folders whose unfinished runs are carried
 case $action in
 start)
     worktree=$(realpath -m "${2:-../wt-search}")
-    if [[ -n $(trainers) ]]; then
-        echo "runs train on $results already, in: $(trainers | cut -d' ' -f2 | sort -u | tr '\n' ' ')(stop them first)" >&2
+    busy=$(python scripts/carry_checkpoints.py runners "$results")
+    if [[ -n $busy ]]; then
+        echo "runs train on $results already (stop them first):" >&2
+        echo "$busy" >&2
         exit 1
     fi
     if [[ ! -d $worktree ]]; then
@@ -57,33 +51,25 @@ start)
     fi
     [[ $(git -C "$worktree" rev-parse HEAD) == $(git rev-parse "$PIN^{commit}") ]] ||
         { echo "$worktree is not at the search's commit $PIN" >&2; exit 1; }
+    [[ $(realpath "$worktree/results") == "$results" ]] ||
+        { echo "$worktree/results is not $results: the trials would not be main's" >&2; exit 1; }
     mapfile -t folders < <(outs)
     python scripts/carry_checkpoints.py restore "$worktree" "${folders[@]}"
     data=$(realpath ../shared/data)
     # a process group of its own (two_streams.sh ends its streams with kill 0: not the caller's
     # group), every output to its log: nothing holds the caller's terminal or pipe
     (cd "$worktree" && exec setsid nohup bash scripts/search_ml1m.sh "$data" "${MODELS[@]}") \
-        > "$worktree/search.log" 2>&1 < /dev/null &
+        >> "$worktree/search.log" 2>&1 < /dev/null &
+    sleep 2
+    [[ -n $(python scripts/carry_checkpoints.py runners "$results") ]] ||
+        { echo "the search ended at once: see $worktree/search.log" >&2; tail -5 "$worktree/search.log" >&2; exit 1; }
     echo "the search runs in $worktree (its log: $worktree/search.log)"
     ;;
 stop)
-    wait_s=${2:-0}
     since=$(date +%s)
     mapfile -t folders < <(outs)
-    worktree=$(realpath -m "${3:-../wt-search}")
-    mapfile -t checkouts < <({ trainers | cut -d' ' -f2; [[ -d $worktree ]] && echo "$worktree"; } | sort -u)
-    for checkout in "${checkouts[@]}"; do
-        python scripts/carry_checkpoints.py wait "$checkout" "${folders[@]}" --seconds="$wait_s" --since="$since"
-    done
-    for signal in TERM KILL; do  # KILL for what TERM has not ended in 30 s
-        pids=$(trainers | cut -d' ' -f1)
-        [[ -z $pids ]] && break
-        kill -s "$signal" $pids 2>/dev/null || true
-        for _ in $(seq 30); do [[ -n $(trainers) ]] && sleep 1; done
-    done
-    for checkout in "${checkouts[@]}"; do
-        python scripts/carry_checkpoints.py save "$checkout" "${folders[@]}"
-    done
+    python scripts/carry_checkpoints.py stop "$results" "${folders[@]}" --seconds="${2:-0}" --since="$since" \
+        --checkout="$(realpath -m "${3:-../wt-search}")"
     echo "stopped; now commit: git add results && git commit -m 'search: trials and carried checkpoints'"
     ;;
 *)

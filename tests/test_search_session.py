@@ -65,6 +65,11 @@ def carry(*args) -> None:
     carry_checkpoints.main([str(arg) for arg in args])
 
 
+def checkpoint_bytes(tmp_path: Path, epoch: int) -> bytes:
+    """A ``-last`` checkpoint's bytes at ``epoch`` (only its epoch matters here)."""
+    return write_checkpoint(tmp_path / f"epoch{epoch}.pth", {"kind": "last", "epoch": epoch}).read_bytes()
+
+
 def test_save_carries_the_newest_attempt_and_restore_puts_it_where_tune_looks(tmp_path):
     root = repository(tmp_path)
     old = checkout(root, "old")
@@ -72,8 +77,8 @@ def test_save_carries_the_newest_attempt_and_restore_puts_it_where_tune_looks(tm
     trial.mkdir(parents=True)
     (trial / "UMI-Dec-06-2026_10-00-00-last.pth").write_bytes(b"an abandoned attempt")  # first by name, older
     os.utime(trial / "UMI-Dec-06-2026_10-00-00-last.pth", (1e9, 1e9))
-    (trial / "UMI-Dec-05-2026_01-00-00-last.pth").write_bytes(b"epoch 7")
-    (trial / "UMI-Dec-05-2026_01-00-00.pth").write_bytes(b"epoch 5")
+    (trial / "UMI-Dec-05-2026_01-00-00-last.pth").write_bytes(checkpoint_bytes(tmp_path, 7))
+    (trial / "UMI-Dec-05-2026_01-00-00.pth").write_bytes(b"the best, epoch 5")
     (trial / "elapsed.json").write_text('{"elapsed_s": 600.0}\n')
     trial_folder(old, 3).mkdir()  # no epoch ended yet: nothing to carry
     other = old / "saved" / "tune-UMI-00000000" / "004"  # another search's (another out's hash)
@@ -83,8 +88,8 @@ def test_save_carries_the_newest_attempt_and_restore_puts_it_where_tune_looks(tm
     carry("save", old, OUT)
     archives = sorted((root / OUT / "carry").iterdir())
     assert [path.name for path in archives] == ["tune-002.tar.xz"]
-    assert members(archives[0]) == {"UMI-Dec-05-2026_01-00-00-last.pth": b"epoch 7",
-                                    "UMI-Dec-05-2026_01-00-00.pth": b"epoch 5",
+    assert members(archives[0]) == {"UMI-Dec-05-2026_01-00-00-last.pth": checkpoint_bytes(tmp_path, 7),
+                                    "UMI-Dec-05-2026_01-00-00.pth": b"the best, epoch 5",
                                     "elapsed.json": b'{"elapsed_s": 600.0}\n'}
 
     new = checkout(root, "new")  # the next machine: nothing in saved/
@@ -92,14 +97,12 @@ def test_save_carries_the_newest_attempt_and_restore_puts_it_where_tune_looks(tm
     assert [path.name for path in (root / OUT / "carry").iterdir()] == ["tune-002.tar.xz"]
     carry("restore", new, OUT)
     restored = trial_folder(new, 2)
-    assert (restored / "UMI-Dec-05-2026_01-00-00-last.pth").read_bytes() == b"epoch 7"
-    assert (restored / "UMI-Dec-05-2026_01-00-00.pth").read_bytes() == b"epoch 5"
-    assert (restored / "UMI-Dec-05-2026_01-00-00-last.pth").stat().st_mtime == pytest.approx(
-        (trial / "UMI-Dec-05-2026_01-00-00-last.pth").stat().st_mtime, abs=1)  # as tune orders attempts
+    assert (restored / "UMI-Dec-05-2026_01-00-00-last.pth").read_bytes() == checkpoint_bytes(tmp_path, 7)
+    assert (restored / "UMI-Dec-05-2026_01-00-00.pth").read_bytes() == b"the best, epoch 5"
 
-    (restored / "UMI-Dec-05-2026_01-00-00-last.pth").write_bytes(b"epoch 9")  # it trained on
+    (restored / "UMI-Dec-05-2026_01-00-00-last.pth").write_bytes(checkpoint_bytes(tmp_path, 9))  # it trained on
     carry("restore", new, OUT)
-    assert (restored / "UMI-Dec-05-2026_01-00-00-last.pth").read_bytes() == b"epoch 9"  # the newer file stays
+    assert carry_checkpoints.epoch_of((restored / "UMI-Dec-05-2026_01-00-00-last.pth").read_bytes()) == 9
 
     (root / OUT / "trials" / "002.json").write_text("{}")  # the trial finished
     carry("restore", checkout(root, "third"), OUT)
@@ -123,36 +126,75 @@ def test_save_carries_compare_runs_of_a_table_too(tmp_path):
     assert (trial_folder(fresh, "UMISA__seed2021", kind="compare", out=table) / "UMISA-t-last.pth").is_file()
 
 
-def checkpoint_bytes(tmp_path: Path, epoch: int) -> bytes:
-    path = write_checkpoint(tmp_path / f"epoch{epoch}.pth", {"kind": "last", "epoch": epoch})
-    return path.read_bytes()
+def write_archive(archive: Path, files: dict[str, bytes]) -> Path:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:xz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1e9
+            tar.addfile(info, io.BytesIO(data))
+    return archive
 
 
-def test_save_keeps_a_carried_attempt_further_along_than_the_one_started_again(tmp_path):
+def test_save_never_replaces_an_archive_further_along_whatever_the_file_names(tmp_path):
     root = repository(tmp_path)
-    carried = root / OUT / "carry" / "tune-005.tar.xz"
-    carried.parent.mkdir()
-    with tarfile.open(carried, "w:xz") as tar:
-        data = checkpoint_bytes(tmp_path, 9)
-        info = tarfile.TarInfo("UMI-first-last.pth")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+    carried = write_archive(root / OUT / "carry" / "tune-005.tar.xz",
+                            {"UMI-first-last.pth": checkpoint_bytes(tmp_path, 9)})
     work = checkout(root, "wt")  # the search ran here without a restore: trial 5 started again
     trial = trial_folder(work, 5)
     trial.mkdir(parents=True)
     (trial / "UMI-again-last.pth").write_bytes(checkpoint_bytes(tmp_path, 2))
     carry("save", work, OUT)
     assert list(members(carried)) == ["UMI-first-last.pth"]
+    stale = checkout(root, "stale")  # an older copy of the same attempt: the same file name
+    (trial_folder(stale, 5)).mkdir(parents=True)
+    (trial_folder(stale, 5) / "UMI-first-last.pth").write_bytes(checkpoint_bytes(tmp_path, 3))
+    carry("save", stale, OUT)
+    assert carry_checkpoints.epoch_of(members(carried)["UMI-first-last.pth"]) == 9
     (trial / "UMI-again-last.pth").write_bytes(checkpoint_bytes(tmp_path, 11))  # now further along
     carry("save", work, OUT)
     assert list(members(carried)) == ["UMI-again-last.pth"]
 
 
-def fake_process(name: str, cwd: Path) -> subprocess.Popen:
-    """A process whose command line reads ``name``, working in ``cwd`` (a stand-in for a search's)."""
-    process = subprocess.Popen(["bash", "-c", f'exec -a "{name}" sleep 60'], cwd=cwd)
-    for _ in range(100):  # until the exec has happened
-        if name in Path(f"/proc/{process.pid}/cmdline").read_text():
+def test_restore_makes_the_attempt_further_along_the_one_resumed(tmp_path):
+    root = repository(tmp_path)
+    write_archive(root / OUT / "carry" / "tune-005.tar.xz", {"UMI-first-last.pth": checkpoint_bytes(tmp_path, 9)})
+    work = checkout(root, "wt")  # a kept machine, where trial 5 was started again without a restore
+    trial = trial_folder(work, 5)
+    trial.mkdir(parents=True)
+    (trial / "UMI-again-last.pth").write_bytes(checkpoint_bytes(tmp_path, 2))
+    carry("restore", work, OUT)
+    assert carry_checkpoints.newest_last(trial)[1].name == "UMI-first-last.pth"  # tune resumes the newest
+    (trial / "UMI-first-last.pth").unlink()
+    (trial / "UMI-again-last.pth").write_bytes(checkpoint_bytes(tmp_path, 12))  # further along than the archive
+    carry("restore", work, OUT)
+    assert not (trial / "UMI-first-last.pth").exists()
+
+
+def test_restore_refuses_an_archive_that_would_write_outside_its_run_folder(tmp_path):
+    root = repository(tmp_path)
+    write_archive(root / OUT / "carry" / "tune-006.tar.xz", {"../../escape.pth": b"x"})
+    with pytest.raises(ValueError, match="is not a file of a run's folder"):
+        carry("restore", checkout(root, "wt"), OUT)
+    assert not list(root.parent.rglob("escape.pth"))
+
+
+def test_runners_are_whole_command_lines_not_text_naming_them():
+    assert carry_checkpoints.is_runner(["/usr/bin/python3.11", "-m", "recbole_umi.tune", "--model=UMI"])
+    assert carry_checkpoints.is_runner(["python", "-u", "-m", "recbole_umi.compare"])
+    assert carry_checkpoints.is_runner(["bash", "scripts/search_ml1m.sh", "../shared/data", "UMI"])
+    assert carry_checkpoints.is_runner(["/bin/bash", "/w/scripts/final_table_ml1m.sh"])
+    assert not carry_checkpoints.is_runner(["bash", "-c", "bash scripts/search_ml1m.sh; python -m recbole_umi.tune"])
+    assert not carry_checkpoints.is_runner(["git", "commit", "-m", "recbole_umi.tune"])
+    assert not carry_checkpoints.is_runner(["python", "-m", "recbole_umi.export"])
+
+
+def fake_tune(cwd: Path, out: Path = OUT) -> subprocess.Popen:
+    """A process whose command line is a tune run's, working in ``cwd``."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "recbole_umi.tune",
+                                "--model=UMI", f"--out={out}"], cwd=cwd)
+    for _ in range(100):  # until it runs
+        if b"recbole_umi.tune" in Path(f"/proc/{process.pid}/cmdline").read_bytes():
             break
         time.sleep(0.02)
     return process
@@ -161,7 +203,7 @@ def fake_process(name: str, cwd: Path) -> subprocess.Popen:
 def test_save_and_restore_refuse_while_runs_go_on_in_the_checkout(tmp_path):
     root = repository(tmp_path)
     work = checkout(root, "wt")
-    tune = fake_process("python -m recbole_umi.tune --model=UMI", work)
+    tune = fake_tune(work)
     try:
         for action in ("save", "restore"):
             with pytest.raises(SystemExit, match="runs are going on in"):
@@ -175,7 +217,7 @@ def test_save_and_restore_refuse_while_runs_go_on_in_the_checkout(tmp_path):
 def pinned_search(tmp_path: Path) -> tuple[Path, dict]:
     """A repository whose pinned commit's scripts/search_ml1m.sh stands in for the search: two
     streams through the real two_streams.sh (which ends them with ``kill 0``), one a stand-in
-    tune run; (the repository, the environment with SEARCH_PIN naming that commit)."""
+    tune run of UMI's search; (the repository, the environment with SEARCH_PIN naming that commit)."""
     root = repository(tmp_path, "search_session.sh", "carry_checkpoints.py", "two_streams.sh",
                       "synth_profile_ablation.sh", "final_table_ml1m.sh")
     (root / "tuning" / "synth").mkdir(parents=True)
@@ -184,7 +226,7 @@ def pinned_search(tmp_path: Path) -> tuple[Path, dict]:
     (root / "scripts" / "search_ml1m.sh").write_text(
         'printf "%s\\n" "$@" > started.txt\n'
         'source scripts/two_streams.sh\n'
-        'a() { (exec -a "python -m recbole_umi.tune --model=UMI" sleep 60); }\n'
+        f'a() {{ {sys.executable} -c "import time; time.sleep(60)" -m recbole_umi.tune --out={OUT}; }}\n'
         'b() { sleep 60; }\n'
         'two_streams a b\n')
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
@@ -194,8 +236,7 @@ def pinned_search(tmp_path: Path) -> tuple[Path, dict]:
     pin = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
     (root / "scripts" / "search_ml1m.sh").write_text("echo main's, not the pin's\n")  # main moved on
     (tmp_path / "shared" / "data").mkdir(parents=True)
-    env = {**os.environ, "SEARCH_PIN": pin}
-    return root, env
+    return root, {**os.environ, "SEARCH_PIN": pin}
 
 
 def working_in(folder: Path) -> list[int]:
@@ -204,20 +245,20 @@ def working_in(folder: Path) -> list[int]:
 
 def test_search_session_starts_the_pinned_search_and_stops_it_after_the_epoch_carrying_its_trial(tmp_path):
     root, env = pinned_search(tmp_path)
-    archive = root / OUT / "carry" / "tune-002.tar.xz"
-    archive.parent.mkdir()
-    with tarfile.open(archive, "w:xz") as tar:
-        info = tarfile.TarInfo("UMI-t-last.pth")
-        info.size, info.mtime = len(b"epoch 3"), 1e9
-        tar.addfile(info, io.BytesIO(b"epoch 3"))
+    archive = write_archive(root / OUT / "carry" / "tune-002.tar.xz", {"UMI-t-last.pth": b"epoch 3"})
     worktree = tmp_path / "wt-search"
     session = ["bash", "scripts/search_session.sh"]
+    unlinked = tmp_path / "unlinked"  # a search of other results: never stopped
+    unlinked.mkdir()
+    (unlinked / "results").mkdir()
+    decoy = fake_tune(unlinked)
     done = subprocess.run([*session, "start", str(worktree)], cwd=root, capture_output=True, text=True, env=env,
                           timeout=60)
+    other = checkout(root, "other")
     try:
         assert done.returncode == 0, done.stderr
         for _ in range(200):
-            if (worktree / "started.txt").is_file() and working_in(worktree):
+            if (worktree / "started.txt").is_file() and len(working_in(worktree)) >= 2:
                 break
             time.sleep(0.05)
         assert (worktree / "started.txt").read_text().split() == [
@@ -227,21 +268,25 @@ def test_search_session_starts_the_pinned_search_and_stops_it_after_the_epoch_ca
         trial = trial_folder(worktree, 2)
         assert (trial / "UMI-t-last.pth").read_bytes() == b"epoch 3"  # restored
 
-        other = checkout(root, "elsewhere")  # a second start, from any checkout, is refused
         again = subprocess.run([*session, "start", str(other)], cwd=root, capture_output=True, text=True, env=env)
-        assert again.returncode == 1 and str(worktree) in again.stderr
+        assert again.returncode == 1 and str(worktree) in again.stderr  # a second search is refused
+        elsewhere = fake_tune(other)  # a run on main's results from another checkout: stopped too
 
         began = time.monotonic()
-        stop = subprocess.Popen([*session, "stop", "60"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env)
-        time.sleep(3)
+        # the caller's own shell names a runner in its text: not stopped
+        stop = subprocess.Popen(["bash", "-c", "bash scripts/search_session.sh stop 60; echo next # recbole_umi.tune"],
+                                cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(5)
         assert stop.poll() is None and working_in(worktree)  # waiting for the epoch to end
         (trial / "UMI-t-last.pth").write_bytes(b"epoch 4")  # it ends
-        _, err = stop.communicate(timeout=60)
-        assert stop.returncode == 0, err  # not ended by the search's own kill 0
+        out, err = stop.communicate(timeout=60)
+        assert stop.returncode == 0 and out.rstrip().endswith("next"), err
         assert time.monotonic() - began < 45  # not the whole minute
-        assert working_in(worktree) == []
+        assert working_in(worktree) == [] and elsewhere.wait(5) is not None
+        assert decoy.poll() is None
         assert members(archive) == {"UMI-t-last.pth": b"epoch 4"}
     finally:
-        for pid in working_in(worktree):
+        for pid in working_in(worktree) + working_in(other):
             os.kill(pid, 9)
+        decoy.kill()
+        decoy.wait()
