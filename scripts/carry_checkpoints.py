@@ -239,26 +239,38 @@ def save(checkout: Path, out: Path) -> None:
         carry.rmdir()
 
 
-def restore(checkout: Path, out: Path) -> None:
+def restore(checkout: Path, out: Path) -> int:
+    """Each unfinished run's archive back in ``checkout``; 1 where one could not be (said on
+    stderr: that run starts again), after trying the others."""
+    failed = 0
+    for archive in sorted(((checkout / out).resolve() / "carry").glob("*.tar.xz")):
+        try:
+            restore_one(checkout, out, archive)
+        except (OSError, ValueError, tarfile.TarError, EOFError) as error:
+            print(f"{archive} not restored ({error}): that run starts again", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def restore_one(checkout: Path, out: Path, archive: Path) -> None:
     from recbole_umi.files import write_atomic
 
     real = (checkout / out).resolve()
-    for archive in sorted((real / "carry").glob("*.tar.xz")):
-        name = archive_name(archive)
-        if finished(real, name):
-            print(f"skipped {out}/carry/{archive.name} (finished; save drops it)")
-            continue
-        kind, run = name.split("-", 1)
-        target = root_of(checkout, out, kind) / run
-        files = archive_members(archive)
-        there = newest_last(target) if target.is_dir() else None
-        if there is not None and epoch_of(there[1].read_bytes()) >= archived_epoch(archive):
-            print(f"skipped {out}/carry/{archive.name}: {there[1]} is as far along")
-            continue
-        now = time.time()  # the newest: the attempt tune and compare resume
-        for member_name, (_, data) in files.items():
-            os.utime(write_atomic(target / member_name, data), (now, now))
-        print(f"restored {out} {name} into {target}")
+    name = archive_name(archive)
+    if finished(real, name):
+        print(f"skipped {out}/carry/{archive.name} (finished; save drops it)")
+        return
+    kind, run = name.split("-", 1)
+    target = root_of(checkout, out, kind) / run
+    files = archive_members(archive)
+    there = newest_last(target) if target.is_dir() else None
+    if there is not None and epoch_of(there[1].read_bytes()) >= archived_epoch(archive):
+        print(f"skipped {out}/carry/{archive.name}: {there[1]} is as far along")
+        return
+    now = time.time()  # the newest: the attempt tune and compare resume
+    for member_name, (_, data) in files.items():
+        os.utime(write_atomic(target / member_name, data), (now, now))
+    print(f"restored {out} {name} into {target}")
 
 
 def training(checkout: Path, argv: list[str]) -> Path | None:
@@ -342,10 +354,14 @@ def main(argv=None) -> int:
     if busy:
         raise SystemExit(f"runs are going on in {where} (processes {', '.join(map(str, busy))}): stop them first "
                          "(scripts/search_session.sh stop), or a run could end, or write, while it is carried")
+    failed = 0
     for out in args.outs:
         if (where / out).is_dir():
-            (save if args.action == "save" else restore)(where, out)
-    return 0
+            if args.action == "save":
+                save(where, out)
+            else:
+                failed |= restore(where, out)
+    return failed
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ start)
     [[ $(realpath "$worktree/results") == "$results" ]] ||
         { echo "$worktree/results is not $results: the trials would not be main's" >&2; exit 1; }
     mapfile -t folders < <(outs)
-    python scripts/carry_checkpoints.py restore "$worktree" "${folders[@]}"
+    python scripts/carry_checkpoints.py restore "$worktree" "${folders[@]}" ||
+        echo "some carried runs were not restored (above): they start again" >&2
     data=$(realpath ../shared/data)
     # a process group of its own (two_streams.sh ends its streams with kill 0: not the caller's
     # group), every output to its log: nothing holds the caller's terminal or pipe

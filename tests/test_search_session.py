@@ -171,12 +171,14 @@ def test_restore_makes_the_attempt_further_along_the_one_resumed(tmp_path):
     assert not (trial / "UMI-first-last.pth").exists()
 
 
-def test_restore_refuses_an_archive_that_would_write_outside_its_run_folder(tmp_path):
+def test_restore_refuses_an_archive_that_would_write_outside_its_run_folder_and_restores_the_rest(tmp_path):
     root = repository(tmp_path)
     write_archive(root / OUT / "carry" / "tune-006.tar.xz", {"../../escape.pth": b"x"})
-    with pytest.raises(ValueError, match="is not a file of a run's folder"):
-        carry("restore", checkout(root, "wt"), OUT)
+    write_archive(root / OUT / "carry" / "tune-007.tar.xz", {"UMI-t-last.pth": b"epoch 1"})
+    work = checkout(root, "wt")
+    assert carry_checkpoints.main(["restore", str(work), str(OUT)]) == 1  # said, and the others restored
     assert not list(root.parent.rglob("escape.pth"))
+    assert (trial_folder(work, 7) / "UMI-t-last.pth").read_bytes() == b"epoch 1"
 
 
 def test_runners_are_whole_command_lines_not_text_naming_them():
