@@ -36,6 +36,8 @@ outs() {  # the tune and compare folders whose unfinished runs are carried
 case $action in
 start)
     worktree=$(realpath -m "${2:-../wt-search}")
+    python -c "import recbole, torch" 2> /dev/null ||
+        { echo "install the plugin first, as .ci/run does (torch, then pip install -e '.[test]')" >&2; exit 1; }
     busy=$(python scripts/carry_checkpoints.py runners "$results")
     if [[ -n $busy ]]; then
         echo "runs train on $results already (stop them first):" >&2
