@@ -97,7 +97,8 @@ def one_run(model: str, overrides: dict, folder: Path) -> dict:
 
 def use_routing_before_26() -> None:
     """The routing contraction as chosen before issue #26: broadcast products summed over one
-    axis for votes of their own per interest at T * d < 1024, else today's matmuls."""
+    axis for votes of their own per interest at T * d < 1024, else today's matmuls (votes
+    given by a map, ``MappedVotes``, built first, as they were then)."""
     from bench_routing import broadcast_contractions
 
     from recbole_umi.towers import layers
@@ -105,6 +106,8 @@ def use_routing_before_26() -> None:
     matmuls = layers.routing_contractions
 
     def chosen(votes):
+        if isinstance(votes, layers.MappedVotes):
+            votes = torch.einsum("btd,kod->btko", votes.history, votes.maps)
         _, length, _, d = votes.shape
         if votes.stride(2) != 0 and length * d < 1024:
             return broadcast_contractions(votes)

@@ -225,8 +225,12 @@ def test_logq_correction_under_popularity_sampling():
     assert uncorrected(INTERESTS, torch.tensor([1]), item_vectors).item() == pytest.approx(math.log(1 + math.e + math.exp(-1)), abs=1e-6)
 
 
+@pytest.mark.parametrize("compiling", [False, True])
 @pytest.mark.parametrize("n_candidates", [1, 6, BROADCAST_MAX_CANDIDATES, BROADCAST_MAX_CANDIDATES + 1, 300])
-def test_candidate_scores_are_dot_products_on_both_paths(n_candidates):
+def test_candidate_scores_are_dot_products_on_both_paths(n_candidates, compiling, monkeypatch):
+    """The batched matmul, and under compilation the broadcast product up to
+    BROADCAST_MAX_CANDIDATES, give the dot products."""
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
     generator = torch.Generator().manual_seed(n_candidates)
     interests = torch.randn(4, 3, 5, generator=generator, dtype=torch.float64)
     candidates = torch.randn(4, n_candidates, 5, generator=generator, dtype=torch.float64)
@@ -385,11 +389,12 @@ def test_mlp_on_a_shared_input_equals_the_mlp_of_the_concatenation(shared_first)
 
 def broadcast_contractions(votes):
     """The routing's contractions written from their definition, as broadcast products
-    summed over one axis (the reference for the batched matmuls of the code)."""
+    summed over one axis (the reference for the batched matmuls of the code; the coupling
+    and the agreement laid out B x K x T, as the code has them)."""
     def contract(coupling, last):
-        u = votes if last else votes.detach()
-        capsules = squash((coupling.unsqueeze(-1) * u).sum(dim=1))  # B x K x d
-        return capsules, (u * capsules.unsqueeze(1)).sum(dim=-1)  # B x T x K
+        u = votes if last else votes.detach()  # B x T x K x d
+        capsules = squash((coupling.transpose(1, 2).unsqueeze(-1) * u).sum(dim=1))  # B x K x d
+        return capsules, (u * capsules.unsqueeze(1)).sum(dim=-1).transpose(1, 2)  # B x K x T
     return contract
 
 
@@ -419,6 +424,52 @@ def test_routing_by_matmuls_equals_routing_by_broadcast_products(accumulate, sha
         outputs[path] = (capsules, routing, *grads)
     for a, b in zip(outputs["matmul"], outputs["broadcast"]):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_mapped_votes_route_as_the_votes_they_stand_for(accumulate, iterations):
+    """UMI's and ComiRec-DR's votes given as the items and the maps (never built) route as the
+    votes ``W_j e_i`` built from them: the same capsules and routing, and the same gradients
+    for the items, the maps and the item weights, padding and stop-gradient iterations
+    included."""
+    from recbole_umi.towers.layers import MappedVotes
+
+    torch.manual_seed(0)
+    batch, length, k, d = 4, 6, 3, 5
+    layer = torch.nn.Linear(d, k * d, bias=False)
+    history = torch.randn(batch, length, d, requires_grad=True)
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    mask[0, 4:] = False
+    mask[2, 1:] = False
+    item_weights = torch.rand(batch, length, requires_grad=True)
+    initial = torch.randn(batch, length, k)
+    outputs = []
+    for votes in (layer(history).view(batch, length, k, d), MappedVotes.of_linear(history, layer, k)):
+        capsules, routing = dynamic_routing(votes, mask, initial, iterations, item_weights=item_weights,
+                                            accumulate=accumulate)
+        grads = torch.autograd.grad(capsules.sin().sum() + routing.square().sum(),
+                                    [history, layer.weight, item_weights])
+        outputs.append((capsules, routing, *grads))
+    for built, mapped in zip(*outputs):
+        torch.testing.assert_close(mapped, built)
+    assert outputs[0][3].abs().sum() > 0  # the maps learn through the last iteration
+
+
+def test_mapped_votes_read_a_linear_layers_blocks_as_the_interests():
+    """Interest j's map is the j-th block of d_out output rows of the layer, as ``view(B, T,
+    K, d_out)`` reads the layer's output; a layer with a bias is refused."""
+    from recbole_umi.towers.layers import MappedVotes
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3 * 2, bias=False)
+    history = torch.randn(2, 5, 4)
+    _, maps = MappedVotes.of_linear(history, layer, 3)
+    built = layer(history).view(2, 5, 3, 2)
+    for j in range(3):
+        torch.testing.assert_close(history @ maps[j].T, built[:, :, j])
+    with pytest.raises(ValueError, match="bias-free"):
+        MappedVotes.of_linear(history, torch.nn.Linear(4, 6), 3)
 
 
 def test_shared_votes_route_as_their_copies():

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from recbole_umi.towers.base import UserTower, xavier_init
-from recbole_umi.towers.layers import PositionMaps, SelfAttentiveExtractor, dynamic_routing
+from recbole_umi.towers.layers import MappedVotes, PositionMaps, SelfAttentiveExtractor, dynamic_routing
 from recbole_umi.towers.schema import DataSchema
 from recbole_umi.towers.settings import ComiRecSettings
 
@@ -62,10 +62,10 @@ class ComiRecTower(UserTower):
         history, mask = self.history(batch)
         if self.variant == "SA":
             return self.extractor(history, mask)
-        batch_size, length, d = history.shape
+        batch_size, length, _ = history.shape
         if hasattr(self, "position_maps"):
             votes = self.position_maps(history)  # B x T x K x d
         else:
-            votes = self.interest_maps(history).view(batch_size, length, self.n_interests, d)
+            votes = MappedVotes.of_linear(history, self.interest_maps, self.n_interests)
         zeros = history.new_zeros(batch_size, length, self.n_interests)
         return dynamic_routing(votes, mask, zeros, self.routing_iterations, accumulate=True)

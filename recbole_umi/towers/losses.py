@@ -165,9 +165,9 @@ def shared_readout(
     return (weights * positive_scores).sum(dim=1), readout @ negative_vectors.t()
 
 
-# Up to this many candidates per row, scores are a broadcast product summed over d: for
-# B tiny (K x d) @ (d x C) products that is about 10x faster on CPU than bmm
-# (docs/benchmarks.md). Beyond it the B x K x C x d intermediate grows too large.
+# Compiled (``compile_step``), up to this many candidates per row, scores are a broadcast
+# product summed over d, which inductor fuses into one reduction (faster than its batched
+# matmul there, docs/benchmarks.md); eager, and beyond it, a batched matmul.
 BROADCAST_MAX_CANDIDATES = 64
 
 
@@ -176,9 +176,9 @@ def candidate_scores(interests: torch.Tensor, candidates: torch.Tensor) -> torch
 
     Shapes: ``interests: B x K x d``, ``candidates: B x C x d`` -> ``B x K x C``.
     """
-    if candidates.size(1) <= BROADCAST_MAX_CANDIDATES:
+    if torch.compiler.is_compiling() and candidates.size(1) <= BROADCAST_MAX_CANDIDATES:
         return (interests.unsqueeze(2) * candidates.unsqueeze(1)).sum(dim=-1)
-    return torch.matmul(interests, candidates.transpose(1, 2))
+    return torch.bmm(interests, candidates.transpose(1, 2))
 
 
 class NegativeSampler(nn.Module):

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from recbole_umi.towers.base import UserTower, xavier_init
-from recbole_umi.towers.layers import MLP, RoutingLogits, dynamic_routing, profile_refinement
+from recbole_umi.towers.layers import MLP, MappedVotes, RoutingLogits, dynamic_routing, profile_refinement
 from recbole_umi.towers.schema import DataSchema
 from recbole_umi.towers.settings import UMISettings
 
@@ -85,10 +85,10 @@ class UMITower(UserTower):
     def steps(self, batch) -> UMISteps:
         """The forward pass, every intermediate kept (:class:`UMISteps`)."""
         history, mask = self.history(batch)
-        batch_size, length, d = history.shape
+        batch_size, length, _ = history.shape
         profile, per_field = self.profile(batch)
         attention = self.item_attention(history, profile) if self.use_dar else None
-        votes = self.interest_maps(history).view(batch_size, length, self.n_interests, d)
+        votes = MappedVotes.of_linear(history, self.interest_maps, self.n_interests)
         capsules, routing = dynamic_routing(
             votes, mask, self.routing_logits(batch_size, length), self.routing_iterations, item_weights=attention
         )
