@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn as nn
 
+from recbole_umi.towers.layers import lookup
 from recbole_umi.towers.profile import ProfileEncoder
 from recbole_umi.towers.schema import DataSchema
 from recbole_umi.towers.settings import TowerSettings
@@ -76,7 +77,7 @@ class UserTower(nn.Module):
     def history(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """History item embeddings ``B x T x d`` and their mask ``B x T`` (True = item)."""
         item_seq = batch[self.schema.history_field]
-        return self.item_embedding(item_seq), item_seq != 0
+        return lookup(self.item_embedding, item_seq), item_seq != 0
 
     def interests_and_routing(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The K interest vectors O_u of each user, ``B x K x d``, and how the history items
@@ -100,7 +101,7 @@ class UserTower(nn.Module):
     def item_embeddings(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """Item vectors e_t: of every item, ``n_items x d`` (row 0 is the padding item), or
         of the ids ``items`` (shape ``S`` -> ``S x d``)."""
-        return self.item_embedding.weight if items is None else self.item_embedding(items)
+        return self.item_embedding.weight if items is None else lookup(self.item_embedding, items)
 
     def score_items(self, interests: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Eq 1 for one item per user: ``max_k o_k . e_t``; ``B x K x d``, ``B`` -> ``B``."""

@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
+    "lookup",
     "mask_logits",
     "squash",
     "MLP",
@@ -22,6 +23,59 @@ __all__ = [
     "PositionMaps",
     "profile_refinement",
 ]
+
+
+@torch.library.custom_op("recbole_umi::lookup", mutates_args=())
+def _lookup(weight: torch.Tensor, ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
+    """Rows of an embedding table by ``index_select`` (``padding_idx`` -1: none)."""
+    return weight.index_select(0, ids.reshape(-1)).view(*ids.shape, weight.size(1))
+
+
+@_lookup.register_fake
+def _(weight, ids, padding_idx):
+    return weight.new_empty(*ids.shape, weight.size(1))
+
+
+@torch.library.custom_op("recbole_umi::lookup_backward", mutates_args=())
+def _lookup_backward(grad: torch.Tensor, ids: torch.Tensor, rows: int, padding_idx: int) -> torch.Tensor:
+    """The table's gradient of :func:`_lookup`: ``index_add_``, the padding row's zeroed."""
+    grad = grad.reshape(-1, grad.size(-1))
+    weight_grad = grad.new_zeros(rows, grad.size(1)).index_add_(0, ids.reshape(-1), grad)
+    if padding_idx >= 0:
+        weight_grad[padding_idx] = 0
+    return weight_grad
+
+
+@_lookup_backward.register_fake
+def _(grad, ids, rows, padding_idx):
+    return grad.new_empty(rows, grad.size(-1))
+
+
+def _lookup_setup(ctx, inputs, output):
+    weight, ids, padding_idx = inputs
+    ctx.save_for_backward(ids)
+    ctx.rows, ctx.padding_idx = weight.size(0), padding_idx
+
+
+def _lookup_gradient(ctx, grad):
+    (ids,) = ctx.saved_tensors
+    return _lookup_backward(grad, ids, ctx.rows, ctx.padding_idx), None, None
+
+
+_lookup.register_autograd(_lookup_gradient, setup_context=_lookup_setup)
+
+
+def lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+    """``table(ids)``: on the CPU through ``index_select`` and ``index_add_`` (one custom op
+    each, which ``torch.compile`` calls as they are), whose backward is about 1.5x faster
+    there than ``F.embedding``'s, eager or compiled (docs/benchmarks.md); the same values and
+    gradients (the padding row's zero). On other devices, ``table(ids)`` itself.
+
+    Shapes: ``ids`` any ``S`` -> ``S x d``.
+    """
+    if ids.device.type != "cpu" or table.max_norm is not None or table.scale_grad_by_freq or table.sparse:
+        return table(ids)
+    return _lookup(table.weight, ids, -1 if table.padding_idx is None else table.padding_idx)
 
 
 def mask_logits(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -185,35 +239,37 @@ def dynamic_routing(
 
 
 def routing_contractions(votes: torch.Tensor | MappedVotes):
-    """The routing's two contractions over the history, as batched matmuls. Returns
-    ``contract(coupling, last) -> (squash(z), agreement)`` for ``votes`` ``B x T x K x d``
-    and the coupling laid out ``B x K x T``: ``z_j = sum_i coupling_ji u_ij`` (``B x K x d``)
-    and ``agreement_ji = u_ij . v_j`` (``B x K x T``), with the votes' gradient only when
-    ``last``.
+    """The routing's two contractions over the history. Returns ``contract(coupling, last) ->
+    (squash(z), agreement)`` for ``votes`` ``B x T x K x d`` and the coupling laid out
+    ``B x K x T``: ``z_j = sum_i coupling_ji u_ij`` (``B x K x d``) and ``agreement_ji =
+    u_ij . v_j`` (``B x K x T``), with the votes' gradient only when ``last``.
 
     :class:`MappedVotes` are contracted through the items and the maps (its docstring).
     Votes of their own per interest (ComiRec-DR's per-position maps) are laid out
     ``B x K x T x d`` once per forward and contracted batched over (B, K); votes every
     interest shares (MIND's, a view broadcast over K) stay ``B x T x d`` and are contracted
     batched over B, 2-4x faster than copying them K times (bench/bench_routing.py,
-    docs/benchmarks.md)."""
+    docs/benchmarks.md). For mapped and shared votes the contractions over the history are
+    batched matmuls eager and, compiled (``compile_step``), broadcast products summed over
+    one axis, which inductor fuses into loops of its own instead of a matmul per user,
+    1.2-1.6x faster (:func:`_pool`, :func:`_agree`)."""
     if isinstance(votes, MappedVotes):
         history, maps = votes
 
         def contract_mapped(coupling, last):
             e, w = (history, maps) if last else (history.detach(), maps.detach())
-            pooled = torch.bmm(coupling, e)  # B x K x d: sum_i c_ji e_i
+            pooled = _pool(coupling, e)  # B x K x d: sum_i c_ji e_i
             capsules = squash(torch.bmm(pooled.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1))  # B x K x d_out
             pulled_back = torch.bmm(capsules.transpose(0, 1), w).transpose(0, 1)  # B x K x d: W_j^T v_j
-            return capsules, torch.bmm(pulled_back, e.transpose(1, 2))  # B x K x T
+            return capsules, _agree(pulled_back, e)  # B x K x T
         return contract_mapped
     if votes.stride(2) == 0:  # one vote per item for every interest
         shared = votes[:, :, 0]  # B x T x d
 
         def contract_shared(coupling, last):
             u = shared if last else shared.detach()
-            capsules = squash(torch.bmm(coupling, u))  # B x K x d
-            return capsules, torch.bmm(capsules, u.transpose(1, 2))  # B x K x T
+            capsules = squash(_pool(coupling, u))  # B x K x d
+            return capsules, _agree(capsules, u)  # B x K x T
         return contract_shared
     by_interest = votes.transpose(1, 2).contiguous()  # B x K x T x d
 
@@ -222,6 +278,20 @@ def routing_contractions(votes: torch.Tensor | MappedVotes):
         capsules = squash(torch.matmul(coupling.unsqueeze(-2), u).squeeze(-2))  # B x K x d
         return capsules, torch.matmul(u, capsules.unsqueeze(-1)).squeeze(-1)  # B x K x T
     return contract
+
+
+def _pool(coupling: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """``sum_t coupling[b, k, t] items[b, t]``: ``B x K x T``, ``B x T x d`` -> ``B x K x d``."""
+    if torch.compiler.is_compiling():
+        return (coupling.unsqueeze(-1) * items.unsqueeze(1)).sum(dim=2)
+    return torch.bmm(coupling, items)
+
+
+def _agree(vectors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """``vectors[b, k] . items[b, t]``: ``B x K x d``, ``B x T x d`` -> ``B x K x T``."""
+    if torch.compiler.is_compiling():
+        return (vectors.unsqueeze(2) * items.unsqueeze(1)).sum(dim=-1)
+    return torch.bmm(vectors, items.transpose(1, 2))
 
 
 def mean_pairwise_cosine(vectors: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from recbole_umi.settings import SettingsError
+from recbole_umi.towers.layers import lookup
 from recbole_umi.towers.settings import CausalEncoderSettings
 
 __all__ = ["CausalTransformerEncoder", "TransformerEncoder", "causal_attention_mask", "last_state"]
@@ -178,7 +179,7 @@ class CausalTransformerEncoder(nn.Module):
         ``B x T`` -> ``B x T x d``; padded positions hold values no real position reads."""
         position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
         position_ids = position_ids.unsqueeze(0).expand_as(item_seq)
-        input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids)
+        input_emb = lookup(self.item_embedding, item_seq) + self.position_embedding(position_ids)
         input_emb = self.dropout(self.LayerNorm(input_emb))
         return self.trm_encoder(input_emb, causal_attention_mask(item_seq))
 
