@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 
+# custom ops, so that autograd calls one op each way (a torch.autograd.Function would do as
+# well eager; these also stay whole under torch.compile, should a compiled path want them)
 @torch.library.custom_op("recbole_umi::lookup", mutates_args=())
 def _lookup(weight: torch.Tensor, ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
     """Rows of an embedding table by ``index_select`` (``padding_idx`` -1: none)."""
@@ -66,14 +68,17 @@ _lookup.register_autograd(_lookup_gradient, setup_context=_lookup_setup)
 
 
 def lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
-    """``table(ids)``: on the CPU through ``index_select`` and ``index_add_`` (one custom op
-    each, which ``torch.compile`` calls as they are), whose backward is about 1.5x faster
-    there than ``F.embedding``'s, eager or compiled (docs/benchmarks.md); the same values and
-    gradients (the padding row's zero). On other devices, ``table(ids)`` itself.
+    """``table(ids)``: eager on the CPU through ``index_select`` and ``index_add_`` (two custom
+    ops), whose backward is 1.4-1.8x faster there than ``F.embedding``'s at 1 and 2 threads;
+    the same values and gradients (the padding row's zero). Compiled, and on other devices,
+    ``table(ids)`` itself: inductor's own kernel is faster than the custom ops at 1 thread,
+    the experiments' setting, though slower at 2 (``bench/bench_small_ops.py``,
+    docs/benchmarks.md).
 
     Shapes: ``ids`` any ``S`` -> ``S x d``.
     """
-    if ids.device.type != "cpu" or table.max_norm is not None or table.scale_grad_by_freq or table.sparse:
+    if torch.compiler.is_compiling() or ids.device.type != "cpu" or table.max_norm is not None \
+            or table.scale_grad_by_freq or table.sparse:
         return table(ids)
     return _lookup(table.weight, ids, -1 if table.padding_idx is None else table.padding_idx)
 
@@ -249,10 +254,12 @@ def routing_contractions(votes: torch.Tensor | MappedVotes):
     ``B x K x T x d`` once per forward and contracted batched over (B, K); votes every
     interest shares (MIND's, a view broadcast over K) stay ``B x T x d`` and are contracted
     batched over B, 2-4x faster than copying them K times (bench/bench_routing.py,
-    docs/benchmarks.md). For mapped and shared votes the contractions over the history are
-    batched matmuls eager and, compiled (``compile_step``), broadcast products summed over
-    one axis, which inductor fuses into loops of its own instead of a matmul per user,
-    1.2-1.6x faster (:func:`_pool`, :func:`_agree`)."""
+    docs/benchmarks.md). For mapped votes the contractions over the history are batched
+    matmuls eager and, compiled (``compile_step``), broadcast products summed over one axis,
+    which inductor fuses into loops of its own instead of a matmul per user: 1.3-1.5x faster
+    at T = 10, as fast at T = 50 (:func:`_pool`, :func:`_agree`; ``bench/bench_small_ops.py``).
+    For MIND's shared votes the broadcast products gain 1.1x at T = 10 and lose 1.2x at
+    T = 50: they stay matmuls."""
     if isinstance(votes, MappedVotes):
         history, maps = votes
 
@@ -268,8 +275,8 @@ def routing_contractions(votes: torch.Tensor | MappedVotes):
 
         def contract_shared(coupling, last):
             u = shared if last else shared.detach()
-            capsules = squash(_pool(coupling, u))  # B x K x d
-            return capsules, _agree(capsules, u)  # B x K x T
+            capsules = squash(torch.bmm(coupling, u))  # B x K x d
+            return capsules, torch.bmm(capsules, u.transpose(1, 2))  # B x K x T
         return contract_shared
     by_interest = votes.transpose(1, 2).contiguous()  # B x K x T x d
 

@@ -1,0 +1,172 @@
+"""The small operations whose form the code chooses by measurement, each timed both ways,
+forward and backward, eager and (where the code chooses by it) compiled:
+
+- ``softmax``: the routing's softmax over K = 3 interests, with K the innermost dimension
+  (``B x T x K``) or not (``B x K x T``, as ``layers.dynamic_routing`` lays the logits out);
+- ``lookup``: history rows from the item table, ``nn.Embedding`` against ``layers.lookup``
+  (index_select and index_add_ as custom ops), eager and compiled;
+- ``candidate_scores``: ``B x K x d`` interests against ``B x C x d`` candidates, a
+  broadcast product summed over d against a batched matmul, eager and compiled, for
+  (K, C) of 3 or 6 interests and 5 or 50 negatives;
+- ``routing_contractions``: the routing's sums over the history (``layers._pool`` and
+  ``layers._agree`` for mapped votes, inline for shared ones) as batched matmuls or broadcast
+  products, compiled, inside a whole ``dynamic_routing`` (UMI's mapped votes and MIND's
+  shared ones, T = 10 and 50).
+
+Medians of ``--repeats`` calls after warm-up, in microseconds, written to ``--json``. Batch
+1024, d = 32, ml-1m's 3,261 items and T = 10 unless said. Run it with the machine otherwise
+idle (torch's threads: OMP_NUM_THREADS).
+
+    python bench/bench_small_ops.py [--repeats=100] [--json=bench/results/small_ops.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from recbole_umi.towers import layers  # noqa: E402
+
+BATCH, LENGTH, D, ITEMS = 1024, 10, 32, 3261
+
+
+def median_us(call, repeats: int) -> float:
+    for _ in range(5):
+        call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return round(1e6 * statistics.median(times), 1)
+
+
+def backward_of(function, *inputs):
+    """A call of ``function(*inputs)`` and the backward of its output's sum."""
+    def call():
+        for tensor in inputs:
+            tensor.grad = None
+        function(*inputs).sum().backward()
+    return call
+
+
+def compiled(function):
+    torch._dynamo.reset()
+    return torch.compile(function)
+
+
+def softmax_rows(repeats: int) -> list[dict]:
+    logits = torch.randn(BATCH, LENGTH, 3, requires_grad=True)
+    innermost = backward_of(lambda x: torch.softmax(x, dim=-1), logits)
+    laid_out = backward_of(lambda x: torch.softmax(x.transpose(1, 2), dim=1), logits)
+    return [{"op": "softmax over K = 3", "K innermost": median_us(innermost, repeats),
+             "K not innermost (B x K x T)": median_us(laid_out, repeats)}]
+
+
+def lookup_rows(repeats: int) -> list[dict]:
+    table = torch.nn.Embedding(ITEMS, D, padding_idx=0)
+    ids = torch.randint(0, ITEMS, (BATCH, LENGTH))
+    rows = []
+    for mode, wrap in (("eager", lambda f: f), ("compiled", compiled)):
+        embedding, lookup = wrap(lambda i: table(i).square()), wrap(lambda i: layers.lookup(table, i).square())
+        rows.append({"op": f"item rows, {mode}", "nn.Embedding": median_us(_table_call(table, embedding, ids), repeats),
+                     "layers.lookup": median_us(_table_call(table, lookup, ids), repeats)})
+    return rows
+
+
+def _table_call(table, function, ids):
+    def call():
+        table.weight.grad = None
+        function(ids).sum().backward()
+    return call
+
+
+def candidate_rows(repeats: int) -> list[dict]:
+    rows = []
+    for k, c in ((3, 6), (3, 51), (6, 6), (6, 51)):
+        interests = torch.randn(BATCH, k, D, requires_grad=True)
+        candidates = torch.randn(BATCH, c, D, requires_grad=True)
+        broadcast = lambda i, x: (i.unsqueeze(2) * x.unsqueeze(1)).sum(dim=-1).amax(dim=1)  # noqa: E731
+        matmul = lambda i, x: torch.bmm(i, x.transpose(1, 2)).amax(dim=1)  # noqa: E731
+        for mode, wrap in (("eager", lambda f: f), ("compiled", compiled)):
+            rows.append({"op": f"candidate scores K={k} C={c}, {mode}",
+                         "broadcast": median_us(backward_of(wrap(broadcast), interests, candidates), repeats),
+                         "bmm": median_us(backward_of(wrap(matmul), interests, candidates), repeats)})
+    return rows
+
+
+def contractions_with(pool, agree):
+    """``layers.routing_contractions`` for mapped and shared votes, with the sums over the
+    history done by ``pool`` and ``agree``."""
+    def contractions(votes):
+        if isinstance(votes, layers.MappedVotes):
+            history, maps = votes
+
+            def contract_mapped(coupling, last):
+                e, w = (history, maps) if last else (history.detach(), maps.detach())
+                pooled = pool(coupling, e)
+                capsules = layers.squash(torch.bmm(pooled.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1))
+                return capsules, agree(torch.bmm(capsules.transpose(0, 1), w).transpose(0, 1), e)
+            return contract_mapped
+        shared = votes[:, :, 0]
+
+        def contract_shared(coupling, last):
+            u = shared if last else shared.detach()
+            capsules = layers.squash(pool(coupling, u))
+            return capsules, agree(capsules, u)
+        return contract_shared
+    return contractions
+
+
+def routing_rows(repeats: int) -> list[dict]:
+    forms = {"bmm": (lambda c, x: torch.bmm(c, x), lambda v, x: torch.bmm(v, x.transpose(1, 2))),
+             "broadcast": (lambda c, x: (c.unsqueeze(-1) * x.unsqueeze(1)).sum(dim=2),
+                           lambda v, x: (v.unsqueeze(2) * x.unsqueeze(1)).sum(dim=-1))}
+    chosen = layers.routing_contractions
+    rows = []
+    for length in (10, 50):
+        history = torch.randn(BATCH, length, D, requires_grad=True)
+        mask = torch.ones(BATCH, length, dtype=torch.bool)
+        initial = torch.randn(BATCH, length, 3)
+        umi_map, mind_map = torch.nn.Linear(D, 3 * D, bias=False), torch.nn.Linear(D, D, bias=False)
+        for votes_name, votes_of, accumulate in (
+                ("mapped (UMI)", lambda e: layers.MappedVotes.of_linear(e, umi_map, 3), False),
+                ("shared (MIND)", lambda e: mind_map(e).unsqueeze(2).expand(-1, -1, 3, -1), True)):
+            row = {"op": f"dynamic_routing compiled, {votes_name} votes, T={length}"}
+            for name, (pool_form, agree_form) in forms.items():
+                layers.routing_contractions = contractions_with(pool_form, agree_form)
+                try:
+                    routed = compiled(lambda e: layers.dynamic_routing(votes_of(e), mask, initial, 3,
+                                                                       accumulate=accumulate)[0])
+                    row[name] = median_us(backward_of(routed, history), repeats)
+                finally:
+                    layers.routing_contractions = chosen
+            rows.append(row)
+    return rows
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "small_ops.json"))
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    rows = []
+    for measure in (softmax_rows, lookup_rows, candidate_rows, routing_rows):
+        for row in measure(args.repeats):
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    Path(args.json).write_text(json.dumps({"threads": torch.get_num_threads(), "rows": rows}, indent=2) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
