@@ -3,11 +3,12 @@ forward and backward, eager and (where the code chooses by it) compiled:
 
 - ``softmax``: the routing's softmax over K = 3 interests, with K the innermost dimension
   (``B x T x K``) or not (``B x K x T``, as ``layers.dynamic_routing`` lays the logits out);
-- ``lookup``: history rows from the item table, ``nn.Embedding`` against ``layers.lookup``
-  (index_select and index_add_ as custom ops), eager and compiled;
+- ``lookup``: history rows from the item table, ``nn.Embedding`` against the custom ops
+  ``layers.lookup`` calls eager (index_select, and index_add_ for the gradient), eager and
+  compiled;
 - ``candidate_scores``: ``B x K x d`` interests against ``B x C x d`` candidates, a
   broadcast product summed over d against a batched matmul, eager and compiled, for
-  (K, C) of 3 or 6 interests and 5 or 50 negatives;
+  (K, C) of 1, 3 or 6 interests and 5 or 50 negatives;
 - ``routing_contractions``: the routing's sums over the history (``layers._pool`` and
   ``layers._agree`` for mapped votes, inline for shared ones) as batched matmuls or broadcast
   products, compiled, inside a whole ``dynamic_routing`` (UMI's mapped votes and MIND's
@@ -72,13 +73,16 @@ def softmax_rows(repeats: int) -> list[dict]:
 
 
 def lookup_rows(repeats: int) -> list[dict]:
+    """``nn.Embedding`` against the custom ops of ``layers.lookup`` (which it calls eager
+    only: compiled it calls ``nn.Embedding``, faster at 1 thread), each eager and compiled."""
     table = torch.nn.Embedding(ITEMS, D, padding_idx=0)
     ids = torch.randint(0, ITEMS, (BATCH, LENGTH))
     rows = []
     for mode, wrap in (("eager", lambda f: f), ("compiled", compiled)):
-        embedding, lookup = wrap(lambda i: table(i).square()), wrap(lambda i: layers.lookup(table, i).square())
+        embedding = wrap(lambda i: table(i).square())
+        custom_ops = wrap(lambda i: layers._lookup(table.weight, i, 0).square())
         rows.append({"op": f"item rows, {mode}", "nn.Embedding": median_us(_table_call(table, embedding, ids), repeats),
-                     "layers.lookup": median_us(_table_call(table, lookup, ids), repeats)})
+                     "index_select/index_add_ custom ops": median_us(_table_call(table, custom_ops, ids), repeats)})
     return rows
 
 
@@ -91,7 +95,7 @@ def _table_call(table, function, ids):
 
 def candidate_rows(repeats: int) -> list[dict]:
     rows = []
-    for k, c in ((3, 6), (3, 51), (6, 6), (6, 51)):
+    for k, c in ((1, 6), (1, 51), (3, 6), (3, 51), (6, 6), (6, 51)):
         interests = torch.randn(BATCH, k, D, requires_grad=True)
         candidates = torch.randn(BATCH, c, D, requires_grad=True)
         broadcast = lambda i, x: (i.unsqueeze(2) * x.unsqueeze(1)).sum(dim=-1).amax(dim=1)  # noqa: E731

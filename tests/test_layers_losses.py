@@ -226,17 +226,18 @@ def test_logq_correction_under_popularity_sampling():
 
 
 @pytest.mark.parametrize("compiling", [False, True])
+@pytest.mark.parametrize("n_interests", [1, 3])
 @pytest.mark.parametrize("n_candidates", [1, 6, BROADCAST_MAX_CANDIDATES, BROADCAST_MAX_CANDIDATES + 1, 300])
-def test_candidate_scores_are_dot_products_on_both_paths(n_candidates, compiling, monkeypatch):
-    """The batched matmul, and under compilation the broadcast product up to
+def test_candidate_scores_are_dot_products_on_both_paths(n_candidates, n_interests, compiling, monkeypatch):
+    """The batched matmul, and (compiled or for one interest) the broadcast product up to
     BROADCAST_MAX_CANDIDATES, give the dot products."""
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
     generator = torch.Generator().manual_seed(n_candidates)
-    interests = torch.randn(4, 3, 5, generator=generator, dtype=torch.float64)
+    interests = torch.randn(4, n_interests, 5, generator=generator, dtype=torch.float64)
     candidates = torch.randn(4, n_candidates, 5, generator=generator, dtype=torch.float64)
     scores = candidate_scores(interests, candidates)
-    assert scores.shape == (4, 3, n_candidates)
-    b, k, c = 2, 1, n_candidates - 1
+    assert scores.shape == (4, n_interests, n_candidates)
+    b, k, c = 2, n_interests - 1, n_candidates - 1
     assert scores[b, k, c].item() == pytest.approx(float(interests[b, k] @ candidates[b, c]), abs=1e-12)
     assert torch.allclose(scores, torch.einsum("bkd,bcd->bkc", interests, candidates))
 

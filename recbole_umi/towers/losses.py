@@ -165,9 +165,10 @@ def shared_readout(
     return (weights * positive_scores).sum(dim=1), readout @ negative_vectors.t()
 
 
-# Compiled (``compile_step``), up to this many candidates per row, scores are a broadcast
-# product summed over d, which inductor fuses into one reduction (faster than its batched
-# matmul there, docs/benchmarks.md); eager, and beyond it, a batched matmul.
+# Up to this many candidates per row, scores are a broadcast product summed over d where that
+# is faster than a batched matmul: compiled (``compile_step``; inductor fuses the product and
+# its sum into one reduction) and for one interest; eager with several interests, and beyond
+# it, a batched matmul (bench/bench_small_ops.py, docs/benchmarks.md).
 BROADCAST_MAX_CANDIDATES = 64
 
 
@@ -176,7 +177,7 @@ def candidate_scores(interests: torch.Tensor, candidates: torch.Tensor) -> torch
 
     Shapes: ``interests: B x K x d``, ``candidates: B x C x d`` -> ``B x K x C``.
     """
-    if torch.compiler.is_compiling() and candidates.size(1) <= BROADCAST_MAX_CANDIDATES:
+    if candidates.size(1) <= BROADCAST_MAX_CANDIDATES and (interests.size(1) == 1 or torch.compiler.is_compiling()):
         return (interests.unsqueeze(2) * candidates.unsqueeze(1)).sum(dim=-1)
     return torch.bmm(interests, candidates.transpose(1, 2))
 
