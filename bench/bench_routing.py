@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from recbole_umi.provenance import code_version  # noqa: E402
 from recbole_umi.towers import layers  # noqa: E402
 
 SIZES = {"ml-1m": (10, 3, 32), "synth": (50, 6, 64)}
@@ -89,7 +90,8 @@ def main(argv=None):
                    **{f"{path}_ms": round(1e3 * statistics.median(t), 2) for path, t in times.items()}}
             print(json.dumps(row), flush=True)
             results.append(row)
-    Path(args.json).write_text(json.dumps({"threads": torch.get_num_threads(), "batch": args.batch, "rows": results},
+    Path(args.json).write_text(json.dumps({"code": code_version(), "threads": torch.get_num_threads(),
+                                           "batch": args.batch, "rows": results},
                                           indent=2) + "\n")
 
 

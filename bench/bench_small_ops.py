@@ -34,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from recbole_umi.provenance import code_version  # noqa: E402
 from recbole_umi.towers import layers  # noqa: E402
 
 BATCH, LENGTH, D, ITEMS = 1024, 10, 32, 3261
@@ -168,7 +169,8 @@ def main(argv=None) -> list[dict]:
         for row in measure(args.repeats):
             print(json.dumps(row), flush=True)
             rows.append(row)
-    Path(args.json).write_text(json.dumps({"threads": torch.get_num_threads(), "rows": rows}, indent=2) + "\n")
+    record = {"code": code_version(), "threads": torch.get_num_threads(), "rows": rows}
+    Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
     return rows
 
 

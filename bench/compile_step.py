@@ -45,6 +45,7 @@ from recbole.utils import init_seed  # noqa: E402
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.model.base import compile_step, compiled_loss  # noqa: E402
+from recbole_umi.provenance import code_version  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 
 
@@ -166,6 +167,7 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int, count_flo
                                   / saved_s) if saved_s > 0 else None,
         "loss_relative_difference": abs(fast["first"][0][0] - eager["first"][0][0]) / abs(eager["first"][0][0]),
         "largest_gradient_relative_difference": largest_difference(fast["first"][0][1], eager["first"][0][1]),
+        "code": code_version(),
     })
     if count_flops:
         model, _, _ = build(model_name, dataset, {**settings, "compile_step": False}, train_data)
