@@ -427,14 +427,18 @@ def test_routing_by_matmuls_equals_routing_by_broadcast_products(accumulate, sha
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("compiling", [False, True])
 @pytest.mark.parametrize("accumulate", [False, True])
 @pytest.mark.parametrize("iterations", [1, 3])
-def test_mapped_votes_route_as_the_votes_they_stand_for(accumulate, iterations):
+def test_mapped_votes_route_as_the_votes_they_stand_for(accumulate, iterations, compiling, monkeypatch):
     """UMI's and ComiRec-DR's votes given as the items and the maps (never built) route as the
     votes ``W_j e_i`` built from them: the same capsules and routing, and the same gradients
     for the items, the maps and the item weights, padding and stop-gradient iterations
-    included."""
+    included; with the sums over the history as matmuls (eager) and as the broadcast
+    products a compiled step takes."""
     from recbole_umi.towers.layers import MappedVotes
+
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
 
     torch.manual_seed(0)
     batch, length, k, d = 4, 6, 3, 5

@@ -70,10 +70,11 @@ _lookup.register_autograd(_lookup_gradient, setup_context=_lookup_setup)
 def lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
     """``table(ids)``: eager on the CPU through ``index_select`` and ``index_add_`` (two custom
     ops), whose backward is 1.4-1.8x faster there than ``F.embedding``'s at 1 and 2 threads;
-    the same values and gradients (the padding row's zero). Compiled, and on other devices,
-    ``table(ids)`` itself: inductor's own kernel is faster than the custom ops at 1 thread,
-    the experiments' setting, though slower at 2 (``bench/bench_small_ops.py``,
-    docs/benchmarks.md).
+    the same values and first-order gradients (the padding row's zero; no double backward,
+    which nothing here takes). Compiled, on other devices and for tables with ``max_norm``,
+    ``scale_grad_by_freq`` or ``sparse``, ``table(ids)`` itself: inductor's own kernel is
+    faster than the custom ops at 1 thread, the experiments' setting, though slower at 2
+    (``bench/bench_small_ops.py``, docs/benchmarks.md).
 
     Shapes: ``ids`` any ``S`` -> ``S x d``.
     """
@@ -199,7 +200,7 @@ def dynamic_routing(
     iterations: int,
     item_weights: torch.Tensor | None = None,
     accumulate: bool = False,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Behaviour-to-interest dynamic routing, in the three flavours the models need.
 
     Every iteration: ``c_ij = softmax_j(b_ij)`` over the K interests (padded items get
@@ -221,7 +222,8 @@ def dynamic_routing(
         The interest capsules v, ``B x K x d``, and the routing of the items to them,
         ``B x T x K``: ``softmax_j`` of the logits an iteration after the last would use
         (each item's assignment to the final capsules; 0 for padded items), with gradient
-        through the last iteration, for diagnostics and routing regularisation.
+        through the last iteration, for diagnostics and routing regularisation (a transposed
+        view of the ``B x K x T`` layout the routing works in: not contiguous).
     """
     if iterations < 1:
         raise ValueError(f"routing needs at least one iteration, got {iterations}")
