@@ -69,7 +69,7 @@ _lookup.register_autograd(_lookup_gradient, setup_context=_lookup_setup)
 
 def lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
     """``table(ids)``: eager on the CPU through ``index_select`` and ``index_add_`` (two custom
-    ops), whose backward is 1.4-1.8x faster there than ``F.embedding``'s at 1 and 2 threads;
+    ops), 1.2-1.5x faster forward and backward there than ``F.embedding`` at 1 and 2 threads;
     the same values and first-order gradients (the padding row's zero; no double backward,
     which nothing here takes). Compiled, on other devices and for tables with ``max_norm``,
     ``scale_grad_by_freq`` or ``sparse``, ``table(ids)`` itself: inductor's own kernel is
@@ -173,8 +173,8 @@ class MappedVotes(NamedTuple):
     bilinear maps, one bias-free ``d -> K*d`` layer), given by the items and the maps without
     being built: :func:`dynamic_routing` moves the maps out of its sums over the items
     (``z_j = W_j sum_i c_ij e_i`` and ``u_ij . v_j = e_i . (W_j^T v_j)``), the same routing up
-    to float rounding with no ``B x T x K x d`` tensor and less arithmetic: 2.2-2.8x faster
-    forward and backward (docs/benchmarks.md).
+    to float rounding with no ``B x T x K x d`` tensor and less arithmetic: forward and
+    backward 2.2x faster at ml-1m's sizes, 7x at the synthetic benchmark's (docs/benchmarks.md).
 
     Attributes:
         history: the items e_i, ``B x T x d``.
@@ -229,7 +229,7 @@ def dynamic_routing(
         raise ValueError(f"routing needs at least one iteration, got {iterations}")
     dtype = votes.history.dtype if isinstance(votes, MappedVotes) else votes.dtype
     # laid out B x K x T: a softmax over the K interests is then over a dimension other than
-    # the innermost, 4x faster on CPU than over K innermost entries (docs/benchmarks.md)
+    # the innermost, 2.4-3.4x faster on CPU than over K innermost entries (docs/benchmarks.md)
     mask = mask.to(dtype).unsqueeze(1)  # B x 1 x T
     weights = mask if item_weights is None else mask * item_weights.unsqueeze(1)
     contract = routing_contractions(votes)
@@ -258,9 +258,9 @@ def routing_contractions(votes: torch.Tensor | MappedVotes):
     batched over B, 2-4x faster than copying them K times (bench/bench_routing.py,
     docs/benchmarks.md). For mapped votes the contractions over the history are batched
     matmuls eager and, compiled (``compile_step``), broadcast products summed over one axis,
-    which inductor fuses into loops of its own instead of a matmul per user: 1.3-1.5x faster
-    at T = 10, as fast at T = 50 (:func:`_pool`, :func:`_agree`; ``bench/bench_small_ops.py``).
-    For MIND's shared votes the broadcast products gain 1.1x at T = 10 and lose 1.2x at
+    which inductor fuses into loops of its own instead of a matmul per user: 1.25-1.3x faster
+    at T = 10, 1.05-1.15x at T = 50 (:func:`_pool`, :func:`_agree`; ``bench/bench_small_ops.py``).
+    For MIND's shared votes the broadcast products gain nothing at T = 10 and lose 1.2x at
     T = 50: they stay matmuls."""
     if isinstance(votes, MappedVotes):
         history, maps = votes
