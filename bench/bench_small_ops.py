@@ -10,8 +10,8 @@ forward and backward, eager and (where the code chooses by it) compiled:
   broadcast product summed over d against a batched matmul, eager and compiled, for
   (K, C) of 1, 3 or 6 interests and 5 or 50 negatives;
 - ``routing_contractions``: the routing's sums over the history (``layers._pool`` and
-  ``layers._agree`` for mapped votes, inline for shared ones) as batched matmuls or broadcast
-  products, compiled, inside a whole ``dynamic_routing`` (UMI's mapped votes and MIND's
+  ``layers._agree``, forced one way or the other by ``broadcast_sums``) as batched matmuls or
+  broadcast products, compiled, inside a whole ``dynamic_routing`` (UMI's mapped votes and MIND's
   shared ones, T = 10 and 50).
 
 Medians of ``--repeats`` calls after warm-up, in microseconds, written to ``--json``. Batch
@@ -24,6 +24,7 @@ idle (torch's threads: OMP_NUM_THREADS).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -51,10 +52,11 @@ def median_us(call, repeats: int) -> float:
     return round(1e6 * statistics.median(times), 1)
 
 
-def backward_of(function, *inputs):
-    """A call of ``function(*inputs)`` and the backward of its output's sum."""
+def backward_of(function, *inputs, parameters=()):
+    """A call of ``function(*inputs)`` and the backward of its output's sum (the gradients of
+    the inputs and of ``parameters`` cleared first)."""
     def call():
-        for tensor in inputs:
+        for tensor in (*inputs, *parameters):
             tensor.grad = None
         function(*inputs).sum().backward()
     return call
@@ -82,16 +84,11 @@ def lookup_rows(repeats: int) -> list[dict]:
     for mode, wrap in (("eager", lambda f: f), ("compiled", compiled)):
         embedding = wrap(lambda i: table(i).square())
         custom_ops = wrap(lambda i: layers._lookup(table.weight, i, 0).square())
-        rows.append({"op": f"item rows, {mode}", "nn.Embedding": median_us(_table_call(table, embedding, ids), repeats),
-                     "index_select/index_add_ custom ops": median_us(_table_call(table, custom_ops, ids), repeats)})
+        rows.append({"op": f"item rows, {mode}",
+                     "nn.Embedding": median_us(backward_of(embedding, ids, parameters=[table.weight]), repeats),
+                     "index_select/index_add_ custom ops": median_us(
+                         backward_of(custom_ops, ids, parameters=[table.weight]), repeats)})
     return rows
-
-
-def _table_call(table, function, ids):
-    def call():
-        table.weight.grad = None
-        function(ids).sum().backward()
-    return call
 
 
 def candidate_rows(repeats: int) -> list[dict]:
@@ -108,33 +105,7 @@ def candidate_rows(repeats: int) -> list[dict]:
     return rows
 
 
-def contractions_with(pool, agree):
-    """``layers.routing_contractions`` for mapped and shared votes, with the sums over the
-    history done by ``pool`` and ``agree``."""
-    def contractions(votes):
-        if isinstance(votes, layers.MappedVotes):
-            history, maps = votes
-
-            def contract_mapped(coupling, last):
-                e, w = (history, maps) if last else (history.detach(), maps.detach())
-                pooled = pool(coupling, e)
-                capsules = layers.squash(torch.bmm(pooled.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1))
-                return capsules, agree(torch.bmm(capsules.transpose(0, 1), w).transpose(0, 1), e)
-            return contract_mapped
-        shared = votes[:, :, 0]
-
-        def contract_shared(coupling, last):
-            u = shared if last else shared.detach()
-            capsules = layers.squash(pool(coupling, u))
-            return capsules, agree(capsules, u)
-        return contract_shared
-    return contractions
-
-
 def routing_rows(repeats: int) -> list[dict]:
-    forms = {"bmm": (lambda c, x: torch.bmm(c, x), lambda v, x: torch.bmm(v, x.transpose(1, 2))),
-             "broadcast": (lambda c, x: (c.unsqueeze(-1) * x.unsqueeze(1)).sum(dim=2),
-                           lambda v, x: (v.unsqueeze(2) * x.unsqueeze(1)).sum(dim=-1))}
     chosen = layers.routing_contractions
     rows = []
     for length in (10, 50):
@@ -146,8 +117,8 @@ def routing_rows(repeats: int) -> list[dict]:
                 ("mapped (UMI)", lambda e: layers.MappedVotes.of_linear(e, umi_map, 3), False),
                 ("shared (MIND)", lambda e: mind_map(e).unsqueeze(2).expand(-1, -1, 3, -1), True)):
             row = {"op": f"dynamic_routing compiled, {votes_name} votes, T={length}"}
-            for name, (pool_form, agree_form) in forms.items():
-                layers.routing_contractions = contractions_with(pool_form, agree_form)
+            for name in ("bmm", "broadcast"):
+                layers.routing_contractions = functools.partial(chosen, broadcast_sums=name == "broadcast")
                 try:
                     routed = compiled(lambda e: layers.dynamic_routing(votes_of(e), mask, initial, 3,
                                                                        accumulate=accumulate)[0])

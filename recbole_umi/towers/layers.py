@@ -184,6 +184,10 @@ class MappedVotes(NamedTuple):
     history: torch.Tensor
     maps: torch.Tensor
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.history.dtype
+
     @classmethod
     def of_linear(cls, history: torch.Tensor, layer: nn.Linear, n_interests: int) -> "MappedVotes":
         """The votes of the bias-free ``layer`` (``d -> K*d_out``, its output read as K
@@ -227,10 +231,9 @@ def dynamic_routing(
     """
     if iterations < 1:
         raise ValueError(f"routing needs at least one iteration, got {iterations}")
-    dtype = votes.history.dtype if isinstance(votes, MappedVotes) else votes.dtype
     # laid out B x K x T: a softmax over the K interests is then over a dimension other than
     # the innermost, 2.4-3.4x faster on CPU than over K innermost entries (docs/benchmarks.md)
-    mask = mask.to(dtype).unsqueeze(1)  # B x 1 x T
+    mask = mask.to(votes.dtype).unsqueeze(1)  # B x 1 x T
     weights = mask if item_weights is None else mask * item_weights.unsqueeze(1)
     contract = routing_contractions(votes)
     logits = initial_logits.detach().transpose(1, 2)
@@ -245,7 +248,7 @@ def dynamic_routing(
     return capsules, (torch.softmax(logits, dim=1) * mask).transpose(1, 2)
 
 
-def routing_contractions(votes: torch.Tensor | MappedVotes):
+def routing_contractions(votes: torch.Tensor | MappedVotes, broadcast_sums: bool | None = None):
     """The routing's two contractions over the history. Returns ``contract(coupling, last) ->
     (squash(z), agreement)`` for ``votes`` ``B x T x K x d`` and the coupling laid out
     ``B x K x T``: ``z_j = sum_i coupling_ji u_ij`` (``B x K x d``) and ``agreement_ji =
@@ -261,24 +264,27 @@ def routing_contractions(votes: torch.Tensor | MappedVotes):
     which inductor fuses into loops of its own instead of a matmul per user: 1.25-1.3x faster
     at T = 10, 1.05-1.15x at T = 50 (:func:`_pool`, :func:`_agree`; ``bench/bench_small_ops.py``).
     For MIND's shared votes the broadcast products gain nothing at T = 10 and lose 1.2x at
-    T = 50: they stay matmuls."""
+    T = 50: they stay matmuls. ``broadcast_sums`` True or False takes one form or the other
+    for both (what the benchmark compares); None, the choice above."""
     if isinstance(votes, MappedVotes):
         history, maps = votes
+        broadcast = torch.compiler.is_compiling() if broadcast_sums is None else broadcast_sums
 
         def contract_mapped(coupling, last):
             e, w = (history, maps) if last else (history.detach(), maps.detach())
-            pooled = _pool(coupling, e)  # B x K x d: sum_i c_ji e_i
+            pooled = _pool(coupling, e, broadcast)  # B x K x d: sum_i c_ji e_i
             capsules = squash(torch.bmm(pooled.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1))  # B x K x d_out
             pulled_back = torch.bmm(capsules.transpose(0, 1), w).transpose(0, 1)  # B x K x d: W_j^T v_j
-            return capsules, _agree(pulled_back, e)  # B x K x T
+            return capsules, _agree(pulled_back, e, broadcast)  # B x K x T
         return contract_mapped
     if votes.stride(2) == 0:  # one vote per item for every interest
         shared = votes[:, :, 0]  # B x T x d
+        broadcast = bool(broadcast_sums)
 
         def contract_shared(coupling, last):
             u = shared if last else shared.detach()
-            capsules = squash(torch.bmm(coupling, u))  # B x K x d
-            return capsules, torch.bmm(capsules, u.transpose(1, 2))  # B x K x T
+            capsules = squash(_pool(coupling, u, broadcast))  # B x K x d
+            return capsules, _agree(capsules, u, broadcast)  # B x K x T
         return contract_shared
     by_interest = votes.transpose(1, 2).contiguous()  # B x K x T x d
 
@@ -289,16 +295,18 @@ def routing_contractions(votes: torch.Tensor | MappedVotes):
     return contract
 
 
-def _pool(coupling: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """``sum_t coupling[b, k, t] items[b, t]``: ``B x K x T``, ``B x T x d`` -> ``B x K x d``."""
-    if torch.compiler.is_compiling():
+def _pool(coupling: torch.Tensor, items: torch.Tensor, broadcast: bool) -> torch.Tensor:
+    """``sum_t coupling[b, k, t] items[b, t]``: ``B x K x T``, ``B x T x d`` -> ``B x K x d``,
+    a broadcast product summed over T or a batched matmul."""
+    if broadcast:
         return (coupling.unsqueeze(-1) * items.unsqueeze(1)).sum(dim=2)
     return torch.bmm(coupling, items)
 
 
-def _agree(vectors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """``vectors[b, k] . items[b, t]``: ``B x K x d``, ``B x T x d`` -> ``B x K x T``."""
-    if torch.compiler.is_compiling():
+def _agree(vectors: torch.Tensor, items: torch.Tensor, broadcast: bool) -> torch.Tensor:
+    """``vectors[b, k] . items[b, t]``: ``B x K x d``, ``B x T x d`` -> ``B x K x T``, a
+    broadcast product summed over d or a batched matmul."""
+    if broadcast:
         return (vectors.unsqueeze(2) * items.unsqueeze(1)).sum(dim=-1)
     return torch.bmm(vectors, items.transpose(1, 2))
 
