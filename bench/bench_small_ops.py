@@ -4,8 +4,12 @@ forward and backward, eager and (where the code chooses by it) compiled:
 - ``softmax``: the routing's softmax over K = 3 interests, with K the innermost dimension
   (``B x T x K``) or not (``B x K x T``, as ``layers.dynamic_routing`` lays the logits out);
 - ``lookup``: history rows from the item table, ``nn.Embedding`` against the custom ops
-  ``layers.lookup`` calls eager (index_select, and index_add_ for the gradient), eager and
+  ``ops.lookup`` calls eager (index_select, and index_add_ for the gradient), eager and
   compiled;
+- ``mapped_lookup``: a bias-free map of looked-up rows (MIND's shared map, UMI's UGANet's
+  first layer), applied after the lookup or to the table's rows first (``ops.mapped_lookup``),
+  eager and compiled;
+- ``relu``: a compiled rectifier between two layers, ``torch.relu`` against ``ops.ReLU``;
 - ``candidate_scores``: ``B x K x d`` interests against ``B x C x d`` candidates, a
   broadcast product summed over d against a batched matmul, eager and compiled, for
   (K, C) of 1, 3 or 6 interests and 5 or 50 negatives;
@@ -18,7 +22,7 @@ Medians of ``--repeats`` calls after warm-up, in microseconds, written to ``--js
 1024, d = 32, ml-1m's 3,261 items and T = 10 unless said. Run it with the machine otherwise
 idle (torch's threads: OMP_NUM_THREADS).
 
-    python bench/bench_small_ops.py [--repeats=100] [--json=bench/results/small_ops.json]
+    python bench/bench_small_ops.py [--repeats=100] [--json=bench/results/small_ops.json] [--only=relu,...]
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi.provenance import code_version  # noqa: E402
-from recbole_umi.towers import layers  # noqa: E402
+from recbole_umi.towers import layers, ops  # noqa: E402
 
 BATCH, LENGTH, D, ITEMS = 1024, 10, 32, 3261
 
@@ -76,18 +80,54 @@ def softmax_rows(repeats: int) -> list[dict]:
 
 
 def lookup_rows(repeats: int) -> list[dict]:
-    """``nn.Embedding`` against the custom ops of ``layers.lookup`` (which it calls eager
-    only: compiled it calls ``nn.Embedding``, faster at 1 thread), each eager and compiled."""
+    """``nn.Embedding`` against the custom ops of ``ops.lookup``, each eager and compiled
+    (``ops.lookup`` calls the custom ops eager, and compiled on 2 or more threads)."""
     table = torch.nn.Embedding(ITEMS, D, padding_idx=0)
     ids = torch.randint(0, ITEMS, (BATCH, LENGTH))
     rows = []
     for mode, wrap in (("eager", lambda f: f), ("compiled", compiled)):
         embedding = wrap(lambda i: table(i).square())
-        custom_ops = wrap(lambda i: layers._lookup(table.weight, i, 0).square())
+        custom_ops = wrap(lambda i: ops._lookup(table.weight, i, 0).square())
         rows.append({"op": f"item rows, {mode}",
                      "nn.Embedding": median_us(backward_of(embedding, ids, parameters=[table.weight]), repeats),
                      "index_select/index_add_ custom ops": median_us(
                          backward_of(custom_ops, ids, parameters=[table.weight]), repeats)})
+    return rows
+
+
+def mapped_lookup_rows(repeats: int) -> list[dict]:
+    """A bias-free map of looked-up rows (MIND's shared map, 32 wide; UMI's UGANet's first
+    layer, 8), mapped after the lookup against ``ops.mapped_lookup`` (the table's rows mapped
+    first), each eager and compiled."""
+    table = torch.nn.Embedding(ITEMS, D, padding_idx=0)
+    ids = torch.randint(0, ITEMS, (BATCH, LENGTH))
+    rows = []
+    for width in (D, 8):
+        weight = torch.randn(width, D, requires_grad=True)
+        for mode, wrap in (("eager", lambda f: f), ("compiled", compiled)):
+            after = wrap(lambda i: torch.nn.functional.linear(ops.lookup(table, i), weight).square())
+            first = wrap(lambda i: ops.mapped_lookup(table, i, weight).square())
+            rows.append({"op": f"rows mapped to {width}, {mode}",
+                         "map after the lookup": median_us(backward_of(after, ids, parameters=[table.weight, weight]),
+                                                           repeats),
+                         "table mapped first": median_us(backward_of(first, ids, parameters=[table.weight, weight]),
+                                                         repeats)})
+    return rows
+
+
+def relu_rows(repeats: int) -> list[dict]:
+    """A compiled rectifier between two layers (its backward needs where it was positive), as
+    UMI's UGANet (B x T x 8, then a map to 1) and refinement (B*K x 32, then to 32) have it:
+    ``torch.relu`` against ``ops.ReLU``."""
+    rows = []
+    for shape, width in (((BATCH, LENGTH, 8), 1), ((BATCH * 3, D), D)):
+        hidden = torch.randn(*shape, requires_grad=True)
+        weight = torch.randn(width, shape[-1], requires_grad=True)
+        row = {"op": f"relu of {'x'.join(map(str, shape))}, compiled"}
+        for name, act in (("torch.relu", torch.relu), ("ops.ReLU", ops.ReLU())):
+            layer = compiled(lambda h, act=act: torch.nn.functional.linear(act(h), weight))
+            row[name] = median_us(backward_of(layer, hidden, parameters=[weight]), repeats)
+        rows.append(row)
     return rows
 
 
@@ -129,14 +169,21 @@ def routing_rows(repeats: int) -> list[dict]:
     return rows
 
 
+MEASURES = {"softmax": softmax_rows, "lookup": lookup_rows, "mapped_lookup": mapped_lookup_rows, "relu": relu_rows,
+            "candidate_scores": candidate_rows, "routing_contractions": routing_rows}
+
+
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "small_ops.json"))
+    parser.add_argument("--only", default=None, help="comma-separated: " + ",".join(MEASURES))
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     rows = []
-    for measure in (softmax_rows, lookup_rows, candidate_rows, routing_rows):
+    for name, measure in MEASURES.items():
+        if args.only and name not in args.only.split(","):
+            continue
         for row in measure(args.repeats):
             print(json.dumps(row), flush=True)
             rows.append(row)

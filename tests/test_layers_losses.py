@@ -386,6 +386,10 @@ def test_mlp_on_a_shared_input_equals_the_mlp_of_the_concatenation(shared_first)
     torch.testing.assert_close(got, expected)
     for a, b in zip(got_grads, expected_grads):
         torch.testing.assert_close(a, b)
+    # the rows' share of the first layer is the weight's columns beside the shared vector's
+    weight_rows = mlp.rows_weight(5, shared_first)
+    torch.testing.assert_close(weight_rows, mlp[0].weight[:, 5:] if shared_first else mlp[0].weight[:, :3])
+    torch.testing.assert_close(mlp.forward_rows_mapped(rows @ weight_rows.T, shared, shared_first), expected)
 
 
 def broadcast_contractions(votes):
@@ -489,25 +493,3 @@ def test_shared_votes_route_as_their_copies():
     copied = dynamic_routing(source.unsqueeze(2).repeat(1, 1, 2, 1), mask, initial, 3, accumulate=True)
     for a, b in zip(shared, copied):
         torch.testing.assert_close(a, b)
-
-
-@pytest.mark.parametrize("padding_idx", [0, None])
-def test_lookup_gives_the_embedding_layers_values_and_gradients(padding_idx):
-    """``lookup`` (index_select and index_add_) against ``nn.Embedding`` itself: the same rows,
-    and the same gradient for the table, repeated ids summed and the padding row's zero."""
-    from recbole_umi.towers.layers import lookup
-
-    torch.manual_seed(0)
-    table = torch.nn.Embedding(7, 4, padding_idx=padding_idx)
-    ids = torch.tensor([[3, 3, 0, 5], [6, 0, 0, 3]])
-    upstream = torch.randn(2, 4, 4)
-    rows = lookup(table, ids)
-    (rows * upstream).sum().backward()
-    got = table.weight.grad.clone()
-    table.weight.grad = None
-    expected_rows = table(ids)
-    (expected_rows * upstream).sum().backward()
-    torch.testing.assert_close(rows, expected_rows)
-    torch.testing.assert_close(got, table.weight.grad)
-    assert torch.equal(got[3], upstream[0, 0] + upstream[0, 1] + upstream[1, 3])  # id 3 three times
-    assert (got[0] == 0).all() == (padding_idx == 0)

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn as nn
 
-from recbole_umi.towers.layers import lookup
+from recbole_umi.towers.ops import lookup
 from recbole_umi.towers.profile import ProfileEncoder
 from recbole_umi.towers.schema import DataSchema
 from recbole_umi.towers.settings import TowerSettings

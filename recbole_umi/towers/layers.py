@@ -8,8 +8,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from recbole_umi.towers.ops import ReLU
+
 __all__ = [
-    "lookup",
     "mask_logits",
     "squash",
     "MLP",
@@ -23,65 +24,6 @@ __all__ = [
     "PositionMaps",
     "profile_refinement",
 ]
-
-
-# custom ops, so that autograd calls one op each way (a torch.autograd.Function would do as
-# well eager; these also stay whole under torch.compile, should a compiled path want them)
-@torch.library.custom_op("recbole_umi::lookup", mutates_args=())
-def _lookup(weight: torch.Tensor, ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
-    """Rows of an embedding table by ``index_select`` (``padding_idx`` -1: none)."""
-    return weight.index_select(0, ids.reshape(-1)).view(*ids.shape, weight.size(1))
-
-
-@_lookup.register_fake
-def _(weight, ids, padding_idx):
-    return weight.new_empty(*ids.shape, weight.size(1))
-
-
-@torch.library.custom_op("recbole_umi::lookup_backward", mutates_args=())
-def _lookup_backward(grad: torch.Tensor, ids: torch.Tensor, rows: int, padding_idx: int) -> torch.Tensor:
-    """The table's gradient of :func:`_lookup`: ``index_add_``, the padding row's zeroed."""
-    grad = grad.reshape(-1, grad.size(-1))
-    weight_grad = grad.new_zeros(rows, grad.size(1)).index_add_(0, ids.reshape(-1), grad)
-    if padding_idx >= 0:
-        weight_grad[padding_idx] = 0
-    return weight_grad
-
-
-@_lookup_backward.register_fake
-def _(grad, ids, rows, padding_idx):
-    return grad.new_empty(rows, grad.size(-1))
-
-
-def _lookup_setup(ctx, inputs, output):
-    weight, ids, padding_idx = inputs
-    ctx.save_for_backward(ids)
-    ctx.rows, ctx.padding_idx = weight.size(0), padding_idx
-
-
-def _lookup_gradient(ctx, grad):
-    (ids,) = ctx.saved_tensors
-    return _lookup_backward(grad, ids, ctx.rows, ctx.padding_idx), None, None
-
-
-_lookup.register_autograd(_lookup_gradient, setup_context=_lookup_setup)
-
-
-def lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
-    """``table(ids)``: eager on the CPU through ``index_select`` and ``index_add_`` (two custom
-    ops), 1.2-1.5x faster forward and backward there than ``F.embedding`` at 1 and 2 threads;
-    the same values and first-order gradients (the padding row's zero; no double backward,
-    which nothing here takes). Compiled, on other devices and for tables with ``max_norm``,
-    ``scale_grad_by_freq`` or ``sparse``, ``table(ids)`` itself: inductor's own kernel is
-    faster than the custom ops at 1 thread, the experiments' setting, though slower at 2
-    (``bench/bench_small_ops.py``, docs/benchmarks.md).
-
-    Shapes: ``ids`` any ``S`` -> ``S x d``.
-    """
-    if torch.compiler.is_compiling() or ids.device.type != "cpu" or table.max_norm is not None \
-            or table.scale_grad_by_freq or table.sparse:
-        return table(ids)
-    return _lookup(table.weight, ids, -1 if table.padding_idx is None else table.padding_idx)
 
 
 def mask_logits(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -110,7 +52,7 @@ class MLP(nn.Sequential):
     """
 
     def __init__(self, in_size: int, hidden_size: int, out_size: int, output_activation: nn.Module | None = None):
-        layers = [nn.Linear(in_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, out_size)]
+        layers = [nn.Linear(in_size, hidden_size), ReLU(), nn.Linear(hidden_size, out_size)]
         if output_activation is not None:
             layers.append(output_activation)
         super().__init__(*layers)
@@ -124,11 +66,27 @@ class MLP(nn.Sequential):
 
         Shapes: ``rows`` ``B x T x a``, ``shared`` ``B x b`` -> ``B x T x out_size``.
         """
+        rows_part = F.linear(rows, self.rows_weight(shared.size(-1), shared_first))
+        return self.forward_rows_mapped(rows_part, shared, shared_first)
+
+    def rows_weight(self, shared_size: int, shared_first: bool = False) -> torch.Tensor:
+        """The first layer's weight on the rows of :meth:`forward_shared` (its columns other
+        than the ``shared_size`` of the shared vector), ``hidden x a``."""
+        weight = self[0].weight
+        return weight[:, shared_size:] if shared_first else weight[:, :weight.size(1) - shared_size]
+
+    def forward_rows_mapped(self, rows_part: torch.Tensor, shared: torch.Tensor,
+                            shared_first: bool = False) -> torch.Tensor:
+        """:meth:`forward_shared` given the rows' share of the first layer, ``F.linear(rows,
+        self.rows_weight(...))``, computed elsewhere (``ops.mapped_lookup``: over an item
+        table's rows).
+
+        Shapes: ``rows_part`` ``B x T x hidden``, ``shared`` ``B x b`` -> ``B x T x out_size``.
+        """
         first = self[0]
-        a, b = rows.size(-1), shared.size(-1)
-        weight_rows, weight_shared = (first.weight[:, b:], first.weight[:, :b]) if shared_first else (
-            first.weight[:, :a], first.weight[:, a:])
-        hidden = F.linear(rows, weight_rows) + F.linear(shared, weight_shared, first.bias).unsqueeze(-2)
+        b = shared.size(-1)
+        weight_shared = first.weight[:, :b] if shared_first else first.weight[:, first.weight.size(1) - b:]
+        hidden = rows_part + F.linear(shared, weight_shared, first.bias).unsqueeze(-2)
         for layer in list(self)[1:]:
             hidden = layer(hidden)
         return hidden

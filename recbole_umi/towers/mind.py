@@ -21,6 +21,7 @@ import torch
 
 from recbole_umi.towers.base import UserTower, xavier_init
 from recbole_umi.towers.layers import MLP, RoutingLogits, dynamic_routing
+from recbole_umi.towers.ops import mapped_lookup
 from recbole_umi.towers.schema import DataSchema
 from recbole_umi.settings import SettingsError
 from recbole_umi.towers.settings import MINDSettings
@@ -55,9 +56,11 @@ class MINDTower(UserTower):
         return torch.floor(torch.log2(n)).clamp(min=1, max=self.n_interests).long()
 
     def interests_and_routing(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        history, mask = self.history(batch)
-        batch_size, length, d = history.shape
-        votes = self.shared_map(history).unsqueeze(2).expand(-1, -1, self.n_interests, -1)
+        item_seq = batch[self.schema.history_field]
+        mask = item_seq != 0
+        batch_size, length = item_seq.shape
+        votes = mapped_lookup(self.item_embedding, item_seq, self.shared_map.weight)  # B x T x d: S e_i
+        votes = votes.unsqueeze(2).expand(-1, -1, self.n_interests, -1)
         capsules, routing = dynamic_routing(
             votes, mask, self.routing_logits(batch_size, length), self.routing_iterations, accumulate=True
         )

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from recbole_umi.settings import SettingsError
-from recbole_umi.towers.layers import lookup
+from recbole_umi.towers.ops import lookup
 from recbole_umi.towers.settings import CausalEncoderSettings
 
 __all__ = ["CausalTransformerEncoder", "TransformerEncoder", "causal_attention_mask", "last_state"]

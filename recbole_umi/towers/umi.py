@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from recbole_umi.towers.base import UserTower, xavier_init
 from recbole_umi.towers.layers import MLP, MappedVotes, RoutingLogits, dynamic_routing, profile_refinement
+from recbole_umi.towers.ops import mapped_lookup
 from recbole_umi.towers.schema import DataSchema
 from recbole_umi.towers.settings import UMISettings
 
@@ -72,9 +73,11 @@ class UMITower(UserTower):
         self.refinement = MLP(profile_size + d, settings.refine_hidden_size, d)
         self.apply(xavier_init)
 
-    def item_attention(self, history: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
-        """UGANet (Eq 2): a_i from ``[e_i ; e_u]``; ``B x T x d``, ``B x d_u`` -> ``B x T``."""
-        return self.uganet.forward_shared(history, profile).squeeze(-1)
+    def item_attention(self, item_seq: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
+        """UGANet (Eq 2): a_i from ``[e_i ; e_u]``, the first layer's share of e_i through the
+        item table (``ops.mapped_lookup``); ``B x T`` history ids, ``B x d_u`` -> ``B x T``."""
+        rows_part = mapped_lookup(self.item_embedding, item_seq, self.uganet.rows_weight(profile.size(-1)))
+        return self.uganet.forward_rows_mapped(rows_part, profile).squeeze(-1)
 
     def refine(self, capsules: torch.Tensor, profile: torch.Tensor,
                per_field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -87,7 +90,7 @@ class UMITower(UserTower):
         history, mask = self.history(batch)
         batch_size, length, _ = history.shape
         profile, per_field = self.profile(batch)
-        attention = self.item_attention(history, profile) if self.use_dar else None
+        attention = self.item_attention(batch[self.schema.history_field], profile) if self.use_dar else None
         votes = MappedVotes.of_linear(history, self.interest_maps, self.n_interests)
         capsules, routing = dynamic_routing(
             votes, mask, self.routing_logits(batch_size, length), self.routing_iterations, item_weights=attention

@@ -1,0 +1,163 @@
+"""Operations the towers take from here instead of torch's own, where torch's own is slow on
+the CPU: the rows of an embedding table (:func:`lookup`) and a rectifier (:class:`ReLU`).
+
+Both are custom ops (``torch.library``): autograd calls one op each way, and under
+``torch.compile`` inductor calls them whole instead of generating code of its own, which
+on the CPU is slow for two things these avoid (docs/benchmarks.md, "Two slow kernels of
+inductor's"):
+
+- an embedding's gradient, a scatter of the rows' gradients into the table: on two or more
+  threads inductor writes it with an atomic add per element (1.4 ms for UMI's history at
+  batch 1024, against 0.3 ms for ``index_add_``);
+- a saved bool mask: a compiled rectifier stores where its input was negative, for the
+  backward pass, and inductor's vectorised store of bool values is slow on AVX2 processors
+  (1.3 ms for 82,000 values, against 0.09 ms eager); :class:`ReLU` saves its output instead.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["lookup", "mapped_lookup", "ReLU"]
+
+
+@torch.library.custom_op("recbole_umi::lookup", mutates_args=())
+def _lookup(weight: torch.Tensor, ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
+    """Rows of an embedding table by ``index_select`` (``padding_idx`` -1: none)."""
+    return weight.index_select(0, ids.reshape(-1)).view(*ids.shape, weight.size(1))
+
+
+@_lookup.register_fake
+def _(weight, ids, padding_idx):
+    return weight.new_empty(*ids.shape, weight.size(1))
+
+
+@torch.library.custom_op("recbole_umi::lookup_backward", mutates_args=())
+def _lookup_backward(grad: torch.Tensor, ids: torch.Tensor, rows: int, padding_idx: int) -> torch.Tensor:
+    """The table's gradient of :func:`_lookup`: ``index_add_``, the padding row's zeroed."""
+    grad = grad.reshape(-1, grad.size(-1))
+    weight_grad = grad.new_zeros(rows, grad.size(1)).index_add_(0, ids.reshape(-1), grad)
+    if padding_idx >= 0:
+        weight_grad[padding_idx] = 0
+    return weight_grad
+
+
+@_lookup_backward.register_fake
+def _(grad, ids, rows, padding_idx):
+    return grad.new_empty(rows, grad.size(-1))
+
+
+def _lookup_setup(ctx, inputs, output):
+    weight, ids, padding_idx = inputs
+    ctx.save_for_backward(ids)
+    ctx.rows, ctx.padding_idx = weight.size(0), padding_idx
+
+
+def _lookup_gradient(ctx, grad):
+    (ids,) = ctx.saved_tensors
+    return _lookup_backward(grad, ids, ctx.rows, ctx.padding_idx), None, None
+
+
+_lookup.register_autograd(_lookup_gradient, setup_context=_lookup_setup)
+
+
+@torch.compiler.assume_constant_result
+def _threads() -> int:
+    """torch's CPU threads, read once when a compiled function is traced (dynamo cannot trace
+    ``torch.get_num_threads``); inductor fixes its kernels' threads at that moment too."""
+    return torch.get_num_threads()
+
+
+def lookup(table: nn.Embedding | torch.Tensor, ids: torch.Tensor, padding_idx: int | None = None) -> torch.Tensor:
+    """``table(ids)``: on the CPU through ``index_select`` and ``index_add_`` (two custom ops),
+    1.2-1.5x faster forward and backward eager than ``F.embedding`` at 1 and 2 threads, and
+    compiled on 2 or more threads 4x faster than inductor's atomic scatter; the same values and
+    first-order gradients (the padding row's zero; no double backward, which nothing here
+    takes). Compiled on 1 thread, on other devices and for tables with ``max_norm``,
+    ``scale_grad_by_freq`` or ``sparse``, ``F.embedding`` itself: inductor's own kernel is the
+    faster one on 1 thread, the experiments' setting (``bench/bench_small_ops.py``).
+
+    Args:
+        table: an ``nn.Embedding``, or the rows of a table as a tensor (``n x d``).
+        ids: row numbers.
+        padding_idx: for a tensor ``table``, the row whose gradient is kept at zero (None:
+            none); an ``nn.Embedding`` has its own.
+
+    Shapes: ``ids`` any ``S`` -> ``S x d``.
+    """
+    if isinstance(table, nn.Embedding):
+        if table.max_norm is not None or table.scale_grad_by_freq or table.sparse:
+            return table(ids)
+        table, padding_idx = table.weight, table.padding_idx
+    if ids.device.type != "cpu" or (torch.compiler.is_compiling() and _threads() == 1):
+        return F.embedding(ids, table, padding_idx)
+    return _lookup(table, ids, -1 if padding_idx is None else padding_idx)
+
+
+def mapped_lookup(table: nn.Embedding, ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``F.linear(table(ids), weight)``, a bias-free map of the rows, through the table's rows
+    mapped first where the table has fewer rows than ``ids`` has entries (ml-1m's 3,261 items
+    against batch 1024 x T = 10 history positions: 3.1x less arithmetic, and the weight's
+    gradient a product over the table's rows instead of the history's, which for a narrow map
+    is the slow orientation of the matrix product). The same values and gradients up to float
+    rounding, the table's padding row (mapped to zero) receiving none either way.
+
+    Shapes: ``ids`` any ``S``, ``weight`` ``out x d`` -> ``S x out``.
+    """
+    if table.num_embeddings >= ids.numel() or table.max_norm is not None or table.scale_grad_by_freq \
+            or table.sparse:
+        return F.linear(lookup(table, ids), weight)
+    return lookup(F.linear(table.weight, weight), ids, table.padding_idx)
+
+
+@torch.library.custom_op("recbole_umi::relu", mutates_args=())
+def _relu(x: torch.Tensor) -> torch.Tensor:
+    """``max(x, 0)``."""
+    return torch.relu(x)
+
+
+@_relu.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("recbole_umi::relu_backward", mutates_args=())
+def _relu_backward(grad: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """The gradient of :func:`_relu` from its output: ``grad`` where the output is positive."""
+    return torch.ops.aten.threshold_backward(grad, output, 0)
+
+
+@_relu_backward.register_fake
+def _(grad, output):
+    return torch.empty_like(grad)
+
+
+def _relu_setup(ctx, inputs, output):
+    ctx.save_for_backward(output)
+
+
+def _relu_gradient(ctx, grad):
+    (output,) = ctx.saved_tensors
+    return _relu_backward(grad, output)
+
+
+_relu.register_autograd(_relu_gradient, setup_context=_relu_setup)
+
+
+class ReLU(nn.ReLU):
+    """``nn.ReLU``, which compiled on the CPU runs as a custom op that keeps its output for the
+    backward pass (the module docstring says why); ``torch.relu`` otherwise. The same values
+    and gradients (a gradient of 0 where the input is exactly 0, as ``torch.relu`` has).
+
+    Shapes: any -> the same.
+    """
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() and x.device.type == "cpu":
+            return _relu(x)
+        return torch.relu(x)
