@@ -72,12 +72,13 @@ def _threads() -> int:
 
 def lookup(table: nn.Embedding | torch.Tensor, ids: torch.Tensor, padding_idx: int | None = None) -> torch.Tensor:
     """``table(ids)``: on the CPU through ``index_select`` and ``index_add_`` (two custom ops),
-    1.2-1.5x faster forward and backward eager than ``F.embedding`` at 1 and 2 threads, and
-    compiled on 2 or more threads 4x faster than inductor's atomic scatter; the same values and
+    1.4x faster forward and backward eager than ``F.embedding`` at 1 and 2 threads, and 1.4x
+    faster compiled on 2 or more threads than inductor's own kernels (whose backward is an
+    atomic scatter there; ``bench/bench_small_ops.py``); the same values and
     first-order gradients (the padding row's zero; no double backward, which nothing here
     takes). Compiled on 1 thread, on other devices and for tables with ``max_norm``,
-    ``scale_grad_by_freq`` or ``sparse``, ``F.embedding`` itself: inductor's own kernel is the
-    faster one on 1 thread, the experiments' setting (``bench/bench_small_ops.py``).
+    ``scale_grad_by_freq`` or ``sparse``, ``F.embedding`` itself: inductor's own kernels are
+    1.9x faster on 1 thread, the experiments' setting.
 
     Args:
         table: an ``nn.Embedding``, or the rows of a table as a tensor (``n x d``).
