@@ -258,8 +258,8 @@ def compiled(function):
     after 8 recompilations (``recompile_limit``): a search's or a comparison's next model
     would soon train uncompiled. So each model's compiled loss starts from an empty cache;
     the models before it evaluate eagerly and do not need theirs. The compiled graphs call
-    their kernels from C++ (``cpp_wrapper``) instead of Python: a step of MIND at batch 128
-    10-15% faster, whose kernels are small (docs/benchmarks.md)."""
+    their kernels from C++ (``cpp_wrapper``) instead of Python: every compiled model's step at
+    1 thread faster or level, MIND's by 10-25% (docs/benchmarks.md, "Kernels called from C++")."""
     import torch._dynamo
     import torch._inductor.config as inductor_config
 
