@@ -100,6 +100,20 @@ def test_recbole_trainer_trains_a_recbole_model_through_the_compiled_loss(tiny_d
     assert len(calls) == len(train_data)  # every batch of the epoch
 
 
+def test_the_compiled_loss_calls_its_kernels_from_cpp_on_the_cpu(tiny_data, monkeypatch):
+    """``compile_step`` compiles with inductor's ``cpp_wrapper`` on the CPU (measured there;
+    not on a GPU)."""
+    from recbole_umi.model import base
+
+    asked = []
+    monkeypatch.setattr(base, "compiled", lambda function, cpp_wrapper=False: asked.append(cpp_wrapper) or function)
+    config = Config("UMI", "tiny", config_dict=tiny_config(tiny_data, compile_step=True))
+    _, train_data, _, _, model = pipeline.build(config)
+    model.train()
+    model.calculate_loss(next(iter(train_data)))
+    assert asked == [True]
+
+
 def test_recbole_non_sequential_models_refuse_it(tiny_data):
     config = Config("BPR", "tiny", config_dict=tiny_config(tiny_data, compile_step=True))
     with pytest.raises(SettingsError, match="'compile_step' = True: must be off for BPR"):

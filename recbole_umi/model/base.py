@@ -213,7 +213,8 @@ class CompiledLoss:
         if self.compiled is False or not self.model.training:
             return self.loss(*args, **kwargs)
         if self.compiled is None:
-            self.compiled = compiled(self.loss)
+            on_cpu = all(parameter.device.type == "cpu" for parameter in self.model.parameters())
+            self.compiled = compiled(self.loss, cpp_wrapper=on_cpu)
         try:
             return self.compiled(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - the eager loss below raises again if the loss itself is wrong
@@ -249,7 +250,7 @@ def compiled_loss(model: torch.nn.Module) -> CompiledLoss | None:
     return loss if isinstance(loss, CompiledLoss) else None
 
 
-def compiled(function):
+def compiled(function, cpp_wrapper: bool = False):
     """``function`` through ``torch.compile`` (inductor) for ``compile_step``. Inductor draws
     its random numbers as eager torch does (``fallback_random``, a process-wide inductor
     setting), so a compiled step samples the same negatives and dropout masks as an eager one
@@ -257,15 +258,16 @@ def compiled(function):
     object, shared by every model of the process, and runs eager, silently but for a warning,
     after 8 recompilations (``recompile_limit``): a search's or a comparison's next model
     would soon train uncompiled. So each model's compiled loss starts from an empty cache;
-    the models before it evaluate eagerly and do not need theirs. The compiled graphs call
-    their kernels from C++ (``cpp_wrapper``) instead of Python: every compiled model's step at
-    1 thread faster or level, MIND's by 10-25% (docs/benchmarks.md, "Kernels called from C++")."""
+    the models before it evaluate eagerly and do not need theirs. With ``cpp_wrapper`` (what
+    :class:`CompiledLoss` asks for on the CPU) the compiled graphs call their kernels from C++
+    instead of Python: at 1 thread every compiled model's step faster or level, MIND's by
+    10-25% (docs/benchmarks.md, "Kernels called from C++"); not measured on a GPU."""
     import torch._dynamo
     import torch._inductor.config as inductor_config
 
     inductor_config.fallback_random = True
     torch._dynamo.reset()
-    return torch.compile(function, dynamic=None, options={"cpp_wrapper": True})
+    return torch.compile(function, dynamic=None, options={"cpp_wrapper": cpp_wrapper})
 
 
 def _is_compile_failure(error: BaseException) -> bool:
