@@ -51,6 +51,11 @@ def test_lookup_gives_the_embedding_layers_values_and_gradients(padding_idx):
     assert (got[0] == 0).all() == (padding_idx == 0)
 
 
+def test_lookup_of_a_tensor_refuses_a_negative_padding_row():
+    with pytest.raises(ValueError, match="padding_idx must be a row number"):
+        ops.lookup(torch.randn(5, 3), torch.tensor([1, 2]), padding_idx=-1)
+
+
 def test_lookup_of_a_tensor_keeps_its_padding_rows_gradient_at_zero():
     torch.manual_seed(0)
     rows = torch.randn(5, 3, requires_grad=True)
@@ -78,12 +83,15 @@ def test_compiled_lookups_take_the_custom_ops_on_two_threads_only(threads):
     for n, custom in ((1, False), (2, True)):
         threads(n)
         assert ("recbole_umi.lookup" in traced_graph(loss, ids)) == custom
-    loss(ids).backward()
+    expected_rows = table(ids)
+    (expected_rows * upstream).sum().backward()  # nn.Embedding's own
     expected = table.weight.grad.clone()
     table.weight.grad = None
     torch._dynamo.reset()
-    torch.compile(loss)(ids).backward()  # inductor, on 2 threads
+    rows = torch.compile(lambda i: ops.lookup(table, i))(ids)  # inductor, on 2 threads
+    (rows * upstream).sum().backward()
     torch._dynamo.reset()
+    torch.testing.assert_close(rows, expected_rows)
     torch.testing.assert_close(table.weight.grad, expected)
     assert (table.weight.grad[0] == 0).all()
 

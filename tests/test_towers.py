@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_umi.towers import DataSchema, ProfileField, UMITower, profile_field
-from recbole_umi.towers.settings import SASRecSettings, UMISettings
+import torch.nn.functional as F
+
+from recbole_umi.towers import DataSchema, MINDTower, ProfileField, UMITower, profile_field
+from recbole_umi.towers import mind as mind_module, umi as umi_module
+from recbole_umi.towers.settings import MINDSettings, SASRecSettings, UMISettings
 from recbole_umi.towers.transformer import CausalTransformerEncoder
 from tests import test_umi_forward_pinned as pinned
 
@@ -42,6 +45,62 @@ def test_umi_tower_computes_the_pinned_reference():
     for part in ("item_attention", "routing", "field_weights", "interests", "scores"):
         expected = np.stack([pinned.reference(b)[part] for b in range(pinned.B)])
         np.testing.assert_allclose(got[part].double().numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=part)
+
+
+def pinned_batch(copies: int = 1) -> dict:
+    """The pinned test's batch, its users repeated ``copies`` times."""
+    fields = {"item_id_list": pinned.HISTORY, "item_length": pinned.LENGTHS, "gender": pinned.GENDER_IDS,
+              "occ": pinned.OCC_IDS}
+    return {name: torch.tensor(np.concatenate([value] * copies)) for name, value in fields.items()}
+
+
+def test_umi_computes_the_pinned_reference_through_the_mapped_item_table():
+    """With more history positions (4 x 2 users x T = 3) than the table has rows (6), UGANet's
+    first layer maps the item table before the lookup (``ops.mapped_lookup``): still the
+    hand-computed reference."""
+    tower = pinned_tower()
+    copies = 4
+    assert tower.item_embedding.num_embeddings < copies * pinned.B * pinned.T
+    with torch.no_grad():
+        explained = tower.explain(pinned_batch(copies))
+    for part in ("item_attention", "interests"):
+        expected = np.stack([pinned.reference(b)[part] for b in range(pinned.B)] * copies)
+        np.testing.assert_allclose(explained[part].double().numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=part)
+
+
+def mind_tower() -> MINDTower:
+    schema = DataSchema(n_items=pinned.N_ITEMS, max_history_length=pinned.T,
+                        profile=(ProfileField("gender", "token", 3, seen=(False, True, True)),
+                                 ProfileField("occ", "token", 3, seen=(False, True, True))))
+    settings = MINDSettings(embedding_size=4, n_interests=2, profile_embedding_size=2, routing_iterations=3,
+                            routing_init_std=1.0, mlp_hidden_size=5, readout_power=float("inf"),
+                            dynamic_interests=False)
+    torch.manual_seed(0)
+    return MINDTower(settings, schema).eval()
+
+
+@pytest.mark.parametrize("build, module", [(pinned_tower, umi_module), (mind_tower, mind_module)],
+                         ids=["UMI", "MIND"])
+def test_the_mapped_item_table_gives_the_towers_values_and_gradients(build, module, monkeypatch):
+    """UMI's UGANet and MIND's shared map over the item table (``ops.mapped_lookup``, 24
+    history positions against 6 rows) against the map of the looked-up rows: the same
+    interests and the same gradients of every parameter, none for the padding row."""
+    batch = pinned_batch(copies=4)
+    results = []
+    for mapped in (True, False):
+        if not mapped:
+            monkeypatch.setattr(module, "mapped_lookup", lambda table, ids, weight: F.linear(table(ids), weight))
+        tower = build()
+        interests = tower(batch)
+        interests.square().sum().backward()
+        results.append((interests.detach(), {n: p.grad.clone() for n, p in tower.named_parameters()
+                                             if p.grad is not None}))
+    (interests, grads), (expected_interests, expected_grads) = results
+    torch.testing.assert_close(interests, expected_interests)
+    assert grads.keys() == expected_grads.keys()
+    for name in grads:
+        torch.testing.assert_close(grads[name], expected_grads[name], msg=name)
+    assert (grads["item_embedding.weight"][0] == 0).all()
 
 
 def test_profile_field_from_the_users_values():

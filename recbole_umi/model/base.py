@@ -267,7 +267,7 @@ def compiled(function, cpp_wrapper: bool = False):
 
     inductor_config.fallback_random = True
     torch._dynamo.reset()
-    return torch.compile(function, dynamic=None, options={"cpp_wrapper": cpp_wrapper})
+    return torch.compile(function, dynamic=None, options={"cpp_wrapper": True} if cpp_wrapper else None)
 
 
 def _is_compile_failure(error: BaseException) -> bool:

@@ -1,10 +1,11 @@
 """Operations the towers take from here instead of torch's own, where torch's own is slow on
-the CPU: the rows of an embedding table (:func:`lookup`) and a rectifier (:class:`ReLU`).
+the CPU: the rows of an embedding table (:func:`lookup`), a bias-free map of them
+(:func:`mapped_lookup`) and a rectifier (:class:`ReLU`).
 
-Both are custom ops (``torch.library``): autograd calls one op each way, and under
-``torch.compile`` inductor calls them whole instead of generating code of its own, which
-on the CPU is slow for two things these avoid (docs/benchmarks.md, "Two slow kernels of
-inductor's"):
+On the CPU the lookup and the rectifier run as custom ops (``torch.library``): autograd calls
+one op each way, and under ``torch.compile`` inductor calls them whole instead of generating
+code of its own (the lookup on 2 or more threads), which on the CPU is slow for two things
+these avoid (docs/benchmarks.md, "Two slow kernels of inductor's"):
 
 - an embedding's gradient, a scatter of the rows' gradients into the table: on two or more
   threads inductor writes it with an atomic add per element (1.4 ms for UMI's history at
@@ -83,8 +84,8 @@ def lookup(table: nn.Embedding | torch.Tensor, ids: torch.Tensor, padding_idx: i
     Args:
         table: an ``nn.Embedding``, or the rows of a table as a tensor (``n x d``).
         ids: row numbers.
-        padding_idx: for a tensor ``table``, the row whose gradient is kept at zero (None:
-            none); an ``nn.Embedding`` has its own.
+        padding_idx: for a tensor ``table``, the row (0 or more) whose gradient is kept at
+            zero (None: none); an ``nn.Embedding`` has its own.
 
     Shapes: ``ids`` any ``S`` -> ``S x d``.
     """
@@ -92,6 +93,8 @@ def lookup(table: nn.Embedding | torch.Tensor, ids: torch.Tensor, padding_idx: i
         if table.max_norm is not None or table.scale_grad_by_freq or table.sparse:
             return table(ids)
         table, padding_idx = table.weight, table.padding_idx
+    elif padding_idx is not None and padding_idx < 0:
+        raise ValueError(f"padding_idx must be a row number (0 or more) or None, got {padding_idx}")
     if ids.device.type != "cpu" or (torch.compiler.is_compiling() and _threads() == 1):
         return F.embedding(ids, table, padding_idx)
     return _lookup(table, ids, -1 if padding_idx is None else padding_idx)
@@ -103,12 +106,16 @@ def mapped_lookup(table: nn.Embedding, ids: torch.Tensor, weight: torch.Tensor) 
     against batch 1024 x T = 10 history positions: 3.1x less arithmetic, and the weight's
     gradient a product over the table's rows instead of the history's, which for a narrow map
     is the slow orientation of the matrix product). The same values and gradients up to float
-    rounding, the table's padding row (mapped to zero) receiving none either way.
+    rounding where the table's padding row is zero (as ``nn.Embedding`` and the towers'
+    initialisation make it, and no gradient changes) or the padded positions receive no
+    gradient (the routing's and UGANet's, masked): the padding row receives none either way,
+    and the map none from the padded positions. Under autocast the rows are mapped after the
+    lookup, as before, so that no table-sized gradient is summed in half precision.
 
     Shapes: ``ids`` any ``S``, ``weight`` ``out x d`` -> ``S x out``.
     """
     if table.num_embeddings >= ids.numel() or table.max_norm is not None or table.scale_grad_by_freq \
-            or table.sparse:
+            or table.sparse or torch.is_autocast_enabled(ids.device.type):
         return F.linear(lookup(table, ids), weight)
     return lookup(F.linear(table.weight, weight), ids, table.padding_idx)
 
@@ -155,8 +162,8 @@ class ReLU(nn.ReLU):
     Shapes: any -> the same.
     """
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, inplace: bool = False):
+        super().__init__()  # in place or not, the same values: the custom op computes out of place
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling() and x.device.type == "cpu":
