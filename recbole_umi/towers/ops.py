@@ -106,11 +106,11 @@ def mapped_lookup(table: nn.Embedding, ids: torch.Tensor, weight: torch.Tensor) 
     against batch 1024 x T = 10 history positions: 3.1x less arithmetic, and the weight's
     gradient a product over the table's rows instead of the history's, which for a narrow map
     is the slow orientation of the matrix product). The same values and gradients up to float
-    rounding where the table's padding row is zero (as ``nn.Embedding`` and the towers'
-    initialisation make it, and no gradient changes) or the padded positions receive no
-    gradient (the routing's and UGANet's, masked): the padding row receives none either way,
-    and the map none from the padded positions. Under autocast the rows are mapped after the
-    lookup, as before, so that no table-sized gradient is summed in half precision.
+    rounding where the table's padding row is zero (``nn.Embedding``'s default and the towers'
+    initialisation; it receives no gradient, so it stays zero) or the padded positions receive
+    no gradient (as in the routing and UGANet, which mask them): the padding row receives none
+    either way, and the map none from the padded positions. Under autocast the rows are mapped
+    after the lookup, as before, so that no table-sized gradient is summed in half precision.
 
     Shapes: ``ids`` any ``S``, ``weight`` ``out x d`` -> ``S x out``.
     """
