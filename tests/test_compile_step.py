@@ -62,23 +62,6 @@ def test_the_compiled_loss_equals_the_eager_one(tiny_data, model_name, settings)
             torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_the_compiled_loss_equals_the_eager_one_on_two_threads(tiny_data):
-    """MIND on 2 threads: the compiled step then looks the items up through the custom ops
-    (``ops.lookup``), called from inductor's C++ wrapper."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        eager = loss_and_gradients(tiny_data, "MIND", False, harder_negatives=True)
-        fast = loss_and_gradients(tiny_data, "MIND", True, harder_negatives=True)
-    finally:
-        torch.set_num_threads(before)
-    for (eager_loss, eager_grads), (loss, grads) in zip(eager, fast):
-        torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=1e-6)
-        assert grads.keys() == eager_grads.keys()
-        for name in grads:
-            torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-4, atol=1e-6, msg=name)
-
-
 def test_a_failing_compile_falls_back_to_eager_with_a_warning(tiny_data, monkeypatch, caplog):
     from torch._inductor.exc import InvalidCxxCompiler
 
