@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 import torch.nn.functional as F
 
 from recbole_umi.towers import DataSchema, MINDTower, ProfileField, UMITower, profile_field
