@@ -179,13 +179,14 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "small_ops.json"))
     parser.add_argument("--only", default=None, help="comma-separated: " + ",".join(MEASURES))
     args = parser.parse_args(argv)
-    unknown = set(args.only.split(",")) - set(MEASURES) if args.only else set()
+    chosen = args.only.split(",") if args.only else list(MEASURES)
+    unknown = set(chosen) - set(MEASURES)
     if unknown:
         parser.error(f"--only: unknown {sorted(unknown)}; known: {', '.join(MEASURES)}")
     torch.manual_seed(0)
     rows = []
     for name, measure in MEASURES.items():
-        if args.only and name not in args.only.split(","):
+        if name not in chosen:
             continue
         for row in measure(args.repeats):
             print(json.dumps(row), flush=True)

@@ -76,6 +76,16 @@ def random_sequences(n_users=60, n_items=40, length=12, seed=0):
 
 
 @pytest.fixture
+def torch_threads():
+    """``torch.set_num_threads`` for a test, torch's threads restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def tiny_data(tmp_path, monkeypatch) -> Path:
     """A random 60-user, 40-item dataset named ``tiny`` with age (float) and gender (token)."""
     monkeypatch.chdir(tmp_path)  # RecBole writes log/ and saved/ into the working directory

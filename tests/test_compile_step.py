@@ -54,14 +54,10 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
     ("SASRecMatching", {"train_sampling": "windows", "hidden_dropout_prob": 0.3}, 1),  # an encoder with dropout, windows
     ("SASRec", {"train_neg_sample_args": None, "hidden_dropout_prob": 0.3}, 1),  # RecBole's own: its CE over every item
 ])
-def test_the_compiled_loss_equals_the_eager_one(tiny_data, model_name, settings, threads):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        eager = loss_and_gradients(tiny_data, model_name, False, **settings)
-        fast = loss_and_gradients(tiny_data, model_name, True, **settings)
-    finally:
-        torch.set_num_threads(before)
+def test_the_compiled_loss_equals_the_eager_one(tiny_data, torch_threads, model_name, settings, threads):
+    torch_threads(threads)
+    eager = loss_and_gradients(tiny_data, model_name, False, **settings)
+    fast = loss_and_gradients(tiny_data, model_name, True, **settings)
     for (eager_loss, eager_grads), (loss, grads) in zip(eager, fast):
         torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=1e-6)
         assert grads.keys() == eager_grads.keys()

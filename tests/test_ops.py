@@ -9,14 +9,6 @@ import torch.nn.functional as F
 from recbole_umi.towers import ops
 
 
-@pytest.fixture
-def threads():
-    """Set torch's CPU threads for a test and restore them after."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
 def traced_graph(function, *args) -> str:
     """The FX graph dynamo traces from ``function`` (run once, uncompiled, by the backend)."""
     graphs = []
@@ -67,7 +59,7 @@ def test_lookup_of_a_tensor_keeps_its_padding_rows_gradient_at_zero():
     torch.testing.assert_close(rows.grad, expected)
 
 
-def test_compiled_lookups_take_the_custom_ops_on_two_threads_only(threads):
+def test_compiled_lookups_take_the_custom_ops_on_two_threads_only(torch_threads):
     """Inductor scatters an embedding's gradient with atomic adds on 2+ threads (slow) and
     with plain vectorised adds on 1 (faster than ``index_add_``): the traced graph has the
     custom op exactly on 2 threads, and compiled it gives nn.Embedding's values and gradients."""
@@ -81,7 +73,7 @@ def test_compiled_lookups_take_the_custom_ops_on_two_threads_only(threads):
         return (ops.lookup(table, i) * upstream).sum()
 
     for n, custom in ((1, False), (2, True)):
-        threads(n)
+        torch_threads(n)
         assert ("recbole_umi.lookup" in traced_graph(loss, ids)) == custom
     expected_rows = table(ids)
     (expected_rows * upstream).sum().backward()  # nn.Embedding's own
