@@ -123,3 +123,53 @@ def test_relu_gives_torch_relus_values_and_gradients_eager_and_compiled():
         assert torch.equal(got, expected) and torch.equal(grad, expected_grad)
     torch._dynamo.reset()
     assert "recbole_umi.relu" in traced_graph(relu, x)
+
+
+def test_dropout_keeps_the_entries_whose_uniform_draw_is_at_least_p_scaled():
+    """Known answer: from a seed, the mask is ``torch.rand_like(x) >= p`` drawn from that seed;
+    kept entries times 1 / (1 - p) (F.dropout's arithmetic), the gradient the same mask and scale."""
+    dropout = ops.Dropout(0.25)
+    x = torch.arange(1.0, 13.0).view(3, 4).requires_grad_()
+    torch.manual_seed(3)
+    keep = torch.rand(3, 4) >= 0.25
+    assert 0 < keep.sum() < 12  # this seed both keeps and drops entries
+    torch.manual_seed(3)
+    got = dropout(x)
+    assert torch.equal(got, torch.where(keep, x.detach() * (1 / 0.75), 0.0))
+    (grad,) = torch.autograd.grad((got * torch.full((3, 4), 2.0)).sum(), x)
+    assert torch.equal(grad, torch.where(keep, torch.tensor(2.0 * (1 / 0.75)), 0.0))
+
+
+def test_dropout_keeps_one_minus_p_of_the_entries_and_is_the_identity_in_evaluation():
+    torch.manual_seed(0)
+    dropout = ops.Dropout(0.3)
+    x = torch.ones(400, 500)
+    kept = float((dropout(x) != 0).float().mean())
+    assert kept == pytest.approx(0.7, abs=0.005)  # 200,000 draws: the standard error is 0.001
+    assert torch.equal(ops.Dropout(1.0)(x), torch.zeros_like(x))  # F.dropout's own cases
+    assert torch.equal(ops.Dropout(0.0)(x), x)
+    dropout.eval()
+    assert torch.equal(dropout(x), x)
+
+
+def test_compiled_dropout_draws_the_eager_masks_through_the_custom_op():
+    """Under ``compile_step``'s ``fallback_random`` a compiled step draws the eager step's masks:
+    the same values and gradients from one seed, the custom op in the traced graph (no mask
+    stored by inductor's code)."""
+    from recbole_umi.model.base import compiled
+
+    dropout = ops.Dropout(0.5)
+    x = torch.randn(6, 8, requires_grad=True)
+
+    def function(x):
+        return dropout(x).sin()
+
+    results = []
+    for f in (function, compiled(function)):
+        torch.manual_seed(5)
+        out = f(x)
+        results.append((out, *torch.autograd.grad(out.sum(), x)))
+    torch._dynamo.reset()
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+    assert "recbole_umi.dropout" in traced_graph(function, x)
