@@ -1,6 +1,7 @@
 """``compile_step``: the training loss through torch.compile gives the eager loss and
 gradients to float tolerance, draws the same random numbers (negatives, dropout), and falls
-back to eager, with a warning, where compiling fails; for RecBole's own models too. One model
+back to eager, with a warning, where compiling fails; for RecBole's own models too (whose
+dropouts it makes the plugin's, ``ops.Dropout``, and whose eager step here has them too). One model
 of each kind here (a compile takes 10-40 s); bench/compile_step.py checks every model and
 times them."""
 
@@ -15,6 +16,7 @@ from recbole_umi.checkpoints.trainer import get_trainer
 from recbole_umi.config import Config
 from recbole_umi.model.base import compiled, compiled_loss
 from recbole_umi.settings import SettingsError
+from recbole_umi.towers.ops import Dropout, uniform_dropouts
 from tests.conftest import tiny_config
 
 
@@ -24,6 +26,8 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
     config = Config(model_name, "tiny", config_dict=tiny_config(data, eval_protocol="user_split", compile_step=compile_step,
                                                                 **settings))
     _, train_data, _, _, model = pipeline.build(config)  # the same seed: the same initial weights
+    if not compile_step:
+        uniform_dropouts(model)  # RecBole's models draw the masks compile_step gives them (the plugin's do anyway)
     model.train()
     batch = next(iter(train_data))
     frames = counters["frames"]["ok"]
@@ -88,6 +92,21 @@ def test_recbole_models_compile_through_the_pipeline_only_when_asked(tiny_data):
     config = Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, train_neg_sample_args=None))
     *_, model = pipeline.build(config)
     assert compiled_loss(model) is None and "calculate_loss" not in model.__dict__
+    assert not any(isinstance(module, Dropout) for module in model.modules())  # RecBole's own dropouts
+
+
+def test_compile_step_gives_recbole_models_the_plugins_dropout_of_the_same_probabilities(tiny_data):
+    """Every dropout of RecBole's SASRec (the embeddings', and each layer's attention, output
+    and feed-forward ones: 1 + 3 x n_layers) becomes the plugin's, its probability kept."""
+    settings = {"train_neg_sample_args": None, "hidden_dropout_prob": 0.3, "attn_dropout_prob": 0.2, "n_layers": 2}
+    before = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, **settings)))[-1]
+    after = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, **settings)))[-1]
+    kinds = [(name, type(module), module.p) for name, module in before.named_modules()
+             if isinstance(module, torch.nn.Dropout)]
+    assert len(kinds) == 1 + 3 * 2 and {p for *_, p in kinds} == {0.3, 0.2}
+    assert [(name, type(module), module.p) for name, module in after.named_modules()
+            if isinstance(module, torch.nn.Dropout)] == [(name, Dropout, p) for name, _, p in kinds]
+    assert after.state_dict().keys() == before.state_dict().keys()
 
 
 def test_recbole_trainer_trains_a_recbole_model_through_the_compiled_loss(tiny_data):

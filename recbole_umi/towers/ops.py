@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["lookup", "mapped_lookup", "ReLU", "Dropout"]
+__all__ = ["lookup", "mapped_lookup", "ReLU", "Dropout", "uniform_dropouts"]
 
 
 @torch.library.custom_op("recbole_umi::lookup", mutates_args=())
@@ -229,3 +229,17 @@ class Dropout(nn.Dropout):
         if not self.training or self.p in (0.0, 1.0) or self.inplace or x.device.type != "cpu":
             return F.dropout(x, self.p, self.training, self.inplace)
         return _dropout(x, float(self.p))[0]
+
+
+def uniform_dropouts(module: nn.Module) -> int:
+    """Replaces every ``nn.Dropout`` inside ``module`` (that class itself, not its subclasses)
+    by a :class:`Dropout` of the same ``p`` and ``inplace``: the masks drawn from uniform
+    variates on the CPU. For RecBole's own models under ``compile_step``
+    (:func:`recbole_umi.model.base.compile_step`). Returns how many it replaced."""
+    replaced = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Dropout:
+                setattr(parent, name, Dropout(child.p, child.inplace))
+                replaced += 1
+    return replaced
