@@ -14,7 +14,7 @@ from torch._dynamo.utils import counters
 from recbole_umi import pipeline
 from recbole_umi.checkpoints.trainer import get_trainer
 from recbole_umi.config import Config
-from recbole_umi.model.base import compiled, compiled_loss
+from recbole_umi.model.base import compiled_loss
 from recbole_umi.settings import SettingsError
 from recbole_umi.towers.ops import Dropout, uniform_dropouts
 from tests.conftest import tiny_config
