@@ -173,3 +173,17 @@ def test_compiled_dropout_draws_the_eager_masks_through_the_custom_op():
     for a, b in zip(*results):
         torch.testing.assert_close(a, b)
     assert "recbole_umi.dropout" in traced_graph(function, x)
+
+
+def test_causal_attention_mask_known_answer_and_computed_whole_when_compiled():
+    """0 where position i may attend to j (j <= i, j not padding), -10000 elsewhere; compiled,
+    the custom op computes it (the same values)."""
+    item_seq = torch.tensor([[4, 7, 0], [5, 0, 0]])
+    allowed = torch.tensor([[[1, 0, 0], [1, 1, 0], [1, 1, 0]],
+                            [[1, 0, 0], [1, 0, 0], [1, 0, 0]]], dtype=torch.bool).unsqueeze(1)
+    expected = torch.where(allowed, 0.0, -10000.0)
+    assert torch.equal(ops.causal_attention_mask(item_seq), expected)
+    torch._dynamo.reset()
+    assert torch.equal(torch.compile(ops.causal_attention_mask)(item_seq), expected)
+    torch._dynamo.reset()
+    assert "recbole_umi.causal_attention_mask" in traced_graph(ops.causal_attention_mask, item_seq)

@@ -1,6 +1,7 @@
 """Operations the towers take from here instead of torch's own, where torch's own is slow on
 the CPU: the rows of an embedding table (:func:`lookup`), a bias-free map of them
-(:func:`mapped_lookup`), a rectifier (:class:`ReLU`) and dropout (:class:`Dropout`).
+(:func:`mapped_lookup`), a rectifier (:class:`ReLU`), dropout (:class:`Dropout`) and a causal
+attention mask (:func:`causal_attention_mask`).
 
 On the CPU the lookup and the rectifier run as custom ops (``torch.library``): autograd calls
 one op each way, and under ``torch.compile`` inductor calls them whole instead of generating
@@ -17,7 +18,12 @@ these avoid (docs/benchmarks.md, "Two slow kernels of inductor's"):
 :class:`Dropout` runs as a custom op on the CPU, eager and compiled, for a third: torch draws
 dropout's mask on the CPU one Bernoulli variate at a time (``bernoulli_``, about 10 ns an
 entry at 1 thread, a quarter of the transformer encoders' compiled step at T = 50), and
-uniform variates 3-4x faster (docs/benchmarks.md, "Dropout masks from uniform draws").
+uniform variates 3-4x faster (docs/benchmarks.md, "Dropout masks from uniform draws"). And
+compiled, :func:`causal_attention_mask` is computed whole, by a custom op, before the
+attention's softmax reads it: fused into the softmax, inductor computes it anew for every
+head and row from the history's ids, and the kernel it generates for the two on the CPU is
+about 4x slower than the softmax of a given mask (docs/benchmarks.md, "An attention mask
+computed whole").
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["lookup", "mapped_lookup", "ReLU", "Dropout", "uniform_dropouts"]
+__all__ = ["lookup", "mapped_lookup", "ReLU", "Dropout", "uniform_dropouts", "causal_attention_mask"]
 
 
 @torch.library.custom_op("recbole_umi::lookup", mutates_args=())
@@ -243,3 +249,32 @@ def uniform_dropouts(module: nn.Module) -> int:
                 setattr(parent, name, Dropout(child.p, child.inplace))
                 replaced += 1
     return replaced
+
+
+def _attention_mask(item_seq: torch.Tensor) -> torch.Tensor:
+    attention_mask = (item_seq != 0).unsqueeze(1).unsqueeze(2)
+    attention_mask = torch.tril(attention_mask.expand((-1, -1, item_seq.size(-1), -1)))
+    return torch.where(attention_mask, 0.0, -10000.0)
+
+
+@torch.library.custom_op("recbole_umi::causal_attention_mask", mutates_args=())
+def _whole_attention_mask(item_seq: torch.Tensor) -> torch.Tensor:
+    """:func:`causal_attention_mask`, computed whole (a tensor of its own)."""
+    return _attention_mask(item_seq)
+
+
+@_whole_attention_mask.register_fake
+def _(item_seq):
+    return item_seq.new_empty(item_seq.size(0), 1, item_seq.size(-1), item_seq.size(-1), dtype=torch.float32)
+
+
+def causal_attention_mask(item_seq: torch.Tensor) -> torch.Tensor:
+    """Additive attention mask ``B x 1 x T x T``: 0 where position i may attend to j (j <= i
+    and j not padding), -10000 elsewhere (RecBole's ``get_attention_mask``). Compiled on the
+    CPU, a custom op computes it whole (the module docstring says why).
+
+    Shapes: ``item_seq`` ``B x T`` -> ``B x 1 x T x T`` (float32).
+    """
+    if torch.compiler.is_compiling() and item_seq.device.type == "cpu":
+        return _whole_attention_mask(item_seq)
+    return _attention_mask(item_seq)

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from recbole_umi.settings import SettingsError
-from recbole_umi.towers.ops import Dropout, lookup
+from recbole_umi.towers.ops import Dropout, causal_attention_mask, lookup
 from recbole_umi.towers.settings import CausalEncoderSettings
 
 __all__ = ["CausalTransformerEncoder", "TransformerEncoder", "causal_attention_mask", "last_state"]
@@ -120,14 +120,6 @@ class TransformerEncoder(nn.Module):
         for layer in self.layer:
             hidden_states = layer(hidden_states, attention_mask)
         return hidden_states
-
-
-def causal_attention_mask(item_seq: torch.Tensor) -> torch.Tensor:
-    """Additive attention mask ``B x 1 x T x T``: 0 where position i may attend to j (j <= i
-    and j not padding), -10000 elsewhere (RecBole's ``get_attention_mask``)."""
-    attention_mask = (item_seq != 0).unsqueeze(1).unsqueeze(2)
-    attention_mask = torch.tril(attention_mask.expand((-1, -1, item_seq.size(-1), -1)))
-    return torch.where(attention_mask, 0.0, -10000.0)
 
 
 class CausalTransformerEncoder(nn.Module):
