@@ -127,7 +127,7 @@ def test_relu_gives_torch_relus_values_and_gradients_eager_and_compiled():
 
 def test_dropout_keeps_the_entries_whose_uniform_draw_is_at_least_p_scaled():
     """Known answer: from a seed, the mask is ``torch.rand_like(x) >= p`` drawn from that seed;
-    kept entries times 1 / (1 - p) (F.dropout's arithmetic), the gradient the same mask and scale."""
+    kept entries times 1 / (1 - p) (as inductor's dropout), the gradient the same mask and scale."""
     dropout = ops.Dropout(0.25)
     x = torch.arange(1.0, 13.0).view(3, 4).requires_grad_()
     torch.manual_seed(3)
@@ -161,8 +161,8 @@ def test_compiled_dropout_draws_the_eager_masks_through_the_custom_op():
     dropout = ops.Dropout(0.5)
     x = torch.randn(6, 8, requires_grad=True)
 
-    def function(x):
-        return dropout(x).sin()
+    def function(x):  # the same tensor dropped twice: two masks, not one merged call
+        return dropout(x).sin() + dropout(x).cos()
 
     results = []
     for f in (function, compiled(function)):
@@ -172,7 +172,24 @@ def test_compiled_dropout_draws_the_eager_masks_through_the_custom_op():
     torch._dynamo.reset()
     for a, b in zip(*results):
         torch.testing.assert_close(a, b)
+    torch.manual_seed(5)
+    assert not torch.equal(dropout(x), dropout(x))
+    twice = compiled(lambda x: (dropout(x), dropout(x)))(x)
+    torch._dynamo.reset()
+    assert not torch.equal(*twice)
     assert "recbole_umi.dropout" in traced_graph(function, x)
+
+
+def test_dropout_draws_float32_uniforms_for_half_precision_inputs():
+    """bfloat16 uniforms take about 1,800 values, which would shift the keep rate; the draws
+    are float32 whatever the input's precision (the same mask as for the float32 input)."""
+    dropout = ops.Dropout(0.1)
+    x = torch.randn(300, 400)
+    torch.manual_seed(2)
+    kept = dropout(x) != 0
+    torch.manual_seed(2)
+    low = dropout(x.to(torch.bfloat16))
+    assert low.dtype == torch.bfloat16 and torch.equal(low != 0, kept)
 
 
 def test_causal_attention_mask_known_answer_and_computed_whole_when_compiled():

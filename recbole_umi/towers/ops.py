@@ -182,16 +182,19 @@ class ReLU(nn.ReLU):
         return torch.relu(x)
 
 
-@torch.library.custom_op("recbole_umi::dropout", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,))
-def _dropout(x: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``x`` with each entry kept with probability ``1 - p`` (a uniform draw of at least
-    ``p``) and scaled by ``1 / (1 - p)``, and the mask of the kept entries (``0 <= p < 1``)."""
-    keep = torch.rand_like(x) >= p
+@torch.library.custom_op("recbole_umi::dropout", mutates_args=())
+def _dropout(x: torch.Tensor, draws: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` with each entry kept where its uniform draw (``draws``, ``x``'s shape) is at least
+    ``p``, scaled by ``1 / (1 - p)``, and the mask of the kept entries (``0 <= p < 1``). The
+    draws come in from the caller's graph, where compiled code treats them as random numbers
+    (two dropouts of one tensor are not merged into one, as a random op inside a custom op
+    would be by the compiled graph's merging of equal calls)."""
+    keep = draws >= p
     return x.mul(keep).mul_(1.0 / (1.0 - p)), keep
 
 
 @_dropout.register_fake
-def _(x, p):
+def _(x, draws, p):
     return torch.empty_like(x), torch.empty_like(x, dtype=torch.bool)
 
 
@@ -208,12 +211,12 @@ def _(grad, keep, p):
 
 def _dropout_setup(ctx, inputs, output):
     ctx.save_for_backward(output[1])
-    ctx.p = inputs[1]
+    ctx.p = inputs[2]
 
 
 def _dropout_gradient(ctx, grad, _keep_grad):
     (keep,) = ctx.saved_tensors
-    return _dropout_backward(grad, keep, ctx.p), None
+    return _dropout_backward(grad, keep, ctx.p), None, None
 
 
 _dropout.register_autograd(_dropout_gradient, setup_context=_dropout_setup)
@@ -221,11 +224,13 @@ _dropout.register_autograd(_dropout_gradient, setup_context=_dropout_setup)
 
 class Dropout(nn.Dropout):
     """``nn.Dropout`` whose mask, on the CPU, is drawn as uniform variates (an entry is kept
-    where its draw is at least ``p``), 3-4x faster than torch's Bernoulli draws there, in a
-    custom op eager and compiled (compiled, inductor would store the mask for the backward pass
-    as bool values, slowly: the module docstring). The same distribution as ``nn.Dropout``, and
-    from a seed the same masks eager and compiled (under ``compile_step``'s
-    ``fallback_random``), but other masks than ``nn.Dropout`` draws from that seed. Other
+    where its float32 draw is at least ``p``, whatever ``x``'s precision), 3-4x faster than
+    torch's Bernoulli draws there, the mask applied in a custom op eager and compiled
+    (compiled, inductor would store the mask for the backward pass as bool values, slowly: the
+    module docstring). The same distribution as ``nn.Dropout``, and from a seed the same masks
+    eager and compiled (under ``compile_step``'s ``fallback_random``), but other masks than
+    ``nn.Dropout`` draws from that seed. Kept entries are ``x * (1 / (1 - p))``, as in
+    inductor's dropout (eager ``F.dropout`` divides, which can differ in the last bit). Other
     devices, ``p`` of 0 or 1, evaluation and ``inplace``: ``F.dropout`` itself.
 
     Shapes: any -> the same.
@@ -234,7 +239,7 @@ class Dropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p in (0.0, 1.0) or self.inplace or x.device.type != "cpu":
             return F.dropout(x, self.p, self.training, self.inplace)
-        return _dropout(x, float(self.p))[0]
+        return _dropout(x, torch.rand_like(x, dtype=torch.float32), float(self.p))[0]
 
 
 def uniform_dropouts(module: nn.Module) -> int:
