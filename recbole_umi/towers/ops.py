@@ -182,6 +182,12 @@ class ReLU(nn.ReLU):
         return torch.relu(x)
 
 
+def _kept(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
+    """``x`` where ``keep``, times ``1 / (1 - p)`` (inductor's dropout arithmetic), 0 elsewhere:
+    dropout's output from its input and its gradient from the output's, one rule for both."""
+    return x.mul(keep).mul_(1.0 / (1.0 - p))
+
+
 @torch.library.custom_op("recbole_umi::dropout", mutates_args=())
 def _dropout(x: torch.Tensor, draws: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` with each entry kept where its uniform draw (``draws``, ``x``'s shape) is at least
@@ -190,7 +196,7 @@ def _dropout(x: torch.Tensor, draws: torch.Tensor, p: float) -> tuple[torch.Tens
     (two dropouts of one tensor are not merged into one, as a random op inside a custom op
     would be by the compiled graph's merging of equal calls)."""
     keep = draws >= p
-    return x.mul(keep).mul_(1.0 / (1.0 - p)), keep
+    return _kept(x, keep, p), keep
 
 
 @_dropout.register_fake
@@ -201,7 +207,7 @@ def _(x, draws, p):
 @torch.library.custom_op("recbole_umi::dropout_backward", mutates_args=())
 def _dropout_backward(grad: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
     """The gradient of :func:`_dropout`: ``grad`` where kept, scaled by ``1 / (1 - p)``."""
-    return grad.mul(keep).mul_(1.0 / (1.0 - p))
+    return _kept(grad, keep, p)
 
 
 @_dropout_backward.register_fake
