@@ -14,6 +14,7 @@ from recbole_umi.towers.losses import (
     NegativeSampler,
     candidate_scores,
     readout_logits,
+    scores_through_table,
 )
 from recbole_umi.settings import SettingsError
 
@@ -243,14 +244,17 @@ def test_candidate_scores_are_dot_products_on_both_paths(n_candidates, n_interes
 
 
 @pytest.mark.parametrize(
-    "loss_type, shared, asked",
+    "loss_type, shared, ratio, asked",
     [
-        ("sampled_softmax", False, [(1, 3)]),  # one call: the B x (1 + n) candidate ids
-        ("sampled_softmax", True, [(3,)]),  # one call: the positives and the shared negatives
-        ("full_softmax", False, [None]),  # every item
+        ("sampled_softmax", False, math.inf, [(1, 3)]),  # one call: the B x (1 + n) candidate ids
+        # through the table (a ratio of 0: always): the positives' vectors, then every item's
+        ("sampled_softmax", False, 0, [(1,), None]),
+        ("sampled_softmax", True, 0, [(3,)]),  # one call: the positives and the shared negatives
+        ("full_softmax", False, 0, [None]),  # every item
     ],
 )
-def test_loss_asks_only_for_the_candidates_vectors(loss_type, shared, asked):
+def test_loss_asks_only_for_the_candidates_vectors(loss_type, shared, ratio, asked, monkeypatch):
+    monkeypatch.setattr(losses_module, "TABLE_SCORES_RATIO", ratio)
     calls = []
 
     def recording_item_vectors(ids=None):
@@ -309,6 +313,7 @@ def test_routing_overlap_has_gradient_through_the_last_iteration():
 @pytest.mark.parametrize("block", [128, 2])  # the shared scores in one block, in blocks of 2 columns
 def test_shared_negatives_path_equals_the_per_row_path(harder_negatives, power, block, monkeypatch):
     monkeypatch.setattr(losses_module, "SHARED_SCORE_BLOCK", block)
+    monkeypatch.setattr(losses_module, "TABLE_SCORES_RATIO", math.inf)  # the per-row candidates' vectors gathered
     # the shared path skips the B x K x (1 + n) copies: same loss and gradients as the
     # per-row path given the same negatives, with log-Q correction and an accidental hit
     torch.manual_seed(0)
@@ -331,6 +336,59 @@ def test_shared_negatives_path_equals_the_per_row_path(harder_negatives, power, 
     assert shared.item() == pytest.approx(per_row.item(), rel=1e-6)
     for a, b in zip(shared_grads, per_row_grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("harder_negatives, power", [(True, math.inf), (False, math.inf), (False, 2.0)])
+def test_candidates_through_the_item_table_equal_their_gathered_vectors(harder_negatives, power, monkeypatch):
+    # per-row candidates scored through the whole table (the readout of every item, then each
+    # row's candidates picked from it) give the loss and gradients of their gathered vectors,
+    # with log-Q correction, an accidental hit and a negative drawn twice in a row
+    torch.manual_seed(0)
+    table = torch.randn(30, 4, requires_grad=True)
+    interests = torch.randn(6, 3, 4, requires_grad=True)
+    positives = torch.tensor([1, 5, 7, 7, 2, 9])
+    negatives = torch.tensor([[7, 11, 3, 29, 5]] * 5 + [[4, 4, 9, 12, 1]])  # row 5: 9 is its positive, 4 twice
+    counts = torch.arange(30, dtype=torch.float64)
+    asked = []
+
+    def loss_of(ratio):
+        monkeypatch.setattr(losses_module, "TABLE_SCORES_RATIO", ratio)
+        sampler = NegativeSampler(30, "popularity", counts)
+        sampler.forward = lambda batch_size, n, device=None: negatives
+        loss = MultiInterestLoss("sampled_softmax", harder_negatives, 5, sampler, temperature=0.5,
+                                 readout_power=power)
+
+        def vectors(ids=None):
+            asked.append(None if ids is None else tuple(ids.shape))
+            return table if ids is None else table[ids]
+
+        value = loss(interests, positives, vectors)
+        return value, torch.autograd.grad(value, [table, interests])
+
+    (through_table, table_grads), (gathered, gathered_grads) = loss_of(0), loss_of(math.inf)
+    assert asked == [(6,), None, (6, 6)]  # the table's way, then the gathered one
+    assert through_table.item() == pytest.approx(gathered.item(), rel=1e-6)
+    for a, b in zip(table_grads, gathered_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "n_candidates, d, n_interests, harder_negatives, through_table",
+    [
+        # ml-1m's 3,261 ids: 500 negatives at d = 128, K = 3 with HN: 501 * 128 >= 3 * 3 * 3261
+        (501, 128, 3, True, True),
+        (501, 64, 3, True, True),  # 32,064 >= 29,349
+        (501, 64, 4, True, False),  # 32,064 < 39,132
+        (501, 32, 4, True, False),  # MIND's chosen d and K: gathered
+        (51, 128, 3, True, False),  # 50 negatives: gathered
+        (501, 32, 6, False, True),  # without HN one product per item: 16,032 >= 9,783, whatever K
+        (51, 128, 3, False, False),  # 6,528 < 9,783
+        (77, 128, 3, False, True),  # 9,856 >= 9,783
+        (76, 128, 3, False, False),  # 9,728 < 9,783
+    ],
+)
+def test_table_rule_by_the_sizes(n_candidates, d, n_interests, harder_negatives, through_table):
+    assert scores_through_table(n_candidates, d, n_interests, 3261, harder_negatives) is through_table
 
 
 def test_best_interest_scores_equal_torch_max_with_its_gradient_and_ties():

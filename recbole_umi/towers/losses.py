@@ -40,6 +40,7 @@ __all__ = [
     "readout_logits",
     "shared_readout",
     "candidate_scores",
+    "scores_through_table",
     "NegativeSampler",
     "MultiInterestLoss",
 ]
@@ -170,6 +171,27 @@ def shared_readout(
 # its sum into one reduction) and for one interest; eager with several interests, and beyond
 # it, a batched matmul (bench/bench_small_ops.py, docs/benchmarks.md).
 BROADCAST_MAX_CANDIDATES = 64
+
+
+# Per-row candidates are scored through the whole item table (the readout of every item, then
+# each row's candidates picked from it) where the catalogue is small beside them: where C * d >=
+# TABLE_SCORES_RATIO * n_items * K with harder negatives, >= TABLE_SCORES_RATIO * n_items
+# without. Gathering C vectors per row moves B * C * d entries both ways (its backward a
+# scatter into the table); the table's readout makes B * K * n_items scores with harder
+# negatives (B * n_items without), whose products run faster the larger d is. The ratio is
+# fitted to steps measured on ml-1m (3,260 items, 1 thread; docs/benchmarks.md, "Per-row
+# candidates through the item table"): 500 negatives a row at d = 64 or 128 (K = 3) with
+# harder negatives, or at any d without, take the table's way; at d = 32 with harder
+# negatives, and 50 negatives, do not.
+TABLE_SCORES_RATIO = 3
+
+
+def scores_through_table(n_candidates: int, embedding_size: int, n_interests: int, n_items: int,
+                         harder_negatives: bool) -> bool:
+    """Whether ``n_candidates`` per row of ``embedding_size`` are scored through the whole
+    item table (:data:`TABLE_SCORES_RATIO`): the same logits, computed another way."""
+    scores = n_items * (n_interests if harder_negatives else 1)
+    return n_candidates * embedding_size >= TABLE_SCORES_RATIO * scores
 
 
 def candidate_scores(interests: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
@@ -306,10 +328,17 @@ class MultiInterestLoss(nn.Module):
             return self._shared_negatives_loss(interests, positives, item_vectors)
         negatives = self.sampler(positives.size(0), self.n_negatives, positives.device)  # B x n
         candidate_ids = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # B x (1 + n)
-        scores = candidate_scores(interests, item_vectors(candidate_ids))
-        # scores: B x K x (1 + n); column 0 holds each row's positive
-        positive_column = torch.zeros_like(positives)
-        logits = readout_logits(scores, positive_column, self.harder_negatives, self.readout_power)
+        positive_column = torch.zeros_like(positives)  # column 0 holds each row's positive
+        if scores_through_table(candidate_ids.size(1), interests.size(2), interests.size(1), self.sampler.n_items,
+                                self.harder_negatives):
+            # every item's logit (the full softmax's readout), then each row's candidates'
+            positive_scores = (interests * item_vectors(positives).unsqueeze(1)).sum(dim=-1)  # B x K
+            _, item_logits = shared_readout(interests, positive_scores, item_vectors(), self.harder_negatives,
+                                            self.readout_power)  # B x n_items
+            logits = item_logits.gather(1, candidate_ids)  # B x (1 + n)
+        else:
+            scores = candidate_scores(interests, item_vectors(candidate_ids))  # B x K x (1 + n)
+            logits = readout_logits(scores, positive_column, self.harder_negatives, self.readout_power)
         logits = logits / self.temperature
         if self.logq_correction:
             logits = logits - self.sampler.log_expected_count(candidate_ids, self.n_negatives)

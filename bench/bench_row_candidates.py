@@ -1,0 +1,95 @@
+"""Per-row sampled negatives: each row's candidates' vectors gathered, or their logits picked
+from the readout of the whole item table (``recbole_umi.towers.losses.scores_through_table``).
+
+With ``n_negatives`` per row, the gathered way builds a ``B x (1 + n) x d`` tensor of
+candidate vectors and, backward, scatters its gradient into the table: at ml-1m's 3,706
+items and 500 negatives per row, each row's candidates are a seventh of the catalogue, and
+scoring every item once for the batch (the full softmax's readout) is cheaper. This times
+training steps (forward, loss, backward, Adam: ``calculate_loss``, compiled with
+``--compile_step=True``) of one model on the same batches both ways, alternating rounds of
+``--steps`` steps, and prints and writes the medians and their ratio. Run it with the
+machine otherwise idle.
+
+    python bench/bench_row_candidates.py --model=UMI --dataset=ml-1m --data_path=../shared/data \\
+        --loss_type=sampled_softmax --n_negatives=500 --train_batch_size=1024 [--compile_step=True] \\
+        [--rounds=3] [--steps=5] [--json=FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.profile_step import build  # noqa: E402
+from recbole_umi.allocator import keep_freed_memory  # noqa: E402
+from recbole_umi.config import parse_cmd_args  # noqa: E402
+from recbole_umi.provenance import code_version  # noqa: E402
+from recbole_umi.towers import losses  # noqa: E402
+
+
+def step(model, optimizer, batch) -> float:
+    """Seconds of one training step as the trainer takes it."""
+    started = time.perf_counter()
+    optimizer.zero_grad()
+    model.calculate_loss(batch).backward()
+    optimizer.step()
+    return time.perf_counter() - started
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="UMI")
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per round and way")
+    parser.add_argument("--json", default=None)
+    args, rest = parser.parse_known_args(argv)
+    keep_freed_memory()  # as training runs have it (keep_freed_memory: True, the default)
+    settings = {"loss_type": "sampled_softmax", **parse_cmd_args(rest)}
+    config, model, optimizer, batches = build(args.model, args.dataset, settings, n_batches=args.steps)
+    k = model.interests_and_routing(batches[0])[0].size(1)
+    ways = {"gathered": math.inf, "through_table": 0}  # TABLE_SCORES_RATIO: never, always
+    chosen = losses.scores_through_table(1 + config["n_negatives"], config["embedding_size"], k, model.n_items,
+                                         config["harder_negatives"])
+    default = losses.TABLE_SCORES_RATIO
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    try:
+        for ratio in ways.values():  # warm-up (and compiling, once per way)
+            losses.TABLE_SCORES_RATIO = ratio
+            step(model, optimizer, batches[0])
+            step(model, optimizer, batches[0])
+        for _ in range(args.rounds):
+            for way, ratio in ways.items():
+                losses.TABLE_SCORES_RATIO = ratio
+                times[way] += [step(model, optimizer, batch) for batch in batches]
+    finally:
+        losses.TABLE_SCORES_RATIO = default
+    result = {
+        "model": config["model"], "dataset": config["dataset"], "batch": config["train_batch_size"],
+        "d": config["embedding_size"], "K": k, "harder_negatives": config["harder_negatives"],
+        "n_negatives": config["n_negatives"], "negative_sampler": config["negative_sampler"],
+        "n_items": model.n_items, "compile_step": bool(config["compile_step"]), "threads": torch.get_num_threads(),
+        "steps_each": len(times["gathered"]), "rule_takes_the_table": chosen,
+        **{f"{way}_ms": round(1e3 * statistics.median(t), 1) for way, t in times.items()},
+    }
+    result["speedup"] = round(result["gathered_ms"] / result["through_table_ms"], 2)
+    result["code"] = code_version()
+    print(json.dumps(result))
+    if args.json:
+        path = Path(args.json)
+        previous = json.loads(path.read_text()) if path.exists() else []
+        path.write_text(json.dumps(previous + [result], indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
