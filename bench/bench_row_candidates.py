@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -57,31 +58,36 @@ def main(argv=None) -> dict:
     settings = {"loss_type": "sampled_softmax", **parse_cmd_args(rest)}
     config, model, optimizer, batches = build(args.model, args.dataset, settings, n_batches=args.steps)
     k = model.interests_and_routing(batches[0])[0].size(1)
-    ways = {"gathered": math.inf, "through_table": 0}  # TABLE_SCORES_RATIO: never, always
-    chosen = losses.scores_through_table(1 + config["n_negatives"], config["embedding_size"], k, model.n_items,
-                                         config["harder_negatives"])
-    default = losses.TABLE_SCORES_RATIO
+    # (TABLE_SCORES_RATIO, COMPILED_BROADCAST_MAX_CANDIDATES): the gathered vectors' scores by a
+    # batched matmul or (compiled, fused with the lookup) by a broadcast product, or the table's
+    # readout (eager, the broadcast way is the matmul's)
+    ways = {"gathered_bmm": (math.inf, 0), "gathered_broadcast": (math.inf, math.inf), "through_table": (0, 0)}
+    with mock.patch.object(torch.compiler, "is_compiling", return_value=bool(config["compile_step"])):  # as the step asks
+        chosen = losses.scores_through_table(1 + config["n_negatives"], config["embedding_size"], k, model.n_items,
+                                             config["harder_negatives"])
+    default = losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES
     times: dict[str, list[float]] = {way: [] for way in ways}
     try:
-        for ratio in ways.values():  # warm-up (and compiling, once per way)
-            losses.TABLE_SCORES_RATIO = ratio
+        for ratio, broadcast in ways.values():  # warm-up (and compiling, once per way)
+            losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES = ratio, broadcast
             step(model, optimizer, batches[0])
             step(model, optimizer, batches[0])
         for _ in range(args.rounds):
-            for way, ratio in ways.items():
-                losses.TABLE_SCORES_RATIO = ratio
+            for way, (ratio, broadcast) in ways.items():
+                losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES = ratio, broadcast
                 times[way] += [step(model, optimizer, batch) for batch in batches]
     finally:
-        losses.TABLE_SCORES_RATIO = default
+        losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES = default
     result = {
         "model": config["model"], "dataset": config["dataset"], "batch": config["train_batch_size"],
         "d": config["embedding_size"], "K": k, "harder_negatives": config["harder_negatives"],
         "n_negatives": config["n_negatives"], "negative_sampler": config["negative_sampler"],
         "n_items": model.n_items, "compile_step": bool(config["compile_step"]), "threads": torch.get_num_threads(),
-        "steps_each": len(times["gathered"]), "rule_takes_the_table": chosen,
+        "steps_each": len(times["through_table"]), "rule_takes_the_table": chosen,
         **{f"{way}_ms": round(1e3 * statistics.median(t), 1) for way, t in times.items()},
     }
-    result["speedup"] = round(result["gathered_ms"] / result["through_table_ms"], 2)
+    result["table_speedup"] = round(result["gathered_bmm_ms"] / result["through_table_ms"], 2)
+    result["broadcast_speedup"] = round(result["gathered_bmm_ms"] / result["gathered_broadcast_ms"], 2)
     result["code"] = code_version()
     print(json.dumps(result))
     if args.json:

@@ -230,8 +230,8 @@ def test_logq_correction_under_popularity_sampling():
 @pytest.mark.parametrize("n_interests", [1, 3])
 @pytest.mark.parametrize("n_candidates", [1, 6, BROADCAST_MAX_CANDIDATES, BROADCAST_MAX_CANDIDATES + 1, 300])
 def test_candidate_scores_are_dot_products_on_both_paths(n_candidates, n_interests, compiling, monkeypatch):
-    """The batched matmul, and (compiled or for one interest) the broadcast product up to
-    BROADCAST_MAX_CANDIDATES, give the dot products."""
+    """The batched matmul, and the broadcast product (compiled, or eager for one interest up to
+    BROADCAST_MAX_CANDIDATES), give the dot products."""
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
     generator = torch.Generator().manual_seed(n_candidates)
     interests = torch.randn(4, n_interests, 5, generator=generator, dtype=torch.float64)
@@ -387,8 +387,28 @@ def test_candidates_through_the_item_table_equal_their_gathered_vectors(harder_n
         (76, 128, 3, False, False),  # 9,728 < 9,783
     ],
 )
-def test_table_rule_by_the_sizes(n_candidates, d, n_interests, harder_negatives, through_table):
+def test_table_rule_by_the_sizes(n_candidates, d, n_interests, harder_negatives, through_table, monkeypatch):
     assert scores_through_table(n_candidates, d, n_interests, 3261, harder_negatives) is through_table
+    # compiled, harder negatives take the fused broadcast product instead; the others as eager
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    compiled = through_table and not harder_negatives
+    assert scores_through_table(n_candidates, d, n_interests, 3261, harder_negatives) is compiled
+
+
+@pytest.mark.parametrize("compiling, n_interests, n_candidates, broadcast", [
+    (True, 3, 501, True),  # compiled: every number of candidates (the lookup fused into the product)
+    (True, 1, 501, True),
+    (False, 3, 6, False),  # eager: a batched matmul for several interests,
+    (False, 1, BROADCAST_MAX_CANDIDATES, True),  # a broadcast product for one up to the limit
+    (False, 1, BROADCAST_MAX_CANDIDATES + 1, False),
+])
+def test_candidate_scores_take_the_faster_way(compiling, n_interests, n_candidates, broadcast, monkeypatch):
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
+    calls = []
+    real_bmm = torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda *args: calls.append("bmm") or real_bmm(*args))
+    candidate_scores(torch.randn(2, n_interests, 4), torch.randn(2, n_candidates, 4))
+    assert calls == ([] if broadcast else ["bmm"])
 
 
 def test_best_interest_scores_equal_torch_max_with_its_gradient_and_ties():

@@ -166,23 +166,27 @@ def shared_readout(
     return (weights * positive_scores).sum(dim=1), readout @ negative_vectors.t()
 
 
-# Up to this many candidates per row, scores are a broadcast product summed over d where that
-# is faster than a batched matmul: compiled (``compile_step``; inductor fuses the product and
-# its sum into one reduction) and for one interest; eager with several interests, and beyond
-# it, a batched matmul (bench/bench_small_ops.py, docs/benchmarks.md).
+# Per-row candidates' scores are a broadcast product summed over d where that is faster than
+# a batched matmul: compiled (``compile_step``) up to COMPILED_BROADCAST_MAX_CANDIDATES, every
+# number, inductor fusing the candidates' lookup, the product and its sum into one reduction
+# (1.2-3x faster steps than the matmul with 500 negatives a row on ml-1m, at 1 and 2 threads;
+# docs/benchmarks.md, "Per-row candidates through the item table"); eager, for one interest up
+# to BROADCAST_MAX_CANDIDATES (bench/bench_small_ops.py); a batched matmul otherwise.
 BROADCAST_MAX_CANDIDATES = 64
+COMPILED_BROADCAST_MAX_CANDIDATES = math.inf
 
 
 # Per-row candidates are scored through the whole item table (the readout of every item, then
 # each row's candidates picked from it) where the catalogue is small beside them: where C * d >=
-# TABLE_SCORES_RATIO * n_items * K with harder negatives, >= TABLE_SCORES_RATIO * n_items
-# without. Gathering C vectors per row moves B * C * d entries both ways (its backward a
-# scatter into the table); the table's readout makes B * K * n_items scores with harder
-# negatives (B * n_items without), whose products run faster the larger d is. The ratio is
-# fitted to steps measured on ml-1m (3,260 items, 1 thread; docs/benchmarks.md, "Per-row
-# candidates through the item table"): 500 negatives a row at d = 64 or 128 (K = 3) with
-# harder negatives, or at any d without, take the table's way; at d = 32 with harder
-# negatives, and 50 negatives, do not.
+# TABLE_SCORES_RATIO * n_items without harder negatives, and, eager, >= TABLE_SCORES_RATIO *
+# n_items * K with them. Gathering C vectors per row moves B * C * d entries both ways (its
+# backward a scatter into the table); the table's readout makes B * n_items scores without
+# harder negatives (one product, whatever K) and B * K * n_items with them, whose products run
+# faster the larger d is. Compiled, with harder negatives, the fused broadcast product above
+# beat the table at every size measured. The ratio is fitted to steps measured on ml-1m (3,260
+# items; docs/benchmarks.md, "Per-row candidates through the item table"): 500 negatives a
+# row take the table's way without harder negatives at any d, and with them eager at d = 64 or
+# 128 (K = 3); 50 negatives do not.
 TABLE_SCORES_RATIO = 3
 
 
@@ -190,6 +194,8 @@ def scores_through_table(n_candidates: int, embedding_size: int, n_interests: in
                          harder_negatives: bool) -> bool:
     """Whether ``n_candidates`` per row of ``embedding_size`` are scored through the whole
     item table (:data:`TABLE_SCORES_RATIO`): the same logits, computed another way."""
+    if harder_negatives and torch.compiler.is_compiling() and n_candidates <= COMPILED_BROADCAST_MAX_CANDIDATES:
+        return False  # the fused broadcast product of candidate_scores is faster
     scores = n_items * (n_interests if harder_negatives else 1)
     return n_candidates * embedding_size >= TABLE_SCORES_RATIO * scores
 
@@ -199,7 +205,11 @@ def candidate_scores(interests: torch.Tensor, candidates: torch.Tensor) -> torch
 
     Shapes: ``interests: B x K x d``, ``candidates: B x C x d`` -> ``B x K x C``.
     """
-    if candidates.size(1) <= BROADCAST_MAX_CANDIDATES and (interests.size(1) == 1 or torch.compiler.is_compiling()):
+    if torch.compiler.is_compiling():
+        broadcast = candidates.size(1) <= COMPILED_BROADCAST_MAX_CANDIDATES
+    else:
+        broadcast = interests.size(1) == 1 and candidates.size(1) <= BROADCAST_MAX_CANDIDATES
+    if broadcast:
         return (interests.unsqueeze(2) * candidates.unsqueeze(1)).sum(dim=-1)
     return torch.bmm(interests, candidates.transpose(1, 2))
 
