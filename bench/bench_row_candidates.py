@@ -1,18 +1,19 @@
-"""Per-row sampled negatives: each row's candidates' vectors gathered, or their logits picked
-from the readout of the whole item table (``recbole_umi.towers.losses.scores_through_table``).
+"""Per-row sampled negatives, three ways to their logits (``recbole_umi.towers.losses``): the
+candidates' vectors gathered and scored by a batched matmul; the same by a broadcast product
+summed over d, which compiled fuses the lookup in (``candidate_scores``); or the logits picked
+from the readout of the whole item table (``scores_through_table``).
 
 With ``n_negatives`` per row, the gathered way builds a ``B x (1 + n) x d`` tensor of
-candidate vectors and, backward, scatters its gradient into the table: at ml-1m's 3,706
-items and 500 negatives per row, each row's candidates are a seventh of the catalogue, and
-scoring every item once for the batch (the full softmax's readout) is cheaper. This times
-training steps (forward, loss, backward, Adam: ``calculate_loss``, compiled with
-``--compile_step=True``) of one model on the same batches both ways, alternating rounds of
-``--steps`` steps, and prints and writes the medians and their ratio. Run it with the
-machine otherwise idle.
+candidate vectors and, backward, scatters its gradient into the table: at ml-1m's 3,260
+items and 500 negatives per row, each row's candidates are a seventh of the catalogue. This
+times training steps (forward, loss, backward, Adam: ``calculate_loss``, compiled with
+``--compile_step=True``; eager, the broadcast way is the matmul's) of one model on the same
+batches each way, alternating rounds of ``--steps`` steps, and prints (and appends to
+``--json``) the medians, their ratios to the matmul's, and the way the rules take. Run it
+with the machine otherwise idle.
 
     python bench/bench_row_candidates.py --model=UMI --dataset=ml-1m --data_path=../shared/data \\
-        --loss_type=sampled_softmax --n_negatives=500 --train_batch_size=1024 [--compile_step=True] \\
-        [--rounds=3] [--steps=5] [--json=FILE]
+        --n_negatives=500 --train_batch_size=1024 [--compile_step=True] [--rounds=3] [--steps=5] [--json=FILE]
 """
 
 from __future__ import annotations
