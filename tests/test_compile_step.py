@@ -58,6 +58,8 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
     # 30 negatives a row of 40 items at d = 16 without HN: scored through the item table
     # (losses.scores_through_table)
     ("UMI", {"n_negatives": 30, "embedding_size": 16, "harder_negatives": False}, 1),
+    # the full softmax with HN: each item's best interest from the whole score tensor (losses.shared_readout)
+    ("UMI", {"loss_type": "full_softmax"}, 1),
     ("SASRecMatching", {"train_sampling": "windows", "hidden_dropout_prob": 0.3}, 1),  # an encoder with dropout, windows
     ("SASRec", {"train_neg_sample_args": None, "hidden_dropout_prob": 0.3}, 1),  # RecBole's own: its CE over every item
 ])

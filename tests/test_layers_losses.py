@@ -152,9 +152,21 @@ def test_full_softmax_skips_padding_item():
 
 
 @pytest.mark.parametrize("harder_negatives, readout_power", [(True, math.inf), (False, math.inf), (False, 2.0)])
-def test_full_softmax_equals_the_softmax_over_the_whole_score_tensor(harder_negatives, readout_power):
+@pytest.mark.parametrize("compiling, dense_cap, blocked", [
+    (False, 2 ** 25, True),  # eager: HN's best interests block by block (BestInterestScores)
+    (True, 2 ** 25, False),  # compiled: from the whole score tensor, within the cap
+    (True, 6 * 3 * 9 - 1, True),  # compiled beyond the cap: blocks again
+])
+def test_full_softmax_equals_the_softmax_over_the_whole_score_tensor(harder_negatives, readout_power, compiling,
+                                                                     dense_cap, blocked, monkeypatch):
     """The loss scores every item through shared_readout, without the B x K x n_items
-    tensor: the same value and gradients as readout_logits over that tensor."""
+    tensor (compiled with HN, with it up to DENSE_BEST_MAX_SCORES): the same value and
+    gradients as readout_logits over that tensor."""
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
+    monkeypatch.setattr(losses_module, "DENSE_BEST_MAX_SCORES", dense_cap)
+    calls = []
+    real_apply = BestInterestScores.apply
+    monkeypatch.setattr(BestInterestScores, "apply", lambda *args: calls.append(1) or real_apply(*args))
     generator = torch.Generator().manual_seed(7)
     interests = torch.randn(6, 3, 4, generator=generator, dtype=torch.float64, requires_grad=True)
     table = torch.randn(9, 4, generator=generator, dtype=torch.float64, requires_grad=True)
@@ -171,6 +183,7 @@ def test_full_softmax_equals_the_softmax_over_the_whole_score_tensor(harder_nega
     for mine, reference in zip(got, torch.autograd.grad(expected, (interests, table))):
         assert torch.allclose(mine, reference, atol=1e-12)
     assert got[1][0].abs().sum() == 0  # the padding item gets no gradient
+    assert bool(calls) == (harder_negatives and blocked)
 
 
 def test_popularity_sampler_follows_counts():

@@ -146,6 +146,16 @@ class BestInterestScores(torch.autograd.Function):
         return grad_interests.view(k, batch_size, -1).transpose(0, 1), grad_vectors, None
 
 
+# Compiled (``compile_step``), harder negatives' best interest over shared candidates comes
+# from the whole B x K x n score tensor, a matmul and a max over K that inductor fuses and
+# differentiates, where it holds at most this many scores (128 MB in float32): at ml-1m's
+# full softmax (B = 1024, 3,261 items, any K up to 10) UMI's compiled steps were 1.3-1.6x
+# faster than through :class:`BestInterestScores` at 1 and 2 threads (docs/benchmarks.md,
+# "The full softmax's best interests, compiled"); eager, and beyond it (the industrial 10,240
+# shared negatives at K = 6: 63M scores), block by block.
+DENSE_BEST_MAX_SCORES = 2 ** 25
+
+
 def shared_readout(
     interests: torch.Tensor,
     positive_scores: torch.Tensor,
@@ -154,13 +164,19 @@ def shared_readout(
     readout_power: float = math.inf,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`readout_logits` for a positive per row (``B x K`` scores) and negatives shared
-    by the batch (``n x d`` vectors), without a ``B x K x n`` tensor: with harder negatives
-    through :class:`BestInterestScores`; otherwise the :func:`interest_weights` mix each
-    row's interests into one vector (the readout is linear in the scores), scored by one
+    by the batch (``n x d`` vectors): with harder negatives, each negative's best interest
+    through :class:`BestInterestScores`, without a ``B x K x n`` tensor (compiled, from that
+    tensor up to :data:`DENSE_BEST_MAX_SCORES`); otherwise the :func:`interest_weights` mix
+    each row's interests into one vector (the readout is linear in the scores), scored by one
     ``B x d`` by ``d x n`` product. Returns the positives' ``B`` logits and the negatives'
     ``B x n``."""
     if harder_negatives:
-        return positive_scores.max(dim=1).values, BestInterestScores.apply(interests, negative_vectors, SHARED_SCORE_BLOCK)
+        batch_size, k, _ = interests.shape
+        if torch.compiler.is_compiling() and batch_size * k * negative_vectors.size(0) <= DENSE_BEST_MAX_SCORES:
+            best = torch.matmul(interests, negative_vectors.t()).max(dim=1).values  # B x n, torch.max's gradient
+        else:
+            best = BestInterestScores.apply(interests, negative_vectors, SHARED_SCORE_BLOCK)
+        return positive_scores.max(dim=1).values, best
     weights = interest_weights(positive_scores, readout_power)  # B x K
     readout = (weights.unsqueeze(2) * interests).sum(dim=1)  # B x d
     return (weights * positive_scores).sum(dim=1), readout @ negative_vectors.t()
