@@ -11,6 +11,11 @@ alternating rounds of ``--steps`` steps, and prints and writes the medians and t
 (``bench/results/full_softmax_<dataset>_<model>[_hn]_<threads>t.json``). Run it with the machine
 otherwise idle.
 
+With ``--compile_step=True`` and harder negatives it compares instead the two ways of the
+compiled step (``calculate_loss``): each item's best interest block by block
+(``BestInterestScores``) or from the whole score tensor (``DENSE_BEST_MAX_SCORES``, the
+compiled default at ml-1m's sizes), into ``..._compiled.json``.
+
     python bench/bench_full_softmax.py --model=UMI --dataset=ml-1m --data_path=../shared/data \\
         --config_files=results/tuning/ml-1m/UMI/best.yaml --train_batch_size=1024 [--rounds=3] [--steps=5]
 """
@@ -19,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -28,8 +35,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.profile_step import alternated_medians, build  # noqa: E402
+from recbole_umi.allocator import keep_freed_memory  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
+from recbole_umi.provenance import code_version  # noqa: E402
 from recbole_umi.towers.layers import mask_logits  # noqa: E402
+from recbole_umi.towers import losses  # noqa: E402
 from recbole_umi.towers.losses import MultiInterestLoss, readout_logits  # noqa: E402
 
 
@@ -50,6 +60,8 @@ def main(argv=None):
     args, rest = parser.parse_known_args(argv)
     settings = {**parse_cmd_args(rest), "loss_type": "full_softmax"}
     config, model, optimizer, batches = build(args.model, args.dataset, settings, n_batches=args.steps)
+    if config["compile_step"]:
+        return compiled_ways(config, model, optimizer, batches, args.rounds)
     medians = alternated_medians(model, optimizer, batches, MultiInterestLoss, "forward",
                                  {"whole_tensor": whole_tensor, "shared_readout": MultiInterestLoss.forward}, args.rounds)
     result = {
@@ -63,6 +75,48 @@ def main(argv=None):
     name = f"full_softmax_{config['dataset']}_{config['model']}{'_hn' if result['harder_negatives'] else ''}_{result['threads']}t"
     out = Path(__file__).parent / "results" / f"{name}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def compiled_ways(config, model, optimizer, batches, rounds: int) -> dict:
+    """The compiled step (``calculate_loss``, Adam) with HN's best interests block by block
+    and from the whole score tensor, alternated; medians in milliseconds."""
+    if not config["harder_negatives"]:
+        raise SystemExit("--compile_step=True compares the two ways of harder negatives: add --harder_negatives=True")
+    keep_freed_memory()  # as training runs have it
+
+    def step(batch) -> float:
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        model.calculate_loss(batch).backward()
+        optimizer.step()
+        return time.perf_counter() - started
+
+    ways = {"blocked": 0, "whole_tensor": losses.DENSE_BEST_MAX_SCORES}  # DENSE_BEST_MAX_SCORES
+    default = losses.DENSE_BEST_MAX_SCORES
+    times = {way: [] for way in ways}
+    try:
+        for cap in ways.values():  # warm-up: compiling, once per way
+            losses.DENSE_BEST_MAX_SCORES = cap
+            step(batches[0])
+            step(batches[0])
+        for _ in range(rounds):
+            for way, cap in ways.items():
+                losses.DENSE_BEST_MAX_SCORES = cap
+                times[way] += [step(batch) for batch in batches]
+    finally:
+        losses.DENSE_BEST_MAX_SCORES = default
+    result = {
+        "model": config["model"], "dataset": config["dataset"], "batch": config["train_batch_size"],
+        "d": config["embedding_size"], "K": config["n_interests"], "harder_negatives": True, "compile_step": True,
+        "n_items": model.n_items, "threads": torch.get_num_threads(), "steps_each": len(times["blocked"]),
+        **{f"{way}_ms": round(1e3 * statistics.median(t), 1) for way, t in times.items()},
+        "code": code_version(),
+    }
+    result["speedup"] = round(result["blocked_ms"] / result["whole_tensor_ms"], 2)
+    print(json.dumps(result))
+    name = f"full_softmax_{config['dataset']}_{config['model']}_hn_d{result['d']}_k{result['K']}_{result['threads']}t_compiled"
+    (Path(__file__).parent / "results" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
