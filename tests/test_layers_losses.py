@@ -260,8 +260,8 @@ def test_candidate_scores_are_dot_products_on_both_paths(n_candidates, n_interes
     "loss_type, shared, ratio, asked",
     [
         ("sampled_softmax", False, math.inf, [(1, 3)]),  # one call: the B x (1 + n) candidate ids
-        # through the table (a ratio of 0: always): the positives' vectors, then every item's
-        ("sampled_softmax", False, 0, [(1,), None]),
+        # through the table (a ratio of 0: always): every item's, the positives' among them
+        ("sampled_softmax", False, 0, [None]),
         ("sampled_softmax", True, 0, [(3,)]),  # one call: the positives and the shared negatives
         ("full_softmax", False, 0, [None]),  # every item
     ],
@@ -379,7 +379,7 @@ def test_candidates_through_the_item_table_equal_their_gathered_vectors(harder_n
         return value, torch.autograd.grad(value, [table, interests])
 
     (through_table, table_grads), (gathered, gathered_grads) = loss_of(0), loss_of(math.inf)
-    assert asked == [(6,), None, (6, 6)]  # the table's way, then the gathered one
+    assert asked == [None, (6, 6)]  # the table's way (every item's vectors), then the gathered one
     assert through_table.item() == pytest.approx(gathered.item(), rel=1e-6)
     for a, b in zip(table_grads, gathered_grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

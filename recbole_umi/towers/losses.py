@@ -340,14 +340,7 @@ class MultiInterestLoss(nn.Module):
                 candidates' only, except by ``full_softmax``.
         """
         if self.loss_type == "full_softmax":
-            # every item is a candidate shared by the batch: shared_readout, without the
-            # B x K x n_items scores, whose readout over K costs more than the products
-            # (bench/bench_full_softmax.py)
-            vectors = item_vectors()  # n_items x d
-            # the positive's logit is its own column of the logits: its B x K scores only
-            # choose or weight the interests of the readout without HN
-            positive_scores = (interests * vectors[positives].unsqueeze(1)).sum(dim=-1)  # B x K
-            _, logits = shared_readout(interests, positive_scores, vectors, self.harder_negatives, self.readout_power)
+            logits = self._every_items_logits(interests, positives, item_vectors)
             not_padding = torch.arange(logits.size(1), device=logits.device) != 0
             return F.cross_entropy(mask_logits(logits / self.temperature, not_padding), positives)
         if self.shared_negatives:
@@ -357,11 +350,8 @@ class MultiInterestLoss(nn.Module):
         positive_column = torch.zeros_like(positives)  # column 0 holds each row's positive
         if scores_through_table(candidate_ids.size(1), interests.size(2), interests.size(1), self.sampler.n_items,
                                 self.harder_negatives):
-            # every item's logit (the full softmax's readout), then each row's candidates'
-            positive_scores = (interests * item_vectors(positives).unsqueeze(1)).sum(dim=-1)  # B x K
-            _, item_logits = shared_readout(interests, positive_scores, item_vectors(), self.harder_negatives,
-                                            self.readout_power)  # B x n_items
-            logits = item_logits.gather(1, candidate_ids)  # B x (1 + n)
+            # every item's logit (the full softmax's), then each row's candidates'
+            logits = self._every_items_logits(interests, positives, item_vectors).gather(1, candidate_ids)
         else:
             scores = candidate_scores(interests, item_vectors(candidate_ids))  # B x K x (1 + n)
             logits = readout_logits(scores, positive_column, self.harder_negatives, self.readout_power)
@@ -371,6 +361,18 @@ class MultiInterestLoss(nn.Module):
         not_accidental_hit = candidate_ids != positives.unsqueeze(1)
         not_accidental_hit[:, 0] = True  # the positive itself
         return F.cross_entropy(mask_logits(logits, not_accidental_hit), positive_column)
+
+    def _every_items_logits(self, interests: torch.Tensor, positives: torch.Tensor,
+                            item_vectors: ItemVectors) -> torch.Tensor:
+        """Every item's ``B x n_items`` logits (before the temperature), the whole catalogue
+        as candidates shared by the batch: :func:`shared_readout`, without the B x K x
+        n_items scores, whose readout over K costs more than the products
+        (bench/bench_full_softmax.py)."""
+        vectors = item_vectors()  # n_items x d
+        # the positive's logit is its own column of the logits: its B x K scores only choose
+        # or weight the interests of the readout without HN
+        positive_scores = (interests * vectors[positives].unsqueeze(1)).sum(dim=-1)  # B x K
+        return shared_readout(interests, positive_scores, vectors, self.harder_negatives, self.readout_power)[1]
 
     def _shared_negatives_loss(self, interests: torch.Tensor, positives: torch.Tensor, item_vectors: ItemVectors) -> torch.Tensor:
         """The loss with one set of negatives for the whole batch, as :meth:`forward` computes
