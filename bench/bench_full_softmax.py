@@ -26,7 +26,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -34,7 +33,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.profile_step import alternated_medians, build  # noqa: E402
+from bench.profile_step import alternated_medians, build, trainer_step  # noqa: E402
 from recbole_umi.allocator import keep_freed_memory  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
 from recbole_umi.provenance import code_version  # noqa: E402
@@ -84,26 +83,18 @@ def compiled_ways(config, model, optimizer, batches, rounds: int) -> dict:
     if not config["harder_negatives"]:
         raise SystemExit("--compile_step=True compares the two ways of harder negatives: add --harder_negatives=True")
     keep_freed_memory()  # as training runs have it
-
-    def step(batch) -> float:
-        started = time.perf_counter()
-        optimizer.zero_grad()
-        model.calculate_loss(batch).backward()
-        optimizer.step()
-        return time.perf_counter() - started
-
     ways = {"blocked": 0, "whole_tensor": losses.DENSE_BEST_MAX_SCORES}  # DENSE_BEST_MAX_SCORES
     default = losses.DENSE_BEST_MAX_SCORES
     times = {way: [] for way in ways}
     try:
         for cap in ways.values():  # warm-up: compiling, once per way
             losses.DENSE_BEST_MAX_SCORES = cap
-            step(batches[0])
-            step(batches[0])
+            trainer_step(model, optimizer, batches[0])
+            trainer_step(model, optimizer, batches[0])
         for _ in range(rounds):
             for way, cap in ways.items():
                 losses.DENSE_BEST_MAX_SCORES = cap
-                times[way] += [step(batch) for batch in batches]
+                times[way] += [trainer_step(model, optimizer, batch) for batch in batches]
     finally:
         losses.DENSE_BEST_MAX_SCORES = default
     result = {

@@ -23,7 +23,6 @@ import json
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -31,20 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.profile_step import build  # noqa: E402
+from bench.profile_step import build, trainer_step  # noqa: E402
 from recbole_umi.allocator import keep_freed_memory  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
 from recbole_umi.provenance import code_version  # noqa: E402
 from recbole_umi.towers import losses  # noqa: E402
-
-
-def step(model, optimizer, batch) -> float:
-    """Seconds of one training step as the trainer takes it."""
-    started = time.perf_counter()
-    optimizer.zero_grad()
-    model.calculate_loss(batch).backward()
-    optimizer.step()
-    return time.perf_counter() - started
 
 
 def main(argv=None) -> dict:
@@ -71,12 +61,12 @@ def main(argv=None) -> dict:
     try:
         for ratio, broadcast in ways.values():  # warm-up (and compiling, once per way)
             losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES = ratio, broadcast
-            step(model, optimizer, batches[0])
-            step(model, optimizer, batches[0])
+            trainer_step(model, optimizer, batches[0])
+            trainer_step(model, optimizer, batches[0])
         for _ in range(args.rounds):
             for way, (ratio, broadcast) in ways.items():
                 losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES = ratio, broadcast
-                times[way] += [step(model, optimizer, batch) for batch in batches]
+                times[way] += [trainer_step(model, optimizer, batch) for batch in batches]
     finally:
         losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES = default
     result = {

@@ -49,6 +49,16 @@ def timed_step(model, optimizer, batch) -> dict[str, float]:
     return {phase: marks[i + 1] - marks[i] for i, phase in enumerate(phases)}
 
 
+def trainer_step(model, optimizer, batch) -> float:
+    """Seconds of one training step as the trainer takes it: ``calculate_loss`` (compiled
+    with ``compile_step``), backward, the optimizer's step."""
+    started = time.perf_counter()
+    optimizer.zero_grad()
+    model.calculate_loss(batch).backward()
+    optimizer.step()
+    return time.perf_counter() - started
+
+
 def alternated_medians(model, optimizer, batches, owner, name: str, ways: dict, rounds: int) -> dict[str, float]:
     """Median milliseconds of a training step with ``owner.<name>`` set to each function of
     ``ways`` (``{label: function}``) in turn: one warm-up step each, then ``rounds`` rounds
