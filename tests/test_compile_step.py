@@ -14,9 +14,10 @@ from torch._dynamo.utils import counters
 from recbole_umi import pipeline
 from recbole_umi.checkpoints.trainer import get_trainer
 from recbole_umi.config import Config
-from recbole_umi.model.base import compiled_loss
+from recbole_umi.model.base import compiled_loss, fast_cpu_modules
 from recbole_umi.settings import SettingsError
-from recbole_umi.towers.ops import Dropout, uniform_dropouts
+from recbole_umi.towers import ops
+from recbole_umi.towers.ops import Dropout
 from tests.conftest import tiny_config
 
 
@@ -27,7 +28,7 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
                                                                 **settings))
     _, train_data, _, _, model = pipeline.build(config)  # the same seed: the same initial weights
     if not compile_step:
-        uniform_dropouts(model)  # RecBole's models draw the masks compile_step gives them (the plugin's do anyway)
+        fast_cpu_modules(model)  # RecBole's models draw the masks compile_step gives them (the plugin's do anyway)
     model.train()
     batch = next(iter(train_data))
     frames = counters["frames"]["ok"]
@@ -100,9 +101,11 @@ def test_recbole_models_compile_through_the_pipeline_only_when_asked(tiny_data):
     assert not any(isinstance(module, Dropout) for module in model.modules())  # RecBole's own dropouts
 
 
-def test_compile_step_gives_recbole_models_the_plugins_dropout_of_the_same_probabilities(tiny_data):
+def test_compile_step_gives_recbole_models_the_plugins_dropout_maps_and_gelu(tiny_data):
     """Every dropout of RecBole's SASRec (the embeddings', and each layer's attention, output
-    and feed-forward ones: 1 + 3 x n_layers) becomes the plugin's, its probability kept."""
+    and feed-forward ones: 1 + 3 x n_layers) becomes the plugin's, its probability kept; its
+    linear maps the plugin's, its feed-forward layers' GELU the plugin's; the state dict's keys
+    unchanged."""
     settings = {"train_neg_sample_args": None, "hidden_dropout_prob": 0.3, "attn_dropout_prob": 0.2, "n_layers": 2}
     before = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, **settings)))[-1]
     after = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, **settings)))[-1]
@@ -111,6 +114,13 @@ def test_compile_step_gives_recbole_models_the_plugins_dropout_of_the_same_proba
     assert len(kinds) == 1 + 3 * 2 and {p for *_, p in kinds} == {0.3, 0.2}
     assert [(name, type(module), module.p) for name, module in after.named_modules()
             if isinstance(module, torch.nn.Dropout)] == [(name, Dropout, p) for name, _, p in kinds]
+    # and the linear maps (query, key, value, dense; dense_1 and dense_2 a layer) and the GELUs
+    linears = [name for name, module in before.named_modules() if isinstance(module, torch.nn.Linear)]
+    assert len(linears) == 6 * 2 and all(type(module) is torch.nn.Linear for module in before.modules()
+                                         if isinstance(module, torch.nn.Linear))
+    assert [name for name, module in after.named_modules() if type(module) is ops.Linear] == linears
+    feed_forwards = [module for module in after.modules() if hasattr(module, "intermediate_act_fn")]
+    assert len(feed_forwards) == 2 and all(module.intermediate_act_fn is ops.gelu for module in feed_forwards)
     assert after.state_dict().keys() == before.state_dict().keys()
 
 

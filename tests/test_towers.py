@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from recbole_umi.towers import DataSchema, MINDTower, ProfileField, UMITower, profile_field
-from recbole_umi.towers import mind as mind_module, ops, umi as umi_module
+from recbole_umi.towers import mind as mind_module, umi as umi_module
 from recbole_umi.towers.settings import MINDSettings, SASRecSettings, UMISettings
 from recbole_umi.towers.transformer import CausalTransformerEncoder
 from tests import test_umi_forward_pinned as pinned
@@ -116,9 +116,10 @@ def test_profile_field_from_the_users_values():
 def test_sasrec_encoder_is_recboles_sasrec_from_the_same_seed(tiny_data):
     """Built from one seed, the plain-torch encoder has RecBole's SASRec's parameters (names,
     shapes and values) and gives its output; in training mode too where RecBole's model has the
-    plugin's dropout (``ops.uniform_dropouts``: the same draws), and not with its own."""
+    plugin's dropout (``fast_cpu_modules``: the same draws), and not with its own."""
     from recbole.utils import init_seed
 
+    from recbole_umi.model.base import fast_cpu_modules
     from recbole_umi.registry import get_model
     from tests.conftest import build
 
@@ -147,7 +148,8 @@ def test_sasrec_encoder_is_recboles_sasrec_from_the_same_seed(tiny_data):
         # in training the plugin's dropout draws other masks than RecBole's nn.Dropout
         assert torch.equal(ours(sequence, length), expected) == (not train)
     # with the plugin's dropout (what compile_step gives RecBole's models) the same draws
-    assert ops.uniform_dropouts(recbole) == 1 + 3 * settings.n_layers
+    # 1 + 3 n dropouts, 6 n linear maps and n GELUs
+    assert fast_cpu_modules(recbole) == 1 + 3 * settings.n_layers + 6 * settings.n_layers + settings.n_layers
     torch.manual_seed(3)
     expected = recbole(sequence, length)
     torch.manual_seed(3)

@@ -6,14 +6,15 @@ from logging import getLogger
 
 import torch
 from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.model.layers import FeedForward as RecBoleFeedForward
 from recbole.utils import InputType
 
 from recbole_umi.model.profile import data_schema
 from recbole_umi.settings import Setting, SettingsError, window_stride
+from recbole_umi.towers import ops
 from recbole_umi.towers.base import UserTower
 from recbole_umi.towers.layers import routing_overlap
 from recbole_umi.towers.losses import MultiInterestLoss
-from recbole_umi.towers.ops import uniform_dropouts
 from recbole_umi.towers.settings import ObjectiveSettings, ProfileSettings
 
 __all__ = ["MatchingRecommender", "MultiInterestRecommender", "ModelConfigError", "training_counts"]
@@ -227,15 +228,45 @@ class CompiledLoss:
             return self.loss(*args, **kwargs)
 
 
+def fast_cpu_modules(module: torch.nn.Module) -> int:
+    """Gives the modules inside ``module`` the ways of :mod:`recbole_umi.towers.ops` on the
+    CPU, for RecBole's own models under ``compile_step`` (:func:`compile_step`), as the
+    plugin's encoders have them:
+    every ``nn.Dropout`` (that class itself, not its subclasses) is replaced by an
+    ``ops.Dropout`` of the same ``p`` and ``inplace`` (its masks drawn from 16-bit draws on
+    the CPU), every ``nn.Linear`` and ``nn.Tanh`` becomes an ``ops.Linear`` and ``ops.Tanh``
+    (the same parameters and state dict), and RecBole's GELU, where a transformer's
+    feed-forward layer uses it, ``ops.gelu``. Returns how many it changed."""
+    nn = torch.nn
+    changed = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Dropout:
+                setattr(parent, name, ops.Dropout(child.p, child.inplace))
+            elif type(child) is nn.Linear:
+                child.__class__ = ops.Linear
+            elif type(child) is nn.Tanh:
+                child.__class__ = ops.Tanh
+            else:
+                continue
+            changed += 1
+        act = getattr(parent, "intermediate_act_fn", None)
+        if isinstance(parent, RecBoleFeedForward) and getattr(act, "__func__", None) is RecBoleFeedForward.gelu:
+            parent.intermediate_act_fn = ops.gelu
+            changed += 1
+    return changed
+
+
 def compile_step(model: torch.nn.Module, config) -> None:
     """``compile_step`` for RecBole's own sequential models: their ``calculate_loss``, which
     RecBole's trainer calls, replaced on the instance by the same loss through
-    :class:`CompiledLoss`, and their ``nn.Dropout`` modules by the plugin's
-    (:class:`~recbole_umi.towers.ops.Dropout`, as its own encoders have): the same
-    distribution of masks, drawn from uniform variates on the CPU, which made the compiled
-    steps of the plugin's transformer encoders 1.2-1.35x faster at 1 thread
-    (docs/benchmarks.md, "Dropout masks from uniform draws"); other masks than RecBole's from
-    a seed. The plugin's models compile their own
+    :class:`CompiledLoss`, and their modules given the plugin's ways on the CPU, as its own
+    encoders have them (:func:`fast_cpu_modules`): dropout masks from
+    16-bit draws (the same distribution, ``p`` rounded to a multiple of 2^-16; other masks
+    than RecBole's from a seed), linear maps by oneDNN, torch's GELU kernels and tanh from
+    one exponential (the same values up to float rounding), which made the compiled steps of
+    the plugin's transformer encoders faster at 1 thread (docs/benchmarks.md, "Dropout masks
+    from uniform draws" and "oneDNN maps, GELU and tanh"). The plugin's models compile their own
     (:meth:`MatchingRecommender.calculate_loss`). RecBole's other models are refused: some of
     their trainers compute the loss through other methods (MKR, KGAT, RecVAE's encoder
     steps), which this would leave eager, and none was measured."""
@@ -245,7 +276,7 @@ def compile_step(model: torch.nn.Module, config) -> None:
         raise SettingsError("compile_step", config["compile_step"],
                             f"must be off for {config['model']}: of RecBole's own models only the sequential ones "
                             f"compile their training loss")
-    uniform_dropouts(model)
+    fast_cpu_modules(model)
     model.calculate_loss = CompiledLoss(model.calculate_loss, model)
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recbole_umi.towers.ops import ReLU
+from recbole_umi.towers.ops import Linear, ReLU, Tanh
 
 __all__ = [
     "mask_logits",
@@ -314,10 +314,10 @@ class SelfAttentiveExtractor(nn.Module):
     def __init__(self, embedding_size: int, hidden_size: int, n_interests: int, max_length: int | None = None,
                  context_size: int | None = None):
         super().__init__()
-        self.attention = nn.Sequential(
-            nn.Linear(embedding_size, hidden_size),
-            nn.Tanh(),
-            nn.Linear(hidden_size, n_interests),
+        self.attention = nn.Sequential(  # compiled on the CPU, the faster ways of towers.ops
+            Linear(embedding_size, hidden_size),
+            Tanh(),
+            Linear(hidden_size, n_interests),
         )
         self.positions = None
         if max_length is not None:

@@ -17,22 +17,34 @@ these avoid (docs/benchmarks.md, "Two slow kernels of inductor's"):
 
 :class:`Dropout` runs as a custom op on the CPU, eager and compiled, for a third: torch draws
 dropout's mask on the CPU one Bernoulli variate at a time (``bernoulli_``, about 10 ns an
-entry at 1 thread, a quarter of the transformer encoders' compiled step at T = 50), and
-uniform variates 3-4x faster (docs/benchmarks.md, "Dropout masks from uniform draws"). And
+entry at 1 thread, a quarter of the transformer encoders' compiled step at T = 50), float32
+uniform variates 2-4x faster (docs/benchmarks.md, "Dropout masks from uniform draws"), and
+64-bit random words, cut into four 16-bit draws each, faster again ("oneDNN maps, GELU and
+tanh"). And
 compiled, :func:`causal_attention_mask` is computed whole, by a custom op, before the
 attention's softmax reads it: fused into the softmax, inductor computes it anew for every
 head and row from the history's ids, and the kernel it generates for the two on the CPU is
 about 4x slower than the softmax of a given mask (docs/benchmarks.md, "An attention mask
 computed whole").
+
+Three more take the place of inductor's code in the encoders' compiled steps on the CPU
+(docs/benchmarks.md, "oneDNN maps, GELU and tanh"): :class:`Linear` computes the products
+that widen or keep the width with oneDNN, which on the AVX2 processors here is up to 1.7x
+faster than the BLAS that inductor and torch call for the narrow maps of d = 32-128
+(``B T x d`` by ``d x 4d``); :func:`gelu` runs torch's own GELU kernels instead of the erf
+inductor would generate; :class:`Tanh` is computed from one exponential, its gradient from
+its output, instead of torch's slower tanh.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["lookup", "mapped_lookup", "ReLU", "Dropout", "uniform_dropouts", "causal_attention_mask"]
+__all__ = ["lookup", "mapped_lookup", "ReLU", "Dropout", "Linear", "Tanh", "gelu", "causal_attention_mask"]
 
 
 @torch.library.custom_op("recbole_umi::lookup", mutates_args=())
@@ -188,14 +200,30 @@ def _kept(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
     return x.mul(keep).mul_(1.0 / (1.0 - p))
 
 
+DRAWS_PER_WORD = 4  # a 64-bit random word holds four 16-bit draws
+
+
+def _threshold(p: float) -> int:
+    """The signed 16-bit draw at and above which an entry is kept: ``p`` rounded to a multiple
+    of 2^-16, so that an entry is dropped with that probability exactly."""
+    return round(p * 2**16) - 2**15
+
+
+def _dropout_draws(x: torch.Tensor) -> torch.Tensor:
+    """Random 64-bit words, every bit uniform, enough for one 16-bit draw per entry of ``x``."""
+    words = -(-x.numel() // DRAWS_PER_WORD)
+    return torch.empty(words, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+
+
 @torch.library.custom_op("recbole_umi::dropout", mutates_args=())
 def _dropout(x: torch.Tensor, draws: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``x`` with each entry kept where its uniform draw (``draws``, ``x``'s shape) is at least
-    ``p``, scaled by ``1 / (1 - p)``, and the mask of the kept entries (``0 <= p < 1``). The
-    draws come in from the caller's graph, where compiled code treats them as random numbers
-    (two dropouts of one tensor are not merged into one, as a random op inside a custom op
-    would be by the compiled graph's merging of equal calls)."""
-    keep = draws >= p
+    """``x`` with each entry kept where its draw, a signed 16-bit integer read from ``draws``
+    (64-bit words, four draws each, in memory order), is at least ``_threshold(p)``, scaled by
+    ``1 / (1 - p)``, and the mask of the kept entries (``0 <= p < 1``). The draws come in from
+    the caller's graph, where compiled code treats them as random numbers (two dropouts of one
+    tensor are not merged into one, as a random op inside a custom op would be by the compiled
+    graph's merging of equal calls)."""
+    keep = draws.view(torch.int16)[: x.numel()].view(x.shape) >= _threshold(p)
     return _kept(x, keep, p), keep
 
 
@@ -229,15 +257,17 @@ _dropout.register_autograd(_dropout_gradient, setup_context=_dropout_setup)
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` whose mask, on the CPU, is drawn as uniform variates (an entry is kept
-    where its float32 draw is at least ``p``, whatever ``x``'s precision), 3-4x faster than
-    torch's Bernoulli draws there, the mask applied in a custom op eager and compiled
-    (compiled, inductor would store the mask for the backward pass as bool values, slowly: the
-    module docstring). The same distribution as ``nn.Dropout``, and from a seed the same masks
-    eager and compiled (under ``compile_step``'s ``fallback_random``), but other masks than
-    ``nn.Dropout`` draws from that seed. Kept entries are ``x * (1 / (1 - p))``, as in
-    inductor's dropout (eager ``F.dropout`` divides, which can differ in the last bit). Other
-    devices, ``p`` of 0 or 1, evaluation and ``inplace``: ``F.dropout`` itself.
+    """``nn.Dropout`` whose mask, on the CPU, comes from 16-bit draws cut from 64-bit random
+    words (an entry is kept where its draw is at least ``_threshold(p)``), 3.3x faster than
+    torch's float32 uniform variates there and about 13x faster than its Bernoulli draws, the
+    mask applied in a custom op eager and compiled (compiled, inductor would store the mask for
+    the backward pass as bool values, slowly: the module docstring). The distribution of
+    ``nn.Dropout`` with ``p`` rounded to a multiple of 2^-16 (at most 7.7e-6 away; 0.5, the
+    encoders' attention dropout, exactly), and from a seed the same masks eager and compiled
+    (under ``compile_step``'s ``fallback_random``), but other masks than ``nn.Dropout`` draws
+    from that seed. Kept entries are ``x * (1 / (1 - p))``, as in inductor's dropout (eager
+    ``F.dropout`` divides, which can differ in the last bit). Other devices, ``p`` of 0 or 1,
+    evaluation and ``inplace``: ``F.dropout`` itself.
 
     Shapes: any -> the same.
     """
@@ -245,21 +275,171 @@ class Dropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p in (0.0, 1.0) or self.inplace or x.device.type != "cpu":
             return F.dropout(x, self.p, self.training, self.inplace)
-        return _dropout(x, torch.rand_like(x, dtype=torch.float32), float(self.p))[0]
+        return _dropout(x, _dropout_draws(x), float(self.p))[0]
 
 
-def uniform_dropouts(module: nn.Module) -> int:
-    """Replaces every ``nn.Dropout`` inside ``module`` (that class itself, not its subclasses)
-    by a :class:`Dropout` of the same ``p`` and ``inplace``: the masks drawn from uniform
-    variates on the CPU. For RecBole's own models under ``compile_step``
-    (:func:`recbole_umi.model.base.compile_step`). Returns how many it replaced."""
-    replaced = 0
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Dropout:
-                setattr(parent, name, Dropout(child.p, child.inplace))
-                replaced += 1
-    return replaced
+def _compiled_on_cpu(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a float32 CPU tensor being traced for ``torch.compile`` outside autocast:
+    where :class:`Linear`, :func:`gelu` and :class:`Tanh` take their own way."""
+    return (torch.compiler.is_compiling() and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu"))
+
+
+ONEDNN_MIN_PRODUCTS = 2**22  # multiply-adds below which oneDNN's fixed cost outweighs its gain
+
+
+def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``: by oneDNN (the op inductor calls for a frozen model's
+    linear layers on the CPU, float32 throughout) where the map widens or keeps the width and
+    has at least ``ONEDNN_MIN_PRODUCTS`` multiply-adds, where it was faster than torch's BLAS
+    (1.1-1.7x at 1 thread, batch 128-1024 x T = 10-50, d = 32-128); else ``F.linear``, which
+    was faster for narrowing maps (``4d -> d``) and small products
+    (``bench/bench_small_ops.py --only=linear``)."""
+    out_features, in_features = weight.shape
+    if out_features < in_features or x.numel() * out_features < ONEDNN_MIN_PRODUCTS:
+        return F.linear(x, weight, bias)
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
+
+
+@torch.library.custom_op("recbole_umi::linear", mutates_args=())
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear`` by oneDNN."""
+    return _onednn(x, weight, bias)
+
+
+@_linear.register_fake
+def _(x, weight, bias):
+    return x.new_empty(*x.shape[:-1], weight.size(0))
+
+
+@torch.library.custom_op("recbole_umi::linear_backward", mutates_args=())
+def _linear_backward(grad: torch.Tensor, x: torch.Tensor,
+                     weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of :func:`_linear` for ``x`` (``grad @ weight``, by oneDNN), the weight and
+    the bias (the last also where there is none: the caller drops it)."""
+    flat = grad.reshape(-1, grad.size(-1))
+    return (_onednn(grad, weight.t().contiguous(), None), flat.t().mm(x.reshape(-1, x.size(-1))), flat.sum(0))
+
+
+@_linear_backward.register_fake
+def _(grad, x, weight):
+    return torch.empty_like(x), torch.empty_like(weight), weight.new_empty(weight.size(0))
+
+
+def _linear_setup(ctx, inputs, output):
+    x, weight, bias = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+
+
+def _linear_gradient(ctx, grad):
+    x, weight = ctx.saved_tensors
+    grad_x, grad_weight, grad_bias = _linear_backward(grad, x, weight)
+    return grad_x, grad_weight, grad_bias if ctx.has_bias else None
+
+
+_linear.register_autograd(_linear_gradient, setup_context=_linear_setup)
+
+ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (the same parameters and state dict) whose map, compiled on the CPU in
+    float32, oneDNN computes forward and backward (its input's gradient; the weight's is one
+    matrix product, as torch's), in two custom ops: for the narrow maps of the encoders
+    (``B T x d`` by ``d x 4d``, d = 32) up to 1.7x faster than the BLAS torch and inductor call
+    (the module docstring). The same values and gradients up to float rounding. Eager, on other
+    devices or precisions, under autocast or where torch was built without oneDNN:
+    ``F.linear``.
+
+    Shapes: ``... x in_features`` -> ``... x out_features``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if ONEDNN and _compiled_on_cpu(x) and self.weight.dtype == torch.float32:
+            return _linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
+
+
+@torch.library.custom_op("recbole_umi::gelu", mutates_args=())
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    """The exact GELU, ``x Phi(x)``, by torch's kernel."""
+    return F.gelu(x)
+
+
+@_gelu.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("recbole_umi::gelu_backward", mutates_args=())
+def _gelu_backward(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The gradient of :func:`_gelu`, by torch's kernel."""
+    return torch.ops.aten.gelu_backward(grad, x)
+
+
+@_gelu_backward.register_fake
+def _(grad, x):
+    return torch.empty_like(grad)
+
+
+def _gelu_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0])
+
+
+def _gelu_gradient(ctx, grad):
+    (x,) = ctx.saved_tensors
+    return _gelu_backward(grad, x)
+
+
+_gelu.register_autograd(_gelu_gradient, setup_context=_gelu_setup)
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """The exact GELU, ``x * 0.5 * (1 + erf(x / sqrt(2)))``: eager, that arithmetic itself
+    (RecBole's ``gelu``, the same values); compiled on the CPU, torch's GELU kernels through a
+    custom op, where inductor would evaluate the erf itself, 1.4x slower (the module
+    docstring), the same values up to float rounding.
+
+    Shapes: any -> the same.
+    """
+    if _compiled_on_cpu(x):
+        return _gelu(x)
+    return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+TANH_SATURATES = 15.0  # |x| beyond which tanh(x) is +-1 in float32 (1 - tanh(15) = 1.9e-13)
+
+
+class _TanhFromExp(torch.autograd.Function):
+    """``tanh(x) = 1 - 2 / (exp(2x) + 1)``, its gradient ``1 - tanh(x)^2`` from the output."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = 1.0 - 2.0 / (torch.exp(2.0 * x.clamp(-TANH_SATURATES, TANH_SATURATES)) + 1.0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (1.0 - y * y)
+
+
+class Tanh(nn.Tanh):
+    """``nn.Tanh`` computed, compiled on the CPU, from one exponential (``1 - 2 / (exp(2x) +
+    1)``, the input clamped to +-15 where tanh is +-1 in float32) with its gradient from the
+    output: inductor fuses both into the kernels around them, forward and backward 2x faster
+    than torch's tanh and inductor's (the module docstring). The same values up to 2e-7 (an
+    absolute error: near 0 the relative one is larger); ``torch.tanh`` otherwise.
+
+    Shapes: any -> the same.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _compiled_on_cpu(x):
+            return _TanhFromExp.apply(x)
+        return torch.tanh(x)
 
 
 def _attention_mask(item_seq: torch.Tensor) -> torch.Tensor:
