@@ -16,7 +16,18 @@ forward and backward, eager and (where the code chooses by it) compiled:
 - ``routing_contractions``: the routing's sums over the history (``layers._pool`` and
   ``layers._agree``, forced one way or the other by ``broadcast_sums``) as batched matmuls or
   broadcast products, compiled, inside a whole ``dynamic_routing`` (UMI's mapped votes and MIND's
-  shared ones, T = 10 and 50).
+  shared ones, T = 10 and 50);
+- ``linear``: a linear map's product, forward (``x W^T + b``) and its input's gradient
+  (``g W``), by torch's BLAS (``F.linear``) against oneDNN (what ``ops.Linear`` calls where
+  the product widens or keeps the width), for the encoders' rows (batch 128 or 1024 x T = 10
+  or 50) and maps (d -> d, d -> 4d or 8d, and back; d = 32, 64, 128);
+- ``gelu``: a compiled feed-forward layer's activation (``B x T x 4d``, then the map back to
+  d), forward and backward: inductor's erf (RecBole's formula) against ``ops.gelu``;
+- ``tanh``: a compiled ``tanh(x + c)`` (the extractor's hidden layer, ``B x T x 4d``),
+  forward and backward: ``torch.tanh`` against ``ops.Tanh``;
+- ``dropout_draws``: a dropout mask of ``B x heads x T x T`` entries (the attention's), as
+  Bernoulli draws, float32 uniform variates against ``p``, and the 16-bit draws of
+  ``ops.Dropout``.
 
 Medians of ``--repeats`` calls after warm-up, in microseconds, written to ``--json``. Batch
 1024, d = 32, ml-1m's 3,261 items and T = 10 unless said. Run it with the machine otherwise
@@ -36,6 +47,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -169,8 +181,68 @@ def routing_rows(repeats: int) -> list[dict]:
     return rows
 
 
+def linear_rows(repeats: int) -> list[dict]:
+    rows = []
+    for rows_, shape in ((128 * 10, "128 x 10"), (128 * 50, "128 x 50"), (BATCH * 10, "1024 x 10"),
+                         (BATCH * 50, "1024 x 50")):
+        for d_in, d_out in ((32, 32), (32, 128), (128, 32), (32, 256), (256, 32), (64, 64), (64, 256), (256, 64),
+                            (128, 128)):
+            x, weight, bias = torch.randn(rows_, d_in), torch.randn(d_out, d_in), torch.randn(d_out)
+            grad, transposed = torch.randn(rows_, d_out), weight.t().contiguous()
+            onednn = torch.ops.mkldnn._linear_pointwise
+            times = max(5, repeats * 1280 // rows_)  # fewer repeats of the larger products
+            rows.append({"op": f"linear {d_in} -> {d_out} of {shape} rows",
+                         "forward F.linear": median_us(lambda: F.linear(x, weight, bias), times),
+                         "forward oneDNN": median_us(lambda: onednn(x, weight, bias, "none", [], ""), times),
+                         "input gradient mm": median_us(lambda: torch.mm(grad, weight), times),
+                         "input gradient oneDNN": median_us(lambda: onednn(grad, transposed, None, "none", [], ""),
+                                                            times)})
+    return rows
+
+
+def gelu_rows(repeats: int) -> list[dict]:
+    rows = []
+    for length, width in ((10, 128), (50, 128), (50, 256)):
+        hidden = torch.randn(BATCH, length, width, requires_grad=True)
+        weight = torch.randn(D, width, requires_grad=True)
+        row = {"op": f"gelu of {BATCH}x{length}x{width} then a map to {D}, compiled"}
+        for name, act in (("inductor's erf", lambda x: x * 0.5 * (1.0 + torch.erf(x / 2.0**0.5))), ("ops.gelu", ops.gelu)):
+            layer = compiled(lambda h, act=act: F.linear(act(h), weight))
+            row[name] = median_us(backward_of(layer, hidden, parameters=[weight]), max(5, repeats // 10))
+        rows.append(row)
+    return rows
+
+
+def tanh_rows(repeats: int) -> list[dict]:
+    rows = []
+    for length in (10, 50):
+        hidden = torch.randn(BATCH, length, 4 * D, requires_grad=True)
+        context = torch.randn(BATCH, 1, 4 * D)
+        row = {"op": f"tanh of {BATCH}x{length}x{4 * D} plus a context, compiled"}
+        for name, act in (("torch.tanh", torch.tanh), ("ops.Tanh", ops.Tanh())):
+            layer = compiled(lambda h, act=act: act(h + context))
+            row[name] = median_us(backward_of(layer, hidden), max(5, repeats // 10))
+        rows.append(row)
+    return rows
+
+
+def dropout_draw_rows(repeats: int) -> list[dict]:
+    rows = []
+    for length in (10, 50):
+        scores = torch.randn(BATCH, 2, length, length)
+        n = scores.numel()
+        row = {"op": f"dropout mask of {BATCH}x2x{length}x{length} entries, p = 0.5"}
+        row["bernoulli_"] = median_us(lambda: torch.empty_like(scores).bernoulli_(0.5), max(5, repeats // 10))
+        row["float32 uniforms"] = median_us(lambda: torch.rand_like(scores) >= 0.5, max(5, repeats // 10))
+        row["16-bit draws"] = median_us(lambda: ops._dropout_draws(scores).view(torch.int16)[:n] >= ops._threshold(0.5),
+                                        max(5, repeats // 10))
+        rows.append(row)
+    return rows
+
+
 MEASURES = {"softmax": softmax_rows, "lookup": lookup_rows, "mapped_lookup": mapped_lookup_rows, "relu": relu_rows,
-            "candidate_scores": candidate_rows, "routing_contractions": routing_rows}
+            "candidate_scores": candidate_rows, "routing_contractions": routing_rows, "linear": linear_rows,
+            "gelu": gelu_rows, "tanh": tanh_rows, "dropout_draws": dropout_draw_rows}
 
 
 def main(argv=None) -> list[dict]:

@@ -1,0 +1,122 @@
+"""The compiled training step of today's code against an earlier commit's, side by side: each
+round runs one fresh process per checkout (alternating), which imports ``recbole_umi`` from
+that checkout, builds the model as a trial does (``compile_step``, the trainer's fused Adam,
+freed memory kept as ``recbole_umi.run`` keeps it), compiles, and times the model-only step
+(zero_grad, the compiled loss, backward, Adam) on the training split's first full batches.
+Prints and writes the medians over the rounds' medians, and today's speedup. Run it with the
+machine otherwise idle:
+
+    OMP_NUM_THREADS=1 python bench/compiled_vs_commit.py --baseline=../base-74068e7 --models=UMISA,SASRec \\
+        --rounds=3 --json=bench/results/FILE.json -- --dataset=ml-1m --data_path=../shared/data \\
+        --MAX_ITEM_LIST_LENGTH=50 --embedding_size=32
+
+``--baseline`` is a checkout (``git worktree add ../base-74068e7 74068e7``). The settings after
+``--`` go to both, ``--key=value`` as ``run_recbole_umi.py`` takes them (``--dataset``: the
+dataset, default ml-1m).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker(root: str, model_name: str, steps: int, rest: list[str]) -> dict:
+    """Times ``steps`` compiled steps of ``model_name`` with the code of checkout ``root``."""
+    sys.path.insert(0, root)
+    from recbole_umi import compat
+
+    compat.apply()
+    import torch
+    from recbole.utils import init_seed
+
+    from recbole_umi.allocator import keep_freed_memory
+    from recbole_umi.config import Config, parse_cmd_args
+    from recbole_umi.data import create_dataset, data_preparation
+    from recbole_umi.model.base import compile_step
+    from recbole_umi.provenance import code_version
+    from recbole_umi.registry import get_model
+
+    import recbole_umi
+
+    if Path(recbole_umi.__file__).resolve().parent.parent != Path(root).resolve():
+        raise RuntimeError(f"imported {recbole_umi.__file__}, not the checkout {root}")
+    keep_freed_memory()
+    settings = {"state": "ERROR", "show_progress": False, **parse_cmd_args(rest), "compile_step": True}
+    dataset = settings.pop("dataset", "ml-1m")
+    config = Config(model_name, dataset, config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    batches = []
+    for batch in train_data:
+        if len(batch) == config["train_batch_size"]:
+            batches.append(batch)
+        if len(batches) == steps + 2:
+            break
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(model_name)(config, train_data.dataset)
+    compile_step(model, config)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
+                                 fused=True if config["fused_optimizer"] else None)
+    times = []
+    for i, batch in enumerate(batches):
+        began = time.perf_counter()
+        optimizer.zero_grad()
+        model.calculate_loss(batch).backward()
+        optimizer.step()
+        if i >= 2:  # the first two compile
+            times.append(time.perf_counter() - began)
+    return {"model": model_name, "ms": round(1000 * statistics.median(times), 2), "steps": len(times),
+            "torch_threads": torch.get_num_threads(), "code": code_version()}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", help="the earlier commit's checkout")
+    parser.add_argument("--models", default="UMISA")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # a checkout: time one model there
+    args, rest = parser.parse_known_args(argv)
+    rest = [a for a in rest if a != "--"]
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.models, args.steps, rest)))
+        return {}
+    if not args.baseline:
+        parser.error("--baseline is required")
+    checkouts = {"baseline": str(Path(args.baseline).resolve()), "today": str(ROOT)}
+    results = {}
+    for model_name in args.models.split(","):
+        runs = {label: [] for label in checkouts}
+        for _ in range(args.rounds):
+            for label, root in checkouts.items():
+                out = subprocess.run([sys.executable, __file__, f"--worker={root}", f"--models={model_name}",
+                                      f"--steps={args.steps}", *rest], capture_output=True, text=True, check=True)
+                runs[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        medians = {label: statistics.median(run["ms"] for run in runs[label]) for label in checkouts}
+        results[model_name] = {
+            "settings": rest, "rounds": args.rounds, "steps": args.steps,
+            "baseline_ms": medians["baseline"], "today_ms": medians["today"],
+            "speedup": round(medians["baseline"] / medians["today"], 3),
+            "each_round_ms": {label: [run["ms"] for run in runs[label]] for label in checkouts},
+            "torch_threads": runs["today"][0]["torch_threads"],
+            "code": {label: runs[label][0]["code"] for label in checkouts},
+        }
+        print(model_name, json.dumps({k: results[model_name][k] for k in ("baseline_ms", "today_ms", "speedup",
+                                                                          "each_round_ms")}), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
