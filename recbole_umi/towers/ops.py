@@ -18,7 +18,7 @@ these avoid (docs/benchmarks.md, "Two slow kernels of inductor's"):
 :class:`Dropout` runs as a custom op on the CPU, eager and compiled, for a third: torch draws
 dropout's mask on the CPU one Bernoulli variate at a time (``bernoulli_``, about 10 ns an
 entry at 1 thread, a quarter of the transformer encoders' compiled step at T = 50), float32
-uniform variates 2-4x faster (docs/benchmarks.md, "Dropout masks from uniform draws"), and
+uniform variates 3.5x faster (docs/benchmarks.md, "Dropout masks from uniform draws"), and
 64-bit random words, cut into four 16-bit draws each, faster again ("oneDNN maps, GELU and
 tanh"). And
 compiled, :func:`causal_attention_mask` is computed whole, by a custom op, before the
@@ -258,8 +258,8 @@ _dropout.register_autograd(_dropout_gradient, setup_context=_dropout_setup)
 
 class Dropout(nn.Dropout):
     """``nn.Dropout`` whose mask, on the CPU, comes from 16-bit draws cut from 64-bit random
-    words (an entry is kept where its draw is at least ``_threshold(p)``), 3.3x faster than
-    torch's float32 uniform variates there and about 13x faster than its Bernoulli draws, the
+    words (an entry is kept where its draw is at least ``_threshold(p)``), 2.4x faster than
+    torch's float32 uniform variates there and 8x faster than its Bernoulli draws, the
     mask applied in a custom op eager and compiled (compiled, inductor would store the mask for
     the backward pass as bool values, slowly: the module docstring). The distribution of
     ``nn.Dropout`` with ``p`` rounded to a multiple of 2^-16 (at most 7.7e-6 away; 0.5, the

@@ -6,7 +6,7 @@ implements it (``recbole/model/sequential_recommender/sasrec.py`` and the
 parameter layout and initialisation, built in the same order, so that a seed gives the same
 weights and state-dict keys as RecBole's ``SASRec`` (``tests/test_model_contracts.py`` loads
 one's weights into the other). One difference: in training on the CPU, dropout draws its masks
-from 16-bit draws (:class:`~recbole_umi.towers.ops.Dropout`, 13x faster there than
+from 16-bit draws (:class:`~recbole_umi.towers.ops.Dropout`, 8x faster there than
 ``nn.Dropout``'s Bernoulli draws), the distribution of RecBole's ``nn.Dropout`` (``p``
 rounded to a multiple of 2^-16) but other masks from a seed. Compiled on the CPU, the linear
 maps and the GELU take the ways of :mod:`recbole_umi.towers.ops` (:class:`~recbole_umi.towers.ops.Linear`,
