@@ -145,11 +145,31 @@ def test_dropout_keeps_the_entries_whose_16_bit_draw_is_at_least_the_threshold_s
     assert torch.equal(grad, torch.where(keep, torch.tensor(2.0 * (1 / 0.75)), 0.0))
 
 
-@pytest.mark.parametrize(("p", "threshold"), [(0.5, 0), (0.25, -16384), (0.1, 6554 - 32768), (0.9999, 65529 - 32768)])
+@pytest.mark.parametrize(("p", "threshold"), [(0.5, 0), (0.25, -16384), (0.1, 6554 - 32768), (0.9999, 65529 - 32768),
+                                              (0.999995, 32768)])
 def test_dropout_threshold_drops_p_rounded_to_a_multiple_of_two_to_the_minus_16(p, threshold):
-    """Of the 65,536 equally likely draws, round(p * 65536) lie below the threshold."""
+    """Of the 65,536 equally likely draws, round(p * 65536) lie below the threshold (all of
+    them where p rounds to 1)."""
     assert ops._threshold(p) == threshold
-    assert (threshold + 32768) / 65536 == pytest.approx(p, abs=2**-17)
+    assert (threshold + 32768) / 65536 == ops._dropped_share(p) == pytest.approx(p, abs=2**-17)
+
+
+def test_dropout_whose_p_rounds_to_one_drops_every_entry():
+    """p = 0.999995 rounds to 65,536 / 65,536: a threshold no 16-bit draw reaches (it would wrap
+    around to -32768 in an int16 comparison and keep everything, scaled by 200,000)."""
+    x = torch.ones(4, 6, requires_grad=True)
+    out = ops.Dropout(0.999995)(x)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert torch.equal(out, torch.zeros(4, 6)) and torch.equal(grad, torch.zeros(4, 6))
+
+
+def test_dropout_scales_by_the_rounded_p_so_the_expectation_is_the_input():
+    """p = 0.3 drops 19,661 of 65,536 draws: kept entries are x / (1 - 19661 / 65536)."""
+    torch.manual_seed(0)
+    out = ops.Dropout(0.3)(torch.ones(200, 300))
+    kept = out[out != 0]
+    assert torch.equal(kept, torch.full_like(kept, 1.0 / (1.0 - 19661 / 65536)))
+    assert float(out.mean()) == pytest.approx(1.0, abs=0.01)
 
 
 def test_dropout_keeps_one_minus_p_of_the_entries_and_is_the_identity_in_evaluation():
@@ -192,16 +212,26 @@ def test_compiled_dropout_draws_the_eager_masks_through_the_custom_op():
     assert "recbole_umi.dropout" in traced_graph(function, x)
 
 
-def test_dropout_draws_the_same_masks_for_half_precision_inputs():
-    """The draws are 16-bit integers whatever the input's precision (bfloat16 uniforms, which
-    take about 1,800 values, would shift the keep rate): the same mask as for float32."""
-    dropout = ops.Dropout(0.1)
-    x = torch.randn(300, 400)
-    torch.manual_seed(2)
-    kept = dropout(x) != 0
-    torch.manual_seed(2)
-    low = dropout(x.to(torch.bfloat16))
-    assert low.dtype == torch.bfloat16 and torch.equal(low != 0, kept)
+def test_compiled_dropout_of_a_permuted_input_gives_the_eager_values_and_gradients():
+    """A batch-first GRU's output is a permuted view: compiled, the custom op's results must be
+    laid out as its fake registration says (contiguous), or inductor fails in the backward."""
+    from recbole_umi.model.base import compiled
+
+    dropout = ops.Dropout(0.3)
+    x = torch.randn(5, 4, 6).permute(1, 0, 2).requires_grad_()
+    upstream = torch.randn(4, 5, 6)
+
+    def function(x):
+        return dropout(x) * 2.0
+
+    results = []
+    for f in (function, compiled(function)):
+        torch.manual_seed(1)
+        out = f(x)
+        results.append((out, *torch.autograd.grad((out * upstream).sum(), x)))
+    torch._dynamo.reset()
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
 
 
 def test_causal_attention_mask_known_answer_and_computed_whole_when_compiled():
@@ -230,67 +260,96 @@ def compiled_values_and_gradients(function, inputs, upstream):
     return results
 
 
+@pytest.mark.parametrize("onednn_from", [0, 2**62])  # every product by oneDNN, or none
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear_compiled_by_onednn_gives_torch_linears_values_and_gradients(bias):
-    """A ``B x T x d`` input through ``ops.Linear``: eager ``F.linear`` itself; compiled, the
-    custom op (oneDNN) in the traced graph, and the same output and gradients for the input,
-    the weight and the bias, up to float rounding."""
+def test_linear_compiled_gives_torch_linears_values_and_gradients(bias, onednn_from, monkeypatch):
+    """``ops.Linear`` compiled (the custom ops in the traced graph), with every product by
+    oneDNN or none, against ``F.linear``: the same output and gradients for the input, the
+    weight and the bias up to float rounding, for a widening map (its forward by oneDNN) and a
+    narrowing one (its input's gradient by oneDNN), a 2-D input, a permuted 3-D one (a
+    batch-first GRU's output, not contiguous: the ops' results must be laid out as their fake
+    registrations say, or inductor fails in the backward pass) and an input that needs no
+    gradient. Eager: ``F.linear`` itself."""
+    monkeypatch.setattr(ops, "ONEDNN_MIN_PRODUCTS", onednn_from)
     torch.manual_seed(0)
-    layer = ops.Linear(8, 20, bias=bias)
-    x = torch.randn(4, 5, 8, requires_grad=True)
-    upstream = torch.randn(4, 5, 20)
-    params = [layer.weight] + ([layer.bias] if bias else [])
-
-    def expected(x, *p):
-        return F.linear(x, *p)
-
-    def got(x, *p):
-        return layer(x)
-
-    assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))  # eager: torch's own
-    (reference, *reference_grads), (eager, *_) = compiled_values_and_gradients(expected, [x, *params], upstream)
-    _, (out, *grads) = compiled_values_and_gradients(got, [x, *params], upstream)
-    torch.testing.assert_close(out, reference)
-    assert len(grads) == len(reference_grads) == 1 + len(params)
-    for a, b in zip(grads, reference_grads):
-        torch.testing.assert_close(a, b)
-    assert ("recbole_umi.linear" in traced_graph(got, x, *params)) == ops.ONEDNN
-    assert state_dict_keys(ops.Linear(3, 2)) == state_dict_keys(torch.nn.Linear(3, 2))
-
-
-def state_dict_keys(module):
-    return list(module.state_dict())
+    for d_in, d_out in ((8, 20), (20, 8)):
+        layer = ops.Linear(d_in, d_out, bias=bias)
+        params = [layer.weight] + ([layer.bias] if bias else [])
+        for x in (torch.randn(6, d_in), torch.randn(5, 4, d_in).permute(1, 0, 2)):
+            x.requires_grad_()
+            upstream = torch.randn(*x.shape[:-1], d_out)
+            assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))  # eager: torch's own
+            (reference, *reference_grads), _ = compiled_values_and_gradients(
+                lambda x, *p: F.linear(x, *p), [x, *params], upstream)
+            _, (out, *grads) = compiled_values_and_gradients(lambda x, *p: layer(x), [x, *params], upstream)
+            torch.testing.assert_close(out, reference)
+            assert len(grads) == len(reference_grads) == 1 + len(params)
+            for a, b in zip(grads, reference_grads):
+                torch.testing.assert_close(a, b)
+        frozen = torch.randn(3, 7, d_in)  # needs no gradient: the parameters' alone
+        _, (out, *grads) = compiled_values_and_gradients(lambda *p: layer(frozen), params, torch.ones(3, 7, d_out))
+        torch.testing.assert_close(out, F.linear(frozen, layer.weight, layer.bias))
+        torch.testing.assert_close(grads[0], torch.ones(21, d_out).t().mm(frozen.reshape(21, d_in)))
+        assert ("recbole_umi.linear" in traced_graph(lambda x: layer(x), frozen)) == ops.ONEDNN
+    assert list(ops.Linear(3, 2).state_dict()) == list(torch.nn.Linear(3, 2).state_dict())
 
 
-def test_gelu_is_recboles_arithmetic_eager_and_torchs_kernel_compiled():
-    """Eager, exactly ``x * 0.5 * (1 + erf(x / sqrt 2))`` (RecBole's GELU); compiled, the custom
-    op (torch's GELU kernels) in the traced graph, with the same values and gradients up to
-    float rounding; at 0 the value 0 and the gradient 1/2."""
+def test_onednn_takes_the_products_that_widen_or_keep_the_width_and_are_large_enough():
+    """Which products ``ops._onednn`` gives oneDNN, by the rule (counted by a stand-in)."""
+    calls = []
+    real = torch.ops.mkldnn._linear_pointwise
+
+    def counting(x, weight, *rest):
+        calls.append(tuple(weight.shape))
+        return real(x, weight, *rest)
+
+    cases = {(1024 * 50, 32, 128): True, (1024 * 50, 32, 32): True, (1024 * 50, 128, 32): False,
+             (128 * 10, 32, 32): False, (4096, 32, 32): True, (4095, 32, 32): False}
+    for (rows, d_in, d_out), onednn in cases.items():
+        calls.clear()
+        weight = torch.randn(d_out, d_in)
+        x = torch.randn(rows, d_in)
+        torch.ops.mkldnn._linear_pointwise = counting  # the op's name resolves at each call
+        try:
+            torch.testing.assert_close(ops._onednn(x, weight, None), F.linear(x, weight))
+        finally:
+            torch.ops.mkldnn._linear_pointwise = real
+        assert (calls == [(d_out, d_in)]) == onednn, (rows, d_in, d_out)
+
+
+def test_gelu_known_values_eager_and_compiled():
+    """``x Phi(x)`` against values from the math library (float64), eager (RecBole's formula)
+    and compiled (the custom op, torch's kernels, in the traced graph), gradients
+    ``Phi(x) + x phi(x)``; a permuted input compiles through the backward pass."""
     import math
 
-    x = torch.tensor([-4.0, -1.0, 0.0, 0.5, 3.0, 10.0], requires_grad=True)
-    upstream = torch.tensor([1.0, 2.0, 3.0, -1.0, 0.5, 1.0])
-    formula = x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
-    assert torch.equal(ops.gelu(x), formula)
-    (eager, *eager_grad), (compiled, *compiled_grad) = compiled_values_and_gradients(ops.gelu, [x], upstream)
-    torch.testing.assert_close(compiled, formula)
-    torch.testing.assert_close(compiled_grad[0], eager_grad[0])
-    assert compiled[2] == 0 and compiled_grad[0][2] == 0.5 * upstream[2]
+    points = [-4.0, -1.0, 0.0, 0.5, 1.0, 3.0, 10.0]
+    x = torch.tensor(points, requires_grad=True)
+    expected = torch.tensor([v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in points])
+    expected_grad = torch.tensor([0.5 * (1 + math.erf(v / math.sqrt(2))) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+                                  for v in points])
+    for out, grad in compiled_values_and_gradients(ops.gelu, [x], torch.ones(len(points))):
+        torch.testing.assert_close(out, expected)
+        torch.testing.assert_close(grad, expected_grad)
     assert "recbole_umi.gelu" in traced_graph(ops.gelu, x)
+    permuted = torch.randn(5, 4, 3).permute(1, 0, 2).requires_grad_()
+    (a, ga), (b, gb) = compiled_values_and_gradients(ops.gelu, [permuted], torch.randn(4, 5, 3))
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(ga, gb)
 
 
 def test_tanh_compiled_from_one_exponential_is_tanh_to_2e_7_and_saturates_without_nan():
-    """Compiled, ``1 - 2 / (exp(2x) + 1)`` with the input clamped at +-15: within 2e-7 of
-    ``torch.tanh`` over [-30, 30], exactly +-1 with gradient 0 far out (no inf / inf), the
-    gradient ``1 - tanh^2`` up to float rounding; eager, ``torch.tanh`` itself."""
+    """Compiled, ``1 - 2 / (exp(2x) + 1)`` with the input clamped at +-15: within 2e-7 of tanh
+    (float64) over [-30, 30], an absolute error, exactly +-1 with gradient 0 far out (no
+    inf / inf), the gradient ``1 - tanh^2`` to float rounding; eager, ``torch.tanh`` itself."""
     tanh = ops.Tanh()
     x = torch.cat([torch.linspace(-30.0, 30.0, 20001), torch.tensor([-1e4, 1e4, 0.0])]).requires_grad_()
-    upstream = torch.ones_like(x)
+    truth = torch.tanh(x.detach().double())
     assert torch.equal(tanh(x), torch.tanh(x))
-    (expected, expected_grad), (got, grad) = compiled_values_and_gradients(tanh, [x], upstream)
-    assert torch.equal(expected, torch.tanh(x))
-    assert float((got - expected).detach().abs().max()) <= 2e-7
-    torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-6)
+    _, (got, grad) = compiled_values_and_gradients(tanh, [x], torch.ones_like(x))
+    got = got.detach()
+    assert float((got.double() - truth).abs().max()) <= 2e-7
+    torch.testing.assert_close(grad.double(), 1.0 - truth**2, rtol=1e-5, atol=1e-6)
     assert got[-3] == -1 and got[-2] == 1 and got[-1] == 0
     assert grad[-3] == 0 and grad[-2] == 0 and grad[-1] == 1 and not grad.isnan().any()
     graph = traced_graph(tanh, x)

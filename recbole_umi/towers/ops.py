@@ -195,18 +195,25 @@ class ReLU(nn.ReLU):
 
 
 def _kept(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
-    """``x`` where ``keep``, times ``1 / (1 - p)`` (inductor's dropout arithmetic), 0 elsewhere:
-    dropout's output from its input and its gradient from the output's, one rule for both."""
-    return x.mul(keep).mul_(1.0 / (1.0 - p))
+    """``x`` where ``keep``, times ``1 / (1 - p)`` (inductor's dropout arithmetic), 0 elsewhere,
+    contiguous: dropout's output from its input and its gradient from the output's, one rule
+    for both."""
+    return x.mul(keep).mul_(1.0 / (1.0 - p)).contiguous()
 
 
 DRAWS_PER_WORD = 4  # a 64-bit random word holds four 16-bit draws
+DRAW_VALUES = 2**16
+
+
+def _dropped_share(p: float) -> float:
+    """``p`` rounded to a multiple of 2^-16: the share of the 65,536 draws that drop an entry."""
+    return round(p * DRAW_VALUES) / DRAW_VALUES
 
 
 def _threshold(p: float) -> int:
-    """The signed 16-bit draw at and above which an entry is kept: ``p`` rounded to a multiple
-    of 2^-16, so that an entry is dropped with that probability exactly."""
-    return round(p * 2**16) - 2**15
+    """The signed 16-bit draw at and above which an entry is kept (32768, above every draw,
+    where ``p`` rounds to 1: none kept)."""
+    return round(p * DRAW_VALUES) - DRAW_VALUES // 2
 
 
 def _dropout_draws(x: torch.Tensor) -> torch.Tensor:
@@ -219,28 +226,34 @@ def _dropout_draws(x: torch.Tensor) -> torch.Tensor:
 def _dropout(x: torch.Tensor, draws: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` with each entry kept where its draw, a signed 16-bit integer read from ``draws``
     (64-bit words, four draws each, in memory order), is at least ``_threshold(p)``, scaled by
-    ``1 / (1 - p)``, and the mask of the kept entries (``0 <= p < 1``). The draws come in from
-    the caller's graph, where compiled code treats them as random numbers (two dropouts of one
-    tensor are not merged into one, as a random op inside a custom op would be by the compiled
-    graph's merging of equal calls)."""
-    keep = draws.view(torch.int16)[: x.numel()].view(x.shape) >= _threshold(p)
-    return _kept(x, keep, p), keep
+    ``1 / (1 - p')`` (``p'``: ``p`` rounded as the draws round it, so that the output's
+    expectation is ``x``), and the mask of the kept entries (``0 <= p < 1``), both contiguous.
+    The draws come in from the caller's graph, where compiled code treats them as random
+    numbers (two dropouts of one tensor are not merged into one, as a random op inside a
+    custom op would be by the compiled graph's merging of equal calls)."""
+    threshold = _threshold(p)
+    if threshold >= DRAW_VALUES // 2:  # p rounds to 1: nothing kept (an int16 cannot hold the threshold)
+        return torch.zeros_like(x, memory_format=torch.contiguous_format), x.new_zeros(x.shape, dtype=torch.bool)
+    keep = draws.view(torch.int16)[: x.numel()].view(x.shape) >= threshold
+    return _kept(x, keep, _dropped_share(p)), keep
 
 
 @_dropout.register_fake
 def _(x, draws, p):
-    return torch.empty_like(x), torch.empty_like(x, dtype=torch.bool)
+    return x.new_empty(x.shape), x.new_empty(x.shape, dtype=torch.bool)
 
 
 @torch.library.custom_op("recbole_umi::dropout_backward", mutates_args=())
 def _dropout_backward(grad: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
-    """The gradient of :func:`_dropout`: ``grad`` where kept, scaled by ``1 / (1 - p)``."""
-    return _kept(grad, keep, p)
+    """The gradient of :func:`_dropout`: ``grad`` where kept, scaled as the output was."""
+    if _threshold(p) >= DRAW_VALUES // 2:
+        return torch.zeros_like(grad, memory_format=torch.contiguous_format)
+    return _kept(grad, keep, _dropped_share(p))
 
 
 @_dropout_backward.register_fake
 def _(grad, keep, p):
-    return torch.empty_like(grad)
+    return grad.new_empty(grad.shape)
 
 
 def _dropout_setup(ctx, inputs, output):
@@ -259,15 +272,16 @@ _dropout.register_autograd(_dropout_gradient, setup_context=_dropout_setup)
 class Dropout(nn.Dropout):
     """``nn.Dropout`` whose mask, on the CPU, comes from 16-bit draws cut from 64-bit random
     words (an entry is kept where its draw is at least ``_threshold(p)``), 2.4x faster than
-    torch's float32 uniform variates there and 8x faster than its Bernoulli draws, the
+    torch's float32 uniform variates there and 8.4x faster than its Bernoulli draws, the
     mask applied in a custom op eager and compiled (compiled, inductor would store the mask for
     the backward pass as bool values, slowly: the module docstring). The distribution of
-    ``nn.Dropout`` with ``p`` rounded to a multiple of 2^-16 (at most 7.7e-6 away; 0.5, the
-    encoders' attention dropout, exactly), and from a seed the same masks eager and compiled
-    (under ``compile_step``'s ``fallback_random``), but other masks than ``nn.Dropout`` draws
-    from that seed. Kept entries are ``x * (1 / (1 - p))``, as in inductor's dropout (eager
-    ``F.dropout`` divides, which can differ in the last bit). Other devices, ``p`` of 0 or 1,
-    evaluation and ``inplace``: ``F.dropout`` itself.
+    ``nn.Dropout`` with ``p`` rounded to a multiple of 2^-16, ``p'`` (at most 7.7e-6 away; 0.5,
+    the encoders' attention dropout, exactly; above 1 - 2^-17 every entry dropped), and from a
+    seed the same masks eager and compiled (under ``compile_step``'s ``fallback_random``), but
+    other masks than ``nn.Dropout`` draws from that seed. Kept entries are
+    ``x * (1 / (1 - p'))``, multiplied as in inductor's dropout (eager ``F.dropout`` divides,
+    which can differ in the last bit), so that the output's expectation is ``x``. Other
+    devices, ``p`` of 0 or 1, evaluation and ``inplace``: ``F.dropout`` itself.
 
     Shapes: any -> the same.
     """
@@ -296,14 +310,15 @@ def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
     was faster for narrowing maps (``4d -> d``) and small products
     (``bench/bench_small_ops.py --only=linear``)."""
     out_features, in_features = weight.shape
+    x = x.contiguous()  # a contiguous result either way, as the ops' fake registrations say
     if out_features < in_features or x.numel() * out_features < ONEDNN_MIN_PRODUCTS:
         return F.linear(x, weight, bias)
-    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
 @torch.library.custom_op("recbole_umi::linear", mutates_args=())
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear`` by oneDNN."""
+    """``F.linear`` (by oneDNN where :func:`_onednn` takes it), contiguous."""
     return _onednn(x, weight, bias)
 
 
@@ -315,15 +330,16 @@ def _(x, weight, bias):
 @torch.library.custom_op("recbole_umi::linear_backward", mutates_args=())
 def _linear_backward(grad: torch.Tensor, x: torch.Tensor,
                      weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The gradients of :func:`_linear` for ``x`` (``grad @ weight``, by oneDNN), the weight and
-    the bias (the last also where there is none: the caller drops it)."""
+    """The gradients of :func:`_linear` for ``x`` (``grad @ weight``, by oneDNN where
+    :func:`_onednn` takes it), the weight and the bias (the last also where there is none: the
+    caller drops it), contiguous."""
     flat = grad.reshape(-1, grad.size(-1))
     return (_onednn(grad, weight.t().contiguous(), None), flat.t().mm(x.reshape(-1, x.size(-1))), flat.sum(0))
 
 
 @_linear_backward.register_fake
 def _(grad, x, weight):
-    return torch.empty_like(x), torch.empty_like(weight), weight.new_empty(weight.size(0))
+    return x.new_empty(x.shape), weight.new_empty(weight.shape), weight.new_empty(weight.size(0))
 
 
 def _linear_setup(ctx, inputs, output):
@@ -345,12 +361,13 @@ ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_li
 
 class Linear(nn.Linear):
     """``nn.Linear`` (the same parameters and state dict) whose map, compiled on the CPU in
-    float32, oneDNN computes forward and backward (its input's gradient; the weight's is one
-    matrix product, as torch's), in two custom ops: for the narrow maps of the encoders
-    (``B T x d`` by ``d x 4d``, d = 32) up to 1.7x faster than the BLAS torch and inductor call
-    (the module docstring). The same values and gradients up to float rounding. Eager, on other
-    devices or precisions, under autocast or where torch was built without oneDNN:
-    ``F.linear``.
+    float32, runs in two custom ops, forward and backward, which compute the products that
+    widen or keep the width by oneDNN (:func:`_onednn`: the forward pass of d -> d and d -> 4d
+    maps, the input's gradient of d -> d and 4d -> d ones; the weight's gradient is one matrix
+    product, as torch's): on the narrow maps of the encoders (``B T x d`` by ``d x 4d``,
+    d = 32-128) up to 1.7x faster than the BLAS torch and inductor call (the module
+    docstring). The same values and gradients up to float rounding. Eager, on other devices or
+    precisions, under autocast or where torch was built without oneDNN: ``F.linear``.
 
     Shapes: ``... x in_features`` -> ``... x out_features``.
     """
@@ -363,24 +380,24 @@ class Linear(nn.Linear):
 
 @torch.library.custom_op("recbole_umi::gelu", mutates_args=())
 def _gelu(x: torch.Tensor) -> torch.Tensor:
-    """The exact GELU, ``x Phi(x)``, by torch's kernel."""
-    return F.gelu(x)
+    """The exact GELU, ``x Phi(x)``, by torch's kernel, contiguous."""
+    return F.gelu(x.contiguous())
 
 
 @_gelu.register_fake
 def _(x):
-    return torch.empty_like(x)
+    return x.new_empty(x.shape)
 
 
 @torch.library.custom_op("recbole_umi::gelu_backward", mutates_args=())
 def _gelu_backward(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The gradient of :func:`_gelu`, by torch's kernel."""
-    return torch.ops.aten.gelu_backward(grad, x)
+    """The gradient of :func:`_gelu`, by torch's kernel, contiguous."""
+    return torch.ops.aten.gelu_backward(grad.contiguous(), x.contiguous())
 
 
 @_gelu_backward.register_fake
 def _(grad, x):
-    return torch.empty_like(grad)
+    return grad.new_empty(grad.shape)
 
 
 def _gelu_setup(ctx, inputs, output):
@@ -429,9 +446,10 @@ class _TanhFromExp(torch.autograd.Function):
 class Tanh(nn.Tanh):
     """``nn.Tanh`` computed, compiled on the CPU, from one exponential (``1 - 2 / (exp(2x) +
     1)``, the input clamped to +-15 where tanh is +-1 in float32) with its gradient from the
-    output: inductor fuses both into the kernels around them, forward and backward 2x faster
-    than torch's tanh and inductor's (the module docstring). The same values up to 2e-7 (an
-    absolute error: near 0 the relative one is larger); ``torch.tanh`` otherwise.
+    output: inductor fuses both into the kernels around them, forward and backward 1.7x faster
+    than torch's tanh (the module docstring). The same values up to 2e-7, an absolute error
+    (near 0 the relative one is larger: 1.3% at 1e-6; ``expm1`` does no better compiled, where
+    inductor evaluates it as ``exp(x) - 1``); ``torch.tanh`` otherwise.
 
     Shapes: any -> the same.
     """
