@@ -210,6 +210,9 @@ def test_compiled_dropout_draws_the_eager_masks_through_the_custom_op():
     torch._dynamo.reset()
     assert not torch.equal(*twice)
     assert "recbole_umi.dropout" in traced_graph(function, x)
+    explained = torch._dynamo.explain(function)(x)  # the draws do not break the graph
+    torch._dynamo.reset()
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
 
 
 def test_compiled_dropout_of_a_permuted_input_gives_the_eager_values_and_gradients():
