@@ -39,7 +39,6 @@ def worker(root: str, model_name: str, steps: int, rest: list[str]) -> dict:
 
     from recbole_umi.allocator import keep_freed_memory
     from recbole_umi.config import Config, parse_cmd_args
-    from recbole_umi.data import create_dataset, data_preparation
     from recbole_umi.model.base import compile_step
     from recbole_umi.provenance import code_version
     from recbole_umi.registry import get_model
@@ -48,18 +47,14 @@ def worker(root: str, model_name: str, steps: int, rest: list[str]) -> dict:
 
     if Path(recbole_umi.__file__).resolve().parent.parent != Path(root).resolve():
         raise RuntimeError(f"imported {recbole_umi.__file__}, not the checkout {root}")
+    sys.path.insert(1, str(ROOT / "bench"))  # after the checkout: recbole_umi is already the checkout's
+    from compile_step import full_batches  # today's helper, on the checkout's modules
+
     keep_freed_memory()
     settings = {"state": "ERROR", "show_progress": False, **parse_cmd_args(rest), "compile_step": True}
     dataset = settings.pop("dataset", "ml-1m")
+    train_data, batches = full_batches(model_name, dataset, settings, steps + 2)
     config = Config(model_name, dataset, config_dict=settings)
-    init_seed(config["seed"], config["reproducibility"])
-    train_data, _, _ = data_preparation(config, create_dataset(config))
-    batches = []
-    for batch in train_data:
-        if len(batch) == config["train_batch_size"]:
-            batches.append(batch)
-        if len(batches) == steps + 2:
-            break
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(model_name)(config, train_data.dataset)
     compile_step(model, config)
