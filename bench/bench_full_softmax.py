@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.profile_step import alternated_medians, build, trainer_step  # noqa: E402
+from bench.profile_step import alternated_medians, alternated_steps, build  # noqa: E402
 from recbole_umi.allocator import keep_freed_memory  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
 from recbole_umi.provenance import code_version  # noqa: E402
@@ -83,20 +83,9 @@ def compiled_ways(config, model, optimizer, batches, rounds: int) -> dict:
     if not config["harder_negatives"]:
         raise SystemExit("--compile_step=True compares the two ways of harder negatives: add --harder_negatives=True")
     keep_freed_memory()  # as training runs have it
-    ways = {"blocked": 0, "whole_tensor": losses.DENSE_BEST_MAX_SCORES}  # DENSE_BEST_MAX_SCORES
-    default = losses.DENSE_BEST_MAX_SCORES
-    times = {way: [] for way in ways}
-    try:
-        for cap in ways.values():  # warm-up: compiling, once per way
-            losses.DENSE_BEST_MAX_SCORES = cap
-            trainer_step(model, optimizer, batches[0])
-            trainer_step(model, optimizer, batches[0])
-        for _ in range(rounds):
-            for way, cap in ways.items():
-                losses.DENSE_BEST_MAX_SCORES = cap
-                times[way] += [trainer_step(model, optimizer, batch) for batch in batches]
-    finally:
-        losses.DENSE_BEST_MAX_SCORES = default
+    times = alternated_steps(model, optimizer, batches, losses,
+                             {"blocked": {"DENSE_BEST_MAX_SCORES": 0},
+                              "whole_tensor": {"DENSE_BEST_MAX_SCORES": losses.DENSE_BEST_MAX_SCORES}}, rounds)
     result = {
         "model": config["model"], "dataset": config["dataset"], "batch": config["train_batch_size"],
         "d": config["embedding_size"], "K": config["n_interests"], "harder_negatives": True, "compile_step": True,

@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.profile_step import build, trainer_step  # noqa: E402
+from bench.profile_step import alternated_steps, build  # noqa: E402
 from recbole_umi.allocator import keep_freed_memory  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
 from recbole_umi.provenance import code_version  # noqa: E402
@@ -56,19 +56,9 @@ def main(argv=None) -> dict:
     with mock.patch.object(torch.compiler, "is_compiling", return_value=bool(config["compile_step"])):  # as the step asks
         chosen = losses.scores_through_table(1 + config["n_negatives"], config["embedding_size"], k, model.n_items,
                                              config["harder_negatives"])
-    default = losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES
-    times: dict[str, list[float]] = {way: [] for way in ways}
-    try:
-        for ratio, broadcast in ways.values():  # warm-up (and compiling, once per way)
-            losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES = ratio, broadcast
-            trainer_step(model, optimizer, batches[0])
-            trainer_step(model, optimizer, batches[0])
-        for _ in range(args.rounds):
-            for way, (ratio, broadcast) in ways.items():
-                losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES = ratio, broadcast
-                times[way] += [trainer_step(model, optimizer, batch) for batch in batches]
-    finally:
-        losses.TABLE_SCORES_RATIO, losses.COMPILED_BROADCAST_MAX_CANDIDATES = default
+    times = alternated_steps(model, optimizer, batches, losses,
+                             {way: {"TABLE_SCORES_RATIO": ratio, "COMPILED_BROADCAST_MAX_CANDIDATES": broadcast}
+                              for way, (ratio, broadcast) in ways.items()}, args.rounds)
     result = {
         "model": config["model"], "dataset": config["dataset"], "batch": config["train_batch_size"],
         "d": config["embedding_size"], "K": k, "harder_negatives": config["harder_negatives"],

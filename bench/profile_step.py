@@ -59,25 +59,40 @@ def trainer_step(model, optimizer, batch) -> float:
     return time.perf_counter() - started
 
 
-def alternated_medians(model, optimizer, batches, owner, name: str, ways: dict, rounds: int) -> dict[str, float]:
-    """Median milliseconds of a training step with ``owner.<name>`` set to each function of
-    ``ways`` (``{label: function}``) in turn: one warm-up step each, then ``rounds`` rounds
-    of every batch under each way. ``owner.<name>`` is restored afterwards, also on failure."""
-    original = getattr(owner, name)
+def alternated_steps(model, optimizer, batches, owner, ways: dict[str, dict], rounds: int, step=trainer_step,
+                     warmups: int = 2) -> dict[str, list[float]]:
+    """Seconds of each training step (``step(model, optimizer, batch)``, returning them) with
+    ``owner``'s attributes set as each way says (``{label: {attribute: value}}``), in turn:
+    ``warmups`` steps each on the first batch (compiling, once per way, where the step
+    compiles), then ``rounds`` rounds of every batch under each way. The attributes are
+    restored afterwards, also on failure."""
+    original = {name: getattr(owner, name) for settings in ways.values() for name in settings}
     times: dict[str, list[float]] = {way: [] for way in ways}
+
+    def take(settings):
+        for name, value in settings.items():
+            setattr(owner, name, value)
+
     try:
-        for function in ways.values():  # warm-up
-            setattr(owner, name, function)
-            timed_step(model, optimizer, batches[0])
+        for settings in ways.values():
+            take(settings)
+            for _ in range(warmups):
+                step(model, optimizer, batches[0])
         for _ in range(rounds):
-            for way, function in ways.items():
-                setattr(owner, name, function)
-                for batch in batches:
-                    started = time.perf_counter()
-                    timed_step(model, optimizer, batch)
-                    times[way].append(time.perf_counter() - started)
+            for way, settings in ways.items():
+                take(settings)
+                times[way] += [step(model, optimizer, batch) for batch in batches]
     finally:
-        setattr(owner, name, original)
+        take(original)
+    return times
+
+
+def alternated_medians(model, optimizer, batches, owner, name: str, ways: dict, rounds: int) -> dict[str, float]:
+    """Median milliseconds of a training step (:func:`timed_step`) with ``owner.<name>`` set to
+    each function of ``ways`` (``{label: function}``) in turn: one warm-up step each, then
+    ``rounds`` rounds of every batch under each way (:func:`alternated_steps`)."""
+    times = alternated_steps(model, optimizer, batches, owner, {way: {name: f} for way, f in ways.items()}, rounds,
+                             step=lambda *step_args: sum(timed_step(*step_args).values()), warmups=1)
     return {way: round(1e3 * statistics.median(t), 1) for way, t in times.items()}
 
 
