@@ -24,7 +24,7 @@ mkdir -p .whl .device-data/ml-1m
 # wheel below (2026-12-05). pandas is the device's own (a pandas 2 wheel is 12 MB the tree
 # cannot spare; recbole_umi.compat fills missing values in a way pandas 3 keeps, and
 # gpu_run.sh prints the version)
-rm -f .whl/hyperopt-*.whl .whl/future-*.whl .whl/setuptools-*.whl  # an earlier version's
+rm -f .whl/setuptools-*.whl  # an earlier version's (hyperopt's wheels, where there are any, are scripts/gpu_search.py's)
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .whl recbole==1.2.1 colorlog==6.12.0 texttable==1.7.2

@@ -1,0 +1,141 @@
+"""The ml-1m search's trials on a lent GPU: what goes to the device machine, and what comes back
+(scripts/gpu_search.sh runs the search there).
+
+    python scripts/gpu_search.py prepare [--pin=COMMIT] [--data=../shared/data]
+    python scripts/gpu_search.py import BACK_TAR [--checkout=../wt-search10] [--ran_on=TEXT]
+
+- ``prepare``: the search's pinned commit (scripts/search_session.sh's PIN) into ``.pinned/``
+  (its code, properties/, dataset_configs/, tuning/ and scripts/, with main's scheduling scripts as search_session.sh copies
+  them; ignored by git), bench/gpu_prepare.sh's wheels and ml-1m, and the wheels tune needs
+  besides (hyperopt 0.2.5 and its need future), then what travels against the device's 64 MiB.
+- ``import``: with the search stopped here (scripts/search_session.sh stop), each model's trial
+  records made there that are missing here go into main's results (a trial made both here and
+  there keeps this machine's), each marked with the machine it ran on; each carried checkpoint
+  of an unfinished trial goes into carry/ where it is further along than the one here; the
+  carried checkpoints of trials now finished are dropped, here and in CHECKOUT's saved/. The
+  search, started again, proposes the next trials from the count on disk, as always.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+SEARCH = Path("results/search/ml-1m")
+TRIAL_FILE = re.compile(r"results/search/ml-1m/(\w+)/trials/(\d{3})\.json")
+CARRY_FILE = re.compile(r"results/search/ml-1m/(\w+)/carry/(tune-\d{3})\.tar\.xz")
+TUNE_WHEELS = ("hyperopt==0.2.5", "future==1.0.0")  # the CPU's pins (setup.cfg); the device has hyperopt's other needs
+
+
+def session_pin() -> str:
+    text = (ROOT / "scripts/search_session.sh").read_text()
+    return re.search(r"PIN=\$\{SEARCH_PIN:-(\w+)\}", text).group(1)
+
+
+def prepare(pin: str, data: Path) -> None:
+    pinned = ROOT / ".pinned"
+    shutil.rmtree(pinned, ignore_errors=True)
+    pinned.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", pin, "recbole_umi", "properties", "dataset_configs", "tuning", "scripts",
+                              "setup.cfg", "pyproject.toml"],
+                             check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(pinned, filter="data")
+    for name in ("two_streams.sh",):  # as search_session.sh makes the search's worktree
+        shutil.copy(ROOT / "scripts" / name, pinned / "scripts" / name)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", f"{pin}^{{commit}}"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    (pinned / "PIN").write_text(commit + "\n")
+    subprocess.run(["python3", "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
+                    "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64", "-d", str(ROOT / ".whl"),
+                    *TUNE_WHEELS], check=True)
+    # bench/gpu_prepare.sh counts what travels and fails over the device's limit; it keeps our
+    # wheels (it removes hyperopt's only from an earlier version of itself: run it first)
+    done = subprocess.run(["bash", str(ROOT / "bench/gpu_prepare.sh"), str(data)], cwd=ROOT)
+    sys.exit(done.returncode)
+
+
+def import_back(back: Path, checkout: Path | None, ran_on: str) -> None:
+    from carry_checkpoints import archived_epoch, run_folders, runners_on
+
+    from recbole_umi.files import read_json, record_json, write_atomic
+
+    busy = runners_on((ROOT / "results").resolve())
+    if busy:
+        raise SystemExit(f"the search runs here (processes {', '.join(str(pid) for pid, _, _ in busy)}): "
+                         "stop it first (bash scripts/search_session.sh stop)")
+    with tarfile.open(back) as tar:
+        members = {member.name: tar.extractfile(member).read() for member in tar.getmembers() if member.isfile()}
+    models = set()
+    for name, data in sorted(members.items()):
+        if match := TRIAL_FILE.fullmatch(name):
+            models.add(match.group(1))
+            target = ROOT / name
+            if target.exists():
+                if read_json(target)["params"] != json.loads(data)["params"]:
+                    raise SystemExit(f"{name}: made here and there with other settings: not the same search")
+                continue
+            record = {**json.loads(data), "ran_on": ran_on}
+            write_atomic(target, record_json(record))
+            print(f"imported {name}: valid {record['best_valid_score']} ({record['epochs']} epochs, "
+                  f"{record['wall_s']:.0f} s)")
+    for name, data in sorted(members.items()):
+        if match := CARRY_FILE.fullmatch(name):
+            model, run = match.groups()
+            models.add(model)
+            if (ROOT / SEARCH / model / "trials" / f"{run[5:]}.json").exists():
+                continue  # finished (here or there)
+            target = ROOT / name
+            with tempfile.TemporaryDirectory() as folder:
+                incoming = Path(folder) / f"{run}.tar.xz"
+                incoming.write_bytes(data)
+                theirs, ours = archived_epoch(incoming), archived_epoch(target) if target.exists() else -1
+            if theirs > ours:
+                write_atomic(target, data)
+                print(f"imported {name} (epoch {theirs}; here {ours})")
+            else:
+                print(f"kept this machine's {name} (epoch {ours}; there {theirs})")
+    for model in sorted(models):  # carried checkpoints of the trials finished now
+        out = SEARCH / model
+        for archive in sorted((ROOT / out / "carry").glob("tune-*.tar.xz")):
+            if (ROOT / out / "trials" / f"{archive.name[5:8]}.json").exists():
+                archive.unlink()
+                print(f"dropped {out}/carry/{archive.name} (finished)")
+        if checkout is not None:
+            for name, folder in run_folders(checkout, out).items():
+                if name.startswith("tune-") and (ROOT / out / "trials" / f"{name[5:]}.json").exists():
+                    shutil.rmtree(folder)
+                    print(f"removed {folder} (finished)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("prepare", "import"))
+    parser.add_argument("back", nargs="?", type=Path, help="import: the back.tar that scripts/gpu_search.sh wrote")
+    parser.add_argument("--pin", default=None, help="prepare: the search's commit (default: search_session.sh's PIN)")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data", help="prepare: the folder with ml-1m/")
+    parser.add_argument("--checkout", type=Path, default=None, help="import: the search's worktree here")
+    parser.add_argument("--ran_on", default="a lent GPU (scripts/gpu_search.sh)", help="import: the device, for the records")
+    args = parser.parse_args(argv)
+    if args.action == "prepare":
+        prepare(args.pin or session_pin(), args.data)
+    elif args.back is None:
+        parser.error("import needs BACK_TAR")
+    else:
+        import_back(args.back, None if args.checkout is None else args.checkout.resolve(), args.ran_on)
+
+
+if __name__ == "__main__":
+    main()

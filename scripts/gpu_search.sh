@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The ml-1m search's trials on a lent GPU (issue "beyond SASRec"): runs scripts/search_ml1m.sh,
+# unchanged, for MODEL ... on the device machine, in the search's pinned code, from the trials
+# and carried checkpoints that main's results hold, for BUDGET_S seconds (default 450); then
+# stops it as a session's end does (the epochs being trained may end, within 45 s) and sends
+# back, in $OUT/back.tar, each model's trials/ and carry/ for scripts/gpu_search.py import.
+# The search's proposals are random draws from its seed, one per trial (--algo=random), and its
+# pruning reads the finished trials on disk, so trials made here are the trials this machine
+# would have made; only the device and the libraries differ (each trial's record says which).
+#
+#   here:         python scripts/gpu_search.py prepare        # the pinned code (.pinned), the wheels, ml-1m
+#   device tool:  run(command="bash scripts/gpu_search.sh UMISA SASRec",
+#                     carry=[".whl", ".device-data", ".pinned"], timeout_s=600)
+#   here, after:  bash scripts/search_session.sh stop 0 ../wt-search10
+#                 python scripts/gpu_search.py import FILES_AT/back.tar --checkout=../wt-search10
+set -uo pipefail
+(($#)) || { echo "usage: bash scripts/gpu_search.sh MODEL [MODEL ...]" >&2; exit 2; }
+cd "$(dirname "$0")/.."
+out=${OUT:-/tmp/recbole-umi-gpu-search}
+mkdir -p "$out"
+exec > >(tee "$out/log.txt") 2>&1
+export PYTHONUNBUFFERED=1
+start=$SECONDS
+[[ -f .pinned/PIN ]] || { echo ".pinned/ is missing: run python scripts/gpu_search.py prepare first" >&2; exit 1; }
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl &&
+    export PYTHONPATH=/tmp/site || exit 1
+command -v python > /dev/null || { mkdir -p /tmp/bin && ln -sf "$(command -v python3)" /tmp/bin/python && export PATH=/tmp/bin:$PATH; }
+for name in ml-1m.inter ml-1m.user ml-1m.item; do
+    [[ -f .device-data/ml-1m/$name ]] || xz -dk ".device-data/ml-1m/$name.xz" || exit 1
+done
+nvidia-smi -L || echo "no nvidia-smi: not a GPU machine"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+data=$(realpath .device-data)
+cd .pinned || exit 1
+echo "the search's code: $(cat PIN)"
+rm -rf results && ln -s ../results results  # main's trials and carried checkpoints
+folders=()
+for model in "$@"; do folders+=("results/search/ml-1m/$model"); done
+python3 ../scripts/carry_checkpoints.py restore . "${folders[@]}"
+# a process group of its own: stopping it (two_streams.sh stops its whole group) leaves this script going
+setsid bash scripts/search_ml1m.sh "$data" "$@" > "$out/search.log" 2>&1 &
+search=$!
+left=$((${BUDGET_S:-450} - (SECONDS - start)))
+((left > 0)) && sleep "$left"
+python3 ../scripts/carry_checkpoints.py stop results "${folders[@]}" --seconds=45 --checkout=.
+wait "$search"
+grep -E "^\[|FAILED|Error" "$out/search.log" | tail -n 40
+paths=()
+for folder in "${folders[@]}"; do
+    for part in trials carry; do [[ -d $folder/$part ]] && paths+=("$folder/$part"); done
+done
+tar -chf "$out/back.tar" "${paths[@]}" && tar -tvf "$out/back.tar"
+echo "done in $((SECONDS - start)) s"

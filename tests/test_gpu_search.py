@@ -1,0 +1,92 @@
+"""The search's trials made on a lent GPU come back into main's results
+(scripts/gpu_search.py import): new trial records are added and marked with their machine, a
+trial made on both machines keeps this one's, a trial made with other settings is refused, a
+carried checkpoint replaces this machine's only where it is further along, and the carried
+checkpoints of trials finished now are dropped here and in the search's checkout."""
+
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import carry_checkpoints  # noqa: E402
+import gpu_search  # noqa: E402
+
+from recbole_umi.checkpoints.format import write_checkpoint  # noqa: E402
+from test_search_session import trial_folder  # noqa: E402
+
+UMISA = Path("results/search/ml-1m/UMISA")
+SASREC = Path("results/search/ml-1m/SASRec")
+
+
+def trial(number: int, learning_rate: float) -> bytes:
+    record = {"trial": number, "params": {"learning_rate": learning_rate}, "best_valid_score": 0.4,
+              "epochs": 20, "wall_s": 300.0}
+    return (json.dumps(record) + "\n").encode()
+
+
+def carried(tmp_path: Path, epoch: int) -> bytes:
+    """A carried run's archive (carry_checkpoints.py's format) whose -last checkpoint is at ``epoch``."""
+    folder = tmp_path / f"run-{epoch}"
+    folder.mkdir()
+    last = write_checkpoint(folder / "UMISA-x-last.pth", {"kind": "last", "epoch": epoch})
+    return carry_checkpoints.pack([last])
+
+
+def back_tar(path: Path, files: dict[Path, bytes]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(str(name))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def main(tmp_path, monkeypatch):
+    root = tmp_path / "main"
+    for out in (UMISA, SASREC):
+        (root / out / "trials").mkdir(parents=True)
+        (root / out / "carry").mkdir()
+    monkeypatch.setattr(gpu_search, "ROOT", root)
+    return root
+
+
+def test_import_adds_new_trials_and_the_carried_checkpoints_further_along(main, tmp_path):
+    (main / UMISA / "trials/001.json").write_bytes(trial(1, 0.001))
+    (main / UMISA / "trials/002.json").write_bytes(trial(2, 0.002))  # made here too, meanwhile
+    (main / UMISA / "carry/tune-003.tar.xz").write_bytes(carried(tmp_path, 2))  # here's attempt at trial 3
+    (main / SASREC / "carry/tune-002.tar.xz").write_bytes(carried(tmp_path, 6))
+    checkout = tmp_path / "wt-search"
+    (checkout / "results").mkdir(parents=True)
+    stale = trial_folder(checkout, 3, out=UMISA)
+    stale.mkdir(parents=True)
+    back = back_tar(tmp_path / "back.tar", {
+        UMISA / "trials/002.json": trial(2, 0.002),
+        UMISA / "trials/003.json": trial(3, 0.003),
+        UMISA / "carry/tune-004.tar.xz": carried(tmp_path, 1),
+        SASREC / "carry/tune-002.tar.xz": carried(tmp_path, 4),  # behind this machine's
+    })
+
+    gpu_search.main(["import", str(back), f"--checkout={checkout}", "--ran_on=one H100"])
+
+    assert json.loads((main / UMISA / "trials/002.json").read_text()).get("ran_on") is None  # this machine's kept
+    third = json.loads((main / UMISA / "trials/003.json").read_text())
+    assert third["ran_on"] == "one H100" and third["params"] == {"learning_rate": 0.003}
+    assert not (main / UMISA / "carry/tune-003.tar.xz").exists()  # trial 3 finished there
+    assert not stale.exists()
+    assert carry_checkpoints.archived_epoch(main / UMISA / "carry/tune-004.tar.xz") == 1
+    assert carry_checkpoints.archived_epoch(main / SASREC / "carry/tune-002.tar.xz") == 6
+
+
+def test_import_refuses_a_trial_made_there_with_other_settings(main, tmp_path):
+    (main / UMISA / "trials/001.json").write_bytes(trial(1, 0.001))
+    back = back_tar(tmp_path / "back.tar", {UMISA / "trials/001.json": trial(1, 0.5)})
+    with pytest.raises(SystemExit, match="other settings"):
+        gpu_search.main(["import", str(back)])
