@@ -3,11 +3,15 @@
 
     python scripts/gpu_search.py prepare [--pin=COMMIT] [--data=../shared/data]
     python scripts/gpu_search.py import BACK_TAR [--checkout=../wt-search10] [--ran_on=TEXT]
+    python scripts/gpu_search.py restore    # the result folders prepare set aside, where the call failed
 
 - ``prepare``: the search's pinned commit (scripts/search_session.sh's PIN) into ``.pinned/``
   (its code, properties/, dataset_configs/, tuning/ and scripts/, with main's scheduling scripts as search_session.sh copies
   them; ignored by git), bench/gpu_prepare.sh's wheels and ml-1m, and the wheels tune needs
-  besides (hyperopt 0.2.5 and its need future), then what travels against the device's 64 MiB.
+  besides (hyperopt 0.2.5 and its need future); then, where what travels (the tracked tree,
+  results/ most of it, and these) is over the device's 64 MiB, the largest committed result
+  folders other than the search's are removed from the working tree until it fits (listed in
+  ``.pinned/ASIDE``; ``import`` or ``restore`` checks them out again).
 - ``import``: with the search stopped here (scripts/search_session.sh stop), each model's trial
   records made there that are missing here go into main's results (a trial made both here and
   there keeps this machine's), each marked with the machine it ran on; each carried checkpoint
@@ -37,6 +41,9 @@ SEARCH = Path("results/search/ml-1m")
 TRIAL_FILE = re.compile(r"results/search/ml-1m/(\w+)/trials/(\d{3})\.json")
 CARRY_FILE = re.compile(r"results/search/ml-1m/(\w+)/carry/(tune-\d{3})\.tar\.xz")
 TUNE_WHEELS = ("hyperopt==0.2.5", "future==1.0.0")  # the CPU's pins (setup.cfg); the device has hyperopt's other needs
+CARRIED = (".whl", ".device-data", ".pinned")  # gpu_search.sh's carry
+DEVICE_LIMIT = 64 * 2**20  # what may travel to the device machine
+ROOM = 2 * 2**20  # kept free for the trials and checkpoints written there (they come back in $OUT, not counted)
 
 
 def session_pin() -> str:
@@ -48,23 +55,74 @@ def prepare(pin: str, data: Path) -> None:
     pinned = ROOT / ".pinned"
     shutil.rmtree(pinned, ignore_errors=True)
     pinned.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", pin, "recbole_umi", "properties", "dataset_configs", "tuning", "scripts",
-                              "setup.cfg", "pyproject.toml"],
-                             check=True, capture_output=True).stdout
+    archive = git("archive", pin, "recbole_umi", "properties", "dataset_configs", "tuning", "scripts", "setup.cfg",
+                  "pyproject.toml", text=False)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(pinned, filter="data")
     for name in ("two_streams.sh",):  # as search_session.sh makes the search's worktree
         shutil.copy(ROOT / "scripts" / name, pinned / "scripts" / name)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", f"{pin}^{{commit}}"], check=True,
-                            capture_output=True, text=True).stdout.strip()
-    (pinned / "PIN").write_text(commit + "\n")
+    (pinned / "PIN").write_text(git("rev-parse", f"{pin}^{{commit}}").strip() + "\n")
+    # bench/gpu_prepare.sh: the wheels and ml-1m, then its count of what travels (without
+    # .pinned/), which fails over the limit: the count below decides
+    subprocess.run(["bash", str(ROOT / "bench/gpu_prepare.sh"), str(data)], cwd=ROOT)
     subprocess.run(["python3", "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
                     "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64", "-d", str(ROOT / ".whl"),
                     *TUNE_WHEELS], check=True)
-    # bench/gpu_prepare.sh counts what travels and fails over the device's limit; it keeps our
-    # wheels (it removes hyperopt's only from an earlier version of itself: run it first)
-    done = subprocess.run(["bash", str(ROOT / "bench/gpu_prepare.sh"), str(data)], cwd=ROOT)
-    sys.exit(done.returncode)
+    missing = [name for name in (".whl/recbole-1.2.1-py3-none-any.whl", ".device-data/ml-1m/ml-1m.inter.xz")
+               if not (ROOT / name).is_file()]
+    if missing:
+        raise SystemExit(f"bench/gpu_prepare.sh did not make {', '.join(missing)} (its output is above)")
+    set_aside()
+
+
+def git(*args: str, text: bool = True):
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=text).stdout
+
+
+def travelling_bytes() -> int:
+    """What the device tool sends: the tracked files there are, the untracked ones git does
+    not ignore, and the carried folders."""
+    names = git("ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    files = [ROOT / name for name in names if name] + [path for folder in CARRIED for path in (ROOT / folder).rglob("*")]
+    return sum(path.stat().st_size for path in files if path.is_file())
+
+
+def set_aside() -> None:
+    """Removes the largest committed result folders (the search's own excepted) from the
+    working tree until what travels fits the device's limit, less ``ROOM`` for what the
+    search writes there, and lists them in ``.pinned/ASIDE``; ``restore`` (and ``import``)
+    checks them out again. Only folders git holds unchanged: nothing is lost."""
+    restore()
+    left = DEVICE_LIMIT - ROOM - travelling_bytes()
+    aside = []
+    if left < 0:
+        folders = sorted((folder for folder in (ROOT / "results").iterdir()
+                          if folder.is_dir() and folder.name != "search" and not folder.is_symlink()),
+                         key=lambda folder: -sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()))
+        for folder in folders:
+            name = str(folder.relative_to(ROOT))
+            if left >= 0:
+                break
+            if git("status", "--porcelain", "--ignored", "--", name) or not git("ls-files", "--", name):
+                continue  # changed, untracked or ignored files: not ours to remove
+            left += sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+            shutil.rmtree(folder)
+            aside.append(name)
+    (ROOT / ".pinned" / "ASIDE").write_text("".join(f"{name}\n" for name in aside))
+    if aside:
+        print(f"set aside (committed; python scripts/gpu_search.py restore brings them back): {', '.join(aside)}")
+    print(f"what travels: {(DEVICE_LIMIT - ROOM - left) / 2**20:.1f} MiB of the device's {DEVICE_LIMIT / 2**20:.0f}"
+          + ("" if left >= 0 else "; TOO MUCH: the device tool will refuse the call"))
+
+
+def restore() -> None:
+    """Checks out again the result folders :func:`set_aside` removed."""
+    listed = ROOT / ".pinned" / "ASIDE"
+    names = listed.read_text().split() if listed.is_file() else []
+    if names:
+        git("checkout", "HEAD", "--", *names)
+        print(f"restored {', '.join(names)}")
+        listed.write_text("")
 
 
 def import_back(back: Path, checkout: Path | None, ran_on: str) -> None:
@@ -118,11 +176,12 @@ def import_back(back: Path, checkout: Path | None, ran_on: str) -> None:
                 if name.startswith("tune-") and (ROOT / out / "trials" / f"{name[5:]}.json").exists():
                     shutil.rmtree(folder)
                     print(f"removed {folder} (finished)")
+    restore()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("prepare", "import"))
+    parser.add_argument("action", choices=("prepare", "import", "restore"))
     parser.add_argument("back", nargs="?", type=Path, help="import: the back.tar that scripts/gpu_search.sh wrote")
     parser.add_argument("--pin", default=None, help="prepare: the search's commit (default: search_session.sh's PIN)")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data", help="prepare: the folder with ml-1m/")
@@ -131,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.action == "prepare":
         prepare(args.pin or session_pin(), args.data)
+    elif args.action == "restore":
+        restore()
     elif args.back is None:
         parser.error("import needs BACK_TAR")
     else:

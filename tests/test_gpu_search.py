@@ -2,10 +2,13 @@
 (scripts/gpu_search.py import): new trial records are added and marked with their machine, a
 trial made on both machines keeps this one's, a trial made with other settings is refused, a
 carried checkpoint replaces this machine's only where it is further along, and the carried
-checkpoints of trials finished now are dropped here and in the search's checkout."""
+checkpoints of trials finished now are dropped here and in the search's checkout; and what
+prepare sets aside for the device's size limit is only committed, unchanged result folders,
+restored afterwards."""
 
 import io
 import json
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -90,3 +93,34 @@ def test_import_refuses_a_trial_made_there_with_other_settings(main, tmp_path):
     back = back_tar(tmp_path / "back.tar", {UMISA / "trials/001.json": trial(1, 0.5)})
     with pytest.raises(SystemExit, match="other settings"):
         gpu_search.main(["import", str(back)])
+
+
+def test_prepare_sets_aside_the_largest_committed_result_folders_until_the_tree_fits_and_restores_them(
+        tmp_path, monkeypatch):
+    root = tmp_path / "main"
+    for name, size in (("results/big/run.json", 3000), ("results/middle/run.json", 2000),
+                       ("results/changed/run.json", 5000), ("results/search/ml-1m/UMI/trials/001.json", 9000),
+                       ("code.py", 968)):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x" * size)
+    (root / ".gitignore").write_text("/.pinned/\n/.whl/\n/.device-data/\n")  # 32 bytes
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "results"], check=True)
+    (root / "results/changed/run.json").write_bytes(b"y" * 5000)  # not as committed: never removed
+    (root / ".pinned").mkdir()
+    monkeypatch.setattr(gpu_search, "ROOT", root)
+    monkeypatch.setattr(gpu_search, "DEVICE_LIMIT", 20000)
+    monkeypatch.setattr(gpu_search, "ROOM", 1000)
+
+    gpu_search.set_aside()  # 20,000 bytes travel, 19,000 may: the largest unchanged folder goes
+    assert not (root / "results/big").exists()
+    assert (root / "results/middle").exists() and (root / "results/changed").exists()
+    assert (root / "results/search/ml-1m/UMI/trials/001.json").exists()
+    assert (root / ".pinned/ASIDE").read_text() == "results/big\n"
+    assert gpu_search.travelling_bytes() == 17000 + len("results/big\n")  # .pinned/ travels too
+
+    gpu_search.main(["restore"])
+    assert (root / "results/big/run.json").read_bytes() == b"x" * 3000
+    assert (root / ".pinned/ASIDE").read_text() == ""
