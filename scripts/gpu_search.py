@@ -3,7 +3,8 @@
 
     python scripts/gpu_search.py prepare [--pin=COMMIT] [--data=../shared/data]
     python scripts/gpu_search.py import BACK_TAR [--checkout=../wt-search10] [--ran_on=TEXT]
-    python scripts/gpu_search.py restore    # the result folders prepare set aside, where the call failed
+    python scripts/gpu_search.py aside      # the size check alone (bench/gpu_run.sh's call needs it too)
+    python scripts/gpu_search.py restore    # the result folders set aside, after the call or where it failed
 
 - ``prepare``: the search's pinned commit (scripts/search_session.sh's PIN) into ``.pinned/``
   (its code, properties/, dataset_configs/, tuning/ and scripts/, with main's scheduling scripts as search_session.sh copies
@@ -181,7 +182,7 @@ def import_back(back: Path, checkout: Path | None, ran_on: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("prepare", "import", "restore"))
+    parser.add_argument("action", choices=("prepare", "import", "aside", "restore"))
     parser.add_argument("back", nargs="?", type=Path, help="import: the back.tar that scripts/gpu_search.sh wrote")
     parser.add_argument("--pin", default=None, help="prepare: the search's commit (default: search_session.sh's PIN)")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data", help="prepare: the folder with ml-1m/")
@@ -190,6 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.action == "prepare":
         prepare(args.pin or session_pin(), args.data)
+    elif args.action == "aside":
+        (ROOT / ".pinned").mkdir(exist_ok=True)
+        set_aside()
     elif args.action == "restore":
         restore()
     elif args.back is None:
