@@ -197,8 +197,9 @@ class ReLU(nn.ReLU):
 def _kept(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
     """``x`` where ``keep``, times ``1 / (1 - p)`` (inductor's dropout arithmetic), 0 elsewhere,
     contiguous: dropout's output from its input and its gradient from the output's, one rule
-    for both."""
-    return x.mul(keep).mul_(1.0 / (1.0 - p)).contiguous()
+    for both. The bool mask is read as its bytes (0 or 1): a product with a bool tensor first
+    copies it to float (7.5 against 5.7 ms for the attention's 5.1M probabilities at 1 thread)."""
+    return x.mul(keep.view(torch.uint8)).mul_(1.0 / (1.0 - p)).contiguous()
 
 
 DRAWS_PER_WORD = 4  # a 64-bit random word holds four 16-bit draws
