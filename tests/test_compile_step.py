@@ -101,11 +101,11 @@ def test_recbole_models_compile_through_the_pipeline_only_when_asked(tiny_data):
     assert not any(isinstance(module, Dropout) for module in model.modules())  # RecBole's own dropouts
 
 
-def test_compile_step_gives_recbole_models_the_plugins_dropout_maps_and_gelu(tiny_data):
+def test_compile_step_gives_recbole_models_the_plugins_dropout_maps_gelu_and_mask(tiny_data):
     """Every dropout of RecBole's SASRec (the embeddings', and each layer's attention, output
     and feed-forward ones: 1 + 3 x n_layers) becomes the plugin's, its probability kept; its
-    linear maps the plugin's, its feed-forward layers' GELU the plugin's; the state dict's keys
-    unchanged."""
+    linear maps the plugin's, its feed-forward layers' GELU the plugin's, its causal attention
+    mask the plugin's (the same mask); the state dict's keys unchanged."""
     settings = {"train_neg_sample_args": None, "hidden_dropout_prob": 0.3, "attn_dropout_prob": 0.2, "n_layers": 2}
     before = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, **settings)))[-1]
     after = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, **settings)))[-1]
@@ -122,6 +122,21 @@ def test_compile_step_gives_recbole_models_the_plugins_dropout_maps_and_gelu(tin
     feed_forwards = [module for module in after.modules() if hasattr(module, "intermediate_act_fn")]
     assert len(feed_forwards) == 2 and all(module.intermediate_act_fn is ops.gelu for module in feed_forwards)
     assert after.state_dict().keys() == before.state_dict().keys()
+    # and the causal attention mask the plugin's way: the same mask, padding and ties of order included
+    item_seq = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5], [0, 0, 0, 0, 0], [0, 2, 0, 4, 0]])
+    assert "get_attention_mask" not in before.__dict__
+    for bidirectional in (False, True):
+        assert torch.equal(after.get_attention_mask(item_seq, bidirectional),
+                           before.get_attention_mask(item_seq, bidirectional))
+    calls = []
+    original = ops.causal_attention_mask
+    try:
+        ops.causal_attention_mask = lambda seq: calls.append(seq) or original(seq)
+        after.get_attention_mask(item_seq)
+        after.get_attention_mask(item_seq, bidirectional=True)
+    finally:
+        ops.causal_attention_mask = original
+    assert len(calls) == 1  # the causal mask only
 
 
 def test_recbole_trainer_trains_a_recbole_model_through_the_compiled_loss(tiny_data):

@@ -235,11 +235,18 @@ def fast_cpu_modules(module: torch.nn.Module) -> int:
     every ``nn.Dropout`` (that class itself, not its subclasses) is replaced by an
     ``ops.Dropout`` of the same ``p`` and ``inplace`` (its masks drawn from 16-bit draws on
     the CPU), every ``nn.Linear`` and ``nn.Tanh`` becomes an ``ops.Linear`` and ``ops.Tanh``
-    (the same parameters and state dict), and RecBole's GELU, where a transformer's
-    feed-forward layer uses it, ``ops.gelu``. Returns how many it changed."""
+    (the same parameters and state dict), RecBole's GELU, where a transformer's
+    feed-forward layer uses it, ``ops.gelu``, and a sequential model's causal attention mask,
+    where it is RecBole's ``get_attention_mask``, ``ops.causal_attention_mask`` (the same
+    mask; compiled on the CPU computed whole, not inside the attention's softmax, per head and
+    row). Returns how many it changed."""
     nn = torch.nn
     changed = 0
     for parent in list(module.modules()):
+        if isinstance(parent, SequentialRecommender) and "get_attention_mask" not in parent.__dict__ \
+                and type(parent).get_attention_mask is SequentialRecommender.get_attention_mask:
+            parent.get_attention_mask = _causal_mask_of(parent)
+            changed += 1
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
                 setattr(parent, name, ops.Dropout(child.p, child.inplace))
@@ -255,6 +262,17 @@ def fast_cpu_modules(module: torch.nn.Module) -> int:
             parent.intermediate_act_fn = ops.gelu
             changed += 1
     return changed
+
+
+def _causal_mask_of(model: SequentialRecommender):
+    """RecBole's ``get_attention_mask`` of ``model``, its causal mask through
+    :func:`ops.causal_attention_mask` (bidirectional masks as RecBole makes them)."""
+    recbole_way = model.get_attention_mask
+
+    def get_attention_mask(item_seq: torch.Tensor, bidirectional: bool = False) -> torch.Tensor:
+        return recbole_way(item_seq, bidirectional) if bidirectional else ops.causal_attention_mask(item_seq)
+
+    return get_attention_mask
 
 
 def compile_step(model: torch.nn.Module, config) -> None:
