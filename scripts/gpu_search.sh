@@ -26,7 +26,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
     export PYTHONPATH=/tmp/site || exit 1
 command -v python > /dev/null || { mkdir -p /tmp/bin && ln -sf "$(command -v python3)" /tmp/bin/python && export PATH=/tmp/bin:$PATH; }
 for name in ml-1m.inter ml-1m.user ml-1m.item; do
-    [[ -f .device-data/ml-1m/$name ]] || xz -dk ".device-data/ml-1m/$name.xz" || exit 1
+    [[ -f .device-data/ml-1m/$name ]] || python3 -c 'import lzma, shutil, sys
+with lzma.open(sys.argv[1]) as packed, open(sys.argv[2], "wb") as plain: shutil.copyfileobj(packed, plain)' \
+        ".device-data/ml-1m/$name.xz" ".device-data/ml-1m/$name" || exit 1
 done
 nvidia-smi -L || echo "no nvidia-smi: not a GPU machine"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"

@@ -148,8 +148,8 @@ def test_sasrec_encoder_is_recboles_sasrec_from_the_same_seed(tiny_data):
         # in training the plugin's dropout draws other masks than RecBole's nn.Dropout
         assert torch.equal(ours(sequence, length), expected) == (not train)
     # with the plugin's dropout (what compile_step gives RecBole's models) the same draws
-    # 1 + 3 n dropouts, 6 n linear maps and n GELUs
-    assert fast_cpu_modules(recbole) == 1 + 3 * settings.n_layers + 6 * settings.n_layers + settings.n_layers
+    # 1 + 3 n dropouts, 6 n linear maps, n GELUs and the causal attention mask
+    assert fast_cpu_modules(recbole) == 1 + 3 * settings.n_layers + 6 * settings.n_layers + settings.n_layers + 1
     torch.manual_seed(3)
     expected = recbole(sequence, length)
     torch.manual_seed(3)
