@@ -2,7 +2,7 @@
 (scripts/gpu_search.sh runs the search there).
 
     python scripts/gpu_search.py prepare [--pin=COMMIT] [--data=../shared/data]
-    python scripts/gpu_search.py import BACK_TAR [--checkout=../wt-search10] [--ran_on=TEXT]
+    python scripts/gpu_search.py import BACK_TAR [BACK_TAR ...] [--checkout=../wt-search10] [--ran_on=TEXT]
     python scripts/gpu_search.py aside      # the size check alone (bench/gpu_run.sh's call needs it too)
     python scripts/gpu_search.py restore    # the result folders set aside, after the call or where it failed
 
@@ -126,7 +126,7 @@ def restore() -> None:
         listed.write_text("")
 
 
-def import_back(back: Path, checkout: Path | None, ran_on: str) -> None:
+def import_back(backs: list[Path], checkout: Path | None, ran_on: str) -> None:
     from carry_checkpoints import archived_epoch, run_folders, runners_on
 
     from recbole_umi.files import read_json, record_json, write_atomic
@@ -135,8 +135,10 @@ def import_back(back: Path, checkout: Path | None, ran_on: str) -> None:
     if busy:
         raise SystemExit(f"the search runs here (processes {', '.join(str(pid) for pid, _, _ in busy)}): "
                          "stop it first (bash scripts/search_session.sh stop)")
-    with tarfile.open(back) as tar:
-        members = {member.name: tar.extractfile(member).read() for member in tar.getmembers() if member.isfile()}
+    members = {}
+    for back in backs:
+        with tarfile.open(back) as tar:
+            members.update({member.name: tar.extractfile(member).read() for member in tar.getmembers() if member.isfile()})
     models = set()
     for name, data in sorted(members.items()):
         if match := TRIAL_FILE.fullmatch(name):
@@ -183,7 +185,7 @@ def import_back(back: Path, checkout: Path | None, ran_on: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("prepare", "import", "aside", "restore"))
-    parser.add_argument("back", nargs="?", type=Path, help="import: the back.tar that scripts/gpu_search.sh wrote")
+    parser.add_argument("backs", nargs="*", type=Path, help="import: the back-<model>.tar files scripts/gpu_search.sh wrote")
     parser.add_argument("--pin", default=None, help="prepare: the search's commit (default: search_session.sh's PIN)")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data", help="prepare: the folder with ml-1m/")
     parser.add_argument("--checkout", type=Path, default=None, help="import: the search's worktree here")
@@ -196,10 +198,10 @@ def main(argv: list[str] | None = None) -> None:
         set_aside()
     elif args.action == "restore":
         restore()
-    elif args.back is None:
-        parser.error("import needs BACK_TAR")
+    elif not args.backs:
+        parser.error("import needs the BACK_TAR files")
     else:
-        import_back(args.back, None if args.checkout is None else args.checkout.resolve(), args.ran_on)
+        import_back(args.backs, None if args.checkout is None else args.checkout.resolve(), args.ran_on)
 
 
 if __name__ == "__main__":

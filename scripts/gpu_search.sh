@@ -3,16 +3,16 @@
 # unchanged, for MODEL ... on the device machine, in the search's pinned code, from the trials
 # and carried checkpoints that main's results hold, for BUDGET_S seconds (default 450); then
 # stops it as a session's end does (the epochs being trained may end, within 45 s) and sends
-# back, in $OUT/back.tar, each model's trials/ and carry/ for scripts/gpu_search.py import.
+# back, in $OUT/back-<model>.tar, each model's trials/ and carry/ for scripts/gpu_search.py import.
 # The search's proposals are random draws from its seed, one per trial (--algo=random), and its
 # pruning reads the finished trials on disk, so trials made here are the trials this machine
 # would have made; only the device and the libraries differ (each trial's record says which).
 #
 #   here:         python scripts/gpu_search.py prepare        # the pinned code (.pinned), the wheels, ml-1m
-#   device tool:  run(command="bash scripts/gpu_search.sh UMISA SASRec",
+#   device tool:  run(command="bash scripts/gpu_search.sh UMISA SASRec SASRecMatching SINE",
 #                     carry=[".whl", ".device-data", ".pinned"], timeout_s=600)
 #   here, after:  bash scripts/search_session.sh stop 0 ../wt-search10
-#                 python scripts/gpu_search.py import FILES_AT/back.tar --checkout=../wt-search10
+#                 python scripts/gpu_search.py import FILES_AT/back-*.tar --checkout=../wt-search10
 set -uo pipefail
 (($#)) || { echo "usage: bash scripts/gpu_search.sh MODEL [MODEL ...]" >&2; exit 2; }
 cd "$(dirname "$0")/.."
@@ -39,17 +39,25 @@ rm -rf results && ln -s ../results results  # main's trials and carried checkpoi
 folders=()
 for model in "$@"; do folders+=("results/search/ml-1m/$model"); done
 python3 ../scripts/carry_checkpoints.py restore . "${folders[@]}"
-# a process group of its own: stopping it (two_streams.sh stops its whole group) leaves this script going
-setsid bash scripts/search_ml1m.sh "$data" "$@" > "$out/search.log" 2>&1 &
-search=$!
+# STREAMS (default 4) streams in all: search_ml1m.sh runs two, and each stream takes the next model
+# no other stream holds, so that a second instance's streams take the third and fourth models (one
+# GPU is shared: on 2026-12-04 ten runs at once each ran more than 6x slower than one alone, so
+# not more). Each instance in a process group of its own: stopping it (two_streams.sh stops its
+# whole group) leaves this script going.
+searches=()
+for ((i = 0; i < (${STREAMS:-4} + 1) / 2; i++)); do
+    ((i)) && sleep 40  # after the streams before have taken their models
+    setsid bash scripts/search_ml1m.sh "$data" "$@" > "$out/search-$i.log" 2>&1 &
+    searches+=($!)
+done
 left=$((${BUDGET_S:-450} - (SECONDS - start)))
 ((left > 0)) && sleep "$left"
 python3 ../scripts/carry_checkpoints.py stop results "${folders[@]}" --seconds=45 --checkout=.
-wait "$search"
-grep -E "^\[|FAILED|Error" "$out/search.log" | tail -n 40
-paths=()
-for folder in "${folders[@]}"; do
+wait "${searches[@]}"
+grep -E "^\[|FAILED|Error" "$out"/search-*.log | tail -n 40
+for folder in "${folders[@]}"; do  # one archive a model: at most 16 MiB a file comes back
+    paths=()
     for part in trials carry; do [[ -d $folder/$part ]] && paths+=("$folder/$part"); done
+    ((${#paths[@]})) && tar -chf "$out/back-${folder##*/}.tar" "${paths[@]}" && tar -tvf "$out/back-${folder##*/}.tar"
 done
-tar -chf "$out/back.tar" "${paths[@]}" && tar -tvf "$out/back.tar"
 echo "done in $((SECONDS - start)) s"

@@ -70,14 +70,15 @@ def test_import_adds_new_trials_and_the_carried_checkpoints_further_along(main, 
     (checkout / "results").mkdir(parents=True)
     stale = trial_folder(checkout, 3, out=UMISA)
     stale.mkdir(parents=True)
-    back = back_tar(tmp_path / "back.tar", {
+    backs = [back_tar(tmp_path / "back-UMISA.tar", {  # one archive a model, as gpu_search.sh writes them
         UMISA / "trials/002.json": trial(2, 0.002),
         UMISA / "trials/003.json": trial(3, 0.003),
         UMISA / "carry/tune-004.tar.xz": carried(tmp_path, 1),
+    }), back_tar(tmp_path / "back-SASRec.tar", {
         SASREC / "carry/tune-002.tar.xz": carried(tmp_path, 4),  # behind this machine's
-    })
+    })]
 
-    gpu_search.main(["import", str(back), f"--checkout={checkout}", "--ran_on=one H100"])
+    gpu_search.main(["import", *map(str, backs), f"--checkout={checkout}", "--ran_on=one H100"])
 
     assert json.loads((main / UMISA / "trials/002.json").read_text()).get("ran_on") is None  # this machine's kept
     third = json.loads((main / UMISA / "trials/003.json").read_text())
