@@ -12,10 +12,13 @@
   besides (hyperopt 0.2.5 and its need future); then, where what travels (the tracked tree,
   results/ most of it, and these) is over the device's 64 MiB, the largest committed result
   folders other than the search's are removed from the working tree until it fits (listed in
-  ``.pinned/ASIDE``; ``import`` or ``restore`` checks them out again).
+  ``.gpu-aside``; ``restore``, ``import`` or the next ``prepare`` checks them out again: run
+  ``restore`` as soon as the device call returns, so that no commit records them deleted).
 - ``import``: with the search stopped here (scripts/search_session.sh stop), each model's trial
   records made there that are missing here go into main's results (a trial made both here and
-  there keeps this machine's), each marked with the machine it ran on; each carried checkpoint
+  there keeps this machine's; one made with other settings stops it before anything is
+  written), each marked with the machine it ran on, and the search's tuning.json and
+  widened.hyper where its trials went on there (the widening stage); each carried checkpoint
   of an unfinished trial goes into carry/ where it is further along than the one here; the
   carried checkpoints of trials now finished are dropped, here and in CHECKOUT's saved/. The
   search, started again, proposes the next trials from the count on disk, as always.
@@ -41,7 +44,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 SEARCH = Path("results/search/ml-1m")
 TRIAL_FILE = re.compile(r"results/search/ml-1m/(\w+)/trials/(\d{3})\.json")
 CARRY_FILE = re.compile(r"results/search/ml-1m/(\w+)/carry/(tune-\d{3})\.tar\.xz")
-TUNE_WHEELS = ("hyperopt==0.2.5", "future==1.0.0")  # the CPU's pins (setup.cfg); the device has hyperopt's other needs
+STATE_FILE = re.compile(r"results/search/ml-1m/(\w+)/(tuning\.json|widened\.hyper)")  # the widening's state
+# tune's needs the device lacks, as setup.cfg pins them: hyperopt 0.2.5, its need future, and
+# setuptools below 81, whose pkg_resources hyperopt 0.2.5 imports (the device's own setuptools
+# may be newer); the device has hyperopt's other needs
+TUNE_WHEELS = ("hyperopt==0.2.5", "future==1.0.0", "setuptools==80.9.0")
+ASIDE = ".gpu-aside"  # what set_aside removed: "<commit> <folder>" lines (ignored by git, so it stays here)
 CARRIED = (".whl", ".device-data", ".pinned")  # gpu_search.sh's carry
 DEVICE_LIMIT = 64 * 2**20  # what may travel to the device machine
 ROOM = 2 * 2**20  # kept free for the trials and checkpoints written there (they come back in $OUT, not counted)
@@ -53,6 +61,7 @@ def session_pin() -> str:
 
 
 def prepare(pin: str, data: Path) -> None:
+    restore()  # what an earlier prepare set aside, first
     pinned = ROOT / ".pinned"
     shutil.rmtree(pinned, ignore_errors=True)
     pinned.mkdir()
@@ -91,11 +100,17 @@ def travelling_bytes() -> int:
 def set_aside() -> None:
     """Removes the largest committed result folders (the search's own excepted) from the
     working tree until what travels fits the device's limit, less ``ROOM`` for what the
-    search writes there, and lists them in ``.pinned/ASIDE``; ``restore`` (and ``import``)
-    checks them out again. Only folders git holds unchanged: nothing is lost."""
+    search writes there, each listed in ``ASIDE`` before it goes; ``restore`` (and
+    ``import``, and the next ``prepare``) checks them out again. Only folders git holds
+    unchanged that no run here writes into: nothing is lost."""
+    from carry_checkpoints import out_of, runners_on
+
     restore()
+    written = [(cwd / out).resolve() for _, argv, cwd in runners_on((ROOT / "results").resolve())
+               if (out := out_of(argv)) is not None]
     left = DEVICE_LIMIT - ROOM - travelling_bytes()
     aside = []
+    head = git("rev-parse", "HEAD").strip()
     if left < 0:
         folders = sorted((folder for folder in (ROOT / "results").iterdir()
                           if folder.is_dir() and folder.name != "search" and not folder.is_symlink()),
@@ -106,10 +121,13 @@ def set_aside() -> None:
                 break
             if git("status", "--porcelain", "--ignored", "--", name) or not git("ls-files", "--", name):
                 continue  # changed, untracked or ignored files: not ours to remove
+            if any(out == folder.resolve() or folder.resolve() in out.parents for out in written):
+                continue  # a run writes there
             left += sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+            with open(ROOT / ASIDE, "a") as listed:  # listed before it goes
+                listed.write(f"{head} {name}\n")
             shutil.rmtree(folder)
             aside.append(name)
-    (ROOT / ".pinned" / "ASIDE").write_text("".join(f"{name}\n" for name in aside))
     if aside:
         print(f"set aside (committed; python scripts/gpu_search.py restore brings them back): {', '.join(aside)}")
     print(f"what travels: {(DEVICE_LIMIT - ROOM - left) / 2**20:.1f} MiB of the device's {DEVICE_LIMIT / 2**20:.0f}"
@@ -117,13 +135,21 @@ def set_aside() -> None:
 
 
 def restore() -> None:
-    """Checks out again the result folders :func:`set_aside` removed."""
-    listed = ROOT / ".pinned" / "ASIDE"
-    names = listed.read_text().split() if listed.is_file() else []
-    if names:
-        git("checkout", "HEAD", "--", *names)
-        print(f"restored {', '.join(names)}")
-        listed.write_text("")
+    """Checks out again, each from the commit it was set aside at, the result folders
+    :func:`set_aside` removed that are still missing (one changed or written meanwhile is
+    left as it is)."""
+    listed = ROOT / ASIDE
+    if not listed.is_file():
+        return
+    for line in listed.read_text().splitlines():
+        commit, name = line.split(" ", 1)
+        if (ROOT / name).exists():
+            print(f"{name} is there: left as it is")
+            continue
+        git("checkout", commit, "--", name)
+        git("reset", "-q", "--", name)  # as committed, not staged
+        print(f"restored {name}")
+    listed.unlink()
 
 
 def import_back(backs: list[Path], checkout: Path | None, ran_on: str) -> None:
@@ -139,19 +165,27 @@ def import_back(backs: list[Path], checkout: Path | None, ran_on: str) -> None:
     for back in backs:
         with tarfile.open(back) as tar:
             members.update({member.name: tar.extractfile(member).read() for member in tar.getmembers() if member.isfile()})
-    models = set()
+    for name, data in sorted(members.items()):  # first every check, then every write
+        if TRIAL_FILE.fullmatch(name) and (ROOT / name).exists() \
+                and read_json(ROOT / name)["params"] != json.loads(data)["params"]:
+            raise SystemExit(f"{name}: made here and there with other settings: not the same search (nothing imported)")
+    models, advanced = set(), set()
     for name, data in sorted(members.items()):
         if match := TRIAL_FILE.fullmatch(name):
             models.add(match.group(1))
             target = ROOT / name
             if target.exists():
-                if read_json(target)["params"] != json.loads(data)["params"]:
-                    raise SystemExit(f"{name}: made here and there with other settings: not the same search")
                 continue
+            advanced.add(match.group(1))
             record = {**json.loads(data), "ran_on": ran_on}
             write_atomic(target, record_json(record))
             print(f"imported {name}: valid {record['best_valid_score']} ({record['epochs']} epochs, "
                   f"{record['wall_s']:.0f} s)")
+    for name, data in sorted(members.items()):  # a search that went on there: its record and widened space too
+        if (match := STATE_FILE.fullmatch(name)) and match.group(1) in advanced and (
+                not (ROOT / name).exists() or (ROOT / name).read_bytes() != data):
+            write_atomic(ROOT / name, data)
+            print(f"imported {name}")
     for name, data in sorted(members.items()):
         if match := CARRY_FILE.fullmatch(name):
             model, run = match.groups()
@@ -194,7 +228,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.action == "prepare":
         prepare(args.pin or session_pin(), args.data)
     elif args.action == "aside":
-        (ROOT / ".pinned").mkdir(exist_ok=True)
         set_aside()
     elif args.action == "restore":
         restore()

@@ -31,7 +31,7 @@ two_streams() {
     local first=$!
     "$2" &
     local second=$!
-    trap 'kill 0' INT TERM  # Ctrl-C stops both streams and their python processes
+    trap 'trap - INT TERM; kill 0' INT TERM  # Ctrl-C stops both streams and their python processes (once: kill 0 signals this shell too)
     local failed=0
     wait "$first" || failed=1
     wait "$second" || failed=1

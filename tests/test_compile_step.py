@@ -5,6 +5,7 @@ dropouts it makes the plugin's, ``ops.Dropout``, and whose eager step here has t
 of each kind here (a compile takes 10-40 s); bench/compile_step.py checks every model and
 times them."""
 
+import copy
 import logging
 
 import pytest
@@ -137,6 +138,8 @@ def test_compile_step_gives_recbole_models_the_plugins_dropout_maps_gelu_and_mas
     finally:
         ops.causal_attention_mask = original
     assert len(calls) == 1  # the causal mask only
+    copied = copy.deepcopy(after)  # the model still copies whole
+    assert torch.equal(copied.get_attention_mask(item_seq), before.get_attention_mask(item_seq))
 
 
 def test_recbole_trainer_trains_a_recbole_model_through_the_compiled_loss(tiny_data):

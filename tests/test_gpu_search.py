@@ -70,11 +70,16 @@ def test_import_adds_new_trials_and_the_carried_checkpoints_further_along(main, 
     (checkout / "results").mkdir(parents=True)
     stale = trial_folder(checkout, 3, out=UMISA)
     stale.mkdir(parents=True)
+    (main / UMISA / "tuning.json").write_text('{"space": "narrow"}\n')
+    (main / SASREC / "tuning.json").write_text('{"space": "as here"}\n')
     backs = [back_tar(tmp_path / "back-UMISA.tar", {  # one archive a model, as gpu_search.sh writes them
+        UMISA / "tuning.json": b'{"space": "widened there"}\n',  # the search went on there: its state too
+        UMISA / "widened.hyper": b"learning_rate loguniform -9,-3\n",
         UMISA / "trials/002.json": trial(2, 0.002),
         UMISA / "trials/003.json": trial(3, 0.003),
         UMISA / "carry/tune-004.tar.xz": carried(tmp_path, 1),
     }), back_tar(tmp_path / "back-SASRec.tar", {
+        SASREC / "tuning.json": b'{"space": "other"}\n',  # no trial of SASRec's came back: not taken
         SASREC / "carry/tune-002.tar.xz": carried(tmp_path, 4),  # behind this machine's
     })]
 
@@ -87,13 +92,18 @@ def test_import_adds_new_trials_and_the_carried_checkpoints_further_along(main, 
     assert not stale.exists()
     assert carry_checkpoints.archived_epoch(main / UMISA / "carry/tune-004.tar.xz") == 1
     assert carry_checkpoints.archived_epoch(main / SASREC / "carry/tune-002.tar.xz") == 6
+    assert (main / UMISA / "tuning.json").read_text() == '{"space": "widened there"}\n'
+    assert (main / UMISA / "widened.hyper").exists()
+    assert (main / SASREC / "tuning.json").read_text() == '{"space": "as here"}\n'
 
 
-def test_import_refuses_a_trial_made_there_with_other_settings(main, tmp_path):
-    (main / UMISA / "trials/001.json").write_bytes(trial(1, 0.001))
-    back = back_tar(tmp_path / "back.tar", {UMISA / "trials/001.json": trial(1, 0.5)})
+def test_import_refuses_a_trial_made_there_with_other_settings_before_writing_anything(main, tmp_path):
+    (main / UMISA / "trials/002.json").write_bytes(trial(2, 0.002))
+    back = back_tar(tmp_path / "back-UMISA.tar", {UMISA / "trials/001.json": trial(1, 0.001),
+                                                  UMISA / "trials/002.json": trial(2, 0.5)})
     with pytest.raises(SystemExit, match="other settings"):
         gpu_search.main(["import", str(back)])
+    assert not (main / UMISA / "trials/001.json").exists()
 
 
 def test_prepare_sets_aside_the_largest_committed_result_folders_until_the_tree_fits_and_restores_them(
@@ -101,16 +111,15 @@ def test_prepare_sets_aside_the_largest_committed_result_folders_until_the_tree_
     root = tmp_path / "main"
     for name, size in (("results/big/run.json", 3000), ("results/middle/run.json", 2000),
                        ("results/changed/run.json", 5000), ("results/search/ml-1m/UMI/trials/001.json", 9000),
-                       ("code.py", 968)):
+                       ("code.py", 971)):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"x" * size)
-    (root / ".gitignore").write_text("/.pinned/\n/.whl/\n/.device-data/\n")  # 32 bytes
+    (root / ".gitignore").write_text("/.pinned/\n/.gpu-aside\n/.whl/\n")  # 29 bytes
     git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "results"], check=True)
     (root / "results/changed/run.json").write_bytes(b"y" * 5000)  # not as committed: never removed
-    (root / ".pinned").mkdir()
     monkeypatch.setattr(gpu_search, "ROOT", root)
     monkeypatch.setattr(gpu_search, "DEVICE_LIMIT", 20000)
     monkeypatch.setattr(gpu_search, "ROOM", 1000)
@@ -119,9 +128,13 @@ def test_prepare_sets_aside_the_largest_committed_result_folders_until_the_tree_
     assert not (root / "results/big").exists()
     assert (root / "results/middle").exists() and (root / "results/changed").exists()
     assert (root / "results/search/ml-1m/UMI/trials/001.json").exists()
-    assert (root / ".pinned/ASIDE").read_text() == "results/big\n"
-    assert gpu_search.travelling_bytes() == 17000 + len("results/big\n")  # .pinned/ travels too
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert (root / ".gpu-aside").read_text() == f"{head} results/big\n"
+    assert gpu_search.travelling_bytes() == 17000
 
+    gpu_search.set_aside()  # a second prepare first restores what the first set aside
+    assert (root / ".gpu-aside").read_text() == f"{head} results/big\n" and not (root / "results/big").exists()
     gpu_search.main(["restore"])
     assert (root / "results/big/run.json").read_bytes() == b"x" * 3000
-    assert (root / ".pinned/ASIDE").read_text() == ""
+    assert not (root / ".gpu-aside").exists()
+    assert subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout == " M results/changed/run.json\n"

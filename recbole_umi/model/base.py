@@ -245,7 +245,7 @@ def fast_cpu_modules(module: torch.nn.Module) -> int:
     for parent in list(module.modules()):
         if isinstance(parent, SequentialRecommender) and "get_attention_mask" not in parent.__dict__ \
                 and type(parent).get_attention_mask is SequentialRecommender.get_attention_mask:
-            parent.get_attention_mask = _causal_mask_of(parent)
+            parent.get_attention_mask = _plugin_attention_mask
             changed += 1
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
@@ -264,15 +264,13 @@ def fast_cpu_modules(module: torch.nn.Module) -> int:
     return changed
 
 
-def _causal_mask_of(model: SequentialRecommender):
-    """RecBole's ``get_attention_mask`` of ``model``, its causal mask through
-    :func:`ops.causal_attention_mask` (bidirectional masks as RecBole makes them)."""
-    recbole_way = model.get_attention_mask
-
-    def get_attention_mask(item_seq: torch.Tensor, bidirectional: bool = False) -> torch.Tensor:
-        return recbole_way(item_seq, bidirectional) if bidirectional else ops.causal_attention_mask(item_seq)
-
-    return get_attention_mask
+def _plugin_attention_mask(item_seq: torch.Tensor, bidirectional: bool = False) -> torch.Tensor:
+    """RecBole's ``SequentialRecommender.get_attention_mask`` (which reads nothing of its
+    model), its causal mask through :func:`ops.causal_attention_mask`. A module-level function,
+    so that a model holding it copies as before (no closure over the model)."""
+    if bidirectional:
+        return SequentialRecommender.get_attention_mask(None, item_seq, bidirectional=True)
+    return ops.causal_attention_mask(item_seq)
 
 
 def compile_step(model: torch.nn.Module, config) -> None:
