@@ -142,6 +142,34 @@ def test_compile_step_gives_recbole_models_the_plugins_dropout_maps_gelu_and_mas
     assert torch.equal(copied.get_attention_mask(item_seq), before.get_attention_mask(item_seq))
 
 
+def test_compile_step_gives_recbole_sine_its_interest_maps_in_one_product(tiny_data):
+    """RecBole's SINE under compile_step computes its forward with the interests' maps in one
+    product (base._sine_forward): from the same weights the same user vectors and the same
+    gradients as RecBole's own forward, to float rounding; other models keep theirs."""
+    settings = {"train_neg_sample_args": None, "interest_size": 3, "prototype_size": 6}
+    _, train_data, _, _, before = pipeline.build(Config("SINE", "tiny", config_dict=tiny_config(tiny_data, **settings)))
+    after = pipeline.build(Config("SINE", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, **settings)))[-1]
+    assert "forward" in after.__dict__ and "forward" not in before.__dict__
+    after.load_state_dict(before.state_dict())
+    batch = next(iter(train_data))
+    sequence, length = batch["item_id_list"], batch["item_length"]
+    weights = torch.randn(sequence.size(0), before.embedding_size, generator=torch.Generator().manual_seed(0))
+    results = []
+    for model in (before, after):
+        model.zero_grad()
+        output = model(sequence, length)
+        (output * weights).sum().backward()
+        results.append((output.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (theirs, their_grads), (ours, our_grads) = results
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert our_grads.keys() == their_grads.keys() and "w_k_1" in our_grads
+    for name, grad in their_grads.items():
+        torch.testing.assert_close(our_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    sasrec = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, compile_step=True,
+                                                                            train_neg_sample_args=None)))[-1]
+    assert "forward" not in sasrec.__dict__
+
+
 def test_recbole_trainer_trains_a_recbole_model_through_the_compiled_loss(tiny_data):
     config = Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, eval_protocol="user_split", compile_step=True,
                                                                train_neg_sample_args=None))
