@@ -284,9 +284,9 @@ def _sine_forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> t
     ``a_k``, every interest's map of every history position: one ``B*T x D`` by ``D x K*D``
     product where RecBole multiplies ``K`` copies of the history by ``B`` copies of the maps in
     a batched product (whose backward sums ``B`` copies of the maps' gradient): the same
-    values (bit for bit in the benchmark below), 1.9x faster forward and backward eager at
-    B = 1024, T = 50, D = 64, K = 3, 1 thread (docs/benchmarks.md, "RecBole's SINE's interest
-    maps in one product"). Every other line computes as RecBole's."""
+    values (bit for bit in a check at B = 1024, T = 50, D = 64, K = 3), 1.9x faster forward
+    and backward eager there at 1 thread (docs/benchmarks.md, "RecBole's SINE's interest maps
+    in one product"). Every other line computes as RecBole's."""
     functional = torch.nn.functional
     x_u = self.item_embedding(item_seq).to(self.device)  # B x T x D
     # concept activation
