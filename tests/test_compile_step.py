@@ -206,10 +206,15 @@ def test_recbole_non_sequential_models_refuse_it(tiny_data):
 def test_each_model_compiles_afresh_in_one_process(tiny_data, monkeypatch):
     """Dynamo caches per code object, shared by every model of a process, and runs eager after
     ``recompile_limit`` recompilations: a search's later trials would train uncompiled. Here
-    the limit is 1, so the second model compiles only if the cache was emptied for it."""
+    the limit is 1, so the second model compiles only if the cache was emptied for it. Dynamo's
+    eager backend (its caches and limit are the backend's whatever it is; inductor's 25 s of
+    compiling are not what this tests)."""
     from torch._dynamo.utils import counters
 
     monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda function, dynamic=None, options=None:
+                        real_compile(function, backend="eager", dynamic=dynamic))
     for model_name in ("UMI", "MIND"):  # another class: the first's compiled code does not fit
         compiled_before = counters["frames"]["ok"]
         loss_and_gradients(tiny_data, model_name, True)
