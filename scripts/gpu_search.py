@@ -61,7 +61,6 @@ def session_pin() -> str:
 
 
 def prepare(pin: str, data: Path) -> None:
-    restore()  # what an earlier prepare set aside, first
     pinned = ROOT / ".pinned"
     shutil.rmtree(pinned, ignore_errors=True)
     pinned.mkdir()
@@ -94,7 +93,12 @@ def travelling_bytes() -> int:
     not ignore, and the carried folders."""
     names = git("ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
     files = [ROOT / name for name in names if name] + [path for folder in CARRIED for path in (ROOT / folder).rglob("*")]
-    return sum(path.stat().st_size for path in files if path.is_file())
+    return files_bytes(files)
+
+
+def files_bytes(paths) -> int:
+    """The bytes of the plain files among ``paths``."""
+    return sum(path.stat().st_size for path in paths if path.is_file())
 
 
 def set_aside() -> None:
@@ -112,10 +116,9 @@ def set_aside() -> None:
     aside = []
     head = git("rev-parse", "HEAD").strip()
     if left < 0:
-        folders = sorted((folder for folder in (ROOT / "results").iterdir()
-                          if folder.is_dir() and folder.name != "search" and not folder.is_symlink()),
-                         key=lambda folder: -sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()))
-        for folder in folders:
+        sizes = {folder: files_bytes(folder.rglob("*")) for folder in (ROOT / "results").iterdir()
+                 if folder.is_dir() and folder.name != "search" and not folder.is_symlink()}
+        for folder in sorted(sizes, key=sizes.get, reverse=True):
             name = str(folder.relative_to(ROOT))
             if left >= 0:
                 break
@@ -123,7 +126,7 @@ def set_aside() -> None:
                 continue  # changed, untracked or ignored files: not ours to remove
             if any(out == folder.resolve() or folder.resolve() in out.parents for out in written):
                 continue  # a run writes there
-            left += sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+            left += sizes[folder]
             with open(ROOT / ASIDE, "a") as listed:  # listed before it goes
                 listed.write(f"{head} {name}\n")
             shutil.rmtree(folder)
