@@ -9,6 +9,8 @@
 # and full-ranking evaluation do not import it (only retrieval, export and serving do).
 #
 #   bash bench/gpu_prepare.sh [DATA_PATH]     # DATA_PATH holds ml-1m/ (default ../shared/data)
+#   EXTRA_WHEELS="name==version ..." bash bench/gpu_prepare.sh   # more wheels the same way
+#                                             # (scripts/gpu_search.py: tune's hyperopt and its needs)
 #
 # Then, on the device tool: run(command="bash bench/gpu_run.sh", carry=[".whl", ".device-data"],
 # timeout_s=600).
@@ -24,10 +26,10 @@ mkdir -p .whl .device-data/ml-1m
 # wheel below (2026-12-05). pandas is the device's own (a pandas 2 wheel is 12 MB the tree
 # cannot spare; recbole_umi.compat fills missing values in a way pandas 3 keeps, and
 # gpu_run.sh prints the version)
-rm -f .whl/setuptools-*.whl  # an earlier version's (hyperopt's wheels, where there are any, are scripts/gpu_search.py's)
+rm -f .whl/setuptools-*.whl  # an earlier version's, unless EXTRA_WHEELS asks for it again
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 -d .whl recbole==1.2.1 colorlog==6.12.0 texttable==1.7.2
+    --platform manylinux2014_x86_64 -d .whl recbole==1.2.1 colorlog==6.12.0 texttable==1.7.2 ${EXTRA_WHEELS:-}
 # RecBole's wheel without its example datasets (1.7 of its 2.1 MB; the device trains ml-1m from
 # .device-data): with setuptools gone, 2.9 MB more of the device's room for results/. (Its hash
 # no longer matches the index's, so each run of this script fetches the whole wheel again.)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -71,14 +72,14 @@ def prepare(pin: str, data: Path) -> None:
     for name in ("two_streams.sh",):  # as search_session.sh makes the search's worktree
         shutil.copy(ROOT / "scripts" / name, pinned / "scripts" / name)
     (pinned / "PIN").write_text(git("rev-parse", f"{pin}^{{commit}}").strip() + "\n")
-    # bench/gpu_prepare.sh: the wheels and ml-1m, then its count of what travels (without
-    # .pinned/), which fails over the limit: the count below decides
-    subprocess.run(["bash", str(ROOT / "bench/gpu_prepare.sh"), str(data)], cwd=ROOT)
-    subprocess.run(["python3", "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
-                    "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64", "-d", str(ROOT / ".whl"),
-                    *TUNE_WHEELS], check=True)
+    # bench/gpu_prepare.sh: the wheels (tune's too) and ml-1m, then its count of what travels
+    # (without .pinned/), which fails over the limit: the count below decides
+    subprocess.run(["bash", str(ROOT / "bench/gpu_prepare.sh"), str(data)], cwd=ROOT,
+                   env={**os.environ, "EXTRA_WHEELS": " ".join(TUNE_WHEELS)})
     missing = [name for name in (".whl/recbole-1.2.1-py3-none-any.whl", ".device-data/ml-1m/ml-1m.inter.xz")
                if not (ROOT / name).is_file()]
+    missing += [f".whl/{wheel.replace('==', '-')}-*.whl" for wheel in TUNE_WHEELS
+                if not any((ROOT / ".whl").glob(f"{wheel.replace('==', '-')}-*.whl"))]
     if missing:
         raise SystemExit(f"bench/gpu_prepare.sh did not make {', '.join(missing)} (its output is above)")
     set_aside()
