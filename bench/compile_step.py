@@ -46,6 +46,7 @@ from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.model.base import compile_step, compiled_loss  # noqa: E402
 from recbole_umi.provenance import code_version  # noqa: E402
+from recbole_umi.optimizer import with_fused_kernel  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 
 
@@ -94,8 +95,9 @@ def build(model_name: str, dataset: str, settings: dict, train_data):
     model = get_model(model_name)(config, train_data.dataset).to(config["device"])
     compile_step(model, config)
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
-                                 fused=True if config["fused_optimizer"] else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
+    if config["fused_optimizer"]:  # as the trainer builds it
+        optimizer = with_fused_kernel(optimizer)
     return model, optimizer, config
 
 

@@ -61,6 +61,12 @@ def worker(root: str, model_name: str, steps: int, rest: list[str]) -> dict:
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
                                  fused=True if config["fused_optimizer"] else None)
+    if config["fused_optimizer"]:
+        try:  # the trainer's Adam from 2026-12-05 (recbole_umi.optimizer); earlier, torch's fused Adam above
+            from recbole_umi.optimizer import with_fused_kernel
+            optimizer = with_fused_kernel(torch.optim.Adam(model.parameters(), lr=config["learning_rate"]))
+        except ImportError:
+            pass
     times = []
     for i, batch in enumerate(batches):
         began = time.perf_counter()

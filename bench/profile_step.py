@@ -30,6 +30,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
+from recbole_umi.optimizer import with_fused_kernel  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 
 
@@ -109,8 +110,9 @@ def build(model_name: str, dataset_name: str, settings: dict, n_batches: int = 2
     model = get_model(config["model"])(config, train_data.dataset)
     model.train()
     # as the plugin's trainer builds it (fused_optimizer, on by default)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
-                                 fused=True if config["fused_optimizer"] else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
+    if config["fused_optimizer"]:  # as the trainer builds it
+        optimizer = with_fused_kernel(optimizer)
     training = train_data._dataset
     size = config["train_batch_size"]
     rows = torch.randperm(len(training), generator=torch.Generator().manual_seed(0))[: size * n_batches]

@@ -1,11 +1,16 @@
 """``fused_optimizer``: RecBole's Adam and AdamW become torch's fused kernel (on by default),
 other learners stay as RecBole builds them, and training with it gives the weights the
-unfused optimizer gives, to float tolerance."""
+unfused optimizer gives, to float tolerance. ``recbole_umi.optimizer``'s direct step is
+torch's fused step to the bit, and hands what it leaves out to torch's step."""
+
+import copy
 
 import pytest
 import torch
 
+from recbole_umi import optimizer as fused_optimizer
 from recbole_umi import pipeline
+from recbole_umi.optimizer import FusedAdam, FusedAdamW, with_fused_kernel
 from recbole_umi.checkpoints.trainer import get_trainer
 from recbole_umi.config import Config
 from tests.conftest import tiny_config
@@ -20,7 +25,7 @@ def trainer_of(data, model_name, **settings):
 @pytest.mark.parametrize("learner, fused", [("adam", True), ("adamw", True), ("sgd", None)])
 def test_adam_and_adamw_are_fused_by_default_and_other_learners_kept(tiny_data, learner, fused):
     trainer, _ = trainer_of(tiny_data, "UMI", learner=learner, weight_decay=0.01)
-    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[learner]
+    kind = {"adam": FusedAdam, "adamw": FusedAdamW, "sgd": torch.optim.SGD}[learner]
     assert type(trainer.optimizer) is kind
     [group] = trainer.optimizer.param_groups
     assert group.get("fused") is fused
@@ -29,6 +34,7 @@ def test_adam_and_adamw_are_fused_by_default_and_other_learners_kept(tiny_data, 
     assert [id(p) for p in group["params"]] == [id(p) for p in trainer.model.parameters()]
     off, _ = trainer_of(tiny_data, "UMI", learner=learner, fused_optimizer=False)
     assert off.optimizer.param_groups[0].get("fused") in (None, False)
+    assert type(off.optimizer) is {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[learner]
 
 
 @pytest.mark.parametrize("model_name, settings", [("MIND", {}), ("SASRec", {"train_neg_sample_args": None})])
@@ -45,3 +51,126 @@ def test_fused_training_gives_the_unfused_weights(tiny_data, model_name, setting
     initial = dict(trainer_of(tiny_data, model_name, **settings)[0].model.named_parameters())
     moved = any(not torch.equal(initial[name], value) for name, value in weights[True].items())
     assert moved  # an epoch of training changed the weights: the comparison compared something
+
+
+def parameters(seed=0):
+    """Three parameters of a float32 model: a table, a map and a bias."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(shape, generator=generator)) for shape in ((50, 8), (8, 8), (8,))]
+
+
+def run(optimizer, params, steps=6, closure=False):
+    """``steps`` steps on the same gradients for any optimizer of ``params``; the third
+    parameter has no gradient on odd steps (left alone, as torch's Adam leaves it)."""
+    generator = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        for i, p in enumerate(params):
+            p.grad = None if (i == 2 and step % 2) else torch.randn(p.shape, generator=generator).to(p.dtype)
+        optimizer.step((lambda: torch.tensor(float(step))) if closure else None)
+    return [p.detach().clone() for p in params], optimizer.state_dict()
+
+
+def assert_same_to_the_bit(ours, torchs):
+    (our_params, our_state), (torch_params, torch_state) = ours, torchs
+    for a, b in zip(our_params, torch_params):
+        assert torch.equal(a, b)
+    assert our_state["param_groups"] == torch_state["param_groups"]
+    for key, state in torch_state["state"].items():
+        assert state.keys() == our_state["state"][key].keys()
+        for name, value in state.items():
+            assert value.dtype == our_state["state"][key][name].dtype and torch.equal(value, our_state["state"][key][name])
+
+
+@pytest.fixture
+def torch_steps(monkeypatch):
+    """The calls the direct step hands to torch's."""
+    calls = []
+    original = fused_optimizer._torch_step
+    monkeypatch.setattr(fused_optimizer, "_torch_step", lambda opt, closure: calls.append(1) or original(opt, closure))
+    return calls
+
+
+@pytest.mark.parametrize("kind, torch_kind, settings", [
+    (FusedAdam, torch.optim.Adam, {"lr": 0.01}),
+    (FusedAdam, torch.optim.Adam, {"lr": 0.003, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1, "maximize": True}),
+    (FusedAdamW, torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.05}),
+])
+def test_the_direct_step_is_torchs_fused_step_to_the_bit(torch_steps, kind, torch_kind, settings):
+    params = parameters()
+    ours = run(kind(params, **settings), params)
+    assert torch_steps == []  # every step direct
+    params = parameters()
+    assert_same_to_the_bit(ours, run(torch_kind(params, fused=True, **settings), params))
+    # the state torch's optimizer reads, and the other way: a checkpoint of either continues in the other
+    params = parameters()
+    mine = kind(params, **settings)
+    run(mine, params, steps=3)
+    theirs = torch_kind(twin := [torch.nn.Parameter(p.detach().clone()) for p in params], fused=True, **settings)
+    theirs.load_state_dict(copy.deepcopy(mine.state_dict()))  # (load_state_dict would share the tensors)
+    assert_same_to_the_bit(run(mine, params, steps=3), run(theirs, twin, steps=3))
+
+
+@pytest.mark.parametrize("case", ["hook", "closure", "amsgrad", "tensor lr", "profiler", "two dtypes"])
+def test_what_the_direct_step_leaves_out_goes_to_torchs_step(torch_steps, case):
+    settings = {"amsgrad": True} if case == "amsgrad" else {"lr": torch.tensor(0.01)} if case == "tensor lr" else {}
+    params = parameters()
+    if case == "two dtypes":
+        params[2] = torch.nn.Parameter(params[2].detach().double())
+    optimizer = FusedAdam(params, **settings)
+    hooked = []
+    if case == "hook":
+        optimizer.register_step_pre_hook(lambda *args: hooked.append(1))
+    if case == "profiler":
+        with torch.profiler.profile() as profile:
+            ours = run(optimizer, params)
+        assert any(event.name == "Optimizer.step#FusedAdam.step" for event in profile.events())
+    else:
+        ours = run(optimizer, params, closure=case == "closure")
+    assert len(torch_steps) == (3 if case == "two dtypes" else 6)  # (without its gradient the float64 one is not there)
+    assert hooked == ([1] * 6 if case == "hook" else [])
+    twin = parameters()
+    if case == "two dtypes":
+        twin[2] = torch.nn.Parameter(twin[2].detach().double())
+    assert_same_to_the_bit(ours, run(torch.optim.Adam(twin, fused=True, **settings), twin))
+
+
+def test_a_closures_loss_is_returned():
+    params = parameters()
+    for p in params:
+        p.grad = torch.ones_like(p)
+    assert FusedAdam(params).step(lambda: torch.tensor(3.0)) == 3.0
+
+
+def test_with_fused_kernel_keeps_the_groups_and_refuses_a_used_optimizer():
+    params = parameters()
+    adam = torch.optim.Adam([{"params": params[:2], "lr": 0.1}, {"params": params[2:], "weight_decay": 0.2}], lr=0.01)
+    fused = with_fused_kernel(adam)
+    assert type(fused) is FusedAdam
+    assert [group["lr"] for group in fused.param_groups] == [0.1, 0.01]
+    assert [group["weight_decay"] for group in fused.param_groups] == [0.0, 0.2]
+    assert all(group["fused"] for group in fused.param_groups)
+    sgd = torch.optim.SGD(params, lr=0.1)
+    assert with_fused_kernel(sgd) is sgd
+    run(adam, params, steps=1)
+    with pytest.raises(ValueError, match="taken steps"):
+        with_fused_kernel(adam)
+
+
+@pytest.mark.parametrize("broken", ["a private part missing", "an update that differs"])
+def test_where_the_check_fails_every_step_is_torchs(monkeypatch, torch_steps, broken):
+    if broken == "a private part missing":
+        monkeypatch.delattr(fused_optimizer.torch_optimizer, "_device_dtype_check_for_fused")
+    else:
+        monkeypatch.setattr(fused_optimizer._DirectStep, "_update", lambda self, calls: None)
+    fused_optimizer.direct_step_available.cache_clear()
+    try:
+        assert not fused_optimizer.direct_step_available()
+        params = parameters()
+        ours = run(FusedAdam(params, lr=0.01), params)
+        assert len(torch_steps) == 6
+    finally:
+        monkeypatch.undo()
+        fused_optimizer.direct_step_available.cache_clear()
+    assert fused_optimizer.direct_step_available()
+    twin = parameters()
+    assert_same_to_the_bit(ours, run(torch.optim.Adam(twin, lr=0.01, fused=True), twin))

@@ -38,6 +38,7 @@ from recbole_umi.checkpoints.format import (  # noqa: E402
 )
 from recbole_umi.config import one_process_view  # noqa: E402
 from recbole_umi.evaluation import IndexedEvaluation  # noqa: E402
+from recbole_umi.optimizer import with_fused_kernel  # noqa: E402
 from recbole_umi.plain import plain_data  # noqa: E402
 
 __all__ = ["SafeCheckpointTrainer", "TrainingDivergedError", "safe_trainer", "get_trainer"]
@@ -111,11 +112,10 @@ class SafeCheckpointTrainer:
 
     def _build_optimizer(self, **kwargs):
         """RecBole's optimizer; Adam and AdamW as torch's fused kernel with ``fused_optimizer``
-        (one operation for all parameters a step; the same update to float tolerance)."""
+        (one operation for all parameters a step, called directly: ``recbole_umi.optimizer``;
+        the same update to float tolerance)."""
         optimizer = super()._build_optimizer(**kwargs)
-        if not self.config["fused_optimizer"] or type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW):
-            return optimizer
-        return type(optimizer)([{**group, "fused": True, "foreach": None} for group in optimizer.param_groups])
+        return with_fused_kernel(optimizer) if self.config["fused_optimizer"] else optimizer
 
     def _is_writer(self) -> bool:
         # as RecBole: in distributed training only the first process writes
