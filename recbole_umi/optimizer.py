@@ -9,9 +9,11 @@ step called directly"). :class:`FusedAdam` and :class:`FusedAdamW` are torch's c
 state, ``state_dict`` and checkpoints the same) whose ``step`` makes that call itself, the same
 update to the bit, and leaves to torch's own step what it does not cover: a closure, optimizer
 hooks (its own or global), a running profiler (torch's step labels itself), a gradient
-scaler's ``grad_scale``/``found_inf``, ``amsgrad``, ``capturable``, ``differentiable``, a
-tensor learning rate or betas, sparse or complex gradients, and parameters of more than one
-device or dtype.
+scaler's ``grad_scale``/``found_inf``, a step being compiled, ``amsgrad``, ``capturable``,
+``differentiable``, a tensor learning rate or betas, sparse or complex gradients, parameters
+of more than one device or dtype, a CUDA graph being captured and accelerators other than
+CUDA. The private parts it calls are checked against torch's step once per process
+(:func:`direct_step_available`); where they are missing or differ, every step is torch's.
 """
 
 from __future__ import annotations
@@ -41,19 +43,18 @@ class _DirectStep:
     step.hooked = True
 
     def _plain(self) -> bool:
-        """The direct call checked on this torch, and no hook, profiler or gradient scaler that
-        torch's step would serve, nor a group setting the direct call leaves out."""
-        if not direct_step_available():
-            return False
+        """No hook, profiler, gradient scaler or compiler that torch's step would serve, no
+        group setting the direct call leaves out, and the direct call checked on this torch."""
         if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
-                or torch_optimizer._global_optimizer_pre_hooks or torch_optimizer._global_optimizer_post_hooks
-                or torch.autograd._profiler_enabled()
+                or getattr(torch_optimizer, "_global_optimizer_pre_hooks", True)
+                or getattr(torch_optimizer, "_global_optimizer_post_hooks", True)
+                or torch.autograd._profiler_enabled() or torch.compiler.is_compiling()
                 or getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None):
             return False
         return all(
             group["fused"] and not (group["amsgrad"] or group["capturable"] or group["differentiable"]
                                     or torch.is_tensor(group["lr"]) or any(map(torch.is_tensor, group["betas"])))
-            for group in self.param_groups)
+            for group in self.param_groups) and direct_step_available()
 
     def _update(self, calls: list) -> None:
         """The step counts and the fused kernel, for each group of :meth:`_kernel_calls`."""
@@ -81,6 +82,8 @@ class _DirectStep:
                 if grad.is_sparse or p.is_complex() or (params and (p.device != params[0].device
                                                                      or p.dtype != params[0].dtype)):
                     return None
+                if p.device.type != "cpu" and not (p.device.type == "cuda" and not torch.cuda.is_current_stream_capturing()):
+                    return None  # a CUDA graph being captured (torch's step checks it) or another accelerator
                 state = self.state[p]
                 if not state:
                     torch_optimizer._device_dtype_check_for_fused(p)
@@ -100,23 +103,23 @@ class _DirectStep:
 @functools.cache
 def direct_step_available() -> bool:
     """Whether this torch has the private parts the direct step calls and they make torch's
-    own fused update: checked once, two steps of a small Adam and AdamW against torch's
-    (another torch version, where they are missing or differ: every step is torch's own)."""
-    if not all(hasattr(torch_optimizer, name) for name in (
-            "_global_optimizer_pre_hooks", "_global_optimizer_post_hooks", "_device_dtype_check_for_fused")):
+    own fused update: checked once, two steps of a small Adam and AdamW on the CPU against
+    torch's step (unwrapped: no hook or profiler sees them); another torch version, where the
+    parts are missing or differ: every step is torch's own."""
+    if not hasattr(torch_optimizer, "_device_dtype_check_for_fused"):
         return False
     try:
         for torch_kind, kind in ((Adam, FusedAdam), (AdamW, FusedAdamW)):
             updated = []
             for optimizer_kind in (torch_kind, kind):
-                weight = torch.nn.Parameter(torch.linspace(-1.0, 1.0, 5))
+                weight = torch.nn.Parameter(torch.linspace(-1.0, 1.0, 5, device="cpu", dtype=torch.float32))
                 optimizer = optimizer_kind([weight], lr=0.1, weight_decay=0.1, fused=True)
                 for step in range(2):
-                    weight.grad = torch.linspace(0.5, -0.3 * step, 5)
+                    weight.grad = torch.linspace(0.5, -0.3 * step, 5, device="cpu", dtype=torch.float32)
                     if optimizer_kind is kind:  # the direct call itself, whatever _plain would say
                         optimizer._update(optimizer._kernel_calls())
-                    else:
-                        optimizer.step()
+                    else:  # torch's step inside its hooks-and-profiler wrapper (Optimizer.__init__ made it)
+                        torch_kind.step.__wrapped__(optimizer)
                 updated.append(weight.detach())
             if not torch.equal(*updated):
                 return False
@@ -133,27 +136,36 @@ def _torch_step(optimizer: Optimizer, closure):
     return step(optimizer, closure)
 
 
+def _fused_settings(kind: str, settings: dict) -> dict:
+    if settings.get("fused") is False or settings.get("foreach"):
+        raise ValueError(f"{kind} is the fused kernel: fused=False and foreach=True do not apply")
+    return {**settings, "fused": True, "foreach": None}
+
+
 class FusedAdam(_DirectStep, Adam):
     """``torch.optim.Adam(..., fused=True)`` with the direct step (the module docstring)."""
 
-    def __init__(self, params, **settings):
-        super().__init__(params, **{**settings, "fused": True, "foreach": None})
+    def __init__(self, params, *args, **settings):
+        super().__init__(params, *args, **_fused_settings("FusedAdam", settings))
 
 
 class FusedAdamW(_DirectStep, AdamW):
     """``torch.optim.AdamW(..., fused=True)`` with the direct step (the module docstring)."""
 
-    def __init__(self, params, **settings):
-        super().__init__(params, **{**settings, "fused": True, "foreach": None})
+    def __init__(self, params, *args, **settings):
+        super().__init__(params, *args, **_fused_settings("FusedAdamW", settings))
 
 
 def with_fused_kernel(optimizer: Optimizer) -> Optimizer:
     """``optimizer`` as ``fused_optimizer`` makes it: an ``Adam`` or ``AdamW`` becomes a
-    :class:`FusedAdam` or :class:`FusedAdamW` over the same parameter groups and settings
-    (before any step: its state is not carried); any other optimizer is returned as it is."""
+    :class:`FusedAdam` or :class:`FusedAdamW` over the same parameter groups and settings, its
+    defaults too (for groups added later; before any step: its state is not carried); any other
+    optimizer is returned as it is."""
     kind = {Adam: FusedAdam, AdamW: FusedAdamW}.get(type(optimizer))
     if kind is None:
         return optimizer
-    if optimizer.state:
+    if any(optimizer.state.values()):
         raise ValueError("with_fused_kernel: the optimizer has taken steps already; build the fused one first")
-    return kind([{**group, "fused": True, "foreach": None} for group in optimizer.param_groups])
+    left_out = ("fused", "foreach") + (("decoupled_weight_decay",) if kind is FusedAdamW else ())  # AdamW sets it
+    defaults = {key: value for key, value in optimizer.defaults.items() if key not in left_out}
+    return kind([{**group, "fused": True, "foreach": None} for group in optimizer.param_groups], **defaults)

@@ -151,9 +151,38 @@ def test_with_fused_kernel_keeps_the_groups_and_refuses_a_used_optimizer():
     assert all(group["fused"] for group in fused.param_groups)
     sgd = torch.optim.SGD(params, lr=0.1)
     assert with_fused_kernel(sgd) is sgd
+    adam.state[params[0]].get("step")  # reading the state (a defaultdict) is not a step
+    with_fused_kernel(adam)
     run(adam, params, steps=1)
     with pytest.raises(ValueError, match="taken steps"):
         with_fused_kernel(adam)
+    # the defaults carried for groups added later; AdamW's own
+    extra = torch.nn.Parameter(torch.zeros(3))
+    fused = with_fused_kernel(torch.optim.AdamW(params, lr=0.05, weight_decay=0.0, betas=(0.8, 0.9)))
+    fused.add_param_group({"params": [extra]})
+    assert type(fused) is FusedAdamW
+    assert {key: fused.param_groups[1][key] for key in ("lr", "weight_decay", "betas", "fused")} == \
+        {"lr": 0.05, "weight_decay": 0.0, "betas": (0.8, 0.9), "fused": True}
+
+
+def test_the_constructors_take_torchs_arguments_and_refuse_unfused_ones():
+    assert FusedAdam(parameters(), 0.02).param_groups[0]["lr"] == 0.02  # lr by position, as torch's
+    for settings in ({"fused": False}, {"foreach": True}):
+        with pytest.raises(ValueError, match="fused kernel"):
+            FusedAdamW(parameters(), **settings)
+
+
+def test_the_check_runs_no_hook_and_no_profiler_label():
+    seen = []
+    handle = fused_optimizer.torch_optimizer.register_optimizer_step_post_hook(lambda optimizer, *_: seen.append(optimizer))
+    fused_optimizer.direct_step_available.cache_clear()
+    try:
+        with torch.profiler.profile() as profile:
+            assert fused_optimizer.direct_step_available()
+    finally:
+        handle.remove()
+    assert seen == []
+    assert not any(event.name.startswith("Optimizer.step") for event in profile.events())
 
 
 @pytest.mark.parametrize("broken", ["a private part missing", "an update that differs"])
