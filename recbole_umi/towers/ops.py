@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["lookup", "mapped_lookup", "ReLU", "Dropout", "Linear", "Tanh", "gelu", "causal_attention_mask"]
+__all__ = ["lookup", "mapped_lookup", "ReLU", "Dropout", "Linear", "Tanh", "tanh", "gelu", "causal_attention_mask"]
 
 
 @torch.library.custom_op("recbole_umi::lookup", mutates_args=())
@@ -472,9 +472,18 @@ class Tanh(nn.Tanh):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _compiled_on_cpu(x):
-            return _TanhFromExp.apply(x)
-        return torch.tanh(x)
+        return tanh(x)
+
+
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """:class:`Tanh` as a function: compiled on the CPU from one exponential, ``torch.tanh``
+    otherwise.
+
+    Shapes: any -> the same.
+    """
+    if _compiled_on_cpu(x):
+        return _TanhFromExp.apply(x)
+    return torch.tanh(x)
 
 
 def _attention_mask(item_seq: torch.Tensor) -> torch.Tensor:
