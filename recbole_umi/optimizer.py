@@ -5,14 +5,14 @@ torch's ``Adam.step`` with ``fused=True`` spends about as long in Python as the 
 takes on the plugin's models: for MIND on ml-1m (9 parameters, 110,000 entries) 191 µs a step
 against 123 µs for the step here (95 µs of it the kernel and the step counts), at 1 thread,
 where the whole training step at batch 128 takes about 1.7 ms (docs/benchmarks.md, "Adam's
-step called directly"). :class:`FusedAdam` and :class:`FusedAdamW` are torch's classes (their settings,
-state, ``state_dict`` and checkpoints the same) whose ``step`` makes that call itself, the same
-update to the bit, and leaves to torch's own step what it does not cover: a closure, optimizer
-hooks (its own or global), a running profiler (torch's step labels itself), a gradient
-scaler's ``grad_scale``/``found_inf``, a step being compiled, ``amsgrad``, ``capturable``,
-``differentiable``, a tensor learning rate or betas, sparse or complex gradients, parameters
-of more than one device or dtype, a CUDA graph being captured and accelerators other than
-CUDA. The private parts it calls are checked against torch's step once per process
+step called directly"). :class:`FusedAdam` and :class:`FusedAdamW` are torch's classes (their
+settings, state, ``state_dict`` and checkpoints the same) whose ``step`` makes that call
+itself, the same update to the bit, and leaves to torch's own step what it does not cover: a
+closure, optimizer hooks (its own or global), a running profiler (torch's step labels
+itself), a gradient scaler's ``grad_scale``/``found_inf``, a step being compiled,
+``amsgrad``, ``capturable``, ``differentiable``, a tensor learning rate or betas, sparse or
+complex gradients, parameters of more than one device or dtype, a CUDA graph being captured
+and accelerators other than CUDA. The private parts it calls are checked against torch's step once per process
 (:func:`direct_step_available`); where they are missing or differ, every step is torch's.
 """
 
@@ -118,7 +118,7 @@ def direct_step_available() -> bool:
                     weight.grad = torch.linspace(0.5, -0.3 * step, 5, device="cpu", dtype=torch.float32)
                     if optimizer_kind is kind:  # the direct call itself, whatever _plain would say
                         optimizer._update(optimizer._kernel_calls())
-                    else:  # torch's step inside its hooks-and-profiler wrapper (Optimizer.__init__ made it)
+                    else:  # torch's step without the hooks-and-profiler wrapper Optimizer.__init__ put around it
                         torch_kind.step.__wrapped__(optimizer)
                 updated.append(weight.detach())
             if not torch.equal(*updated):
