@@ -12,8 +12,9 @@ closure, optimizer hooks (its own or global), a running profiler (torch's step l
 itself), a gradient scaler's ``grad_scale``/``found_inf``, a step being compiled,
 ``amsgrad``, ``capturable``, ``differentiable``, a tensor learning rate or betas, sparse or
 complex gradients, parameters of more than one device or dtype, a CUDA graph being captured
-and accelerators other than CUDA. The private parts it calls are checked against torch's step once per process
-(:func:`direct_step_available`); where they are missing or differ, every step is torch's.
+and accelerators other than CUDA. The private parts it calls are checked against torch's step
+once per process (:func:`direct_step_available`); where they are missing or differ, every step
+is torch's.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ class _DirectStep:
                 if grad.is_sparse or p.is_complex() or (params and (p.device != params[0].device
                                                                      or p.dtype != params[0].dtype)):
                     return None
-                if p.device.type != "cpu" and not (p.device.type == "cuda" and not torch.cuda.is_current_stream_capturing()):
-                    return None  # a CUDA graph being captured (torch's step checks it) or another accelerator
+                # a CUDA graph being captured (torch's step checks it) or another accelerator
+                if p.device.type != "cpu" and (p.device.type != "cuda" or torch.cuda.is_current_stream_capturing()):
+                    return None
                 state = self.state[p]
                 if not state:
                     torch_optimizer._device_dtype_check_for_fused(p)
