@@ -95,10 +95,14 @@ def build(model_name: str, dataset: str, settings: dict, train_data):
     model = get_model(model_name)(config, train_data.dataset).to(config["device"])
     compile_step(model, config)
     model.train()
+    return model, trainer_adam(model, config), config
+
+
+def trainer_adam(model, config):
+    """Adam over ``model``'s parameters at ``config``'s learning rate, as the plugin's trainer
+    builds it (``fused_optimizer``: torch's fused kernel, stepped by ``recbole_umi.optimizer``)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
-    if config["fused_optimizer"]:  # as the trainer builds it
-        optimizer = with_fused_kernel(optimizer)
-    return model, optimizer, config
+    return with_fused_kernel(optimizer) if config["fused_optimizer"] else optimizer
 
 
 def step_flops(model, batch) -> int:

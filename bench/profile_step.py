@@ -28,9 +28,9 @@ compat.apply()  # before anything imports RecBole
 from recbole.utils import init_seed  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
+from bench.compile_step import trainer_adam  # noqa: E402
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
-from recbole_umi.optimizer import with_fused_kernel  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 
 
@@ -110,9 +110,7 @@ def build(model_name: str, dataset_name: str, settings: dict, n_batches: int = 2
     model = get_model(config["model"])(config, train_data.dataset)
     model.train()
     # as the plugin's trainer builds it (fused_optimizer, on by default)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
-    if config["fused_optimizer"]:  # as the trainer builds it
-        optimizer = with_fused_kernel(optimizer)
+    optimizer = trainer_adam(model, config)
     training = train_data._dataset
     size = config["train_batch_size"]
     rows = torch.randperm(len(training), generator=torch.Generator().manual_seed(0))[: size * n_batches]

@@ -39,9 +39,9 @@ from recbole_umi import compat  # noqa: E402
 compat.apply()  # before anything imports RecBole
 from recbole.utils import init_seed  # noqa: E402
 
+from bench.compile_step import trainer_adam  # noqa: E402
 from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
-from recbole_umi.optimizer import with_fused_kernel  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
 
 
@@ -99,8 +99,7 @@ def main(argv=None) -> dict:
         model_config = Config("MIND", args.dataset, config_dict={**settings, "compile_step": compiled})
         init_seed(config["seed"], config["reproducibility"])
         model = get_model("MIND")(model_config, dataset).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
-        optimizers = {"": with_fused_kernel(optimizer) if model_config["fused_optimizer"] else optimizer}
+        optimizers = {"": trainer_adam(model, model_config)}
         if compiled:
             optimizers[", torch's Adam step"] = torch.optim.Adam(model.parameters(), lr=config["learning_rate"],
                                                                  fused=model_config["fused_optimizer"] or None)
