@@ -266,4 +266,7 @@ INTERNALS: tuple[Internal, ...] = (
              "fmin raises it at its end when every trial failed; tune's best_trial says so instead"),
     Internal("torch._inductor.config.fallback_random", ("recbole_umi.model.base",), "write",
              "compile_step: inductor draws random numbers as eager torch does (same negatives and dropout)"),
+    Internal("torch._inductor.codegen.cpp.LoopNest.max_parallel_depth", ("recbole_umi.towers.inductor_fix",), "patch",
+             "compile_step: wrapped so that a vectorized loop narrower than a vector counts one step, not none "
+             "(pytorch/pytorch#190928): no thread team forked per row", digest="b739a88b3bf84105"),
 )

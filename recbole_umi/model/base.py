@@ -371,11 +371,15 @@ def compiled(function, cpp_wrapper: bool = False):
     the models before it evaluate eagerly and do not need theirs. With ``cpp_wrapper`` (what
     :class:`CompiledLoss` asks for on the CPU) the compiled graphs call their kernels from C++
     instead of Python: at 1 thread every compiled model's step faster or level, MIND's by
-    10-25% (docs/benchmarks.md, "Kernels called from C++"); not measured on a GPU."""
+    10-25% (docs/benchmarks.md, "Kernels called from C++"); not measured on a GPU. Inductor's
+    CPU kernels are threaded as :mod:`recbole_umi.towers.inductor_fix` mends them."""
     import torch._dynamo
     import torch._inductor.config as inductor_config
 
+    from recbole_umi.towers.inductor_fix import fix_parallel_depth
+
     inductor_config.fallback_random = True
+    fix_parallel_depth()
     torch._dynamo.reset()
     return torch.compile(function, dynamic=None, options={"cpp_wrapper": True} if cpp_wrapper else None)
 
