@@ -12,7 +12,9 @@ machine otherwise idle:
 
 ``--baseline`` is a checkout (``git worktree add ../base-74068e7 74068e7``). The settings after
 ``--`` go to both, ``--key=value`` as ``run_recbole_umi.py`` takes them (``--dataset``: the
-dataset, default ml-1m).
+dataset, default ml-1m). Each checkout compiles into an inductor cache of its own, made for
+the run: a change that leaves the traced graph as it was (how inductor generates or threads
+its kernels) would otherwise be timed with the other checkout's kernels.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -95,13 +99,15 @@ def main(argv=None) -> dict:
     if not args.baseline:
         parser.error("--baseline is required")
     checkouts = {"baseline": str(Path(args.baseline).resolve()), "today": str(ROOT)}
+    caches = {label: tempfile.mkdtemp(prefix=f"inductor-{label}-") for label in checkouts}
     results = {}
     for model_name in args.models.split(","):
         runs = {label: [] for label in checkouts}
         for _ in range(args.rounds):
             for label, root in checkouts.items():
                 out = subprocess.run([sys.executable, __file__, f"--worker={root}", f"--models={model_name}",
-                                      f"--steps={args.steps}", *rest], capture_output=True, text=True, check=True)
+                                      f"--steps={args.steps}", *rest], capture_output=True, text=True, check=True,
+                                     env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": caches[label]})
                 runs[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
         medians = {label: statistics.median(run["ms"] for run in runs[label]) for label in checkouts}
         results[model_name] = {
