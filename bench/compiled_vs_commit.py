@@ -99,7 +99,16 @@ def main(argv=None) -> dict:
     if not args.baseline:
         parser.error("--baseline is required")
     checkouts = {"baseline": str(Path(args.baseline).resolve()), "today": str(ROOT)}
-    caches = {label: tempfile.mkdtemp(prefix=f"inductor-{label}-") for label in checkouts}
+    with tempfile.TemporaryDirectory(prefix="compiled-vs-commit-") as caches:
+        results = compare(checkouts, args, rest, {label: str(Path(caches) / label) for label in checkouts})
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def compare(checkouts: dict, args, rest: list[str], caches: dict) -> dict:
+    """Every model of ``args.models`` timed in ``args.rounds`` rounds of one fresh process per
+    checkout (alternating), each compiling into its inductor cache of ``caches``."""
     results = {}
     for model_name in args.models.split(","):
         runs = {label: [] for label in checkouts}
@@ -120,8 +129,6 @@ def main(argv=None) -> dict:
         }
         print(model_name, json.dumps({k: results[model_name][k] for k in ("baseline_ms", "today_ms", "speedup",
                                                                           "each_round_ms")}), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 

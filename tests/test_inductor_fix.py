@@ -47,6 +47,16 @@ def test_short_outer_loops_still_give_their_threads_to_a_long_reduction(cpp):
     assert nest(cpp, (1024, 1, False), (10, 1, True)).max_parallel_depth() == cpp.ParallelDepth(1, 0)
 
 
+def test_a_symbolic_outer_size_keeps_the_threads_outside(cpp):
+    """An outer loop of symbolic size beside one narrower than a vector: torch's count, s0 * 0,
+    is the number 0 and moves the threads; rounded up it is s0, no number, and they stay out."""
+    levels = [cpp.LoopLevel(size=sympy.Symbol("s0", positive=True, integer=True), steps=sympy.Integer(1)),
+              cpp.LoopLevel(size=sympy.Integer(8), steps=sympy.Integer(16)),
+              cpp.LoopLevel(size=sympy.Integer(100_000), steps=sympy.Integer(1), is_reduction=True)]
+    assert cpp.LoopNest.max_parallel_depth.__wrapped__(cpp.LoopNest(list(levels))).start_depth == 2
+    assert cpp.LoopNest(levels).max_parallel_depth() == cpp.ParallelDepth(parallel_depth=2, start_depth=0)
+
+
 def test_compiled_sum_is_threaded_over_rows_and_gives_eagers_values(cpp):
     """A 1024 x 10 x 4 tensor summed over its 10 positions, compiled at 2 threads (a fresh
     compile): the kernel's parallel region encloses its loops instead of sitting inside the
@@ -55,8 +65,9 @@ def test_compiled_sum_is_threaded_over_rows_and_gives_eagers_values(cpp):
     from torch._inductor import cpu_vec_isa
     from torch._inductor.utils import run_and_get_code
 
-    if not cpu_vec_isa.pick_vec_isa():
-        pytest.skip("no vector instructions for inductor on this CPU: no vectorized loops to thread")
+    isa = cpu_vec_isa.pick_vec_isa()
+    if not isa or isa.nelements() <= 4:
+        pytest.skip("no vectors wider than the 4 floats summed here: no loop narrower than a vector")
     x = torch.randn(1024, 10, 4, generator=torch.Generator().manual_seed(0))
     torch._dynamo.reset()
     with inductor_config.patch({"cpp.threads": 2, "fx_graph_cache": False, "cpp_wrapper": False}):

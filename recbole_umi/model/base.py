@@ -372,7 +372,8 @@ def compiled(function, cpp_wrapper: bool = False):
     :class:`CompiledLoss` asks for on the CPU) the compiled graphs call their kernels from C++
     instead of Python: at 1 thread every compiled model's step faster or level, MIND's by
     10-25% (docs/benchmarks.md, "Kernels called from C++"); not measured on a GPU. Inductor's
-    CPU kernels are threaded as :mod:`recbole_umi.towers.inductor_fix` mends them."""
+    CPU kernels are threaded as :mod:`recbole_umi.towers.inductor_fix` mends them (from the
+    first compiled model on, for every ``torch.compile`` of the process)."""
     import torch._dynamo
     import torch._inductor.config as inductor_config
 

@@ -11,9 +11,11 @@ thread team forked per row"). pytorch/pytorch#190928 counts the steps rounded up
 the same around torch's method: where it moved the threads inward, the move is checked again
 with the steps rounded up and undone where it no longer holds.
 
-Only the kernels' threading changes: at 1 thread inductor opens no parallel region, so its
-kernels are the same with or without the fix; at more threads a reduction that was split
-over threads is summed by one (the same values up to float rounding).
+Only the kernels' threading changes: at 1 thread inductor opens no parallel region (unless
+``TORCHINDUCTOR_CPP_DYNAMIC_THREADS`` asks for one in every kernel), so its kernels are the
+same with or without the fix; at more threads a reduction that was split over threads is
+summed by one (the same values up to float rounding). The patch holds for the rest of the
+process, for every ``torch.compile`` in it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def fix_parallel_depth() -> bool:
     """Patch ``torch._inductor.codegen.cpp.LoopNest.max_parallel_depth`` as the module says
     (once per process). Returns whether it is patched; False where torch has no such method."""
     try:
+        import sympy
         from torch._inductor.codegen import cpp
     except ImportError:
         return False
@@ -49,14 +52,14 @@ def fix_parallel_depth() -> bool:
         start = depth.start_depth
         if not start:
             return depth  # threads on the outer loops: rounding up could only keep them there
-        outer_steps = 1
+        outer_steps = sympy.Integer(1)
         for loop in self.loops[:start]:
             outer_steps *= _steps(loop, rounded_up=True)
         inner = self.loops[start]
-        try:
-            moved = bool(outer_steps * _INNER_OVER_OUTER < _steps(inner, rounded_up=False))
-        except TypeError:  # symbolic sizes: torch's decision stands
-            return depth
+        # torch moves only where both counts are numbers; rounded up, a symbolic outer size is
+        # no longer multiplied by 0, so the threads stay outside (as upstream's rounding keeps them)
+        moved = (isinstance(outer_steps, sympy.Integer)
+                 and bool(outer_steps * _INNER_OVER_OUTER < _steps(inner, rounded_up=False)))
         return depth if moved else cpp.ParallelDepth(parallel_depth=start, start_depth=0)
 
     max_parallel_depth.fixed_by_recbole_umi = True
