@@ -11,7 +11,10 @@
 # is not there yet; puts the unfinished runs' carried checkpoints back
 # (scripts/carry_checkpoints.py restore) and starts the search on the models left, in the
 # order of MODELS, in the background, in a process group of its own (its log:
-# WORKTREE/search.log). It refuses while anything trains on main's results from any checkout.
+# WORKTREE/search.log); when the search has ended (every model's trials done), the final
+# table (scripts/final_table_ml1m.sh) in the same way, so a session once the searches are
+# done starts and stops the table as it did the search. It refuses while anything trains on
+# main's results from any checkout.
 # stop (carry_checkpoints.py stop): finds every tune and compare run, search_ml1m.sh and
 # final_table_ml1m.sh working on main's results, from whichever checkout; waits up to WAIT_S
 # seconds (default 0) for the runs being trained to end their current epochs, so that the
@@ -59,9 +62,12 @@ start)
     python scripts/carry_checkpoints.py restore "$worktree" "${folders[@]}" ||
         echo "some carried runs were not restored (above): they start again" >&2
     data=$(realpath ../shared/data)
-    # a process group of its own (two_streams.sh ends its streams with kill 0: not the caller's
-    # group), every output to its log: nothing holds the caller's terminal or pipe
-    (cd "$worktree" && exec setsid nohup bash scripts/search_ml1m.sh "$data" "${MODELS[@]}") \
+    # the searches, then the final table (it starts only once every search has its trials: a
+    # search stopped midway, by stop, ends the chain), in a process group of their own
+    # (two_streams.sh ends its streams with kill 0: not the caller's group), every output to
+    # the log: nothing holds the caller's terminal or pipe
+    (cd "$worktree" && exec setsid nohup bash -c \
+        'bash scripts/search_ml1m.sh "$@" && bash scripts/final_table_ml1m.sh "$1"' search "$data" "${MODELS[@]}") \
         >> "$worktree/search.log" 2>&1 < /dev/null &
     sleep 2
     [[ -n $(python scripts/carry_checkpoints.py runners "$results") ]] ||

@@ -216,21 +216,23 @@ def test_save_and_restore_refuse_while_runs_go_on_in_the_checkout(tmp_path):
         tune.wait()
 
 
-def pinned_search(tmp_path: Path) -> tuple[Path, dict]:
-    """A repository whose pinned commit's scripts/search_ml1m.sh stands in for the search: two
-    streams through the real two_streams.sh (which ends them with ``kill 0``), one a stand-in
-    tune run of UMI's search; (the repository, the environment with SEARCH_PIN naming that commit)."""
+STREAMS = ('source scripts/two_streams.sh\n'
+           f'a() {{ {sys.executable} -c "import time; time.sleep(60)" -m recbole_umi.tune --out={OUT}; }}\n'
+           'b() { sleep 60; }\n'
+           'two_streams a b\n')
+
+
+def pinned_search(tmp_path: Path, search: str = STREAMS) -> tuple[Path, dict]:
+    """A repository whose pinned commit's scripts/search_ml1m.sh stands in for the search
+    (``search``, after a line writing its arguments to started.txt; by default two streams
+    through the real two_streams.sh, which ends them with ``kill 0``, one a stand-in tune run
+    of UMI's search); (the repository, the environment with SEARCH_PIN naming that commit)."""
     root = repository(tmp_path, "search_session.sh", "carry_checkpoints.py", "two_streams.sh",
                       "synth_profile_ablation.sh", "final_table_ml1m.sh")
     (root / "tuning" / "synth").mkdir(parents=True)
     for name in ("noise_profile.yaml", "one_noise_field.yaml"):
         (root / "tuning" / "synth" / name).write_text("# a profile\n")
-    (root / "scripts" / "search_ml1m.sh").write_text(
-        'printf "%s\\n" "$@" > started.txt\n'
-        'source scripts/two_streams.sh\n'
-        f'a() {{ {sys.executable} -c "import time; time.sleep(60)" -m recbole_umi.tune --out={OUT}; }}\n'
-        'b() { sleep 60; }\n'
-        'two_streams a b\n')
+    (root / "scripts" / "search_ml1m.sh").write_text('printf "%s\\n" "$@" > started.txt\n' + search)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "scripts", "tuning"], cwd=root, check=True)
@@ -292,3 +294,27 @@ def test_search_session_starts_the_pinned_search_and_stops_it_after_the_epoch_ca
             os.kill(pid, 9)
         decoy.kill()
         decoy.wait()
+
+
+@pytest.mark.parametrize("search_ends", ["done", "failed"])
+def test_search_session_starts_the_final_table_once_the_search_has_ended(tmp_path, search_ends):
+    """A search that ends with every model done is followed by the final table, from the
+    pinned worktree (main's final_table_ml1m.sh copied in), in the session's process group; a
+    search that fails (or is stopped) is not, and start says the search ended at once."""
+    root, env = pinned_search(tmp_path, "exit 0\n" if search_ends == "done" else "exit 3\n")
+    (root / "scripts" / "final_table_ml1m.sh").write_text('printf "%s\\n" "$@" > table.txt\nsleep 30\n')
+    worktree = tmp_path / "wt-search"
+    done = subprocess.run(["bash", "scripts/search_session.sh", "start", str(worktree)], cwd=root,
+                          capture_output=True, text=True, env=env, timeout=60)
+    try:
+        assert (worktree / "started.txt").is_file()  # the search ran first
+        if search_ends == "done":
+            assert done.returncode == 0, done.stderr
+            assert (worktree / "table.txt").read_text().split() == [str(tmp_path / "shared" / "data")]
+            assert working_in(worktree)  # the table is a runner: stop finds it
+        else:
+            assert done.returncode == 1 and "ended at once" in done.stderr
+            assert not (worktree / "table.txt").exists()
+    finally:
+        for pid in working_in(worktree):
+            os.kill(pid, 9)
