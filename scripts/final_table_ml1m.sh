@@ -4,7 +4,7 @@
 # (results/search/ml-1m/<model>/best.yaml, over the search's fixed settings), 5 training seeds
 # that exclude the search's 2020, and the two-level test (test users and seeds) of UMISA, this
 # project's user-aware multi-interest model, against each other model. Writes
-# results/ml-1m-final/ (runs/, table.md, .csv, _tests.csv, plan.yaml).
+# results/ml-1m-final/ (runs/, table.md, .csv, _tests.csv, plan.yaml, hr50.png: the figure).
 #
 #   bash scripts/final_table_ml1m.sh [DATA_PATH] [TRIALS]   # DATA_PATH holds ml-1m/ (default ../shared/data)
 #
@@ -54,8 +54,11 @@ done
 mkdir -p "$out"
 plan="$out/plan.yaml"
 printf '%s\n' "${lines[@]}" > "$plan.$$" && mv "$plan.$$" "$plan"  # whole, for a compare reading it meanwhile
+# --allow_mixed_code: the runs span sessions and machines, and a library release a new machine
+# installs (numpy, faiss: unpinned) would otherwise stop the table midway; the code itself is
+# the pinned checkout's, and the table lists every version its runs ran (as the search does)
 common=(--dataset=ml-1m "--data_path=$data_path" "--out=$out" "--variant_files=$plan" --show_progress=False
-        --state=WARNING)
+        --state=WARNING --allow_mixed_code=True)
 seeds=(2021 2022 2023 2024 2025)
 source scripts/two_streams.sh  # two_streams, join, compare_seeds
 if ((${#only[@]})); then
@@ -69,3 +72,7 @@ stream_b() { compare_seeds "$(join ProfileDSSM ComiRecDR UMI SASRecMatching SINE
 two_streams stream_a stream_b
 # every run is on disk now: this only reads them and writes the table, UMISA first
 write_table "$(join "${models[@]}")"
+# and its figure: each model's HitRate@50 with its interval, each minus UMISA (look at it
+# before committing it)
+python scripts/results_figure.py "$out" "--models=$(join "${models[@]}")" "--seeds=$(join "${seeds[@]}")" \
+    "--out=$out/hr50.png" --title="MovieLens-1M, the final table's seeds $(join "${seeds[@]}")"

@@ -87,7 +87,8 @@ def test_table_and_resume(compare_args, finished, monkeypatch, capsys):
     assert cell.startswith(f"{expected['delta']:+.2f} [{expected['low']:+.2f}, {expected['high']:+.2f}] "
                            f"p={expected['p']:.3g}")
     assert "seeds p" not in cell  # the two-level test counts the seeds itself
-    assert gain_row.split(" | ")[3].endswith("*") == (expected["p"] < 0.05)
+    # one comparison: Holm's correction leaves its p as it is, so the gain has both marks or none
+    assert gain_row.split(" | ")[3].endswith("*†") == (expected["p"] < 0.05)
     # one comparison: Holm's correction leaves p as it is, so the dagger goes with the star
     assert cell.endswith("*†") == (expected["p"] < 0.05)
     assert "Two-level test of UMI" in markdown and "Code: recbole-umi" in markdown
@@ -456,3 +457,19 @@ def test_a_history_bucket_of_one_user_shows_its_mean_without_a_test():
     umi = next(line for line in lines if line.startswith("| UMI |"))
     assert umi.endswith("| 100.00 |")  # the one user's mean over the seeds, no interval
     assert next(line for line in lines if line.startswith("| MIND |") and "p=" in line).endswith("| - (1 user) |")
+
+
+def test_the_gain_row_marks_the_raw_and_the_holm_corrected_test_of_the_best_other_model():
+    """▲%: the first model's gain over the best other, * where its test against that model has
+    p < 0.05, † where the Holm-corrected p does too (here 0.03 raw, 0.06 corrected: * alone)."""
+    from recbole_umi.experiments.tables import render_markdown
+
+    table = {"UMISA": {"HitRate@50": (50.0, 1.0)}, "SASRec": {"HitRate@50": (40.0, 1.0)},
+             "UMI": {"HitRate@50": (30.0, 1.0)}}
+    tests = {"SASRec": {"HitRate@50": {"p": 0.03, "p_holm": 0.06}},
+             "UMI": {"HitRate@50": {"p": 0.001, "p_holm": 0.002}}}
+    gain_row = next(line for line in render_markdown(["HitRate@50"], table, 5, tests).splitlines()
+                    if line.startswith("| ▲% |"))
+    assert gain_row == "| ▲% | +25.00* |"
+    tests["SASRec"]["HitRate@50"]["p_holm"] = 0.04
+    assert "+25.00*†" in render_markdown(["HitRate@50"], table, 5, tests)

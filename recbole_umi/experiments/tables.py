@@ -251,7 +251,8 @@ def render_markdown(columns: list[str], table: dict, n_seeds: int, tests: dict |
     lines = [
         f"Test metrics in percent, mean ± std over {n_seeds} seed(s); **best**, _second best_; "
         f"▲% = relative improvement of {next(iter(table))} over the best other model"
-        + (f", * where the test below gives p < {stats.LEVEL}." if tests else "."),
+        + (f", * where the test below gives p < {stats.LEVEL} against that model, † also after Holm's "
+           f"correction." if tests else "."),
         "",
         "| model | " + " | ".join(columns) + " |",
         "| --- |" + " --- |" * len(columns),
@@ -270,7 +271,10 @@ def render_markdown(columns: list[str], table: dict, n_seeds: int, tests: dict |
     if any(g is not None for g in gains):
         cells = []
         for column, gain in zip(columns, gains):
-            star = "*" if tests and tests[best_other(table, column)][column]["p"] < stats.LEVEL else ""
+            star = ""
+            if tests:
+                test = tests[best_other(table, column)][column]
+                star = ("*" if test["p"] < stats.LEVEL else "") + ("†" if test["p_holm"] < stats.LEVEL else "")
             cells.append("" if gain is None else f"{gain:+.2f}{star}")
         lines.append("| ▲% | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
