@@ -111,28 +111,6 @@ def test_final_table_runs_the_finished_models_alone_with_MODELS(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["plan.yaml"]  # no table, no leftovers
 
 
-TABLE_MODELS = ["UMISA", "UMI", "MIND", "ComiRecDR", "ComiRecSA", "YoutubeDNN", "ProfileDSSM", "SASRecMatching",
-                "SASRec", "SINE"]
-
-
-def test_the_whole_final_table_runs_every_seed_then_writes_the_table_and_its_figure(tmp_path):
-    """Every search finished: two streams of compare runs over the seeds 2021-2025 (never the
-    search's 2020), allowing the versions a run's parts ran on (listed in the table), then the
-    table of the ten models, UMISA first, from the runs on disk, then its figure from the same
-    runs into the table's folder (not the docs' figure)."""
-    root, bin_dir, calls = fake_checkout(tmp_path, dict.fromkeys(TABLE_MODELS, 20))
-    done = run_final_table(root, bin_dir, None)
-    assert done.returncode == 0, done.stderr
-    runs = [path.read_text().splitlines() for path in sorted(calls.iterdir())]
-    trained, (table, figure) = runs[:-2], runs[-2:]
-    assert len(trained) == 10 and all("--allow_mixed_code=True" in run for run in trained)
-    assert sorted(arg for run in trained for arg in run if arg.startswith("--seeds=")) == sorted(
-        f"--seeds={seed}" for seed in (2021, 2022, 2023, 2024, 2025) for _ in range(2))
-    assert "--table_only=True" in table and f"--models={','.join(TABLE_MODELS)}" in table
-    assert figure[1:4] == ["scripts/results_figure.py", "results/ml-1m-final", f"--models={','.join(TABLE_MODELS)}"]
-    assert "--seeds=2021,2022,2023,2024,2025" in figure and "--out=results/ml-1m-final/hr50.png" in figure
-
-
 def test_final_table_refuses_unfinished_searches_and_unknown_models(tmp_path):
     root, bin_dir, calls = fake_checkout(tmp_path, {"YoutubeDNN": 20, "UMI": 7})
     done = run_final_table(root, bin_dir, "YoutubeDNN UMI")
@@ -170,7 +148,7 @@ def test_profile_ablation_reads_PROFILE_and_writes_OUT(tmp_path):
     assert (root / "results" / "arm" / "generator.json").read_text() == '{"seed": 2022}\n'
 
 
-def test_final_table_runs_every_model_in_two_streams_then_writes_the_table(tmp_path):
+def test_final_table_runs_every_model_in_two_streams_then_writes_the_table_and_its_figure(tmp_path):
     models = ["UMISA", "UMI", "MIND", "ComiRecDR", "ComiRecSA", "YoutubeDNN", "ProfileDSSM", "SASRecMatching",
               "SASRec", "SINE"]
     root, bin_dir, calls = fake_checkout(tmp_path, {model: 20 for model in models})
@@ -181,12 +159,17 @@ def test_final_table_runs_every_model_in_two_streams_then_writes_the_table(tmp_p
     done = run_final_table(root, bin_dir, None)
     assert done.returncode == 0, done.stderr
     runs = [path.read_text().splitlines() for path in sorted(calls.iterdir())]
-    assert len(runs) == 11  # five seeds in each stream, then the table
+    assert len(runs) == 12  # five seeds in each stream, then the table and its figure
     streams = sorted(run[3] for run in runs[:10])
     assert streams == sorted(["--models=YoutubeDNN,MIND,ComiRecSA,UMISA,SASRec"] * 5
                              + ["--models=ProfileDSSM,ComiRecDR,UMI,SASRecMatching,SINE"] * 5)
     assert all(run[0] == "OMP_NUM_THREADS=1" for run in runs[:10])
-    table = runs[10]
+    # the runs span sessions: the library versions of their parts are allowed (the table lists them)
+    assert all("--allow_mixed_code=True" in run for run in runs[:11])
+    table, figure = runs[10:]
     assert table[1:4] == ["-m", "recbole_umi.compare", f"--models={','.join(models)}"]
     assert "--seeds=2021,2022,2023,2024,2025" in table and "--table_only=True" in table
+    # the figure from the same runs, into the table's folder (not the docs' figure)
+    assert figure[1:4] == ["scripts/results_figure.py", "results/ml-1m-final", f"--models={','.join(models)}"]
+    assert "--seeds=2021,2022,2023,2024,2025" in figure and "--out=results/ml-1m-final/hr50.png" in figure
     assert sorted(p.name for p in out.iterdir()) == ["plan.yaml"]  # the streams' tables removed
