@@ -7,7 +7,12 @@ the numbers (torch, RecBole, numpy, faiss). :func:`code_key` is what two runs mu
 stand in one table: the digest and the library versions, not the commit, which also moves
 when only results or docs are committed.
 
-Light on purpose: no torch, no RecBole (versions come from the installed packages' metadata).
+:func:`machine` says what it ran on (the CPU, its vector instructions as torch uses them, a GPU):
+a run that spans sessions may run its parts on different machines, whose float rounding
+differs (``RunClock`` in :mod:`recbole_umi.experiments.runs` records each part's).
+
+Light on purpose: no torch, no RecBole (versions come from the installed packages' metadata;
+``machine`` asks torch only where the process has imported it).
 
 Example::
 
@@ -21,10 +26,11 @@ import functools
 import hashlib
 import platform
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "MixedCodeError", "check_same_code"]
+__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "MixedCodeError", "check_same_code", "machine"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # The folders whose files are the package's code and defaults (a source checkout keeps the
@@ -134,3 +140,25 @@ def check_same_code(records: list[dict], what: str, allow_mixed: bool = False) -
             "(it then lists the versions)"
         )
     return groups
+
+
+@functools.lru_cache(maxsize=1)
+def machine() -> dict:
+    """``{"cpu", "cpu_capability", "gpu"}`` of this process's machine: the CPU's model name
+    (from /proc/cpuinfo where there is one), the vector instructions torch's CPU kernels use
+    (``"AVX512"``, ``"AVX2"``, ...) and the first GPU's name, the last two None where the
+    process has not imported torch (or has no GPU)."""
+    cpu = platform.processor() or None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    torch = sys.modules.get("torch")
+    capability = gpu = None
+    if torch is not None:
+        capability = torch.backends.cpu.get_cpu_capability()
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cpu_capability": capability, "gpu": gpu}

@@ -133,7 +133,7 @@ def test_the_run_clock_keeps_a_runs_time_over_its_parts(tmp_path):
 
     kept = tmp_path / "checkpoints" / "elapsed.json"
     clock = runs.RunClock(tmp_path / "checkpoints", resumed=False, every=0.02)
-    assert json.loads(kept.read_text()) == {"elapsed_s": 0.0}  # kept from the start
+    assert json.loads(kept.read_text())["elapsed_s"] == 0.0  # kept from the start
     deadline = time.monotonic() + 30
     while json.loads(kept.read_text())["elapsed_s"] < 0.2:  # written while the run goes on
         assert time.monotonic() < deadline, "the run's time was not written while it ran"
@@ -149,6 +149,30 @@ def test_the_run_clock_keeps_a_runs_time_over_its_parts(tmp_path):
     kept.write_text("{not json")
     unknown = runs.RunClock(tmp_path / "checkpoints", resumed=True)
     assert unknown.stop() < 10000 and not unknown.complete  # its earlier time unknown: said so
+
+
+def test_the_run_clock_keeps_each_parts_code_and_machine(tmp_path, monkeypatch):
+    """A run over three parts: one whose file kept only the time (code and machine unknown),
+    then two parts of this process, each with its seconds, code and machine, in order; the
+    file holds them for the next part, the record takes them from the clock."""
+    from recbole_umi.provenance import code_version, machine
+
+    kept = tmp_path / "checkpoints" / "elapsed.json"
+    kept.parent.mkdir()
+    kept.write_text(json.dumps({"elapsed_s": 300.0}))  # kept by code that recorded the time alone
+    second = runs.RunClock(tmp_path / "checkpoints", resumed=True)
+    assert second.stop() >= 300
+    assert [part["seconds"] for part in second.parts][:1] == [300.0]
+    assert second.parts[0]["code"] is None and second.parts[0]["machine"] is None
+    assert second.parts[1]["code"] == code_version() and second.parts[1]["machine"] == machine()
+    assert json.loads(kept.read_text())["parts"] == second.parts
+    monkeypatch.setattr(runs, "machine", lambda: {"cpu": "another CPU", "cpu_capability": "AVX2", "gpu": None})
+    third = runs.RunClock(tmp_path / "checkpoints", resumed=True)
+    third.stop()
+    assert len(third.parts) == 3 and third.parts[:2] == second.parts
+    assert third.parts[2]["machine"]["cpu"] == "another CPU"
+    assert abs(sum(part["seconds"] for part in third.parts) - third.seconds()) < 0.2
+    assert machine()["cpu_capability"] is not None  # torch is imported here: its vector instructions
 
 
 def test_the_run_clock_never_fails_a_run_for_its_file(tmp_path, caplog):

@@ -20,7 +20,7 @@ from recbole_umi.experiments.run_files import finished_runs, run_file
 from recbole_umi.experiments.trials import SEARCH_SEED_COMMENT
 from recbole_umi.experiments.variants import check_variants, resolve_variant
 from recbole_umi.files import DamagedFileError, read_json, record_json, run_lock, set_aside, write_atomic
-from recbole_umi.provenance import check_same_code, code_version
+from recbole_umi.provenance import check_same_code, code_version, machine
 from recbole_umi.quick_start import run
 from recbole_umi.settings import SettingsError
 
@@ -174,34 +174,50 @@ def interrupted_run(folder: Path, settings: dict, log=print) -> Path | None:
 
 
 class RunClock:
-    """The seconds a run (a comparison's run, a search's trial) takes over all its parts. A run
-    cut short (a session's end) and continued from its checkpoint would otherwise report its
-    last part only: its time so far is kept in ``elapsed.json`` in its checkpoint folder,
+    """The seconds a run (a comparison's run, a search's trial) takes over all its parts, and
+    the code and machine of each part. A run cut short (a session's end) and continued from its
+    checkpoint would otherwise report its last part only, and only the code that finished it:
+    its time so far and its parts are kept in ``elapsed.json`` in its checkpoint folder,
     written at the start, every ``every`` seconds while it trains (a killed process loses at
     most that much) and when it stops, and read back when the run continues (``resumed``); a
     run that starts afresh starts from zero. ``complete``: False where a continued run found
     no earlier time to add (cut short by code that kept none, or an unreadable file), so that
-    its seconds are its last part's only. Keeping the time is bookkeeping: a file that cannot
+    its seconds are its last part's only. ``parts``: ``[{"seconds", "code", "machine"}]``, one
+    per part in order (:func:`recbole_umi.provenance.code_version`, :func:`~recbole_umi.
+    provenance.machine`); the earlier parts of a file that kept only the time are one part
+    with None for its code and machine. Keeping the time is bookkeeping: a file that cannot
     be written is logged and never fails the run."""
 
     FILE = "elapsed.json"
 
     def __init__(self, folder, resumed: bool, every: float = 60.0):
         self.path = Path(folder) / self.FILE
-        earlier = self._earlier() if resumed else 0.0
+        earlier, self._earlier_parts = self._earlier() if resumed else (0.0, [])
         self.complete = earlier is not None
         self.before = earlier or 0.0
+        self._this_part = {"code": code_version(), "machine": machine()}
         self.started, self._stopped_at = time.perf_counter(), None
         self._write(self.seconds())
         self._stopped = threading.Event()
         self._writer = threading.Thread(target=self._keep, args=(every,), daemon=True)
         self._writer.start()
 
-    def _earlier(self) -> float | None:
+    def _earlier(self) -> tuple[float | None, list[dict]]:
         try:
-            return float(json.loads(self.path.read_text())["elapsed_s"])
+            kept = json.loads(self.path.read_text())
+            seconds = float(kept["elapsed_s"])
         except (OSError, ValueError, KeyError, TypeError):  # none kept, or unreadable
-            return None
+            return None, []
+        parts = kept.get("parts")
+        if not isinstance(parts, list):  # kept by code that recorded the time alone
+            parts = [{"seconds": round(seconds, 1), "code": None, "machine": None}] if seconds else []
+        return seconds, parts
+
+    @property
+    def parts(self) -> list[dict]:
+        """The run's parts so far, this one last with its seconds so far."""
+        this = round(self.seconds() - self.before, 1)
+        return [*self._earlier_parts, {"seconds": this, **self._this_part}]
 
     def seconds(self) -> float:
         """The run's seconds over all its parts so far (fixed once the clock stops)."""
@@ -210,7 +226,7 @@ class RunClock:
     def _write(self, seconds: float) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, json.dumps({"elapsed_s": round(seconds, 1)}) + "\n")
+            write_atomic(self.path, json.dumps({"elapsed_s": round(seconds, 1), "parts": self.parts}) + "\n")
         except OSError as error:
             getLogger().warning(f"{self.path}: the run's time so far is not kept ({error})")
 
@@ -369,6 +385,7 @@ def compare(variants, dataset, seeds, out, config_file_list=None, config_dict=No
             "wall_s": round(seconds, 1),  # over all its parts (RunClock) where wall_s_all_parts
             "wall_s_all_parts": clock.complete,
             "code": code_version(),  # the code that ran it (a resumed run: the code that finished it)
+            "parts": clock.parts,  # each part's seconds, code and machine (a run over several sessions)
             "resumed_from": None if resume is None else str(resume),
             "epochs": result["epochs"],
             "best_epoch": result["best_epoch"],

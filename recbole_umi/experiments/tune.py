@@ -310,7 +310,8 @@ class Tuning(HyperTuning):
         record = {**record,
                   "wall_s": round(clock.seconds() if clock else time.perf_counter() - started, 1),  # all parts
                   "wall_s_all_parts": bool(clock and clock.complete),
-                  "code": code_version(),  # the code that ran it
+                  "code": code_version(),  # the code that ran it (a resumed trial: the code that finished it)
+                  "parts": clock.parts if clock else None,  # each part's seconds, code and machine
                   "training_seed": self.training_seed,
                   "valid_metric": self.valid_label}
         write_atomic(self.trial_file(number), record_json(record))  # whole or absent
