@@ -70,8 +70,10 @@ fi
 stream_a() { compare_seeds "$(join YoutubeDNN MIND ComiRecSA UMISA SASRec)" stream_a; }
 stream_b() { compare_seeds "$(join ProfileDSSM ComiRecDR UMI SASRecMatching SINE)" stream_b; }
 two_streams stream_a stream_b
-# every run is on disk now: this only reads them and writes the table, UMISA first
+# every run is on disk now: this only reads them and writes the table, UMISA first (and drops
+# the tables of MODELS runs killed before they could remove their own)
 write_table "$(join "${models[@]}")"
+rm -f "$out"/early_*.md "$out"/early_*.csv
 # and its figure: each model's HitRate@50 with its interval, each minus UMISA (look at it
 # before committing it)
 python scripts/results_figure.py "$out" "--models=$(join "${models[@]}")" "--seeds=$(join "${seeds[@]}")" \

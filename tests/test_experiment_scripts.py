@@ -154,7 +154,8 @@ def test_final_table_runs_every_model_in_two_streams_then_writes_the_table_and_i
     root, bin_dir, calls = fake_checkout(tmp_path, {model: 20 for model in models})
     out = root / "results" / "ml-1m-final"
     out.mkdir(parents=True)
-    for leftover in ("stream_a.md", "stream_b.csv", "stream_a_tests.csv"):  # the streams' own tables
+    # the streams' own tables, and a killed MODELS run's
+    for leftover in ("stream_a.md", "stream_b.csv", "stream_a_tests.csv", "early_123.md", "early_123_tests.csv"):
         (out / leftover).write_text("")
     done = run_final_table(root, bin_dir, None)
     assert done.returncode == 0, done.stderr
