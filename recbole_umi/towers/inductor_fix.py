@@ -20,6 +20,8 @@ process, for every ``torch.compile`` in it.
 
 from __future__ import annotations
 
+import functools
+
 __all__ = ["fix_parallel_depth"]
 
 #: The factor of torch's heuristic (``LoopNest.max_parallel_depth``): threads move onto the
@@ -47,6 +49,7 @@ def fix_parallel_depth() -> bool:
     if getattr(original, "fixed_by_recbole_umi", False):
         return True
 
+    @functools.wraps(original)
     def max_parallel_depth(self):
         depth = original(self)
         start = depth.start_depth
@@ -62,8 +65,6 @@ def fix_parallel_depth() -> bool:
                  and bool(outer_steps * _INNER_OVER_OUTER < _steps(inner, rounded_up=False)))
         return depth if moved else cpp.ParallelDepth(parallel_depth=start, start_depth=0)
 
-    max_parallel_depth.fixed_by_recbole_umi = True
-    max_parallel_depth.__wrapped__ = original
-    max_parallel_depth.__doc__ = original.__doc__
+    max_parallel_depth.fixed_by_recbole_umi = True  # functools.wraps keeps the original as __wrapped__
     nest.max_parallel_depth = max_parallel_depth
     return True
