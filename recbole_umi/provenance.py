@@ -143,19 +143,23 @@ def check_same_code(records: list[dict], what: str, allow_mixed: bool = False) -
 
 
 @functools.lru_cache(maxsize=1)
-def machine() -> dict:
-    """``{"cpu", "cpu_capability", "gpu"}`` of this process's machine: the CPU's model name
-    (from /proc/cpuinfo where there is one), the vector instructions torch's CPU kernels use
-    (``"AVX512"``, ``"AVX2"``, ...) and the first GPU's name, the last two None where the
-    process has not imported torch (or has no GPU)."""
-    cpu = platform.processor() or None
+def _cpu_name() -> str | None:
+    """The CPU's model name, from /proc/cpuinfo where there is one."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or None
+
+
+def machine() -> dict:
+    """``{"cpu", "cpu_capability", "gpu"}`` of this process's machine: the CPU's model name,
+    the vector instructions torch's CPU kernels use (``"AVX512"``, ``"AVX2"``, ...) and the
+    first GPU's name, the last two None where the process has not imported torch (yet: they
+    are asked each call, so an early call does not fix them) or has no GPU."""
+    cpu = _cpu_name()
     torch = sys.modules.get("torch")
     capability = gpu = None
     if torch is not None:
