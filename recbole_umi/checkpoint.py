@@ -9,7 +9,11 @@ unpickler reads without running anything; every read is weights-only.
 A checkpoint is a ``torch.save``'d dict:
 
 - ``format`` (:data:`FORMAT`), ``version`` (:data:`VERSION`), ``kind`` (``"best"`` or
-  ``"last"``), ``model``, ``dataset``, ``recbole_umi_version``, ``torch_version``;
+  ``"last"``), ``model``, ``dataset``, ``recbole_umi_version``, ``torch_version``, ``code``
+  (:func:`recbole_umi.provenance.code_version` of the process that wrote the file: the code
+  that trained up to this epoch, the resuming code for a resumed run's later epochs; None in a
+  converted file and absent from files written before 2026-12-06; :func:`load` returns it in
+  ``info["code"]``);
 - ``config``: the resolved config as YAML/JSON-safe values (enums by name, no
   ``torch.device``, no keys that only say where the training machine kept things or how it
   ran: ``checkpoint_dir``, ``gpu_id``, ``device``, ...); ``data_path`` is kept, absolute, as

@@ -45,6 +45,7 @@ from recbole_umi import checkpoint  # noqa: E402
 from recbole_umi.checkpoint import CheckpointError, get_trainer, last_checkpoint_path  # noqa: E402
 from recbole_umi.checkpoints import trainer as checkpoint_trainer  # noqa: E402
 from recbole_umi.config import Config  # noqa: E402
+from recbole_umi.provenance import code_version  # noqa: E402
 from recbole_umi.quick_start import main, run  # noqa: E402
 from tests.conftest import REPO_ROOT, build, random_sequences, tiny_config, write_atomic  # noqa: E402
 
@@ -95,6 +96,9 @@ def test_checkpoints_hold_plain_data_only(trained):
     assert {"user_id", "item_id", "gender"} <= last["ids"].keys()  # gender: a profile token field
     assert set(last["rng"]["loaders"]["train"]) == {"generator", "target_generator"}
     assert last["best_file"] == trained.best.name
+    # each file names the code that wrote it, and load hands it on
+    assert best["code"] == last["code"] == code_version() and best["code"]["code_digest"]
+    assert checkpoint.load(trained.last).info["code"] == code_version()
     # the rebuilt config is the saved one
     assert checkpoint.plain_config(checkpoint.checkpoint_config(trained.last)) == config
     assert recbole_umi.load is checkpoint.load and recbole_umi.CheckpointError is CheckpointError
@@ -331,6 +335,7 @@ def test_recbole_format_is_refused_with_the_way_to_convert_it(trained, tmp_path,
     with caplog.at_level(logging.WARNING):
         loaded = recbole_umi.load(converted)
     assert "records no id mappings" in caplog.text
+    assert loaded.info["code"] is None  # the code that trained a RecBole file is not known
     batch = first_batch(valid_data)
     torch.testing.assert_close(scores_of(loaded.model, batch), scores_of(model, batch), rtol=0, atol=0)
 

@@ -77,7 +77,8 @@ class LoadedCheckpoint:
         model: the model with the saved weights, in eval mode, on ``config["device"]``.
         dataset: the dataset, with the ids the model was trained on (checked).
         train_data, valid_data, test_data: the loaders of the same split as in training.
-        info: ``path``, ``kind``, ``epoch``, ``best_valid_score``, ``best_valid_result``.
+        info: ``path``, ``kind``, ``epoch``, ``best_valid_score``, ``best_valid_result`` and
+            ``code``, the code that wrote the file (None where the file does not say).
     """
 
     config: Any
@@ -124,7 +125,8 @@ def load(path, data_path=None, config_file_list=None, config_dict=None, cmd_args
     )
     load_model_state(model_, checkpoint, path)
     model_.eval()
-    info = {"path": str(path), **{key: checkpoint[key] for key in ("kind", "epoch", "best_valid_score", "best_valid_result")}}
+    info = {"path": str(path), **{key: checkpoint[key] for key in ("kind", "epoch", "best_valid_score", "best_valid_result")},
+            "code": checkpoint.get("code")}  # None: a file written before checkpoints recorded their code
     return LoadedCheckpoint(config, model_, dataset_, train_data, valid_data, test_data, info)
 
 

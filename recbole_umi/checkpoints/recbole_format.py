@@ -59,6 +59,7 @@ def convert_recbole_checkpoint(old: dict, dst, source=None) -> Path:
         "kind": "best",
         "recbole_umi_version": __version__,
         "torch_version": str(torch.__version__),
+        "code": None,  # the code that trained these weights is not known
         "model": config["model"],
         "dataset": config["dataset"],
         "config": plain_config(config),

@@ -40,6 +40,7 @@ from recbole_umi.config import one_process_view  # noqa: E402
 from recbole_umi.evaluation import IndexedEvaluation  # noqa: E402
 from recbole_umi.optimizer import with_fused_kernel  # noqa: E402
 from recbole_umi.plain import plain_data  # noqa: E402
+from recbole_umi.provenance import code_version  # noqa: E402
 
 __all__ = ["SafeCheckpointTrainer", "TrainingDivergedError", "safe_trainer", "get_trainer"]
 
@@ -126,6 +127,7 @@ class SafeCheckpointTrainer:
             "kind": kind,
             "recbole_umi_version": __version__,
             "torch_version": str(torch.__version__),
+            "code": code_version(),  # the code that wrote this epoch (a resumed run: the code that resumed it)
             "model": self.config["model"],
             "dataset": self.config["dataset"],
             "config": plain_config(self.config),
