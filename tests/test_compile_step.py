@@ -106,7 +106,9 @@ def test_compile_step_gives_recbole_models_the_plugins_dropout_maps_gelu_and_mas
     """Every dropout of RecBole's SASRec (the embeddings', and each layer's attention, output
     and feed-forward ones: 1 + 3 x n_layers) becomes the plugin's, its probability kept; its
     linear maps the plugin's, its feed-forward layers' GELU the plugin's, its causal attention
-    mask the plugin's (the same mask); the state dict's keys unchanged."""
+    mask the plugin's (the same mask), its forward the plugin's; the state dict's keys unchanged."""
+    from recbole_umi.model import base
+
     settings = {"train_neg_sample_args": None, "hidden_dropout_prob": 0.3, "attn_dropout_prob": 0.2, "n_layers": 2}
     before = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, **settings)))[-1]
     after = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, **settings)))[-1]
@@ -123,7 +125,7 @@ def test_compile_step_gives_recbole_models_the_plugins_dropout_maps_gelu_and_mas
     feed_forwards = [module for module in after.modules() if hasattr(module, "intermediate_act_fn")]
     assert len(feed_forwards) == 2 and all(module.intermediate_act_fn is ops.gelu for module in feed_forwards)
     assert after.state_dict().keys() == before.state_dict().keys()
-    assert "forward" not in after.__dict__  # SINE's alone is replaced (the test below)
+    assert after.forward.__func__ is base._sasrec_forward and "forward" not in before.__dict__  # (the test below)
     # and the causal attention mask the plugin's way: the same mask, padding and ties of order included
     item_seq = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5], [0, 0, 0, 0, 0], [0, 2, 0, 4, 0]])
     assert "get_attention_mask" not in before.__dict__
@@ -170,6 +172,66 @@ def test_compile_step_gives_recbole_sine_its_interest_maps_in_one_product(tiny_d
     for name, grad in their_grads.items():  # compiled, also to 1e-4 of the largest entry (w3's reach 260 here)
         atol = 1e-6 + (1e-4 * float(grad.abs().max()) if compiled else 0.0)
         torch.testing.assert_close(our_grads[name], grad, rtol=1e-4, atol=atol, msg=name)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_compile_step_gives_recbole_sasrec_its_last_layer_at_one_position(tiny_data, compiled):
+    """RecBole's SASRec under compile_step computes its last layer at each row's last position
+    only (base._sasrec_forward): from the same weights, without dropout, the same user vectors
+    and gradients as RecBole's own forward, to float rounding, eager and compiled, at three
+    layers and rows of several lengths; with the last layer's dropouts, the same distribution
+    (means and spread over draws)."""
+    from recbole.model.sequential_recommender.sasrec import SASRec
+
+    settings = {"train_neg_sample_args": None, "n_layers": 3, "hidden_size": 16, "inner_size": 24,
+                "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
+    _, train_data, _, _, before = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, **settings)))
+    after = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, **settings)))[-1]
+    assert "forward" in after.__dict__ and "forward" not in before.__dict__
+    after.load_state_dict(before.state_dict())
+    batch = next(iter(train_data))
+    sequence, length = batch["item_id_list"], batch["item_length"]
+    assert length.min() < length.max()  # rows of several lengths: their last positions differ
+    weights = torch.randn(sequence.size(0), 16, generator=torch.Generator().manual_seed(0))
+    results = []
+    for model in (before, after):
+        model.train()
+        model.zero_grad()
+        forward = torch.compile(model.forward) if compiled and model is after else model
+        output = forward(sequence, length)
+        (output * weights).sum().backward()
+        results.append((output.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (theirs, their_grads), (ours, our_grads) = results
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert our_grads.keys() == their_grads.keys()
+    for name, grad in their_grads.items():
+        torch.testing.assert_close(our_grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+    if compiled:
+        return
+    # with the last layer's three dropouts (the ones drawn otherwise): other masks, the same
+    # distribution. Over 400 draws each entry's mean within 6 standard errors of RecBole's and
+    # the spread summed over entries within 10% (either attention dropout left out: means move
+    # past 6 standard errors). The maps' weights at 0.3, not 0.02, so that the layer's outputs
+    # are not small beside their residuals.
+    torch.manual_seed(4)
+    for module in before.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.weight.data.normal_(0, 0.3)
+    after.load_state_dict(before.state_dict())
+    for model in (before, after):
+        for module in model.trm_encoder.layer[-1].modules():
+            if isinstance(module, (torch.nn.Dropout, Dropout)):
+                module.p = 0.3
+    draws = []
+    with torch.no_grad():
+        for model in (before, after):
+            torch.manual_seed(5)
+            draws.append(torch.stack([model(sequence, length) for _ in range(400)]))
+    assert not torch.equal(SASRec.forward(after, sequence, length), after(sequence, length))
+    error = ((draws[0].var(0) + draws[1].var(0)) / 400).sqrt()
+    assert ((draws[1].mean(0) - draws[0].mean(0)).abs() <= 6 * error).all()
+    ratio = float(draws[1].var(0).sum() / draws[0].var(0).sum())  # the draws' spread, summed over entries
+    assert 0.9 < ratio < 1.1
 
 
 def test_recbole_trainer_trains_a_recbole_model_through_the_compiled_loss(tiny_data):

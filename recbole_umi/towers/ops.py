@@ -218,24 +218,29 @@ def _threshold(p: float) -> int:
 
 
 @torch.library.custom_op("recbole_umi::random_words", mutates_args=("words",))
-def _random_words(words: torch.Tensor) -> None:
+def _random_words(words: torch.Tensor, after: torch.Tensor) -> None:
     """Fills the int64 tensor ``words`` with random 64-bit words, every bit uniform (torch's
     generator, as eager). A custom op because dynamo cannot trace ``Tensor.random_`` (the
     compiled step would break into a graph around every dropout) and the functional
     ``torch.randint`` draws 4x slower; one that mutates its argument, so that compiled code
-    keeps every call (equal calls of a pure op would be merged into one)."""
+    keeps every call (equal calls of a pure op would be merged into one). ``after`` (the
+    dropout's input), read by nothing, makes the draw wait for it: compiled code then draws in
+    the order eager code does, where inductor may otherwise move a draw that needs no input
+    ahead of another one (it did in RecBole's SASRec with its last layer at one position,
+    ``model.base._sasrec_forward``: the same masks in another order)."""
     words.random_(-(2**63), None)
 
 
 @_random_words.register_fake
-def _(words):
+def _(words, after):
     return None
 
 
 def _dropout_draws(x: torch.Tensor) -> torch.Tensor:
-    """Random 64-bit words, every bit uniform, enough for one 16-bit draw per entry of ``x``."""
+    """Random 64-bit words, every bit uniform, enough for one 16-bit draw per entry of ``x``,
+    drawn once ``x`` is computed (:func:`_random_words`)."""
     words = torch.empty(-(-x.numel() // DRAWS_PER_WORD), dtype=torch.int64, device=x.device)
-    _random_words(words)
+    _random_words(words, x)
     return words
 
 
