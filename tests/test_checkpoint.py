@@ -427,6 +427,26 @@ def test_resume_before_the_first_validation(trained, monkeypatch, tmp_path):
     assert resumed["best_valid_result"] and resumed["test_result"]
 
 
+def test_resuming_a_run_of_other_code_says_so(trained, monkeypatch, tmp_path, caplog):
+    """A checkpoint records the code that wrote it; resuming it with other code warns, naming
+    both (the same code: no warning)."""
+    monkeypatch.chdir(trained.work)
+    for source in (trained.best, trained.last):
+        shutil.copy(source, tmp_path / source.name)
+    last = tmp_path / trained.last.name
+    with caplog.at_level(logging.WARNING):
+        run(resume=str(last), config_dict={"state": "WARNING"})  # the tiny runs log errors only
+    assert "which other code trained" not in caplog.text
+    other = {**code_version(), "code_digest": "0123456789abcdef"}
+    monkeypatch.setattr(checkpoint_trainer, "code_version", lambda: other)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run(resume=str(last), config_dict={"state": "WARNING"})  # the tiny runs log errors only
+    ours = code_version()["code_digest"]
+    assert f"which other code trained up to epoch {EPOCHS - 1} (recbole-umi 0.1.0, code {ours}" in caplog.text
+    assert "the epochs from here on run recbole-umi 0.1.0, code 0123456789abcdef" in caplog.text
+
+
 def test_a_checkpoint_cannot_bring_back_settings_that_read_pickles(trained, tmp_path):
     crafted = torch.load(trained.best, weights_only=True)
     crafted["config"]["dataloaders_save_path"] = str(tmp_path / "evil.pkl")

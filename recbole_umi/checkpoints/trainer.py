@@ -40,7 +40,7 @@ from recbole_umi.config import one_process_view  # noqa: E402
 from recbole_umi.evaluation import IndexedEvaluation  # noqa: E402
 from recbole_umi.optimizer import with_fused_kernel  # noqa: E402
 from recbole_umi.plain import plain_data  # noqa: E402
-from recbole_umi.provenance import code_version  # noqa: E402
+from recbole_umi.provenance import code_key, code_version, describe_code  # noqa: E402
 
 __all__ = ["SafeCheckpointTrainer", "TrainingDivergedError", "safe_trainer", "get_trainer"]
 
@@ -265,6 +265,11 @@ class SafeCheckpointTrainer:
         self.valid_scores = None if saved_scores is None else [float(score) for score in saved_scores]
         self.saved_model_file = str(best_file)
         self._resumed = (path, checkpoint)
+        saved_code = checkpoint.get("code")  # None: not recorded (an older or converted file)
+        if saved_code is not None and code_key(saved_code) != code_key(code_version()):
+            self.logger.warning(f"resuming {path.name}, which other code trained up to epoch {checkpoint['epoch']} "
+                                f"({describe_code(saved_code)}); the epochs from here on run "
+                                f"{describe_code(code_version())}, and the checkpoints written from here on record it")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):

@@ -224,10 +224,13 @@ def _random_words(words: torch.Tensor, after: torch.Tensor) -> None:
     compiled step would break into a graph around every dropout) and the functional
     ``torch.randint`` draws 4x slower; one that mutates its argument, so that compiled code
     keeps every call (equal calls of a pure op would be merged into one). ``after`` (the
-    dropout's input), read by nothing, makes the draw wait for it: compiled code then draws in
-    the order eager code does, where inductor may otherwise move a draw that needs no input
-    ahead of another one (it did in RecBole's SASRec with its last layer at one position,
-    ``model.base._sasrec_forward``: the same masks in another order)."""
+    dropout's input), read by nothing, makes the draw wait for it, so that compiled code draws
+    the dropouts of one chain of computation (an encoder's layers, one after another) in the
+    order eager code does, where inductor may otherwise move a draw that needs no input ahead
+    of another one (it did in RecBole's SASRec with its last layer at one position,
+    ``model.base._sasrec_forward``: the same masks in another order). Dropouts of branches
+    that do not depend on each other, and random numbers drawn without an input, can still be
+    reordered compiled: the same distribution, other masks than eager from a seed."""
     words.random_(-(2**63), None)
 
 
@@ -240,7 +243,7 @@ def _dropout_draws(x: torch.Tensor) -> torch.Tensor:
     """Random 64-bit words, every bit uniform, enough for one 16-bit draw per entry of ``x``,
     drawn once ``x`` is computed (:func:`_random_words`)."""
     words = torch.empty(-(-x.numel() // DRAWS_PER_WORD), dtype=torch.int64, device=x.device)
-    _random_words(words, x)
+    _random_words(words, x.detach())  # detached: eager, no autograd step for an argument nothing reads
     return words
 
 
