@@ -67,6 +67,7 @@ _UMI_CONFIG, _CHECKPOINTS = "recbole_umi.config", "recbole_umi.checkpoints"
 _PROTOCOL, _CHECKS = "recbole_umi.data.protocol", "recbole_umi.data.checks"
 _DATA_LOADERS = "recbole_umi.data.loaders"
 _EVALUATION, _COMPAT, _TUNE = "recbole_umi.evaluation", "recbole_umi.compat", "recbole_umi.experiments.tune"
+_TRANSFORMER = "recbole_umi.towers.transformer"
 
 INTERNALS: tuple[Internal, ...] = (
     # -- Config: the plugin's layering hooks into RecBole's private build steps ----------------
@@ -274,20 +275,21 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("recbole.model.sequential_recommender.sasrec.SASRec.forward", ("recbole_umi.model.base",), "fork",
              "_sasrec_forward: the last layer at the returned position only (the same values)",
              params=("self", "item_seq", "item_seq_len"), digest="b3aca6e2ac8dd619"),
-    Internal("recbole.model.layers.TransformerEncoder.forward", ("recbole_umi.model.base",), "fork",
-             "_sasrec_forward: its loop over the layers, but for the last",
+    Internal("recbole.model.layers.TransformerEncoder.forward", (_TRANSFORMER,), "fork",
+             "last_position_output: its loop over the layers, but for the last",
              params=("self", "hidden_states", "attention_mask", "output_all_encoded_layers"), digest="e5be834c2faa2367"),
     Internal("recbole.model.abstract_recommender.SequentialRecommender.gather_indexes", ("recbole_umi.model.base",),
-             "call", "_sasrec_forward: each row's state at one position, B x T x H -> B x H",
+             "fork", "_sasrec_forward: each row's state at its last position, as towers.transformer.last_state",
              params=("self", "output", "gather_index"), digest="8b8a81a69acd7eb4"),
-    Internal("recbole.model.layers.MultiHeadAttention.transpose_for_scores", ("recbole_umi.model.base",), "call",
-             "_attention_at: splits the heads without permuting (the caller permutes, as RecBole's forward)",
-             params=("self", "x"), digest="3642760b229829f4"),
-    Internal("recbole.model.layers.TransformerLayer.forward", ("recbole_umi.model.base",), "fork",
-             "_sasrec_forward: the last layer's attention, then its feed-forward layer, called one by one",
+    Internal("recbole.model.layers.MultiHeadAttention.num_attention_heads", (_TRANSFORMER,), "read",
+             "attention_at splits the heads itself (RecBole's transpose_for_scores)"),
+    Internal("recbole.model.layers.MultiHeadAttention.attention_head_size", (_TRANSFORMER,), "read",
+             "attention_at splits the heads itself (RecBole's transpose_for_scores)"),
+    Internal("recbole.model.layers.TransformerLayer.forward", (_TRANSFORMER,), "fork",
+             "last_position_output: the last layer's attention, then its feed-forward layer, called one by one",
              params=("self", "hidden_states", "attention_mask"), digest="b830d6c3b36150ae"),
-    Internal("recbole.model.layers.MultiHeadAttention.forward", ("recbole_umi.model.base",), "fork",
-             "_attention_at: its body with the queries from some positions, keys and values from all",
+    Internal("recbole.model.layers.MultiHeadAttention.forward", (_TRANSFORMER,), "fork",
+             "attention_at: its body with the queries from some positions, keys and values from all",
              params=("self", "input_tensor", "attention_mask"), digest="c17370fbac4c5947"),
     Internal("torch._inductor.config.fallback_random", ("recbole_umi.model.base",), "write",
              "compile_step: inductor draws random numbers as eager torch does (same negatives and dropout)"),

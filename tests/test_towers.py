@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from recbole_umi.towers import DataSchema, MINDTower, ProfileField, UMITower, profile_field
 from recbole_umi.towers import mind as mind_module, umi as umi_module
 from recbole_umi.towers.settings import MINDSettings, SASRecSettings, UMISettings
-from recbole_umi.towers.transformer import CausalTransformerEncoder
+from recbole_umi.towers.transformer import CausalTransformerEncoder, last_state
 from tests import test_umi_forward_pinned as pinned
 
 
@@ -115,8 +115,10 @@ def test_profile_field_from_the_users_values():
 
 def test_sasrec_encoder_is_recboles_sasrec_from_the_same_seed(tiny_data):
     """Built from one seed, the plain-torch encoder has RecBole's SASRec's parameters (names,
-    shapes and values) and gives its output; in training mode too where RecBole's model has the
-    plugin's dropout (``fast_cpu_modules``: the same draws), and not with its own."""
+    shapes and values) and gives its output (its states at the last position bit for bit, its
+    forward, the last layer at the last position only, to float rounding); in training mode too
+    where RecBole's model has the plugin's dropout (``fast_cpu_modules``: the same draws, and
+    compile_step's forward the encoder's bit for bit), and not with its own."""
     from recbole.model.sequential_recommender.sasrec import SASRec
     from recbole.utils import init_seed
 
@@ -147,15 +149,23 @@ def test_sasrec_encoder_is_recboles_sasrec_from_the_same_seed(tiny_data):
         outputs[train] = expected = recbole(sequence, length)
         torch.manual_seed(3)
         # in training the plugin's dropout draws other masks than RecBole's nn.Dropout
-        assert torch.equal(ours(sequence, length), expected) == (not train)
-    # with the plugin's dropout (what compile_step gives RecBole's models) the same draws, through
-    # RecBole's own forward (compile_step's forward computes the last layer at one position)
+        assert torch.equal(last_state(ours.states(sequence), length), expected) == (not train)
+    # the encoder's forward computes the last layer at the last position only: the same values
+    torch.testing.assert_close(ours.eval()(sequence, length), outputs[False], rtol=1e-5, atol=1e-6)
+    # with the plugin's dropout (what compile_step gives RecBole's models) the same draws: RecBole's
+    # forward against the encoder's states, compile_step's forward (the last layer at the last
+    # position) against the encoder's forward;
     # 1 + 3 n dropouts, 6 n linear maps, n GELUs, the causal attention mask and the forward
     assert fast_cpu_modules(recbole) == 1 + 3 * settings.n_layers + 6 * settings.n_layers + settings.n_layers + 2
+    ours.train(), recbole.train()
     torch.manual_seed(3)
     expected = SASRec.forward(recbole, sequence, length)
     torch.manual_seed(3)
-    assert torch.equal(ours(sequence, length), expected) and not torch.equal(expected, outputs[True])
+    assert torch.equal(last_state(ours.states(sequence), length), expected) and not torch.equal(expected, outputs[True])
+    torch.manual_seed(3)
+    expected = recbole(sequence, length)
+    torch.manual_seed(3)
+    assert torch.equal(ours(sequence, length), expected)
     recbole.eval()
     assert torch.equal(SASRec.forward(recbole, sequence, length), outputs[False])
     torch.testing.assert_close(recbole(sequence, length), outputs[False], rtol=1e-5, atol=1e-6)

@@ -113,7 +113,8 @@ def test_the_recent_interest_alone_is_sasrecs_user_vector():
         model.refinement[2].weight.zero_()
         model.refinement[2].bias.zero_()
         history = {key: value[:3] for key, value in BATCH.items()}  # SASRec reads no empty history
-        torch.testing.assert_close(model(history), sasrec(history), rtol=0, atol=0)
+        # to float rounding: SASRec's tower computes its last layer at the last position only
+        torch.testing.assert_close(model(history), sasrec(history), rtol=1e-6, atol=1e-7)
 
 
 def test_the_profile_steers_the_extraction_only_where_asked():

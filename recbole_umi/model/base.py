@@ -19,6 +19,7 @@ from recbole_umi.towers.base import UserTower
 from recbole_umi.towers.layers import routing_overlap
 from recbole_umi.towers.losses import MultiInterestLoss
 from recbole_umi.towers.settings import ObjectiveSettings, ProfileSettings
+from recbole_umi.towers.transformer import last_position_output
 
 __all__ = ["MatchingRecommender", "MultiInterestRecommender", "ModelConfigError", "training_counts"]
 
@@ -336,45 +337,21 @@ def _sine_forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> t
 
 def _sasrec_forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
     """RecBole 1.2.1's ``SASRec.forward`` (``self`` a SASRec) with its last transformer layer
-    computed only at the position it returns, each row's last item: that layer's keys and
-    values from every position, its query, attention output and feed-forward layer from that
-    one. RecBole computes the last layer at every position and keeps one (``gather_indexes``):
-    the same values to float rounding, about 40% of the encoder's arithmetic left out at two
-    layers (docs/benchmarks.md, "RecBole's SASRec's last layer at one position"). In training
-    the last layer's dropouts draw masks for the one position (the same distribution, other
-    masks from a seed than RecBole's forward with the same modules). Every other line computes
-    as RecBole's; without layers, RecBole's own forward."""
-    layers = self.trm_encoder.layer
-    if len(layers) == 0:
+    computed only at the position it returns, each row's last item
+    (:func:`~recbole_umi.towers.transformer.last_position_output`, as the plugin's encoder
+    does). RecBole computes the last layer at every position and keeps one
+    (``gather_indexes``): the same values to float rounding, about 40% of the encoder's
+    arithmetic left out at two layers (docs/benchmarks.md, "RecBole's SASRec's last layer at
+    one position"). In training the last layer's dropouts draw masks for the one position (the
+    same distribution, other masks from a seed than RecBole's forward with the same modules).
+    Every other line computes as RecBole's; without layers, RecBole's own forward."""
+    if len(self.trm_encoder.layer) == 0:
         return SASRec.forward(self, item_seq, item_seq_len)
     position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
     position_ids = position_ids.unsqueeze(0).expand_as(item_seq)
     input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids)
     hidden = self.dropout(self.LayerNorm(input_emb))
-    mask = self.get_attention_mask(item_seq)  # B x 1 x T x T
-    for layer in layers[:-1]:
-        hidden = layer(hidden, mask)
-    last = item_seq_len - 1
-    query = self.gather_indexes(hidden, last).unsqueeze(1)  # B x 1 x H: each row's last position
-    mask_row = mask.gather(2, last.view(-1, 1, 1, 1).expand(-1, mask.size(1), 1, mask.size(3)))  # B x 1 x 1 x T
-    attended = _attention_at(layers[-1].multi_head_attention, query, hidden, mask_row)
-    return layers[-1].feed_forward(attended).squeeze(1)  # B x H
-
-
-def _attention_at(attention, query_states: torch.Tensor, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """RecBole 1.2.1's ``MultiHeadAttention.forward`` (``attention`` one) with the queries,
-    and the residual, from ``query_states`` (``B x Q x H``) and the keys and values from
-    ``states`` (``B x T x H``); ``mask`` ``B x 1 x Q x T``. With ``query_states`` some rows of
-    ``states`` and ``mask`` those rows of the layer's mask, those rows of RecBole's output."""
-    query = attention.transpose_for_scores(attention.query(query_states)).permute(0, 2, 1, 3)
-    key = attention.transpose_for_scores(attention.key(states)).permute(0, 2, 3, 1)
-    value = attention.transpose_for_scores(attention.value(states)).permute(0, 2, 1, 3)
-    scores = torch.matmul(query, key) / attention.sqrt_attention_head_size + mask
-    probs = attention.attn_dropout(attention.softmax(scores))
-    context = torch.matmul(probs, value).permute(0, 2, 1, 3).contiguous()
-    context = context.view(*context.size()[:-2], attention.all_head_size)
-    hidden = attention.out_dropout(attention.dense(context))
-    return attention.LayerNorm(hidden + query_states)
+    return last_position_output(self.trm_encoder.layer, hidden, self.get_attention_mask(item_seq), item_seq_len)
 
 
 def compile_step(model: torch.nn.Module, config) -> None:

@@ -26,7 +26,8 @@ from recbole_umi.settings import SettingsError
 from recbole_umi.towers.ops import Dropout, Linear, causal_attention_mask, gelu, lookup
 from recbole_umi.towers.settings import CausalEncoderSettings
 
-__all__ = ["CausalTransformerEncoder", "TransformerEncoder", "causal_attention_mask", "last_state"]
+__all__ = ["CausalTransformerEncoder", "TransformerEncoder", "attention_at", "causal_attention_mask", "last_position_output",
+           "last_state"]
 
 
 def _swish(x: torch.Tensor) -> torch.Tensor:
@@ -58,19 +59,56 @@ class MultiHeadAttention(nn.Module):
         self.LayerNorm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.out_dropout = Dropout(hidden_dropout_prob)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(*x.size()[:-1], self.num_attention_heads, self.attention_head_size)
-
     def forward(self, input_tensor: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        query = self._heads(self.query(input_tensor)).permute(0, 2, 1, 3)
-        key = self._heads(self.key(input_tensor)).permute(0, 2, 3, 1)
-        value = self._heads(self.value(input_tensor)).permute(0, 2, 1, 3)
-        scores = torch.matmul(query, key) / self.sqrt_attention_head_size + attention_mask
-        probabilities = self.attn_dropout(self.softmax(scores))
-        context = torch.matmul(probabilities, value).permute(0, 2, 1, 3).contiguous()
-        context = context.view(*context.size()[:-2], self.all_head_size)
-        hidden_states = self.out_dropout(self.dense(context))
-        return self.LayerNorm(hidden_states + input_tensor)
+        return attention_at(self, input_tensor, input_tensor, attention_mask)
+
+
+def attention_at(attention: nn.Module, query_states: torch.Tensor, states: torch.Tensor,
+                 attention_mask: torch.Tensor) -> torch.Tensor:
+    """Multi-head attention, residual and layer norm (RecBole's ``MultiHeadAttention.forward``)
+    of ``attention`` (this module's :class:`MultiHeadAttention` or RecBole's, which hold the
+    same parts under the same names) with the queries, and the residual, from
+    ``query_states`` ``B x Q x d`` and the keys and values from ``states`` ``B x T x d``;
+    ``attention_mask`` ``B x 1 x Q x T`` (additive). With ``query_states`` some positions of
+    ``states`` and the mask's rows of those positions: those positions of the layer's output.
+
+    Shapes: -> ``B x Q x d``.
+    """
+    def heads(x: torch.Tensor) -> torch.Tensor:
+        return x.view(*x.size()[:-1], attention.num_attention_heads, attention.attention_head_size)
+
+    query = heads(attention.query(query_states)).permute(0, 2, 1, 3)
+    key = heads(attention.key(states)).permute(0, 2, 3, 1)
+    value = heads(attention.value(states)).permute(0, 2, 1, 3)
+    scores = torch.matmul(query, key) / attention.sqrt_attention_head_size + attention_mask
+    probabilities = attention.attn_dropout(attention.softmax(scores))
+    context = torch.matmul(probabilities, value).permute(0, 2, 1, 3).contiguous()
+    context = context.view(*context.size()[:-2], attention.all_head_size)
+    hidden_states = attention.out_dropout(attention.dense(context))
+    return attention.LayerNorm(hidden_states + query_states)
+
+
+def last_position_output(layers, hidden_states: torch.Tensor, attention_mask: torch.Tensor,
+                         lengths: torch.Tensor) -> torch.Tensor:
+    """The output of transformer ``layers`` (this module's or RecBole's
+    ``TransformerLayer``, at least one) at each row's last position, ``lengths - 1``: every
+    layer but the last at every position, the last one's keys and values from every position
+    and its query, attention output and feed-forward layer at that one (the rest of that
+    layer reaches no output there). The same values as the layers' output gathered there, up
+    to float rounding, about 40% less arithmetic at two layers (docs/benchmarks.md, "RecBole's
+    SASRec's last layer at one position"); in training the last layer's dropouts draw masks
+    for that position only (the same distribution, other masks from a seed).
+
+    Shapes: ``hidden_states`` ``B x T x d``, ``attention_mask`` ``B x 1 x T x T``, ``lengths``
+    ``B`` (each at least 1) -> ``B x d``.
+    """
+    for layer in layers[:-1]:
+        hidden_states = layer(hidden_states, attention_mask)
+    last = (lengths - 1).view(-1, 1, 1, 1)
+    query_states = last_state(hidden_states, lengths).unsqueeze(1)  # B x 1 x d
+    mask_row = attention_mask.gather(2, last.expand(-1, attention_mask.size(1), 1, attention_mask.size(3)))
+    attended = attention_at(layers[-1].multi_head_attention, query_states, hidden_states, mask_row)
+    return layers[-1].feed_forward(attended).squeeze(1)
 
 
 class FeedForward(nn.Module):
@@ -167,17 +205,25 @@ class CausalTransformerEncoder(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
 
-    def states(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """The contextual state of every history position (position t has seen items 1..t),
-        ``B x T`` -> ``B x T x d``; padded positions hold values no real position reads."""
+    def _inputs(self, item_seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first layer's input ``B x T x d`` (item and position embeddings, layer norm,
+        dropout) and the causal attention mask ``B x 1 x T x T``."""
         position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
         position_ids = position_ids.unsqueeze(0).expand_as(item_seq)
         input_emb = lookup(self.item_embedding, item_seq) + self.position_embedding(position_ids)
-        input_emb = self.dropout(self.LayerNorm(input_emb))
-        return self.trm_encoder(input_emb, causal_attention_mask(item_seq))
+        return self.dropout(self.LayerNorm(input_emb)), causal_attention_mask(item_seq)
+
+    def states(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """The contextual state of every history position (position t has seen items 1..t),
+        ``B x T`` -> ``B x T x d``; padded positions hold values no real position reads."""
+        return self.trm_encoder(*self._inputs(item_seq))
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        return last_state(self.states(item_seq), item_seq_len)
+        """The state at each row's last position (:func:`last_position_output`: the last
+        layer computed there only); every length at least 1."""
+        if len(self.trm_encoder.layer) == 0:
+            return last_state(self.states(item_seq), item_seq_len)
+        return last_position_output(self.trm_encoder.layer, *self._inputs(item_seq), item_seq_len)
 
 
 def last_state(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
