@@ -145,6 +145,34 @@ def test_compile_step_gives_recbole_models_the_plugins_dropout_maps_gelu_and_mas
     assert torch.equal(copied.get_attention_mask(item_seq), before.get_attention_mask(item_seq))
 
 
+def with_and_without_compile_step(data, model_name: str, settings: dict):
+    """RecBole's model built without and with compile_step (whose forward is replaced), the
+    same weights, and the history and lengths of the first training batch."""
+    _, train_data, _, _, before = pipeline.build(Config(model_name, "tiny", config_dict=tiny_config(data, **settings)))
+    after = pipeline.build(Config(model_name, "tiny", config_dict=tiny_config(data, compile_step=True, **settings)))[-1]
+    assert "forward" in after.__dict__ and "forward" not in before.__dict__
+    after.load_state_dict(before.state_dict())
+    batch = next(iter(train_data))
+    return before, after, batch["item_id_list"], batch["item_length"]
+
+
+def outputs_and_gradients(before, after, sequence, length, compiled: bool) -> list[tuple[torch.Tensor, dict]]:
+    """Each model's user vectors of one batch (in training mode; ``after``'s forward compiled
+    where ``compiled``) and the gradients of one fixed random weighting of them."""
+    weights = None
+    results = []
+    for model in (before, after):
+        model.train()
+        model.zero_grad()
+        forward = torch.compile(model.forward) if compiled and model is after else model
+        output = forward(sequence, length)
+        if weights is None:
+            weights = torch.randn(output.shape, generator=torch.Generator().manual_seed(0))
+        (output * weights).sum().backward()
+        results.append((output.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    return results
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 def test_compile_step_gives_recbole_sine_its_interest_maps_in_one_product(tiny_data, compiled):
     """RecBole's SINE under compile_step computes its forward with the interests' maps in one
@@ -152,21 +180,8 @@ def test_compile_step_gives_recbole_sine_its_interest_maps_in_one_product(tiny_d
     weights the same user vectors and the same gradients as RecBole's own forward, to float
     rounding, eager and compiled; other models keep theirs."""
     settings = {"train_neg_sample_args": None, "interest_size": 3, "prototype_size": 6}
-    _, train_data, _, _, before = pipeline.build(Config("SINE", "tiny", config_dict=tiny_config(tiny_data, **settings)))
-    after = pipeline.build(Config("SINE", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, **settings)))[-1]
-    assert "forward" in after.__dict__ and "forward" not in before.__dict__
-    after.load_state_dict(before.state_dict())
-    batch = next(iter(train_data))
-    sequence, length = batch["item_id_list"], batch["item_length"]
-    weights = torch.randn(sequence.size(0), before.embedding_size, generator=torch.Generator().manual_seed(0))
-    results = []
-    for model in (before, after):
-        model.zero_grad()
-        forward = torch.compile(model.forward) if compiled and model is after else model
-        output = forward(sequence, length)
-        (output * weights).sum().backward()
-        results.append((output.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (theirs, their_grads), (ours, our_grads) = results
+    before, after, sequence, length = with_and_without_compile_step(tiny_data, "SINE", settings)
+    (theirs, their_grads), (ours, our_grads) = outputs_and_gradients(before, after, sequence, length, compiled)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
     assert our_grads.keys() == their_grads.keys() and "w_k_1" in our_grads
     for name, grad in their_grads.items():  # compiled, also to 1e-4 of the largest entry (w3's reach 260 here)
@@ -185,23 +200,9 @@ def test_compile_step_gives_recbole_sasrec_its_last_layer_at_one_position(tiny_d
 
     settings = {"train_neg_sample_args": None, "n_layers": 3, "hidden_size": 16, "inner_size": 24,
                 "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
-    _, train_data, _, _, before = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, **settings)))
-    after = pipeline.build(Config("SASRec", "tiny", config_dict=tiny_config(tiny_data, compile_step=True, **settings)))[-1]
-    assert "forward" in after.__dict__ and "forward" not in before.__dict__
-    after.load_state_dict(before.state_dict())
-    batch = next(iter(train_data))
-    sequence, length = batch["item_id_list"], batch["item_length"]
+    before, after, sequence, length = with_and_without_compile_step(tiny_data, "SASRec", settings)
     assert length.min() < length.max()  # rows of several lengths: their last positions differ
-    weights = torch.randn(sequence.size(0), 16, generator=torch.Generator().manual_seed(0))
-    results = []
-    for model in (before, after):
-        model.train()
-        model.zero_grad()
-        forward = torch.compile(model.forward) if compiled and model is after else model
-        output = forward(sequence, length)
-        (output * weights).sum().backward()
-        results.append((output.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (theirs, their_grads), (ours, our_grads) = results
+    (theirs, their_grads), (ours, our_grads) = outputs_and_gradients(before, after, sequence, length, compiled)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
     assert our_grads.keys() == their_grads.keys()
     for name, grad in their_grads.items():
