@@ -63,6 +63,8 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
     # the full softmax with HN: each item's best interest from the whole score tensor (losses.shared_readout)
     ("UMI", {"loss_type": "full_softmax"}, 1),
     ("SASRecMatching", {"train_sampling": "windows", "hidden_dropout_prob": 0.3}, 1),  # an encoder with dropout, windows
+    # rows: the encoder's last layer at the last position only, its dropouts drawn in eager's order
+    ("SASRecMatching", {"hidden_dropout_prob": 0.3}, 1),
     ("SASRec", {"train_neg_sample_args": None, "hidden_dropout_prob": 0.3}, 1),  # RecBole's own: its CE over every item
 ])
 def test_the_compiled_loss_equals_the_eager_one(tiny_data, torch_threads, model_name, settings, threads):

@@ -103,7 +103,7 @@ class FixedSampler(NegativeSampler):
         super().__init__(n_items=4)
         self.negatives = torch.tensor(negatives)
 
-    def forward(self, batch_size, n_negatives, device=None):
+    def forward(self, batch_size, n_negatives, device=None, after=None):
         return self.negatives.expand(batch_size, -1)
 
 
@@ -229,7 +229,7 @@ def test_shared_negatives_give_the_same_loss_as_the_same_negatives_per_row():
 
 def test_logq_correction_under_popularity_sampling():
     sampler = NegativeSampler(4, "popularity", torch.tensor([0.0, 1.0, 1.0, 2.0]))  # q = .25, .25, .5
-    sampler.forward = lambda batch_size, n, device=None: torch.tensor([[2, 3]]).expand(batch_size, -1)
+    sampler.forward = lambda batch_size, n, device=None, after=None: torch.tensor([[2, 3]]).expand(batch_size, -1)
     loss = MultiInterestLoss("sampled_softmax", True, 2, sampler)
     # HN logits (2, 3, 1) minus log(2 q) = (log .5, log .5, log 1)
     corrected = [2 - math.log(0.5), 3 - math.log(0.5), 1.0]
@@ -338,7 +338,7 @@ def test_shared_negatives_path_equals_the_per_row_path(harder_negatives, power, 
 
     def loss_of(shared):
         sampler = NegativeSampler(30, "popularity", counts)
-        sampler.forward = lambda batch_size, n, device=None: negatives.unsqueeze(0).expand(batch_size, -1)
+        sampler.forward = lambda batch_size, n, device=None, after=None: negatives.unsqueeze(0).expand(batch_size, -1)
         loss = MultiInterestLoss("sampled_softmax", harder_negatives, 5, sampler, temperature=0.5,
                                  readout_power=power, shared_negatives=shared)
         value = loss(interests, positives, lambda ids=None: table if ids is None else table[ids])
@@ -367,7 +367,7 @@ def test_candidates_through_the_item_table_equal_their_gathered_vectors(harder_n
     def loss_of(ratio):
         monkeypatch.setattr(losses_module, "TABLE_SCORES_RATIO", ratio)
         sampler = NegativeSampler(30, "popularity", counts)
-        sampler.forward = lambda batch_size, n, device=None: negatives
+        sampler.forward = lambda batch_size, n, device=None, after=None: negatives
         loss = MultiInterestLoss("sampled_softmax", harder_negatives, 5, sampler, temperature=0.5,
                                  readout_power=power)
 

@@ -357,3 +357,33 @@ def test_tanh_compiled_from_one_exponential_is_tanh_to_2e_7_and_saturates_withou
     assert grad[-3] == 0 and grad[-2] == 0 and grad[-1] == 1 and not grad.isnan().any()
     graph = traced_graph(tanh, x)
     assert "torch.exp" in graph and "torch.tanh" not in graph
+
+
+def test_draws_after_an_input_are_torchs_draws_and_compile_to_them():
+    """``ops.randint_after`` and ``ops.rand_after`` draw what ``torch.randint`` and
+    ``torch.rand`` draw from the same seed, eager and compiled after a dropout (the negatives
+    after the tower's dropouts, in the loss). That inductor keeps their order where it moved a
+    draw needing no input: tests/test_compile_step.py, SASRecMatching's rows with dropout and
+    sampled negatives (it failed with ``torch.randint``)."""
+    from recbole_umi.model.base import compiled
+
+    after = torch.zeros(3)
+    for eager, ours in ((lambda: torch.randint(1, 9, (5, 4)), lambda: ops.randint_after(1, 9, (5, 4), after)),
+                        (lambda: torch.rand(7, dtype=torch.float64), lambda: ops.rand_after((7,), after, torch.float64))):
+        torch.manual_seed(0)
+        expected = eager()
+        torch.manual_seed(0)
+        assert torch.equal(ours(), expected)
+    dropout = ops.Dropout(0.3)
+
+    def function(x):
+        states = dropout(x.exp())
+        return states.sum(dim=1) + ops.randint_after(0, 1000, (states.size(0),), states).float()
+
+    x = torch.randn(64, 32)
+    outputs = []
+    for f in (function, compiled(function)):
+        torch.manual_seed(3)
+        outputs.append(f(x))
+    torch._dynamo.reset()
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-6, atol=1e-3)  # other draws: hundreds apart

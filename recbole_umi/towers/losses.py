@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from recbole_umi.settings import LOSS_TYPES, NEGATIVE_SAMPLERS, SettingsError, check
 from recbole_umi.towers.layers import mask_logits
+from recbole_umi.towers.ops import rand_after, randint_after
 from recbole_umi.towers.settings import ObjectiveSettings
 
 __all__ = [
@@ -254,11 +255,17 @@ class NegativeSampler(nn.Module):
             # whole distribution on every call, slow for millions of items)
             self.register_buffer("cumulative", torch.cumsum(self.probabilities, dim=0), persistent=False)
 
-    def forward(self, batch_size: int, n_negatives: int, device=None) -> torch.Tensor:
-        """``batch_size x n_negatives`` item ids."""
+    def forward(self, batch_size: int, n_negatives: int, device=None, after: torch.Tensor | None = None) -> torch.Tensor:
+        """``batch_size x n_negatives`` item ids, drawn once ``after`` (the interests they
+        are scored against), where given, is computed: compiled code then draws them where
+        eager code does (``ops.randint_after``), after the tower's dropouts."""
         if self.distribution == "uniform":
-            return torch.randint(1, self.n_items, (batch_size, n_negatives), device=device)
-        draws = torch.rand(batch_size * n_negatives, dtype=torch.float64, device=self.cumulative.device)
+            if after is None:
+                return torch.randint(1, self.n_items, (batch_size, n_negatives), device=device)
+            return randint_after(1, self.n_items, (batch_size, n_negatives), after, device=device)
+        size, where = (batch_size * n_negatives,), self.cumulative.device
+        draws = (torch.rand(size, dtype=torch.float64, device=where) if after is None
+                 else rand_after(size, after, dtype=torch.float64, device=where))
         flat = torch.searchsorted(self.cumulative, draws * self.cumulative[-1], right=True)
         flat = flat.clamp(1, self.n_items - 1)  # P(item) = its probability; 0 (padding) has none
         return flat.view(batch_size, n_negatives).to(device)
@@ -345,7 +352,7 @@ class MultiInterestLoss(nn.Module):
             return F.cross_entropy(mask_logits(logits / self.temperature, not_padding), positives)
         if self.shared_negatives:
             return self._shared_negatives_loss(interests, positives, item_vectors)
-        negatives = self.sampler(positives.size(0), self.n_negatives, positives.device)  # B x n
+        negatives = self.sampler(positives.size(0), self.n_negatives, positives.device, after=interests)  # B x n
         candidate_ids = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # B x (1 + n)
         positive_column = torch.zeros_like(positives)  # column 0 holds each row's positive
         if scores_through_table(candidate_ids.size(1), interests.size(2), interests.size(1), self.sampler.n_items,
@@ -380,7 +387,7 @@ class MultiInterestLoss(nn.Module):
         scores, ``B x (1 + n)`` candidate ids): the paper's 10,240 negatives over millions
         of items (bench/bench_industrial_loss.py)."""
         batch_size = positives.size(0)
-        negatives = self.sampler(1, self.n_negatives, positives.device)[0]  # n
+        negatives = self.sampler(1, self.n_negatives, positives.device, after=interests)[0]  # n
         # one lookup: an embedding's backward writes a dense table-sized gradient per lookup
         vectors = item_vectors(torch.cat([positives, negatives]))
         positive_scores = (interests * vectors[:batch_size].unsqueeze(1)).sum(dim=-1)  # B x K

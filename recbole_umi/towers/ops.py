@@ -239,6 +239,50 @@ def _(words, after):
     return None
 
 
+@torch.library.custom_op("recbole_umi::random_integers", mutates_args=("out",))
+def _random_integers(out: torch.Tensor, low: int, high: int, after: torch.Tensor) -> None:
+    """Fills ``out`` with integers uniform in ``[low, high)``, as ``torch.randint(low, high,
+    out.shape)`` draws them (torch's ``random_``, which randint calls), once ``after`` is
+    computed (:func:`_random_words`)."""
+    out.random_(low, high)
+
+
+@_random_integers.register_fake
+def _(out, low, high, after):
+    return None
+
+
+@torch.library.custom_op("recbole_umi::random_uniform", mutates_args=("out",))
+def _random_uniform(out: torch.Tensor, after: torch.Tensor) -> None:
+    """Fills ``out`` with uniform variates in ``[0, 1)``, as ``torch.rand(out.shape)`` draws
+    them (torch's ``uniform_``, which rand calls), once ``after`` is computed
+    (:func:`_random_words`)."""
+    out.uniform_()
+
+
+@_random_uniform.register_fake
+def _(out, after):
+    return None
+
+
+def randint_after(low: int, high: int, size: tuple[int, ...], after: torch.Tensor, device=None) -> torch.Tensor:
+    """``torch.randint(low, high, size)``: the same draws, taken once ``after`` is computed,
+    so that compiled code draws them where eager code does (after ``after``; without it,
+    inductor may move a draw that needs no input ahead of others, as :func:`_random_words`
+    says). ``int64``."""
+    out = torch.empty(size, dtype=torch.int64, device=device)
+    _random_integers(out, low, high, after.detach())
+    return out
+
+
+def rand_after(size: tuple[int, ...], after: torch.Tensor, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``torch.rand(size, dtype=dtype)``: the same draws, taken once ``after`` is computed
+    (:func:`randint_after`)."""
+    out = torch.empty(size, dtype=dtype, device=device)
+    _random_uniform(out, after.detach())
+    return out
+
+
 def _dropout_draws(x: torch.Tensor) -> torch.Tensor:
     """Random 64-bit words, every bit uniform, enough for one 16-bit draw per entry of ``x``,
     drawn once ``x`` is computed (:func:`_random_words`)."""
