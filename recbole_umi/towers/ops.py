@@ -228,9 +228,10 @@ def _random_words(words: torch.Tensor, after: torch.Tensor) -> None:
     the dropouts of one chain of computation (an encoder's layers, one after another) in the
     order eager code does, where inductor may otherwise move a draw that needs no input ahead
     of another one (it did in RecBole's SASRec with its last layer at one position,
-    ``model.base._sasrec_forward``: the same masks in another order). Dropouts of branches
-    that do not depend on each other, and random numbers drawn without an input, can still be
-    reordered compiled: the same distribution, other masks than eager from a seed."""
+    ``model.base._sasrec_forward``: the same masks in another order). The loss's negatives
+    wait for the interests the same way (:func:`randint_after`, :func:`rand_after`). Dropouts
+    of branches that do not depend on each other can still be reordered compiled: the same
+    distribution, other masks than eager from a seed."""
     words.random_(-(2**63), None)
 
 
