@@ -340,11 +340,12 @@ def _sasrec_forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) ->
     computed only at the position it returns, each row's last item
     (:func:`~recbole_umi.towers.transformer.last_position_output`, as the plugin's encoder
     does). RecBole computes the last layer at every position and keeps one
-    (``gather_indexes``): the same values to float rounding, about 40% of the encoder's
-    arithmetic left out at two layers (docs/benchmarks.md, "RecBole's SASRec's last layer at
-    one position"). In training the last layer's dropouts draw masks for the one position (the
-    same distribution, other masks from a seed than RecBole's forward with the same modules).
-    Every other line computes as RecBole's; without layers, RecBole's own forward."""
+    (``gather_indexes``): the same values to float rounding, at two layers about 40% of the
+    step's arithmetic left out at T = 50, 30% at T = 10 (docs/benchmarks.md, "RecBole's
+    SASRec's last layer at one position"). In training the last layer's dropouts draw masks
+    for the one position (the same distribution, other masks from a seed than RecBole's
+    forward with the same modules). Every other line computes as RecBole's; without layers,
+    RecBole's own forward."""
     if len(self.trm_encoder.layer) == 0:
         return SASRec.forward(self, item_seq, item_seq_len)
     position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)

@@ -95,7 +95,8 @@ def last_position_output(layers, hidden_states: torch.Tensor, attention_mask: to
     layer but the last at every position, the last one's keys and values from every position
     and its query, attention output and feed-forward layer at that one (the rest of that
     layer reaches no output there). The same values as the layers' output gathered there, up
-    to float rounding, about 40% less arithmetic at two layers (docs/benchmarks.md, "RecBole's
+    to float rounding, at two layers about 40% less arithmetic at T = 50, 30% at T = 10
+    (docs/benchmarks.md, "RecBole's
     SASRec's last layer at one position"); in training the last layer's dropouts draw masks
     for that position only (the same distribution, other masks from a seed).
 
