@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from recbole_umi.settings import LOSS_TYPES, NEGATIVE_SAMPLERS, SettingsError, check
 from recbole_umi.towers.layers import mask_logits
-from recbole_umi.towers.ops import rand_after, randint_after
+from recbole_umi.towers.ops import randint_after
 from recbole_umi.towers.settings import ObjectiveSettings
 
 __all__ = [
@@ -256,16 +256,17 @@ class NegativeSampler(nn.Module):
             self.register_buffer("cumulative", torch.cumsum(self.probabilities, dim=0), persistent=False)
 
     def forward(self, batch_size: int, n_negatives: int, device=None, after: torch.Tensor | None = None) -> torch.Tensor:
-        """``batch_size x n_negatives`` item ids, drawn once ``after`` (the interests they
-        are scored against), where given, is computed: compiled code then draws them where
-        eager code does (``ops.randint_after``), after the tower's dropouts."""
+        """``batch_size x n_negatives`` item ids. Uniform ones are drawn once ``after`` (the
+        interests they are scored against), where given, is computed: compiled code then draws
+        them where eager code does (``ops.randint_after``), after the tower's dropouts. Those
+        by popularity are not (drawn that way the compiled step with 500 of them a row was
+        0.89x as fast: docs/benchmarks.md): compiled, they may be drawn before the dropouts
+        (the same distributions, other values from a seed than eager)."""
         if self.distribution == "uniform":
             if after is None:
                 return torch.randint(1, self.n_items, (batch_size, n_negatives), device=device)
             return randint_after(1, self.n_items, (batch_size, n_negatives), after, device=device)
-        size, where = (batch_size * n_negatives,), self.cumulative.device
-        draws = (torch.rand(size, dtype=torch.float64, device=where) if after is None
-                 else rand_after(size, after, dtype=torch.float64, device=where))
+        draws = torch.rand(batch_size * n_negatives, dtype=torch.float64, device=self.cumulative.device)
         flat = torch.searchsorted(self.cumulative, draws * self.cumulative[-1], right=True)
         flat = flat.clamp(1, self.n_items - 1)  # P(item) = its probability; 0 (padding) has none
         return flat.view(batch_size, n_negatives).to(device)

@@ -228,8 +228,8 @@ def _random_words(words: torch.Tensor, after: torch.Tensor) -> None:
     the dropouts of one chain of computation (an encoder's layers, one after another) in the
     order eager code does, where inductor may otherwise move a draw that needs no input ahead
     of another one (it did in RecBole's SASRec with its last layer at one position,
-    ``model.base._sasrec_forward``: the same masks in another order). The loss's negatives
-    wait for the interests the same way (:func:`randint_after`, :func:`rand_after`). Dropouts
+    ``model.base._sasrec_forward``: the same masks in another order). The loss's uniform
+    negatives wait for the interests the same way (:func:`randint_after`). Dropouts
     of branches that do not depend on each other can still be reordered compiled: the same
     distribution, other masks than eager from a seed."""
     words.random_(-(2**63), None)
@@ -253,19 +253,6 @@ def _(out, low, high, after):
     return None
 
 
-@torch.library.custom_op("recbole_umi::random_uniform", mutates_args=("out",))
-def _random_uniform(out: torch.Tensor, after: torch.Tensor) -> None:
-    """Fills ``out`` with uniform variates in ``[0, 1)``, as ``torch.rand(out.shape)`` draws
-    them (torch's ``uniform_``, which rand calls), once ``after`` is computed
-    (:func:`_random_words`)."""
-    out.uniform_()
-
-
-@_random_uniform.register_fake
-def _(out, after):
-    return None
-
-
 def randint_after(low: int, high: int, size: tuple[int, ...], after: torch.Tensor, device=None) -> torch.Tensor:
     """``torch.randint(low, high, size)``: the same draws, taken once ``after`` is computed,
     so that compiled code draws them where eager code does (after ``after``; without it,
@@ -273,14 +260,6 @@ def randint_after(low: int, high: int, size: tuple[int, ...], after: torch.Tenso
     says). ``int64``."""
     out = torch.empty(size, dtype=torch.int64, device=device)
     _random_integers(out, low, high, after.detach())
-    return out
-
-
-def rand_after(size: tuple[int, ...], after: torch.Tensor, dtype=torch.float32, device=None) -> torch.Tensor:
-    """``torch.rand(size, dtype=dtype)``: the same draws, taken once ``after`` is computed
-    (:func:`randint_after`)."""
-    out = torch.empty(size, dtype=dtype, device=device)
-    _random_uniform(out, after.detach())
     return out
 
 
