@@ -221,9 +221,8 @@ class CausalTransformerEncoder(nn.Module):
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The state at each row's last position (:func:`last_position_output`: the last
-        layer computed there only); every length at least 1."""
-        if len(self.trm_encoder.layer) == 0:
-            return last_state(self.states(item_seq), item_seq_len)
+        layer computed there only; the settings give at least one layer); every length at
+        least 1."""
         return last_position_output(self.trm_encoder.layer, *self._inputs(item_seq), item_seq_len)
 
 
