@@ -30,7 +30,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "MixedCodeError", "check_same_code", "machine"]
+__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "code_records", "MixedCodeError", "check_same_code",
+           "machine"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # The folders whose files are the package's code and defaults (a source checkout keeps the
@@ -118,6 +119,19 @@ def describe_code(code: dict | None) -> str:
     dirty = " with uncommitted changes" if code.get("git_dirty") else ""
     libraries = ", ".join(f"{name} {code.get(name)}" for name in ("python", *LIBRARIES))
     return f"recbole-umi {code.get('package')}, code {code.get('code_digest')} ({commit}{dirty}); {libraries}"
+
+
+def code_records(name: str, run: dict) -> list[dict]:
+    """``[{"name", "code"}]``: each code the record ``run`` (a comparison's run, a search's
+    trial) ran, once, in the order of its parts (``parts``, kept by
+    :class:`recbole_umi.experiments.runs.RunClock`: a run continued from its checkpoint on other
+    code ran both, and its ``code`` names only the last), for :func:`check_same_code`; ``name``
+    marked "(in part)" where there are several. A record without parts: its ``code``."""
+    codes: dict = {}
+    for code in [*(part.get("code") for part in run.get("parts") or []), run.get("code")]:
+        codes.setdefault(code_key(code), code)
+    marked = f"{name} (in part)" if len(codes) > 1 else name
+    return [{"name": marked, "code": code} for code in codes.values()]
 
 
 class MixedCodeError(ValueError):

@@ -295,8 +295,9 @@ def test_an_interrupted_run_continues_and_ends_as_the_uninterrupted_one(tmp_path
         main([*args, f"--out={tmp_path / 'cut'}"])
     assert not (tmp_path / "cut" / "runs" / "UMI__seed1.json").exists()
     [kept] = (tmp_path / "saved").glob("compare-cut-*/UMI__seed1/elapsed.json")  # the first part's time
-    assert json.loads(kept.read_text())["elapsed_s"] > 0
-    kept.write_text(json.dumps({"elapsed_s": 10000.0}))  # as if the first part had taken hours
+    first_part = json.loads(kept.read_text())
+    assert first_part["elapsed_s"] > 0
+    kept.write_text(json.dumps({**first_part, "elapsed_s": 10000.0}))  # as if the first part had taken hours
     capsys.readouterr()
     main([*args, f"--out={tmp_path / 'cut'}"])
     assert cut == [1] and "seed 1: continuing the interrupted run from" in capsys.readouterr().out

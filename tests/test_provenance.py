@@ -11,7 +11,8 @@ import pytest
 from recbole_umi import provenance
 from recbole_umi.experiments.runs import check_run_code, run_file
 from recbole_umi.experiments.tables import render_code
-from recbole_umi.provenance import MixedCodeError, check_same_code, code_key, code_version, describe_code
+from recbole_umi.experiments.trials import trials_table
+from recbole_umi.provenance import MixedCodeError, check_same_code, code_key, code_records, code_version, describe_code
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -88,6 +89,40 @@ def test_compare_refuses_to_add_runs_of_other_code(tmp_path):
     listed = render_code(results, allow_mixed=True)
     assert "2 code versions" in listed and "code an older code" in listed and "UMI seed 2" in listed
     assert render_code({"UMI": results["UMI"][1:]}).startswith("Code: recbole-umi")
+
+
+def test_a_run_continued_on_other_code_is_a_run_of_both(tmp_path):
+    """A run's ``code`` names the code that finished it; its parts name every code it ran:
+    the checks and lists of code versions count them all."""
+    code = code_version()
+    old = {**code, "code_digest": "an older code"}
+    continued = {"seed": 1, "code": code, "parts": [{"seconds": 60.0, "code": old, "machine": None},
+                                                   {"seconds": 30.0, "code": code, "machine": None}]}
+    resumed = {"seed": 2, "code": code, "parts": [{"seconds": 60.0, "code": code, "machine": None},
+                                                 {"seconds": 5.0, "code": code, "machine": None}]}
+    assert code_records("UMI seed 1", continued) == [{"name": "UMI seed 1 (in part)", "code": old},
+                                                     {"name": "UMI seed 1 (in part)", "code": code}]
+    assert code_records("UMI seed 2", resumed) == [{"name": "UMI seed 2", "code": code}]  # one code, twice
+    assert code_records("a run of before parts", {"code": code}) == [{"name": "a run of before parts", "code": code}]
+    timed_only = {"code": code, "parts": [{"seconds": 9.0, "code": None, "machine": None}]}  # an elapsed.json of the time alone
+    assert [record["code"] for record in code_records("x", timed_only)] == [None, code]
+    results = {"UMI": [continued, resumed]}
+    with pytest.raises(MixedCodeError, match=r"UMI seed 1 \(in part\)"):
+        render_code(results)
+    listed = render_code(results, allow_mixed=True)
+    assert "2 code versions" in listed and "code an older code" in listed and "UMI seed 1 (in part)" in listed
+    assert render_code({"UMI": [resumed]}).startswith("Code: recbole-umi")
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    run_file(out, "UMI", 1).write_text(json.dumps(continued))
+    with pytest.raises(MixedCodeError, match=r"UMI seed 1 \(in part\)"):
+        check_run_code(out, [("UMI", 1)])
+    # a search's trials.md lists the trial under both
+    trial = {"trial": 6, "params": {"lr": 0.1}, "best_valid_score": 0.4, "best_valid_result": {"recall@50": 0.4},
+             "test_result": {"recall@50": 0.3},
+             "epochs": 3, "best_epoch": 2, "wall_s": 90.0, **{k: continued[k] for k in ("code", "parts")}}
+    table = trials_table([trial], trial)
+    assert f"- {describe_code(old)}: trials 6 (in part)" in table and f"- {describe_code(code)}: trials 6 (in part)" in table
 
 
 def test_provenance_is_light():

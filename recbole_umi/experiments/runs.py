@@ -20,7 +20,7 @@ from recbole_umi.experiments.run_files import finished_runs, run_file
 from recbole_umi.experiments.trials import SEARCH_SEED_COMMENT
 from recbole_umi.experiments.variants import check_variants, resolve_variant
 from recbole_umi.files import DamagedFileError, read_json, record_json, run_lock, set_aside, write_atomic
-from recbole_umi.provenance import check_same_code, code_version, machine
+from recbole_umi.provenance import check_same_code, code_records, code_version, machine
 from recbole_umi.quick_start import run
 from recbole_umi.settings import SettingsError
 
@@ -328,7 +328,7 @@ def check_run_code(out: Path, jobs, allow_mixed_code: bool = False, records: dic
     for variant, seed in jobs:
         name = f"{variant} seed {seed}"
         if (variant, seed) in records:
-            codes.append({"name": name, "code": records[variant, seed].get("code")})
+            codes += code_records(name, records[variant, seed])
         else:
             codes.append({"name": f"{name} (to run now)", "code": code_version()})
     check_same_code(codes, f"the comparison in {out}", allow_mixed_code)

@@ -13,7 +13,7 @@ import numpy as np
 from recbole_umi import stats
 from recbole_umi.files import write_csv_atomic
 from recbole_umi.metrics import metric_columns, recbole_metric_name
-from recbole_umi.provenance import check_same_code, describe_code
+from recbole_umi.provenance import check_same_code, code_records, describe_code
 
 __all__ = [
     "mean_std",
@@ -323,8 +323,8 @@ def render_code(results: dict, allow_mixed: bool = False) -> str:
     """The code the runs of a table ran (:mod:`recbole_umi.provenance`): one line when it is
     one version, else a list of the versions and their runs (which only ``allow_mixed``
     permits: :class:`recbole_umi.provenance.MixedCodeError` otherwise)."""
-    records = [{"name": f"{variant} seed {r['seed']}", "code": r.get("code")}
-               for variant, runs in results.items() for r in runs]
+    records = [record for variant, runs in results.items() for r in runs
+               for record in code_records(f"{variant} seed {r['seed']}", r)]
     groups = check_same_code(records, "this table", allow_mixed)
     if len(groups) == 1:
         return f"Code: {describe_code(records[0]['code'])}.\n"

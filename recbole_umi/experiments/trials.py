@@ -9,7 +9,7 @@ import yaml
 
 from recbole_umi.files import write_atomic
 from recbole_umi.metrics import metric_column
-from recbole_umi.provenance import describe_code
+from recbole_umi.provenance import code_records, describe_code
 
 __all__ = ["SEARCH_SEED_COMMENT", "NoScoredTrialError", "best_trial", "failed", "write_best", "trials_table",
            "pruned_text"]
@@ -106,8 +106,9 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None, wide
         epochs += pruned_text(t)
         lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {epochs} | {t['wall_s']:.0f} |")
     versions: dict = {}
-    for t in trials:
-        versions.setdefault(describe_code(t.get("code")), []).append(str(t["trial"]))
+    for t in trials:  # a trial continued on other code under each code it ran
+        for record in code_records(str(t["trial"]), t):
+            versions.setdefault(describe_code(record["code"]), []).append(record["name"])
     if len(versions) == 1:
         lines += ["", f"Code: {next(iter(versions))}."]
     else:

@@ -91,7 +91,7 @@ from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.files import DamagedFileError, read_json, record_json, run_lock, set_aside, write_atomic  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.plain import plain_data  # noqa: E402
-from recbole_umi.provenance import check_same_code, code_version  # noqa: E402
+from recbole_umi.provenance import check_same_code, code_records, code_version  # noqa: E402
 from recbole_umi.quick_start import run  # noqa: E402
 
 __all__ = ["ALGORITHMS", "SEARCH_SEED_COMMENT", "SearchBusyError", "ParamsFileError", "read_params_file", "Tuning",
@@ -233,7 +233,7 @@ class Tuning(HyperTuning):
     def _check_code(self) -> None:
         """Refuse to add trials of this code to finished trials of other code (the choice
         among them would mix code versions), unless ``allow_mixed_code``."""
-        records = [{"name": f"trial {t['trial']}", "code": t.get("code")} for t in self.finished_trials()]
+        records = [record for t in self.finished_trials() for record in code_records(f"trial {t['trial']}", t)]
         if len(records) < self.max_evals:
             records.append({"name": "the trials to run now", "code": code_version()})
         check_same_code(records, f"the search in {self.out}", self.allow_mixed_code)
