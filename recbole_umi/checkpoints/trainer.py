@@ -267,7 +267,7 @@ class SafeCheckpointTrainer:
         self._resumed = (path, checkpoint)
         saved_code = checkpoint.get("code")  # None: not recorded (an older or converted file)
         if saved_code is not None and code_key(saved_code) != code_key(code_version()):
-            self.logger.warning(f"resuming {path.name}, which other code trained up to epoch {checkpoint['epoch']} "
+            self.logger.warning(f"resuming {path.name}, written after epoch {checkpoint['epoch']} by other code "
                                 f"({describe_code(saved_code)}); the epochs from here on run "
                                 f"{describe_code(code_version())}, and the checkpoints written from here on record it")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")

@@ -223,7 +223,9 @@ def _random_words(words: torch.Tensor, after: torch.Tensor) -> None:
     generator, as eager). A custom op because dynamo cannot trace ``Tensor.random_`` (the
     compiled step would break into a graph around every dropout) and the functional
     ``torch.randint`` draws 4x slower; one that mutates its argument, so that compiled code
-    keeps every call (equal calls of a pure op would be merged into one). ``after`` (the
+    keeps every call whose words something reads (equal calls of a pure op would be merged
+    into one; a call whose words nothing reads is dropped compiled, where eager code would
+    still advance the generator: every caller here reads them). ``after`` (the
     dropout's input), read by nothing, makes the draw wait for it, so that compiled code draws
     the dropouts of one chain of computation (an encoder's layers, one after another) in the
     order eager code does, where inductor may otherwise move a draw that needs no input ahead
