@@ -30,8 +30,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "code_records", "MixedCodeError", "check_same_code",
-           "machine"]
+__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "code_records", "MixedCodeError",
+           "check_same_code", "machine"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # The folders whose files are the package's code and defaults (a source checkout keeps the
