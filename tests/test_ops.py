@@ -361,10 +361,10 @@ def test_tanh_compiled_from_one_exponential_is_tanh_to_2e_7_and_saturates_withou
 
 def test_draws_after_an_input_are_torchs_draws_and_compile_to_them():
     """``ops.randint_after`` draws what ``torch.randint`` draws from the same seed, eager and
-    compiled after a dropout (the values
-    only: inductor keeps this small function's order with ``torch.randint`` too). That they
-    keep their order where inductor moved a draw needing no input: tests/test_compile_step.py,
-    SASRecMatching's rows with dropout and sampled negatives (it failed with ``torch.randint``)."""
+    compiled after a dropout (the values only: inductor keeps this small function's order
+    with ``torch.randint`` too). That they keep their order where inductor moved a draw
+    needing no input: tests/test_compile_step.py, SASRecMatching's rows with dropout and
+    sampled negatives (it failed with ``torch.randint``)."""
     from recbole_umi.model.base import compiled
 
     torch.manual_seed(0)

@@ -96,9 +96,9 @@ def last_position_output(layers, hidden_states: torch.Tensor, attention_mask: to
     and its query, attention output and feed-forward layer at that one (the rest of that
     layer reaches no output there). The same values as the layers' output gathered there, up
     to float rounding, at two layers about 40% less arithmetic at T = 50, 30% at T = 10
-    (docs/benchmarks.md, "RecBole's
-    SASRec's last layer at one position"); in training the last layer's dropouts draw masks
-    for that position only (the same distribution, other masks from a seed).
+    (docs/benchmarks.md, "RecBole's SASRec's last layer at one position"); in training the
+    last layer's dropouts draw masks for that position only (the same distribution, other
+    masks from a seed).
 
     Shapes: ``hidden_states`` ``B x T x d``, ``attention_mask`` ``B x 1 x T x T``, ``lengths``
     ``B`` (each at least 1) -> ``B x d``.
