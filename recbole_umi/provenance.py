@@ -30,7 +30,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "code_records", "MixedCodeError",
+__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "code_records", "code_listing", "MixedCodeError",
            "check_same_code", "machine"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -111,14 +111,20 @@ def code_key(code: dict | None) -> tuple | None:
     return None if code is None else tuple(code.get(field) for field in _KEY_FIELDS)
 
 
-def describe_code(code: dict | None) -> str:
-    """One line: ``"recbole-umi 0.1.0, code 1a2b..., commit 3c4d... (dirty); torch 2.13.0, ..."``."""
+def describe_code(code: dict | None, *same: dict) -> str:
+    """One line: ``"recbole-umi 0.1.0, code 1a2b..., commit 3c4d... (dirty); torch 2.13.0, ..."``;
+    ``same``: records of the same :func:`code_key` made from other commits (results committed
+    between runs), whose commits it names too."""
     if code is None:
         return "not recorded (a run made before code versions were kept)"
-    commit = "no git" if code.get("git_commit") is None else f"commit {code['git_commit'][:10]}"
-    dirty = " with uncommitted changes" if code.get("git_dirty") else ""
+    commits = []
+    for made in (code, *same):
+        commit = "no git" if made.get("git_commit") is None else f"commit {made['git_commit'][:10]}"
+        commit += " with uncommitted changes" if made.get("git_dirty") else ""
+        if commit not in commits:
+            commits.append(commit)
     libraries = ", ".join(f"{name} {code.get(name)}" for name in ("python", *LIBRARIES))
-    return f"recbole-umi {code.get('package')}, code {code.get('code_digest')} ({commit}{dirty}); {libraries}"
+    return f"recbole-umi {code.get('package')}, code {code.get('code_digest')} ({', '.join(commits)}); {libraries}"
 
 
 def code_records(name: str, run: dict) -> list[dict]:
@@ -134,6 +140,14 @@ def code_records(name: str, run: dict) -> list[dict]:
     return [{"name": marked, "code": code} for code in codes.values()]
 
 
+def _described(records: list[dict]) -> dict:
+    """``{code key: describe_code(...)}`` of ``records``, naming each key's every commit."""
+    codes: dict = {}
+    for record in records:
+        codes.setdefault(code_key(record.get("code")), []).append(record.get("code"))
+    return {key: describe_code(*same) for key, same in codes.items()}
+
+
 class MixedCodeError(ValueError):
     """Runs of different code would go into one table."""
 
@@ -146,7 +160,7 @@ def check_same_code(records: list[dict], what: str, allow_mixed: bool = False) -
     for record in records:
         groups.setdefault(code_key(record.get("code")), []).append(record["name"])
     if len(groups) > 1 and not allow_mixed:
-        described = {code_key(r.get("code")): describe_code(r.get("code")) for r in records}
+        described = _described(records)
         lines = [f"  {described[key]}: {', '.join(names)}" for key, names in groups.items()]
         raise MixedCodeError(
             f"{what} would mix runs of {len(groups)} different code versions:\n" + "\n".join(lines)
@@ -154,6 +168,20 @@ def check_same_code(records: list[dict], what: str, allow_mixed: bool = False) -
             "(it then lists the versions)"
         )
     return groups
+
+
+def code_listing(records: list[dict], what: str, allow_mixed: bool = False, runs: str = "Runs") -> list[str]:
+    """Markdown lines naming the code ``records`` ran (each with ``"code"`` and ``"name"``),
+    grouped as :func:`check_same_code` groups them (it is called: several versions only with
+    ``allow_mixed``): ``["Code: <version>."]`` for one version, else a heading (``runs``: what
+    the records are) and a line a version, with its records' names. A version's line names
+    every commit its records were made from."""
+    groups = check_same_code(records, what, allow_mixed)
+    described = _described(records)
+    if len(groups) == 1:
+        return [f"Code: {next(iter(described.values()))}."]
+    lines = [f"{runs} of {len(groups)} code versions (--allow_mixed_code):", ""]
+    return lines + [f"- {described[key]}: {', '.join(names)}" for key, names in groups.items()]
 
 
 @functools.lru_cache(maxsize=1)

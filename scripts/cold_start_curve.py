@@ -31,7 +31,7 @@ from recbole_umi.experiments.run_files import read_runs, run_file, same_users  #
 from recbole_umi.experiments.tables import interval_text  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic, write_figure  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
-from recbole_umi.provenance import check_same_code, describe_code  # noqa: E402
+from recbole_umi.provenance import code_listing  # noqa: E402
 from recbole_umi.stats import LEVEL, holm, two_level_mean, two_level_test  # noqa: E402
 
 PAPER_CUT = "all"  # the column of the runs' own test: the paper's history cut
@@ -204,10 +204,7 @@ def main(argv: list[str] | None = None) -> str:
     missing = [m for m in [*comma_list(args.models), *extra] if m not in curves]
     if missing:
         markdown += f"\nNot in the table (runs of some seed missing): {', '.join(missing)}.\n"
-    groups = check_same_code(codes, f"the curve of {folder}", args.allow_mixed_code == "True")
-    versions = {describe_code(c["code"]) for c in codes}
-    markdown += "\n" + (f"Code: {versions.pop()}.\n" if len(groups) == 1 else
-                        "Runs of several code versions (--allow_mixed_code): " + "; ".join(sorted(versions)) + ".\n")
+    markdown += "\n" + "\n".join(code_listing(codes, f"the curve of {folder}", args.allow_mixed_code == "True")) + "\n"
     title = args.title or f"{folder.name}: {len(seeds)} seeds ({args.seeds})"
     write_atomic(f"{args.out}.md", markdown)
     write_csv_atomic(f"{args.out}.csv", rows)

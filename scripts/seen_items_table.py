@@ -26,7 +26,7 @@ from recbole_umi.experiments.run_files import read_runs, run_file, same_users  #
 from recbole_umi.experiments.tables import interval_text  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
-from recbole_umi.provenance import check_same_code, describe_code  # noqa: E402
+from recbole_umi.provenance import code_listing  # noqa: E402
 from recbole_umi.stats import two_level_mean, two_level_test  # noqa: E402
 
 
@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> str:
                          f"{gain['low']:.4f}", f"{gain['high']:.4f}", f"{gain['p']:.4g}"])
     if missing:
         lines += ["", f"Not in the table (runs of some seed missing): {', '.join(missing)}."]
-    check_same_code(codes, f"the table of {folder}")
-    lines += ["", f"Code: {describe_code(codes[0]['code'])}."]
+    lines += ["", *code_listing(codes, f"the table of {folder}")]
     markdown = "\n".join(lines) + "\n"
     write_atomic(f"{args.out}.md", markdown)
     write_csv_atomic(f"{args.out}.csv", rows)

@@ -12,7 +12,8 @@ from recbole_umi import provenance
 from recbole_umi.experiments.runs import check_run_code, run_file
 from recbole_umi.experiments.tables import render_code
 from recbole_umi.experiments.trials import trials_table
-from recbole_umi.provenance import MixedCodeError, check_same_code, code_key, code_records, code_version, describe_code
+from recbole_umi.provenance import (MixedCodeError, check_same_code, code_key, code_listing, code_records, code_version,
+                                    describe_code)
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -123,8 +124,28 @@ def test_a_run_continued_on_other_code_is_a_run_of_both(tmp_path):
              "test_result": {"recall@50": 0.3}, "epochs": 3, "best_epoch": 2, "wall_s": 90.0,
              **{k: continued[k] for k in ("code", "parts")}}
     table = trials_table([trial], trial)
-    assert f"- {describe_code(old)}: trials 6 (in part)" in table
-    assert f"- {describe_code(code)}: trials 6 (in part)" in table
+    assert "Trials of 2 code versions" in table
+    assert f"- {describe_code(old)}: trial 6 (in part)" in table
+    assert f"- {describe_code(code)}: trial 6 (in part)" in table
+
+
+def test_a_listing_of_code_groups_as_the_check_does():
+    """Runs of one code made from two commits (results committed between them) are one version,
+    whose line names both commits; the heading counts the lines that follow."""
+    code = {**code_version(), "git_commit": "a" * 40, "git_dirty": False}
+    later = {**code, "git_commit": "b" * 40}
+    other = {**code, "code_digest": "other"}
+    one = code_listing([{"name": "UMI seed 1", "code": code}, {"name": "UMI seed 2", "code": later}], "the table")
+    assert one == [f"Code: {describe_code(code, later)}."]
+    assert "(commit aaaaaaaaaa, commit bbbbbbbbbb)" in one[0]
+    records = [{"name": "UMI seed 1", "code": code}, {"name": "UMI seed 2", "code": later},
+               {"name": "MIND seed 1", "code": other}, {"name": "MIND seed 2", "code": None}]
+    listed = code_listing(records, "the table", allow_mixed=True, runs="Trials")
+    assert listed == ["Trials of 3 code versions (--allow_mixed_code):", "",
+                      f"- {describe_code(code, later)}: UMI seed 1, UMI seed 2",
+                      f"- {describe_code(other)}: MIND seed 1", f"- {describe_code(None)}: MIND seed 2"]
+    with pytest.raises(MixedCodeError, match="commit aaaaaaaaaa, commit bbbbbbbbbb"):
+        code_listing(records, "the table")
 
 
 def test_provenance_is_light():

@@ -148,7 +148,7 @@ def test_trials_record_their_code_and_a_search_does_not_mix_codes(setup, monkeyp
     monkeypatch.chdir(tmp_path)
     tune("UMI", "tiny", params, tmp_path / "out", "random", 2, 7, config_dict=settings, log=quiet,
          allow_mixed_code=True)
-    assert "Trials of several code versions" in (tmp_path / "out" / "trials.md").read_text()
+    assert "Trials of 2 code versions" in (tmp_path / "out" / "trials.md").read_text()
 
 
 def test_variant_names_as_in_compare(setup):

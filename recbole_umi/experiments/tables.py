@@ -13,7 +13,7 @@ import numpy as np
 from recbole_umi import stats
 from recbole_umi.files import write_csv_atomic
 from recbole_umi.metrics import metric_columns, recbole_metric_name
-from recbole_umi.provenance import check_same_code, code_records, describe_code
+from recbole_umi.provenance import code_listing, code_records
 
 __all__ = [
     "mean_std",
@@ -325,15 +325,7 @@ def render_code(results: dict, allow_mixed: bool = False) -> str:
     permits: :class:`recbole_umi.provenance.MixedCodeError` otherwise)."""
     records = [record for variant, runs in results.items() for r in runs
                for record in code_records(f"{variant} seed {r['seed']}", r)]
-    groups = check_same_code(records, "this table", allow_mixed)
-    if len(groups) == 1:
-        return f"Code: {describe_code(records[0]['code'])}.\n"
-    described = {}
-    for record in records:
-        described.setdefault(describe_code(record["code"]), []).append(record["name"])
-    lines = [f"Runs of {len(groups)} code versions in this table (--allow_mixed_code):", ""]
-    lines += [f"- {version}: {', '.join(names)}" for version, names in described.items()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(code_listing(records, "this table", allow_mixed)) + "\n"
 
 
 def write_tests_csv(path: Path, columns: list[str], tests: dict) -> None:

@@ -9,7 +9,7 @@ import yaml
 
 from recbole_umi.files import write_atomic
 from recbole_umi.metrics import metric_column
-from recbole_umi.provenance import code_records, describe_code
+from recbole_umi.provenance import code_listing, code_records
 
 __all__ = ["SEARCH_SEED_COMMENT", "NoScoredTrialError", "best_trial", "failed", "write_best", "trials_table",
            "pruned_text"]
@@ -105,13 +105,7 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None, wide
         epochs = f"{t['epochs']} ({'-' if t['best_epoch'] is None else t['best_epoch']})" if "epochs" in t else "-"
         epochs += pruned_text(t)
         lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {epochs} | {t['wall_s']:.0f} |")
-    versions: dict = {}
-    for t in trials:  # a trial continued on other code under each code it ran
-        for record in code_records(str(t["trial"]), t):
-            versions.setdefault(describe_code(record["code"]), []).append(record["name"])
-    if len(versions) == 1:
-        lines += ["", f"Code: {next(iter(versions))}."]
-    else:
-        lines += ["", "Trials of several code versions (--allow_mixed_code):", ""]
-        lines += [f"- {version}: trials {', '.join(numbers)}" for version, numbers in versions.items()]
+    # a trial continued on other code is listed under each code it ran
+    records = [record for t in trials for record in code_records(f"trial {t['trial']}", t)]
+    lines += ["", *code_listing(records, "the search", allow_mixed=True, runs="Trials")]
     return "\n".join(lines) + "\n"
