@@ -45,6 +45,7 @@ compat.apply()  # before anything imports RecBole
 from recbole.data.interaction import Interaction  # noqa: E402
 from recbole.utils import get_trainer, init_logger, init_seed  # noqa: E402
 
+from recbole_umi.allocator import as_configured  # noqa: E402
 from recbole_umi.config import Config, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.model.base import compile_step  # noqa: E402
@@ -105,6 +106,7 @@ def main(argv=None):
     args, rest = parser.parse_known_args(argv)
     settings = {"state": "WARNING", "show_progress": False, **parse_cmd_args(rest)}
     config = Config(args.model, args.dataset, config_dict=settings)
+    as_configured(config)  # freed memory kept, as recbole_umi.run keeps it before training
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
 
@@ -165,6 +167,7 @@ def main(argv=None):
         "peak_rss_mib": round(peak_rss_mib()),
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "amp": bool(config["enable_amp"]),
+        "keep_freed_memory": bool(config["keep_freed_memory"]),
         "peak_gpu_mib": round(torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None,
         "repeats": args.repeats,
     }

@@ -42,6 +42,7 @@ from recbole_umi import compat  # noqa: E402
 compat.apply()  # before anything imports RecBole
 from recbole.utils import init_seed  # noqa: E402
 
+from recbole_umi.allocator import as_configured  # noqa: E402
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.model.base import compile_step, compiled_loss  # noqa: E402
@@ -88,9 +89,11 @@ def full_batches(model_name: str, dataset: str, settings: dict, count: int):
 
 def build(model_name: str, dataset: str, settings: dict, train_data):
     """A model in training mode and its Adam, as the plugin's pipeline and trainer build them
-    (``compile_step`` for RecBole's own models too, ``fused_optimizer``); the same initial
-    weights for every call. Returns ``(model, optimizer, config)``."""
+    (``compile_step`` for RecBole's own models too, ``fused_optimizer``, freed memory kept with
+    ``keep_freed_memory``: large steps otherwise pay page faults training does not); the same
+    initial weights for every call. Returns ``(model, optimizer, config)``."""
     config = Config(model_name, dataset, config_dict=settings)
+    as_configured(config)
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(model_name)(config, train_data.dataset).to(config["device"])
     compile_step(model, config)
@@ -163,6 +166,7 @@ def measure(model_name: str, dataset: str, settings: dict, steps: int, count_flo
         "train_batch_size": config["train_batch_size"],
         "torch_threads": torch.get_num_threads(),
         "fused_optimizer": bool(config["fused_optimizer"]),
+        "keep_freed_memory": bool(config["keep_freed_memory"]),
         "timed_steps": steps,
         "eager_ms": round(eager["ms"], 2),
         "compiled_ms": round(fast["ms"], 2),

@@ -29,6 +29,7 @@ from recbole.utils import init_seed  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from bench.compile_step import trainer_adam  # noqa: E402
+from recbole_umi.allocator import as_configured  # noqa: E402
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
@@ -104,6 +105,7 @@ def build(model_name: str, dataset_name: str, settings: dict, n_batches: int = 2
     settings = {"state": "WARNING", "show_progress": False, **settings}
     config_files = comma_list(settings.pop("config_files", None)) or None
     config = Config(model_name, dataset_name, config_files, config_dict=settings)
+    as_configured(config)  # freed memory kept, as training keeps it
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, _, _ = data_preparation(config, dataset)

@@ -9,9 +9,10 @@ benchmark an epoch of UMI spent 71 s of 283 s in the kernel; with the memory kep
 allocator works that way too.
 
 :func:`keep_freed_memory` tells glibc (``mallopt``) to serve every block from its heap and
-keep what is freed; ``recbole_umi.run`` calls it before training when the setting
-``keep_freed_memory`` is on (the default). It changes the whole process from then on. A C
-library other than glibc is left alone.
+keep what is freed; :func:`as_configured` calls it where the setting ``keep_freed_memory`` is
+on (the default): ``recbole_umi.run`` before training, and the step benchmarks of ``bench/``,
+which measure what training does. It changes the whole process from then on. A C library
+other than glibc is left alone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "as_configured"]
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_MAX = -4
@@ -35,3 +36,9 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, KEEP_UP_TO) == 1  # 1: done
+
+
+def as_configured(config) -> bool:
+    """:func:`keep_freed_memory` where ``config["keep_freed_memory"]`` is on; whether memory is
+    now kept (False where the setting is off or the C library is not glibc)."""
+    return bool(config["keep_freed_memory"]) and keep_freed_memory()

@@ -16,7 +16,7 @@ from logging import getLogger  # noqa: E402
 
 from recbole.utils import get_environment, set_color  # noqa: E402
 
-from recbole_umi.allocator import keep_freed_memory  # noqa: E402
+from recbole_umi.allocator import as_configured  # noqa: E402
 from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer, last_checkpoint_path  # noqa: E402
 from recbole_umi.cli import command  # noqa: E402
 from recbole_umi.config import Config, comma_list  # noqa: E402
@@ -94,7 +94,7 @@ def run(
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model_)
     attach_item_categories(trainer.eval_collector, config, dataset)  # before training: a bad field fails now
-    if config["keep_freed_memory"] and not keep_freed_memory():
+    if not as_configured(config) and config["keep_freed_memory"]:
         logger.info("keep_freed_memory: this C library is not glibc; memory is handled as it does by default")
     if resume is not None:
         trainer.resume_checkpoint(resume)
