@@ -106,7 +106,6 @@ def main(argv=None):
     args, rest = parser.parse_known_args(argv)
     settings = {"state": "WARNING", "show_progress": False, **parse_cmd_args(rest)}
     config = Config(args.model, args.dataset, config_dict=settings)
-    as_configured(config)  # freed memory kept, as recbole_umi.run keeps it before training
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
 
@@ -117,6 +116,7 @@ def main(argv=None):
 
     model = get_model(config["model"])(config, train_data.dataset).to(config["device"])
     compile_step(model, config)  # RecBole's own models, as the plugin's pipeline builds them
+    kept = as_configured(config)  # freed memory kept from here on, as recbole_umi.run keeps it before training
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     generator = torch.Generator().manual_seed(config["seed"])
     device = torch.device(config["device"])
@@ -167,7 +167,7 @@ def main(argv=None):
         "peak_rss_mib": round(peak_rss_mib()),
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "amp": bool(config["enable_amp"]),
-        "keep_freed_memory": bool(config["keep_freed_memory"]),
+        "keep_freed_memory": kept,
         "peak_gpu_mib": round(torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None,
         "repeats": args.repeats,
     }

@@ -105,12 +105,12 @@ def build(model_name: str, dataset_name: str, settings: dict, n_batches: int = 2
     settings = {"state": "WARNING", "show_progress": False, **settings}
     config_files = comma_list(settings.pop("config_files", None)) or None
     config = Config(model_name, dataset_name, config_files, config_dict=settings)
-    as_configured(config)  # freed memory kept, as training keeps it
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, _, _ = data_preparation(config, dataset)
     model = get_model(config["model"])(config, train_data.dataset)
     model.train()
+    as_configured(config)  # freed memory kept from here on, as recbole_umi.run keeps it before training
     # as the plugin's trainer builds it (fused_optimizer, on by default)
     optimizer = trainer_adam(model, config)
     training = train_data._dataset

@@ -48,8 +48,10 @@ def baseline_ms(worktree: Path, model: str, settings: list[str]) -> float:
 
 
 def today_ms(model: str, settings: list[str]) -> dict:
-    done = subprocess.run([sys.executable, "bench/compile_step.py", f"--models={model}", "--steps=30", *settings],
-                          cwd=ROOT, capture_output=True, text=True, check=True)
+    # glibc's default memory handling, as the baseline's profile_step.py has it (it had no
+    # keep_freed_memory; at T = 10 no tensor reaches glibc's threshold either way)
+    done = subprocess.run([sys.executable, "bench/compile_step.py", f"--models={model}", "--steps=30", *settings,
+                           "--keep_freed_memory=False"], cwd=ROOT, capture_output=True, text=True, check=True)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     return {"eager_ms": figures["eager_ms"], "compiled_ms": figures["compiled_ms"]}
 

@@ -112,7 +112,8 @@ def code_key(code: dict | None) -> tuple | None:
 
 
 def describe_code(code: dict | None, *same: dict) -> str:
-    """One line: ``"recbole-umi 0.1.0, code 1a2b..., commit 3c4d... (dirty); torch 2.13.0, ..."``;
+    """One line: ``"recbole-umi 0.1.0, code 1a2b... (commit 3c4d... with uncommitted changes); python 3.11.7,
+    torch 2.13.0, ..."``;
     ``same``: records of the same :func:`code_key` made from other commits (results committed
     between runs), whose commits it names too."""
     if code is None:
@@ -170,18 +171,21 @@ def check_same_code(records: list[dict], what: str, allow_mixed: bool = False) -
     return groups
 
 
-def code_listing(records: list[dict], what: str, allow_mixed: bool = False, runs: str = "Runs") -> list[str]:
+def code_listing(records: list[dict], what: str, allow_mixed: bool = False, runs: str = "Runs",
+                 named: str = "") -> list[str]:
     """Markdown lines naming the code ``records`` ran (each with ``"code"`` and ``"name"``),
     grouped as :func:`check_same_code` groups them (it is called: several versions only with
     ``allow_mixed``): ``["Code: <version>."]`` for one version, else a heading (``runs``: what
-    the records are) and a line a version, with its records' names. A version's line names
-    every commit its records were made from."""
+    the records are) and a line a version, its records' names after ``named``; none for no
+    records. A version's line names every commit its records were made from."""
     groups = check_same_code(records, what, allow_mixed)
+    if not groups:
+        return []
     described = _described(records)
     if len(groups) == 1:
         return [f"Code: {next(iter(described.values()))}."]
     lines = [f"{runs} of {len(groups)} code versions (--allow_mixed_code):", ""]
-    return lines + [f"- {described[key]}: {', '.join(names)}" for key, names in groups.items()]
+    return lines + [f"- {described[key]}: {named}{', '.join(names)}" for key, names in groups.items()]
 
 
 @functools.lru_cache(maxsize=1)

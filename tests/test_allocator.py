@@ -44,3 +44,25 @@ def test_setting_is_checked():
     assert Config("UMI", "ml-100k", config_dict={"state": "ERROR"})["keep_freed_memory"] is True
     with pytest.raises(SettingsError, match="keep_freed_memory"):
         Config("UMI", "ml-100k", config_dict={"state": "ERROR", "keep_freed_memory": "sometimes"})
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_run_applies_the_setting_before_training(tiny_data, monkeypatch, keep):
+    """``recbole_umi.run`` hands its config to :func:`as_configured` once, before the first
+    epoch (which is when large blocks start to be freed and allocated again)."""
+    from recbole_umi import quick_start
+    from recbole_umi.checkpoint import SafeCheckpointTrainer
+
+    from tests.conftest import tiny_config
+
+    calls = []
+    monkeypatch.setattr(quick_start, "as_configured", lambda config: calls.append(config["keep_freed_memory"]))
+    real_train_epoch = SafeCheckpointTrainer._train_epoch
+
+    def train_epoch(self, *args, **kwargs):
+        assert calls == [keep], "training began before the allocator's setting was applied"
+        return real_train_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(SafeCheckpointTrainer, "_train_epoch", train_epoch)
+    quick_start.run("UMI", "tiny", config_dict=tiny_config(tiny_data, epochs=1, keep_freed_memory=keep))
+    assert calls == [keep]

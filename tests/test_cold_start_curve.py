@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recbole_umi.provenance import MixedCodeError, code_version, describe_code
 from recbole_umi.stats import two_level_mean, two_level_test
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "cold_start_curve.py"
@@ -56,6 +57,16 @@ def test_curve_cells_and_tests(tmp_path):
     assert next(line for line in markdown.splitlines() if line.startswith("| A dropout | HitRate@50 |")).split(" | ")[2] == \
         next(line for line in lines if line.startswith("| B | HitRate@50 |")).split(" | ")[2]
     assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "c.csv").read_text().startswith("model,metric,k")
+    # the code the runs ran: one version (none recorded here), or a refusal to mix versions unless allowed
+    assert "\nCode: not recorded" in markdown
+    record = json.loads((tmp_path / "runs" / "B__seed2.json").read_text())
+    (tmp_path / "runs" / "B__seed2.json").write_text(json.dumps({**record, "code": code_version()}))
+    with pytest.raises(MixedCodeError, match="B seed 2"):
+        main([str(tmp_path), "--models=A,B", "--seeds=1,2", "--metrics=recall@50", f"--out={tmp_path / 'e'}"])
+    markdown = main([str(tmp_path), "--models=A,B", "--seeds=1,2", "--metrics=recall@50", f"--out={tmp_path / 'e'}",
+                     "--allow_mixed_code=True"])
+    assert "Runs of 2 code versions (--allow_mixed_code):" in markdown
+    assert f"- {describe_code(code_version())}: B seed 2" in markdown
 
 
 def test_runs_without_a_curve_are_refused(tmp_path):
@@ -80,3 +91,4 @@ def test_seen_items_table_pairs_a_models_two_protocols(tmp_path):
     gain = two_level_test([100 * unseen[s] for s in (1, 2)], [100 * paper[s] for s in (1, 2)], paired_seeds=True)
     assert row.split(" | ")[4].startswith(f"{gain['delta']:+.2f} [{gain['low']:+.2f}, {gain['high']:+.2f}]")
     assert "Not in the table (runs of some seed missing): B." in markdown
+    assert markdown.rstrip().endswith("Code: not recorded (a run made before code versions were kept).")

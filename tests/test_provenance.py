@@ -125,8 +125,8 @@ def test_a_run_continued_on_other_code_is_a_run_of_both(tmp_path):
              **{k: continued[k] for k in ("code", "parts")}}
     table = trials_table([trial], trial)
     assert "Trials of 2 code versions" in table
-    assert f"- {describe_code(old)}: trial 6 (in part)" in table
-    assert f"- {describe_code(code)}: trial 6 (in part)" in table
+    assert f"- {describe_code(old)}: trials 6 (in part)" in table
+    assert f"- {describe_code(code)}: trials 6 (in part)" in table
 
 
 def test_a_listing_of_code_groups_as_the_check_does():
@@ -146,6 +146,10 @@ def test_a_listing_of_code_groups_as_the_check_does():
                       f"- {describe_code(other)}: MIND seed 1", f"- {describe_code(None)}: MIND seed 2"]
     with pytest.raises(MixedCodeError, match="commit aaaaaaaaaa, commit bbbbbbbbbb"):
         code_listing(records, "the table")
+    same_commit = [{"name": "UMI seed 1", "code": code}, {"name": "UMI seed 3", "code": dict(code)}]
+    assert code_listing(same_commit, "the table") == [f"Code: {describe_code(code)}."]  # the commit named once
+    assert "(commit aaaaaaaaaa); " in describe_code(code, dict(code))
+    assert code_listing([], "the table") == []  # no runs: nothing to list
 
 
 def test_provenance_is_light():

@@ -106,6 +106,6 @@ def trials_table(trials: list[dict], best: dict, budget: int | None = None, wide
         epochs += pruned_text(t)
         lines.append(f"| {t['trial']} | {values} | {score} | {tests} | {epochs} | {t['wall_s']:.0f} |")
     # a trial continued on other code is listed under each code it ran
-    records = [record for t in trials for record in code_records(f"trial {t['trial']}", t)]
-    lines += ["", *code_listing(records, "the search", allow_mixed=True, runs="Trials")]
+    records = [record for t in trials for record in code_records(str(t["trial"]), t)]
+    lines += ["", *code_listing(records, "the search", allow_mixed=True, runs="Trials", named="trials ")]
     return "\n".join(lines) + "\n"
