@@ -31,7 +31,7 @@ from recbole_umi.experiments.run_files import read_runs, run_file, same_users  #
 from recbole_umi.experiments.tables import interval_text  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic, write_figure  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
-from recbole_umi.provenance import code_listing  # noqa: E402
+from recbole_umi.provenance import code_listing, code_records  # noqa: E402
 from recbole_umi.stats import LEVEL, holm, two_level_mean, two_level_test  # noqa: E402
 
 PAPER_CUT = "all"  # the column of the runs' own test: the paper's history cut
@@ -55,7 +55,7 @@ def read_curves(folder: Path, models: list[str], seeds: list[int], codes: list |
         if not all(run_file(where, variant, seed).exists() for seed in seeds):
             continue
         runs = read_runs(where, variant, seeds)
-        codes.extend({"name": f"{model} seed {seed}", "code": r.get("code")} for seed, r in zip(seeds, runs))
+        codes.extend(record for seed, r in zip(seeds, runs) for record in code_records(f"{model} seed {seed}", r))
         if not all(r.get("history_curve") for r in runs):
             raise ValueError(f"{variant}'s runs in {where} were made without eval_history_curve")
         points = {k: [{"seed": seed, **r["history_curve"][k]} for seed, r in zip(seeds, runs)]

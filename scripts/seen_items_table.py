@@ -26,7 +26,7 @@ from recbole_umi.experiments.run_files import read_runs, run_file, same_users  #
 from recbole_umi.experiments.tables import interval_text  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
-from recbole_umi.provenance import code_listing  # noqa: E402
+from recbole_umi.provenance import code_listing, code_records  # noqa: E402
 from recbole_umi.stats import two_level_mean, two_level_test  # noqa: E402
 
 
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seeds", default="2021,2022,2023")
     parser.add_argument("--metrics", default="recall@10,recall@50,recall@300")
     parser.add_argument("--out", required=True, help="writes OUT.md and OUT.csv")
+    parser.add_argument("--allow_mixed_code", default="False", choices=("True", "False"),
+                        help="tabulate runs of several code versions (listed under the table)")
     args = parser.parse_args(argv)
     folder, seeds, metrics = Path(args.folder), comma_list(args.seeds, int), comma_list(args.metrics)
     label = {m: metric_column(m, "user_split") for m in metrics}
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> str:
         # the gain's test pairs each user's two figures: the same users, in the same order, under both protocols
         same_users(runs, [{"seed": seed, **r["unseen"]} for seed, r in zip(seeds, runs)],
                    names=[f"{model} (paper's protocol)", f"{model} (history left out)"])
-        codes += [{"name": f"{model} seed {seed}", "code": r.get("code")} for seed, r in zip(seeds, runs)]
+        codes += [record for seed, r in zip(seeds, runs) for record in code_records(f"{model} seed {seed}", r)]
         for metric in metrics:
             paper = 100 * np.array([r["test_per_user"][metric] for r in runs])
             unseen = 100 * np.array([r["unseen"]["test_per_user"][metric] for r in runs])
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> str:
                          f"{gain['low']:.4f}", f"{gain['high']:.4f}", f"{gain['p']:.4g}"])
     if missing:
         lines += ["", f"Not in the table (runs of some seed missing): {', '.join(missing)}."]
-    lines += ["", *code_listing(codes, f"the table of {folder}")]
+    lines += ["", *code_listing(codes, f"the table of {folder}", args.allow_mixed_code == "True")]
     markdown = "\n".join(lines) + "\n"
     write_atomic(f"{args.out}.md", markdown)
     write_csv_atomic(f"{args.out}.csv", rows)

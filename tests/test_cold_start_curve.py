@@ -92,3 +92,15 @@ def test_seen_items_table_pairs_a_models_two_protocols(tmp_path):
     assert row.split(" | ")[4].startswith(f"{gain['delta']:+.2f} [{gain['low']:+.2f}, {gain['high']:+.2f}]")
     assert "Not in the table (runs of some seed missing): B." in markdown
     assert markdown.rstrip().endswith("Code: not recorded (a run made before code versions were kept).")
+    # a run continued from its checkpoint on other code ran both: refused, or listed under each
+    code = code_version()
+    record = json.loads((tmp_path / "runs" / "A__seed2.json").read_text())
+    parts = [{"seconds": 1.0, "code": {**code, "code_digest": "older"}, "machine": None},
+             {"seconds": 1.0, "code": code, "machine": None}]
+    (tmp_path / "runs" / "A__seed2.json").write_text(json.dumps({**record, "code": code, "parts": parts}))
+    with pytest.raises(MixedCodeError, match=r"A seed 2 \(in part\)"):
+        seen_main([str(tmp_path), "--models=A", "--seeds=1,2", "--metrics=recall@50", f"--out={tmp_path / 's'}"])
+    markdown = seen_main([str(tmp_path), "--models=A", "--seeds=1,2", "--metrics=recall@50", f"--out={tmp_path / 's'}",
+                          "--allow_mixed_code=True"])
+    assert "Runs of 3 code versions (--allow_mixed_code):" in markdown
+    assert f"- {describe_code(code)}: A seed 2 (in part)" in markdown
