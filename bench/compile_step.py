@@ -43,17 +43,18 @@ compat.apply()  # before anything imports RecBole
 from recbole.utils import init_seed  # noqa: E402
 
 from recbole_umi.config import Config, comma_list, parse_cmd_args  # noqa: E402
-
-try:
-    from recbole_umi.allocator import as_configured
-except ImportError:  # a checkout from before 2026-12-06 (bench/compiled_vs_commit.py), which keeps memory itself
-    def as_configured(config) -> bool:
-        return False
 from recbole_umi.data import create_dataset, data_preparation  # noqa: E402
 from recbole_umi.model.base import compile_step, compiled_loss  # noqa: E402
 from recbole_umi.provenance import code_version  # noqa: E402
 from recbole_umi.optimizer import with_fused_kernel  # noqa: E402
 from recbole_umi.registry import get_model  # noqa: E402
+
+try:
+    from recbole_umi.allocator import as_configured
+except ImportError:  # a checkout from before 2026-12-06 (bench/compiled_vs_commit.py), which keeps memory itself
+
+    def as_configured(config) -> bool:
+        return False
 
 
 def step(model, optimizer, batch, seed: int):

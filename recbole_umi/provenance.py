@@ -30,8 +30,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "code_records", "code_listing", "MixedCodeError",
-           "check_same_code", "machine"]
+__all__ = ["LIBRARIES", "code_version", "code_key", "describe_code", "code_records", "code_listing",
+           "MixedCodeError", "check_same_code", "machine"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # The folders whose files are the package's code and defaults (a source checkout keeps the
@@ -112,10 +112,9 @@ def code_key(code: dict | None) -> tuple | None:
 
 
 def describe_code(code: dict | None, *same: dict) -> str:
-    """One line: ``"recbole-umi 0.1.0, code 1a2b... (commit 3c4d... with uncommitted changes); python 3.11.7,
-    torch 2.13.0, ..."``;
-    ``same``: records of the same :func:`code_key` made from other commits (results committed
-    between runs), whose commits it names too."""
+    """One line: ``"recbole-umi 0.1.0, code 1a2b... (commit 3c4d... with uncommitted changes);
+    python 3.11.7, torch 2.13.0, ..."``. ``same``: records of the same :func:`code_key` made
+    from other commits (results committed between runs), whose commits it names too."""
     if code is None:
         return "not recorded (a run made before code versions were kept)"
     commits = []
