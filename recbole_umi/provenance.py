@@ -140,51 +140,64 @@ def code_records(name: str, run: dict) -> list[dict]:
     return [{"name": marked, "code": code} for code in codes.values()]
 
 
-def _described(records: list[dict]) -> dict:
-    """``{code key: describe_code(...)}`` of ``records``, naming each key's every commit."""
-    codes: dict = {}
+def _by_code(records: list[dict]) -> dict:
+    """``{code key: [records]}``: ``records`` grouped by :func:`code_key`, in first-seen order
+    (the one grouping :func:`check_same_code` and the listings use)."""
+    groups: dict = {}
     for record in records:
-        codes.setdefault(code_key(record.get("code")), []).append(record.get("code"))
-    return {key: describe_code(*same) for key, same in codes.items()}
+        groups.setdefault(code_key(record.get("code")), []).append(record)
+    return groups
+
+
+def _described(groups: dict) -> dict:
+    """``{code key: describe_code(...)}`` of :func:`_by_code`'s ``groups``, naming each key's
+    every commit."""
+    return {key: describe_code(*(record.get("code") for record in same)) for key, same in groups.items()}
 
 
 class MixedCodeError(ValueError):
     """Runs of different code would go into one table."""
 
 
+def _checked(records: list[dict], what: str, allow_mixed: bool) -> dict:
+    """:func:`_by_code` of ``records``, after :func:`check_same_code`'s check."""
+    by_code = _by_code(records)
+    if len(by_code) > 1 and not allow_mixed:
+        described = _described(by_code)
+        lines = [f"  {described[key]}: {', '.join(record['name'] for record in same)}"
+                 for key, same in by_code.items()]
+        raise MixedCodeError(
+            f"{what} would mix runs of {len(by_code)} different code versions:\n" + "\n".join(lines)
+            + "\nrerun them on one code version, or pass --allow_mixed_code=True to make the table anyway "
+            "(it then lists the versions)"
+        )
+    return by_code
+
+
 def check_same_code(records: list[dict], what: str, allow_mixed: bool = False) -> dict:
     """``{code key: [names]}`` of ``records`` (each with ``"code"`` and ``"name"``); with
     more than one key and not ``allow_mixed``, :class:`MixedCodeError` naming the runs of
     each code (``what``: the table, for the message)."""
-    groups: dict = {}
-    for record in records:
-        groups.setdefault(code_key(record.get("code")), []).append(record["name"])
-    if len(groups) > 1 and not allow_mixed:
-        described = _described(records)
-        lines = [f"  {described[key]}: {', '.join(names)}" for key, names in groups.items()]
-        raise MixedCodeError(
-            f"{what} would mix runs of {len(groups)} different code versions:\n" + "\n".join(lines)
-            + "\nrerun them on one code version, or pass --allow_mixed_code=True to make the table anyway "
-            "(it then lists the versions)"
-        )
-    return groups
+    by_code = _checked(records, what, allow_mixed)
+    return {key: [record["name"] for record in same] for key, same in by_code.items()}
 
 
 def code_listing(records: list[dict], what: str, allow_mixed: bool = False, runs: str = "Runs",
                  named: str = "") -> list[str]:
     """Markdown lines naming the code ``records`` ran (each with ``"code"`` and ``"name"``),
-    grouped as :func:`check_same_code` groups them (it is called: several versions only with
-    ``allow_mixed``): ``["Code: <version>."]`` for one version, else a heading (``runs``: what
-    the records are) and a line a version, its records' names after ``named``; none for no
+    grouped as :func:`check_same_code` groups them (its check applies: several versions only
+    with ``allow_mixed``): ``["Code: <version>."]`` for one version, else a heading (``runs``:
+    what the records are) and a line a version, its records' names after ``named``; none for no
     records. A version's line names every commit its records were made from."""
-    groups = check_same_code(records, what, allow_mixed)
-    if not groups:
+    by_code = _checked(records, what, allow_mixed)
+    if not by_code:
         return []
-    described = _described(records)
-    if len(groups) == 1:
+    described = _described(by_code)
+    if len(by_code) == 1:
         return [f"Code: {next(iter(described.values()))}."]
-    lines = [f"{runs} of {len(groups)} code versions (--allow_mixed_code):", ""]
-    return lines + [f"- {described[key]}: {named}{', '.join(names)}" for key, names in groups.items()]
+    lines = [f"{runs} of {len(by_code)} code versions (--allow_mixed_code):", ""]
+    return lines + [f"- {described[key]}: {named}{', '.join(record['name'] for record in same)}"
+                    for key, same in by_code.items()]
 
 
 @functools.lru_cache(maxsize=1)
