@@ -99,7 +99,7 @@ def build(model_name: str, dataset: str, settings: dict, train_data):
     ``keep_freed_memory``: large steps otherwise pay page faults training does not); the same
     initial weights for every call. Returns ``(model, optimizer, config)``."""
     config = Config(model_name, dataset, config_dict=settings)
-    as_configured(config)
+    config["keep_freed_memory"] = as_configured(config)  # recorded as in effect (False where not glibc)
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(model_name)(config, train_data.dataset).to(config["device"])
     compile_step(model, config)
