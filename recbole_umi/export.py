@@ -28,10 +28,7 @@ compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
 import sys  # noqa: E402
-from logging import getLogger  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import faiss  # noqa: E402
@@ -42,12 +39,13 @@ from safetensors.torch import save_file  # noqa: E402
 
 from recbole_umi.checkpoint import load, plain_config  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
+from recbole_umi.files import folder_whole  # noqa: E402
 from recbole_umi.item_file import TITLE_FIELDS, by_item_id, item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model import MatchingRecommender  # noqa: E402
 from recbole_umi.recommend import EXPORT_FORMAT, EXPORT_FILES, file_digest, meta_digest  # noqa: E402
 from recbole_umi.retrieval import IndexSpec, build_index  # noqa: E402
 
-__all__ = ["EXPORT_FORMAT", "ExportError", "export", "recover_interrupted", "spec_of", "main"]
+__all__ = ["EXPORT_FORMAT", "ExportError", "export", "spec_of", "main"]
 
 
 class ExportError(ValueError):
@@ -93,67 +91,11 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
     config, model, dataset = loaded.config, loaded.model, loaded.dataset
     if not isinstance(model, MatchingRecommender):
         raise ExportError(f"{config['model']} is a RecBole model: only recbole-umi models can be exported")
-    final = Path(out)
-    recover_interrupted(final)
-    # everything is written to a folder beside the final one and moved into place whole at
-    # the end: an export that fails never leaves two models' files side by side
-    out = final.with_name(f".{final.name}.partial-{os.getpid()}")
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    try:
-        _write(out, loaded, config, model, dataset, spec_of(config), category_field, title_field)
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        raise
-    _sync_folder(out)  # on disk before it replaces the old export
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        final.rename(old)
-        out.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        out.rename(final)
-    return final
-
-
-def recover_interrupted(final: Path) -> None:
-    """Clean up after an export killed before it ended (a kill, not an exception): its
-    ``.NAME.partial-PID`` folder is removed, and where it was killed between moving the old
-    export aside and the new one in, the old one (``.NAME.old-PID``) is put back first."""
-    for leftover in sorted(final.parent.glob(f".{final.name}.*-*")):
-        kind, _, pid = leftover.name.rpartition("-")
-        if not pid.isdigit() or not kind.endswith((".partial", ".old")) or _alive(int(pid)):
-            continue
-        if kind.endswith(".old") and not final.exists():
-            getLogger().warning(f"{final}: an export was killed while replacing it; the previous export is put back")
-            leftover.rename(final)
-        else:
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # this process's leftovers are of an earlier call
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _sync_folder(folder: Path) -> None:
-    """fsync every file of ``folder`` and the folder itself."""
-    for path in folder.iterdir():
-        if path.is_file():
-            with open(path, "rb") as stream:
-                os.fsync(stream.fileno())
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+    # written beside the final folder and moved into place whole: an export that fails never
+    # leaves two models' files side by side
+    with folder_whole(out, "an export") as folder:
+        _write(folder, loaded, config, model, dataset, spec_of(config), category_field, title_field)
+    return Path(out)
 
 
 def spec_of(config) -> IndexSpec:

@@ -3,6 +3,9 @@ per run so that two processes on one output folder share the work.
 
 - :func:`write_atomic` writes a file to a temporary name beside it, flushes it to disk and
   renames it into place: a reader (or a process killed mid-write) never sees half a file.
+- :func:`folder_whole` does the same for a folder of files (an export, a generated dataset):
+  written beside the final one and moved into place whole; :func:`recover_interrupted`
+  clears what a process killed midway left.
 - :func:`read_json` reads a JSON file or raises :class:`DamagedFileError` naming it.
 - :func:`run_lock` takes a lock file beside a run's result (``fcntl.flock``, released by
   the kernel when the process ends, however it ends): a second process asking for the same
@@ -17,12 +20,14 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["DamagedFileError", "write_atomic", "write_csv_atomic", "write_figure", "read_json", "record_json", "set_aside",
-           "run_lock"]
+__all__ = ["DamagedFileError", "write_atomic", "write_csv_atomic", "write_figure", "folder_whole", "recover_interrupted",
+           "read_json", "record_json", "set_aside", "run_lock"]
 
 
 class DamagedFileError(ValueError):
@@ -51,12 +56,17 @@ def write_atomic(path, data: str | bytes) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    _sync(path.parent)
     return path
+
+
+def _sync(path: Path) -> None:
+    """fsync a file or a folder (a folder: so that a rename in it survives a crash)."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _file_mode(path: Path) -> int:
@@ -85,6 +95,66 @@ def write_figure(path, figure, **savefig) -> Path:
     figure.savefig(image, format="png", **savefig)
     plt.close(figure)
     return write_atomic(path, image.getvalue())
+
+
+@contextlib.contextmanager
+def folder_whole(final, what: str = "a write"):
+    """Yield a new folder beside ``final`` (``.NAME.partial-PID``) to write into. When the
+    block ends, its files are synced to disk and it replaces ``final`` whole; when the block
+    raises, it is removed and ``final`` stays as it was. A reader never sees a folder half
+    written or two writes' files side by side. First :func:`recover_interrupted` (``what``:
+    the kind of write, for its warning)."""
+    final = Path(final)
+    recover_interrupted(final, what)
+    partial = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    for folder, _, names in os.walk(partial):
+        for name in names:
+            _sync(Path(folder, name))
+    _sync(partial)
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        final.rename(old)
+        partial.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        partial.rename(final)
+    _sync(final.parent)
+
+
+def recover_interrupted(final, what: str = "a write") -> None:
+    """Clean up after a :func:`folder_whole` killed before it ended (a kill, not an
+    exception): its ``.NAME.partial-PID`` folder is removed, and where it was killed between
+    moving the old folder aside and the new one in, the old one (``.NAME.old-PID``) is put
+    back first. Leftovers of processes still alive are theirs, and left alone."""
+    final = Path(final)
+    for leftover in sorted(final.parent.glob(f".{final.name}.*-*")):
+        kind, _, pid = leftover.name.rpartition("-")
+        if not pid.isdigit() or not kind.endswith((".partial", ".old")) or _alive(int(pid)):
+            continue
+        if kind.endswith(".old") and not final.exists():
+            logging.getLogger().warning(f"{final}: {what} was killed while replacing it; the previous one is put back")
+            leftover.rename(final)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process's leftovers are of an earlier call
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def record_json(record) -> str:

@@ -91,7 +91,7 @@ def test_an_export_killed_while_replacing_the_old_one_is_recovered_by_the_next(c
     """A kill (no exception to clean up after) between moving the old export aside and the
     new one in leaves no export at the name: the next export puts the old one back before
     it starts, and clears the dead process's partial folder."""
-    from recbole_umi.export import recover_interrupted
+    from recbole_umi.files import recover_interrupted
 
     folder, checkpoints = copy
     before = {path.name: path.read_bytes() for path in folder.iterdir()}

@@ -1,4 +1,4 @@
-"""recbole_umi.files: atomic writes, damaged files named, and one process per run."""
+"""recbole_umi.files: atomic writes of files and folders, damaged files named, and one process per run."""
 
 import json
 import math
@@ -7,7 +7,16 @@ import os
 
 import pytest
 
-from recbole_umi.files import DamagedFileError, read_json, run_lock, set_aside, write_atomic, write_csv_atomic
+from recbole_umi.files import (
+    DamagedFileError,
+    folder_whole,
+    read_json,
+    recover_interrupted,
+    run_lock,
+    set_aside,
+    write_atomic,
+    write_csv_atomic,
+)
 
 
 def test_write_atomic_replaces_whole_and_leaves_no_temporary(tmp_path):
@@ -43,6 +52,49 @@ def test_a_write_that_fails_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         write_atomic(path, "new\n")
     assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["table.md"]
+
+
+def contents(folder):
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    final = tmp_path / "export"
+    final.mkdir()
+    (final / "a").write_text("old a")
+    (final / "b").write_text("old b")
+    with folder_whole(final) as folder:
+        assert folder.parent == tmp_path and not folder.name.startswith("export")
+        (folder / "c").write_text("new c")
+        assert contents(final) == {"a": b"old a", "b": b"old b"}  # untouched while it is written
+    assert contents(final) == {"c": b"new c"}  # the old files gone with the old folder
+    with pytest.raises(RuntimeError, match="midway"):
+        with folder_whole(final) as folder:
+            (folder / "d").write_text("half")
+            raise RuntimeError("failed midway")
+    assert contents(final) == {"c": b"new c"}
+    assert os.listdir(tmp_path) == ["export"]  # nothing left beside it
+    with folder_whole(tmp_path / "new" / "data") as folder:  # no folder before, parents made
+        (folder / "x").write_text("x")
+    assert contents(tmp_path / "new" / "data") == {"x": b"x"}
+
+
+def test_a_killed_writers_leftovers_are_recovered_and_a_live_ones_left_alone(tmp_path, caplog):
+    """A kill leaves ``.NAME.partial-PID`` (mid-write) or ``.NAME.old-PID`` with no folder at
+    the name (between the two renames): the old folder is put back and the partial one
+    removed, unless the process that made them still runs."""
+    dead, live = 2**22 + 12345, os.getppid()  # above Linux's default pid_max: no such process
+    final = tmp_path / "data"
+    old = tmp_path / f".data.old-{dead}"
+    old.mkdir()
+    (old / "a").write_text("old a")
+    (tmp_path / f".data.partial-{dead}").mkdir()
+    (tmp_path / f".data.partial-{dead}" / "a").write_text("cut sh")
+    (tmp_path / f".data.partial-{live}").mkdir()
+    recover_interrupted(final, "a test's write")
+    assert contents(final) == {"a": b"old a"}
+    assert "a test's write was killed while replacing it" in caplog.text
+    assert sorted(os.listdir(tmp_path)) == [f".data.partial-{live}", "data"]
 
 
 def test_a_damaged_file_is_named_and_set_aside(tmp_path):

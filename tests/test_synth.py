@@ -70,6 +70,25 @@ def test_relevant_fields_carry_the_signal(small):
     assert np.mean(relevant) > 2 * np.mean(irrelevant)  # measured: 0.053 against 0.022
 
 
+def test_a_generation_that_fails_midway_keeps_the_previous_dataset(tmp_path, monkeypatch):
+    """The scripts regenerate only where ``synth.inter`` is missing: a generation killed or
+    failed after writing it must not leave a dataset RecBole would load cut short."""
+    from recbole_umi.datasets import synth
+
+    spec = SynthSpec(**{**SMALL, "users": 200})
+    folder = write(generate(spec), tmp_path)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+
+    def no_room(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(synth.np, "savez_compressed", no_room)  # after the three atomic files
+    with pytest.raises(OSError, match="No space"):
+        write(generate(SynthSpec(**{**SMALL, "users": 300})), tmp_path)
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["synth", "synth.yaml"]
+
+
 def test_files_config_and_ideal_rates(tmp_path, capsys):
     folder = main([str(tmp_path), *[f"--{k}={v}" for k, v in SMALL.items()], "--ideal"])
     assert "interactions of 3,000 users" in capsys.readouterr().out

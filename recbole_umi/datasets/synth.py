@@ -53,6 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recbole_umi.files import folder_whole, write_atomic
+
 __all__ = ["SynthSpec", "generate", "profile_affinity", "write", "ideal_hit_rates", "main"]
 
 
@@ -263,10 +265,25 @@ def _normal_quantiles(buckets: int) -> np.ndarray:
 
 
 def write(data: dict, out) -> Path:
-    """Write the atomic files, the truth and a config to ``out`` (see the module)."""
+    """Write the atomic files, the truth and a config to ``out`` (see the module). The
+    dataset's folder is written beside its place and moved in whole (a generation killed or
+    failed midway leaves the previous dataset, or none, never a cut-short file that RecBole
+    would load); returns it."""
     spec = data["spec"]
-    folder = Path(out) / spec.name
-    folder.mkdir(parents=True, exist_ok=True)
+    final = Path(out) / spec.name
+    with folder_whole(final, "a synthetic dataset's generation") as folder:
+        _write_folder(folder, data)
+    fields = spec.token_names + spec.float_names
+    config = (f"# The fields of the synthetic dataset in {final} (python -m recbole_umi.datasets.synth); pass with --config_files.\n"
+              f"load_col:\n  inter: [user_id, item_id, timestamp]\n  user: [user_id, {', '.join(fields)}]\n"
+              f"profile_fields: [{', '.join(fields)}]\n")
+    write_atomic(Path(out) / f"{spec.name}.yaml", config)
+    return final
+
+
+def _write_folder(folder: Path, data: dict) -> None:
+    """The files of the dataset's folder (:func:`write`)."""
+    spec = data["spec"]
     n_users = spec.users
     _write_tsv(folder / f"{spec.name}.inter", ["user_id:token", "item_id:token", "timestamp:float"],
                [data["users"] + 1, data["items"] + 1, data["positions"]])
@@ -291,12 +308,6 @@ def write(data: dict, out) -> Path:
                                         for c, r in enumerate(data["relevant"])},
     }
     (folder / "generator.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "summary": summary}, indent=2) + "\n")
-    fields = spec.token_names + spec.float_names
-    config = (f"# The fields of the synthetic dataset in {folder} (python -m recbole_umi.datasets.synth); pass with --config_files.\n"
-              f"load_col:\n  inter: [user_id, item_id, timestamp]\n  user: [user_id, {', '.join(fields)}]\n"
-              f"profile_fields: [{', '.join(fields)}]\n")
-    (Path(out) / f"{spec.name}.yaml").write_text(config)
-    return folder
 
 
 def _write_tsv(path: Path, header: list[str], columns: list[np.ndarray], chunk: int = 500_000) -> None:
@@ -426,7 +437,7 @@ def main(argv=None) -> Path:
           f"in {time.perf_counter() - started:.1f} s")
     if ideal:
         result = ideal_hit_rates(folder)
-        (folder / "ideal.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_atomic(folder / "ideal.json", json.dumps(result, indent=2) + "\n")
         for label, rates in result["rankings"].items():
             print(f"ideal, {label}: " + ", ".join(f"{k} {v:.4f}" for k, v in rates.items()))
     return folder
