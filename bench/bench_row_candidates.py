@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.profile_step import alternated_steps, build  # noqa: E402
 from recbole_umi.allocator import keep_freed_memory  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
+from recbole_umi.files import write_atomic  # noqa: E402
 from recbole_umi.provenance import code_version  # noqa: E402
 from recbole_umi.towers import losses  # noqa: E402
 
@@ -74,7 +75,7 @@ def main(argv=None) -> dict:
     if args.json:
         path = Path(args.json)
         previous = json.loads(path.read_text()) if path.exists() else []
-        path.write_text(json.dumps(previous + [result], indent=2) + "\n")
+        write_atomic(path, json.dumps(previous + [result], indent=2) + "\n")  # whole: the earlier results kept
     return result
 
 

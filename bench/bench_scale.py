@@ -23,6 +23,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from recbole_umi.files import write_atomic  # noqa: E402 (light: the standard library only)
 
 # The generating child: argv = size (millions), items, work folder, repository; prints one
 # JSON line. Apart from the training child, so that its arrays do not count in that one's
@@ -116,8 +119,7 @@ def main(argv=None) -> list[dict]:
             trained = child(TRAIN, args.steps, args.warmup, work)
         done.append({"size_millions": size, **generated, **trained})
         print(json.dumps(done[-1]), flush=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(done, indent=2) + "\n")
+        write_atomic(out, json.dumps(done, indent=2) + "\n")  # whole: a kill mid-write keeps the sizes done
     if args.figure:
         plot(sorted(done, key=lambda r: r["interactions"]), Path(args.figure))
     return done
