@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import io
 import json
 import logging
@@ -134,11 +135,12 @@ def recover_interrupted(final, what: str = "a write") -> None:
     moving the old folder aside and the new one in, the old one (``.NAME.old-PID``) is put
     back first. Leftovers of processes still alive are theirs, and left alone."""
     final = Path(final)
-    for leftover in sorted(final.parent.glob(f".{final.name}.*-*")):
+    old, partial = f".{final.name}.old", f".{final.name}.partial"  # not another folder's (.NAME.v2.old-PID)
+    for leftover in sorted(final.parent.glob(f".{glob.escape(final.name)}.*-*")):
         kind, _, pid = leftover.name.rpartition("-")
-        if not pid.isdigit() or not kind.endswith((".partial", ".old")) or _alive(int(pid)):
+        if kind not in (old, partial) or not pid.isdigit() or _alive(int(pid)):
             continue
-        if kind.endswith(".old") and not final.exists():
+        if kind == old and not final.exists():
             logging.getLogger().warning(f"{final}: {what} was killed while replacing it; the previous one is put back")
             leftover.rename(final)
         else:

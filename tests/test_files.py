@@ -91,10 +91,11 @@ def test_a_killed_writers_leftovers_are_recovered_and_a_live_ones_left_alone(tmp
     (tmp_path / f".data.partial-{dead}").mkdir()
     (tmp_path / f".data.partial-{dead}" / "a").write_text("cut sh")
     (tmp_path / f".data.partial-{live}").mkdir()
+    (tmp_path / f".data.v2.old-{dead}").mkdir()  # the folder data.v2's, not data's
     recover_interrupted(final, "a test's write")
     assert contents(final) == {"a": b"old a"}
     assert "a test's write was killed while replacing it" in caplog.text
-    assert sorted(os.listdir(tmp_path)) == [f".data.partial-{live}", "data"]
+    assert sorted(os.listdir(tmp_path)) == [f".data.partial-{live}", f".data.v2.old-{dead}", "data"]
 
 
 def test_a_damaged_file_is_named_and_set_aside(tmp_path):
