@@ -39,7 +39,7 @@ from safetensors.torch import save_file  # noqa: E402
 
 from recbole_umi.checkpoint import load, plain_config  # noqa: E402
 from recbole_umi.config import parse_cmd_args  # noqa: E402
-from recbole_umi.files import folder_whole  # noqa: E402
+from recbole_umi.files import check_folder_path, folder_whole  # noqa: E402
 from recbole_umi.item_file import TITLE_FIELDS, by_item_id, item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model import MatchingRecommender  # noqa: E402
 from recbole_umi.recommend import EXPORT_FORMAT, EXPORT_FILES, file_digest, meta_digest  # noqa: E402
@@ -78,7 +78,7 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
 
     Args:
         checkpoint: a checkpoint written by a run (best or ``-last``).
-        out: the folder to write (created; files in it are replaced).
+        out: the folder to write (created, or replaced whole: no file of an earlier export is kept).
         data_path: where the dataset is, if not where it was in training.
         category_field: an item field (token or token_seq, e.g. ``genre``) whose values are
             the items' categories, for diversity re-ranking; read from the ``.item`` file.
@@ -87,6 +87,7 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
         cmd_args: ``--key=value`` settings over the saved ones (the ``retrieval*`` settings
             choose the index).
     """
+    check_folder_path(out)  # before the checkpoint's dataset is loaded
     loaded = load(checkpoint, data_path=data_path, cmd_args=cmd_args)
     config, model, dataset = loaded.config, loaded.model, loaded.dataset
     if not isinstance(model, MatchingRecommender):

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["DamagedFileError", "write_atomic", "write_csv_atomic", "write_figure", "folder_whole", "recover_interrupted",
+__all__ = ["DamagedFileError", "write_atomic", "write_csv_atomic", "write_figure", "folder_whole", "check_folder_path", "recover_interrupted",
            "read_json", "record_json", "set_aside", "run_lock"]
 
 
@@ -101,32 +101,46 @@ def write_figure(path, figure, **savefig) -> Path:
 @contextlib.contextmanager
 def folder_whole(final, what: str = "a write"):
     """Yield a new folder beside ``final`` (``.NAME.partial-PID``) to write into. When the
-    block ends, its files are synced to disk and it replaces ``final`` whole; when the block
-    raises, it is removed and ``final`` stays as it was. A reader never sees a folder half
-    written or two writes' files side by side. First :func:`recover_interrupted` (``what``:
-    the kind of write, for its warning)."""
-    final = Path(final)
+    block ends, its files are synced to disk and it replaces ``final`` (a folder, or
+    nothing); when the block raises, or the swap fails, it is removed and ``final`` stays as it
+    was. A reader never sees a folder half written or two writes' files side by side; between
+    the swap's two renames (the old folder moved aside, the new one in) nothing is at the
+    name, and a process killed there has :func:`recover_interrupted` put the old one back.
+    That is called first (``what``: the kind of write, for its warning); before it,
+    :func:`check_folder_path`."""
+    final = check_folder_path(final)
     recover_interrupted(final, what)
     partial = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
         yield partial
+        for folder, _, names in os.walk(partial):
+            for name in names:
+                if not os.path.islink(os.path.join(folder, name)):
+                    _sync(Path(folder, name))
+            _sync(Path(folder))
+        if final.exists():
+            final.rename(old)
+        partial.rename(final)
     except BaseException:
+        if old.exists() and not final.exists():
+            old.rename(final)
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    for folder, _, names in os.walk(partial):
-        for name in names:
-            _sync(Path(folder, name))
-    _sync(partial)
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        final.rename(old)
-        partial.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        partial.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
     _sync(final.parent)
+
+
+def check_folder_path(final) -> Path:
+    """``final`` as a path for :func:`folder_whole`; ``NotADirectoryError`` if it is a file or
+    a symbolic link, which would be replaced by a folder (call it before long work)."""
+    final = Path(final)
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        kind = "a symbolic link" if final.is_symlink() else "a file"
+        raise NotADirectoryError(f"{final} is {kind}, not a folder: give a folder's path (the folder is replaced whole)")
+    return final
 
 
 def recover_interrupted(final, what: str = "a write") -> None:

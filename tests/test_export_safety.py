@@ -87,6 +87,15 @@ def test_a_failed_export_leaves_the_old_one_whole(copy, tmp_path):
     Recommender(folder)
 
 
+def test_an_export_to_a_file_is_refused_before_the_checkpoint_loads(copy, tmp_path, monkeypatch):
+    _, checkpoints = copy
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.setattr("recbole_umi.export.load", lambda *a, **k: pytest.fail("loaded before the check"))
+    with pytest.raises(NotADirectoryError, match="notes.txt is a file, not a folder"):
+        export(checkpoints["UMI"], tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_an_export_killed_while_replacing_the_old_one_is_recovered_by_the_next(copy):
     """A kill (no exception to clean up after) between moving the old export aside and the
     new one in leaves no export at the name: the next export puts the old one back before

@@ -4,6 +4,7 @@ import json
 import math
 import multiprocessing
 import os
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +78,32 @@ def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
     with folder_whole(tmp_path / "new" / "data") as folder:  # no folder before, parents made
         (folder / "x").write_text("x")
     assert contents(tmp_path / "new" / "data") == {"x": b"x"}
+
+
+def test_a_swap_that_fails_keeps_the_old_folder_and_a_file_or_link_is_refused(tmp_path, monkeypatch):
+    final = tmp_path / "export"
+    final.mkdir()
+    (final / "a").write_text("old a")
+    real_rename = Path.rename
+
+    def no_room(self, target):  # the new folder cannot move in, after the old one moved aside
+        if self.name.startswith(".export.partial-"):
+            raise OSError(28, "No space left on device")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", no_room)
+    with pytest.raises(OSError, match="No space"):
+        with folder_whole(final) as folder:
+            (folder / "b").write_text("new b")
+    monkeypatch.undo()
+    assert contents(final) == {"a": b"old a"} and os.listdir(tmp_path) == ["export"]
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "link").symlink_to(final)
+    for name, kind in (("file", "a file"), ("link", "a symbolic link")):
+        with pytest.raises(NotADirectoryError, match=f"{name} is {kind}, not a folder"):
+            with folder_whole(tmp_path / name):
+                pass
+    assert sorted(os.listdir(tmp_path)) == ["export", "file", "link"] and contents(final) == {"a": b"old a"}
 
 
 def test_a_killed_writers_leftovers_are_recovered_and_a_live_ones_left_alone(tmp_path, caplog):

@@ -264,20 +264,23 @@ def _normal_quantiles(buckets: int) -> np.ndarray:
     return np.array([NormalDist().inv_cdf(q) for q in np.arange(1, buckets) / buckets])
 
 
-def write(data: dict, out) -> Path:
-    """Write the atomic files, the truth and a config to ``out`` (see the module). The
-    dataset's folder is written beside its place and moved in whole (a generation killed or
-    failed midway leaves the previous dataset, or none, never a cut-short file that RecBole
-    would load); returns it."""
+def write(data: dict, out, ideal: bool = False) -> Path:
+    """Write the atomic files, the truth and a config to ``out`` (see the module), and with
+    ``ideal`` the ideal HitRates (``ideal.json``, :func:`ideal_hit_rates`). The dataset's
+    folder is written beside its place and moved in whole, with everything in it (a generation
+    killed or failed midway leaves the previous dataset, or none, never a cut-short file that
+    RecBole would load); returns it."""
     spec = data["spec"]
     final = Path(out) / spec.name
-    with folder_whole(final, "a synthetic dataset's generation") as folder:
-        _write_folder(folder, data)
     fields = spec.token_names + spec.float_names
     config = (f"# The fields of the synthetic dataset in {final} (python -m recbole_umi.datasets.synth); pass with --config_files.\n"
               f"load_col:\n  inter: [user_id, item_id, timestamp]\n  user: [user_id, {', '.join(fields)}]\n"
               f"profile_fields: [{', '.join(fields)}]\n")
-    write_atomic(Path(out) / f"{spec.name}.yaml", config)
+    with folder_whole(final, "a synthetic dataset's generation") as folder:
+        _write_folder(folder, data)
+        if ideal:
+            write_atomic(folder / "ideal.json", json.dumps(ideal_hit_rates(folder), indent=2) + "\n")
+        write_atomic(Path(out) / f"{spec.name}.yaml", config)  # last before the folder moves in
     return final
 
 
@@ -431,14 +434,12 @@ def main(argv=None) -> Path:
     out = args.pop("out")
     spec = SynthSpec(**args)
     started = time.perf_counter()
-    folder = write(generate(spec), out)
+    folder = write(generate(spec), out, ideal=ideal)
     summary = json.loads((folder / "generator.json").read_text())["summary"]
     print(f"{folder}: {summary['interactions']:,} interactions of {spec.users:,} users over {spec.items:,} items "
           f"in {time.perf_counter() - started:.1f} s")
     if ideal:
-        result = ideal_hit_rates(folder)
-        write_atomic(folder / "ideal.json", json.dumps(result, indent=2) + "\n")
-        for label, rates in result["rankings"].items():
+        for label, rates in json.loads((folder / "ideal.json").read_text())["rankings"].items():
             print(f"ideal, {label}: " + ", ".join(f"{k} {v:.4f}" for k, v in rates.items()))
     return folder
 
