@@ -437,7 +437,7 @@ def main(argv=None) -> Path:
     folder = write(generate(spec), out, ideal=ideal)
     summary = json.loads((folder / "generator.json").read_text())["summary"]
     print(f"{folder}: {summary['interactions']:,} interactions of {spec.users:,} users over {spec.items:,} items "
-          f"in {time.perf_counter() - started:.1f} s")
+          f"in {time.perf_counter() - started:.1f} s{' with the ideal rates' if ideal else ''}")
     if ideal:
         for label, rates in json.loads((folder / "ideal.json").read_text())["rankings"].items():
             print(f"ideal, {label}: " + ", ".join(f"{k} {v:.4f}" for k, v in rates.items()))
