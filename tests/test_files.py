@@ -1,6 +1,7 @@
 """recbole_umi.files: atomic writes of files and folders, damaged files named, and one process per run."""
 
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -110,6 +111,7 @@ def test_a_killed_writers_leftovers_are_recovered_and_a_live_ones_left_alone(tmp
     """A kill leaves ``.NAME.partial-PID`` (mid-write) or ``.NAME.old-PID`` with no folder at
     the name (between the two renames): the old folder is put back and the partial one
     removed, unless the process that made them still runs."""
+    caplog.set_level(logging.WARNING)  # runs in the same process may have set the root logger's level higher
     dead, live = 2**22 + 12345, os.getppid()  # above Linux's default pid_max: no such process
     final = tmp_path / "data"
     old = tmp_path / f".data.old-{dead}"
