@@ -27,8 +27,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["DamagedFileError", "write_atomic", "write_csv_atomic", "write_figure", "folder_whole", "check_folder_path", "recover_interrupted",
-           "read_json", "record_json", "set_aside", "run_lock"]
+__all__ = ["DamagedFileError", "write_atomic", "write_csv_atomic", "write_figure", "folder_whole", "check_folder_path",
+           "recover_interrupted", "read_json", "record_json", "set_aside", "run_lock"]
 
 
 class DamagedFileError(ValueError):
