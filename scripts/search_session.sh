@@ -7,8 +7,8 @@
 #   bash scripts/search_session.sh stop [WAIT_S] [WORKTREE]    # then commit results/
 #
 # start: makes WORKTREE, the search's pinned checkout (results/search/ml-1m/README.md: the
-# commit PIN below, its results/ a link to main's, main's scheduling scripts copied in), if it
-# is not there yet; puts the unfinished runs' carried checkpoints back
+# commit PIN below, its results/ a link to main's, main's scheduling scripts and widening rule,
+# scripts/search_edges.py, copied in), if it is not there yet; puts the unfinished runs' carried checkpoints back
 # (scripts/carry_checkpoints.py restore) and starts the search on the models left, in the
 # order of MODELS, in the background, in a process group of its own (its log:
 # WORKTREE/search.log); when the search has ended (every model's trials done), the final
@@ -51,7 +51,7 @@ start)
         git worktree add --detach "$worktree" "$PIN"
         rm -rf "$worktree/results"
         ln -s "$results" "$worktree/results"
-        cp scripts/{two_streams.sh,synth_profile_ablation.sh,final_table_ml1m.sh} "$worktree/scripts/"
+        cp scripts/{two_streams.sh,synth_profile_ablation.sh,final_table_ml1m.sh,search_edges.py} "$worktree/scripts/"
         cp tuning/synth/{noise_profile,one_noise_field}.yaml "$worktree/tuning/synth/"
     fi
     [[ $(git -C "$worktree" rev-parse HEAD) == $(git rev-parse "$PIN^{commit}") ]] ||

@@ -228,7 +228,7 @@ def pinned_search(tmp_path: Path, search: str = STREAMS) -> tuple[Path, dict]:
     through the real two_streams.sh, which ends them with ``kill 0``, one a stand-in tune run
     of UMI's search); (the repository, the environment with SEARCH_PIN naming that commit)."""
     root = repository(tmp_path, "search_session.sh", "carry_checkpoints.py", "two_streams.sh",
-                      "synth_profile_ablation.sh", "final_table_ml1m.sh")
+                      "synth_profile_ablation.sh", "final_table_ml1m.sh", "search_edges.py")
     (root / "tuning" / "synth").mkdir(parents=True)
     for name in ("noise_profile.yaml", "one_noise_field.yaml"):
         (root / "tuning" / "synth" / name).write_text("# a profile\n")
@@ -239,6 +239,8 @@ def pinned_search(tmp_path: Path, search: str = STREAMS) -> tuple[Path, dict]:
     subprocess.run([*git, "commit", "-qm", "the pin"], cwd=root, check=True)
     pin = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
     (root / "scripts" / "search_ml1m.sh").write_text("echo main's, not the pin's\n")  # main moved on
+    with (root / "scripts" / "search_edges.py").open("a") as edges:
+        edges.write("# main's limits, not the pin's\n")
     (tmp_path / "shared" / "data").mkdir(parents=True)
     return root, {**os.environ, "SEARCH_PIN": pin}
 
@@ -269,6 +271,9 @@ def test_search_session_starts_the_pinned_search_and_stops_it_after_the_epoch_ca
             str(tmp_path / "shared" / "data"), "ComiRecDR", "UMI", "UMISA", "SASRec", "SINE", "SASRecMatching", "ComiRecSA"]
         assert (worktree / "results").resolve() == (root / "results").resolve()
         assert (worktree / "tuning" / "synth" / "one_noise_field.yaml").is_file()
+        # main's widening rule (its limits), not the pin's
+        edges_script = "scripts/search_edges.py"
+        assert (worktree / edges_script).read_text() == (root / edges_script).read_text()
         trial = trial_folder(worktree, 2)
         assert (trial / "UMI-t-last.pth").read_bytes() == b"epoch 3"  # restored
 

@@ -494,6 +494,34 @@ def test_search_edges_script_widens_once_and_writes_the_same_file_again(setup):
     assert (tmp_path / "out" / "widened.hyper").read_text() == widened_file
 
 
+def test_search_edges_keeps_T_at_its_limit_of_50_and_says_so(tmp_path, capsys):
+    """T chosen at 50 is an edge, but the search's widening keeps T within 10/20/50 (its
+    LIMITS); the width chosen at its top widens as before, and both files say which."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "search_edges.py"
+    spec = importlib.util.spec_from_file_location("search_edges", script)
+    search_edges = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(search_edges)
+    folder = tmp_path / "SASRec"
+    (folder / "trials").mkdir(parents=True)
+    space = {"hidden_size": ["choice", [32, 64, 128]], "MAX_ITEM_LIST_LENGTH": ["choice", [10, 20, 50]]}
+    (folder / "tuning.json").write_text(json.dumps({"space": space}))
+    for number, (d, t, score) in enumerate([(64, 10, 0.30), (128, 50, 0.42)], start=1):
+        (folder / "trials" / f"{number:03d}.json").write_text(json.dumps(
+            {"trial": number, "best_valid_score": score, "valid_score_bigger": True,
+             "params": {"hidden_size": d, "MAX_ITEM_LIST_LENGTH": t}}))
+    search_edges.main([str(folder), "--after=2"])
+    row = capsys.readouterr().out.splitlines()[2]
+    assert row == ("| SASRec | 2 | hidden_size = 128 (high); MAX_ITEM_LIST_LENGTH = 50 (high) | "
+                   "hidden_size [32, 64, 128, 256]; MAX_ITEM_LIST_LENGTH [10, 20, 50] (kept: its limit) |")
+    lines = (folder / "widened.hyper").read_text().splitlines()
+    assert lines[0].endswith("hidden_size high, MAX_ITEM_LIST_LENGTH high (kept: its limit)")
+    assert read_params_file(folder / "widened.hyper") == {
+        "hidden_size": ("choice", [32, 64, 128, 256]), "MAX_ITEM_LIST_LENGTH": ("choice", [10, 20, 50])}
+
+
 def test_widening_twice_under_tpe_and_what_a_refused_widening_leaves(setup, monkeypatch):
     from recbole_umi.provenance import MixedCodeError
 
