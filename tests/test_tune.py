@@ -494,6 +494,42 @@ def test_search_edges_script_widens_once_and_writes_the_same_file_again(setup):
     assert (tmp_path / "out" / "widened.hyper").read_text() == widened_file
 
 
+def test_search_proposals_script_knows_a_random_search_s_trials_before_they_run(setup, capsys):
+    """scripts/search_proposals.py: the trials a random search ran, before and after a
+    widening, are its proposals, and the next trial runs the settings it proposed for it."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "search_proposals.py"
+    spec = importlib.util.spec_from_file_location("search_proposals", script)
+    search_proposals = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(search_proposals)
+    tmp_path, settings, params = setup
+    out = tmp_path / "out"
+    tune("UMI", "tiny", params, out, "random", 3, 11, config_dict=settings, log=quiet)
+    wider = tmp_path / "wider.hyper"
+    wider.write_text("learning_rate loguniform -7,-3\nn_interests choice [1,2,3,4]\n")
+    # trial 4 proposed in the widened space before it runs, then run there
+    (_, coming, none), = [row for row in search_proposals.proposals(out, 4, read_params_file(wider)) if row[0] == 4]
+    assert none is None
+    tune("UMI", "tiny", wider, out, "random", 4, 11, config_dict=settings, log=quiet)
+    ran = [json.loads(p.read_text()) for p in sorted((out / "trials").glob("*.json"))]
+    assert search_proposals.same(coming, ran[3]["params"])
+    rows = search_proposals.proposals(out, 5)
+    assert [trial for trial, _, _ in rows] == [2, 3, 4, 5]  # trial 1: the defaults, proposed by no algorithm
+    assert all(search_proposals.same(proposed, params) for _, proposed, params in rows[:3])
+    assert rows[3][2] is None and rows[3][1] != coming
+    capsys.readouterr()  # the trials' own printing
+    search_proposals.main([str(out), "--to=5"])
+    table = capsys.readouterr().out.splitlines()
+    assert [line.rsplit("|", 2)[1].strip() for line in table[2:]] == ["the same"] * 3 + ["-"]
+    # a search other than random: its proposals depend on its results
+    record = json.loads((out / "tuning.json").read_text())
+    (out / "tuning.json").write_text(json.dumps({**record, "algo": "bayes"}))
+    with pytest.raises(SystemExit, match="only a random search's proposals are known"):
+        search_proposals.proposals(out, 5)
+
+
 def test_search_edges_keeps_T_at_its_limit_of_50_and_says_so(tmp_path, capsys):
     """T chosen at 50 is an edge, but the search's widening keeps T within 10/20/50 (its
     LIMITS); the width chosen at its top widens as before, and both files say which."""
