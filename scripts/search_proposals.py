@@ -2,6 +2,7 @@
 and will propose, trial by trial, to plan its time before the trials run.
 
     python scripts/search_proposals.py results/search/ml-1m/SASRec --to=20 [--space=FILE]
+    python scripts/search_proposals.py results/search/ml-1m/SINE --seed=110 --space=tuning/ml-1m-search/SINE.hyper
 
 A random search's proposal for a trial depends only on its seed and the space: ``tune`` draws
 one seed a proposed trial from ``RandomState(search seed)`` (skipping the defaults trial, which
@@ -9,8 +10,10 @@ no algorithm proposes) and hyperopt's ``rand.suggest`` draws the trial's setting
 the proposals of trials not yet run are known now. Each trial is drawn from the space it ran
 in (``tuning.json``: a trial before a widening from the space before it); the trials after
 the last one run from the search's current space, or from ``--space`` (a params file: the
-space a widening would write, ``scripts/search_edges.py``). Prints a markdown table: each
-trial's proposal and, where it ran, whether its recorded settings are that proposal.
+space a widening would write, ``scripts/search_edges.py``). A search not begun yet (no
+``tuning.json``) is proposed from ``--space`` and ``--seed`` (``tune``'s ``--search_seed``),
+with the defaults as its first trial. Prints a markdown table: each trial's proposal and,
+where it ran, whether its recorded settings are that proposal.
 """
 
 from __future__ import annotations
@@ -55,14 +58,21 @@ def space_of_trial(record: dict, trial: int, later: dict) -> dict:
     return later
 
 
-def proposals(folder: Path, to: int, space: dict | None = None) -> list[tuple[int, dict, dict | None]]:
+def proposals(folder: Path, to: int, space: dict | None = None, seed: int | None = None
+              ) -> list[tuple[int, dict, dict | None]]:
     """``(trial, its proposal, its recorded settings or None)`` for the proposed trials up to
-    ``to``."""
-    record = json.loads((folder / "tuning.json").read_text())
+    ``to``; a search not begun is proposed from ``space`` and ``seed``."""
+    if (folder / "tuning.json").is_file():
+        record = json.loads((folder / "tuning.json").read_text())
+    elif space is None or seed is None:
+        raise SystemExit(f"search_proposals.py: {folder} holds no search yet (no tuning.json): give its --space and "
+                         "--seed")
+    else:
+        record = {"algo": "random", "space": space, "seed": seed, "start_from_defaults": True}
     if record["algo"] != "random":
         raise SystemExit(f"search_proposals.py: {folder} is a {record['algo']} search: only a random search's "
                          "proposals are known before its trials run")
-    ran = {trial["trial"]: trial for trial in (json.loads(p.read_text()) for p in (folder / "trials").glob("*.json"))}
+    ran = {trial["trial"]: trial for trial in (json.loads(p.read_text()) for p in folder.glob("trials/*.json"))}
     later = space if space is not None else record["space"]
     first = 2 if record["start_from_defaults"] else 1
     seeds = np.random.RandomState(record["seed"])
@@ -85,11 +95,12 @@ def main(argv=None) -> None:
     parser.add_argument("folder", type=Path, help="the search's --out")
     parser.add_argument("--to", type=int, default=20, help="the last trial to propose")
     parser.add_argument("--space", type=Path, help="a params file for the trials after the last one run")
+    parser.add_argument("--seed", type=int, help="the search seed of a search not begun yet")
     args = parser.parse_args(argv)
     space = {name: list(spec) for name, spec in read_params_file(args.space).items()} if args.space else None
     print("| trial | proposed | ran |")
     print("| --- | --- | --- |")
-    for trial, proposed, params in proposals(args.folder, args.to, space):
+    for trial, proposed, params in proposals(args.folder, args.to, space, args.seed):
         ran = "-" if params is None else ("the same" if same(proposed, params) else f"other settings: {params}")
         shown = ", ".join(f"{k} {round(v, 6) if isinstance(v, float) else v}" for k, v in sorted(proposed.items()))
         print(f"| {trial} | {shown} | {ran} |")

@@ -523,6 +523,11 @@ def test_search_proposals_script_knows_a_random_search_s_trials_before_they_run(
     search_proposals.main([str(out), "--to=5"])
     table = capsys.readouterr().out.splitlines()
     assert [line.rsplit("|", 2)[1].strip() for line in table[2:]] == ["the same"] * 3 + ["-"]
+    # a search not begun: from its space and seed, the same proposals
+    assert [row[:2] for row in search_proposals.proposals(tmp_path / "new", 3, read_params_file(params), 11)] == [
+        row[:2] for row in rows[:2]]
+    with pytest.raises(SystemExit, match="holds no search yet"):
+        search_proposals.proposals(tmp_path / "new", 3, read_params_file(params))
     # a search other than random: its proposals depend on its results
     record = json.loads((out / "tuning.json").read_text())
     (out / "tuning.json").write_text(json.dumps({**record, "algo": "bayes"}))
