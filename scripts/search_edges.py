@@ -32,12 +32,12 @@ from recbole_umi.experiments.trials import best_trial  # noqa: E402
 from recbole_umi.files import write_atomic  # noqa: E402
 
 # the lowest and highest values a widening may reach (their settings refuse a dropout below 0
-# or of 1, a K below 1). T stays within the issue's 10/20/50, for every model alike: the step
+# or of 1, a K below 1). T stays within the issue's 10-50, for every model alike: the step
 # past 50 (125) would make an epoch of RecBole's SASRec 2.8-3.9x longer than at 50 (a row's
 # arithmetic), about 48 stream-hours for the two trials of its widening that would draw it
 # (results/search/ml-1m/README.md, "T stays at 50 at most").
 LIMITS = {"hidden_dropout_prob": (0.0, 0.9), "attn_dropout_prob": (0.0, 0.9), "n_interests": (1, None),
-          "interest_size": (1, None), "MAX_ITEM_LIST_LENGTH": (1, 50)}
+          "interest_size": (1, None), "MAX_ITEM_LIST_LENGTH": (10, 50)}
 SKIP = ("n_negatives",)
 
 
@@ -46,8 +46,10 @@ class UnfinishedSearchError(ValueError):
 
 
 def at_limit(space: dict, wider: dict, ends: dict[str, str]) -> list[str]:
-    """The names on an edge that the widening left as they were (:data:`LIMITS`)."""
-    return [name for name in ends if list(wider[name][1]) == list(space[name][1])]
+    """The names on an edge that :data:`LIMITS` kept from widening (widened without limits,
+    they would have changed)."""
+    return [name for name, end in ends.items() if list(wider[name][1]) == list(space[name][1])
+            and list(widened(space, {name: end})[name][1]) != list(space[name][1])]
 
 
 def widen(folder: Path, after: int) -> tuple[dict, dict[str, str], dict, dict]:

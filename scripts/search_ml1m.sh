@@ -18,7 +18,7 @@
 # model's 16 trials are done: scripts/search_edges.py finds where the best of them sits on the
 # edge of its space (a choice of increasing numbers at its first or last value, a range within a
 # tenth of an end) and writes the space widened one step past each edge (T stays within
-# 10/20/50, for compute: its LIMITS) to
+# 10 to 50, for compute: its LIMITS) to
 # results/search/ml-1m/<model>/widened.hyper; the search resumes in it to 20 trials. Every model
 # gets these 4 trials, in its widened space or, with no edge, its own: the same budget for all.
 #

@@ -7,14 +7,14 @@
 #   bash scripts/search_session.sh stop [WAIT_S] [WORKTREE]    # then commit results/
 #
 # start: makes WORKTREE, the search's pinned checkout (results/search/ml-1m/README.md: the
-# commit PIN below, its results/ a link to main's, main's scheduling scripts and widening rule,
-# scripts/search_edges.py, copied in), if it is not there yet; puts the unfinished runs' carried checkpoints back
-# (scripts/carry_checkpoints.py restore) and starts the search on the models left, in the
-# order of MODELS, in the background, in a process group of its own (its log:
-# WORKTREE/search.log); when the search has ended (every model's trials done), the final
-# table (scripts/final_table_ml1m.sh) in the same way, so a session once the searches are
-# done starts and stops the table as it did the search. It refuses while anything trains on
-# main's results from any checkout.
+# commit PIN below, its results/ a link to main's), if it is not there yet; copies main's
+# scheduling scripts and widening rule (scripts/search_edges.py) into it; puts the unfinished
+# runs' carried checkpoints back (scripts/carry_checkpoints.py restore) and starts the search
+# on the models left, in the order of MODELS, in the background, in a process group of its own
+# (its log: WORKTREE/search.log); when the search has ended (every model's trials done), the
+# final table (scripts/final_table_ml1m.sh) in the same way, so a session once the searches
+# are done starts and stops the table as it did the search. It refuses while anything trains
+# on main's results from any checkout.
 # stop (carry_checkpoints.py stop): finds every tune and compare run, search_ml1m.sh and
 # final_table_ml1m.sh working on main's results, from whichever checkout; waits up to WAIT_S
 # seconds (default 0) for the runs being trained to end their current epochs, so that the
@@ -51,13 +51,14 @@ start)
         git worktree add --detach "$worktree" "$PIN"
         rm -rf "$worktree/results"
         ln -s "$results" "$worktree/results"
-        cp scripts/{two_streams.sh,synth_profile_ablation.sh,final_table_ml1m.sh,search_edges.py} "$worktree/scripts/"
-        cp tuning/synth/{noise_profile,one_noise_field}.yaml "$worktree/tuning/synth/"
     fi
     [[ $(git -C "$worktree" rev-parse HEAD) == $(git rev-parse "$PIN^{commit}") ]] ||
         { echo "$worktree is not at the search's commit $PIN" >&2; exit 1; }
     [[ $(realpath "$worktree/results") == "$results" ]] ||
         { echo "$worktree/results is not $results: the trials would not be main's" >&2; exit 1; }
+    # main's scheduling scripts and widening rule, at every start (a worktree made earlier too)
+    cp scripts/{two_streams.sh,synth_profile_ablation.sh,final_table_ml1m.sh,search_edges.py} "$worktree/scripts/"
+    cp tuning/synth/{noise_profile,one_noise_field}.yaml "$worktree/tuning/synth/"
     mapfile -t folders < <(outs)
     python scripts/carry_checkpoints.py restore "$worktree" "${folders[@]}" ||
         echo "some carried runs were not restored (above): they start again" >&2

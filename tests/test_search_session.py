@@ -305,7 +305,8 @@ def test_search_session_starts_the_pinned_search_and_stops_it_after_the_epoch_ca
 def test_search_session_starts_the_final_table_once_the_search_has_ended(tmp_path, search_ends):
     """A search that ends with every model done is followed by the final table, from the
     pinned worktree (main's final_table_ml1m.sh copied in), in the session's process group; a
-    search that fails (or is stopped) is not, and start says the search ended at once."""
+    search that fails (or is stopped) is not, and start says the search ended at once; a start
+    in a worktree made before copies main's scripts in again."""
     root, env = pinned_search(tmp_path, "exit 0\n" if search_ends == "done" else "exit 3\n")
     (root / "scripts" / "final_table_ml1m.sh").write_text('printf "%s\\n" "$@" > table.txt\nsleep 30\n')
     worktree = tmp_path / "wt-search"
@@ -320,6 +321,14 @@ def test_search_session_starts_the_final_table_once_the_search_has_ended(tmp_pat
         else:
             assert done.returncode == 1 and "ended at once" in done.stderr
             assert not (worktree / "table.txt").exists()
+            # started again in the worktree the first start made: main's scripts copied in again
+            with (root / "scripts" / "search_edges.py").open("a") as edges:
+                edges.write("# main's newer limits\n")
+            again = subprocess.run(["bash", "scripts/search_session.sh", "start", str(worktree)], cwd=root,
+                                   capture_output=True, text=True, env=env, timeout=60)
+            assert again.returncode == 1 and "ended at once" in again.stderr
+            edges_script = "scripts/search_edges.py"
+            assert (worktree / edges_script).read_text() == (root / edges_script).read_text()
     finally:
         for pid in working_in(worktree):
             os.kill(pid, 9)

@@ -509,8 +509,12 @@ def test_search_proposals_script_knows_a_random_search_s_trials_before_they_run(
     tune("UMI", "tiny", params, out, "random", 3, 11, config_dict=settings, log=quiet)
     wider = tmp_path / "wider.hyper"
     wider.write_text("learning_rate loguniform -7,-3\nn_interests choice [1,2,3,4]\n")
-    # trial 4 proposed in the widened space before it runs, then run there
-    (_, coming, none), = [row for row in search_proposals.proposals(out, 4, read_params_file(wider)) if row[0] == 4]
+    # trial 4 proposed in the widened space before it runs (trials 2-3 in theirs), then run there
+    before = search_proposals.proposals(out, 4, read_params_file(wider), after=3)
+    ran = [json.loads(p.read_text()) for p in sorted((out / "trials").glob("*.json"))]
+    assert [search_proposals.same(proposed, ran[i + 1]["params"]) for i, (_, proposed, _) in enumerate(before[:2])] == [
+        True, True]
+    (_, coming, none) = before[2]
     assert none is None
     tune("UMI", "tiny", wider, out, "random", 4, 11, config_dict=settings, log=quiet)
     ran = [json.loads(p.read_text()) for p in sorted((out / "trials").glob("*.json"))]
@@ -535,8 +539,8 @@ def test_search_proposals_script_knows_a_random_search_s_trials_before_they_run(
         search_proposals.proposals(out, 5)
 
 
-def test_search_edges_keeps_T_at_its_limit_of_50_and_says_so(tmp_path, capsys):
-    """T chosen at 50 is an edge, but the search's widening keeps T within 10/20/50 (its
+def test_search_edges_keeps_T_within_10_to_50_and_says_so(tmp_path, capsys):
+    """T chosen at 50 (or 10) is an edge, but the search's widening keeps T within 10-50 (its
     LIMITS); the width chosen at its top widens as before, and both files say which."""
     import importlib.util
     from pathlib import Path
@@ -561,6 +565,14 @@ def test_search_edges_keeps_T_at_its_limit_of_50_and_says_so(tmp_path, capsys):
     assert lines[0].endswith("hidden_size high, MAX_ITEM_LIST_LENGTH high (kept: its limit)")
     assert read_params_file(folder / "widened.hyper") == {
         "hidden_size": ("choice", [32, 64, 128, 256]), "MAX_ITEM_LIST_LENGTH": ("choice", [10, 20, 50])}
+    # nor below 10
+    (folder / "trials" / "002.json").write_text(json.dumps(
+        {"trial": 2, "best_valid_score": 0.42, "valid_score_bigger": True,
+         "params": {"hidden_size": 32, "MAX_ITEM_LIST_LENGTH": 10}}))
+    search_edges.main([str(folder), "--after=2"])
+    assert capsys.readouterr().out.splitlines()[2] == (
+        "| SASRec | 2 | hidden_size = 32 (low); MAX_ITEM_LIST_LENGTH = 10 (low) | "
+        "hidden_size [16, 32, 64, 128]; MAX_ITEM_LIST_LENGTH [10, 20, 50] (kept: its limit) |")
 
 
 def test_widening_twice_under_tpe_and_what_a_refused_widening_leaves(setup, monkeypatch):
