@@ -7,8 +7,9 @@ with the size), then another loads and splits it under the paper's protocol
 through RecBole, and trains UMI for ``--steps`` steps of batch 1024 with 10,240 shared
 negatives (popularity sampling, log-Q), timing those after ``--warmup``. Reported per size:
 generation time (writing the files and syncing them to disk included), load-and-split
-time, training samples per second, and the process's peak resident memory. Results go to ``--out`` (JSON) as each size finishes, and a figure of the
-three against the size to ``--figure``. Run it with the machine otherwise idle.
+time, training samples per second, and the process's peak resident memory. Results go to
+``--out`` (JSON) as each size finishes, and a figure of the three against the size to
+``--figure``. Run it with the machine otherwise idle.
 
     python bench/bench_scale.py --sizes=1,5,20,50 --out=bench/results/scale.json --figure=docs/scale.png
 """

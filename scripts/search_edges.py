@@ -52,9 +52,9 @@ def at_limit(space: dict, wider: dict, ends: dict[str, str]) -> list[str]:
             and list(widened(space, {name: end})[name][1]) != list(space[name][1])]
 
 
-def widen(folder: Path, after: int) -> tuple[dict, dict[str, str], dict, dict]:
-    """``(best trial of the first after, its edges, the widened space, the space before)``;
-    writes ``folder/widened.hyper``."""
+def widen(folder: Path, after: int) -> tuple[dict, dict[str, str], dict, list[str]]:
+    """``(best trial of the first after, its edges, the widened space, the edges its limits
+    kept)``; writes ``folder/widened.hyper``."""
     trials = [json.loads(p.read_text()) for p in sorted((folder / "trials").glob("*.json"))]
     if len(trials) < after:
         raise UnfinishedSearchError(f"{folder}: {len(trials)} of {after} trials finished; widen it when all have")
@@ -71,7 +71,7 @@ def widen(folder: Path, after: int) -> tuple[dict, dict[str, str], dict, dict]:
     header = (f"# {folder.name}'s search space after trial {after}, widened past the edges of trial {best['trial']}'s "
               f"settings (scripts/search_edges.py): {described or 'none'}\n")
     write_atomic(folder / "widened.hyper", header + params_file_text(wider))
-    return best, ends, wider, space
+    return best, ends, wider, kept
 
 
 def main(argv=None) -> None:
@@ -83,11 +83,10 @@ def main(argv=None) -> None:
     print("| --- | --- | --- | --- |")
     for folder in args.folders:
         try:
-            best, ends, wider, space = widen(folder, args.after)
+            best, ends, wider, kept = widen(folder, args.after)
         except (UnfinishedSearchError, FileNotFoundError) as error:
             sys.exit(f"search_edges.py: {error}")
         shown = "; ".join(f"{name} = {best['params'][name]} ({end})" for name, end in ends.items()) or "none"
-        kept = at_limit(space, wider, ends)
         changes = "; ".join(f"{name} {wider[name][1]}" + (" (kept: its limit)" if name in kept else "")
                             for name in ends) or "-"
         print(f"| {folder.name} | {best['trial']} | {shown} | {changes} |")

@@ -2,6 +2,8 @@
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,11 @@ from recbole_umi.experiments.runs import SettingsMismatchError
 from recbole_umi.config import Config
 from recbole_umi.experiments.tune import ParamsFileError, best_trial, read_params_file, trials_table, tune
 from tests.conftest import cut_training, random_sequences, tiny_config, write_atomic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+import search_edges  # noqa: E402
+import search_proposals  # noqa: E402
 
 
 @pytest.fixture
@@ -292,8 +299,6 @@ def test_a_diverging_trial_fails_is_counted_and_the_search_goes_on(setup):
 def test_tuning_summary_script(tmp_path):
     """scripts/tuning_summary.py: one line per model, chosen from the budget's first trials."""
     import subprocess
-    import sys
-    from pathlib import Path
 
     def write(model, scores, walls):
         folder = tmp_path / model / "trials"
@@ -461,8 +466,6 @@ def test_edges_and_the_widened_space_by_hand(tmp_path):
 def test_search_edges_script_widens_once_and_writes_the_same_file_again(setup):
     """scripts/search_edges.py on a finished search, then after the widening started."""
     import subprocess
-    import sys
-    from pathlib import Path
 
     tmp_path, settings, params = setup
     params.write_text("learning_rate loguniform -6,-3\nn_interests choice [1,2,3]\n")
@@ -497,13 +500,6 @@ def test_search_edges_script_widens_once_and_writes_the_same_file_again(setup):
 def test_search_proposals_script_knows_a_random_search_s_trials_before_they_run(setup, capsys):
     """scripts/search_proposals.py: the trials a random search ran, before and after a
     widening, are its proposals, and the next trial runs the settings it proposed for it."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parent.parent / "scripts" / "search_proposals.py"
-    spec = importlib.util.spec_from_file_location("search_proposals", script)
-    search_proposals = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(search_proposals)
     tmp_path, settings, params = setup
     out = tmp_path / "out"
     tune("UMI", "tiny", params, out, "random", 2, 11, config_dict=settings, log=quiet)
@@ -541,13 +537,6 @@ def test_search_proposals_script_knows_a_random_search_s_trials_before_they_run(
 def test_search_edges_keeps_T_within_10_to_50_and_says_so(tmp_path, capsys):
     """T chosen at 50 (or 10) is an edge, but the search's widening keeps T within 10-50 (its
     LIMITS); the width chosen at its top widens as before, and both files say which."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parent.parent / "scripts" / "search_edges.py"
-    spec = importlib.util.spec_from_file_location("search_edges", script)
-    search_edges = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(search_edges)
     folder = tmp_path / "SASRec"
     (folder / "trials").mkdir(parents=True)
     space = {"hidden_size": ["choice", [32, 64, 128]], "MAX_ITEM_LIST_LENGTH": ["choice", [10, 20, 50]]}
