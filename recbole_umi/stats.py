@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -31,6 +32,16 @@ TESTS = {
     "wilcoxon": "Wilcoxon signed-rank test over the test users",
 }
 LEVEL = 0.05
+
+
+def _finite(test: str, *values: np.ndarray) -> None:
+    """Refuses values that are not all finite: a NaN (a metric undefined for a user) would
+    make the test's p-value NaN, which no comparison with the level rejects and which
+    :func:`holm` would have to guess a rank for."""
+    for side, array in zip(("first", "other"), values):
+        if not np.isfinite(array).all():
+            raise ValueError(f"{test}: the {side} side has {int((~np.isfinite(array)).sum())} value(s) that are not "
+                             "finite (NaN or infinite): a metric undefined for some user?")
 
 
 def _interaction_variance(values: np.ndarray) -> float:
@@ -103,6 +114,7 @@ def two_level_test(first, other, paired_seeds: bool = False) -> dict | None:
     if first.shape[1] != other.shape[1] or first.shape[1] < 2:
         raise ValueError(f"two_level_test needs the same test users (at least 2) on both sides, got {first.shape} "
                          f"and {other.shape} (seeds x users)")
+    _finite("two_level_test", first, other)
     n_a, n_b, n_users = first.shape[0], other.shape[0], first.shape[1]
     if min(n_a, n_b) < 2:
         return None
@@ -187,6 +199,7 @@ def paired_test(first, other, test: str = "ttest") -> dict:
     first, other = np.asarray(first, dtype=float), np.asarray(other, dtype=float)
     if first.shape != other.shape or first.size < 2:
         raise ValueError(f"paired_test needs two equally long arrays of at least 2 users, got {first.shape} and {other.shape}")
+    _finite("paired_test", first, other)
     if test not in ("ttest", "wilcoxon"):
         raise ValueError(f"test must be 'ttest' or 'wilcoxon', got {test!r}")
     difference = first - other
@@ -226,7 +239,10 @@ def holm(p_values: list[float]) -> list[float]:
     """Holm's step-down adjustment of p-values for testing them all at once (in the given
     order): the i-th smallest is multiplied by ``m - i + 1`` (i from 1), then made no
     smaller than the one before it, and capped at 1. An adjusted p below the level rejects
-    with the family-wise error rate held at that level."""
+    with the family-wise error rate held at that level. A NaN p-value is refused (it has no
+    rank: sorted anywhere it would make the p-values after it 1)."""
+    if any(math.isnan(p) for p in p_values):
+        raise ValueError(f"holm: a p-value is NaN in {list(p_values)}")
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])
     adjusted = [0.0] * len(p_values)
     running = 0.0

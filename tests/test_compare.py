@@ -56,9 +56,10 @@ def test_table_and_resume(compare_args, finished, monkeypatch, capsys):
     records = {p.name: json.loads(p.read_text()) for p in runs}
     assert records["ComiRecSA+HN__seed1.json"]["overrides"] == {"harder_negatives": True}
 
-    # the table's numbers are the mean and std (in percent) of the runs' test metrics
+    # the table's numbers are the mean and std (in percent) of the runs' test metrics, each
+    # run's the mean over its test users
     def stats(variant, metric):
-        values = [100 * records[f"{variant}__seed{s}.json"]["test_result"][metric] for s in (1, 2)]
+        values = [100 * statistics.mean(records[f"{variant}__seed{s}.json"]["test_per_user"][metric]) for s in (1, 2)]
         return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
     lines = markdown.splitlines()
@@ -474,3 +475,35 @@ def test_the_gain_row_marks_the_raw_and_the_holm_corrected_test_of_the_best_othe
     assert gain_row == "| ▲% | +25.00* |"
     tests["SASRec"]["HitRate@50"]["p_holm"] = 0.04
     assert "+25.00*†" in render_markdown(["HitRate@50"], table, 5, tests)
+
+
+def test_the_table_averages_each_run_over_its_users_not_recboles_rounded_figure():
+    """RecBole rounds ``test_result`` to 4 decimals; a run's mean over its kept per-user
+    values is what the tests use, and the table too. Here 2/3 = 66.6667% where RecBole's
+    rounded 0.6667 would print 66.670; a run without per-user values keeps RecBole's."""
+    from recbole_umi.experiments.tables import summarise
+
+    def run(seed, per_user):
+        record = {"variant": "UMI", "seed": seed, "test_result": {"recall@50": 0.6667}}
+        if per_user is not None:
+            record["test_per_user"] = {"user": ["1", "2", "3"], "recall@50": per_user}
+        return record
+
+    _, table = summarise({"UMI": [run(1, [1.0, 1.0, 0.0]), run(2, [1.0, 0.0, 1.0])]})
+    mean, std = table["UMI"]["HitRate@50"]
+    assert f"{mean:.3f}" == "66.667" and std == 0
+    _, table = summarise({"UMI": [run(1, None)]})
+    assert table["UMI"]["HitRate@50"][0] == pytest.approx(66.67)
+
+
+def test_the_history_breakdown_refuses_models_tested_on_other_users():
+    """The buckets come from the first run's history lengths: every model must have its users."""
+    from recbole_umi.experiments.tables import render_history_breakdown
+
+    def runs(variant, users):
+        return [{"variant": variant, "seed": seed, "test_per_user": {
+            "user": users, "history_length": [1, 5, 9], "recall@50": [1, 0, 1]}} for seed in (1, 2)]
+
+    with pytest.raises(ValueError, match="MIND"):
+        render_history_breakdown({"UMI": runs("UMI", ["1", "2", "3"]), "MIND": runs("MIND", ["1", "2", "4"])},
+                                 "HitRate@50", 2)

@@ -198,6 +198,17 @@ def test_holm_adjustment_by_hand():
     assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])
 
 
+def test_a_nan_is_refused_not_ranked():
+    # sorted anywhere, a NaN would make every p-value after it 1 (min(1, nan) is 1)
+    with pytest.raises(ValueError, match="a p-value is NaN"):
+        holm([float("nan"), 0.001, 0.002])
+    nan_user = [[0.1, float("nan"), 0.3], [0.2, 0.2, 0.3]]
+    with pytest.raises(ValueError, match="two_level_test: the first side has 1 value"):
+        two_level_test(nan_user, [[0.1, 0.2, 0.3], [0.1, 0.2, 0.4]])
+    with pytest.raises(ValueError, match="paired_test: the other side has 1 value"):
+        paired_test([0.1, 0.2, 0.3], [0.1, float("inf"), 0.3])
+
+
 def test_history_buckets_at_the_quantiles():
     from recbole_umi.experiments.tables import history_buckets
 

@@ -20,8 +20,9 @@ difference; it needs 2 seeds or more of each model); ``--significance=ttest`` or
 ``wilcoxon`` test over the users only (each user's metric averaged over the seeds), which
 does not count the spread between training seeds. The difference and its 95% interval, with
 Holm's correction over the comparisons of each metric, are appended to the table and written
-to ``<out>/table_tests.csv``; the ▲% row marks the columns where the first model's gain over
-the best other one is significant (p < 0.05), as the paper does. For the multi-interest
+to ``<out>/table_tests.csv``; the ▲% row marks the columns where the first model's difference
+from the best other one (a gain or a loss: its sign) is significant (p < 0.05), as the paper
+does. For the multi-interest
 models the table ends with their interest diagnostics (how alike a user's interests are
 and how the routing spreads the history over them), mean ± std over the seeds.
 

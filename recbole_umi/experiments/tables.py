@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from recbole_umi import stats
+from recbole_umi.experiments.run_files import same_users
 from recbole_umi.files import write_csv_atomic
 from recbole_umi.metrics import metric_columns, recbole_metric_name
 from recbole_umi.provenance import code_listing, code_records
@@ -55,13 +56,24 @@ def run_protocol(record: dict) -> str:
     return record.get("eval_protocol", "user_split")
 
 
+def test_values(record: dict) -> dict:
+    """A run's test metrics (RecBole's names), each the mean over its test users where the
+    run kept them: RecBole's own ``test_result`` is rounded to 4 decimals
+    (``metric_decimal_place``), coarser than the tables print and than the tests of
+    :func:`significance` use; RecBole's value where the run has no per-user results."""
+    per_user = record.get("test_per_user", {})
+    return {name: float(np.mean(per_user[name])) if name in per_user else value
+            for name, value in record["test_result"].items()}
+
+
 def summarise(results: dict) -> tuple[list[str], dict]:
     """Columns (the paper's metric names under user_split, else RecBole's:
-    :func:`recbole_umi.metrics.metric_columns`) and ``{variant: {column: (mean %, std %)}}``."""
+    :func:`recbole_umi.metrics.metric_columns`) and ``{variant: {column: (mean %, std %)}}``
+    of the runs' :func:`test_values`."""
     columns: list[str] = []
     table = {}
     for variant, runs in results.items():
-        per_run = [metric_columns(r["test_result"], run_protocol(r)) for r in runs]
+        per_run = [metric_columns(test_values(r), run_protocol(r)) for r in runs]
         for name in per_run[0]:
             if name not in columns:
                 columns.append(name)
@@ -177,6 +189,7 @@ def render_history_breakdown(results: dict, column: str, n_buckets: int) -> str 
     variants = list(results)
     if not all("history_length" in r.get("test_per_user", {}) for runs in results.values() for r in runs):
         return None
+    same_users(*results.values())  # the first run's lengths and buckets are every run's
     lengths = np.array(results[variants[0]][0]["test_per_user"]["history_length"])
     buckets = history_buckets(lengths, n_buckets)
     values = {v: per_seed_users(results[v], metric)[1] * 100 for v in variants}
@@ -227,8 +240,10 @@ def render_significance(tests: dict, columns: list[str], first: str, n_users: in
     else:
         caption = (
             f"{stats.TESTS[test].capitalize()} of {first} against each model (each user's metric averaged over the "
-            f"seeds; the {n_users} test users are the samples): difference in points, its 95% confidence interval, "
-            f"p-value; * p < {level}; † also below {level} after Holm's correction for the {len(tests)} "
+            f"seeds; the {n_users} test users are the samples): difference in points, its 95% confidence interval "
+            + ("(the t-interval of the mean difference, which may exclude 0 where Wilcoxon's p does not fall below "
+               f"{level}, or the reverse)" if test == "wilcoxon" else "")
+            + f", p-value; * p < {level}; † also below {level} after Holm's correction for the {len(tests)} "
             "comparison(s) on each metric. This test does not count how much a model moves from one training "
             "seed to the next" + (" (one seed: that spread cannot be measured)" if n_seeds == 1 else "")
             + ". \"seeds p\": Welch's t-test of the seeds' means, which counts the spread between training seeds "
