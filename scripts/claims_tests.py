@@ -5,10 +5,11 @@ with its difference, 95% interval and p-value.
     python scripts/claims_tests.py [--out=results/claims/pairs]
 
 Reads the run files only (``<folder>/runs/<model>__seed<seed>.json``, each test user's
-metrics): nothing trains. Each pair is tested on the seeds both sides have, with
+metrics): nothing trains. Each pair is tested on the seeds it lists (a seed missing on either
+side is an error, never a smaller sample), with
 :func:`recbole_umi.stats.two_level_test` (test users and training seeds, the seeds of the
 two sides independent trainings, as ``compare`` and ``scripts/objectives_table.py`` test
-them, so the p-values equal theirs); where the two share one seed, with the paired t-test
+them, so the p-values equal theirs); where the pair lists one seed, with the paired t-test
 over the test users (:func:`recbole_umi.stats.paired_test`), marked "1 seed": the spread
 between training seeds is then not counted, and in our A/A check
 (results/significance-aa/aa.md) that test calls 27% of same-model differences significant.
@@ -138,11 +139,12 @@ def read(folder: str, model: str, seeds) -> dict[int, dict]:
     return {seed: read_runs(folder, model, [seed])[0] for seed in seeds if run_file(folder, model, seed).exists()}
 
 
-def test_pair(first: tuple[str, str], other: tuple[str, str], seeds, metric: str) -> dict | None:
+def test_pair(first: tuple[str, str], other: tuple[str, str], seeds, metric: str) -> dict:
     a, b = read(*first, seeds), read(*other, seeds)
-    common = sorted(set(a) & set(b))
-    if not common:
-        return None
+    for side, found in ((first, a), (other, b)):
+        if missing := sorted(set(seeds) - set(found)):  # a claim's seeds are all of its runs, or none
+            raise FileNotFoundError(f"{side[1]} in {side[0]}: no run of seed(s) {missing} of the claim's {list(seeds)}")
+    common = sorted(seeds)
     name = recbole_metric_name(metric)
     same_users([a[s] for s in common], [b[s] for s in common],
                names=[f"{first[1]} in {first[0]}", f"{other[1]} in {other[0]}"])
@@ -166,8 +168,6 @@ def main(argv: list[str] | None = None) -> str:
     for family, label, first, other, seeds, metrics in PAIRS:
         for metric in metrics:
             result = test_pair(first, other, seeds, metric)
-            if result is None:
-                raise FileNotFoundError(f"{label}: no seed of {seeds} in both {first} and {other}")
             rows.append({"family": family, "pair": label, "metric": metric, **result})
     for family in dict.fromkeys(row["family"] for row in rows):
         for metric in dict.fromkeys(row["metric"] for row in rows):
@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> str:
                 row["p_holm"] = adjusted
     lines = [
         "Pairs of runs from two folders, first minus second, in points: the two-level test over the test users and "
-        "the training seeds on the seeds both sides have (recbole_umi.stats.two_level_test, the seeds of the two "
-        "sides independent), or with one shared seed the paired t-test over the users, which does not count the "
+        "the training seeds on the pair's seeds, all run on both sides (recbole_umi.stats.two_level_test, the seeds "
+        "of the two sides independent), or with one seed the paired t-test over the users, which does not count the "
         "spread between training seeds (in the A/A check of results/significance-aa/aa.md it calls 27% of "
         "same-model differences significant). Holm: adjusted over the family's pairs on the same metric. "
         "Made by `python scripts/claims_tests.py` from the run files.",
