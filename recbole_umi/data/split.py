@@ -66,7 +66,8 @@ def window_targets(first_targets: np.ndarray, ends: np.ndarray, stride: int) -> 
     """
     counts = -(-(ends - first_targets) // stride)  # ceil; 0 for a user without targets
     user = np.repeat(np.arange(len(counts)), counts)
-    back = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)  # the row's index within its user, 0 = the first
+    # each row's index within its user's rows, 0 = the first
+    back = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
     targets = ends[user] - 1 - stride * (counts[user] - 1 - back)
     return targets.astype(np.int64), counts.astype(np.int64)
 
