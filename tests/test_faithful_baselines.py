@@ -84,6 +84,40 @@ def test_mind_dynamic_interests_change_no_score_but_the_copies(tiny_data):
         build(tiny_data, "MIND", dynamic_interests=True, readout_power=2.0, harder_negatives=False)
 
 
+def test_mind_dynamic_interests_route_over_the_kept_capsules_alone(tiny_data, monkeypatch):
+    """Algorithm 1 of the MIND paper fixes K'_u before routing: a user's items are routed over
+    its K'_u capsules only. With K'_u = 1 every item goes wholly to the first capsule, so it
+    is squash(S sum_i e_i) whatever the logits (by hand); with K'_u = 2 the third capsule
+    draws no weight and stays 0 (it used to take a share of every item's weight)."""
+    from recbole_umi.towers.layers import squash
+    from tests.conftest import build
+
+    _, train_data, _, model = build(tiny_data, "MIND", n_interests=3, dynamic_interests=True, MAX_ITEM_LIST_LENGTH=5)
+    tower = model.tower
+    captured = []
+    real = tower.interest_mlp.forward_shared
+    monkeypatch.setattr(tower.interest_mlp, "forward_shared", lambda capsules, profile: captured.append(capsules)
+                        or real(capsules, profile))
+    batch = next(iter(train_data))
+    items = batch[model.ITEM_SEQ]
+    mask = items != 0
+    kept = tower.interest_counts(mask)
+    assert set(kept.tolist()) == {1, 2}  # tiny data's histories of 1-5 items: both cases
+    for training in (True, False):  # the training draw of the logits and the evaluation one
+        tower.train(training)
+        captured.clear()
+        with torch.no_grad():
+            _, routing = tower.interests_and_routing(batch)
+        capsules = captured[0]
+        for row in range(len(items)):
+            real_items = mask[row]
+            assert torch.allclose(routing[row][real_items].sum(dim=1), torch.ones(int(real_items.sum())))
+            assert torch.all(routing[row][:, kept[row]:] == 0) and torch.all(capsules[row, kept[row]:] == 0)
+            if kept[row] == 1:
+                summed = tower.shared_map(tower.item_embedding.weight[items[row][real_items]]).sum(dim=0)
+                torch.testing.assert_close(capsules[row, 0], squash(summed), rtol=1e-5, atol=1e-6)
+
+
 def test_models_saved_before_the_options_keep_what_they_computed():
     migrated = migrate_saved_settings("ComiRecDR", {"comirec_variant": "DR"})
     assert migrated["comirec_maps"] == "shared" and migrated["position_embedding"] is False
