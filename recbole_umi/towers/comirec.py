@@ -15,8 +15,11 @@ Two interest extractors, as in the official code (``docs/design.md``):
   official code's learned position embedding ``P`` (``position_embedding``) and biases.
 
 What differs from the official code: the position maps' and the position embedding's
-initialisation draws (same distributions, torch's generator), and the loss (the plugin's
-shared objectives instead of TensorFlow's sampled softmax).
+initialisation draws (same distributions, torch's generator); the item table's and SA's
+layers' weights drawn Xavier-normal where TensorFlow draws glorot-uniform (the same
+variance); the ``shared`` map has no bias (not claimed to be the official
+``bilinear_type=1``); and the loss (the plugin's shared objectives instead of TensorFlow's
+sampled softmax). SA's ``attention_hidden_size`` is its own setting, not tied to 4d.
 
 ComiRec uses no user profile. Its controllable aggregation module (diversity re-ranking at
 serving time) is not part of training (``recbole_umi.retrieval.diversify``); scores are max
