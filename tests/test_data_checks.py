@@ -131,6 +131,57 @@ def test_timestamp_ties_are_warned_with_their_share_and_item_id_order_does_not_d
     assert held_out() != by_file  # the file's order decides within a tie: it changed
 
 
+def held_out_histories(dataset, splits) -> dict:
+    """``{user: its history's item ids}`` of the validation and test rows."""
+    out = {}
+    for split in splits:
+        rows = split.dataset.__getitem__(np.arange(len(split.dataset)), join=False)
+        users = dataset.id2token(dataset.uid_field, rows[dataset.uid_field].numpy())
+        for user, history in zip(users, rows[dataset.item_id_list_field]):
+            out[user] = [int(i) for i in dataset.id2token(dataset.iid_field, history[history > 0].numpy())]
+    return out
+
+
+@pytest.mark.parametrize("normalize_all", [False, True])
+def test_unix_seconds_a_few_apart_are_ordered_not_tied(folder, normalize_all):
+    """Timestamps near 1e9 s, 5 s apart, the rows written latest first: each user's history is
+    in time order, with no tie reported (sorted on RecBole's 32-bit floats, whose
+    step there is 64 s, they tied and kept the file's reversed order)."""
+    sequences, profiles = random_sequences(n_users=30, length=8)
+    write_atomic(folder, "tiny", sequences, profiles)
+    path = folder / "tiny" / "tiny.inter"
+    header, *_ = path.read_text().splitlines()
+    rows = [f"{user}\t{item}\t{1_000_000_000 + 40 * user + 5 * position}"
+            for user, items in sequences.items() for position, item in enumerate(items)]
+    path.write_text("\n".join([header, *reversed(rows)]) + "\n")
+    with warnings_logged() as logged:
+        _, dataset, (_, valid, test) = load(folder, normalize_all=normalize_all)
+    assert not any("share their timestamp" in line for line in logged)
+    histories = held_out_histories(dataset, (valid, test))
+    assert histories
+    for user, history in histories.items():  # the last T of its first items, in time order
+        sequence = [int(item) for item in sequences[int(user)]]
+        start = sequence.index(history[0])
+        assert history == sequence[start:start + len(history)] and start + len(history) < len(sequence)
+
+
+def test_removing_duplicates_keeps_ties_in_the_files_order(folder):
+    """``rm_dup_inter`` sorts by time first; with pandas' default quicksort the rows of one
+    timestamp came out in no defined order, unlike the file's that ``timestamp_ties: file``
+    promises. Without any repeat to remove, the histories are those without it."""
+    sequences, profiles = random_sequences(n_users=30, length=8)
+    write_atomic(folder, "tiny", sequences, profiles)
+    path = folder / "tiny" / "tiny.inter"
+    header, *_ = path.read_text().splitlines()
+    rows = [f"{user}\t{item}\t{position // 3}"  # ties of three within a user, and across users
+            for user, items in sequences.items() for position, item in enumerate(items)]
+    path.write_text("\n".join([header, *rows]) + "\n")
+    _, dataset, (_, valid, test) = load(folder)
+    by_file = held_out_histories(dataset, (valid, test))
+    _, dataset, (_, valid, test) = load(folder, rm_dup_inter="first")
+    assert held_out_histories(dataset, (valid, test)) == by_file
+
+
 def test_a_dominant_user_is_warned_about_and_max_samples_per_user_caps_it(folder):
     sequences, profiles = random_sequences(n_users=30, n_items=40, length=6)
     rng = np.random.default_rng(1)

@@ -110,10 +110,21 @@ class UserSplitDataset(DataChecks, SequentialDataset):
     def data_augmentation(self):
         self._aug_presets()  # declare the *_list fields; rows are built in build()
 
+    def _remove_duplication(self):
+        """RecBole's (``rm_dup_inter``: keep the first or last of a user's repeats of an item),
+        its sort by time made stable: pandas' default quicksort leaves the rows of one
+        timestamp in no defined order, where ``timestamp_ties: file`` promises the file's."""
+        keep = self.config["rm_dup_inter"]
+        if keep is None or self.time_field not in self.inter_feat:
+            return super()._remove_duplication()  # nothing to do, or RecBole's warning
+        self._check_field("uid_field", "iid_field")
+        self.inter_feat.sort_values(by=[self.time_field], kind="stable", inplace=True)
+        self.inter_feat.drop_duplicates(subset=[self.uid_field, self.iid_field], keep=keep, inplace=True)
+
     def build(self):
-        self._change_feat_format()  # DataFrames -> Interactions, as RecBole's build() starts
         self._check_field("uid_field", "time_field")
-        self._sort_by_user_and_time()
+        self._sort_by_user_and_time()  # on the DataFrame's 64-bit times, before RecBole's 32-bit tensors
+        self._change_feat_format()  # DataFrames -> Interactions, as RecBole's build() starts
         users = self.inter_feat[self.uid_field].numpy()
         starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
         ends = np.r_[starts[1:], len(users)]
@@ -156,20 +167,21 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         timestamp keep the file's order (``timestamp_ties: file``, the default) or go by their
         item's original id (``item_id``: the same sequences whatever the file's row order); the
         share of such ties is logged, and warned about when any exist, since the order within
-        a tie decides which items are history and which are targets."""
-        users = self.inter_feat[self.uid_field].numpy()
-        times = self.inter_feat[self.time_field].numpy()
-        keys = [self.uid_field, self.time_field]
+        a tie decides which items are history and which are targets.
+
+        Sorted while the interactions are a DataFrame, on their 64-bit times: RecBole's
+        tensors hold a float field in 32 bits, whose step near 1e9 (Unix seconds) is 64 s, so
+        sorted there, interactions up to a minute apart would tie and keep the file's order."""
+        frame = self.inter_feat
+        users, times = frame[self.uid_field].to_numpy(), frame[self.time_field].to_numpy()
+        keys = [times, users]  # np.lexsort sorts by the last key first, and is stable
         if self.config["timestamp_ties"] == "item_id":
-            tokens = self.id2token(self.iid_field, self.inter_feat[self.iid_field].numpy())
+            tokens = self.id2token(self.iid_field, frame[self.iid_field].to_numpy())
             rank = np.empty(len(tokens), dtype=np.int64)
             rank[canonical_order(tokens)] = np.arange(len(tokens))
-            self.inter_feat.update(Interaction({_TIE_RANK: torch.from_numpy(rank)}))
-            keys = [self.uid_field, self.time_field, _TIE_RANK]
-        self.sort(by=keys, ascending=True)
-        if _TIE_RANK in self.inter_feat:
-            del self.inter_feat.interaction[_TIE_RANK]
-        order = np.lexsort((times, users))
+            keys.insert(0, rank)
+        order = np.lexsort(keys)
+        self.inter_feat = frame.iloc[order].reset_index(drop=True)
         users, times = users[order], times[order]
         same = (users[1:] == users[:-1]) & (times[1:] == times[:-1])
         tied = int((np.r_[same, False] | np.r_[False, same]).sum())  # rows in a tie of two or more
@@ -300,8 +312,6 @@ class UserSplitDataset(DataChecks, SequentialDataset):
 
 # A training user holding more of the training samples than this share is warned about.
 DOMINANT_USER_SHARE = 0.2
-# A temporary column: the rank of each interaction's item id, for timestamp_ties: item_id.
-_TIE_RANK = "_tie_rank"
 
 # Internal columns of the training and evaluation rows: where each row's history window lies.
 _TARGET = "_history_target"
