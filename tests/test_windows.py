@@ -117,6 +117,32 @@ def test_a_window_stride_of_one_is_the_row_loss_and_any_stride_counts_each_targe
     assert two[0] != pytest.approx(whole[0], rel=1e-5)
 
 
+@pytest.mark.parametrize("stride", [1, 5, None])
+def test_popularity_negatives_count_every_target_the_windows_train_on(tiny_data, stride):
+    """The popularity sampler's counts (and log-Q's) are of every training target, as the
+    rows count them: a window row trains on several, and counting the rows' own targets gave
+    most items 0 (never drawn as negatives; a positive of count 0 made log-Q's logit +inf)."""
+    from recbole_umi.model.base import training_counts
+
+    def built(**settings):
+        config = Config("SASRecMatching", "tiny", config_dict=tiny_config(
+            tiny_data, negative_sampler="popularity", eval_protocol="user_split", **settings))
+        _, train_data, _, _, model = pipeline.build(config)
+        return train_data.dataset, model
+
+    rows_data, rows_model = built()
+    by_rows = training_counts(rows_data, rows_model.n_items)
+    # the rows: one a target, so their item_counter is the same count
+    counter = torch.zeros_like(by_rows)
+    for item, count in rows_data.item_counter.items():
+        counter[item] = count
+    assert torch.equal(by_rows, counter) and by_rows[0] == 0 and by_rows.sum() == len(rows_data)
+    windows, model = built(train_sampling="windows", **({} if stride is None else {"window_stride": stride}))
+    assert len(windows) < len(rows_data) or stride == 1
+    assert torch.equal(training_counts(windows, model.n_items), by_rows)
+    torch.testing.assert_close(model.loss_fct.sampler.probabilities, rows_model.loss_fct.sampler.probabilities)
+
+
 def test_window_stride_is_checked_against_t_and_the_sampling(tiny_data):
     with pytest.raises(SettingsError, match="'window_stride' = 6: must be at most T = MAX_ITEM_LIST_LENGTH \\(5\\)"):
         Config("UMISA", "tiny", config_dict=tiny_config(tiny_data, eval_protocol="user_split", train_sampling="windows",

@@ -134,6 +134,11 @@ class UserSplitDataset(DataChecks, SequentialDataset):
         train_starts = np.repeat(starts[train_users], samples_per_user)
         self._warn_dominant_user(tokens[train_users], samples_per_user)
         built = [self._rows(train_targets, train_starts)]
+        # every target the training loss counts, each once (a window row trains on the last
+        # window_stride positions, so counting the rows' own targets would miss the others)
+        items = self.inter_feat[self.iid_field].numpy()
+        built[0].target_counts = torch.from_numpy(
+            np.bincount(items[concat_ranges(first_targets, ends[train_users])], minlength=self.item_num))
         # row r of user u's samples: built[0] rows user_offsets[u] .. user_offsets[u + 1] - 1
         samples_per_user = samples_per_user[samples_per_user > 0]  # a one-interaction user has none
         built[0].user_offsets = torch.from_numpy(np.r_[0, np.cumsum(samples_per_user)])

@@ -24,9 +24,14 @@ __all__ = ["MatchingRecommender", "MultiInterestRecommender", "ModelConfigError"
 
 
 def training_counts(dataset, n_items: int) -> torch.Tensor:
-    """Each item's number of training targets (the dataset's ``item_counter``: under the
-    user-split protocol a training user's first item is never a target, and
-    ``max_samples_per_user`` caps a user's); row 0, the padding item, 0."""
+    """Each item's number of training targets: under the user-split protocol every target
+    the loss counts (``target_counts``: a training user's first item is never a target,
+    ``max_samples_per_user`` caps a user's, and a window row counts each of its last
+    ``window_stride`` positions), else the dataset's ``item_counter`` (RecBole's protocol:
+    a row a target); row 0, the padding item, 0."""
+    target_counts = getattr(dataset, "target_counts", None)
+    if target_counts is not None:
+        return target_counts[:n_items].to(torch.float32)
     counts = torch.zeros(n_items)
     for item, count in dataset.item_counter.items():
         counts[item] = count
