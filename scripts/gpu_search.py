@@ -2,7 +2,7 @@
 (scripts/gpu_search.sh runs the search there).
 
     python scripts/gpu_search.py prepare [--pin=COMMIT] [--data=../shared/data]
-    python scripts/gpu_search.py import BACK_TAR [BACK_TAR ...] [--checkout=../wt-search10] [--ran_on=TEXT]
+    python scripts/gpu_search.py import BACK_TAR [BACK_TAR ...] [--checkout=../wt-search15] [--ran_on=TEXT]
     python scripts/gpu_search.py aside      # the size check alone (bench/gpu_run.sh's call needs it too)
     python scripts/gpu_search.py restore    # the result folders set aside, after the call or where it failed
 

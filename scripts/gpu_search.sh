@@ -12,9 +12,9 @@
 #   here:         python scripts/gpu_search.py prepare        # the pinned code (.pinned), the wheels, ml-1m
 #   device tool:  run(command="bash scripts/gpu_search.sh UMISA SASRec SASRecMatching SINE",
 #                     carry=[".whl", ".device-data", ".pinned"], timeout_s=600)
-#   here, before: bash scripts/search_session.sh stop 900 ../wt-search12   (then prepare)
+#   here, before: bash scripts/search_session.sh stop 900 ../wt-search15   (then prepare)
 #   here, after:  python scripts/gpu_search.py restore                      (the folders prepare set aside)
-#                 python scripts/gpu_search.py import FILES_AT/back-*.tar --checkout=../wt-search12
+#                 python scripts/gpu_search.py import FILES_AT/back-*.tar --checkout=../wt-search15
 set -uo pipefail
 (($#)) || { echo "usage: bash scripts/gpu_search.sh MODEL [MODEL ...]" >&2; exit 2; }
 cd "$(dirname "$0")/.."
