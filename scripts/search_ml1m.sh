@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The "beyond SASRec" search on MovieLens-1M validation users (issue "beyond SASRec", item 3):
 # every model of the final table gets the same budget, 16 random trials (the model's defaults
-# first), its own search seed (independent draws), the same pruning rule (the median stopping
-# rule after 3 validations, once 4 unpruned trials have finished: python -m recbole_umi.tune
+# first), its own search seed (independent draws), the same pruning rule (a median stopping
+# rule, stricter than Vizier's: recbole_umi/experiments/pruning.py; after 3 validations, once 4
+# unpruned trials have finished: python -m recbole_umi.tune
 # --prune_after) and the same early stopping (5 validations without gain), over the spaces of
 # tuning/ml-1m-search/*.hyper: learning rate, temperature, d (32/64/128), the tower's width, K
 # and HN where they apply, T (10/20/50) for the order-aware models, and the objective (full

@@ -1,13 +1,19 @@
-"""The median stopping rule that prunes a search's trials (Golovin et al., "Google Vizier: A
-Service for Black-Box Optimization", KDD 2017, section 3.2.2): after its v-th validation, a
-trial stops when its best validation score so far is worse than the median of the best
-scores the search's reference trials had reached by their v-th validation.
+"""The median stopping rule that prunes a search's trials: after its v-th validation, a trial
+stops when its best validation score so far is worse than the median of the best scores the
+search's reference trials had reached by their v-th validation.
 
-The reference trials are the finished trials that were not stopped by the rule, each with
-its validation curve; a reference trial that ended before v validations (early stopping,
-the epoch budget) counts with its final best. Nothing stops before ``after`` validations, or
-while fewer than ``min_trials`` reference trials exist; a tie with the median goes on. Every
-model of a comparison gets the same rule (same ``after`` and ``min_trials``): equal budgets.
+A stricter variant of the median stopping rule of Golovin et al. ("Google Vizier: A Service
+for Black-Box Optimization", KDD 2017, section 3.2.2), which compares a trial's best so far
+with the median of the other trials' running averages (the mean of their first v scores,
+lower on a rising curve): here with the median of their bests by v, and any amount below it
+stops. The reference trials are the finished trials that were not stopped by the rule, each
+with its validation curve, so the rule grows stricter as a search finds better trials; a
+reference trial that ended before v validations (early stopping, the epoch budget) counts
+with its final best. Nothing stops before ``after`` validations, or while fewer than
+``min_trials`` reference trials exist; a tie with the median goes on (to ``TIE`` of it: the
+median of two scores is computed in floating point). It favours settings that learn fast
+early (a low learning rate's trial is behind at its first validations). Every model of a
+comparison gets the same rule (same ``after`` and ``min_trials``): equal budgets.
 
 Example::
 
@@ -20,7 +26,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-__all__ = ["MedianStoppingRule"]
+__all__ = ["MedianStoppingRule", "TIE"]
+
+# A score this close to the median is a tie (the scores have 4 decimals; the median of two of
+# them, 0.2922 and 0.3078, is 0.30000000000000004 in floating point).
+TIE = 1e-9
 
 
 class MedianStoppingRule:
@@ -56,4 +66,4 @@ class MedianStoppingRule:
         if len(scores) < self.after:
             return False
         median = self.median_at(len(scores))
-        return median is not None and self._best(scores) < median
+        return median is not None and self._best(scores) < median - TIE
