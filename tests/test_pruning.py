@@ -75,6 +75,32 @@ def test_a_stop_rule_ends_training_and_a_resumed_run_keeps_its_curve(data, monke
     assert again["epochs"] == 2 and again["stopped_at_validation"] == 2
 
 
+def test_a_run_pruned_at_its_last_epoch_and_cut_before_its_test_is_resumed_pruned(data, monkeypatch):
+    """The rule fires at the validation where the epochs run out; the session ends during the
+    test. Resumed, the run is the finished, pruned run it was (its last validation asked the
+    rule first): resuming used to take it for a run that had ended by its epochs alone."""
+    from recbole_umi import quick_start
+
+    settings = tiny_config(data, eval_protocol="user_split", epochs=2, stopping_step=10, train_neg_sample_args=None,
+                           checkpoint_dir=str(data.parent / "cut"))
+    rule = lambda scores: len(scores) >= 2  # noqa: E731
+    whole = run("UMI", "tiny", config_dict={**settings, "checkpoint_dir": str(data.parent / "whole")}, stop_rule=rule)
+    assert whole["stopped_at_validation"] == 2 and whole["epochs"] == 2
+
+    def cut(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quick_start, "evaluate_trained", cut)
+    with pytest.raises(KeyboardInterrupt):
+        run("UMI", "tiny", config_dict=settings, stop_rule=rule)
+    monkeypatch.undo()
+    monkeypatch.chdir(data.parent)
+    (last,) = (data.parent / "cut").glob("*-last.pth")
+    resumed = run(resume=str(last), config_dict={"data_path": str(data)}, stop_rule=rule)
+    assert resumed["stopped_at_validation"] == 2 and resumed["epochs"] == 2
+    assert resumed["valid_scores"] == whole["valid_scores"] and resumed["test_result"] == whole["test_result"]
+
+
 def test_every_pruning_decision_of_a_search_follows_the_rule(data, tmp_path):
     settings = tiny_config(data, eval_protocol="user_split", epochs=4, stopping_step=10, train_neg_sample_args=None)
     params = tmp_path / "umi.hyper"

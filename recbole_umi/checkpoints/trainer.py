@@ -197,11 +197,12 @@ class SafeCheckpointTrainer:
                 )
             else:
                 restore_rng_state(checkpoint["rng"], self._loaders)
-            # finished: every epoch done, or early stopping ended the run (its last file is
-            # written in the callback, before RecBole's loop breaks)
-            resumed_finished_run = self.start_epoch >= self.epochs or self.cur_step > self.stopping_step
-            if not resumed_finished_run and self._stops(stop_rule):
-                resumed_finished_run = True
+            # finished: the stop rule ends it, every epoch done, or early stopping ended the run
+            # (its last file is written in the callback, before RecBole's loop breaks). The rule
+            # first, as the uninterrupted run asked it after its last validation whatever else
+            # ended it: a run it stopped is recorded as stopped (``stopped_at_validation``)
+            resumed_finished_run = (self._stops(stop_rule) or self.start_epoch >= self.epochs
+                                    or self.cur_step > self.stopping_step)
             if resumed_finished_run:
                 self.start_epoch = max(self.start_epoch, self.epochs)  # train no further epoch
 
