@@ -24,8 +24,9 @@
 # where it is there.
 set -euo pipefail
 # the search's commit (SEARCH_PIN: another, e.g. in a test): 201909f with the windows' popularity
-# counts fixed (results/search/ml-1m/README.md), from the worktree ../wt-search15 on
-PIN=${SEARCH_PIN:-2f2fbee}
+# counts and the resume of a pruned trial fixed (results/search/ml-1m/README.md), from the
+# worktree ../wt-search15 on
+PIN=${SEARCH_PIN:-59dcf2e}
 MODELS=(ComiRecDR UMI UMISA SASRec SINE SASRecMatching ComiRecSA)  # the models left, longest first since 2026-12-05
 usage="usage: bash scripts/search_session.sh start [WORKTREE] | stop [WAIT_S] [WORKTREE]"
 action=${1:?$usage}
