@@ -57,19 +57,38 @@ def _interactions(dataset) -> tuple[np.ndarray, np.ndarray]:
 
     Under ``eval_protocol: recbole`` RecBole has replaced the table by its augmented rows,
     one per target (an item after the first): the first item of each user is put back from
-    the history of the user's first row."""
+    the history of the user's first row, whose history is that item alone. A user with one
+    interaction has no row there, so no history in the export (RecBole's augmentation drops
+    it)."""
     features = dataset.inter_feat
     users, items = features[dataset.uid_field].numpy(), features[dataset.iid_field].numpy()
     time_field = dataset.time_field
     times = features[time_field].numpy().astype(np.float64) if time_field in features else np.arange(len(users), dtype=np.float64)
-    list_field = getattr(dataset, "item_id_list_field", None)
-    if list_field in features and dataset.item_list_length_field in features:
-        first = features[dataset.item_list_length_field].numpy() == 1
+    rows = np.arange(len(users))
+    list_field = getattr(dataset, f"{dataset.iid_field}_list_field", None)  # RecBole names it after the item field
+    if list_field in features:
+        order = np.lexsort((rows, times, users))  # by user, then time, then row
+        first = order[np.r_[True, users[order][1:] != users[order][:-1]]]  # each user's first row
         users = np.r_[users[first], users]
         items = np.r_[features[list_field][first, 0].numpy(), items]
-        times = np.r_[np.full(first.sum(), -np.inf), times]
-    order = np.lexsort((np.arange(len(users)), times, users))  # by user, then time, then row
+        times = np.r_[np.full(len(first), -np.inf), times]
+        rows = np.r_[np.full(len(first), -1), rows]
+    order = np.lexsort((rows, times, users))  # by user, then time, then row
     return users[order], items[order]
+
+
+def check_replaceable(out) -> None:
+    """``ExportError`` if ``out`` is a folder holding anything but an export's files (a
+    checkpoint folder, a dataset, a project): an export replaces its folder whole, and would
+    delete them. A new or empty folder, or an earlier export (even a damaged one), is fine."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    others = sorted(path.name for path in out.iterdir() if path.name not in ("export.json", *EXPORT_FILES))
+    if others:
+        listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise ExportError(f"{out} holds files that are not an export's ({listed}): an export replaces its folder "
+                          "whole; give a new or empty folder, or an earlier export's")
 
 
 def export(checkpoint, out, data_path=None, category_field: str | None = None, title_field: str | None = None,
@@ -78,7 +97,8 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
 
     Args:
         checkpoint: a checkpoint written by a run (best or ``-last``).
-        out: the folder to write (created, or replaced whole: no file of an earlier export is kept).
+        out: the folder to write (created, or replaced whole: no file of an earlier export is kept);
+            a folder holding other files is refused (:func:`check_replaceable`).
         data_path: where the dataset is, if not where it was in training.
         category_field: an item field (token or token_seq, e.g. ``genre``) whose values are
             the items' categories, for diversity re-ranking; read from the ``.item`` file.
@@ -88,6 +108,7 @@ def export(checkpoint, out, data_path=None, category_field: str | None = None, t
             choose the index).
     """
     check_folder_path(out)  # before the checkpoint's dataset is loaded
+    check_replaceable(out)
     loaded = load(checkpoint, data_path=data_path, cmd_args=cmd_args)
     config, model, dataset = loaded.config, loaded.model, loaded.dataset
     if not isinstance(model, MatchingRecommender):

@@ -180,6 +180,36 @@ def test_exported_histories_are_the_whole_sequences(exported, protocol, monkeypa
         assert [recommender.item_tokens[i] for i in history] == [str(i) for i in sequences[user]]
 
 
+@pytest.mark.parametrize("item_field, length", [("movie_id", 5), ("item_id", 1)])
+def test_recboles_augmented_rows_give_back_each_users_whole_history(tmp_path, monkeypatch, item_field, length):
+    """Under RecBole's protocol the first item of each user comes from its first row's
+    history list, whose name RecBole takes from the item field (``movie_id_list``: it was
+    looked up as ``item_id_list`` and the first items silently dropped), and whose first row
+    is found as each user's first, not by a history of length 1 (which at T = 1 every row
+    has: items came back twice)."""
+    from recbole_umi.config import Config
+    from recbole_umi.data import create_dataset, data_preparation
+    from recbole_umi.export import _interactions
+
+    monkeypatch.chdir(tmp_path)
+    sequences = {1: [5, 6, 7, 8], 2: [9, 10, 11], 3: [5, 9, 12, 6]}
+    folder = tmp_path / "data" / "tiny"
+    folder.mkdir(parents=True)
+    lines = [f"user_id:token\t{item_field}:token\ttimestamp:float"]
+    lines += [f"{user}\t{item}\t{position}" for user, items in sequences.items() for position, item in enumerate(items)]
+    (folder / "tiny.inter").write_text("\n".join(lines) + "\n")
+    config = Config("YoutubeDNN", "tiny", config_dict=tiny_config(
+        tmp_path / "data", eval_protocol="recbole", ITEM_ID_FIELD=item_field, MAX_ITEM_LIST_LENGTH=length,
+        load_col={"inter": ["user_id", item_field, "timestamp"]}, profile_fields=[], topk=[2], metrics=["Recall"],
+        valid_metric="Recall@2"))
+    dataset = create_dataset(config)
+    data_preparation(config, dataset)
+    users, items = _interactions(dataset)
+    user_tokens, item_tokens = dataset.field2id_token["user_id"], dataset.field2id_token[item_field]
+    found = {int(user_tokens[u]): [int(item_tokens[i]) for i in items[users == u]] for u in np.unique(users)}
+    assert found == sequences
+
+
 def test_command_line_prints_titles(exported, capsys):
     from recbole_umi.recommend import main
 

@@ -96,6 +96,26 @@ def test_an_export_to_a_file_is_refused_before_the_checkpoint_loads(copy, tmp_pa
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_an_export_into_a_folder_of_other_files_is_refused_and_deletes_nothing(copy, tmp_path, monkeypatch):
+    """An export replaces its folder whole: pointed at the checkpoints' own folder (or any
+    folder of other files) it would have deleted them. Refused before the checkpoint loads;
+    an empty folder or an earlier export is replaced."""
+    _, checkpoints = copy
+    mine = tmp_path / "saved"
+    mine.mkdir()
+    (mine / "UMI-best.pth").write_bytes(b"weights")
+    (mine / "export.json").write_text("{}")  # an export's name among them changes nothing
+    monkeypatch.setattr("recbole_umi.export.load", lambda *a, **k: pytest.fail("loaded before the check"))
+    with pytest.raises(ExportError, match=r"saved holds files that are not an export's \(UMI-best.pth\)"):
+        export(checkpoints["UMI"], mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["UMI-best.pth", "export.json"]
+    monkeypatch.undo()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    export(checkpoints["UMI"], empty)
+    Recommender(empty)
+
+
 def test_an_export_killed_while_replacing_the_old_one_is_recovered_by_the_next(copy):
     """A kill (no exception to clean up after) between moving the old export aside and the
     new one in leaves no export at the name: the next export puts the old one back before
