@@ -373,9 +373,25 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
     if not plugin_model and "retrieval" in config and config["retrieval"] not in (None, "full_sort"):
         raise SettingsError("retrieval", config["retrieval"],
                             "must be 'full_sort' for RecBole's own models: only recbole-umi models search a faiss index")
+    _check_retrieval_evaluation(config)
     for key, narrower in (restrictions or {}).items():
         if key in config and config[key] is not None:
             narrower.check(key, config[key])
+
+
+def _check_retrieval_evaluation(config) -> None:
+    """A faiss ``retrieval`` needs a full-sort evaluation: under RecBole's protocol with a
+    sampled one (``eval_args``' mode ``uni100``, ``pop100``), RecBole scores each user's
+    sampled candidates only and the index would be built for nothing, unsaid."""
+    if "retrieval" not in config or config["retrieval"] in (None, "full_sort"):
+        return
+    if "eval_protocol" not in config or config["eval_protocol"] != "recbole":
+        return  # the user split evaluates every item
+    mode = (config["eval_args"] or {}).get("mode", "full") if "eval_args" in config else "full"
+    modes = list(mode.values()) if isinstance(mode, dict) else [mode]
+    if any(str(m) != "full" for m in modes):
+        raise SettingsError("retrieval", config["retrieval"], f"needs a full-sort evaluation: eval_args' mode is {mode!r}, "
+                            "whose sampled candidates RecBole scores without the index (use retrieval: full_sort)")
 
 
 def _check_valid_metric(config, metrics: list[str]) -> None:

@@ -152,6 +152,10 @@ def test_retrieval_refused_for_recbole_models(tiny_data):
         build(tiny_data, "SASRec", retrieval="faiss_exact", train_neg_sample_args=None)
     with pytest.raises(SettingsError, match="retrieval"):
         build(tiny_data, "UMI", retrieval="faiss")
+    # a sampled evaluation (RecBole's protocol) scores its candidates without any index
+    sampled = {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni100", "group_by": "user"}
+    with pytest.raises(SettingsError, match="'retrieval' = 'faiss_exact': needs a full-sort evaluation: eval_args' mode is {'valid': 'uni100'"):
+        build(tiny_data, "UMI", retrieval="faiss_exact", eval_protocol="recbole", eval_args=sampled)
 
 
 def test_a_run_evaluated_through_an_exact_index_reports_the_full_sort_figures(tiny_data):
