@@ -56,7 +56,7 @@ def run_protocol(record: dict) -> str:
     return record.get("eval_protocol", "user_split")
 
 
-def test_values(record: dict) -> dict:
+def run_test_metrics(record: dict) -> dict:
     """A run's test metrics (RecBole's names), each the mean over its test users where the
     run kept them: RecBole's own ``test_result`` is rounded to 4 decimals
     (``metric_decimal_place``), coarser than the tables print and than the tests of
@@ -69,11 +69,11 @@ def test_values(record: dict) -> dict:
 def summarise(results: dict) -> tuple[list[str], dict]:
     """Columns (the paper's metric names under user_split, else RecBole's:
     :func:`recbole_umi.metrics.metric_columns`) and ``{variant: {column: (mean %, std %)}}``
-    of the runs' :func:`test_values`."""
+    of the runs' :func:`run_test_metrics`."""
     columns: list[str] = []
     table = {}
     for variant, runs in results.items():
-        per_run = [metric_columns(test_values(r), run_protocol(r)) for r in runs]
+        per_run = [metric_columns(run_test_metrics(r), run_protocol(r)) for r in runs]
         for name in per_run[0]:
             if name not in columns:
                 columns.append(name)
