@@ -33,7 +33,7 @@ from logging import getLogger  # noqa: E402
 from recbole_umi.item_file import item_categories, item_file_columns  # noqa: E402
 from recbole_umi.metrics import category_coverage  # noqa: E402
 from recbole_umi.model import MatchingRecommender  # noqa: E402
-from recbole_umi.settings import SettingsError  # noqa: E402
+from recbole_umi.settings import SettingsError, check_retrieval_evaluation  # noqa: E402
 from recbole_umi.towers.layers import RoutingLogits, mean_pairwise_cosine, routing_overlap  # noqa: E402
 
 __all__ = ["PerUserEvaluator", "per_user_topk", "evaluated_users", "interest_diagnostics", "CategoryCoverage",
@@ -224,6 +224,8 @@ class IndexedEvaluation:
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         # a mixin placed after the one that loads the best weights: these are the weights evaluated
+        if eval_data:
+            check_retrieval_evaluation(self.config)  # a sampled evaluation would score without the index
         self.index_scorer = IndexScorer.from_config(self.config, self.model) if eval_data else None
         return super().evaluate(eval_data, load_best_model=load_best_model, model_file=model_file,
                                 show_progress=show_progress)

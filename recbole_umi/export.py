@@ -77,6 +77,10 @@ def _interactions(dataset) -> tuple[np.ndarray, np.ndarray]:
     return users[order], items[order]
 
 
+# Files a desktop leaves in a folder it has shown (macOS, Windows): an export holding them is still one.
+OS_LEFTOVERS = (".DS_Store", "Thumbs.db", "desktop.ini")
+
+
 def check_replaceable(out) -> None:
     """``ExportError`` if ``out`` is a folder holding anything but an export's files (a
     checkpoint folder, a dataset, a project): an export replaces its folder whole, and would
@@ -84,7 +88,8 @@ def check_replaceable(out) -> None:
     out = Path(out)
     if not out.is_dir():
         return
-    others = sorted(path.name for path in out.iterdir() if path.name not in ("export.json", *EXPORT_FILES))
+    others = sorted(path.name for path in out.iterdir()
+                    if path.name not in ("export.json", *EXPORT_FILES, *OS_LEFTOVERS) and not path.name.startswith("._"))
     if others:
         listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         raise ExportError(f"{out} holds files that are not an export's ({listed}): an export replaces its folder "

@@ -25,7 +25,7 @@ from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, eva
 from recbole_umi.metrics import metric_column  # noqa: E402
 from recbole_umi.pipeline import build  # noqa: E402
 from recbole_umi.run_log import init_run_logger  # noqa: E402
-from recbole_umi.settings import SettingsError, processes  # noqa: E402
+from recbole_umi.settings import SettingsError, check_retrieval_evaluation, processes  # noqa: E402
 
 __all__ = ["run", "main", "console_main", "render_result", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
 
@@ -80,6 +80,7 @@ def run(
         config = Config(model, dataset, config_file_list, config_dict, cmd_args)
     else:
         config = checkpoint_config(resume, model, dataset, config_file_list, config_dict, cmd_args)
+    check_retrieval_evaluation(config)  # before anything trains
     if config["single_spec"] and processes(config)[1] > 1:  # world_size > 1: this process starts them
         if resume is not None:
             raise SettingsError("nproc", config["nproc"], "must be 1 with --resume (resuming runs one process)")

@@ -47,6 +47,7 @@ __all__ = [
     "check_topk",
     "processes",
     "migrate_saved_settings",
+    "check_retrieval_evaluation",
 ]
 
 EVAL_PROTOCOLS = ("recbole", "user_split")
@@ -373,16 +374,17 @@ def validate(config, plugin_model: bool, restrictions: dict[str, Setting] | None
     if not plugin_model and "retrieval" in config and config["retrieval"] not in (None, "full_sort"):
         raise SettingsError("retrieval", config["retrieval"],
                             "must be 'full_sort' for RecBole's own models: only recbole-umi models search a faiss index")
-    _check_retrieval_evaluation(config)
     for key, narrower in (restrictions or {}).items():
         if key in config and config[key] is not None:
             narrower.check(key, config[key])
 
 
-def _check_retrieval_evaluation(config) -> None:
+def check_retrieval_evaluation(config) -> None:
     """A faiss ``retrieval`` needs a full-sort evaluation: under RecBole's protocol with a
     sampled one (``eval_args``' mode ``uni100``, ``pop100``), RecBole scores each user's
-    sampled candidates only and the index would be built for nothing, unsaid."""
+    sampled candidates only and the index would be built for nothing, unsaid. Checked where
+    a run evaluates (before it trains, and at each evaluation), not for every config: an
+    export chooses its index with the same settings and evaluates nothing."""
     if "retrieval" not in config or config["retrieval"] in (None, "full_sort"):
         return
     if "eval_protocol" not in config or config["eval_protocol"] != "recbole":

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recbole_umi import stats  # noqa: E402
 from recbole_umi.experiments import run_files  # noqa: E402
-from recbole_umi.experiments.tables import mean_std, run_protocol, significance, table_test  # noqa: E402
+from recbole_umi.experiments.tables import mean_std, run_protocol, run_test_metrics, significance, table_test  # noqa: E402
 from recbole_umi.config import comma_list  # noqa: E402
 from recbole_umi.files import write_atomic, write_csv_atomic  # noqa: E402
 from recbole_umi.metrics import metric_columns  # noqa: E402
@@ -56,8 +56,9 @@ def read_runs(folder: Path, models: list[str], seeds: list[int]) -> dict[str, li
 
 def metric_of(record: dict, metric: str, kind: str) -> float:
     """``record``'s ``metric`` (a paper name such as HitRate@50) in percent, of its test
-    result (``kind`` "test") or best validation result ("valid")."""
-    result = record["test_result" if kind == "test" else "best_valid_result"]
+    result (``kind`` "test": its mean over the test users where the run kept them, as the
+    tables take it) or best validation result ("valid")."""
+    result = run_test_metrics(record) if kind == "test" else record["best_valid_result"]
     return 100 * metric_columns(result, run_protocol(record))[metric]
 
 

@@ -114,6 +114,9 @@ def test_an_export_into_a_folder_of_other_files_is_refused_and_deletes_nothing(c
     empty.mkdir()
     export(checkpoints["UMI"], empty)
     Recommender(empty)
+    (empty / ".DS_Store").write_bytes(b"a desktop's")  # an earlier export a file browser has shown
+    export(checkpoints["UMI"], empty)
+    assert not (empty / ".DS_Store").exists()
 
 
 def test_an_export_killed_while_replacing_the_old_one_is_recovered_by_the_next(copy):

@@ -152,10 +152,27 @@ def test_retrieval_refused_for_recbole_models(tiny_data):
         build(tiny_data, "SASRec", retrieval="faiss_exact", train_neg_sample_args=None)
     with pytest.raises(SettingsError, match="retrieval"):
         build(tiny_data, "UMI", retrieval="faiss")
-    # a sampled evaluation (RecBole's protocol) scores its candidates without any index
+
+
+def test_a_sampled_evaluation_refuses_an_index_to_evaluate_with_but_an_export_chooses_one(tiny_data):
+    """A sampled evaluation (RecBole's protocol, uni100) scores its candidates without any
+    index: a run asking for one is refused before it trains. An export of such a run chooses
+    its index with the same setting, and evaluates nothing: not refused."""
+    from recbole_umi.export import export
+    from recbole_umi.quick_start import run
+    from recbole_umi.recommend import Recommender
+    from tests.conftest import tiny_config
+
     sampled = {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni100", "group_by": "user"}
-    with pytest.raises(SettingsError, match="'retrieval' = 'faiss_exact': needs a full-sort evaluation: eval_args' mode is {'valid': 'uni100'"):
-        build(tiny_data, "UMI", retrieval="faiss_exact", eval_protocol="recbole", eval_args=sampled)
+    settings = tiny_config(tiny_data, epochs=1, eval_protocol="recbole", eval_args=sampled)
+    message = "'retrieval' = 'faiss_exact': needs a full-sort evaluation: eval_args' mode is {'valid': 'uni100'"
+    with pytest.raises(SettingsError, match=message):
+        run("UMI", "tiny", config_dict={**settings, "retrieval": "faiss_exact"})
+    assert not (tiny_data.parent / "saved").exists()  # refused before anything trained
+    run("UMI", "tiny", config_dict=settings)
+    best = next(p for p in (tiny_data.parent / "saved").glob("*.pth") if not p.stem.endswith("-last"))
+    out = export(best, tiny_data.parent / "exported", cmd_args=["--retrieval=faiss_exact"])
+    assert Recommender(out).recommend(users=["1"], n=3)
 
 
 def test_a_run_evaluated_through_an_exact_index_reports_the_full_sort_figures(tiny_data):

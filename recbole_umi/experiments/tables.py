@@ -240,8 +240,8 @@ def render_significance(tests: dict, columns: list[str], first: str, n_users: in
     else:
         caption = (
             f"{stats.TESTS[test].capitalize()} of {first} against each model (each user's metric averaged over the "
-            f"seeds; the {n_users} test users are the samples): difference in points, its 95% confidence interval "
-            + ("(the t-interval of the mean difference, which may exclude 0 where Wilcoxon's p does not fall below "
+            f"seeds; the {n_users} test users are the samples): difference in points, its 95% confidence interval"
+            + (" (the t-interval of the mean difference, which may exclude 0 where Wilcoxon's p does not fall below "
                f"{level}, or the reverse)" if test == "wilcoxon" else "")
             + f", p-value; * p < {level}; † also below {level} after Holm's correction for the {len(tests)} "
             "comparison(s) on each metric. This test does not count how much a model moves from one training "
