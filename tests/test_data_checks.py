@@ -103,6 +103,17 @@ def test_a_user_listed_twice_with_other_values_is_refused_and_a_repeat_warned(fo
     assert any("lists 1 user(s) more than once with the same values" in line for line in logged)
 
 
+def held_out_histories(dataset, splits) -> dict:
+    """``{user: its history's item ids}`` of the validation and test rows."""
+    out = {}
+    for split in splits:
+        rows = split.dataset.__getitem__(np.arange(len(split.dataset)), join=False)
+        users = dataset.id2token(dataset.uid_field, rows[dataset.uid_field].numpy())
+        for user, history in zip(users, rows[dataset.item_id_list_field]):
+            out[user] = [int(i) for i in dataset.id2token(dataset.iid_field, history[history > 0].numpy())]
+    return out
+
+
 def test_timestamp_ties_are_warned_with_their_share_and_item_id_order_does_not_depend_on_the_file(folder):
     sequences, profiles = random_sequences(n_users=30, length=8)
     write_atomic(folder, "tiny", sequences, profiles)
@@ -113,13 +124,7 @@ def test_timestamp_ties_are_warned_with_their_share_and_item_id_order_does_not_d
 
     def held_out(**overrides):
         _, dataset, (_, valid, test) = load(folder, **overrides)
-        out = []
-        for split in (valid.dataset, test.dataset):
-            rows_ = split.__getitem__(np.arange(len(split)), join=False)
-            users = dataset.id2token(dataset.uid_field, rows_[dataset.uid_field].numpy())
-            histories = [tuple(dataset.id2token(dataset.iid_field, h[h > 0].numpy())) for h in rows_[dataset.item_id_list_field]]
-            out += sorted(zip(users, histories))
-        return out
+        return held_out_histories(dataset, (valid, test))
 
     with warnings_logged() as logged:
         by_file = held_out()
@@ -129,17 +134,6 @@ def test_timestamp_ties_are_warned_with_their_share_and_item_id_order_does_not_d
     path.write_text("\n".join([header, *[tied[i] for i in rng.permutation(len(tied))]]) + "\n")  # rows shuffled
     assert held_out(timestamp_ties="item_id") == by_item  # the same histories whatever the rows' order
     assert held_out() != by_file  # the file's order decides within a tie: it changed
-
-
-def held_out_histories(dataset, splits) -> dict:
-    """``{user: its history's item ids}`` of the validation and test rows."""
-    out = {}
-    for split in splits:
-        rows = split.dataset.__getitem__(np.arange(len(split.dataset)), join=False)
-        users = dataset.id2token(dataset.uid_field, rows[dataset.uid_field].numpy())
-        for user, history in zip(users, rows[dataset.item_id_list_field]):
-            out[user] = [int(i) for i in dataset.id2token(dataset.iid_field, history[history > 0].numpy())]
-    return out
 
 
 @pytest.mark.parametrize("normalize_all", [False, True])
