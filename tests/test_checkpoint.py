@@ -158,6 +158,60 @@ def test_resumed_run_ends_as_the_uninterrupted_one(trained, monkeypatch):
     assert not _same_tensors(unrestored["state_dict"], expected["state_dict"])
 
 
+def test_a_run_stopped_between_its_best_and_last_writes_resumes_from_the_best(trained, monkeypatch):
+    """RecBole writes a new best epoch's file before the -last file of that epoch. Killed
+    between the two, the -last holds the epoch before; resuming it continues from the best
+    file (the later state) without training that epoch again, and ends bit for bit as the
+    uninterrupted run, every validation score kept."""
+    monkeypatch.chdir(trained.work)
+    killed_epoch = torch.load(trained.best, weights_only=True)["epoch"]  # the full run's last new best
+    assert killed_epoch >= 1
+    save_last = checkpoint_trainer.SafeCheckpointTrainer._save_last
+
+    def killed_before_the_last_write(self, epoch):
+        if epoch == killed_epoch:
+            raise _Killed
+        return save_last(self, epoch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint_trainer.SafeCheckpointTrainer, "_save_last", killed_before_the_last_write)
+        with pytest.raises(_Killed):
+            run("UMI", "tiny", config_dict={**trained.settings, "checkpoint_dir": str(trained.work / "between")})
+    best = best_file(trained.work / "between")
+    last = last_checkpoint_path(best)
+    assert torch.load(last, weights_only=True)["epoch"] == killed_epoch - 1
+    assert torch.load(best, weights_only=True)["epoch"] == killed_epoch
+
+    train_epoch = RecBoleTrainer._train_epoch
+    trained_epochs = []
+
+    def counted(self, train_data, epoch_idx, *args, **kwargs):
+        trained_epochs.append(epoch_idx)
+        return train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+
+    monkeypatch.setattr(RecBoleTrainer, "_train_epoch", counted)
+    resumed = run(resume=str(last))
+    full = trained.result
+    assert trained_epochs == list(range(killed_epoch + 1, EPOCHS))
+    for key in ("best_valid_result", "test_result", "best_valid_score", "epochs", "best_epoch", "valid_scores"):
+        assert resumed[key] == full[key], key
+    assert len(resumed["valid_scores"]) == EPOCHS
+    ended, expected = torch.load(last, weights_only=True), torch.load(trained.last, weights_only=True)
+    for key in ("epoch", "cur_step", "best_valid_score", "state_dict", "optimizer", "rng", "valid_scores"):
+        assert _same_tensors(ended[key], expected[key]), key
+
+
+def test_resuming_from_the_best_file_keeps_its_validation_score(trained, monkeypatch, tmp_path):
+    """The best file is written before its own validation's score is recorded: a run
+    resumed from it counts that validation (a search's stop rule reads the count)."""
+    monkeypatch.chdir(trained.work)
+    folder = shutil.copytree(trained.best.parent, tmp_path / "from-best")
+    best = torch.load(trained.best, weights_only=True)
+    resumed = run(resume=str(folder / trained.best.name))
+    assert resumed["valid_scores"][: best["epoch"] + 1] == trained.result["valid_scores"][: best["epoch"] + 1]
+    assert len(resumed["valid_scores"]) == EPOCHS
+
+
 def test_resume_settings_override_the_saved_ones(trained):
     """``run(resume=..., config_dict={"epochs": 8})`` trains on to epoch 8: the checkpoint's
     settings are the lowest user layer."""

@@ -68,7 +68,9 @@ class SafeCheckpointTrainer:
     - ``resume_checkpoint`` reads either file weights-only and restores the model, optimizer
       and early-stopping state; ``fit`` then checks the data's ids and restores every random
       state (at its start, so that nothing between the two can draw from them) and continues
-      with the epoch after the saved one, writing to the same two files.
+      with the epoch after the saved one, writing to the same two files. A ``-last`` file
+      older than the best file (the run stopped between the two writes of a new best epoch)
+      resumes from the best file, and the ``-last`` of that epoch is written then.
     - ``evaluate(load_best_model=True)`` / ``evaluate(model_file=...)`` read weights-only.
     - ``fit(stop_rule=...)``: after each validation, ``stop_rule(valid_scores)`` (every
       validation score of the run so far, a resumed run's earlier ones included, which the
@@ -105,6 +107,7 @@ class SafeCheckpointTrainer:
         self._last_saved_epoch = None
         self._epoch_valid_result = None  # this epoch's validation, before fit records it as best
         self._resumed = None  # (path, checkpoint) until fit applies its ids and random states
+        self._complete_last = False  # resumed from a best file later than the -last: fit writes that -last
         self.epochs_trained = 0  # epochs finished, a resumed run's included
         self.best_epoch = None  # of the best validation so far, numbered from 0 as in RecBole's log
         # every validation score of the run in order; None when a resumed checkpoint did not keep them
@@ -197,6 +200,9 @@ class SafeCheckpointTrainer:
                 )
             else:
                 restore_rng_state(checkpoint["rng"], self._loaders)
+            if self._complete_last:
+                self._complete_last = False
+                self._save_last(checkpoint["epoch"])
             # finished: the stop rule ends it, every epoch done, or early stopping ended the run
             # (its last file is written in the callback, before RecBole's loop breaks). The rule
             # first, as the uninterrupted run asked it after its last validation whatever else
@@ -247,6 +253,17 @@ class SafeCheckpointTrainer:
         # before the first validation (eval_step > 1) no best file has been written yet
         if not best_file.is_file() and checkpoint["best_valid_result"] is not None:
             raise CheckpointError(path, f"resuming needs the run's best checkpoint {best_file.name} beside it")
+        if checkpoint["kind"] == "last" and best_file.is_file():
+            best = read_checkpoint(best_file)
+            # RecBole writes a new best epoch's file before its -last: a run stopped between
+            # the two holds an older -last. The best file is the later state; resuming the
+            # -last would train that epoch again and keep the best file's weights, which its
+            # best score need not describe (a different score on a GPU, fewer epochs asked)
+            if best["epoch"] > checkpoint["epoch"]:
+                self.logger.info(f"{best_file.name} holds epoch {best['epoch']}, later than {path.name}'s "
+                                 f"{checkpoint['epoch']} (the run stopped between the two writes): resuming from it")
+                checkpoint = best
+                self._complete_last = True  # fit writes the -last file the stop left unwritten
         load_model_state(self.model, checkpoint, path)
         try:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -264,6 +281,10 @@ class SafeCheckpointTrainer:
         self.best_valid_result = checkpoint["best_valid_result"]
         saved_scores = checkpoint.get("valid_scores")  # None: written before checkpoints kept them
         self.valid_scores = None if saved_scores is None else [float(score) for score in saved_scores]
+        if self.valid_scores is not None and checkpoint["kind"] == "best" and checkpoint["best_valid_result"] is not None:
+            # a best file is written before its own validation's score is recorded: that
+            # validation was the best, so its score is the best score
+            self.valid_scores.append(float(checkpoint["best_valid_score"]))
         self.saved_model_file = str(best_file)
         self._resumed = (path, checkpoint)
         saved_code = checkpoint.get("code")  # None: not recorded (an older or converted file)
