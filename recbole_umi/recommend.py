@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import faiss
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load as load_weights
 
 from recbole_umi.retrieval import InterestRetriever, diversify
 from recbole_umi.settings import migrate_saved_settings
@@ -58,6 +60,28 @@ def file_digest(path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _read_export(folder: Path, attempts: int = 3) -> tuple[bytes, dict[str, bytes]]:
+    """export.json's bytes and those of :data:`EXPORT_FILES`, all of one export. An export
+    replaces its folder whole (:func:`recbole_umi.files.folder_whole`): export.json read
+    again unchanged after the files means that no new export came in between; else, or when
+    a file was missing during the swap, everything is read again."""
+    meta_path = folder / "export.json"
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.1)  # the two renames of a swap are apart by microseconds
+        try:
+            meta = meta_path.read_bytes()
+            stored = {name: (folder / name).read_bytes() for name in EXPORT_FILES}
+            if meta_path.read_bytes() == meta:
+                return meta, stored
+        except FileNotFoundError:
+            continue
+    absent = [name for name in ("export.json", *EXPORT_FILES) if not (folder / name).is_file()]
+    if absent:
+        raise RecommendError(f"{folder} has no {', '.join(absent)}: the export is incomplete; export the checkpoint again")
+    raise RecommendError(f"{folder} changed while it was read, {attempts} times: load it when the export is done")
 
 
 def meta_digest(meta: dict) -> str:
@@ -97,8 +121,9 @@ class Recommender:
         meta_path = folder / "export.json"
         if not meta_path.is_file():
             raise RecommendError(f"{folder} is not an export (no export.json): write one with python -m recbole_umi.export")
+        meta_bytes, stored = _read_export(folder)
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_bytes)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise RecommendError(f"{meta_path} is damaged (not JSON: {error})") from None
         if meta.get("format") != EXPORT_FORMAT["format"]:
@@ -109,26 +134,27 @@ class Recommender:
         if meta.get("meta_digest") != meta_digest(meta):
             raise RecommendError(f"{meta_path} does not match its own digest: it was changed after the export")
         for name in EXPORT_FILES:  # one flipped bit in the index or the weights serves garbage silently
-            if file_digest(folder / name) != meta["files"][name]:
+            if hashlib.sha256(stored[name]).hexdigest() != meta["files"][name]:
                 raise RecommendError(f"{folder / name} does not match its digest in export.json: the file was changed "
                                      "or damaged after the export; export the checkpoint again")
         if meta["model"] not in TOWER_CLASSES:
             raise RecommendError(f"{meta_path} holds a {meta['model']} model, which has no tower here")
         self.meta = meta
-        with np.load(folder / "arrays.npz", allow_pickle=False) as stored:
-            self.arrays = {key: stored[key] for key in stored.files}
+        # every file is read from the bytes hashed above: a re-export meanwhile cannot mix in
+        with np.load(io.BytesIO(stored.pop("arrays.npz")), allow_pickle=False) as arrays:
+            self.arrays = {key: arrays[key] for key in arrays.files}
         settings = migrate_saved_settings(meta["model"], meta["settings"])
         tower_class = TOWER_CLASSES[meta["model"]]
         self.schema = export_schema(meta, self.arrays, settings)
         self.model: UserTower = tower_class(tower_class.settings_class.from_config(settings), self.schema)
         try:
-            self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
+            self.model.load_state_dict(load_weights(stored.pop("model.safetensors")))
         except RuntimeError as error:  # torch names every missing or misshapen tensor
             raise RecommendError(f"{folder / 'model.safetensors'} does not fit a {meta['model']} built from "
                                  f"export.json's settings ({str(error).splitlines()[0]}); export the checkpoint "
                                  "again with this version") from None
         self.model.eval()
-        index = faiss.read_index(str(folder / "items.faiss"))
+        index = faiss.deserialize_index(np.frombuffer(stored.pop("items.faiss"), dtype=np.uint8))
         self._check_index(index, meta, folder)
         self.retriever = InterestRetriever(index=index)
         self.item_tokens = meta["item_tokens"]

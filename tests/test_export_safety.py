@@ -52,6 +52,40 @@ def test_export_json_changed_after_the_export_is_refused(copy):
         Recommender(folder)
 
 
+def test_a_re_export_while_the_files_are_read_serves_one_export_whole(copy, exported, tmp_path, monkeypatch):  # noqa: F811
+    """Another export moved into the folder after export.json was read: the recommender
+    reads everything again and serves the new export, never the old settings with the new
+    weights (every file is loaded from the bytes its digest was checked on)."""
+    folder, _ = copy
+    work = exported[0]
+    mind = shutil.copytree(work / "exports" / "MIND", tmp_path / "MIND-next")
+    swapped = []
+
+    def re_exported_after_the_first_read(read):
+        def reading(path, *args, **kwargs):
+            data = read(path, *args, **kwargs)
+            if path.name == "export.json" and not swapped:  # as folder_whole does: aside, then in
+                folder.rename(tmp_path / "UMI-old")
+                mind.rename(folder)
+                swapped.append(path)
+            return data
+        return reading
+
+    for method in ("read_bytes", "read_text"):
+        monkeypatch.setattr(recommend_module.Path, method, re_exported_after_the_first_read(getattr(recommend_module.Path, method)))
+    served = Recommender(folder)
+    assert swapped and served.meta["model"] == "MIND" and type(served.model).__name__ == "MINDTower"
+    monkeypatch.undo()
+    assert served.recommend(users=["1"], n=3) == Recommender(work / "exports" / "MIND").recommend(users=["1"], n=3)
+
+
+def test_an_export_missing_a_file_is_refused_naming_it(copy):
+    folder, _ = copy
+    (folder / "arrays.npz").unlink()
+    with pytest.raises(RecommendError, match=r"has no arrays.npz: the export is incomplete"):
+        Recommender(folder)
+
+
 def test_an_index_of_other_items_is_refused_even_with_matching_digests(copy):
     folder, _ = copy
     other = faiss.IndexFlatL2(8)  # 20 items, L2, another size: a replaced index
