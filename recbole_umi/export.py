@@ -14,7 +14,8 @@ files and checked) and writes to ``OUT``:
   order), every user's profile values and the training users (what serving makes the
   tower's profile schema from), and the items' categories if asked for;
 - ``export.json``: the model and its settings, the original item and user ids (tokens) in
-  id order, the profile fields' vocabularies, item titles, the index's parameters.
+  id order, the profile fields' vocabularies, item titles, the index's parameters as built
+  (``index``) and as asked (``index_settings``).
 
 :mod:`recommend <recbole_umi.recommend>` serves from these files in a fresh process, with
 neither the dataset nor pickled code.
@@ -27,6 +28,7 @@ from recbole_umi import compat
 compat.apply()  # before anything imports RecBole
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -43,7 +45,7 @@ from recbole_umi.files import check_folder_path, folder_whole  # noqa: E402
 from recbole_umi.item_file import TITLE_FIELDS, by_item_id, item_categories, item_file_columns  # noqa: E402
 from recbole_umi.model import MatchingRecommender  # noqa: E402
 from recbole_umi.recommend import EXPORT_FORMAT, EXPORT_FILES, file_digest, meta_digest  # noqa: E402
-from recbole_umi.retrieval import IndexSpec, build_index  # noqa: E402
+from recbole_umi.retrieval import IndexSpec, build_index, index_parameters  # noqa: E402
 
 __all__ = ["EXPORT_FORMAT", "ExportError", "export", "spec_of", "main"]
 
@@ -139,7 +141,8 @@ def _write(out: Path, loaded, config, model, dataset, spec: IndexSpec, category_
     # the index
     with torch.no_grad():
         vectors = model.item_embeddings().detach().cpu().numpy()[1:]
-    faiss.write_index(build_index(vectors, spec), str(out / "items.faiss"))
+    index = build_index(vectors, spec)
+    faiss.write_index(index, str(out / "items.faiss"))
 
     # the weights: copies, so that tensors shared by two modules are written twice
     save_file({k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()},
@@ -157,8 +160,8 @@ def _write(out: Path, loaded, config, model, dataset, spec: IndexSpec, category_
         "model": config["model"],
         "dataset": config["dataset"],
         "settings": plain_config(config),
-        "index": {"kind": spec.kind, "nlist": spec.nlist, "nprobe": spec.nprobe, "hnsw_m": spec.hnsw_m,
-                  "ef_construction": spec.ef_construction, "ef_search": spec.ef_search},
+        "index": index_parameters(index),  # as built: IVF's nlist 0 (automatic) is the number chosen
+        "index_settings": dataclasses.asdict(spec),  # as asked
         "fields": {"user": uid, "item": iid},
         "num": {field: int(dataset.num(field)) for field in [uid, iid, *profile_fields]},
         "item_tokens": item_tokens,

@@ -8,7 +8,8 @@ higher for the user, and there are fewer than N of those). With an approximate i
 HNSW) each interest's search is approximate, and so is the merged list.
 
 - :func:`build_index`: an inner-product index over item vectors, ``exact`` (flat), ``ivf``
-  or ``hnsw``, its parameters an :class:`IndexSpec` (from the ``retrieval*`` settings).
+  or ``hnsw``, its parameters an :class:`IndexSpec` (from the ``retrieval*`` settings);
+  :func:`index_parameters`: those it was built with.
 - :class:`InterestRetriever`: searches every interest of every user in one batched call,
   merges per user by best score (each item once), optionally leaves out items (a user's
   history) and re-ranks for diversity (:func:`diversify`).
@@ -34,8 +35,8 @@ import numpy as np
 from recbole_umi.metrics import category_coverage  # the coverage of a list; here for diversify's users
 from recbole_umi.settings import RETRIEVAL_MODES, setting
 
-__all__ = ["INDEX_KINDS", "RETRIEVAL_MODES", "IndexSpec", "auto_nlist", "build_index", "InterestRetriever",
-           "diversify", "category_coverage"]
+__all__ = ["INDEX_KINDS", "RETRIEVAL_MODES", "IndexSpec", "auto_nlist", "build_index", "index_parameters",
+           "InterestRetriever", "diversify", "category_coverage"]
 
 INDEX_KINDS = ("exact", "ivf", "hnsw")
 
@@ -86,6 +87,19 @@ class IndexSpec:
             ef_construction=setting(config, "retrieval_ef_construction"),
             ef_search=setting(config, "retrieval_ef_search"),
         )
+
+
+def index_parameters(index: faiss.Index) -> dict:
+    """The parameters ``index`` was built and searches with (not those asked for: IVF's
+    ``nlist`` 0 becomes :func:`auto_nlist`, its ``nprobe`` at most ``nlist``)."""
+    if isinstance(index, faiss.IndexIVFFlat):
+        return {"kind": "ivf", "nlist": int(index.nlist), "nprobe": int(index.nprobe)}
+    if isinstance(index, faiss.IndexHNSWFlat):
+        return {"kind": "hnsw", "hnsw_m": int(index.hnsw.nb_neighbors(1)),
+                "ef_construction": int(index.hnsw.efConstruction), "ef_search": int(index.hnsw.efSearch)}
+    if isinstance(index, faiss.IndexFlatIP):
+        return {"kind": "exact"}
+    raise TypeError(f"not an index build_index makes: {type(index).__name__}")
 
 
 def auto_nlist(n_vectors: int) -> int:

@@ -155,8 +155,11 @@ def test_bad_requests(exported):
 def test_ivf_export_and_refusals(exported, monkeypatch):
     work, _, _, checkpoints = exported
     monkeypatch.chdir(work)
-    out = export(checkpoints["YoutubeDNN"], work / "ivf", cmd_args=["--retrieval=faiss_ivf", "--retrieval_nprobe=1"])
-    assert json.loads((out / "export.json").read_text())["index"]["kind"] == "ivf"
+    out = export(checkpoints["YoutubeDNN"], work / "ivf", cmd_args=["--retrieval=faiss_ivf", "--retrieval_nprobe=3"])
+    meta = json.loads((out / "export.json").read_text())
+    # 40 items: auto_nlist gives one cell (39 training points a cell), so nprobe is 1 too
+    assert meta["index"] == {"kind": "ivf", "nlist": 1, "nprobe": 1}
+    assert (meta["index_settings"]["nlist"], meta["index_settings"]["nprobe"]) == (0, 3)
     assert len(Recommender(out).recommend(users=["2"], n=3)[0]) <= 3
     with pytest.raises(ExportError, match="no such column"):
         export(checkpoints["UMI"], work / "bad", category_field="director")

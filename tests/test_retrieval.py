@@ -1,12 +1,21 @@
 """faiss retrieval: exact top N of max-over-interests scores, the approximate indexes, empty
 slots, excluded items, diversity re-ranking, and evaluation through the index."""
 
+import faiss
 import numpy as np
 import pytest
 import torch
 
 from recbole_umi.registry import PLUGIN_MODELS
-from recbole_umi.retrieval import IndexSpec, InterestRetriever, auto_nlist, category_coverage, diversify
+from recbole_umi.retrieval import (
+    IndexSpec,
+    InterestRetriever,
+    auto_nlist,
+    build_index,
+    category_coverage,
+    diversify,
+    index_parameters,
+)
 from recbole_umi.settings import SettingsError
 from tests.conftest import build
 
@@ -37,6 +46,16 @@ def test_approximate_indexes_searched_widely_are_exact(spec):
     got_scores, got_items = InterestRetriever(items, spec).search(interests, 10)
     np.testing.assert_array_equal(got_items, expected_items.numpy())
     np.testing.assert_allclose(got_scores, expected_scores.numpy(), rtol=1e-5)
+
+
+def test_index_parameters_are_the_built_ones():
+    vectors = np.random.default_rng(0).standard_normal((400, 8)).astype(np.float32)
+    # 400 items: auto_nlist is min(round(4 * 20), 400 // 39) = 10 cells; nprobe 16 is cut to 10
+    assert index_parameters(build_index(vectors, IndexSpec("ivf"))) == {"kind": "ivf", "nlist": 10, "nprobe": 10}
+    hnsw = build_index(vectors, IndexSpec("hnsw", hnsw_m=12, ef_construction=40, ef_search=64))
+    assert index_parameters(hnsw) == {"kind": "hnsw", "hnsw_m": 12, "ef_construction": 40, "ef_search": 64}
+    assert index_parameters(faiss.deserialize_index(faiss.serialize_index(hnsw))) == index_parameters(hnsw)
+    assert index_parameters(build_index(vectors)) == {"kind": "exact"}
 
 
 def test_ivf_short_lists_are_marked_empty():
