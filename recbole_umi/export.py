@@ -60,8 +60,8 @@ def _interactions(dataset) -> tuple[np.ndarray, np.ndarray]:
     Under ``eval_protocol: recbole`` RecBole has replaced the table by its augmented rows,
     one per target (an item after the first): the first item of each user is put back from
     the history of the user's first row, whose history is that item alone. A user with one
-    interaction has no row there, so no history in the export (RecBole's augmentation drops
-    it)."""
+    interaction has no row there: its item comes from what the dataset kept of those
+    (``single_interactions`` of :class:`recbole_umi.data.protocol.CheckedSequentialDataset`)."""
     features = dataset.inter_feat
     users, items = features[dataset.uid_field].numpy(), features[dataset.iid_field].numpy()
     time_field = dataset.time_field
@@ -75,6 +75,9 @@ def _interactions(dataset) -> tuple[np.ndarray, np.ndarray]:
         items = np.r_[features[list_field][first, 0].numpy(), items]
         times = np.r_[np.full(len(first), -np.inf), times]
         rows = np.r_[np.full(len(first), -1), rows]
+        alone_users, alone_items = getattr(dataset, "single_interactions", (np.zeros(0, np.int64),) * 2)
+        users, items = np.r_[users, alone_users], np.r_[items, alone_items]
+        times, rows = np.r_[times, np.zeros(len(alone_users))], np.r_[rows, np.full(len(alone_users), -1)]
     order = np.lexsort((rows, times, users))  # by user, then time, then row
     return users[order], items[order]
 

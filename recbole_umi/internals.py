@@ -151,7 +151,9 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("recbole.data.dataset.dataset.torch", (_COMPAT,), "patch", "barrier without a process group"),
     Internal("recbole.data.dataset.dataset.pd", (_COMPAT,), "patch", "read_csv with the C parser"),
     Internal(f"{_SEQUENTIAL}.data_augmentation", (_PROTOCOL,), "override",
-             "the user split builds its own rows; only the *_list fields are declared", params=("self",),
+             "the user split builds its own rows; only the *_list fields are declared. Under RecBole's "
+             "protocol (CheckedSequentialDataset) its rows, after the one-interaction users are kept aside",
+             params=("self",),
              digest="cac69a45c79167b0"),
     Internal(f"{_SEQUENTIAL}._aug_presets", (_PROTOCOL,), "call", "declares the *_list fields",
              params=("self",)),

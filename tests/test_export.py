@@ -189,13 +189,14 @@ def test_recboles_augmented_rows_give_back_each_users_whole_history(tmp_path, mo
     history list, whose name RecBole takes from the item field (``movie_id_list``: it was
     looked up as ``item_id_list`` and the first items silently dropped), and whose first row
     is found as each user's first, not by a history of length 1 (which at T = 1 every row
-    has: items came back twice)."""
+    has: items came back twice). A user with one interaction has no augmented row: its item
+    comes back too (it was missing)."""
     from recbole_umi.config import Config
     from recbole_umi.data import create_dataset, data_preparation
     from recbole_umi.export import _interactions
 
     monkeypatch.chdir(tmp_path)
-    sequences = {1: [5, 6, 7, 8], 2: [9, 10, 11], 3: [5, 9, 12, 6]}
+    sequences = {1: [5, 6, 7, 8], 2: [9, 10, 11], 3: [5, 9, 12, 6], 4: [7]}
     folder = tmp_path / "data" / "tiny"
     folder.mkdir(parents=True)
     lines = [f"user_id:token\t{item_field}:token\ttimestamp:float"]

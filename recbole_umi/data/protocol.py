@@ -333,7 +333,19 @@ class CheckedDataset(DataChecks, Dataset):
 
 
 class CheckedSequentialDataset(DataChecks, SequentialDataset):
-    """RecBole's ``SequentialDataset`` with :class:`DataChecks`'s warning."""
+    """RecBole's ``SequentialDataset`` with :class:`DataChecks`'s warning.
+
+    RecBole's augmentation replaces the interactions by one row per target, an item after a
+    user's first: a user with one interaction has no row left. ``single_interactions`` keeps
+    those users and their items (internal ids), so that an export
+    (:func:`recbole_umi.export._interactions`) still has every user's whole history."""
+
+    def data_augmentation(self):
+        users, items = self.inter_feat[self.uid_field].numpy(), self.inter_feat[self.iid_field].numpy()
+        ids, counts = np.unique(users, return_counts=True)
+        alone = np.isin(users, ids[counts == 1])
+        self.single_interactions = (users[alone].copy(), items[alone].copy())
+        super().data_augmentation()
 
 
 def _recbole_dataset(config):
