@@ -106,6 +106,11 @@ for _model in ("UMISA", "UMI", "MIND", "YoutubeDNN", "ProfileDSSM"):
 PAIRS.append(("UMISA without the profile's information, synthetic",
               "UMISA with the noise fields only - SASRecMatching", (SYNTH_NOISE, "UMISA"), (SYNTH_FINAL, "SASRecMatching"),
               SYNTH_SEEDS, SYNTH_HR))
+# ComiRec-DR of the synthetic final table at learning rate 0.01 instead of the synthetic
+# default 0.001 (0.01 was looked at on seed 2020's validation users only; a diagnostic of
+# ComiRec-DR's 24.13 there, not a search)
+PAIRS.append(("ComiRec-DR's learning rate, synthetic", "ComiRec-DR: lr 0.01 - lr 0.001 (the table's)",
+              ("results/synth-comirec-dr-lr01", "ComiRecDR"), (SYNTH_FINAL, "ComiRecDR"), SYNTH_SEEDS, SYNTH_HR))
 # one training seed (2020): the paired t-test over the users
 PAIRS += [
     ("objectives, seed 2020", "UMI: neg50 - paper's loss", (f"{OBJ}/neg50", "UMI"), (TUNED, "UMI"), (2020,), HR),
