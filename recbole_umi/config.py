@@ -153,6 +153,7 @@ class Config(RecBoleConfig):
         self._cmd_args = list(cmd_args or [])
         super().__init__(model, dataset, config_file_list, config_dict)
         settings.check_known_keys(self.external_config_dict, known_keys(self))
+        settings.check_nested_keys(self.external_config_dict)
         restrictions = {}
         for cls in reversed(self.model_class.__mro__):  # a subclass's narrowing wins
             restrictions.update(getattr(cls, "setting_restrictions", {}))

@@ -44,6 +44,7 @@ __all__ = [
     "check",
     "validate",
     "check_known_keys",
+    "check_nested_keys",
     "check_topk",
     "processes",
     "migrate_saved_settings",
@@ -464,6 +465,37 @@ def check_known_keys(given: dict, known) -> None:
             raise UnknownSettingError(
                 key, value, f"is not a setting of RecBole, of recbole-umi or of the dataset; did you mean {names}?"
             )
+
+
+# The keys RecBole 1.2.1 reads inside its dict-valued settings (``Config._set_default_parameters``
+# fills in the missing ones and carries any other one unread: a misspelt ``spilt`` left the
+# default split in force silently). By the path of the dict in the config.
+NESTED_KEYS = {
+    ("eval_args",): ("split", "order", "group_by", "mode"),
+    ("eval_args", "split"): ("RS", "LS"),
+    ("eval_args", "mode"): ("valid", "test"),
+    ("train_neg_sample_args",): ("distribution", "sample_num", "alpha", "dynamic", "candidate_num"),
+}
+
+
+def check_nested_keys(given: dict) -> None:
+    """Refuse a key inside ``eval_args`` (and its ``split`` and ``mode``) or
+    ``train_neg_sample_args`` that RecBole does not read (:data:`NESTED_KEYS`): a
+    :class:`UnknownSettingError` naming the setting, the keys it takes and a close one."""
+    for path, keys in NESTED_KEYS.items():
+        value = given
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, dict):
+            continue
+        for key in value:
+            if key not in keys:
+                close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise UnknownSettingError(
+                    ".".join(path), given[path[0]],
+                    f"has no key {key!r}: RecBole reads {', '.join(keys)} there and would ignore it{hint}",
+                )
 
 
 def check_topk(topk, n_items: int, dataset: str) -> None:

@@ -96,6 +96,27 @@ def test_misspelt_key_is_refused_with_did_you_mean(tmp_path, argument, key, valu
         Config("UMI", "nowhere", config_dict={"data_path": str(tmp_path)}, cmd_args=[argument])
 
 
+@pytest.mark.parametrize("given, key, requirement", [
+    # RecBole fills in the default split and carries 'spilt' unread: 80/10/10 instead of 90/5/5
+    ({"eval_args": {"spilt": {"RS": [0.9, 0.05, 0.05]}, "order": "TO"}}, "eval_args",
+     r"has no key 'spilt'.*did you mean 'split'"),
+    ({"eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "mode": {"vaild": "uni100"}}}, "eval_args.mode",
+     r"has no key 'vaild': RecBole reads valid, test there.*did you mean 'valid'"),
+    ({"eval_args": {"split": {"rs": [0.8, 0.1, 0.1]}}}, "eval_args.split", r"has no key 'rs'"),
+    ({"train_neg_sample_args": {"distribution": "popularity", "sample_nums": 5}}, "train_neg_sample_args",
+     r"has no key 'sample_nums'.*did you mean 'sample_num'"),
+])
+def test_unknown_keys_inside_recboles_dict_settings_are_refused(tmp_path, given, key, requirement):
+    outer = key.split(".")[0]
+    with raises_setting(UnknownSettingError, key, given[outer], requirement):
+        Config("BPR", "nowhere", config_dict={"data_path": str(tmp_path), **given})
+    # control: the same settings with RecBole's keys pass this check
+    good = {"eval_args": {"split": {"RS": [0.9, 0.05, 0.05]}, "order": "TO", "mode": {"valid": "full", "test": "full"}},
+            "train_neg_sample_args": {"distribution": "popularity", "sample_num": 5}}
+    config = Config("BPR", "nowhere", config_dict={"data_path": str(tmp_path), **{outer: good[outer]}})
+    assert all(config[outer][name] == value for name, value in good[outer].items())
+
+
 def test_unknown_key_close_to_nothing_and_dataset_fields_are_allowed(data, in_tmp):
     data_path, _, _ = data
     # RecBole configs carry keys of their own: one close to no known key passes through
