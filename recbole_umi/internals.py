@@ -139,6 +139,8 @@ INTERNALS: tuple[Internal, ...] = (
              params=("self",), digest="92c581eaa0412d47"),
     Internal(f"{_DATASET}._check_field", (_PROTOCOL,), "call", "the user and time fields exist",
              params=("self", "field_names")),
+    Internal(f"{_DATASET}._get_load_and_unload_col", (_CHECKS,), "call",
+             "the columns load_col asks of a file, checked against its header", params=("self", "source")),
     Internal(f"{_DATASET}.__getitem__", (_PROTOCOL,), "override",
              "rows gathered with one tensor index, history windows built per batch",
              params=("self", "index", "join"), digest="afc6d4351df8b8f2"),

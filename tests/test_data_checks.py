@@ -67,6 +67,22 @@ def test_a_header_that_names_a_column_twice_is_refused_naming_it(folder):
         load(folder, "odd")
 
 
+def test_a_column_load_col_asks_for_that_the_file_lacks_is_refused_naming_it(folder):
+    """RecBole loads the columns it finds and drops the others without a word: a misspelt
+    profile field left the model without it."""
+    sequences, profiles = random_sequences(n_users=20)
+    write_atomic(folder, "tiny", sequences, profiles)
+    with pytest.raises(DataError, match=r"tiny.user: has no column 'gendr' \(did you mean 'gender'\?\), which load_col "
+                                        r"asks for; its columns are \['user_id', 'age', 'gender'\]"):
+        load(folder, load_col={"inter": ["user_id", "item_id", "timestamp"], "user": ["user_id", "age", "gendr"]},
+             profile_fields=["age"])
+    with pytest.raises(DataError, match=r"tiny.inter: has no column 'rating', which load_col"):
+        load(folder, load_col={"inter": ["user_id", "item_id", "timestamp", "rating"], "user": ["user_id", "age"]},
+             profile_fields=["age"])
+    load(folder, load_col={"inter": ["user_id", "item_id", "timestamp"], "user": ["user_id", "age"]},
+         profile_fields=["age"])  # control: the columns there
+
+
 def test_an_inter_file_with_only_its_header_is_refused(folder):
     write(folder, ["user_id:token\titem_id:token\ttimestamp:float"], ["user_id:token\tage:float\tgender:token"])
     with pytest.raises(DataError, match=r"odd.inter.*has no interactions \(only its header\)"):

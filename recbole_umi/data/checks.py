@@ -3,14 +3,16 @@ before anything trains (docs/reliability.md lists every case).
 
 :class:`DataChecks` is a mixin of the plugin's dataset classes. Refused, with a
 :class:`DataError` naming the file and the column or rows: an atomic file whose header names
-a column twice, an ``.inter`` file without rows, the user-split protocol without the time
-column, a float field holding +-inf, a user listed twice in the ``.user`` file with
-different values. Warned about, with numbers: users of the ``.inter`` file without a ``.user``
-row (RecBole drops or keeps them silently), exact duplicate ``.user`` rows.
+a column twice or lacks a column ``load_col`` asks for, an ``.inter`` file without rows, the
+user-split protocol without the time column, a float field holding +-inf, a user listed
+twice in the ``.user`` file with different values. Warned about, with numbers: users of
+the ``.inter`` file without a ``.user`` row (RecBole drops or keeps them silently), exact
+duplicate ``.user`` rows.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +60,19 @@ class DataChecks:
     """
 
     def _load_feat(self, filepath, source):
-        duplicated = duplicated_header_fields(filepath, self.config["field_separator"] or "\t",
-                                              self.config["encoding"] or "utf-8")
+        separator, encoding = self.config["field_separator"] or "\t", self.config["encoding"] or "utf-8"
+        duplicated = duplicated_header_fields(filepath, separator, encoding)
         if duplicated:
             raise DataError(filepath, f"its header names the column(s) {', '.join(map(repr, duplicated))} twice: "
                                       "each field must appear once")
+        asked, _ = self._get_load_and_unload_col(source)
+        names = header_field_names(filepath, separator, encoding)
+        absent = sorted(set(asked or ()) - set(names))
+        if absent:  # RecBole loads the columns it finds and drops the others without a word
+            close = {name: difflib.get_close_matches(name, names, n=1) for name in absent}
+            listed = ", ".join(f"{name!r} (did you mean {found[0]!r}?)" if found else repr(name)
+                               for name, found in close.items())
+            raise DataError(filepath, f"has no column {listed}, which load_col asks for; its columns are {names}")
         table = super()._load_feat(filepath, source)
         if source == FeatureSource.USER:  # before RecBole keeps the first row of each user, silently
             self._check_duplicate_users(table, filepath)
