@@ -79,6 +79,9 @@ def test_a_column_load_col_asks_for_that_the_file_lacks_is_refused_naming_it(fol
     with pytest.raises(DataError, match=r"tiny.inter: has no column 'rating', which load_col"):
         load(folder, load_col={"inter": ["user_id", "item_id", "timestamp", "rating"], "user": ["user_id", "age"]},
              profile_fields=["age"])
+    with pytest.raises(DataError, match=r"tiny.user: has no column 'gendr' \(did you mean 'gender'\?\), which "
+                                        r"profile_fields names \(and so load_col loads\)"):
+        load(folder, profile_fields=["age", "gendr"])  # the config adds the profile fields to load_col
     load(folder, load_col={"inter": ["user_id", "item_id", "timestamp"], "user": ["user_id", "age"]},
          profile_fields=["age"])  # control: the columns there
 

@@ -72,7 +72,9 @@ class DataChecks:
             close = {name: difflib.get_close_matches(name, names, n=1) for name in absent}
             listed = ", ".join(f"{name!r} (did you mean {found[0]!r}?)" if found else repr(name)
                                for name, found in close.items())
-            raise DataError(filepath, f"has no column {listed}, which load_col asks for; its columns are {names}")
+            profile = set(absent) & set(self.config["profile_fields"] or ()) if source == FeatureSource.USER else ()
+            asker = "profile_fields names (and so load_col loads)" if profile else "load_col asks for"
+            raise DataError(filepath, f"has no column {listed}, which {asker}; its columns are {names}")
         table = super()._load_feat(filepath, source)
         if source == FeatureSource.USER:  # before RecBole keeps the first row of each user, silently
             self._check_duplicate_users(table, filepath)
