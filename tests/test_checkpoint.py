@@ -44,6 +44,7 @@ import recbole_umi  # noqa: E402
 from recbole_umi import checkpoint  # noqa: E402
 from recbole_umi.checkpoint import CheckpointError, get_trainer, last_checkpoint_path  # noqa: E402
 from recbole_umi.checkpoints import trainer as checkpoint_trainer  # noqa: E402
+from recbole_umi.checkpoints.format import write_checkpoint  # noqa: E402
 from recbole_umi.config import Config  # noqa: E402
 from recbole_umi.provenance import code_version  # noqa: E402
 from recbole_umi.quick_start import main, run  # noqa: E402
@@ -158,14 +159,15 @@ def test_resumed_run_ends_as_the_uninterrupted_one(trained, monkeypatch):
     assert not _same_tensors(unrestored["state_dict"], expected["state_dict"])
 
 
-def test_a_run_stopped_between_its_best_and_last_writes_resumes_from_the_best(trained, monkeypatch):
+@pytest.mark.parametrize("killed_epoch", [1, EPOCHS - 1])
+def test_a_run_stopped_between_its_best_and_last_writes_resumes_from_the_best(trained, monkeypatch, killed_epoch):
     """RecBole writes a new best epoch's file before the -last file of that epoch. Killed
     between the two, the -last holds the epoch before; resuming it continues from the best
     file (the later state) without training that epoch again, and ends bit for bit as the
-    uninterrupted run, every validation score kept."""
+    uninterrupted run, every validation score kept: killed in a middle epoch (training goes
+    on) and in the last (the run is finished). Each of the full run's validations was a new
+    best (this data's scores tie, and ties count as new bests)."""
     monkeypatch.chdir(trained.work)
-    killed_epoch = torch.load(trained.best, weights_only=True)["epoch"]  # the full run's last new best
-    assert killed_epoch >= 1
     save_last = checkpoint_trainer.SafeCheckpointTrainer._save_last
 
     def killed_before_the_last_write(self, epoch):
@@ -176,8 +178,8 @@ def test_a_run_stopped_between_its_best_and_last_writes_resumes_from_the_best(tr
     with monkeypatch.context() as patch:
         patch.setattr(checkpoint_trainer.SafeCheckpointTrainer, "_save_last", killed_before_the_last_write)
         with pytest.raises(_Killed):
-            run("UMI", "tiny", config_dict={**trained.settings, "checkpoint_dir": str(trained.work / "between")})
-    best = best_file(trained.work / "between")
+            run("UMI", "tiny", config_dict={**trained.settings, "checkpoint_dir": str(trained.work / f"between{killed_epoch}")})
+    best = best_file(trained.work / f"between{killed_epoch}")
     last = last_checkpoint_path(best)
     assert torch.load(last, weights_only=True)["epoch"] == killed_epoch - 1
     assert torch.load(best, weights_only=True)["epoch"] == killed_epoch
@@ -202,14 +204,46 @@ def test_a_run_stopped_between_its_best_and_last_writes_resumes_from_the_best(tr
 
 
 def test_resuming_from_the_best_file_keeps_its_validation_score(trained, monkeypatch, tmp_path):
-    """The best file is written before its own validation's score is recorded: a run
-    resumed from it counts that validation (a search's stop rule reads the count)."""
+    """The best file is written before fit records its own validation's score: the file
+    holds it, and a run resumed from it counts that validation (a search's stop rule reads
+    the count). A file written before it held the score gets it added on resume."""
     monkeypatch.chdir(trained.work)
     folder = shutil.copytree(trained.best.parent, tmp_path / "from-best")
     best = torch.load(trained.best, weights_only=True)
+    assert best["valid_scores"] == trained.result["valid_scores"][: best["epoch"] + 1]
     resumed = run(resume=str(folder / trained.best.name))
-    assert resumed["valid_scores"][: best["epoch"] + 1] == trained.result["valid_scores"][: best["epoch"] + 1]
-    assert len(resumed["valid_scores"]) == EPOCHS
+    assert resumed["valid_scores"] == trained.result["valid_scores"] and len(resumed["valid_scores"]) == EPOCHS
+    older = {**best, "valid_scores": best["valid_scores"][:-1]}  # as written before 2026-12-07
+    for key in ("valid_scores_complete", "digest"):
+        del older[key]
+    write_checkpoint(folder / trained.best.name, older)
+    assert run(resume=str(folder / trained.best.name))["valid_scores"] == trained.result["valid_scores"]
+
+
+def test_a_best_file_written_without_validation_adds_no_score(trained, monkeypatch, tmp_path):
+    """With eval_step 0 RecBole writes the best file every epoch without validating; a run
+    resumed that way after validated epochs, killed between the two writes of an epoch,
+    ends with the uninterrupted run's validation scores (no score added for the epoch)."""
+    monkeypatch.chdir(trained.work)
+    folders = [shutil.copytree(trained.best.parent, tmp_path / name) for name in ("whole", "killed")]
+    more = {"epochs": EPOCHS + 3, "eval_step": 0}
+    whole = run(resume=str(last_checkpoint_path(folders[0] / trained.best.name)), config_dict=more)
+    save_last = checkpoint_trainer.SafeCheckpointTrainer._save_last
+
+    def killed_before_the_last_write(self, epoch):
+        if epoch == EPOCHS + 1:
+            raise _Killed
+        return save_last(self, epoch)
+
+    last = last_checkpoint_path(folders[1] / trained.best.name)
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint_trainer.SafeCheckpointTrainer, "_save_last", killed_before_the_last_write)
+        with pytest.raises(_Killed):
+            run(resume=str(last), config_dict=more)
+    assert torch.load(last, weights_only=True)["epoch"] == EPOCHS
+    resumed = run(resume=str(last), config_dict=more)
+    assert resumed["valid_scores"] == whole["valid_scores"] == trained.result["valid_scores"]
+    assert resumed["epochs"] == whole["epochs"] == EPOCHS + 3
 
 
 def test_resume_settings_override_the_saved_ones(trained):

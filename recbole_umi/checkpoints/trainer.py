@@ -125,7 +125,7 @@ class SafeCheckpointTrainer:
         # as RecBole: in distributed training only the first process writes
         return self.config["single_spec"] or self.config["local_rank"] == 0
 
-    def _checkpoint(self, epoch: int, kind: str, best_valid_result) -> dict:
+    def _checkpoint(self, epoch: int, kind: str, best_valid_result, valid_scores) -> dict:
         return {
             "kind": kind,
             "recbole_umi_version": __version__,
@@ -145,23 +145,32 @@ class SafeCheckpointTrainer:
             "optimizer": self.optimizer.state_dict(),
             "rng": rng_state(self._loaders),
             "best_file": Path(self.saved_model_file).name,
-            "valid_scores": self.valid_scores,
+            "valid_scores": valid_scores,
+            # every validation up to this epoch's (files written before 2026-12-07 lack a best
+            # epoch's own score: resume_checkpoint adds it)
+            "valid_scores_complete": True,
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self._is_writer():
             return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
-        # RecBole records the new best result only after saving: take this epoch's
-        best = self._epoch_valid_result if self._epoch_valid_result is not None else self.best_valid_result
-        write_checkpoint(path, self._checkpoint(epoch, "best", best))
+        # RecBole records the new best result, and fit this validation's score, only after
+        # saving: take this epoch's (its score is the new best score). Without validation
+        # (eval_step 0, RecBole saves every epoch) the file holds what was recorded
+        scores, best = self.valid_scores, self.best_valid_result
+        if self._epoch_valid_result is not None:
+            best = self._epoch_valid_result
+            scores = None if scores is None else [*scores, float(self.best_valid_score)]
+        write_checkpoint(path, self._checkpoint(epoch, "best", best, scores))
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {path}")
 
     def _save_last(self, epoch) -> None:
         if not self._saving or epoch is None or epoch == self._last_saved_epoch or not self._is_writer():
             return
-        write_checkpoint(last_checkpoint_path(self.saved_model_file), self._checkpoint(epoch, "last", self.best_valid_result))
+        write_checkpoint(last_checkpoint_path(self.saved_model_file),
+                         self._checkpoint(epoch, "last", self.best_valid_result, self.valid_scores))
         self._last_saved_epoch = epoch
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
@@ -253,8 +262,10 @@ class SafeCheckpointTrainer:
         # before the first validation (eval_step > 1) no best file has been written yet
         if not best_file.is_file() and checkpoint["best_valid_result"] is not None:
             raise CheckpointError(path, f"resuming needs the run's best checkpoint {best_file.name} beside it")
+        best_file_epoch = None  # read once: a checkpoint holds the weights and optimizer state
         if checkpoint["kind"] == "last" and best_file.is_file():
             best = read_checkpoint(best_file)
+            best_file_epoch = best["epoch"]
             # RecBole writes a new best epoch's file before its -last: a run stopped between
             # the two holds an older -last. The best file is the later state; resuming the
             # -last would train that epoch again and keep the best file's weights, which its
@@ -264,6 +275,7 @@ class SafeCheckpointTrainer:
                                  f"{checkpoint['epoch']} (the run stopped between the two writes): resuming from it")
                 checkpoint = best
                 self._complete_last = True  # fit writes the -last file the stop left unwritten
+            del best
         load_model_state(self.model, checkpoint, path)
         try:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -275,15 +287,16 @@ class SafeCheckpointTrainer:
         elif checkpoint["kind"] == "best":
             self.best_epoch = checkpoint["epoch"]
         else:  # the best file's epoch: resuming with other epochs or eval_step keeps it right
-            self.best_epoch = read_checkpoint(best_file)["epoch"]
+            self.best_epoch = best_file_epoch
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint["best_valid_result"]
         saved_scores = checkpoint.get("valid_scores")  # None: written before checkpoints kept them
         self.valid_scores = None if saved_scores is None else [float(score) for score in saved_scores]
-        if self.valid_scores is not None and checkpoint["kind"] == "best" and checkpoint["best_valid_result"] is not None:
-            # a best file is written before its own validation's score is recorded: that
-            # validation was the best, so its score is the best score
+        if (self.valid_scores is not None and not checkpoint.get("valid_scores_complete")
+                and checkpoint["kind"] == "best" and checkpoint["best_valid_result"] is not None):
+            # an older best file, written before its own validation's score was recorded:
+            # that validation was the best, so its score is the best score
             self.valid_scores.append(float(checkpoint["best_valid_score"]))
         self.saved_model_file = str(best_file)
         self._resumed = (path, checkpoint)
