@@ -78,7 +78,9 @@ def _read_export(folder: Path, attempts: int = 3) -> tuple[bytes, dict[str, byte
                 return meta, stored
         except FileNotFoundError:
             continue
-    absent = [name for name in ("export.json", *EXPORT_FILES) if not (folder / name).is_file()]
+    if not meta_path.is_file():
+        raise RecommendError(f"{folder} is not an export (no export.json): write one with python -m recbole_umi.export")
+    absent = [name for name in EXPORT_FILES if not (folder / name).is_file()]
     if absent:
         raise RecommendError(f"{folder} has no {', '.join(absent)}: the export is incomplete; export the checkpoint again")
     raise RecommendError(f"{folder} changed while it was read, {attempts} times: load it when the export is done")
@@ -119,9 +121,7 @@ class Recommender:
     def __init__(self, folder):
         folder = Path(folder)
         meta_path = folder / "export.json"
-        if not meta_path.is_file():
-            raise RecommendError(f"{folder} is not an export (no export.json): write one with python -m recbole_umi.export")
-        meta_bytes, stored = _read_export(folder)
+        meta_bytes, stored = _read_export(folder)  # also between the two renames of a re-export
         try:
             meta = json.loads(meta_bytes)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -154,7 +154,8 @@ class Recommender:
                                  f"export.json's settings ({str(error).splitlines()[0]}); export the checkpoint "
                                  "again with this version") from None
         self.model.eval()
-        index = faiss.deserialize_index(np.frombuffer(stored.pop("items.faiss"), dtype=np.uint8))
+        # read through a callback: deserialize_index would copy the bytes once more first
+        index = faiss.read_index(faiss.PyCallbackIOReader(io.BytesIO(stored.pop("items.faiss")).read, 1 << 20))
         self._check_index(index, meta, folder)
         self.retriever = InterestRetriever(index=index)
         self.item_tokens = meta["item_tokens"]

@@ -4,6 +4,7 @@ weights, exports moved into place whole, request values validated, requests in c
 import json
 import math
 import shutil
+from types import SimpleNamespace
 
 import faiss
 import numpy as np
@@ -77,6 +78,24 @@ def test_a_re_export_while_the_files_are_read_serves_one_export_whole(copy, expo
     assert swapped and served.meta["model"] == "MIND" and type(served.model).__name__ == "MINDTower"
     monkeypatch.undo()
     assert served.recommend(users=["1"], n=3) == Recommender(work / "exports" / "MIND").recommend(users=["1"], n=3)
+
+
+def test_a_reader_between_the_two_renames_of_a_re_export_gets_the_new_one(copy, exported, tmp_path, monkeypatch):  # noqa: F811
+    """A re-export moves the old folder aside, then the new one in: a reader that comes in
+    between finds nothing at the name, waits and reads the new export (was: 'not an
+    export')."""
+    folder, _ = copy
+    mind = shutil.copytree(exported[0] / "exports" / "MIND", tmp_path / "MIND-next")
+    folder.rename(tmp_path / "UMI-old")
+    waits = []
+
+    def moved_in_while_waiting(seconds):
+        waits.append(seconds)
+        if not folder.exists():
+            mind.rename(folder)
+
+    monkeypatch.setattr(recommend_module, "time", SimpleNamespace(sleep=moved_in_while_waiting))
+    assert Recommender(folder).meta["model"] == "MIND" and len(waits) == 1
 
 
 def test_an_export_missing_a_file_is_refused_naming_it(copy):
