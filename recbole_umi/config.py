@@ -104,11 +104,21 @@ def dataset_config_layers(dataset: str) -> list[Path]:
     return layers
 
 
-def comma_list(text: str | None, kind=str) -> list:
+def comma_list(text: str | None, kind=str, name: str | None = None) -> list:
     """The parts of a comma-separated command-line value, each through ``kind``, empty parts
     skipped (``"a,b,"`` -> ``["a", "b"]``); ``[]`` for None or an empty value. Spaces separate
-    too (RecBole's own ``--config_files="a.yaml b.yaml"``): no part holds one."""
-    return [kind(part) for part in re.split(r"[,\s]+", text or "") if part]
+    too (RecBole's own ``--config_files="a.yaml b.yaml"``): no part holds one. A part ``kind``
+    refuses is a ``ValueError`` naming the argument ``--name`` and the part."""
+    values = []
+    for part in re.split(r"[,\s]+", text or ""):
+        if not part:
+            continue
+        try:
+            values.append(kind(part))
+        except ValueError:
+            what = {int: "integers"}.get(kind, "values")
+            raise ValueError(f"--{name or 'value'} must be comma-separated {what}: {part!r} is not one") from None
+    return values
 
 
 @contextlib.contextmanager

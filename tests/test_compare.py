@@ -165,6 +165,22 @@ def test_malformed_argument_fails_before_any_run(compare_args, tmp_path):
     assert not fresh.exists()
 
 
+@pytest.mark.parametrize("replace, message", [
+    # --seeds=1,1 made one run and tabulated it as two seeds (a mean of two, no spread)
+    (("--seeds=", "--seeds=1,2,1"), r"setting 'seeds' = \[1, 2, 1\]: lists 1 more than once"),
+    (("--models=", "--models=UMI,ComiRecSA+HN,UMI"), r"setting 'models' = .*: lists UMI more than once"),
+    (("--seeds=", "--seeds=1,2.5"), r"--seeds must be comma-separated integers: '2.5' is not one"),
+])
+def test_a_seed_or_model_listed_twice_or_a_seed_not_an_integer_is_refused(compare_args, monkeypatch, replace, message):
+    args, out = compare_args
+    before = sorted(p.name for p in (out / "runs").iterdir())
+    monkeypatch.setattr(compare_module, "run", lambda *a, **k: pytest.fail("trained"))
+    prefix, value = replace
+    with pytest.raises(ValueError, match=message):
+        main([value if a.startswith(prefix) else a for a in args])
+    assert sorted(p.name for p in (out / "runs").iterdir()) == before
+
+
 def test_resuming_with_other_settings_fails_and_tables_share_runs(compare_args, monkeypatch):
     args, out = compare_args
     record = json.loads((out / "runs" / "UMI__seed1.json").read_text())

@@ -99,6 +99,18 @@ def test_the_user_split_without_a_time_column_is_refused_naming_it(folder):
         load(folder, "odd", load_col={"inter": ["user_id", "item_id"], "user": ["user_id", "age", "gender"]})
 
 
+def test_a_sequential_model_under_recboles_protocol_without_the_time_column_loaded_is_refused(folder):
+    """RecBole sorts a sequential model's interactions by time: without the column loaded it
+    failed with '[timestamp] is not exist in interaction [...]'."""
+    sequences, profiles = random_sequences(n_users=20)
+    write_atomic(folder, "tiny", sequences, profiles)
+    settings = tiny_config(folder, eval_protocol="recbole", profile_fields=["age"],
+                           load_col={"inter": ["user_id", "item_id"], "user": ["user_id", "age"]})
+    with pytest.raises(DataError, match=r"tiny.inter: has no time column 'timestamp' \(TIME_FIELD\) loaded: RecBole, "
+                                        r"for the sequential model UMI, orders .* the file has it, add it to load_col"):
+        create_dataset(Config("UMI", "tiny", config_dict=settings))
+
+
 def test_infinite_profile_values_are_refused_naming_field_and_users(folder):
     sequences, profiles = random_sequences(n_users=20)
     profiles[7] = (float("inf"), "M")

@@ -58,6 +58,12 @@ def test_the_swept_setting_is_not_also_given(tmp_path):
         sweep.main(["--model=UMI", "--setting=n_interests", "--values=2", f"--out={tmp_path}", "--n_interests=3"])
 
 
+def test_a_value_listed_twice_is_refused_before_any_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "compare", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=r"setting 'values' = \[2, 3, 2\]: lists 2 more than once"):
+        sweep.main(["--model=UMI", "--setting=n_interests", "--values=2,3,2", f"--out={tmp_path}"])
+
+
 def test_a_column_some_values_lack_is_left_empty(tmp_path):
     """One interest has no interest diagnostics: its row leaves those cells empty."""
     summary = {

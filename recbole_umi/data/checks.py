@@ -3,9 +3,10 @@ before anything trains (docs/reliability.md lists every case).
 
 :class:`DataChecks` is a mixin of the plugin's dataset classes. Refused, with a
 :class:`DataError` naming the file and the column or rows: an atomic file whose header names
-a column twice or lacks a column ``load_col`` asks for, an ``.inter`` file without rows, the
-user-split protocol without the time column, a float field holding +-inf, a user listed
-twice in the ``.user`` file with different values. Warned about, with numbers: users of
+a column twice or lacks a column ``load_col`` asks for, an ``.inter`` file without rows, a
+sequential model (the user-split protocol, RecBole's sequential models) without the time
+column loaded, a float field holding +-inf, a user listed twice in the ``.user`` file with
+different values. Warned about, with numbers: users of
 the ``.inter`` file without a ``.user`` row (RecBole drops or keeps them silently), exact
 duplicate ``.user`` rows.
 """
@@ -16,6 +17,7 @@ import difflib
 from pathlib import Path
 
 import numpy as np
+from recbole.data.dataset import SequentialDataset
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_umi.item_file import header_field_names
@@ -85,12 +87,16 @@ class DataChecks:
         inter_file = Path(self.dataset_path) / f"{self.dataset_name}.inter"
         if self.inter_feat is not None and len(self.inter_feat) == 0:
             raise DataError(inter_file, "has no interactions (only its header)")
-        if self.config["eval_protocol"] == "user_split" and (self.time_field is None or self.time_field not in
-                                                             self.inter_feat):
+        sequential = isinstance(self, SequentialDataset) and self.config["benchmark_filename"] is None
+        if sequential and (self.time_field is None or self.time_field not in self.inter_feat):
             columns = list(self.inter_feat.columns) if self.inter_feat is not None else []
-            raise DataError(inter_file, f"has no time column {self.config['TIME_FIELD']!r} (TIME_FIELD), which the "
-                                        "user-split protocol orders each user's interactions by; its columns are "
-                                        f"{columns}")
+            header = header_field_names(inter_file, self.config["field_separator"] or "\t",
+                                        self.config["encoding"] or "utf-8") if inter_file.is_file() else []
+            who = ("the user-split protocol" if self.config["eval_protocol"] == "user_split"
+                   else f"RecBole, for the sequential model {self.config['model']},")
+            hint = ": the file has it, add it to load_col's inter list" if self.config["TIME_FIELD"] in header else ""
+            raise DataError(inter_file, f"has no time column {self.config['TIME_FIELD']!r} (TIME_FIELD) loaded: {who} "
+                                        f"orders each user's interactions by it; the columns loaded are {columns}{hint}")
         for table, suffix in ((self.inter_feat, "inter"), (self.user_feat, "user"), (self.item_feat, "item")):
             self._refuse_infinite_values(table, Path(self.dataset_path) / f"{self.dataset_name}.{suffix}")
         super()._data_processing()

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> str:
     if "seed" in settings:
         raise ValueError("set the training seeds with --seeds, not --seed")
     variants = comma_list(args.models)
-    seeds = comma_list(args.seeds, int)
+    seeds = comma_list(args.seeds, int, "seeds")
     files = comma_list(args.config_files) or None
     variant_files = read_variant_files(args.variant_files, variants) if args.variant_files else None
     flags = policy(args)

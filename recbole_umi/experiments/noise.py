@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> str:
     if "profile_noise" in settings or "seed" in settings:
         raise ValueError("set the noise with --profile_noise and the seeds with --seeds")
     variants = comma_list(args.models)
-    seeds = comma_list(args.seeds, int)
+    seeds = comma_list(args.seeds, int, "seeds")
     files = comma_list(args.config_files) or None
     variant_files = read_variant_files(args.variant_files, variants) if args.variant_files else None
     out = Path(args.out)

@@ -288,6 +288,8 @@ def check_comparison(variants, dataset, seeds, out, config_file_list=None, confi
     (:class:`recbole_umi.provenance.MixedCodeError` if not). Returns each variant's config
     files, the jobs ``(variant, seed)`` seed by seed, and each variant's settings as its run
     files record them."""
+    check_listed_once("models", variants, "each model is one column of the table")
+    check_listed_once("seeds", seeds, "each seed is one run, counted once in the mean and the test")
     variant_files = variant_files or {}
     set_aside_damaged_runs(Path(out), [(v, seed) for seed in seeds for v in variants])
     files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
@@ -301,6 +303,14 @@ def check_comparison(variants, dataset, seeds, out, config_file_list=None, confi
     check_finished_runs(Path(out), jobs, dataset, settings_of, records)
     check_run_code(Path(out), jobs, allow_mixed_code, records)
     return files_of, jobs, settings_of
+
+
+def check_listed_once(name: str, values, why: str) -> None:
+    """:class:`SettingsError` for ``--<name>`` listing a value twice (``--seeds=1,1`` made one
+    run and counted it twice: a mean of two with no spread)."""
+    repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+    if repeated:
+        raise SettingsError(name, list(values), f"lists {', '.join(repeated)} more than once: {why}")
 
 
 def set_aside_damaged_runs(out: Path, jobs, log=print) -> None:

@@ -26,7 +26,13 @@ from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
 
-from recbole_umi.experiments.runs import add_policy_arguments, check_comparison, compare, policy  # noqa: E402
+from recbole_umi.experiments.runs import (  # noqa: E402
+    add_policy_arguments,
+    check_comparison,
+    check_listed_once,
+    compare,
+    policy,
+)
 from recbole_umi.experiments.tables import mean_std, render_code, run_protocol, summarise  # noqa: E402
 from recbole_umi.config import comma_list, parse_cmd_args  # noqa: E402
 from recbole_umi.files import write_csv_atomic, write_figure  # noqa: E402
@@ -54,6 +60,7 @@ def sweep(model, setting, values, dataset, seeds, out, config_file_list=None, co
         return compare([model], dataset, seeds_now, folder, config_file_list, settings(value), log=log,
                        allow_mixed_code=allow_mixed_code, allow_search_seed=allow_search_seed)
 
+    check_listed_once("values", values, f"each value of {setting} is one row of the sweep")
     for value in values:  # every value's settings and finished runs, before anything trains
         check_comparison([model], dataset, seeds, out / f"{setting}={value}", config_file_list, settings(value),
                          allow_mixed_code=allow_mixed_code, allow_search_seed=allow_search_seed)
@@ -175,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.setting in settings or "seed" in settings:
         raise ValueError(f"set {args.setting} with --values and the seeds with --seeds")
     values = comma_list(args.values, yaml.safe_load)
-    seeds = comma_list(args.seeds, int)
+    seeds = comma_list(args.seeds, int, "seeds")
     files = comma_list(args.config_files) or None
     out = Path(args.out)
     title = f"{args.model} on {args.dataset} against {args.setting}"
