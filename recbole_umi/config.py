@@ -167,7 +167,10 @@ class Config(RecBoleConfig):
         restrictions = {}
         for cls in reversed(self.model_class.__mro__):  # a subclass's narrowing wins
             restrictions.update(getattr(cls, "setting_restrictions", {}))
-        settings.validate(self, issubclass(self.model_class, MatchingRecommender), restrictions)
+        plugin_model = issubclass(self.model_class, MatchingRecommender)
+        settings.validate(self, plugin_model, restrictions)
+        if plugin_model:
+            self.model_class.check_settings(self)
         _check_empty_histories(self)
         _check_windows(self)
         _warn_more_interests_than_items(self)

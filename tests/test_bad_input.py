@@ -120,12 +120,22 @@ def test_unknown_keys_inside_recboles_dict_settings_are_refused(tmp_path, given,
 def test_unknown_key_close_to_nothing_and_dataset_fields_are_allowed(data, in_tmp):
     data_path, _, _ = data
     # RecBole configs carry keys of their own: one close to no known key passes through
-    config = Config("UMI", "tiny", config_dict={"data_path": str(data_path), "my_experiment_note": "baseline"})
+    config = Config("UMI", "tiny", config_dict={"data_path": str(data_path), "my_experiment_note": "baseline",
+                                                "profile_fields": ["age", "gender"]})
     assert config["my_experiment_note"] == "baseline"
     # the dataset's field names are known keys ('gender' is one; 'genders' is close to it)
     assert {"user_id", "item_id", "timestamp", "age", "gender"} <= known_keys(config)
     with raises_setting(UnknownSettingError, "genders", 1, "did you mean 'gender'"):
         Config("UMI", "tiny", config_dict={"data_path": str(data_path), "genders": 1})
+
+
+def test_a_setting_the_model_is_built_from_is_required_before_any_data_loads(tmp_path):
+    """A profile model without profile_fields failed when the model was built, after the
+    data had loaded (in compare: after '[1/N] UMI seed 1: training ...'); now when the
+    config is (the dataset 'nowhere' does not exist)."""
+    with raises_setting(SettingsError, "profile_fields", None, r"must be a list of strings \(set it in a config file"):
+        Config("UMI", "nowhere", config_dict={"data_path": str(tmp_path)})
+    Config("ComiRecSA", "nowhere", config_dict={"data_path": str(tmp_path)})  # reads no profile
 
 
 @pytest.mark.parametrize("key, value, requirement", [
@@ -135,7 +145,7 @@ def test_unknown_key_close_to_nothing_and_dataset_fields_are_allowed(data, in_tm
 def test_process_counts_are_checked(tmp_path, key, value, requirement):
     with raises_setting(SettingsError, key, value, requirement):
         Config("UMI", "nowhere", config_dict={"data_path": str(tmp_path)}, cmd_args=[f"--{key}={value}"])
-    assert Config("UMI", "nowhere", config_dict={"data_path": str(tmp_path), key: 1})[key] == 1
+    assert Config("UMI", "nowhere", config_dict={"data_path": str(tmp_path), key: 1, "profile_fields": ["age"]})[key] == 1
 
 
 def _yaml_ranges():

@@ -293,6 +293,8 @@ def check_comparison(variants, dataset, seeds, out, config_file_list=None, confi
     variant_files = variant_files or {}
     set_aside_damaged_runs(Path(out), [(v, seed) for seed in seeds for v in variants])
     files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
+    for variant in variants:  # every name first, then each variant's settings (its own files)
+        resolve_variant(variant)
     for variant in variants:  # now, not hours later when its first run would start
         check_variants([variant], dataset, files_of[variant], config_dict)
     check_search_seeds(files_of, seeds, allow_search_seed)

@@ -72,9 +72,9 @@ def resolve_variant(name: str) -> tuple[str, dict]:
 
 def check_variants(variants, dataset, config_file_list=None, config_dict=None) -> None:
     """Before anything trains: every variant names a model with its suffixes, and its
-    config (the comparison's settings, the variant's) passes validation."""
-    for variant in variants:
-        model, overrides = resolve_variant(variant)
+    config (the comparison's settings, the variant's) passes validation; every name first."""
+    resolved = [resolve_variant(variant) for variant in variants]
+    for model, overrides in resolved:
         Config(model, dataset, config_file_list, {**(config_dict or {}), **overrides})
 
 

@@ -91,6 +91,16 @@ class MatchingRecommender(SequentialRecommender):
             keys += ProfileSettings.keys()
         return tuple(dict.fromkeys(keys))
 
+    @classmethod
+    def check_settings(cls, config) -> None:
+        """The settings objects the model is built from, made from ``config`` and dropped: a
+        missing or empty key (``profile_fields`` of a profile model) fails when the config
+        is built, before any data loads, not when the model is."""
+        cls.tower_class.settings_class.from_config(config)
+        ObjectiveSettings.from_config(config)
+        if cls.tower_class.uses_profile:
+            ProfileSettings.from_config(config)
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         neg_args = config["train_neg_sample_args"]
