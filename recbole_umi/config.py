@@ -163,7 +163,7 @@ class Config(RecBoleConfig):
         self._cmd_args = list(cmd_args or [])
         super().__init__(model, dataset, config_file_list, config_dict)
         settings.check_known_keys(self.external_config_dict, known_keys(self))
-        settings.check_nested_keys(self.external_config_dict)
+        settings.check_nested_keys(self._given_settings())
         restrictions = {}
         for cls in reversed(self.model_class.__mro__):  # a subclass's narrowing wins
             restrictions.update(getattr(cls, "setting_restrictions", {}))
@@ -174,6 +174,10 @@ class Config(RecBoleConfig):
         _check_empty_histories(self)
         _check_windows(self)
         _warn_more_interests_than_items(self)
+
+    def _given_settings(self) -> dict:
+        """The settings the user gave (files, ``config_dict``, command line), merged."""
+        return self.external_config_dict
 
     def _init_device(self):
         """RecBole's device setup for one process; for a process of a distributed run (one
@@ -347,8 +351,8 @@ def _load_profile_fields(final: dict) -> None:
     """Make sure RecBole loads the configured ``profile_fields`` from the ``.user`` file."""
     fields = final.get("profile_fields") or []
     load_col = final.get("load_col")
-    if not fields or not isinstance(load_col, dict):
-        return  # no profile, or load_col is None (RecBole then loads every column)
+    if not fields or not isinstance(load_col, dict) or load_col.get("user") == "*":
+        return  # no profile, or every column loaded (load_col None, or '*' for the .user file)
     user_columns = list(load_col.get("user") or [final.get("USER_ID_FIELD", "user_id")])
     user_columns += [field for field in fields if field not in user_columns]
     final["load_col"] = {**load_col, "user": user_columns}

@@ -472,7 +472,7 @@ def check_known_keys(given: dict, known) -> None:
 # default split in force silently). By the path of the dict in the config.
 NESTED_KEYS = {
     ("eval_args",): ("split", "order", "group_by", "mode"),
-    ("eval_args", "split"): ("RS", "LS"),
+    ("eval_args", "split"): ("RS", "TS", "LS"),
     ("eval_args", "mode"): ("valid", "test"),
     ("train_neg_sample_args",): ("distribution", "sample_num", "alpha", "dynamic", "candidate_num"),
 }

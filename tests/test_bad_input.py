@@ -111,10 +111,23 @@ def test_unknown_keys_inside_recboles_dict_settings_are_refused(tmp_path, given,
     with raises_setting(UnknownSettingError, key, given[outer], requirement):
         Config("BPR", "nowhere", config_dict={"data_path": str(tmp_path), **given})
     # control: the same settings with RecBole's keys pass this check
-    good = {"eval_args": {"split": {"RS": [0.9, 0.05, 0.05]}, "order": "TO", "mode": {"valid": "full", "test": "full"}},
+    good = {"eval_args": {"split": {"TS": [0.9, 0.05, 0.05]}, "order": "TO", "mode": {"valid": "full", "test": "full"}},
             "train_neg_sample_args": {"distribution": "popularity", "sample_num": 5}}
     config = Config("BPR", "nowhere", config_dict={"data_path": str(tmp_path), **{outer: good[outer]}})
     assert all(config[outer][name] == value for name, value in good[outer].items())
+
+
+def test_a_checkpoints_saved_dict_settings_are_not_checked_for_keys(tmp_path):
+    """RecBole kept any key of eval_args in the saved config, read or not: a checkpoint
+    saved with one still loads; the keys the user gives now are checked."""
+    from recbole_umi.checkpoints.loading import _CheckpointConfig
+
+    saved = {"eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "mode": "full", "spilt": 1}}
+    config = _CheckpointConfig(saved, "BPR", "nowhere", config_dict={"data_path": str(tmp_path)})
+    assert config["eval_args"]["split"] == {"RS": [0.8, 0.1, 0.1]}
+    with raises_setting(UnknownSettingError, "eval_args.mode", {"mode": {"vaild": "full"}}, "has no key 'vaild'"):
+        _CheckpointConfig(saved, "BPR", "nowhere", config_dict={"data_path": str(tmp_path),
+                                                                "eval_args": {"mode": {"vaild": "full"}}})
 
 
 def test_unknown_key_close_to_nothing_and_dataset_fields_are_allowed(data, in_tmp):

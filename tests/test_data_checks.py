@@ -111,6 +111,25 @@ def test_a_sequential_model_under_recboles_protocol_without_the_time_column_load
         create_dataset(Config("UMI", "tiny", config_dict=settings))
 
 
+def test_load_col_star_for_the_user_file_loads_it_whole_with_a_profile(folder):
+    """'*' loads every column of a file (RecBole); the profile fields were appended to it as
+    if it were a list (['*', 'age', 'gender']), and only those were loaded."""
+    sequences, profiles = random_sequences(n_users=20)
+    write_atomic(folder, "tiny", sequences, profiles)
+    _, dataset, _ = load(folder, load_col={"inter": ["user_id", "item_id", "timestamp"], "user": "*"})
+    assert {"user_id", "age", "gender"} <= set(dataset.user_feat.columns)
+
+
+def test_recbole_benchmark_files_are_refused_under_the_user_split(folder):
+    sequences, profiles = random_sequences(n_users=20)
+    write_atomic(folder, "tiny", sequences, profiles)
+    for part in ("train", "valid", "test"):  # RecBole's files split in advance
+        (folder / "tiny" / f"tiny.{part}.inter").write_text((folder / "tiny" / "tiny.inter").read_text())
+    with pytest.raises(SettingsError, match=r"'benchmark_filename' = \['train', 'valid', 'test'\]: must be empty under "
+                                            r"eval_protocol: user_split"):
+        load(folder, benchmark_filename=["train", "valid", "test"])
+
+
 def test_infinite_profile_values_are_refused_naming_field_and_users(folder):
     sequences, profiles = random_sequences(n_users=20)
     profiles[7] = (float("inf"), "M")

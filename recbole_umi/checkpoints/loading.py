@@ -41,10 +41,16 @@ class _CheckpointConfig(Config):
 
     def __init__(self, saved_settings: dict, *args, **kwargs):
         self._saved_settings = saved_settings
+        self._given_files: dict = {}
         super().__init__(*args, **kwargs)
 
     def _load_config_files(self, file_list):
-        return {**copy.deepcopy(self._saved_settings), **super()._load_config_files(file_list)}
+        self._given_files = super()._load_config_files(file_list)
+        return {**copy.deepcopy(self._saved_settings), **self._given_files}
+
+    def _given_settings(self) -> dict:
+        # not the saved ones: RecBole kept any key of a dict setting (eval_args), read or not
+        return {**self._given_files, **self.variable_config_dict, **self.cmd_config_dict}
 
 
 def _config_from(checkpoint: dict, path, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None):

@@ -93,6 +93,10 @@ def check_protocol_config(config) -> str:
             "evaluates users never seen in training from their history, which needs a "
             f"sequential model; {config['model']} is not one: use eval_protocol: recbole",
         )
+    if "benchmark_filename" in config and config["benchmark_filename"]:
+        raise ProtocolConfigError("benchmark_filename", config["benchmark_filename"],
+                                  "must be empty under eval_protocol: user_split (RecBole's files split in advance; the "
+                                  "user split makes its own parts): use eval_protocol: recbole")
     for key in ("user_split_ratios", "user_split_seed", "history_share", "train_sampling"):
         setting(config, key)
     return protocol
