@@ -116,8 +116,9 @@ def test_load_col_star_for_the_user_file_loads_it_whole_with_a_profile(folder):
     if it were a list (['*', 'age', 'gender']), and only those were loaded."""
     sequences, profiles = random_sequences(n_users=20)
     write_atomic(folder, "tiny", sequences, profiles)
-    _, dataset, _ = load(folder, load_col={"inter": ["user_id", "item_id", "timestamp"], "user": "*"})
-    assert {"user_id", "age", "gender"} <= set(dataset.user_feat.columns)
+    _, dataset, _ = load(folder, load_col={"inter": ["user_id", "item_id", "timestamp"], "user": "*"},
+                         profile_fields=["age"])
+    assert {"user_id", "age", "gender"} <= set(dataset.user_feat.columns)  # gender: no profile field, loaded
 
 
 def test_recbole_benchmark_files_are_refused_under_the_user_split(folder):
