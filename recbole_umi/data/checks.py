@@ -6,9 +6,8 @@ before anything trains (docs/reliability.md lists every case).
 a column twice or lacks a column ``load_col`` asks for, an ``.inter`` file without rows, a
 sequential model (the user-split protocol, RecBole's sequential models) without the time
 column loaded, a float field holding +-inf, a user listed twice in the ``.user`` file with
-different values. Warned about, with numbers: users of
-the ``.inter`` file without a ``.user`` row (RecBole drops or keeps them silently), exact
-duplicate ``.user`` rows.
+different values. Warned about, with numbers: users of the ``.inter`` file without a
+``.user`` row (RecBole drops or keeps them silently), exact duplicate ``.user`` rows.
 """
 
 from __future__ import annotations
