@@ -12,7 +12,9 @@ them). From Python::
                           "occupation": "4"}], n=10)
 
 Nothing here unpickles: the export's files are JSON, safetensors, faiss's binary index and
-an ``.npz`` read with ``allow_pickle=False``. Nor does anything here import RecBole: the user
+an ``.npz`` read with ``allow_pickle=False``. Each file is loaded from the bytes its digest
+was checked on (a re-export meanwhile cannot mix two exports): while it loads, a file's bytes
+and what is made of them are both in memory, so the peak is about twice the index's size. Nor does anything here import RecBole: the user
 tower (:mod:`recbole_umi.towers`) is built from its saved settings and the data schema the
 export describes (item count, history fields, each profile field's kind and values, the
 training users), given the saved weights, and always runs in eval mode (in training mode the
