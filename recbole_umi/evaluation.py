@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from recbole.evaluator import register  # noqa: E402
+from recbole.evaluator.collector import Collector  # noqa: E402
 from recbole.evaluator.base_metric import AbstractMetric, TopkMetric  # noqa: E402
 from recbole.evaluator.register import metrics_dict  # noqa: E402
 from recbole.utils import EvaluatorType  # noqa: E402
@@ -203,10 +204,11 @@ class IndexScorer:
         found = torch.from_numpy(item_ids >= 0)
         if not found.all() and not self.warned:
             self.warned = True
+            why = {"faiss_ivf": "raise retrieval_nprobe", "faiss_hnsw": "raise retrieval_ef_search"}.get(
+                self.mode, "fewer items are left once the history is excluded")
             getLogger().warning(
-                f"retrieval {self.mode}: {int((~found).any(dim=1).sum())} of {len(found)} users got fewer "
-                f"than {self.n} items from the index (raise retrieval_nprobe); their empty places are "
-                "filled with arbitrary items that count for the metrics"
+                f"retrieval {self.mode}: {int((~found).any(dim=1).sum())} of the first batch's {len(found)} users got "
+                f"fewer than {self.n} items from the index ({why}); their empty places count as misses"
             )
         dense = torch.full((len(interests), self.model.n_items), -torch.inf, device=interests.device)
         rows = torch.arange(len(interests)).unsqueeze(1).expand_as(found)
@@ -214,13 +216,51 @@ class IndexScorer:
         return dense
 
 
+class _Without:
+    """A collector's register that does not need ``resource`` (collected by the caller)."""
+
+    def __init__(self, register, resource: str):
+        self.register, self.resource = register, resource
+
+    def need(self, key: str) -> bool:
+        return key != self.resource and self.register.need(key)
+
+
+class RankedOnlyCollector(Collector):
+    """RecBole's ``Collector`` whose top-N hits (``rec.topk``, every top-k metric's input)
+    count ranked items only. A place of the top N scored ``-inf`` holds no ranked item: the
+    index returned fewer than N items (IVF, HNSW), or fewer than N were left once the padding
+    item and the excluded history were set to ``-inf``. RecBole's ``topk`` fills such places
+    with arbitrary ``-inf`` items and counted a target among them as a hit; here it is a miss.
+    (``rec.items``, the lists that ItemCoverage and CategoryCoverage read, keep RecBole's
+    fillers: other metrics index their items.)"""
+
+    def eval_batch_collect(self, scores_tensor, interaction, positive_u, positive_i):
+        if self.register.need("rec.topk"):
+            values, top = torch.topk(scores_tensor, max(self.topk), dim=-1)  # n_users x N
+            targets = torch.zeros_like(scores_tensor, dtype=torch.int)
+            targets[positive_u, positive_i] = 1
+            hits = targets.gather(1, top) * torch.isfinite(values)
+            self.data_struct.update_tensor("rec.topk", torch.cat((hits, targets.sum(dim=1, keepdim=True)), dim=1))
+        register, self.register = self.register, _Without(self.register, "rec.topk")
+        try:  # RecBole's own for every other resource
+            super().eval_batch_collect(scores_tensor, interaction, positive_u, positive_i)
+        finally:
+            self.register = register
+
+
 class IndexedEvaluation:
     """Trainer mixin: with ``retrieval`` other than ``full_sort``, every evaluation (each
     validation and test pass, when the weights may have changed) builds an
     :class:`IndexScorer` from the model's current weights (``index_scorer``) and ranks its
-    users' top N through it instead of the model's ``full_sort_predict``."""
+    users' top N through it instead of the model's ``full_sort_predict``. Every evaluation,
+    full sort too, collects its hits with :class:`RankedOnlyCollector`."""
 
     index_scorer: IndexScorer | None = None
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.eval_collector = RankedOnlyCollector(config)
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         # a mixin placed after the one that loads the best weights: these are the weights evaluated
