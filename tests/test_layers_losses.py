@@ -584,3 +584,39 @@ def test_shared_votes_route_as_their_copies():
     copied = dynamic_routing(source.unsqueeze(2).repeat(1, 1, 2, 1), mask, initial, 3, accumulate=True)
     for a, b in zip(shared, copied):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("loss_type, shared, through_table, interests_dtype", [
+    ("full_softmax", False, False, torch.bfloat16),
+    ("sampled_softmax", True, False, torch.bfloat16),
+    ("sampled_softmax", False, True, torch.bfloat16),
+    ("full_softmax", False, False, torch.float32),  # float32 interests under autocast (a float32 tower)
+])
+def test_harder_negatives_train_under_mixed_precision(monkeypatch, loss_type, shared, through_table, interests_dtype):
+    """Under autocast the interests come out of a layer in half precision while the item
+    table stays float32; the harder negatives' best interests over shared candidates (full
+    softmax, shared negatives, per-row negatives scored through the table) failed there: in
+    the backward pass (expected m1 and m2 to have the same dtype) or, with float32
+    interests, in the forward. The loss and its gradients now come as in float32, to
+    bfloat16's precision."""
+    if through_table:
+        monkeypatch.setattr(losses_module, "TABLE_SCORES_RATIO", 0)
+    torch.manual_seed(0)
+    layer, table = torch.nn.Linear(4, 4), torch.nn.Parameter(torch.randn(50, 4))
+    inputs, positives = torch.randn(6, 3, 4), torch.tensor([1, 5, 7, 7, 2, 9])
+
+    def loss_and_grads(autocast: bool):
+        torch.manual_seed(1)  # the same negatives
+        loss = MultiInterestLoss(loss_type, True, 5, NegativeSampler(50), shared_negatives=shared)
+        layer.zero_grad()
+        table.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            interests = layer(inputs).to(interests_dtype) if autocast else layer(inputs)
+            value = loss(interests, positives, lambda ids=None: table if ids is None else table[ids])
+        value.backward()
+        return value.item(), layer.weight.grad.clone(), table.grad.clone()
+
+    exact, mixed = loss_and_grads(False), loss_and_grads(True)
+    assert mixed[0] == pytest.approx(exact[0], rel=0.05)
+    for got, expected in zip(mixed[1:], exact[1:]):
+        assert torch.allclose(got, expected, rtol=0.1, atol=0.05)

@@ -176,7 +176,11 @@ def shared_readout(
         if torch.compiler.is_compiling() and batch_size * k * negative_vectors.size(0) <= DENSE_BEST_MAX_SCORES:
             best = torch.matmul(interests, negative_vectors.t()).max(dim=1).values  # B x n, torch.max's gradient
         else:
-            best = BestInterestScores.apply(interests, negative_vectors, SHARED_SCORE_BLOCK)
+            # outside autocast, the vectors in the interests' type: under mixed precision the
+            # interests come out of a layer in half precision and the item table stays float32,
+            # and the backward pass, which makes the scores again, runs without autocast
+            with torch.autocast(interests.device.type, enabled=False):
+                best = BestInterestScores.apply(interests, negative_vectors.to(interests.dtype), SHARED_SCORE_BLOCK)
         return positive_scores.max(dim=1).values, best
     weights = interest_weights(positive_scores, readout_power)  # B x K
     readout = (weights.unsqueeze(2) * interests).sum(dim=1)  # B x d
