@@ -153,3 +153,26 @@ def test_one_seed_gives_one_item_table_and_encoder_in_every_variant():
     assert all(torch.equal(table, item_tables[0]) for table in item_tables)
     encoders = [tower(profile_steering=s).encoder.state_dict() for s in ("queries", "none")]
     assert all(torch.equal(encoders[0][key], encoders[1][key]) for key in encoders[0])
+
+
+@pytest.mark.parametrize("steering", ["queries", "gate", "none"])
+def test_the_interests_read_the_history_causally_and_in_order(steering):
+    """by_hand takes its states from the tower's encoder; here the encoder itself: a later
+    item leaves every earlier state as it was, a history cut after 2 items gives the
+    interests of a user whose history is those 2 items, and the history's order matters."""
+    model = trained_looking(tower(profile_steering=steering))
+    history = BATCH["item_id_list"]
+    changed = history.clone()
+    changed[0, 3] = 15
+    with torch.no_grad():
+        before, after = model.encoder.states(history), model.encoder.states(changed)
+        assert torch.equal(before[0, :3], after[0, :3]) and not torch.allclose(before[0, 3:], after[0, 3:])
+        cut = {**BATCH, "item_id_list": history.clone(), "item_length": BATCH["item_length"].clone()}
+        cut["item_id_list"][0, 2:], cut["item_length"][0] = 0, 2
+        alone = {**BATCH, "item_id_list": history.clone(), "item_length": BATCH["item_length"].clone()}
+        alone["item_id_list"][1], alone["item_length"][1] = torch.tensor([3, 7, 0, 0, 0]), 2
+        alone["gender"], alone["occ"] = torch.tensor([1, 1, 1, 2]), torch.tensor([3, 3, 2, 3])  # user 0's profile
+        assert torch.allclose(model(cut)[0], model(alone)[1], atol=1e-5)
+        reversed_ = {**BATCH, "item_id_list": history.clone()}
+        reversed_["item_id_list"][0] = history[0].flip(0)
+        assert not torch.allclose(model(reversed_)[0], model(BATCH)[0])
