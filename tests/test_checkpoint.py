@@ -213,7 +213,7 @@ def test_resuming_from_the_best_file_keeps_its_validation_score(trained, monkeyp
     assert best["valid_scores"] == trained.result["valid_scores"][: best["epoch"] + 1]
     resumed = run(resume=str(folder / trained.best.name))
     assert resumed["valid_scores"] == trained.result["valid_scores"] and len(resumed["valid_scores"]) == EPOCHS
-    older = {**best, "valid_scores": best["valid_scores"][:-1]}  # as written before 2026-12-07
+    older = {**best, "valid_scores": best["valid_scores"][:-1]}  # as written before valid_scores_complete
     for key in ("valid_scores_complete", "digest"):
         del older[key]
     write_checkpoint(folder / trained.best.name, older)

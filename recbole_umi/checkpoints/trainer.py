@@ -146,7 +146,7 @@ class SafeCheckpointTrainer:
             "rng": rng_state(self._loaders),
             "best_file": Path(self.saved_model_file).name,
             "valid_scores": valid_scores,
-            # every validation up to this epoch's (files written before 2026-12-07 lack a best
+            # every validation up to this epoch's (a file without this key may lack a best
             # epoch's own score: resume_checkpoint adds it)
             "valid_scores_complete": True,
         }
