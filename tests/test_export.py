@@ -46,9 +46,8 @@ print(json.dumps(answers))
 """
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """Every plugin model trained one epoch on a tiny dataset with an item file, and exported."""
+def train_and_export(tmp_path_factory, models):
+    """``models`` trained one epoch on a tiny dataset with an item file, and exported."""
     work = tmp_path_factory.mktemp("export")
     sequences, profiles = random_sequences(n_users=60, n_items=40, length=12, seed=3)
     data = write_atomic(work / "data", "tiny", sequences, profiles)
@@ -58,13 +57,19 @@ def exported(tmp_path_factory):
     checkpoints = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(work)
-        for model in MODELS:
+        for model in models:
             settings = tiny_config(data, epochs=1, eval_protocol="user_split", checkpoint_dir=str(work / "saved" / model),
                                    load_col={"inter": ["user_id", "item_id", "timestamp"], "user": ["user_id", "age", "gender"]})
             run(model, "tiny", config_dict=settings)
             checkpoints[model] = next(p for p in (work / "saved" / model).glob("*.pth") if not p.stem.endswith("-last"))
             export(checkpoints[model], work / "exports" / model, category_field="genre")
     return work, sequences, profiles, checkpoints
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Every plugin model trained one epoch on a tiny dataset with an item file, and exported."""
+    return train_and_export(tmp_path_factory, MODELS)
 
 
 def expected_top(checkpoint, histories, profiles, exclude=True):

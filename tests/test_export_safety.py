@@ -13,11 +13,17 @@ import pytest
 from recbole_umi import recommend as recommend_module
 from recbole_umi.export import ExportError, export
 from recbole_umi.recommend import RecommendError, Recommender, file_digest, meta_digest
-from tests.test_export import exported  # noqa: F401 (the module fixture: every model trained and exported)
+from tests.test_export import train_and_export
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The models these tests serve, trained one epoch and exported (as test_export's)."""
+    return train_and_export(tmp_path_factory, ["UMI", "MIND", "Popularity", "ComiRecSA"])
 
 
 @pytest.fixture
-def copy(exported, tmp_path):  # noqa: F811
+def copy(exported, tmp_path):
     """A copy of UMI's export to tamper with."""
     work, _, _, checkpoints = exported
     folder = tmp_path / "UMI"
@@ -53,7 +59,7 @@ def test_export_json_changed_after_the_export_is_refused(copy):
         Recommender(folder)
 
 
-def test_a_re_export_while_the_files_are_read_serves_one_export_whole(copy, exported, tmp_path, monkeypatch):  # noqa: F811
+def test_a_re_export_while_the_files_are_read_serves_one_export_whole(copy, exported, tmp_path, monkeypatch):
     """Another export moved into the folder after export.json was read: the recommender
     reads everything again and serves the new export, never the old settings with the new
     weights (every file is loaded from the bytes its digest was checked on)."""
@@ -80,7 +86,7 @@ def test_a_re_export_while_the_files_are_read_serves_one_export_whole(copy, expo
     assert served.recommend(users=["1"], n=3) == Recommender(work / "exports" / "MIND").recommend(users=["1"], n=3)
 
 
-def test_a_reader_between_the_two_renames_of_a_re_export_gets_the_new_one(copy, exported, tmp_path, monkeypatch):  # noqa: F811
+def test_a_reader_between_the_two_renames_of_a_re_export_gets_the_new_one(copy, exported, tmp_path, monkeypatch):
     """A re-export moves the old folder aside, then the new one in: a reader that comes in
     between finds nothing at the name, waits and reads the new export (was: 'not an
     export')."""
@@ -198,13 +204,13 @@ def test_an_export_killed_while_replacing_the_old_one_is_recovered_by_the_next(c
     ({"n": 5, "candidates": 3}, "candidates = 3: must be an integer of at least n"),
     ({"unknown_profile": "guess"}, "unknown_profile = 'guess'"),
 ])
-def test_bad_request_values_are_refused(exported, request_, message):  # noqa: F811
+def test_bad_request_values_are_refused(exported, request_, message):
     work, _, _, _ = exported
     with pytest.raises(RecommendError, match=message):
         Recommender(work / "exports" / "UMI").recommend(users=["1"], **request_)
 
 
-def test_unknown_profile_values_are_refused_unless_mapped_on_purpose(exported):  # noqa: F811
+def test_unknown_profile_values_are_refused_unless_mapped_on_purpose(exported):
     work, _, _, _ = exported
     recommender = Recommender(work / "exports" / "UMI")
     with pytest.raises(RecommendError, match=r"profile field 'gender' has no value 'female' \(known: 'F', 'M'\)"):
@@ -219,7 +225,7 @@ def test_unknown_profile_values_are_refused_unless_mapped_on_purpose(exported): 
             recommender.recommend(histories=[["3"]], profiles=[{"age": age, "gender": "F"}])
 
 
-def test_a_user_without_history_is_answered_from_the_profile_or_refused(exported):  # noqa: F811
+def test_a_user_without_history_is_answered_from_the_profile_or_refused(exported):
     work, _, _, _ = exported
     umi = Recommender(work / "exports" / "UMI").recommend(histories=[[]], profiles=[{"age": 30, "gender": "F"}])
     assert len(umi[0]) == 10
@@ -228,7 +234,7 @@ def test_a_user_without_history_is_answered_from_the_profile_or_refused(exported
         Recommender(work / "exports" / "ComiRecSA").recommend(histories=[[]], profiles=[{}])
 
 
-def test_requests_are_answered_in_chunks_as_a_whole(exported, monkeypatch):  # noqa: F811
+def test_requests_are_answered_in_chunks_as_a_whole(exported, monkeypatch):
     work, _, _, _ = exported
     recommender = Recommender(work / "exports" / "MIND")
     users = [str(u) for u in range(1, 61)] * 3
