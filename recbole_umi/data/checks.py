@@ -22,7 +22,7 @@ from recbole.utils import FeatureSource, FeatureType
 from recbole_umi.item_file import header_field_names
 from recbole_umi.settings import SettingsError
 
-__all__ = ["DataError", "DataChecks", "duplicated_header_fields"]
+__all__ = ["DataError", "DataChecks", "duplicated_fields"]
 
 
 class DataError(SettingsError):
@@ -34,9 +34,8 @@ class DataError(SettingsError):
         ValueError.__init__(self, f"{path}: {problem}")
 
 
-def duplicated_header_fields(path, separator: str, encoding: str = "utf-8") -> list[str]:
-    """The field names that the header of the atomic file ``path`` lists more than once."""
-    names = header_field_names(path, separator, encoding)
+def duplicated_fields(names: list[str]) -> list[str]:
+    """The field names that a header's ``names`` list more than once."""
     return sorted({name for name in names if names.count(name) > 1})
 
 
@@ -61,13 +60,12 @@ class DataChecks:
     """
 
     def _load_feat(self, filepath, source):
-        separator, encoding = self.config["field_separator"] or "\t", self.config["encoding"] or "utf-8"
-        duplicated = duplicated_header_fields(filepath, separator, encoding)
+        names = header_field_names(filepath, self.config["field_separator"] or "\t", self.config["encoding"] or "utf-8")
+        duplicated = duplicated_fields(names)
         if duplicated:
             raise DataError(filepath, f"its header names the column(s) {', '.join(map(repr, duplicated))} twice: "
                                       "each field must appear once")
         asked, _ = self._get_load_and_unload_col(source)
-        names = header_field_names(filepath, separator, encoding)
         absent = sorted(set(asked or ()) - set(names))
         if absent:  # RecBole loads the columns it finds and drops the others without a word
             close = {name: difflib.get_close_matches(name, names, n=1) for name in absent}

@@ -293,10 +293,7 @@ def check_comparison(variants, dataset, seeds, out, config_file_list=None, confi
     variant_files = variant_files or {}
     set_aside_damaged_runs(Path(out), [(v, seed) for seed in seeds for v in variants])
     files_of = {v: [*(config_file_list or []), *variant_files.get(v, [])] for v in variants}
-    for variant in variants:  # every name first, then each variant's settings (its own files)
-        resolve_variant(variant)
-    for variant in variants:  # now, not hours later when its first run would start
-        check_variants([variant], dataset, files_of[variant], config_dict)
+    check_variants(variants, dataset, files_of, config_dict)  # now, not hours later when a run would start
     check_search_seeds(files_of, seeds, allow_search_seed)
     jobs = [(variant, seed) for seed in seeds for variant in variants]
     # JSON round trip, so that the settings compare equal to those read back from disk

@@ -70,12 +70,13 @@ def resolve_variant(name: str) -> tuple[str, dict]:
     return model, overrides
 
 
-def check_variants(variants, dataset, config_file_list=None, config_dict=None) -> None:
-    """Before anything trains: every variant names a model with its suffixes, and its
-    config (the comparison's settings, the variant's) passes validation; every name first."""
-    resolved = [resolve_variant(variant) for variant in variants]
-    for model, overrides in resolved:
-        Config(model, dataset, config_file_list, {**(config_dict or {}), **overrides})
+def check_variants(variants, dataset, files_of: dict[str, list[str]] | None = None, config_dict=None) -> None:
+    """Before anything trains: every variant names a model with its suffixes (every name
+    first), then each variant's config (its files ``files_of[variant]``, the comparison's
+    settings, its suffixes') passes validation."""
+    resolved = {variant: resolve_variant(variant) for variant in variants}
+    for variant, (model, overrides) in resolved.items():
+        Config(model, dataset, (files_of or {}).get(variant), {**(config_dict or {}), **overrides})
 
 
 def read_variant_files(path, variants: list[str]) -> dict[str, list[str]]:
