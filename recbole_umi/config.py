@@ -287,8 +287,9 @@ def _check_empty_histories(config) -> None:
     ``eval_history_curve``) leaves a model only the user's profile, and ``history_dropout``
     trains on such samples: both refused, before any data is loaded, for a model that reads no
     profile (its encoder has nothing to read; a sequence encoder fails on an empty one)."""
-    reads_only_history = getattr(config.model_class, "reads_history", True) and not getattr(
-        config.model_class, "uses_profile", False)
+    model_class = config.model_class
+    reads_profile = model_class.reads_profile(config) if issubclass(model_class, MatchingRecommender) else False
+    reads_only_history = getattr(model_class, "reads_history", True) and not reads_profile
     if reads_only_history and "history_dropout" in config and config["history_dropout"]:
         raise settings.SettingsError(
             "history_dropout", config["history_dropout"], f"must be 0 with {config['model']}: it reads the history "

@@ -280,6 +280,8 @@ MODEL_SETTINGS: dict[str, Setting] = {
     "profile_steering": Setting(str, choices=PROFILE_STEERINGS, note="UMISA: how the profile steers the extraction of "
                                                                       "the interests from the encoder's states"),
     "recent_interest": Setting(bool, note="UMISA: the encoder's state at the last position is one of the K interests"),
+    "refine_interests": Setting(bool, note="UMISA: the extracted interests are refined with the profile (Eq 7-9); "
+                                           "False keeps them as extracted"),
     "retrieval": Setting(str, choices=RETRIEVAL_MODES),
     "retrieval_nlist": Setting(int, low=0, note="0 chooses about 4 sqrt(#items) cells"),
     "retrieval_nprobe": Setting(int, low=1),
@@ -333,6 +335,7 @@ _COMIREC_BEFORE = {"comirec_maps": "shared", "position_embedding": False}  # bef
 SETTINGS_BEFORE_THEY_EXISTED = {
     "ComiRec": _COMIREC_BEFORE, "ComiRecDR": _COMIREC_BEFORE, "ComiRecSA": _COMIREC_BEFORE,
     "MIND": {"dynamic_interests": False},
+    "UMISA": {"refine_interests": True},  # before 2026-12-07
 }
 
 

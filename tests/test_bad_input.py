@@ -149,6 +149,13 @@ def test_a_setting_the_model_is_built_from_is_required_before_any_data_loads(tmp
     with raises_setting(SettingsError, "profile_fields", None, r"must be a list of strings \(set it in a config file"):
         Config("UMI", "nowhere", config_dict={"data_path": str(tmp_path)})
     Config("ComiRecSA", "nowhere", config_dict={"data_path": str(tmp_path)})  # reads no profile
+    # UMISA reads one where it steers or refines; with neither it needs none, and reads the history only
+    with raises_setting(SettingsError, "profile_fields", None, r"must be a list of strings"):
+        Config("UMISA", "nowhere", config_dict={"data_path": str(tmp_path), "refine_interests": False})
+    profile_free = {"data_path": str(tmp_path), "refine_interests": False, "profile_steering": "none"}
+    Config("UMISA", "nowhere", config_dict=profile_free)
+    with raises_setting(SettingsError, "history_dropout", 0.5, "must be 0 with UMISA: it reads the history only"):
+        Config("UMISA", "nowhere", config_dict={**profile_free, "eval_protocol": "user_split", "history_dropout": 0.5})
 
 
 @pytest.mark.parametrize("key, value, requirement", [

@@ -123,3 +123,4 @@ def test_models_saved_before_the_options_keep_what_they_computed():
     assert migrated["comirec_maps"] == "shared" and migrated["position_embedding"] is False
     assert migrate_saved_settings("ComiRecDR", {"comirec_maps": "per_position"})["comirec_maps"] == "per_position"
     assert migrate_saved_settings("MIND", {})["dynamic_interests"] is False
+    assert migrate_saved_settings("UMISA", {})["refine_interests"] is True

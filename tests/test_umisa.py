@@ -28,7 +28,7 @@ BATCH = {
 def tower(**overrides) -> UMISATower:
     settings = dict(embedding_size=D, n_interests=3, profile_embedding_size=4, attention_hidden_size=6,
                     uganet_hidden_size=5, refine_hidden_size=7, profile_steering="queries", use_ir=True,
-                    recent_interest=True, **ENCODER)
+                    recent_interest=True, refine_interests=True, **ENCODER)
     torch.manual_seed(0)
     return UMISATower(UMISASettings(**{**settings, **overrides}), SCHEMA).eval()
 
@@ -40,7 +40,8 @@ def trained_looking(model: UMISATower) -> UMISATower:
         for name, parameter in model.named_parameters():
             if name.endswith("bias") and not name.startswith("encoder"):
                 parameter.normal_()
-        model.refinement[2].weight.normal_()
+        if model.refinement is not None:
+            model.refinement[2].weight.normal_()
     return model
 
 
@@ -54,7 +55,8 @@ def mlp(layers, x):
 def by_hand(model: UMISATower, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """The module docstring's equations, one user at a time."""
     states = model.encoder.states(batch["item_id_list"])
-    per_field = torch.stack([table(batch[name]) for table, name in zip(model.profile.tables, ("gender", "occ"))], dim=1)
+    per_field = (torch.stack([table(batch[name]) for table, name in zip(model.profile.tables, ("gender", "occ"))],
+                             dim=1) if model.profile is not None else torch.zeros(len(batch["item_length"]), 0, 0))
     interests, weights = [], []
     for b in range(len(batch["item_length"])):
         n = int(batch["item_length"][b])
@@ -78,6 +80,9 @@ def by_hand(model: UMISATower, batch) -> tuple[torch.Tensor, torch.Tensor]:
                 columns.append(torch.cat([attention[:, k] * gate[:, 0], torch.zeros(T - n)]) if n else torch.zeros(T))
         user = []
         for v in vectors:
+            if not model.refine_interests:
+                user.append(v)
+                continue
             if model.use_ir:  # Eq 7-9
                 d_k = mlp(model.field_relevance, torch.cat([e_u, v]))
                 profile = (d_k.unsqueeze(1) * per_field[b]).flatten()
@@ -91,9 +96,11 @@ def by_hand(model: UMISATower, batch) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("steering", ["queries", "gate", "none"])
 @pytest.mark.parametrize("recent", [True, False])
-@pytest.mark.parametrize("use_ir", [True, False])
-def test_umisa_computes_its_equations(steering, recent, use_ir):
-    model = trained_looking(tower(profile_steering=steering, recent_interest=recent, use_ir=use_ir))
+@pytest.mark.parametrize("use_ir, refine", [(True, True), (False, True), (False, False)])
+def test_umisa_computes_its_equations(steering, recent, use_ir, refine):
+    model = trained_looking(tower(profile_steering=steering, recent_interest=recent, use_ir=use_ir,
+                                  refine_interests=refine))
+    assert (model.profile is None) == (steering == "none" and not refine)
     with torch.no_grad():
         interests, routing = model.interests_and_routing(BATCH)
         expected_interests, expected_routing = by_hand(model, BATCH)
@@ -115,6 +122,37 @@ def test_the_recent_interest_alone_is_sasrecs_user_vector():
         history = {key: value[:3] for key, value in BATCH.items()}  # SASRec reads no empty history
         # to float rounding: SASRec's tower computes its last layer at the last position only
         torch.testing.assert_close(model(history), sasrec(history), rtol=1e-6, atol=1e-7)
+
+
+def test_without_steering_and_refinement_the_recent_interest_alone_is_sasrecmatching():
+    """K = 1, no profile steering, no refinement: UMISA reads no profile and is SASRecMatching,
+    weight for weight from one seed (no weights edited), its interests and every prefix's."""
+    model = tower(n_interests=1, profile_steering="none", refine_interests=False)
+    torch.manual_seed(0)
+    sasrec = SASRecTower(SASRecSettings(embedding_size=D, n_interests=1, **ENCODER), SCHEMA).eval()
+    assert model.profile is None and not model.uses_profile and UMISATower.uses_profile
+    ours, theirs = model.state_dict(), sasrec.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[key], theirs[key]) for key in ours)
+    history = {key: value[:3] for key, value in BATCH.items()}  # SASRec reads no empty history
+    with torch.no_grad():
+        torch.testing.assert_close(model(history), sasrec(history), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(model.prefix_interests(history), sasrec.prefix_interests(history))
+        other_profile = {**history, "gender": torch.tensor([2, 1, 2]), "occ": torch.tensor([1, 3, 1])}
+        assert torch.equal(model(other_profile), model(history))
+
+
+def test_without_refinement_the_interests_are_the_extracted_ones():
+    """refine_interests False drops the refinement (and its field weights, whatever use_ir
+    says); the profile still steers the heads where asked."""
+    model = trained_looking(tower(refine_interests=False, use_ir=True))
+    assert model.refinement is None and model.field_relevance is None and not model.use_ir
+    assert model.profile is not None and model.extractor.context is not None
+    with torch.no_grad():
+        interests, _ = model.interests_and_routing(BATCH)
+        assert torch.equal(interests[3], torch.zeros(3, D))  # no history, no refinement: nothing to answer with
+        states = model.encoder.states(BATCH["item_id_list"])
+        torch.testing.assert_close(interests[:, 0], torch.stack([states[0, 4], states[1, 1], states[2, 0],
+                                                                 torch.zeros(D)]))
 
 
 def test_the_profile_steers_the_extraction_only_where_asked():

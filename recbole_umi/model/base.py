@@ -65,7 +65,7 @@ class MatchingRecommender(SequentialRecommender):
 
     input_type = InputType.POINTWISE
     tower_class: type[UserTower] = UserTower
-    uses_profile = True  # each subclass: its tower's
+    uses_profile = True  # each subclass: its tower class's (may read one); an instance: whether it does
     routes_items = True
     reads_history = True
     # The config keys naming the interaction fields whose history lists the model reads: the
@@ -96,10 +96,19 @@ class MatchingRecommender(SequentialRecommender):
         """The settings objects the model is built from, made from ``config`` and dropped: a
         missing or empty key (``profile_fields`` of a profile model) fails when the config
         is built, before any data loads, not when the model is."""
-        cls.tower_class.settings_class.from_config(config)
+        cls.profile_settings(config, cls.tower_class.settings_class.from_config(config))
         ObjectiveSettings.from_config(config)
-        if cls.tower_class.uses_profile:
-            ProfileSettings.from_config(config)
+
+    @classmethod
+    def profile_settings(cls, config, tower_settings) -> ProfileSettings | None:
+        """The profile's settings where the tower reads the profile with ``tower_settings``
+        (:meth:`~recbole_umi.towers.base.UserTower.reads_profile`), else None."""
+        return ProfileSettings.from_config(config) if cls.tower_class.reads_profile(tower_settings) else None
+
+    @classmethod
+    def reads_profile(cls, config) -> bool:
+        """Whether the model built from ``config`` reads the user profile."""
+        return cls.tower_class.reads_profile(cls.tower_class.settings_class.from_config(config))
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -109,10 +118,11 @@ class MatchingRecommender(SequentialRecommender):
                 "train_neg_sample_args", neg_args,
                 f"must be ~ (None): {config['model']} samples its own negatives (n_negatives, negative_sampler)",
             )
-        profile = ProfileSettings.from_config(config) if self.tower_class.uses_profile else None
-        schema = data_schema(config, dataset, profile)
-        tower = self.tower_class(self.tower_class.settings_class.from_config(config), schema)
+        tower_settings = self.tower_class.settings_class.from_config(config)
+        schema = data_schema(config, dataset, self.profile_settings(config, tower_settings))
+        tower = self.tower_class(tower_settings, schema)
         object.__setattr__(self, "tower", tower)  # not a submodule: its modules are registered below
+        self.uses_profile = tower.uses_profile  # this instance's, which its settings decide
         if tower._parameters or tower._buffers:
             raise TypeError(f"{type(tower).__name__} keeps tensors of its own; only its modules are registered")
         for name, module in tower.named_children():

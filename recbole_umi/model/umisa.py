@@ -12,7 +12,8 @@ __all__ = ["UMISA"]
 class UMISA(MatchingRecommender):
     """SASRec's causal encoder, K interests extracted with the profile steering, refined with
     the profile. Ablations: ``profile_steering: none`` (or ``gate``), ``recent_interest:
-    False``, ``use_ir: False`` (UMISA-IR), ``harder_negatives: False`` (UMISA-HN)."""
+    False``, ``refine_interests: False`` (with ``profile_steering: none``: no profile at
+    all), ``use_ir: False`` (UMISA-IR), ``harder_negatives: False`` (UMISA-HN)."""
 
     tower_class = UMISATower
     variant_settings = ("harder_negatives", "use_ir")

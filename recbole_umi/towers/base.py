@@ -37,7 +37,8 @@ class UserTower(nn.Module):
     (``B x K x d`` interests and, for towers that route items to interests, the
     ``B x T x K`` routing). This class owns the item table (``item_embedding``, row 0 the
     padding item), reads the history (``schema.history_field``, padded with 0) and, where
-    ``uses_profile`` is set, embeds the profile fields of the schema (``profile``).
+    the tower reads the profile (:meth:`reads_profile`), embeds the profile fields of the
+    schema (``profile``; else None).
 
     A batch is any mapping from the schema's field names to tensors.
 
@@ -53,6 +54,8 @@ class UserTower(nn.Module):
     """
 
     settings_class: type[TowerSettings] = TowerSettings
+    # Whether the class's towers may read the profile; an instance's ``uses_profile`` says
+    # whether it does with its settings (reads_profile).
     uses_profile = True
     # Whether it reads the history (Popularity does not): one that reads neither history nor
     # profile still answers for a user without history.
@@ -72,7 +75,15 @@ class UserTower(nn.Module):
         self.embedding_size = settings.embedding_size
         self.n_interests = settings.n_interests
         self.item_embedding = nn.Embedding(schema.n_items, settings.embedding_size, padding_idx=0)
+        self.uses_profile = self.reads_profile(settings)
         self.profile = ProfileEncoder(schema.profile, settings.profile_embedding_size) if self.uses_profile else None
+
+    @classmethod
+    def reads_profile(cls, settings: TowerSettings) -> bool:
+        """Whether a tower of this class with ``settings`` reads the user profile: the
+        class's ``uses_profile``, unless its settings leave the profile out (UMISA without
+        steering and refinement)."""
+        return cls.uses_profile
 
     def history(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """History item embeddings ``B x T x d`` and their mask ``B x T`` (True = item)."""

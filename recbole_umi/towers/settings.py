@@ -185,8 +185,8 @@ class SASRecSettings(SingleInterestSettings, CausalEncoderSettings):
 class UMISASettings(ProfileTowerSettings, CausalEncoderSettings):
     """UMISA (docs/design.md): the causal encoder, the profile-steered extraction of the
     interests from its states (width ``attention_hidden_size``; UGANet's width
-    ``uganet_hidden_size`` for the gate and Eq 7), the refinement (Eq 9 width), the recent
-    interest."""
+    ``uganet_hidden_size`` for the gate and Eq 7), the refinement (Eq 9 width; ``use_ir``
+    only with ``refine_interests``), the recent interest."""
 
     attention_hidden_size: int
     uganet_hidden_size: int
@@ -194,6 +194,7 @@ class UMISASettings(ProfileTowerSettings, CausalEncoderSettings):
     profile_steering: Literal[PROFILE_STEERINGS]
     use_ir: bool
     recent_interest: bool
+    refine_interests: bool
 
 
 @dataclass(frozen=True)

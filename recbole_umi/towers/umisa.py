@@ -18,15 +18,17 @@ SASRec's contextual states instead of raw item embeddings:
    (UMI's DAR on contextual states); ``none``: ComiRec-SA's heads alone. ``v_k = sum_t A_tk h'_t``.
 3. **Recent interest** (``recent_interest``): one of the K interests is the state at the last
    position, SASRec's user vector, the best single vector these runs found.
-4. **Refinement** with the profile, as UMI's IR (Eq 7-9: per-interest field weights;
-   ``use_ir: False``, the same static profile for every interest), added to the interest:
-   ``o_k = v_k + MLP([sum_c d_kc e_c ; v_k])``: the encoder's vectors stay in the sum and
-   the profile moves them (UMI's refinement replaces the capsule); for a user without
-   history (v = 0) the interests are the profile's alone.
+4. **Refinement** with the profile (``refine_interests``), as UMI's IR (Eq 7-9:
+   per-interest field weights; ``use_ir: False``, the same static profile for every
+   interest), added to the interest: ``o_k = v_k + MLP([sum_c d_kc e_c ; v_k])``: the
+   encoder's vectors stay in the sum and the profile moves them (UMI's refinement replaces
+   the capsule); for a user without history (v = 0) the interests are the profile's alone.
+   Without it ``o_k = v_k``; with ``profile_steering: none`` too, the tower reads no profile
+   (K order-aware interests alone; K = 1 with the recent interest is SASRecMatching).
 
 Scores are max over the K interests (Eq 1), trained with any of the shared objectives
 (harder negatives included). Empty histories: the states are not read (v_k = 0), the
-profile answers.
+profile answers (with the refinement; without it every score is 0).
 """
 
 from __future__ import annotations
@@ -60,29 +62,50 @@ class UMISATower(UserTower):
 
     def __init__(self, settings: UMISASettings, schema: DataSchema):
         super().__init__(settings, schema)
-        d, k = settings.embedding_size, settings.n_interests
-        profile_size, n_fields = self.profile.output_size, len(schema.profile)
+        d, k, n_fields = settings.embedding_size, settings.n_interests, len(schema.profile)
         hidden = settings.uganet_hidden_size
         self.profile_steering = settings.profile_steering
         self.recent_interest = settings.recent_interest
-        self.use_ir = settings.use_ir
+        self.refine_interests = settings.refine_interests
+        self.use_ir = settings.use_ir and self.refine_interests  # the field weights are the refinement's
         n_heads = k - 1 if self.recent_interest else k
         if n_heads == 0 and self.profile_steering != "none":
             raise SettingsError("profile_steering", self.profile_steering,
                                 "must be 'none': with n_interests 1 and recent_interest True no head extracts an "
                                 "interest for the profile to steer")
-        # the encoder and the item table first, so that the optional parts below do not change their draws
+        # the encoder and the item table (and the profile's tables where it is read) first, so that the
+        # optional parts below do not change their draws
         self.encoder = CausalTransformerEncoder(settings, schema.n_items, schema.max_history_length)
         self.encoder.share_item_table(self.item_embedding)  # one table for the encoder's input and the scores
+        profile_size = self.profile.output_size if self.profile is not None else 0
         context = profile_size if self.profile_steering == "queries" else None
         self.extractor = (SelfAttentiveExtractor(d, settings.attention_hidden_size, n_heads, context_size=context)
                           if n_heads > 0 else None)
         self.uganet = MLP(d + profile_size, hidden, 1, nn.Sigmoid()) if self.profile_steering == "gate" else None
         self.field_relevance = MLP(profile_size + d, hidden, n_fields, nn.Sigmoid()) if self.use_ir else None
-        self.refinement = MLP(profile_size + d, settings.refine_hidden_size, d)
+        self.refinement = MLP(profile_size + d, settings.refine_hidden_size, d) if self.refine_interests else None
         for module in (self.profile, self.extractor, self.uganet, self.field_relevance, self.refinement):
             if module is not None:
                 module.apply(xavier_init)
+
+    @classmethod
+    def reads_profile(cls, settings: UMISASettings) -> bool:
+        """The profile is read where it steers the extraction or refines the interests."""
+        return settings.profile_steering != "none" or settings.refine_interests
+
+    def user_profile(self, batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The profile encoder's ``(B x d_u, B x C x d_f)``, or ``(None, None)`` for a tower
+        that reads no profile."""
+        return self.profile(batch) if self.profile is not None else (None, None)
+
+    def refine(self, capsules: torch.Tensor, profile: torch.Tensor | None,
+               per_field: torch.Tensor | None) -> torch.Tensor:
+        """The interests from the extracted ``... x K x d`` capsules: refined with the
+        profile, residually (``refine_interests``), or the capsules themselves."""
+        if self.refinement is None:
+            return capsules
+        refined, _ = profile_refinement(capsules, profile, per_field, self.refinement, self.field_relevance)
+        return capsules + refined
 
     def steered(self, states: torch.Tensor,
                 profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -111,18 +134,19 @@ class UMISATower(UserTower):
         item_seq = batch[self.schema.history_field]
         mask = item_seq != 0
         states = self.encoder.states(item_seq)  # B x T x d
-        profile, per_field = self.profile(batch)
+        profile, per_field = self.user_profile(batch)
         parts = [states.unsqueeze(2)] if self.recent_interest else []  # prefix j's last state is state j
         if self.extractor is not None:
             pooled, context, _ = self.steered(states, profile)
             parts.append(self.extractor.prefix_forward(pooled, mask, context))
         capsules = torch.cat(parts, dim=2)  # B x T x K x d
-        batch_size, length, k, d = capsules.shape
+        if self.refinement is None:
+            return capsules
+        length = capsules.size(1)
         # every prefix of a user has the user's profile
-        refined, _ = profile_refinement(capsules.flatten(0, 1), profile.repeat_interleave(length, dim=0),
-                                        per_field.repeat_interleave(length, dim=0), self.refinement,
-                                        self.field_relevance)
-        return capsules + refined.view(batch_size, length, k, d)
+        refined = self.refine(capsules.flatten(0, 1), profile.repeat_interleave(length, dim=0),
+                              per_field.repeat_interleave(length, dim=0))
+        return refined.view(capsules.shape)
 
     def interests_and_routing(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         item_seq = batch[self.schema.history_field]
@@ -130,7 +154,7 @@ class UMISATower(UserTower):
         lengths = mask.sum(dim=1)
         has_history = (lengths > 0).to(self.item_embedding.weight.dtype).view(-1, 1, 1)
         states = self.encoder.states(item_seq)  # B x T x d
-        profile, per_field = self.profile(batch)
+        profile, per_field = self.user_profile(batch)
         parts, weights = [], []
         if self.recent_interest:
             parts.append(last_state(states, lengths.clamp(min=1)).unsqueeze(1))  # B x 1 x d
@@ -141,5 +165,4 @@ class UMISATower(UserTower):
             parts.append(extracted)
             weights.append(attention * mask.unsqueeze(-1))
         capsules = torch.cat(parts, dim=1) * has_history  # B x K x d; a user without history: 0
-        refined, _ = profile_refinement(capsules, profile, per_field, self.refinement, self.field_relevance)
-        return capsules + refined, torch.cat(weights, dim=-1)
+        return self.refine(capsules, profile, per_field), torch.cat(weights, dim=-1)
