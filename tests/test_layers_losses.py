@@ -237,6 +237,11 @@ def test_logq_correction_under_popularity_sampling():
     assert loss(INTERESTS, torch.tensor([1]), item_vectors).item() == pytest.approx(expected, abs=1e-5)
     uncorrected = MultiInterestLoss("sampled_softmax", True, 2, sampler, logq_correction=False)
     assert uncorrected(INTERESTS, torch.tensor([1]), item_vectors).item() == pytest.approx(math.log(1 + math.e + math.exp(-1)), abs=1e-6)
+    # in float64 the correction is float64 too (it was rounded to float32, about 1e-8 off), per row and shared
+    for shared in (False, True):
+        loss = MultiInterestLoss("sampled_softmax", True, 2, sampler, shared_negatives=shared)
+        value = loss(INTERESTS.double(), torch.tensor([1]), lambda ids=None: item_vectors(ids).double())
+        assert value.dtype == torch.float64 and value.item() == pytest.approx(expected, abs=1e-13)
 
 
 @pytest.mark.parametrize("compiling", [False, True])

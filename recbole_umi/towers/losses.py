@@ -275,9 +275,11 @@ class NegativeSampler(nn.Module):
         flat = flat.clamp(1, self.n_items - 1)  # P(item) = its probability; 0 (padding) has none
         return flat.view(batch_size, n_negatives).to(device)
 
-    def log_expected_count(self, items: torch.Tensor, n_negatives: int) -> torch.Tensor:
-        """``log(n * q_j)`` of each item id in ``items`` (any shape) under popularity sampling."""
-        return torch.log(n_negatives * self.probabilities[items]).to(torch.float32)
+    def log_expected_count(self, items: torch.Tensor, n_negatives: int,
+                           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``log(n * q_j)`` of each item id in ``items`` (any shape) under popularity sampling,
+        computed in float64 and given as ``dtype`` (the logits' it corrects, at least float32)."""
+        return torch.log(n_negatives * self.probabilities[items]).to(torch.promote_types(dtype, torch.float32))
 
 
 class MultiInterestLoss(nn.Module):
@@ -369,7 +371,7 @@ class MultiInterestLoss(nn.Module):
             logits = readout_logits(scores, positive_column, self.harder_negatives, self.readout_power)
         logits = logits / self.temperature
         if self.logq_correction:
-            logits = logits - self.sampler.log_expected_count(candidate_ids, self.n_negatives)
+            logits = logits - self.sampler.log_expected_count(candidate_ids, self.n_negatives, logits.dtype)
         not_accidental_hit = candidate_ids != positives.unsqueeze(1)
         not_accidental_hit[:, 0] = True  # the positive itself
         return F.cross_entropy(mask_logits(logits, not_accidental_hit), positive_column)
@@ -404,8 +406,8 @@ class MultiInterestLoss(nn.Module):
             positive = positive / self.temperature  # B
             negative = negative.div_(self.temperature)  # B x n
         if self.logq_correction:
-            positive = positive - self.sampler.log_expected_count(positives, self.n_negatives)
-            negative = negative.sub_(self.sampler.log_expected_count(negatives, self.n_negatives))
+            positive = positive - self.sampler.log_expected_count(positives, self.n_negatives, positive.dtype)
+            negative = negative.sub_(self.sampler.log_expected_count(negatives, self.n_negatives, negative.dtype))
         accidental_hit = negatives.unsqueeze(0) == positives.unsqueeze(1)  # left out of the softmax
         negative = negative.masked_fill_(accidental_hit, torch.finfo(negative.dtype).min)
         # softmax cross-entropy with the positive as the label, without concatenating the
