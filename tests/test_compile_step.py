@@ -61,6 +61,9 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
     # rows: the encoder's last layer at the last position only, its dropouts drawn in eager's order
     ("SASRecMatching", {"hidden_dropout_prob": 0.3}, 1),
     ("SASRec", {"train_neg_sample_args": None, "hidden_dropout_prob": 0.3}, 1),  # RecBole's own: its CE over every item
+    # UMISA's default step: every state, the profile-steered heads, the recent interest, the
+    # refinement with field weights, HN
+    ("UMISA", {"hidden_dropout_prob": 0.3}, 1),
 ])
 def test_the_compiled_loss_equals_the_eager_one(tiny_data, torch_threads, model_name, settings, threads):
     torch_threads(threads)
