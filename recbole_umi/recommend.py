@@ -12,9 +12,12 @@ them). From Python::
                           "occupation": "4"}], n=10)
 
 Nothing here unpickles: the export's files are JSON, safetensors, faiss's binary index and
-an ``.npz`` read with ``allow_pickle=False``. Each file is loaded from the bytes its digest
-was checked on (a re-export meanwhile cannot mix two exports): while it loads, a file's bytes
-and what is made of them are both in memory, so the peak is about twice the index's size. Nor does anything here import RecBole: the user
+an ``.npz`` read with ``allow_pickle=False``. The files are opened between two equal reads of
+export.json, so they are of one export (a re-export swaps the folder; an open file keeps
+reading what it opened), each is checked against its digest before it is parsed, and what is
+loaded is hashed again and must match (a file written in place meanwhile is refused). The
+index is read as a stream, so loading it takes about its own size in memory; the weights and
+the arrays are read whole, then parsed. Nor does anything here import RecBole: the user
 tower (:mod:`recbole_umi.towers`) is built from its saved settings and the data schema the
 export describes (item count, history fields, each profile field's kind and values, the
 training users), given the saved weights, and always runs in eval mode (in training mode the
@@ -30,7 +33,9 @@ import json
 import math
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import BinaryIO
 
 import faiss
 import numpy as np
@@ -57,35 +62,70 @@ UNKNOWN_PROFILE = ("refuse", "unknown")
 
 def file_digest(path) -> str:
     """SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return _handle_digest(handle)
+
+
+def _handle_digest(handle) -> str:
+    """SHA-256 of an open file from its start, read in blocks; the handle is left at the start."""
+    handle.seek(0)
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    handle.seek(0)
     return digest.hexdigest()
 
 
-def _read_export(folder: Path, attempts: int = 3) -> tuple[bytes, dict[str, bytes]]:
-    """export.json's bytes and those of :data:`EXPORT_FILES`, all of one export. An export
-    replaces its folder whole (:func:`recbole_umi.files.folder_whole`): export.json read
-    again unchanged after the files means that no new export came in between; else, or when
-    a file was missing during the swap, everything is read again."""
+def _open_export(folder: Path, attempts: int = 3) -> tuple[bytes, dict[str, BinaryIO]]:
+    """export.json's bytes and open handles on the files of :data:`EXPORT_FILES`, all of one
+    export. An export replaces its folder whole (:func:`recbole_umi.files.folder_whole`), and
+    an open handle keeps reading the file it opened: handles opened between two equal reads
+    of export.json are of that export. Else, or when a file was missing during the swap,
+    everything is opened again. The caller closes the handles."""
     meta_path = folder / "export.json"
     for attempt in range(attempts):
         if attempt:
             time.sleep(0.1)  # the two renames of a swap are apart by microseconds
+        handles = {}
         try:
             meta = meta_path.read_bytes()
-            stored = {name: (folder / name).read_bytes() for name in EXPORT_FILES}
+            for name in EXPORT_FILES:
+                handles[name] = (folder / name).open("rb")
             if meta_path.read_bytes() == meta:
-                return meta, stored
+                return meta, handles
         except FileNotFoundError:
-            continue
+            pass
+        for handle in handles.values():
+            handle.close()
     if not meta_path.is_file():
         raise RecommendError(f"{folder} is not an export (no export.json): write one with python -m recbole_umi.export")
     absent = [name for name in EXPORT_FILES if not (folder / name).is_file()]
     if absent:
         raise RecommendError(f"{folder} has no {', '.join(absent)}: the export is incomplete; export the checkpoint again")
     raise RecommendError(f"{folder} changed while it was read, {attempts} times: load it when the export is done")
+
+
+class _HashedReads:
+    """The reads of an export file from its start, hashed, so that what was loaded can be
+    checked against the digest that was checked before (:meth:`check`)."""
+
+    def __init__(self, path: Path, handle: BinaryIO, digest: str):
+        self.path, self.handle, self.digest = path, handle, digest
+        self.hashed = hashlib.sha256()
+        handle.seek(0)
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.handle.read(size)
+        self.hashed.update(block)
+        return block
+
+    def check(self) -> None:
+        """The rest of the file read too, what was read must be what was checked."""
+        for block in iter(lambda: self.handle.read(1 << 20), b""):
+            self.hashed.update(block)
+        if self.hashed.hexdigest() != self.digest:
+            raise RecommendError(f"{self.path} changed while it was loaded (written in place after its digest was "
+                                 "checked): load it when nothing writes to it")
 
 
 def meta_digest(meta: dict) -> str:
@@ -122,8 +162,16 @@ class Recommender:
 
     def __init__(self, folder):
         folder = Path(folder)
+        meta_bytes, handles = _open_export(folder)  # also between the two renames of a re-export
+        with ExitStack() as stack:
+            for handle in handles.values():
+                stack.enter_context(handle)
+            self._load(folder, meta_bytes, handles)
+
+    def _load(self, folder: Path, meta_bytes: bytes, handles: dict[str, BinaryIO]) -> None:
+        """Check export.json and the files' digests, then load the arrays, the tower and the
+        index from the open ``handles``."""
         meta_path = folder / "export.json"
-        meta_bytes, stored = _read_export(folder)  # also between the two renames of a re-export
         try:
             meta = json.loads(meta_bytes)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -136,28 +184,37 @@ class Recommender:
         if meta.get("meta_digest") != meta_digest(meta):
             raise RecommendError(f"{meta_path} does not match its own digest: it was changed after the export")
         for name in EXPORT_FILES:  # one flipped bit in the index or the weights serves garbage silently
-            if hashlib.sha256(stored[name]).hexdigest() != meta["files"][name]:
+            if _handle_digest(handles[name]) != meta["files"][name]:
                 raise RecommendError(f"{folder / name} does not match its digest in export.json: the file was changed "
                                      "or damaged after the export; export the checkpoint again")
         if meta["model"] not in TOWER_CLASSES:
             raise RecommendError(f"{meta_path} holds a {meta['model']} model, which has no tower here")
         self.meta = meta
-        # every file is read from the bytes hashed above: a re-export meanwhile cannot mix in
-        with np.load(io.BytesIO(stored.pop("arrays.npz")), allow_pickle=False) as arrays:
+        reads = {name: _HashedReads(folder / name, handles[name], meta["files"][name]) for name in EXPORT_FILES}
+        array_bytes = reads["arrays.npz"].read()
+        reads["arrays.npz"].check()
+        with np.load(io.BytesIO(array_bytes), allow_pickle=False) as arrays:
             self.arrays = {key: arrays[key] for key in arrays.files}
+        del array_bytes
         settings = migrate_saved_settings(meta["model"], meta["settings"])
         tower_class = TOWER_CLASSES[meta["model"]]
         self.schema = export_schema(meta, self.arrays, settings)
+        weight_bytes = reads["model.safetensors"].read()
+        reads["model.safetensors"].check()
+        weights = load_weights(weight_bytes)
+        del weight_bytes
         self.model: UserTower = tower_class(tower_class.settings_class.from_config(settings), self.schema)
         try:
-            self.model.load_state_dict(load_weights(stored.pop("model.safetensors")))
+            self.model.load_state_dict(weights)
         except RuntimeError as error:  # torch names every missing or misshapen tensor
             raise RecommendError(f"{folder / 'model.safetensors'} does not fit a {meta['model']} built from "
                                  f"export.json's settings ({str(error).splitlines()[0]}); export the checkpoint "
                                  "again with this version") from None
+        del weights
         self.model.eval()
-        # read through a callback: deserialize_index would copy the bytes once more first
-        index = faiss.read_index(faiss.PyCallbackIOReader(io.BytesIO(stored.pop("items.faiss")).read, 1 << 20))
+        # a stream through a callback: the index's bytes are never all in memory beside it
+        index = faiss.read_index(faiss.PyCallbackIOReader(reads["items.faiss"].read, 1 << 20))
+        reads["items.faiss"].check()
         self._check_index(index, meta, folder)
         self.retriever = InterestRetriever(index=index)
         self.item_tokens = meta["item_tokens"]

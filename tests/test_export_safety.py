@@ -46,6 +46,24 @@ def test_one_flipped_bit_in_a_file_is_refused_naming_it(copy, name):
         Recommender(folder)
 
 
+@pytest.mark.parametrize("name", ["items.faiss", "model.safetensors", "arrays.npz"])
+def test_a_file_written_in_place_after_its_digest_was_checked_is_refused(copy, name, monkeypatch):
+    """The digests are checked on open files before anything is parsed; what is then loaded
+    from them is hashed again, so a file written in place in between is refused, not served."""
+    folder, _ = copy
+    checked = recommend_module._handle_digest
+
+    def written_in_place_after_the_check(handle):
+        digest = checked(handle)
+        if handle.name.endswith(name):
+            flip_a_bit(folder / name)  # the same file (inode), the open handle reads the new bytes
+        return digest
+
+    monkeypatch.setattr(recommend_module, "_handle_digest", written_in_place_after_the_check)
+    with pytest.raises(RecommendError, match=rf"{name} changed while it was loaded \(written in place"):
+        Recommender(folder)
+
+
 def test_export_json_changed_after_the_export_is_refused(copy):
     folder, _ = copy
     meta = json.loads((folder / "export.json").read_text())
@@ -62,7 +80,7 @@ def test_export_json_changed_after_the_export_is_refused(copy):
 def test_a_re_export_while_the_files_are_read_serves_one_export_whole(copy, exported, tmp_path, monkeypatch):
     """Another export moved into the folder after export.json was read: the recommender
     reads everything again and serves the new export, never the old settings with the new
-    weights (every file is loaded from the bytes its digest was checked on)."""
+    weights (the files are opened between two equal reads of export.json)."""
     folder, _ = copy
     work = exported[0]
     mind = shutil.copytree(work / "exports" / "MIND", tmp_path / "MIND-next")
