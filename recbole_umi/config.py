@@ -285,24 +285,31 @@ class Config(RecBoleConfig):
 def _check_empty_histories(config) -> None:
     """Cold start with no history at all (``eval_history_items`` 0, or 0 in
     ``eval_history_curve``) leaves a model only the user's profile, and ``history_dropout``
-    trains on such samples: both refused, before any data is loaded, for a model that reads no
-    profile (its encoder has nothing to read; a sequence encoder fails on an empty one)."""
+    trains on such samples: both refused, before any data is loaded, for a model that has
+    nothing to answer such a user with: one that reads no profile (its encoder has nothing to
+    read; a sequence encoder fails on an empty one), or reads it only to weigh the history
+    (UMISA without its refinement: every score 0)."""
     model_class = config.model_class
-    reads_profile = model_class.reads_profile(config) if issubclass(model_class, MatchingRecommender) else False
-    reads_only_history = getattr(model_class, "reads_history", True) and not reads_profile
-    if reads_only_history and "history_dropout" in config and config["history_dropout"]:
+    if issubclass(model_class, MatchingRecommender):
+        if model_class.answers_empty_history(config):
+            return
+        why = ("it reads the history only (no user profile)" if not model_class.reads_profile(config) else
+               "its profile only weighs the history (it has no interests without one)")
+    elif not getattr(model_class, "reads_history", True):
+        return
+    else:
+        why = "it reads the history only (no user profile)"
+    if "history_dropout" in config and config["history_dropout"]:
         raise settings.SettingsError(
-            "history_dropout", config["history_dropout"], f"must be 0 with {config['model']}: it reads the history "
-            "only (no user profile), and history dropout trains it on samples with no history at all",
+            "history_dropout", config["history_dropout"], f"must be 0 with {config['model']}: {why}, and history "
+            "dropout trains it on samples with no history at all",
         )
     curve = config["eval_history_curve"] if "eval_history_curve" in config else None
-    if not (("eval_history_items" in config and config["eval_history_items"] == 0) or 0 in (curve or [])):
-        return
-    if reads_only_history:
+    if ("eval_history_items" in config and config["eval_history_items"] == 0) or 0 in (curve or []):
         key = "eval_history_items" if config["eval_history_items"] == 0 else "eval_history_curve"
         raise settings.SettingsError(
-            key, config[key], f"must not ask for 0 history items with {config['model']}: it reads the history only "
-            "(no user profile), so a user without history gives it nothing to go on",
+            key, config[key], f"must not ask for 0 history items with {config['model']}: {why}, so a user without "
+            "history gives it nothing to go on",
         )
 
 

@@ -86,17 +86,20 @@ def _open_export(folder: Path, attempts: int = 3) -> tuple[bytes, dict[str, Bina
     for attempt in range(attempts):
         if attempt:
             time.sleep(0.1)  # the two renames of a swap are apart by microseconds
-        handles = {}
+        handles, whole = {}, False
         try:
             meta = meta_path.read_bytes()
             for name in EXPORT_FILES:
                 handles[name] = (folder / name).open("rb")
-            if meta_path.read_bytes() == meta:
-                return meta, handles
+            whole = meta_path.read_bytes() == meta
         except FileNotFoundError:
             pass
-        for handle in handles.values():
-            handle.close()
+        finally:  # whatever went wrong, no handle is left open
+            if not whole:
+                for handle in handles.values():
+                    handle.close()
+        if whole:
+            return meta, handles
     if not meta_path.is_file():
         raise RecommendError(f"{folder} is not an export (no export.json): write one with python -m recbole_umi.export")
     absent = [name for name in EXPORT_FILES if not (folder / name).is_file()]
@@ -212,8 +215,14 @@ class Recommender:
                                  "again with this version") from None
         del weights
         self.model.eval()
-        # a stream through a callback: the index's bytes are never all in memory beside it
-        index = faiss.read_index(faiss.PyCallbackIOReader(reads["items.faiss"].read, 1 << 20))
+        # a stream through a callback: the index's bytes are never all in memory beside it; parsed
+        # before its second hash is complete, so a failed parse asks that hash first
+        try:
+            index = faiss.read_index(faiss.PyCallbackIOReader(reads["items.faiss"].read, 1 << 20))
+        except (RuntimeError, MemoryError) as error:
+            reads["items.faiss"].check()
+            raise RecommendError(f"{folder / 'items.faiss'} could not be read by faiss ({str(error).strip()[:200]}) "
+                                 "though it matches its digest") from None
         reads["items.faiss"].check()
         self._check_index(index, meta, folder)
         self.retriever = InterestRetriever(index=index)
@@ -221,8 +230,8 @@ class Recommender:
         self.item_ids = {token: i for i, token in enumerate(self.item_tokens) if i > 0}
         self.user_ids = {token: i for i, token in enumerate(meta["user_tokens"]) if i > 0}
         self.titles = meta["titles"]
-        # a tower that reads a profile (or nothing, Popularity) answers for a user without history
-        self.answers_without_history = self.model.uses_profile or not self.model.reads_history
+        # from the profile alone, or reading nothing (Popularity); not UMISA without its refinement
+        self.answers_without_history = self.model.answers_without_history
 
     def _check_index(self, index, meta: dict, folder: Path) -> None:
         """The index holds one vector per item but padding, of the model's size, by inner

@@ -156,6 +156,17 @@ def test_a_setting_the_model_is_built_from_is_required_before_any_data_loads(tmp
     Config("UMISA", "nowhere", config_dict=profile_free)
     with raises_setting(SettingsError, "history_dropout", 0.5, "must be 0 with UMISA: it reads the history only"):
         Config("UMISA", "nowhere", config_dict={**profile_free, "eval_protocol": "user_split", "history_dropout": 0.5})
+    # steering without refinement reads a profile but has no interests without a history: all scores 0
+    steered = {"data_path": str(tmp_path), "refine_interests": False, "profile_fields": ["age"],
+               "eval_protocol": "user_split"}
+    with raises_setting(SettingsError, "eval_history_items", 0, "its profile only weighs the history"):
+        Config("UMISA", "nowhere", config_dict={**steered, "eval_history_items": 0})
+    Config("UMISA", "nowhere", config_dict={**steered, "refine_interests": True, "eval_history_items": 0})
+    # settings that do not fit together fail here too, not when the model is built
+    with raises_setting(SettingsError, "use_ir", False, "must be True"):
+        Config("UMISA", "nowhere", config_dict={**steered, "use_ir": False})
+    with raises_setting(SettingsError, "profile_steering", "queries", "must be 'none'"):
+        Config("UMISA", "nowhere", config_dict={**steered, "refine_interests": True, "n_interests": 1})
 
 
 @pytest.mark.parametrize("key, value, requirement", [

@@ -96,11 +96,12 @@ def by_hand(model: UMISATower, batch) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("steering", ["queries", "gate", "none"])
 @pytest.mark.parametrize("recent", [True, False])
-@pytest.mark.parametrize("use_ir, refine", [(True, True), (False, True), (False, False)])
+@pytest.mark.parametrize("use_ir, refine", [(True, True), (False, True), (True, False)])
 def test_umisa_computes_its_equations(steering, recent, use_ir, refine):
     model = trained_looking(tower(profile_steering=steering, recent_interest=recent, use_ir=use_ir,
                                   refine_interests=refine))
     assert (model.profile is None) == (steering == "none" and not refine)
+    assert model.answers_without_history == refine  # with no history only the refinement gives interests
     with torch.no_grad():
         interests, routing = model.interests_and_routing(BATCH)
         expected_interests, expected_routing = by_hand(model, BATCH)
@@ -182,6 +183,9 @@ def test_bad_steering_is_refused_with_the_choices():
         tower(profile_steering="attention")
     with pytest.raises(SettingsError, match="profile_steering.*no head extracts"):  # K = 1: nothing to steer
         tower(n_interests=1, profile_steering="gate")
+    # without the refinement use_ir has nothing to switch: UMISA-IR would be UMISA
+    with pytest.raises(SettingsError, match="'use_ir' = False: must be True .* with refine_interests False"):
+        tower(refine_interests=False, use_ir=False)
 
 
 def test_one_seed_gives_one_item_table_and_encoder_in_every_variant():

@@ -110,6 +110,12 @@ class MatchingRecommender(SequentialRecommender):
         """Whether the model built from ``config`` reads the user profile."""
         return cls.tower_class.reads_profile(cls.tower_class.settings_class.from_config(config))
 
+    @classmethod
+    def answers_empty_history(cls, config) -> bool:
+        """Whether the model built from ``config`` has interests for a user without history
+        (:meth:`~recbole_umi.towers.base.UserTower.answers_empty_history`)."""
+        return cls.tower_class.answers_empty_history(cls.tower_class.settings_class.from_config(config))
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         neg_args = config["train_neg_sample_args"]

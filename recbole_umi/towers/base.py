@@ -76,6 +76,7 @@ class UserTower(nn.Module):
         self.n_interests = settings.n_interests
         self.item_embedding = nn.Embedding(schema.n_items, settings.embedding_size, padding_idx=0)
         self.uses_profile = self.reads_profile(settings)
+        self.answers_without_history = self.answers_empty_history(settings)
         self.profile = ProfileEncoder(schema.profile, settings.profile_embedding_size) if self.uses_profile else None
 
     @classmethod
@@ -84,6 +85,13 @@ class UserTower(nn.Module):
         class's ``uses_profile``, unless its settings leave the profile out (UMISA without
         steering and refinement)."""
         return cls.uses_profile
+
+    @classmethod
+    def answers_empty_history(cls, settings: TowerSettings) -> bool:
+        """Whether a tower of this class with ``settings`` has interests of its own for a
+        user without history: one that reads the profile (from it alone) or that reads no
+        history (Popularity); the instance's ``answers_without_history``."""
+        return cls.reads_profile(settings) or not cls.reads_history
 
     def history(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """History item embeddings ``B x T x d`` and their mask ``B x T`` (True = item)."""

@@ -31,6 +31,7 @@ from recbole_umi.settings import (
     PROFILE_STEERINGS,
     SETTINGS,
     Setting,
+    SettingsError,
     setting,
 )
 
@@ -195,6 +196,17 @@ class UMISASettings(ProfileTowerSettings, CausalEncoderSettings):
     use_ir: bool
     recent_interest: bool
     refine_interests: bool
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.refine_interests and not self.use_ir:
+            # UMISA-IR would be UMISA (a variant must differ from its model)
+            raise SettingsError("use_ir", False, "must be True (its default) with refine_interests False: the field "
+                                "weights are part of the refinement, which refine_interests False drops")
+        if self.n_interests == 1 and self.recent_interest and self.profile_steering != "none":
+            raise SettingsError("profile_steering", self.profile_steering,
+                                "must be 'none': with n_interests 1 and recent_interest True no head extracts an "
+                                "interest for the profile to steer")
 
 
 @dataclass(frozen=True)

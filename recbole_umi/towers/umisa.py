@@ -37,7 +37,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recbole_umi.settings import SettingsError
 from recbole_umi.towers.base import UserTower, xavier_init
 from recbole_umi.towers.layers import MLP, SelfAttentiveExtractor, profile_refinement
 from recbole_umi.towers.schema import DataSchema
@@ -68,11 +67,7 @@ class UMISATower(UserTower):
         self.recent_interest = settings.recent_interest
         self.refine_interests = settings.refine_interests
         self.use_ir = settings.use_ir and self.refine_interests  # the field weights are the refinement's
-        n_heads = k - 1 if self.recent_interest else k
-        if n_heads == 0 and self.profile_steering != "none":
-            raise SettingsError("profile_steering", self.profile_steering,
-                                "must be 'none': with n_interests 1 and recent_interest True no head extracts an "
-                                "interest for the profile to steer")
+        n_heads = k - 1 if self.recent_interest else k  # 0 only without steering (UMISASettings)
         # the encoder and the item table (and the profile's tables where it is read) first, so that the
         # optional parts below do not change their draws
         self.encoder = CausalTransformerEncoder(settings, schema.n_items, schema.max_history_length)
@@ -92,6 +87,11 @@ class UMISATower(UserTower):
     def reads_profile(cls, settings: UMISASettings) -> bool:
         """The profile is read where it steers the extraction or refines the interests."""
         return settings.profile_steering != "none" or settings.refine_interests
+
+    @classmethod
+    def answers_empty_history(cls, settings: UMISASettings) -> bool:
+        """Without a history only the refinement gives interests (steering weighs states)."""
+        return settings.refine_interests
 
     def user_profile(self, batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The profile encoder's ``(B x d_u, B x C x d_f)``, or ``(None, None)`` for a tower
