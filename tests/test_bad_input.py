@@ -259,12 +259,15 @@ def test_resolve_variant_refuses_suffixes_a_model_does_not_have():
     assert resolve_variant("UMI-DAR-IR") == ("UMI", {"use_dar": False, "use_ir": False})
     assert resolve_variant("MIND+HN") == ("MIND", {"harder_negatives": True})
     assert resolve_variant("ComiRecSA-HN") == ("ComiRecSA", {"harder_negatives": False})
+    assert resolve_variant("UMISA-PROFILE-HN") == (
+        "UMISA", {"profile_steering": "none", "refine_interests": False, "harder_negatives": False})
     for name, suffix, takes in [
         ("YoutubeDNN-DAR", "-DAR", "no suffix"),
         ("YoutubeDNN+HN", r"\+HN", "no suffix"),  # single interest: HN changes nothing
         ("ProfileDSSM-HN", "-HN", "no suffix"),
         ("MIND-IR", "-IR", r"\+HN, -HN"),
         ("SASRec+HN", r"\+HN", "no suffix"),
+        ("UMI-PROFILE", "-PROFILE", r"\+HN, -HN, -DAR, -IR"),  # a suffix of two settings
     ]:
         with raises_setting(VariantError, "models", name, f"the suffix {suffix} sets .* {takes}"):
             resolve_variant(name)

@@ -51,8 +51,9 @@ so its finished runs: ``--table=ablation`` writes ``ablation.md`` and ``ablation
 
 Model names take variant suffixes: ``+HN`` / ``-HN`` set ``harder_negatives``, ``-DAR``
 and ``-IR`` switch off UMI's dual-attention routing and interest refinement
-(``UMI-IR`` is "UMI w/o IR"). A suffix is allowed only where it changes the model (the
-model class's ``variant_settings``): ``-DAR`` / ``-IR`` for UMI, ``+HN`` / ``-HN`` for the
+(``UMI-IR`` is "UMI w/o IR"), ``-PROFILE`` UMISA's profile (no steering, no refinement).
+A suffix is allowed only where it changes the model (the model class's
+``variant_settings``): ``-DAR`` / ``-IR`` for UMI, ``-IR`` / ``-PROFILE`` for UMISA, ``+HN`` / ``-HN`` for the
 plugin's multi-interest models (with one interest, harder negatives change nothing, so
 ``YoutubeDNN+HN`` would be YoutubeDNN). Every name, and every variant's settings, are
 checked before the first run trains.

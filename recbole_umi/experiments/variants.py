@@ -1,7 +1,8 @@
 """Variant names of the experiment commands: a model name with suffixes that switch a setting.
 
 ``MIND+HN`` is MIND with ``harder_negatives: True``; ``UMI-DAR`` and ``UMI-IR`` switch off
-UMI's dual-attention routing and interest refinement. A suffix is allowed only where it
+UMI's dual-attention routing and interest refinement; ``UMISA-PROFILE`` is UMISA without the
+profile (no steering, no refinement). A suffix is allowed only where it
 changes the model (its class's ``variant_settings``), and every name is checked before
 anything trains.
 """
@@ -24,6 +25,7 @@ VARIANT_SUFFIXES = {
     "-HN": {"harder_negatives": False},
     "-DAR": {"use_dar": False},
     "-IR": {"use_ir": False},
+    "-PROFILE": {"profile_steering": "none", "refine_interests": False},
 }
 
 
@@ -61,7 +63,7 @@ def resolve_variant(name: str) -> tuple[str, dict]:
     allowed = [suffix for suffix, switched in VARIANT_SUFFIXES.items() if set(switched) <= supported]
     for key, value in overrides.items():
         if key not in supported:
-            suffix = next(s for s, switched in VARIANT_SUFFIXES.items() if switched == {key: value})
+            suffix = next(s for s, switched in VARIANT_SUFFIXES.items() if key in switched and switched[key] == value)
             raise VariantError(
                 "models", name,
                 f"the suffix {suffix} sets {key}, which does not change {model} (a variant must differ from its "

@@ -13,7 +13,7 @@ class UMISA(MatchingRecommender):
     """SASRec's causal encoder, K interests extracted with the profile steering, refined with
     the profile. Ablations: ``profile_steering: none`` (or ``gate``), ``recent_interest:
     False``, ``refine_interests: False`` (with ``profile_steering: none``: no profile at
-    all), ``use_ir: False`` (UMISA-IR), ``harder_negatives: False`` (UMISA-HN)."""
+    all, UMISA-PROFILE), ``use_ir: False`` (UMISA-IR), ``harder_negatives: False`` (UMISA-HN)."""
 
     tower_class = UMISATower
-    variant_settings = ("harder_negatives", "use_ir")
+    variant_settings = ("harder_negatives", "use_ir", "profile_steering", "refine_interests")
