@@ -273,13 +273,36 @@ def restore_one(checkout: Path, out: Path, archive: Path) -> None:
     print(f"restored {out} {name} into {target}")
 
 
-def training(checkout: Path, argv: list[str]) -> Path | None:
-    """The checkpoint folder of the run a tune or compare process is training: the unfinished
-    one of its ``--out`` touched last."""
+def held_runs(pid: int, out: Path) -> list[str]:
+    """The runs of ``out`` (a resolved results folder) whose lock file process ``pid`` holds
+    open: compare holds ``runs/<run>.json.lock`` while it makes that run (files.run_lock)."""
+    records, held = out / RECORDS["compare"], []
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # ended, or not ours to read
+        return held
+    for descriptor in descriptors:
+        try:
+            target = Path(os.readlink(descriptor))
+        except OSError:
+            continue
+        if target.parent == records and target.name.endswith(".json.lock"):
+            held.append(target.name[: -len(".json.lock")])
+    return held
+
+
+def training(checkout: Path, argv: list[str], pid: int | None = None) -> Path | None:
+    """The checkpoint folder of the run a tune or compare process is training: the compare
+    run whose lock process ``pid`` holds (the streams of one table share its ``--out``), else
+    the unfinished run of its ``--out`` touched last (a tune search has an ``--out`` of its
+    own)."""
     out = out_of(argv)
     if out is None:
         return None
     real = (checkout / out).resolve()
+    held = held_runs(pid, real) if pid is not None else []
+    if held:
+        return root_of(checkout, out, "compare") / held[0]
     newest = None
     for name, folder in run_folders(checkout, out).items():
         if finished(real, name):
@@ -295,7 +318,7 @@ def training(checkout: Path, argv: list[str]) -> Path | None:
 
 def stop(results: Path, outs: list[Path], seconds: float, since: float, also: Path | None, poll: float = 5.0) -> int:
     found = runners_on(results)
-    watched = [folder for pid, argv, cwd in found if (folder := training(cwd, argv)) is not None]
+    watched = [folder for pid, argv, cwd in found if (folder := training(cwd, argv, pid)) is not None]
     while time.time() - since < seconds and watched and runners_on(results):
         behind = [folder for folder in watched if (newest_last(folder) or (0.0,))[0] < since and folder.is_dir()]
         if not behind:

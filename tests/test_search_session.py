@@ -202,6 +202,59 @@ def fake_tune(cwd: Path, out: Path = OUT) -> subprocess.Popen:
     return process
 
 
+def fake_compare(cwd: Path, out: Path, run: str) -> subprocess.Popen:
+    """A process whose command line is a compare run's, holding ``run``'s lock file open as
+    compare does while it makes that run (files.run_lock)."""
+    lock = cwd / out / "runs" / f"{run}.json.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([sys.executable, "-c", "import sys, time; held = open(sys.argv[1], 'a'); time.sleep(60)",
+                                str(lock), "-m", "recbole_umi.compare", f"--out={out}"], cwd=cwd)
+    for _ in range(200):  # until it holds the lock
+        if carry_checkpoints.held_runs(process.pid, (cwd / out).resolve()) == [run]:
+            break
+        time.sleep(0.02)
+    return process
+
+
+def test_stop_waits_for_the_run_of_each_table_stream_sharing_one_out(tmp_path):
+    """The final table's two streams are compare processes with one --out: each is watched by
+    the run whose lock it holds, so stop waits for both epochs (it took the folder touched last
+    for both, returned at the first one's epoch and killed the other mid-epoch)."""
+    root = repository(tmp_path)
+    work = checkout(root, "wt")
+    out = Path("results/ml-1m-final")
+    runs = ("UMISA__seed2021", "UMI__seed2021")
+    folders = {run: trial_folder(work, run, "compare", out) for run in runs}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+        (folder / "run-last.pth").write_bytes(checkpoint_bytes(tmp_path, 1))
+    since = time.time()
+    processes = [fake_compare(work, out, run) for run in runs]
+    try:
+        os.utime(folders["UMISA__seed2021"] / "run-last.pth", (since - 60, since - 60))  # its epoch is still going
+        (folders["UMI__seed2021"] / "run-last.pth").write_bytes(checkpoint_bytes(tmp_path, 2))  # UMI's has ended
+        assert [carry_checkpoints.training(work, process.args, process.pid) for process in processes] == [
+            folders[run] for run in runs]
+
+        def umisa_epoch_ends():
+            time.sleep(1.0)
+            (folders["UMISA__seed2021"] / "run-last.pth").write_bytes(checkpoint_bytes(tmp_path, 2))
+
+        import threading
+
+        ending = threading.Thread(target=umisa_epoch_ends)
+        ending.start()
+        assert carry_checkpoints.stop(root.resolve() / "results", [], 30, since, None, poll=0.05) == 0
+        assert not ending.is_alive()  # it waited for UMISA's epoch, not only UMI's
+        assert all(process.wait(5) is not None for process in processes)
+        carried = {path.name for path in (root / out / "carry").iterdir()}
+        assert carried == {f"compare-{run}.tar.xz" for run in runs}, carried
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
 def test_save_and_restore_refuse_while_runs_go_on_in_the_checkout(tmp_path):
     root = repository(tmp_path)
     work = checkout(root, "wt")
