@@ -10,14 +10,17 @@
 #
 # TRIALS (default 20: the 16 of the search and the 4 of its widening stage) is how many trials
 # every model's search must have finished; the table refuses to start before. Interrupted? Run
-# it again: finished runs are kept and skipped. The runs go seed by seed, the cheap models
-# first, so an interrupted table is complete for its first seeds (`--seeds=2021,...` on the
-# last command makes the table of those). Budget: about 10 minutes a run for the six cheap
-# models; for the four with a transformer encoder it depends on the T their searches chose:
-# 30-90 minutes at T = 10, up to about 5 hours at T = 50 (about 15 minutes an epoch on one
-# thread: results/search/ml-1m/README.md), 50 runs: 20-60 hours of one thread. Its runs span
-# sessions: run it from the search's pinned checkout (the same README), so that their code
-# does not change midway.
+# it again: finished runs are kept and skipped. The runs go seed by seed, each stream's cheap
+# models first, so an interrupted table is complete for its first seeds (compare's
+# `--table_only=True --seeds=2021,...` makes the table of those). A seed whose run fails does
+# not stop the stream's later seeds; the table is written only once every run is on disk.
+# Budget: a run costs about what its model's chosen trial did (each trial's wall_s, on one
+# thread: 2 minutes for YouTube DNN and ProfileDSSM, 43-76 minutes for MIND, ComiRec-DR and
+# UMI, 7.3 hours for SASRec's trial 10 at T = 50, 1.4 hours for UMISA's trial 5 and about 6
+# for its trial 18 at T = 50), so SASRec's and UMISA's five runs alone are 44-66 hours of one
+# thread; the two streams are split by those hours. The searches of SINE, SASRecMatching and
+# ComiRec-SA, still to run, add theirs. Its runs span sessions: run it from the search's pinned
+# checkout (results/search/ml-1m/README.md), so that their code does not change midway.
 #
 #   MODELS="YoutubeDNN MIND" bash scripts/final_table_ml1m.sh [DATA_PATH] [TRIALS]
 #
@@ -66,9 +69,32 @@ if ((${#only[@]})); then
     rm -f "$out/early_$$.md" "$out/early_$$.csv" "$out/early_$$_tests.csv"
     exit 0
 fi
-# about the same hours a stream: each has two encoder models
-stream_a() { compare_seeds "$(join YoutubeDNN MIND ComiRecSA UMISA SASRec)" stream_a; }
-stream_b() { compare_seeds "$(join ProfileDSSM ComiRecDR UMI SASRecMatching SINE)" stream_b; }
+# the streams split by the hours of each model's chosen trial, the longest first, each to the
+# stream with fewer hours so far (fewer models on a tie), so that they end about together (a
+# fixed split put SASRec and UMISA, the two longest, in one stream); each stream's models run
+# cheapest first, so that its first seeds are complete early
+chosen_wall_s() {  # the whole seconds its search's chosen trial trained (0 where unknown)
+    local search=results/search/ml-1m/$1 trial wall
+    trial=$(head -n 1 "$search/best.yaml" | sed -n 's/.*: trial \([0-9][0-9]*\),.*/\1/p')
+    [[ -n $trial ]] || { echo 0; return; }
+    wall=$(sed -n 's/.*"wall_s": \([0-9][0-9]*\).*/\1/p' "$search/trials/$(printf %03d "$((10#$trial))").json" 2>/dev/null || true)
+    echo "${wall:-0}" | head -n 1
+}
+by_hours=()
+for model in "${models[@]}"; do by_hours+=("$(chosen_wall_s "$model") $model"); done
+mapfile -t by_hours < <(printf '%s\n' "${by_hours[@]}" | sort -s -k1,1nr)
+stream_models=("" "") hours=(0 0) counts=(0 0)
+for line in "${by_hours[@]}"; do
+    read -r wall model <<< "$line"
+    if ((hours[1] < hours[0] || (hours[1] == hours[0] && counts[1] < counts[0]))); then i=1; else i=0; fi
+    stream_models[i]="$model ${stream_models[i]}"  # prepended: the cheapest first
+    hours[i]=$((hours[i] + wall)) counts[i]=$((counts[i] + 1))
+done
+read -r -a models_a <<< "${stream_models[0]}"
+read -r -a models_b <<< "${stream_models[1]}"
+echo "streams by the chosen trials' hours: ${models_a[*]} ($((hours[0] / 3600)) h); ${models_b[*]} ($((hours[1] / 3600)) h)"
+stream_a() { compare_seeds "$(join "${models_a[@]}")" stream_a; }
+stream_b() { compare_seeds "$(join "${models_b[@]}")" stream_b; }
 two_streams stream_a stream_b
 # every run is on disk now: this only reads them and writes the table, UMISA first (and drops
 # the tables of MODELS runs killed before they could remove their own)

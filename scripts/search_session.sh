@@ -3,7 +3,7 @@
 # beginning and stops it before the session's end, so that nothing is lost between machines.
 # Run it from main, with the plugin installed as .ci/run installs it.
 #
-#   bash scripts/search_session.sh start [WORKTREE]            # default ../wt-search
+#   bash scripts/search_session.sh start [WORKTREE]            # default: the pin's, ../wt-search15
 #   bash scripts/search_session.sh stop [WAIT_S] [WORKTREE]    # then commit results/
 #
 # start: makes WORKTREE, the search's pinned checkout (results/search/ml-1m/README.md: the
@@ -20,13 +20,14 @@
 # seconds (default 0) for the runs being trained to end their current epochs, so that the
 # least training is lost; stops them all; and carries the unfinished runs' checkpoints into
 # the carry/ folder of each search, of the final table and of any other --out it stopped,
-# for the next machine: in the checkouts it stopped, and in WORKTREE (default ../wt-search)
+# for the next machine: in the checkouts it stopped, and in WORKTREE (default the pin's)
 # where it is there.
 set -euo pipefail
 # the search's commit (SEARCH_PIN: another, e.g. in a test): 201909f with the windows' popularity
 # counts and the resume of a pruned trial fixed (results/search/ml-1m/README.md), from the
 # worktree ../wt-search15 on
 PIN=${SEARCH_PIN:-59dcf2e}
+PIN_WORKTREE=../wt-search15  # the default WORKTREE: the pin's (a new pin, a new worktree)
 MODELS=(ComiRecDR UMI UMISA SASRec SINE SASRecMatching ComiRecSA)  # the models left, longest first since 2026-12-05
 usage="usage: bash scripts/search_session.sh start [WORKTREE] | stop [WAIT_S] [WORKTREE]"
 action=${1:?$usage}
@@ -41,7 +42,7 @@ outs() {  # the tune and compare folders whose unfinished runs are carried
 
 case $action in
 start)
-    worktree=$(realpath -m "${2:-../wt-search}")
+    worktree=$(realpath -m "${2:-$PIN_WORKTREE}")
     python -c "import recbole, torch" 2> /dev/null ||
         { echo "install the plugin first, as .ci/run does (torch, then pip install -e '.[test]')" >&2; exit 1; }
     busy=$(python scripts/carry_checkpoints.py runners "$results")
@@ -82,7 +83,7 @@ stop)
     since=$(date +%s)
     mapfile -t folders < <(outs)
     python scripts/carry_checkpoints.py stop "$results" "${folders[@]}" --seconds="${2:-0}" --since="$since" \
-        --checkout="$(realpath -m "${3:-../wt-search}")"
+        --checkout="$(realpath -m "${3:-$PIN_WORKTREE}")"
     echo "stopped; now commit: git add results && git commit -m 'search: trials and carried checkpoints'"
     ;;
 *)

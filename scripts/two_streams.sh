@@ -5,7 +5,8 @@
 #   two_streams stream_a stream_b    # returns 1 if either failed; Ctrl-C stops both
 #   join A B C                       # A,B,C
 #   compare_seeds MODELS TABLE       # compare's runs of MODELS one seed at a time: the caller's
-#                                    # arrays seeds and common (compare's other arguments)
+#                                    # arrays seeds and common (compare's other arguments); a
+#                                    # seed that fails does not stop the later ones (returns 1)
 #   write_table MODELS               # the table of MODELS over every seed from the runs on disk
 #                                    # (--table_only: nothing trains), then the streams' own
 #                                    # tables removed from the caller's folder out
@@ -13,10 +14,15 @@
 join() { local IFS=,; echo "$*"; }
 
 compare_seeds() {
-    local models=$1 table=$2 seed
-    for seed in "${seeds[@]}"; do
-        python -m recbole_umi.compare "--models=$models" "${common[@]}" "--seeds=$seed" "--table=$table"
+    local models=$1 table=$2 seed failed=()
+    for seed in "${seeds[@]}"; do  # a run that keeps failing must not hold back every later seed
+        python -m recbole_umi.compare "--models=$models" "${common[@]}" "--seeds=$seed" "--table=$table" ||
+            failed+=("$seed")
     done
+    if ((${#failed[@]})); then
+        echo "compare of $models failed for seed(s) ${failed[*]} (above); the other seeds went on" >&2
+        return 1
+    fi
 }
 
 write_table() {
