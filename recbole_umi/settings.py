@@ -335,7 +335,7 @@ _COMIREC_BEFORE = {"comirec_maps": "shared", "position_embedding": False}  # bef
 SETTINGS_BEFORE_THEY_EXISTED = {
     "ComiRec": _COMIREC_BEFORE, "ComiRecDR": _COMIREC_BEFORE, "ComiRecSA": _COMIREC_BEFORE,
     "MIND": {"dynamic_interests": False},
-    "UMISA": {"refine_interests": True},  # before 2026-12-07
+    "UMISA": {"refine_interests": True},  # added 2026-12-06
 }
 
 
