@@ -16,8 +16,8 @@
 # not stop the stream's later seeds; the table is written only once every run is on disk.
 # Budget: a run costs about what its model's chosen trial did (each trial's wall_s, on one
 # thread: 2 minutes for YouTube DNN and ProfileDSSM, 43-76 minutes for MIND, ComiRec-DR and
-# UMI, 7.3 hours for SASRec's trial 10 at T = 50, 1.4 hours for UMISA's trial 5 and about 6
-# for its trial 18 at T = 50), so SASRec's and UMISA's five runs alone are 44-66 hours of one
+# UMI, 7.3 hours for SASRec's trial 10 and 6.6 for UMISA's trial 18, both at T = 50, 1.4 for
+# UMISA's trial 5 at T = 20), so SASRec's and UMISA's five runs alone are 44-70 hours of one
 # thread; the two streams are split by those hours. The searches of SINE, SASRecMatching and
 # ComiRec-SA, still to run, add theirs. Its runs span sessions: run it from the search's pinned
 # checkout (results/search/ml-1m/README.md), so that their code does not change midway.
