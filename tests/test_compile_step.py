@@ -2,8 +2,9 @@
 gradients to float tolerance, draws the same random numbers (negatives, dropout), and falls
 back to eager, with a warning, where compiling fails; for RecBole's SASRec too (whose dropouts
 it makes the plugin's, ``ops.Dropout``, and whose eager step here has them too; the rest of
-what it does to RecBole's models: test_compile_recbole.py). One model of each kind here (a
-compile takes 10-40 s); bench/compile_step.py checks every model and times them."""
+what it does to RecBole's models: test_compile_recbole.py; the causal encoders' cases:
+test_compile_encoders.py). One model of each kind (a compile takes 10-40 s);
+bench/compile_step.py checks every model and times them."""
 
 import logging
 
@@ -48,6 +49,19 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
     return results
 
 
+def assert_compiled_equals_eager(data, model_name, settings):
+    """Two steps' losses and gradients, compiled and eager, equal to float tolerance."""
+    eager = loss_and_gradients(data, model_name, False, **settings)
+    fast = loss_and_gradients(data, model_name, True, **settings)
+    for (eager_loss, eager_grads), (loss, grads) in zip(eager, fast):
+        torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=1e-6)
+        assert grads.keys() == eager_grads.keys()
+        for name in grads:
+            torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+# the causal encoders' cases: test_compile_encoders.py (a file of their own, so that the suite's
+# two workers share the compiles)
 @pytest.mark.parametrize("model_name, settings, threads", [
     # routing, the refinement, HN, sampled negatives; on 2 threads the compiled step looks the
     # items up through the custom ops (ops.lookup), called from inductor's C++ wrapper
@@ -57,23 +71,10 @@ def loss_and_gradients(data, model_name, compile_step, fall_back=False, **settin
     ("UMI", {"n_negatives": 30, "embedding_size": 16, "harder_negatives": False}, 1),
     # the full softmax with HN: each item's best interest from the whole score tensor (losses.shared_readout)
     ("UMI", {"loss_type": "full_softmax"}, 1),
-    ("SASRecMatching", {"train_sampling": "windows", "hidden_dropout_prob": 0.3}, 1),  # an encoder with dropout, windows
-    # rows: the encoder's last layer at the last position only, its dropouts drawn in eager's order
-    ("SASRecMatching", {"hidden_dropout_prob": 0.3}, 1),
-    ("SASRec", {"train_neg_sample_args": None, "hidden_dropout_prob": 0.3}, 1),  # RecBole's own: its CE over every item
-    # UMISA's default step: every state, the profile-steered heads, the recent interest, the
-    # refinement with field weights, HN
-    ("UMISA", {"hidden_dropout_prob": 0.3}, 1),
 ])
 def test_the_compiled_loss_equals_the_eager_one(tiny_data, torch_threads, model_name, settings, threads):
     torch_threads(threads)
-    eager = loss_and_gradients(tiny_data, model_name, False, **settings)
-    fast = loss_and_gradients(tiny_data, model_name, True, **settings)
-    for (eager_loss, eager_grads), (loss, grads) in zip(eager, fast):
-        torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=1e-6)
-        assert grads.keys() == eager_grads.keys()
-        for name in grads:
-            torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert_compiled_equals_eager(tiny_data, model_name, settings)
 
 
 def test_a_failing_compile_falls_back_to_eager_with_a_warning(tiny_data, monkeypatch, caplog):
