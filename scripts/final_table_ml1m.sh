@@ -4,7 +4,8 @@
 # (results/search/ml-1m/<model>/best.yaml, over the search's fixed settings), 5 training seeds
 # that exclude the search's 2020, and the two-level test (test users and seeds) of UMISA, this
 # project's user-aware multi-interest model, against each other model. Writes
-# results/ml-1m-final/ (runs/, table.md, .csv, _tests.csv, plan.yaml, hr50.png: the figure).
+# results/ml-1m-final/ (runs/, table.md, .csv, _tests.csv, plan.yaml, hr50.png: the figure;
+# its README.md: what the table's text must say, written before it runs).
 #
 #   bash scripts/final_table_ml1m.sh [DATA_PATH] [TRIALS]   # DATA_PATH holds ml-1m/ (default ../shared/data)
 #
