@@ -3,7 +3,8 @@
 Every module that uses RecBole (``config``, ``registry``, ``quick_start``, ``compare``,
 ``model``, ``data``) applies the RecBole 1.2.1 compatibility fixes
 (:mod:`recbole_umi.compat`) before it imports RecBole. The light modules (``settings``,
-``metrics``, ``retrieval``, ``compat``) import neither RecBole nor ray, and neither does
+``metrics``, ``retrieval``, ``compat``, ``resources``, ``command_line``: the command line's
+``--help`` and ``--version``) import neither RecBole nor ray, and neither does
 ``import recbole_umi``: ``Config``, ``run``, ``load`` (a saved model, see
 :mod:`recbole_umi.checkpoint`), ``CheckpointError``, ``get_model`` and ``PLUGIN_MODELS`` are
 loaded on first use. Code that calls RecBole directly, before any of those, calls

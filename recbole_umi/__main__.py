@@ -5,7 +5,7 @@
 
 import sys
 
-from recbole_umi.quick_start import console_main
+from recbole_umi.command_line import console_main
 
 if __name__ == "__main__":
     sys.exit(console_main())

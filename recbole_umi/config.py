@@ -43,6 +43,7 @@ from recbole.utils import argument_list  # noqa: E402
 from recbole_umi import evaluation, registry, settings  # noqa: E402
 from recbole_umi.item_file import header_field_names  # noqa: E402
 from recbole_umi.model import MatchingRecommender  # noqa: E402
+from recbole_umi.resources import resource_dir  # noqa: E402
 
 evaluation.register_metrics()  # the plugin's metrics (CategoryCoverage) known to RecBole's Config
 
@@ -58,21 +59,6 @@ __all__ = [
     "parse_cmd_args",
     "known_keys",
 ]
-
-_PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def resource_dir(name: str) -> Path:
-    """Folder ``name`` (``properties`` or ``dataset_configs``) of the installed package.
-
-    A wheel carries it inside ``recbole_umi/``; a source checkout (and ``pip install -e``)
-    keeps it beside the package, at the repository root.
-    """
-    for candidate in (_PACKAGE_DIR / name, _PACKAGE_DIR.parent / name):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"recbole-umi is installed without its {name}/ folder")
-
 
 def model_properties_file(model: str) -> Path:
     return resource_dir("properties") / "model" / f"{model}.yaml"

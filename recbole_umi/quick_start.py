@@ -10,7 +10,6 @@ from recbole_umi import compat
 
 compat.apply()  # before anything imports RecBole
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
 from logging import getLogger  # noqa: E402
 
@@ -18,7 +17,7 @@ from recbole.utils import get_environment, set_color  # noqa: E402
 
 from recbole_umi.allocator import as_configured  # noqa: E402
 from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer, last_checkpoint_path  # noqa: E402
-from recbole_umi.cli import command  # noqa: E402
+from recbole_umi.command_line import DEFAULT_DATASET, DEFAULT_MODEL, build_arg_parser, console_main  # noqa: E402,F401
 from recbole_umi.config import Config, comma_list  # noqa: E402
 from recbole_umi.data.loaders import history_curve_loaders  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, evaluated_users, interest_diagnostics  # noqa: E402
@@ -29,9 +28,6 @@ from recbole_umi.settings import SettingsError, check_retrieval_evaluation, proc
 
 __all__ = ["run", "main", "console_main", "render_result", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
 
-DEFAULT_MODEL = "UMI"
-# Ships inside the recbole package, so the default run needs no network.
-DEFAULT_DATASET = "ml-100k"
 
 
 def run(
@@ -232,62 +228,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _version() -> str:
-    from importlib import metadata
-
-    from recbole_umi import __version__
-
-    return f"recbole-umi {__version__} (RecBole {metadata.version('recbole')}, torch {metadata.version('torch')})"
-
-
-def settings_help() -> str:
-    """Every recbole-umi setting with what it may hold (:data:`recbole_umi.settings.SETTINGS`)
-    and its defaults in the plugin's YAML files, for ``--help``: generated, so it cannot drift."""
-    import yaml
-
-    from recbole_umi.config import resource_dir
-    from recbole_umi.settings import SETTINGS
-
-    files = [resource_dir("properties") / "overall.yaml", *sorted((resource_dir("properties") / "model").glob("*.yaml")),
-             *sorted(resource_dir("dataset_configs").glob("*.yaml"))]
-    defaults: dict[str, list[str]] = {}
-    for path in files:
-        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
-            defaults.setdefault(key, []).append(f"{path.stem} {value!r}" if path.stem != "overall" else repr(value))
-    lines = ["settings (--key=value, besides RecBole's own; defaults from properties/ and dataset_configs/,",
-             "a model's or a dataset's file winning over overall.yaml):"]
-    for key, spec in SETTINGS.items():
-        shown = "; ".join(defaults.get(key, [])) or "none (give it where needed)"
-        lines.append(f"  {key:<27} {spec.describe()}; default: {shown}")
-    return "\n".join(lines)
-
-
-def build_arg_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recbole-umi",  # also python run_recbole_umi.py and python -m recbole_umi
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=settings_help(),
-        allow_abbrev=False,  # passed-through --key=value settings must never be read as an abbreviated option
-        description="Train and evaluate a recbole-umi or RecBole model. Any further "
-        "--key=value sets that config key (highest priority).",
-    )
-    parser.add_argument("--model", "-m", default=None, help=f"model name (default {DEFAULT_MODEL}, or the checkpoint's)")
-    parser.add_argument("--dataset", "-d", default=None, help=f"dataset name (default {DEFAULT_DATASET}, or the checkpoint's)")
-    parser.add_argument("--config_files", default=None, help="comma-separated YAML files, later ones win")
-    parser.add_argument("--version", action="version", version=_version())
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also RECBOLE_UMI_DEBUG=1)")
-    checkpoint = parser.add_mutually_exclusive_group()
-    checkpoint.add_argument(
-        "--evaluate", metavar="CHECKPOINT", default=None,
-        help="test a saved model instead of training (its saved settings; --key=value overrides them, e.g. --data_path)",
-    )
-    checkpoint.add_argument(
-        "--resume", metavar="CHECKPOINT", default=None,
-        help="continue an interrupted run from its checkpoint (normally <model>-<time>-last.pth)",
-    )
-    return parser
-
-
 def main(argv: list[str] | None = None) -> dict:
     """The command line: ``run_recbole_umi.py [--model=M] [--dataset=D] [--key=value ...]``,
     ``--evaluate=CHECKPOINT`` or ``--resume=CHECKPOINT``."""
@@ -342,10 +282,3 @@ def render_result(result: dict) -> str:
                          "(1: by position, not by item)")
         lines.append("Interests of the test users: " + "; ".join(parts) + ".")
     return "\n".join(lines)
-
-
-def console_main() -> int:
-    """The ``recbole-umi`` console script, ``python -m recbole_umi`` and run_recbole_umi.py:
-    :func:`main` through :func:`recbole_umi.cli.command` (a user's mistake is one line on
-    stderr and exit status 2; ``--debug`` shows the traceback); returns the exit status."""
-    return command(main, prog="recbole-umi")

@@ -49,7 +49,8 @@ def test_fixes_in_a_fresh_process(first, expected):
     assert out.stdout.strip().splitlines()[-1].startswith(expected)
 
 
-LIGHT_MODULES = ["recbole_umi", "recbole_umi.settings", "recbole_umi.metrics", "recbole_umi.retrieval", "recbole_umi.compat"]
+LIGHT_MODULES = ["recbole_umi", "recbole_umi.settings", "recbole_umi.metrics", "recbole_umi.retrieval", "recbole_umi.compat",
+                 "recbole_umi.resources", "recbole_umi.command_line"]
 
 
 def test_light_modules_import_neither_recbole_nor_ray():
