@@ -154,6 +154,7 @@ def test_console_script_exits_with_status_0_after_a_run(monkeypatch):
     from recbole_umi import quick_start
 
     monkeypatch.setattr(quick_start, "main", lambda argv=None: {"test_result": {"recall@10": 0.1}})
+    monkeypatch.setattr(sys, "argv", ["recbole-umi"])  # console_main parses them first (not pytest's)
     with pytest.raises(SystemExit) as exited:
         sys.exit(quick_start.console_main())
     assert exited.value.code == 0
