@@ -64,6 +64,18 @@ def test_version(tmp_path):
     assert out.returncode == 0 and out.stdout.startswith("recbole-umi 0.1.0 (RecBole 1.2.1, torch ")
 
 
+@pytest.mark.parametrize("argument", ["--version", "--help"])
+def test_version_and_help_answer_before_torch_and_recbole_load(argument):
+    code = ("import sys\n"
+            f"sys.argv = ['recbole-umi', {argument!r}]\n"
+            "from recbole_umi.command_line import console_main\n"
+            "try:\n    console_main()\nexcept SystemExit as exited:\n    assert exited.code == 0\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'recbole', 'numpy'}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_ctrl_c_names_the_resume_command(tiny_data, tmp_path, monkeypatch, capsys):
     from recbole_umi.cli import command
     from recbole_umi.quick_start import main as run_main
