@@ -29,7 +29,6 @@ from recbole_umi.settings import SettingsError, check_retrieval_evaluation, proc
 __all__ = ["run", "main", "console_main", "render_result", "build_arg_parser", "DEFAULT_MODEL", "DEFAULT_DATASET"]
 
 
-
 def run(
     model: str | None = None,
     dataset: str | None = None,
