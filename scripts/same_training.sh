@@ -23,21 +23,17 @@ files=$(IFS=,; echo "$*")
 work=$(mktemp -d /tmp/same-training.XXXX)
 data="$work/data/ml-100k"
 mkdir -p "$data"
-python - "$data" <<'EOF'
-import os, sys
+source=$(python -c "import os, recbole; print(os.path.join(os.path.dirname(recbole.__file__), 'dataset_example', 'ml-100k'))")
+cp "$source/ml-100k.user" "$source/ml-100k.item" "$data/"
+python - "$source/ml-100k.inter" "$data/ml-100k.inter" <<'EOF'
+import sys
 import pandas as pd
-import recbole
 
-source = os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k")
-target = sys.argv[1]
-inter = pd.read_csv(os.path.join(source, "ml-100k.inter"), sep="\t")
+inter = pd.read_csv(sys.argv[1], sep="\t")
 times = inter["timestamp:float"]
 inter["timestamp:float"] = ((times - times.min()) // 4).astype("int64")  # below 2^24: exact in 32 bits
 assert inter["timestamp:float"].max() < 2**24
-inter.to_csv(os.path.join(target, "ml-100k.inter"), sep="\t", index=False)
-for suffix in ("user", "item"):
-    with open(os.path.join(source, f"ml-100k.{suffix}"), "rb") as f, open(os.path.join(target, f"ml-100k.{suffix}"), "wb") as g:
-        g.write(f.read())
+inter.to_csv(sys.argv[2], sep="\t", index=False)
 EOF
 read -r -a extra <<< "${EXTRA:-}"
 status=0
