@@ -6,7 +6,15 @@ class of recbole-umi, and the ValueError, KeyError and FileNotFoundError of the 
 below it) ends in one line on stderr, ``<prog>: error: <what is wrong and what is allowed>``,
 and exit status 2, without a traceback; ``--debug`` (or ``RECBOLE_UMI_DEBUG=1``) shows it.
 Ctrl-C ends in one line too, with the exact command that continues the run where the run
-knows one (``KeyboardInterrupt.resume_command``), and status 130.
+knows one (``KeyboardInterrupt.resume_command``), and status 130; a ``kill`` (SIGTERM, what a
+job scheduler or a session's end sends) the same way, with status 143.
+
+While a command runs, SIGINT and SIGTERM raise :class:`KeyboardInterrupt` through a handler
+of this module that also notes the signal (where the process had the default handlers: an
+ignored signal stays ignored). The note is what recognises a stop that arrives inside a
+compiled step: the interrupt is raised in a custom op that inductor's C++ wrapper calls, and
+reaches Python as ``RuntimeError: aoti_torch_call_dispatcher(...) API call failed``
+(:func:`as_interrupt`).
 
 Light on purpose: the standard library only.
 """
@@ -14,9 +22,11 @@ Light on purpose: the standard library only.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
-__all__ = ["DEBUG_FLAG", "USER_ERRORS", "command", "is_user_error"]
+__all__ = ["DEBUG_FLAG", "STOPS", "USER_ERRORS", "as_interrupt", "command", "is_user_error"]
 
 DEBUG_FLAG = "--debug"
 # Errors of the libraries below recbole-umi that are about the user's input.
@@ -30,24 +40,69 @@ def is_user_error(error: BaseException) -> bool:
         isinstance(error, Exception) and type(error).__module__.split(".")[0] == "recbole_umi")
 
 
+# a stop signal: what the line says and the exit status (128 + the signal's number)
+STOPS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+_DEFAULT_HANDLERS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+_received: list[int] = []  # the stop signals received while a command ran, in order
+
+
+def _stop(signum, _frame):
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
+def as_interrupt(error: BaseException) -> KeyboardInterrupt | None:
+    """``error`` as the stop it is, or None where it is not one: a KeyboardInterrupt is
+    itself; any other exception raised after a stop signal reached :func:`command` (an
+    interrupt that a compiled step's C++ code turned into a RuntimeError) is a new
+    KeyboardInterrupt, raised ``from`` it by the caller."""
+    if isinstance(error, KeyboardInterrupt):
+        return error
+    if _received and isinstance(error, Exception):
+        return KeyboardInterrupt(f"stopped by {signal.Signals(_received[-1]).name}: {error}")
+    return None
+
+
+def _catch_stop_signals() -> dict:
+    """Install :func:`_stop` for each stop signal whose handler is the default one; returns
+    the handlers it replaced (to put back). Only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    replaced = {}
+    for signum, default in _DEFAULT_HANDLERS.items():
+        if signal.getsignal(signum) is default:
+            replaced[signum] = signal.signal(signum, _stop)
+    return replaced
+
+
 def _one_line(error: BaseException) -> str:
     text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
     return " ".join(str(text).split()) or type(error).__name__
 
 
 def command(main, argv: list[str] | None = None, prog: str = "recbole-umi", resumable: bool = False) -> int:
-    """Run ``main(argv)``; returns the exit status (0, 2 for a user's mistake, 130 for Ctrl-C).
+    """Run ``main(argv)``; returns the exit status (0, 2 for a user's mistake, 130 for Ctrl-C,
+    143 for SIGTERM).
     ``--debug`` anywhere in ``argv`` is taken out and lets every error through. ``resumable``:
     the command continues where it stopped when it is run again (compare, tune, sweep, noise),
-    which Ctrl-C's line says."""
+    which the stop's line says."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv or os.environ.get("RECBOLE_UMI_DEBUG", "") not in ("", "0")
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
+    _received.clear()
+    replaced = _catch_stop_signals()
     try:
         main(argv)
-    except KeyboardInterrupt as interrupt:
+    except BaseException as error:  # noqa: BLE001 (a stop, a user's mistake, or raised again)
+        interrupt = as_interrupt(error)
+        if interrupt is None:
+            if debug or not is_user_error(error):
+                raise
+            print(f"{prog}: error: {_one_line(error)} ({DEBUG_FLAG} shows the traceback)", file=sys.stderr)
+            return 2
         if debug:
             raise
+        what, status = STOPS[_received[-1] if _received else signal.SIGINT]
         resume = getattr(interrupt, "resume_command", None)
         if resume:
             hint = f"; continue with: {resume}"
@@ -55,11 +110,9 @@ def command(main, argv: list[str] | None = None, prog: str = "recbole-umi", resu
             hint = "; run the same command again to continue: finished runs are kept, the one cut short goes on"
         else:
             hint = ""
-        print(f"{prog}: interrupted{hint}", file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001 (sorted below: a user's mistake or not)
-        if debug or not is_user_error(error):
-            raise
-        print(f"{prog}: error: {_one_line(error)} ({DEBUG_FLAG} shows the traceback)", file=sys.stderr)
-        return 2
+        print(f"{prog}: {what}{hint}", file=sys.stderr)
+        return status
+    finally:
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
     return 0

@@ -17,6 +17,11 @@ changed and why.
   ray 2.6.3 needs ``pkg_resources``, gone from setuptools >= 81. We pin setuptools < 81 in
   ``setup.cfg``; where that pin was overridden, a placeholder ``ray`` lets RecBole load and
   fails with a clear message only if ray (RecBole's hyper-parameter tuning) is really used.
+  ray's import also takes SIGTERM over for the whole process (its handler calls
+  ``sys.exit(15)`` wherever the signal lands: a ``kill`` ended a run in silence, or, inside a
+  compiled step, with a RuntimeError's traceback); the handler the process had before the
+  import is put back (Python's default, or the one :mod:`recbole_umi.cli` sets while a
+  command runs).
 - :func:`import_sequential_models_without_anomaly_mode`: ``recbole/model/sequential_
   recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)`` at import; we
   import the package once here and restore the caller's anomaly setting.
@@ -64,6 +69,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import signal
 import sys
 import types
 import warnings
@@ -134,9 +140,11 @@ def _ray_placeholder(reason: str) -> types.ModuleType:
 
 
 def make_ray_importable() -> bool:
-    """Make ``import ray`` (done by ``recbole.quick_start``) succeed; True if ray is real."""
+    """Make ``import ray`` (done by ``recbole.quick_start``) succeed; True if ray is real.
+    The SIGTERM handler that ray's import replaces is put back."""
     if "ray" in sys.modules:
         return hasattr(sys.modules["ray"], "__version__")
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         with warnings.catch_warnings():
             # setuptools 80 warns on `import pkg_resources`, which ray does at import.
@@ -154,6 +162,9 @@ def make_ray_importable() -> bool:
             del sys.modules[name]
         sys.modules["ray"] = _ray_placeholder(reason)
         return False
+    finally:
+        if sigterm is not None and signal.getsignal(signal.SIGTERM) is not sigterm:
+            signal.signal(signal.SIGTERM, sigterm)  # ray's worker module set its own at import
 
 
 def import_sequential_models_without_anomaly_mode() -> None:

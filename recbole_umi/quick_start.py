@@ -17,6 +17,7 @@ from recbole.utils import get_environment, set_color  # noqa: E402
 
 from recbole_umi.allocator import as_configured  # noqa: E402
 from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_trainer, last_checkpoint_path  # noqa: E402
+from recbole_umi.cli import as_interrupt  # noqa: E402
 from recbole_umi.command_line import DEFAULT_DATASET, DEFAULT_MODEL, build_arg_parser, console_main  # noqa: E402,F401
 from recbole_umi.config import Config, comma_list  # noqa: E402
 from recbole_umi.data.loaders import history_curve_loaders  # noqa: E402
@@ -102,10 +103,15 @@ def run(
         best_valid_score, best_valid_result = trainer.fit(
             train_data, valid_data, saved=saved, show_progress=config["show_progress"], stop_rule=stop_rule
         )
-    except KeyboardInterrupt as interrupt:
+    except BaseException as error:  # noqa: BLE001 (a stop is told how to continue; the rest raised as is)
+        interrupt = as_interrupt(error)
+        if interrupt is None:
+            raise
         if last is not None and last.exists():
             interrupt.resume_command = f"python -m recbole_umi --resume={last}"  # a wheel has no script
-        raise
+        if interrupt is error:
+            raise
+        raise interrupt from error
     tested = evaluate_trained(config, dataset, trainer, test_data, saved, logger)
     logger.info("The running environment:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")

@@ -93,10 +93,11 @@ def tiny_data(tmp_path, monkeypatch) -> Path:
     return write_atomic(tmp_path / "data", "tiny", sequences, profiles)
 
 
-def cut_training(monkeypatch, when) -> list[int]:
+def cut_training(monkeypatch, when, stop=None) -> list[int]:
     """Make training stop with a KeyboardInterrupt (a session that ends) at the start of
-    the first epoch ``epoch_idx`` for which ``when(epoch_idx)`` holds; returns the list the
-    cut epoch is appended to. ``monkeypatch.undo()`` or the test's end lifts it."""
+    the first epoch ``epoch_idx`` for which ``when(epoch_idx)`` holds, or with what
+    ``stop()`` raises there; returns the list the cut epoch is appended to.
+    ``monkeypatch.undo()`` or the test's end lifts it."""
     from recbole_umi.checkpoint import SafeCheckpointTrainer
 
     real_train_epoch = SafeCheckpointTrainer._train_epoch
@@ -105,6 +106,8 @@ def cut_training(monkeypatch, when) -> list[int]:
     def train_epoch(self, train_data, epoch_idx, *rest, **kwargs):
         if not cut and when(epoch_idx):
             cut.append(epoch_idx)
+            if stop is not None:
+                stop()
             raise KeyboardInterrupt
         return real_train_epoch(self, train_data, epoch_idx, *rest, **kwargs)
 

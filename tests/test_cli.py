@@ -1,6 +1,7 @@
 """The command line, on a tiny dataset the tests write: one run in a fresh process, one
 malformed argument. (What every model and loss learns: tests/test_known_answers.py.)"""
 
+import signal
 import subprocess
 import sys
 
@@ -88,6 +89,76 @@ def test_ctrl_c_names_the_resume_command(tiny_data, tmp_path, monkeypatch, capsy
     [last] = (tmp_path / "saved").glob("*-last.pth")
     expected = f"recbole-umi: interrupted; continue with: python -m recbole_umi --resume={last}\n"
     assert capsys.readouterr().err == expected
+
+
+def _raise_signal_in_compiled_code(signum):
+    """What a stop that lands inside a compiled step does: the handler's KeyboardInterrupt,
+    raised in a custom op, reaches Python as the RuntimeError of inductor's C++ wrapper
+    (test_a_stop_inside_a_compiled_step_ends_in_one_line shows it on a real compiled graph)."""
+    def stop():
+        try:
+            signal.raise_signal(signum)
+        except KeyboardInterrupt:
+            raise RuntimeError('aoti_torch_call_dispatcher("recbole_umi::random_words", "", '
+                               'dispatch_vars.data()) API call failed') from None
+        raise AssertionError("the signal raised nothing")
+    return stop
+
+
+@pytest.mark.parametrize("where", ["eager", "compiled"])
+def test_sigterm_ends_a_run_as_ctrl_c_does(tiny_data, tmp_path, monkeypatch, capsys, where):
+    """A ``kill`` (what a scheduler or a session's end sends) ends a run in one line that
+    names its resume command, status 143; the process's SIGTERM handler is Python's default
+    again afterwards (ray's import replaced it: recbole_umi.compat puts it back)."""
+    from recbole_umi.cli import command
+    from recbole_umi.quick_start import main as run_main
+    from tests.conftest import cut_training
+
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # RecBole, and so ray, imported above
+    monkeypatch.chdir(tmp_path)
+    stop = _raise_signal_in_compiled_code(signal.SIGTERM) if where == "compiled" else (
+        lambda: signal.raise_signal(signal.SIGTERM))
+    cut_training(monkeypatch, lambda epoch: epoch == 1, stop)
+    args = cli_args(tiny_data, "UMI") + ["--epochs=3", "--eval_protocol=user_split", f"--checkpoint_dir={tmp_path / 'saved'}"]
+    assert command(run_main, args) == 143
+    [last] = (tmp_path / "saved").glob("*-last.pth")
+    assert capsys.readouterr().err == f"recbole-umi: terminated; continue with: python -m recbole_umi --resume={last}\n"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_stop_inside_a_compiled_step_ends_in_one_line(capsys):
+    """Ctrl-C that lands in a custom op of a graph compiled as compile_step compiles on the
+    CPU (inductor's C++ wrapper) surfaces as a RuntimeError, not a KeyboardInterrupt: the
+    command still ends in its one line and status 130, and an error of the same graph that
+    follows no signal is still an error."""
+    import torch
+
+    from recbole_umi.cli import command
+    from recbole_umi.model.base import compiled
+
+    fire = []
+
+    @torch.library.custom_op("recbole_umi_test::poke", mutates_args=())
+    def poke(x: torch.Tensor) -> torch.Tensor:
+        if fire == ["signal"]:
+            signal.raise_signal(signal.SIGINT)
+        elif fire == ["error"]:
+            raise ValueError("no signal here")
+        return x.clone()
+
+    poke.register_fake(lambda x: torch.empty_like(x))
+    step = compiled(lambda x: (poke(x * 2) + 1).sum(), cpp_wrapper=True)
+    assert step(torch.ones(3)).item() == 9.0  # compiled before any signal
+    with pytest.raises(RuntimeError, match="aoti_torch_call_dispatcher"):  # the C++ wrapper's error
+        fire[:] = ["error"]
+        step(torch.ones(3))
+    fire[:] = ["signal"]
+    assert command(lambda argv: step(torch.ones(3)), [], prog="python -m recbole_umi.tune", resumable=True) == 130
+    assert capsys.readouterr().err.startswith("python -m recbole_umi.tune: interrupted; run the same command again")
+    fire[:] = ["error"]
+    with pytest.raises(RuntimeError, match="aoti_torch_call_dispatcher"):  # no stop: its traceback
+        command(lambda argv: step(torch.ones(3)), [])
 
 
 def test_help_lists_every_setting_with_its_range_and_default(capsys):
