@@ -127,6 +127,7 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(tiny_data, tmp_path, monkeypatch, cap
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.compile
 def test_a_stop_inside_a_compiled_step_ends_in_one_line(capsys):
     """Ctrl-C that lands in a custom op of a graph compiled as compile_step compiles on the
     CPU (inductor's C++ wrapper) surfaces as a RuntimeError, not a KeyboardInterrupt: the

@@ -8,6 +8,7 @@ import pytest
 from tests.test_compile_step import assert_compiled_equals_eager
 
 
+@pytest.mark.compile
 @pytest.mark.parametrize("model_name, settings", [
     ("SASRecMatching", {"train_sampling": "windows", "hidden_dropout_prob": 0.3}),  # an encoder with dropout, windows
     # rows: the encoder's last layer at the last position only, its dropouts drawn in eager's order

@@ -96,7 +96,7 @@ def outputs_and_gradients(before, after, sequence, length, compiled: bool) -> li
     return results
 
 
-@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.compile)])
 def test_compile_step_gives_recbole_sine_its_interest_maps_in_one_product(tiny_data, compiled):
     """RecBole's SINE under compile_step computes its forward with the interests' maps in one
     product (base._sine_forward; compiled, its tanh from one exponential): from the same

@@ -62,6 +62,7 @@ def assert_compiled_equals_eager(data, model_name, settings):
 
 # the causal encoders' cases: test_compile_encoders.py (a file of their own, so that the suite's
 # two workers share the compiles)
+@pytest.mark.compile
 @pytest.mark.parametrize("model_name, settings, threads", [
     # routing, the refinement, HN, sampled negatives; on 2 threads the compiled step looks the
     # items up through the custom ops (ops.lookup), called from inductor's C++ wrapper
