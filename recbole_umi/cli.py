@@ -43,7 +43,7 @@ def is_user_error(error: BaseException) -> bool:
 # a stop signal: what the line says and the exit status (128 + the signal's number)
 STOPS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
 _DEFAULT_HANDLERS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-_received: list[int] = []  # the stop signals received while a command ran, in order
+_received: list[int] = []  # the stop signals received, in order, while the command that set _stop runs
 
 
 def _stop(signum, _frame):
@@ -53,9 +53,11 @@ def _stop(signum, _frame):
 
 def as_interrupt(error: BaseException) -> KeyboardInterrupt | None:
     """``error`` as the stop it is, or None where it is not one: a KeyboardInterrupt is
-    itself; any other exception raised after a stop signal reached :func:`command` (an
-    interrupt that a compiled step's C++ code turned into a RuntimeError) is a new
-    KeyboardInterrupt, raised ``from`` it by the caller."""
+    itself; any other exception raised after a stop signal reached the running
+    :func:`command` (an interrupt that a compiled step's C++ code turned into a RuntimeError;
+    also a later error of a command whose interrupt something swallowed: the command was
+    asked to stop) is a new KeyboardInterrupt (:func:`recbole_umi.quick_start.run` raises it
+    ``from`` the error). Once the command has ended, its signals are forgotten."""
     if isinstance(error, KeyboardInterrupt):
         return error
     if _received and isinstance(error, Exception):
@@ -89,8 +91,9 @@ def command(main, argv: list[str] | None = None, prog: str = "recbole-umi", resu
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv or os.environ.get("RECBOLE_UMI_DEBUG", "") not in ("", "0")
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
-    _received.clear()
-    replaced = _catch_stop_signals()
+    replaced = _catch_stop_signals()  # none where a command already runs (nested) or off the main thread
+    if replaced:
+        _received.clear()
     try:
         main(argv)
     except BaseException as error:  # noqa: BLE001 (a stop, a user's mistake, or raised again)
@@ -115,4 +118,6 @@ def command(main, argv: list[str] | None = None, prog: str = "recbole-umi", resu
     finally:
         for signum, handler in replaced.items():
             signal.signal(signum, handler)
+        if replaced:
+            _received.clear()
     return 0

@@ -204,8 +204,27 @@ def run_processes(config, model, dataset, config_file_list, config_dict, cmd_arg
     overrides = {**(config_dict or {}), "port": port, "nproc": nproc}  # nproc also when given as --nproc
     queue = mp.get_context("spawn").SimpleQueue()
     getLogger().info(f"starting {nproc} processes (ranks {offset}-{offset + nproc - 1} of {world_size}), port {port}")
-    mp.spawn(_process, args=(model, dataset, config_file_list, overrides, cmd_args, saved, queue), nprocs=nproc, join=True)
+    processes_ = mp.spawn(_process, args=(model, dataset, config_file_list, overrides, cmd_args, saved, queue),
+                          nprocs=nproc, join=False)
+    join_or_stop(processes_)
     return None if queue.empty() else queue.get()
+
+
+def join_or_stop(context) -> None:
+    """Wait for the processes of ``context`` (``torch.multiprocessing.spawn(join=False)``); a
+    stop of this process (Ctrl-C, SIGTERM: a KeyboardInterrupt here) or a failed process ends
+    the others before it is raised. A ``kill`` reaches this process only, and at its exit
+    Python would otherwise wait for the processes it started, which train on."""
+    try:
+        while not context.join():
+            pass
+    except BaseException:
+        for process in context.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in context.processes:
+            process.join()
+        raise
 
 
 def _process(local_rank, model, dataset, config_file_list, config_dict, cmd_args, saved, queue) -> None:

@@ -110,7 +110,7 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(tiny_data, tmp_path, monkeypatch, cap
     """A ``kill`` (what a scheduler or a session's end sends) ends a run in one line that
     names its resume command, status 143; the process's SIGTERM handler is Python's default
     again afterwards (ray's import replaced it: recbole_umi.compat puts it back)."""
-    from recbole_umi.cli import command
+    from recbole_umi.cli import as_interrupt, command
     from recbole_umi.quick_start import main as run_main
     from tests.conftest import cut_training
 
@@ -125,6 +125,23 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(tiny_data, tmp_path, monkeypatch, cap
     assert capsys.readouterr().err == f"recbole-umi: terminated; continue with: python -m recbole_umi --resume={last}\n"
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert as_interrupt(ValueError("a later error, in no command")) is None  # the stop is forgotten
+
+
+def test_an_ignored_stop_signal_stays_ignored():
+    """A command started with SIGINT ignored (a background job of a script) leaves it so."""
+    from recbole_umi.cli import command
+
+    def main(argv):
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)  # nothing happens
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert command(main, []) == 0
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.compile

@@ -1,12 +1,15 @@
 """Several processes through torch.distributed (gloo on CPU): a 2-process run learns what a
 1-process run learns, writes one set of checkpoints, and a missing peer fails in time."""
 
+import signal
+
 import pytest
 import torch.multiprocessing as mp
 
-from recbole_umi.quick_start import _free_port, run
+from recbole_umi.quick_start import _free_port, join_or_stop, run
 from recbole_umi.settings import SettingsError
 from tests.conftest import TINY_SETTINGS, write_atomic
+from tests.sleeper import sleep_long
 from tests.test_known_answers import CHANCE, GROUP_SIZE, THRESHOLD, group_sequences
 
 
@@ -50,3 +53,24 @@ def test_process_settings_are_checked(groups):
         run("UMI", "groups", config_dict={**groups, "nproc": 1, "world_size": 2})
     with pytest.raises(SettingsError, match="dist_backend"):
         run("UMI", "groups", config_dict={**groups, "nproc": 2, "dist_backend": "mpi"})
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def test_a_stopped_run_ends_its_processes():
+    """A ``kill`` reaches the first process only (command() makes it a KeyboardInterrupt): the
+    processes it started are ended before the stop is raised, not left training while its
+    exit waits for them."""
+    processes = mp.spawn(sleep_long, nprocs=2, join=False)
+    previous = signal.signal(signal.SIGALRM, _interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 2.0)  # the stop, while it waits for them
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            join_or_stop(processes)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [process.is_alive() for process in processes.processes] == [False, False]
+    assert all(process.exitcode == -signal.SIGTERM for process in processes.processes)
