@@ -4,8 +4,8 @@ trains on a repository's results so that they can be carried.
 A search's trial (``python -m recbole_umi.tune``) or a comparison's run
 (``python -m recbole_umi.compare``) cut short by the end of a session continues from its last
 finished epoch only where its checkpoints are still in the checkout it ran in
-(``saved/<tune|compare>-<out's name>-<hash>/<trial or run>/``, runs.py's
-:func:`~recbole_umi.experiments.runs.checkpoint_root`). A session may begin on a new machine,
+(``saved/<tune|compare>-<out's name>-<hash>/<trial or run>/``,
+:func:`~recbole_umi.experiments.run_files.checkpoint_root`). A session may begin on a new machine,
 with a fresh checkout, and a run longer than a session (SASRec's and UMISA's at T = 50 take
 hours) would start again every session and never finish. So:
 
@@ -123,7 +123,7 @@ def out_of(argv: list[str]) -> Path | None:
 
 
 def root_of(checkout: Path, out: Path, kind: str) -> Path:
-    from recbole_umi.experiments.runs import checkpoint_root  # torch: only where needed
+    from recbole_umi.experiments.run_files import checkpoint_root
 
     return checkout / checkpoint_root(checkout / out, kind, [], None)
 
@@ -316,7 +316,7 @@ def training(checkout: Path, argv: list[str], pid: int | None = None) -> Path | 
     return None if newest is None else newest[1]
 
 
-def stop(results: Path, outs: list[Path], seconds: float, since: float, also: Path | None, poll: float = 5.0) -> int:
+def stop(results: Path, outs: list[Path], seconds: float, since: float, also: Path | None, poll: float = 1.0) -> int:
     found = runners_on(results)
     watched = [folder for pid, argv, cwd in found if (folder := training(cwd, argv, pid)) is not None]
     while time.time() - since < seconds and watched and runners_on(results):

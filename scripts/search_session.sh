@@ -43,7 +43,8 @@ outs() {  # the tune and compare folders whose unfinished runs are carried
 case $action in
 start)
     worktree=$(realpath -m "${2:-$PIN_WORKTREE}")
-    python -c "import recbole, torch" 2> /dev/null ||
+    # installed? (found, not imported: importing them takes seconds)
+    python -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ('recbole', 'torch'))))" ||
         { echo "install the plugin first, as .ci/run does (torch, then pip install -e '.[test]')" >&2; exit 1; }
     busy=$(python scripts/carry_checkpoints.py runners "$results")
     if [[ -n $busy ]]; then

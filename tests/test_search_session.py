@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import carry_checkpoints  # noqa: E402
 
 from recbole_umi.checkpoints.format import write_checkpoint  # noqa: E402
-from recbole_umi.experiments.runs import checkpoint_root  # noqa: E402
+from recbole_umi.experiments.run_files import checkpoint_root  # noqa: E402
 
 OUT = Path("results/search/ml-1m/UMI")
 
@@ -338,7 +338,7 @@ def test_search_session_starts_the_pinned_search_and_stops_it_after_the_epoch_ca
         # the caller's own shell names a runner in its text: not stopped
         stop = subprocess.Popen(["bash", "-c", "bash scripts/search_session.sh stop 60; echo next # recbole_umi.tune"],
                                 cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        time.sleep(5)
+        time.sleep(3)  # three of its polls
         assert stop.poll() is None and working_in(worktree)  # waiting for the epoch to end
         (trial / "UMI-t-last.pth").write_bytes(b"epoch 4")  # it ends
         out, err = stop.communicate(timeout=60)

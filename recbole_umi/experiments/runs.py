@@ -5,7 +5,6 @@ made with (:func:`compare`; the command is :mod:`recbole_umi.experiments.compare
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
@@ -16,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from recbole_umi.checkpoint import CheckpointError, read_checkpoint, rebuild_settings
-from recbole_umi.experiments.run_files import finished_runs, run_file
+from recbole_umi.experiments.run_files import checkpoint_root, finished_runs, given_settings, run_file
 from recbole_umi.experiments.trials import SEARCH_SEED_COMMENT
 from recbole_umi.experiments.variants import check_variants, resolve_variant
 from recbole_umi.files import DamagedFileError, read_json, record_json, run_lock, set_aside, write_atomic
@@ -79,15 +78,6 @@ class SettingsMismatchError(ValueError):
     """A finished run in the output folder was made with other settings than this comparison."""
 
 
-def given_settings(config_file_list=None, config_dict=None) -> dict:
-    """The YAML files' keys under the ``--key=value`` ones, as given (nothing resolved)."""
-    settings = {}
-    for name in config_file_list or []:
-        settings.update(yaml.safe_load(Path(name).read_text()) or {})
-    settings.update(config_dict or {})
-    return settings
-
-
 def run_settings(config_file_list=None, config_dict=None) -> dict:
     """What a comparison's runs are made with: :func:`given_settings` less the
     :data:`_PLACE_SETTINGS`; stored with each run and checked on resume."""
@@ -128,16 +118,6 @@ def check_finished_runs(out: Path, jobs, dataset: str, settings_of: dict, record
                 f"{path} was run with the settings {record.get('settings')}, this comparison has {settings}: "
                 "use another --out, or delete that file to run it again"
             )
-
-
-def checkpoint_root(out, kind: str, files: list[str], config_dict: dict | None) -> Path:
-    """``<checkpoint_dir>/<kind>-<out's name>-<hash of its path>``: where the runs of the
-    command (``kind``: compare, tune) writing to ``out`` keep their checkpoints, so that an
-    interrupted run is found again and no two output folders share one."""
-    base = given_settings(files, config_dict).get("checkpoint_dir") or "saved"
-    resolved = Path(out).resolve()
-    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
-    return Path(str(base)) / f"{kind}-{resolved.name}-{digest}"
 
 
 def epochs_text(record: dict) -> str:
