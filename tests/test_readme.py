@@ -1,5 +1,6 @@
 """The README's retrieval section runs as written (training shortened: one epoch, large batches)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -22,6 +23,9 @@ def test_retrieval_section_runs_as_written(tmp_path):
     assert commands[0].startswith("python run_recbole_umi.py")
     commands[0] += " --epochs=1 --train_batch_size=2048"  # the one change: a short training
     env = {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}
+    # the worker's thread count (conftest: 1 beside the other worker); torch's default of one
+    # a core beside another busy process made this test's one epoch 40x slower (52 s, not 1.3)
+    env.update({name: os.environ[name] for name in ("OMP_NUM_THREADS",) if name in os.environ})
     outputs = []
     for command in commands:
         command = command.replace("python ", f"{sys.executable} ", 1)
