@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from pathlib import Path
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker per core (setup.cfg): one torch thread each,
@@ -42,26 +41,6 @@ TINY_SETTINGS = {
     "profile_fields": ["age", "gender"],
     "reproducibility": True,
 }
-
-
-# The test files that take longest, longest first (their seconds in one run of the suite, two
-# workers beside two other processes: 96, 90, 75, 60, 54, 49, 47, 46). Workers take files in
-# collection order (setup.cfg: --dist loadfile --no-loadscope-reorder): these start at once and
-# the many short files even out the end. xdist's own order (most tests first) started the
-# README's one long test and the few-test files last, one worker running alone at the end.
-LONGEST_FILES = ("test_readme.py", "test_tune.py", "test_search_session.py", "test_distributed.py",
-                 "test_checkpoint.py", "test_search_spaces.py", "test_cli.py", "test_export.py")
-
-
-def pytest_collection_modifyitems(items):
-    """Sort the files: ``LONGEST_FILES`` first, then the rest, most tests first (xdist's own
-    rule); each file's tests keep their order."""
-    renamed = set(LONGEST_FILES) - {path.name for path in Path(__file__).parent.glob("test_*.py")}
-    if renamed:
-        raise pytest.UsageError(f"tests/conftest.py's LONGEST_FILES names files not in tests/: {sorted(renamed)}")
-    rank = {name: place for place, name in enumerate(LONGEST_FILES)}
-    tests_in = Counter(item.path for item in items)
-    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -tests_in[item.path], str(item.path)))
 
 
 def write_config(path: Path, **overrides) -> Path:
