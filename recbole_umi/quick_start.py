@@ -13,6 +13,7 @@ compat.apply()  # before anything imports RecBole
 import sys  # noqa: E402
 from logging import getLogger  # noqa: E402
 
+import torch  # noqa: E402
 from recbole.utils import get_environment, set_color  # noqa: E402
 
 from recbole_umi.allocator import as_configured  # noqa: E402
@@ -20,6 +21,7 @@ from recbole_umi.checkpoint import checkpoint_config, evaluate_checkpoint, get_t
 from recbole_umi.cli import as_interrupt  # noqa: E402
 from recbole_umi.command_line import DEFAULT_DATASET, DEFAULT_MODEL, build_arg_parser, console_main  # noqa: E402,F401
 from recbole_umi.config import Config, comma_list  # noqa: E402
+from recbole_umi.cores import crowded_cores  # noqa: E402
 from recbole_umi.data.loaders import history_curve_loaders  # noqa: E402
 from recbole_umi.evaluation import PerUserEvaluator, attach_item_categories, evaluated_users, interest_diagnostics  # noqa: E402
 from recbole_umi.metrics import metric_column  # noqa: E402
@@ -93,6 +95,9 @@ def run(
     attach_item_categories(trainer.eval_collector, config, dataset)  # before training: a bad field fails now
     if not as_configured(config) and config["keep_freed_memory"]:
         logger.info("keep_freed_memory: this C library is not glibc; memory is handled as it does by default")
+    crowded = crowded_cores(torch.get_num_threads())  # many times slower, nothing else would say so
+    if crowded is not None:
+        logger.warning(crowded)
     if resume is not None:
         trainer.resume_checkpoint(resume)
     last = last_checkpoint_path(trainer.saved_model_file) if saved else None
