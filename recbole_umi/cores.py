@@ -4,8 +4,8 @@ A training step is hundreds of small operations, and each one that torch splits 
 threads ends when the last of them is done. When other processes keep the cores busy, one
 of those threads waits for the scheduler's next turn at every operation: an epoch of UMI on
 ml-100k took 52 s with torch's default of 2 threads beside two busy training processes on
-2 cores, against 1.3 s with 1 thread (README, "Several processes"). Nothing fails; the run
-is only many times slower, so :func:`crowded_cores` says so before training
+2 cores, against 1.3 s with 1 thread (README, "Large data and several processes"). Nothing
+fails; the run is only many times slower, so :func:`crowded_cores` says so before training
 (``recbole_umi.run`` logs it as a warning).
 
 The other processes are counted from ``/proc/loadavg``'s runnable threads at this moment,
