@@ -21,9 +21,7 @@ changed and why.
   ``sys.exit(15)`` wherever the signal lands: a ``kill`` ended a run in silence, or, inside a
   compiled step, with a RuntimeError's traceback); the handler the process had before the
   import is put back (Python's default, or the one :mod:`recbole_umi.cli` sets while a
-  command runs). :func:`apply` does not import ray (1.5-1.9 s of every process's start, and
-  nothing of the plugin's uses it): :class:`_RayBeforeRecBoleQuickStart` calls
-  :func:`make_ray_importable` the first time anything imports ``recbole.quick_start``.
+  command runs).
 - :func:`import_sequential_models_without_anomaly_mode`: ``recbole/model/sequential_
   recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)`` at import; we
   import the package once here and restore the caller's anomaly setting.
@@ -83,7 +81,6 @@ __all__ = [
     "apply",
     "restore_numpy_aliases",
     "make_ray_importable",
-    "make_ray_importable_on_demand",
     "import_sequential_models_without_anomaly_mode",
     "download_datasets_without_process_group",
     "read_no_recbole_pickles",
@@ -168,32 +165,6 @@ def make_ray_importable() -> bool:
     finally:
         if sigterm is not None and signal.getsignal(signal.SIGTERM) is not sigterm:
             signal.signal(signal.SIGTERM, sigterm)  # ray's worker module set its own at import
-
-
-class _RayBeforeRecBoleQuickStart:
-    """A ``sys.meta_path`` finder that finds nothing: the first import of
-    ``recbole.quick_start`` (the one RecBole module that imports ray) runs
-    :func:`make_ray_importable` first, then goes on as usual; the finder then leaves."""
-
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name == "recbole.quick_start":
-            if cls in sys.meta_path:
-                sys.meta_path.remove(cls)
-            make_ray_importable()
-        return None
-
-
-def make_ray_importable_on_demand() -> None:
-    """:func:`make_ray_importable` when ``recbole.quick_start`` is first imported (now, if it
-    is already). setuptools' deprecation warning of ``pkg_resources``, which ray's import
-    used to swallow for the whole process, is ignored: hyperopt 0.2.5 (``tune``) imports it
-    too, and a user can do nothing about either."""
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning)
-    if "recbole.quick_start" in sys.modules or "ray" in sys.modules:
-        make_ray_importable()
-    elif _RayBeforeRecBoleQuickStart not in sys.meta_path:
-        sys.meta_path.insert(0, _RayBeforeRecBoleQuickStart)
 
 
 def import_sequential_models_without_anomaly_mode() -> None:
@@ -347,7 +318,7 @@ def apply() -> None:
     if _applied:
         return
     restore_numpy_aliases()
-    make_ray_importable_on_demand()
+    make_ray_importable()
     import_sequential_models_without_anomaly_mode()
     download_datasets_without_process_group()
     read_no_recbole_pickles()

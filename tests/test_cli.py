@@ -109,12 +109,12 @@ def _raise_signal_in_compiled_code(signum):
 def test_sigterm_ends_a_run_as_ctrl_c_does(tiny_data, tmp_path, monkeypatch, capsys, where):
     """A ``kill`` (what a scheduler or a session's end sends) ends a run in one line that
     names its resume command, status 143; the process's SIGTERM handler is Python's default
-    again afterwards."""
+    again afterwards (ray's import replaced it: recbole_umi.compat puts it back)."""
     from recbole_umi.cli import as_interrupt, command
     from recbole_umi.quick_start import main as run_main
     from tests.conftest import cut_training
 
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # RecBole imported above (ray: test_compat)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # RecBole, and so ray, imported above
     monkeypatch.chdir(tmp_path)
     stop = _raise_signal_in_compiled_code(signal.SIGTERM) if where == "compiled" else (
         lambda: signal.raise_signal(signal.SIGTERM))

@@ -103,30 +103,6 @@ def test_lazy_package_attributes():
         recbole_umi.Conf
 
 
-RAY_ON_DEMAND = """
-import signal, sys
-import recbole_umi.quick_start
-from recbole_umi import compat
-assert "ray" not in sys.modules  # the plugin's own start: no ray
-import warnings
-with warnings.catch_warnings(record=True) as caught:  # the process's filters, as a user has them
-    import hyperopt  # tune's: imports pkg_resources (setuptools warns), before ray did
-assert not [w for w in caught if "pkg_resources" in str(w.message)], caught
-marker = lambda *_: None
-signal.signal(signal.SIGTERM, marker)  # as recbole_umi.cli sets its own while a command runs
-import recbole.quick_start  # RecBole's one module that imports ray
-assert hasattr(sys.modules["ray"], "__version__")  # the real one, from make_ray_importable
-assert signal.getsignal(signal.SIGTERM) is marker  # ray's import took SIGTERM over: put back
-assert compat._RayBeforeRecBoleQuickStart not in sys.meta_path  # once
-print("ray on demand")
-"""
-
-
-def test_ray_is_imported_only_with_recbole_quick_start_and_leaves_sigterm_alone():
-    out = run_python(RAY_ON_DEMAND)
-    assert out.returncode == 0 and out.stdout.strip() == "ray on demand", out.stderr[-1500:]
-
-
 def test_ray_placeholder_fails_only_on_use(monkeypatch):
     placeholder = compat._ray_placeholder("no pkg_resources")
     try:
