@@ -52,7 +52,8 @@ def running_threads(tasks: Path = TASKS) -> int:
             stat = task.read_text()
         except OSError:  # ended meanwhile
             continue
-        running += stat[stat.rindex(")") + 2: stat.rindex(")") + 3] == "R"  # the state follows "(name) "
+        state_at = stat.rindex(")") + 2  # the state follows "(name) "; a name may hold ")"
+        running += stat[state_at:state_at + 1] == "R"
     return max(1, running)
 
 
